@@ -1,0 +1,119 @@
+// Package nodes is the catalog of node types. Validation, execution,
+// `lgx nodes`, `lgx schema` and the generated docs all read the one registry
+// here, so a type is declared once. A type knows nothing of state, reducers
+// or super-steps: it turns resolved inputs into a result.
+package nodes
+
+import (
+	"context"
+	"net/http"
+)
+
+// Field documents one `with` input or one result field of a type.
+type Field struct {
+	Name     string
+	Type     string // string, integer, number, boolean, duration, bytes, list, object, messages, any
+	Enum     []string
+	Default  string // as shown to users; "" = none
+	Required bool
+	// Static fields are used as written: `${{ }}` in them is not an
+	// expression (e.g. a Go template's own text), and they are available to
+	// Prepare at compile time.
+	Static bool
+	Doc    string
+}
+
+// Doc describes a type for `lgx nodes`, the schema and the docs.
+type Doc struct {
+	Summary string
+	With    []Field
+	Result  []Field
+	// OneOf lists groups of fields of which at most one may be given
+	// (e.g. body | json); Required groups need exactly one.
+	OneOf []OneOf
+}
+
+// OneOf is a group of mutually exclusive fields.
+type OneOf struct {
+	Fields   []string
+	Required bool
+}
+
+// Type is one catalog entry.
+type Type interface {
+	// Name is the `type:` value, e.g. "http_fetch".
+	Name() string
+	// Doc describes the inputs and result.
+	Doc() Doc
+	// Run performs one invocation (one attempt). It must honour ctx, return
+	// a JSON-like result (nil, bool, int, float64, string, []any,
+	// map[string]any), and report failures as *Error so that the retry
+	// policy can read their kind.
+	Run(ctx context.Context, inv *Invocation) (any, error)
+}
+
+// Preparer is implemented by types that can do work once per workflow at
+// compile time, from the literal values of their Static fields (parse a
+// template, compile a schema). `lgx validate` calls it too, so its errors
+// are reported before a run; the returned value reaches Run as
+// Invocation.Prepared.
+type Preparer interface {
+	Prepare(static map[string]any) (any, error)
+}
+
+// Invocation is everything one attempt of a node (or of one for_each item)
+// sees. With holds the resolved `with` values: expressions evaluated,
+// defaults not applied (types apply their own).
+type Invocation struct {
+	RunID    string
+	Workflow string
+	Node     string
+	Step     int
+	Index    int // for_each item index; -1 when the node is not a loop
+	Attempt  int // 1-based
+
+	With     map[string]any
+	Prepared any
+	// Data is the template data root {state, item, index, run} (SPEC §5.3).
+	Data map[string]any
+
+	Host Host
+}
+
+// Host is what the runner offers a type during an invocation.
+type Host interface {
+	// HTTPClient is the run's shared, tuned client.
+	HTTPClient() *http.Client
+	// IdempotencyKey is derived from run id, node and item index: the same
+	// across retries and resumes.
+	IdempotencyKey() string
+	// Token streams a piece of model output as a `token` event.
+	Token(text string)
+	// Provider resolves a provider by name (env and secret expressions
+	// evaluated).
+	Provider(name string) (*Provider, error)
+	// Tools returns the declarations of the named tools, in order.
+	Tools(names []string) ([]ToolSpec, error)
+	// RunTool runs one tool call under the caps of its node and returns the
+	// tool message content.
+	RunTool(ctx context.Context, name string, args map[string]any) (any, error)
+	// RunSubgraph runs a child workflow (path relative to the parent file)
+	// sharing the parent's caps, and returns its final state.
+	RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error)
+}
+
+// Provider is a resolved LLM endpoint.
+type Provider struct {
+	Name    string
+	Kind    string // openai | anthropic
+	Model   string
+	BaseURL string
+	APIKey  string
+}
+
+// ToolSpec is a tool as offered to a model.
+type ToolSpec struct {
+	Name        string
+	Description string
+	Parameters  map[string]any // JSON Schema
+}

@@ -1,0 +1,237 @@
+// Package spec is the lgx workflow file format: loading a YAML file into typed
+// structs that remember where every piece came from, and validating them.
+// It knows nothing about running workflows.
+package spec
+
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Pos is a 1-based line and column in a workflow file. The zero Pos means
+// "no position" (for synthesised values).
+type Pos struct {
+	Line int
+	Col  int
+}
+
+// Name is an identifier as written in the file, with its position.
+type Name struct {
+	Value string
+	Pos   Pos
+}
+
+// Reserved node names used by edges.
+const (
+	Start = "START"
+	End   = "END"
+)
+
+// State key types (SPEC §2).
+const (
+	TypeString   = "string"
+	TypeNumber   = "number"
+	TypeInteger  = "integer"
+	TypeBoolean  = "boolean"
+	TypeList     = "list"
+	TypeObject   = "object"
+	TypeMessages = "messages"
+	TypeAny      = "any"
+)
+
+// Reducers (SPEC §2).
+const (
+	ReducerReplace  = "replace"
+	ReducerAppend   = "append"
+	ReducerMerge    = "merge"
+	ReducerSum      = "sum"
+	ReducerMin      = "min"
+	ReducerMax      = "max"
+	ReducerUnion    = "union"
+	ReducerMessages = "messages"
+)
+
+// On-error policies (SPEC §3.2).
+const (
+	OnErrorFail     = "fail"
+	OnErrorContinue = "continue"
+)
+
+// Workflow is one loaded workflow file. Slices keep file order, which is
+// significant: writes of one super-step are applied in node file order.
+type Workflow struct {
+	File   string     // path as given by the user
+	Source []byte     // the file's bytes, for diagnostics and for durable runs
+	Root   *yaml.Node // document root
+
+	Version     int // the `lgx:` field; only 1 exists
+	Name        string
+	NamePos     Pos
+	Description string
+
+	Secrets   []Name
+	Config    Config
+	Pools     []*Pool
+	Providers []*Provider
+	State     []*StateKey
+	Tools     []*Tool
+	Nodes     []*Node
+	Edges     []*Edge
+
+	// Output lists the keys `lgx run` prints; nil when `output:` is absent
+	// (meaning: every state key).
+	Output []Name
+}
+
+// Config is the `config:` block with defaults applied.
+type Config struct {
+	Pos            Pos
+	Concurrency    int           // default 32
+	RecursionLimit int           // default 100
+	Timeout        time.Duration // whole run; 0 = none
+	NodeTimeout    time.Duration // per attempt; default 60s
+	Retry          RetryPolicy   // default for every node
+}
+
+// Default values of Config and RetryPolicy (SPEC §1, §3.2).
+const (
+	DefaultConcurrency    = 32
+	DefaultRecursionLimit = 100
+	DefaultNodeTimeout    = 60 * time.Second
+	DefaultAttempts       = 3
+	DefaultBackoff        = 500 * time.Millisecond
+	DefaultMaxBackoff     = 30 * time.Second
+)
+
+// DefaultRetryOn is the default `retry.on` list.
+var DefaultRetryOn = []string{"network", "timeout", "429", "5xx"}
+
+// RetryPolicy says how often and when a failed attempt is tried again.
+type RetryPolicy struct {
+	Pos        Pos
+	Attempts   int // total tries, the first included
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	On         []string // error kinds ("network", "timeout", "status", …) or status patterns ("429", "5xx")
+}
+
+// Rate is a token-bucket refill rate: Count tokens every Per.
+type Rate struct {
+	Count int
+	Per   time.Duration
+}
+
+// PerSecond is the rate as tokens per second (0 when unset).
+func (r Rate) PerSecond() float64 {
+	if r.Count == 0 || r.Per == 0 {
+		return 0
+	}
+	return float64(r.Count) / r.Per.Seconds()
+}
+
+// Pool is a named cap shared by the nodes that name it.
+type Pool struct {
+	Name        string
+	Pos         Pos
+	Concurrency int  // 0 = no concurrency cap
+	Rate        Rate // zero = no rate limit
+	Burst       int  // default: max(1, Concurrency)
+}
+
+// Provider is an LLM endpoint for llm_call. String fields may hold
+// `${{ env.X }}` / `${{ secrets.X }}` expressions, resolved at run time.
+type Provider struct {
+	Name    string
+	Pos     Pos
+	Kind    string // openai | anthropic
+	KindPos Pos
+	Model   string
+	BaseURL string
+	APIKey  string
+	Pool    Name // optional
+	Node    *yaml.Node
+}
+
+// StateKey declares one key of the run state.
+type StateKey struct {
+	Name        string
+	Pos         Pos
+	Type        string // one of the Type* constants
+	TypePos     Pos
+	Reducer     string // one of the Reducer* constants; defaulted from Type
+	ReducerPos  Pos
+	Default     any // decoded YAML value; nil when absent
+	HasDefault  bool
+	Required    bool
+	Description string
+}
+
+// Tool is a top-level tool that models may call (SPEC §5.5).
+type Tool struct {
+	Name        string
+	Pos         Pos
+	Description string
+	Parameters  map[string]any // JSON Schema
+	ParamsPos   Pos
+	Node        *Node      // the catalog node that does the work; its expressions see `args`
+	Output      *yaml.Node // expression for the tool message content; nil = `${{ result }}`
+}
+
+// Node is one entry of `nodes:`.
+type Node struct {
+	Name        string
+	Pos         Pos
+	Index       int // position in file order
+	Type        string
+	TypePos     Pos
+	Description string
+
+	// With is the `with:` mapping as written (nil when absent). Strings in it
+	// may contain `${{ }}` expressions; positions are kept for diagnostics.
+	With *yaml.Node
+
+	ForEach *yaml.Node // expression string (or literal sequence); nil = not a loop
+	As      string     // loop variable; default "item"
+	AsPos   Pos
+
+	Concurrency int    // cap on this node's items in flight; 0 = none
+	Pools       []Name // pools named by the node
+
+	Timeout time.Duration // per attempt; 0 = config.node_timeout
+	Retry   *RetryPolicy  // nil = config.retry
+	OnError string        // fail | continue
+
+	// Output maps state keys to values, in file order. `output: key` is
+	// stored as {key: "${{ result }}"}.
+	Output    []*OutputEntry
+	OutputPos Pos
+}
+
+// OutputEntry is one `state key: value` of a node's output.
+type OutputEntry struct {
+	Key   string
+	Pos   Pos
+	Value *yaml.Node
+}
+
+// Edge is one entry of `edges:`. A plain edge has To; a conditional edge has
+// When (first match wins) and optionally Else.
+type Edge struct {
+	Pos     Pos
+	From    []Name // more than one = join
+	To      []Name
+	When    []*Case
+	Else    []Name
+	HasElse bool
+}
+
+// IsJoin reports whether the edge waits for several sources.
+func (e *Edge) IsJoin() bool { return len(e.From) > 1 }
+
+// Case is one `if:`/`to:` arm of a conditional edge.
+type Case struct {
+	Pos Pos
+	If  *yaml.Node // expression string (with or without ${{ }})
+	To  []Name
+}

@@ -1,0 +1,105 @@
+// Package store records runs durably: the workflow text and inputs, each
+// node invocation's writes the moment it finishes, and a checkpoint of the
+// keys that changed at every step boundary. The executor talks to it only
+// through Store, so a server-backed store can drop in later.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for an unknown run id.
+var ErrNotFound = errors.New("run not found")
+
+// Status of a run.
+type Status string
+
+// Run statuses.
+const (
+	StatusRunning     Status = "running"
+	StatusCompleted   Status = "completed"
+	StatusFailed      Status = "failed"
+	StatusCancelled   Status = "cancelled"
+	StatusInterrupted Status = "interrupted"
+)
+
+// Resumable reports whether `lgx resume` may continue a run in this status.
+// A "running" run whose process died (kill -9) is resumable too.
+func (s Status) Resumable() bool { return s != StatusCompleted }
+
+// Run is one recorded run.
+type Run struct {
+	ID        string
+	Workflow  string // the workflow's name
+	File      string // path the workflow was loaded from
+	Source    []byte // the workflow text, so resume runs what was started
+	Inputs    json.RawMessage
+	Status    Status
+	Error     string
+	StartedAt time.Time
+	EndedAt   time.Time // zero while running
+}
+
+// Invocation status.
+const (
+	InvocationOK          = "ok"          // finished; Writes are final
+	InvocationFailed      = "failed"      // failed and failed the run
+	InvocationContinued   = "continued"   // failed with on_error: continue; Writes are final
+	InvocationInterrupted = "interrupted" // paused at an interrupt node
+)
+
+// Invocation is one finished node invocation (or one for_each item). Its
+// identity is (RunID, Step, Node, Index); Index is -1 for a node without
+// for_each.
+type Invocation struct {
+	RunID     string
+	Step      int
+	Node      string
+	Index     int
+	Status    string
+	Writes    json.RawMessage // JSON object: state key -> value written, in output order
+	Error     string
+	ErrorKind string
+	Attempts  int
+	StartedAt time.Time
+	EndedAt   time.Time
+}
+
+// Checkpoint is written at the end of each step, after its writes were
+// applied. It holds only the keys that changed, so the store grows with
+// what was written, not with state size times steps.
+type Checkpoint struct {
+	RunID   string
+	Step    int
+	Changed map[string]json.RawMessage // key -> new value
+	Next    []string                   // nodes triggered for step Step+1, in file order
+	Joins   json.RawMessage            // executor-defined join progress
+	At      time.Time
+}
+
+// Store persists runs. Implementations are safe for concurrent use.
+type Store interface {
+	CreateRun(ctx context.Context, r *Run) error
+	// FinishRun sets a run's status (and error, end time).
+	FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error
+	// SetStatus changes a run's status without ending it (e.g. back to
+	// running on resume).
+	SetStatus(ctx context.Context, id string, status Status) error
+	// RecordInvocation stores an invocation; recording the same identity
+	// twice replaces the earlier record.
+	RecordInvocation(ctx context.Context, inv *Invocation) error
+	WriteCheckpoint(ctx context.Context, cp *Checkpoint) error
+
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// ListRuns returns runs newest first; limit <= 0 means all.
+	ListRuns(ctx context.Context, limit int) ([]*Run, error)
+	// Checkpoints returns a run's checkpoints in step order.
+	Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, error)
+	// Invocations returns a run's invocations ordered by step, then
+	// finishing order.
+	Invocations(ctx context.Context, runID string) ([]*Invocation, error)
+	Close() error
+}
