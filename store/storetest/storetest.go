@@ -1,0 +1,684 @@
+// Package storetest is a conformance suite for store.Store
+// implementations: every store (memory, SQLite, a future server-backed
+// one) must pass Run, so the executor and the CLI can rely on the same
+// behaviour whichever store is configured.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// Run runs the conformance suite. open must return a new, empty store for
+// each call; Run closes it when the subtest ends.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateGetRoundTrip", testCreateGet},
+		{"CreateRejects", testCreateRejects},
+		{"GetUnknown", testGetUnknown},
+		{"ListRuns", testListRuns},
+		{"FinishRun", testFinishRun},
+		{"SetStatus", testSetStatus},
+		{"UnknownRunWrites", testUnknownRunWrites},
+		{"InvocationRoundTrip", testInvocationRoundTrip},
+		{"InvocationReplace", testInvocationReplace},
+		{"InvocationOrder", testInvocationOrder},
+		{"InvocationRejects", testInvocationRejects},
+		{"CheckpointRoundTrip", testCheckpointRoundTrip},
+		{"CheckpointOrderAndReplace", testCheckpointOrder},
+		{"CheckpointRejectsInvalidJSON", testCheckpointRejects},
+		{"RunsAreIsolated", testIsolation},
+		{"CopiesInAndOut", testCopies},
+		{"ConcurrentRecord", testConcurrentRecord},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+// base is a fixed instant with nanoseconds in a non-UTC zone, so stores
+// that drop precision or mangle zones fail.
+var base = time.Date(2026, 11, 26, 21, 30, 15, 123456789, time.FixedZone("X", 5*3600+1800))
+
+func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+
+func newRun(id string, started time.Time) *store.Run {
+	return &store.Run{
+		ID:        id,
+		Workflow:  "wf-" + id,
+		File:      "/tmp/" + id + ".yaml",
+		Source:    []byte("name: wf\nnodes:\n  a: {type: set}\n"),
+		Inputs:    json.RawMessage(`{"topic": "go",  "n": [1, 2]}`),
+		Status:    store.StatusRunning,
+		StartedAt: started,
+	}
+}
+
+func mustCreate(t *testing.T, s store.Store, r *store.Run) {
+	t.Helper()
+	if err := s.CreateRun(context.Background(), r); err != nil {
+		t.Fatalf("CreateRun(%s): %v", r.ID, err)
+	}
+}
+
+func mustRecord(t *testing.T, s store.Store, inv *store.Invocation) {
+	t.Helper()
+	if err := s.RecordInvocation(context.Background(), inv); err != nil {
+		t.Fatalf("RecordInvocation(%s/%d/%s/%d): %v", inv.RunID, inv.Step, inv.Node, inv.Index, err)
+	}
+}
+
+func mustGet(t *testing.T, s store.Store, id string) *store.Run {
+	t.Helper()
+	r, err := s.GetRun(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetRun(%s): %v", id, err)
+	}
+	return r
+}
+
+func mustInvocations(t *testing.T, s store.Store, id string) []*store.Invocation {
+	t.Helper()
+	invs, err := s.Invocations(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Invocations(%s): %v", id, err)
+	}
+	return invs
+}
+
+func mustCheckpoints(t *testing.T, s store.Store, id string) []*store.Checkpoint {
+	t.Helper()
+	cps, err := s.Checkpoints(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Checkpoints(%s): %v", id, err)
+	}
+	return cps
+}
+
+func sameTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if want.IsZero() {
+		if !got.IsZero() {
+			t.Errorf("%s = %v, want zero time", what, got)
+		}
+		return
+	}
+	if !got.Equal(want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func sameBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+func checkRun(t *testing.T, got, want *store.Run) {
+	t.Helper()
+	if got.ID != want.ID || got.Workflow != want.Workflow || got.File != want.File ||
+		got.Status != want.Status || got.Error != want.Error {
+		t.Errorf("run = {%s %s %s %s %q}, want {%s %s %s %s %q}",
+			got.ID, got.Workflow, got.File, got.Status, got.Error,
+			want.ID, want.Workflow, want.File, want.Status, want.Error)
+	}
+	sameBytes(t, "Source", got.Source, want.Source)
+	sameBytes(t, "Inputs", got.Inputs, want.Inputs)
+	sameTime(t, "StartedAt", got.StartedAt, want.StartedAt)
+	sameTime(t, "EndedAt", got.EndedAt, want.EndedAt)
+}
+
+func checkInvocation(t *testing.T, got, want *store.Invocation) {
+	t.Helper()
+	if got.RunID != want.RunID || got.Step != want.Step || got.Node != want.Node || got.Index != want.Index ||
+		got.Status != want.Status || got.Error != want.Error || got.ErrorKind != want.ErrorKind || got.Attempts != want.Attempts {
+		t.Errorf("invocation = %+v, want %+v", *got, *want)
+	}
+	sameBytes(t, "Writes", got.Writes, want.Writes)
+	sameTime(t, "StartedAt", got.StartedAt, want.StartedAt)
+	sameTime(t, "EndedAt", got.EndedAt, want.EndedAt)
+}
+
+func testCreateGet(t *testing.T, s store.Store) {
+	tests := []struct {
+		name string
+		run  *store.Run
+	}{
+		{"full", newRun("01A", at(0))},
+		{"minimal", &store.Run{ID: "01B", Status: store.StatusRunning}},
+		{"finished fields at create", &store.Run{
+			ID: "01C", Workflow: "w", Status: store.StatusFailed, Error: "boom: ü 🚀",
+			Source: []byte{0, 1, 2, 255}, Inputs: json.RawMessage(`null`),
+			StartedAt: at(1), EndedAt: at(2),
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mustCreate(t, s, tc.run)
+			checkRun(t, mustGet(t, s, tc.run.ID), tc.run)
+		})
+	}
+}
+
+func testCreateRejects(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("dup", at(0)))
+	if err := s.CreateRun(ctx, newRun("dup", at(1))); err == nil {
+		t.Error("CreateRun with a used id succeeded, want error")
+	}
+	if got := mustGet(t, s, "dup"); !got.StartedAt.Equal(at(0)) {
+		t.Errorf("duplicate CreateRun changed the run: StartedAt = %v", got.StartedAt)
+	}
+	if err := s.CreateRun(ctx, &store.Run{}); err == nil {
+		t.Error("CreateRun with an empty id succeeded, want error")
+	}
+}
+
+func testGetUnknown(t *testing.T, s store.Store) {
+	_, err := s.GetRun(context.Background(), "nope")
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRun(unknown) error = %v, want ErrNotFound", err)
+	}
+	mustCreate(t, s, newRun("known", at(0)))
+	if _, err := s.GetRun(context.Background(), "know"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRun(prefix of a known id) error = %v, want ErrNotFound", err)
+	}
+}
+
+func ids(runs []*store.Run) []string {
+	out := make([]string, len(runs))
+	for i, r := range runs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func testListRuns(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	empty, err := s.ListRuns(ctx, 0)
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("ListRuns on empty store = %v, %v; want none, nil", ids(empty), err)
+	}
+	// Created out of order; r3 and r4 start at the same instant, so the id
+	// (sortable) breaks the tie.
+	for _, r := range []*store.Run{
+		newRun("r2", at(20)), newRun("r1", at(10)), newRun("r4", at(30)),
+		newRun("r3", at(30)), newRun("r5", at(40)),
+	} {
+		mustCreate(t, s, r)
+	}
+	tests := []struct {
+		limit int
+		want  []string
+	}{
+		{0, []string{"r5", "r4", "r3", "r2", "r1"}},
+		{-1, []string{"r5", "r4", "r3", "r2", "r1"}},
+		{2, []string{"r5", "r4"}},
+		{5, []string{"r5", "r4", "r3", "r2", "r1"}},
+		{50, []string{"r5", "r4", "r3", "r2", "r1"}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("limit=%d", tc.limit), func(t *testing.T) {
+			runs, err := s.ListRuns(ctx, tc.limit)
+			if err != nil {
+				t.Fatalf("ListRuns: %v", err)
+			}
+			if got := ids(runs); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ListRuns(%d) = %v, want %v", tc.limit, got, tc.want)
+			}
+		})
+	}
+	runs, _ := s.ListRuns(ctx, 1)
+	if len(runs) == 1 {
+		want := newRun("r5", at(40))
+		checkRun(t, runs[0], want)
+	}
+}
+
+func testFinishRun(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tests := []struct {
+		status store.Status
+		msg    string
+	}{
+		{store.StatusCompleted, ""},
+		{store.StatusFailed, "node fetch: http 500"},
+		{store.StatusCancelled, "context canceled"},
+		{store.StatusInterrupted, ""},
+	}
+	for i, tc := range tests {
+		t.Run(string(tc.status), func(t *testing.T) {
+			r := newRun(fmt.Sprintf("f%d", i), at(i))
+			mustCreate(t, s, r)
+			if err := s.FinishRun(ctx, r.ID, tc.status, tc.msg, at(100+i)); err != nil {
+				t.Fatalf("FinishRun: %v", err)
+			}
+			want := *r
+			want.Status, want.Error, want.EndedAt = tc.status, tc.msg, at(100+i)
+			checkRun(t, mustGet(t, s, r.ID), &want)
+		})
+	}
+	if err := s.FinishRun(ctx, "nope", store.StatusFailed, "x", at(0)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FinishRun(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testSetStatus(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun("s1", at(0))
+	mustCreate(t, s, r)
+	if err := s.FinishRun(ctx, r.ID, store.StatusFailed, "boom", at(5)); err != nil {
+		t.Fatalf("FinishRun: %v", err)
+	}
+	if err := s.SetStatus(ctx, r.ID, store.StatusRunning); err != nil {
+		t.Fatalf("SetStatus: %v", err)
+	}
+	got := mustGet(t, s, r.ID)
+	if got.Status != store.StatusRunning {
+		t.Errorf("Status = %s, want running", got.Status)
+	}
+	if !got.EndedAt.IsZero() || got.Error != "" {
+		t.Errorf("after SetStatus(running): EndedAt = %v, Error = %q; want zero, empty (the run is live again)", got.EndedAt, got.Error)
+	}
+	sameTime(t, "StartedAt", got.StartedAt, r.StartedAt)
+	if err := s.SetStatus(ctx, "nope", store.StatusRunning); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetStatus(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testUnknownRunWrites(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.RecordInvocation(ctx, &store.Invocation{RunID: "nope", Node: "a", Index: -1}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecordInvocation(unknown run) error = %v, want ErrNotFound", err)
+	}
+	if err := s.WriteCheckpoint(ctx, &store.Checkpoint{RunID: "nope", Step: 1}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("WriteCheckpoint(unknown run) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Invocations(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Invocations(unknown run) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Checkpoints(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Checkpoints(unknown run) error = %v, want ErrNotFound", err)
+	}
+	mustCreate(t, s, newRun("empty", at(0)))
+	if invs := mustInvocations(t, s, "empty"); len(invs) != 0 {
+		t.Errorf("Invocations(new run) = %d records, want 0", len(invs))
+	}
+	if cps := mustCheckpoints(t, s, "empty"); len(cps) != 0 {
+		t.Errorf("Checkpoints(new run) = %d records, want 0", len(cps))
+	}
+}
+
+func testInvocationRoundTrip(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	tests := []struct {
+		name string
+		inv  *store.Invocation
+	}{
+		{"ok", &store.Invocation{
+			RunID: "run", Step: 1, Node: "fetch", Index: -1, Status: store.InvocationOK,
+			Writes:   json.RawMessage(`{"page": "<html>\n ü</html>",  "n": 1.50}`),
+			Attempts: 1, StartedAt: at(1), EndedAt: at(2),
+		}},
+		{"failed", &store.Invocation{
+			RunID: "run", Step: 2, Node: "llm", Index: 0, Status: store.InvocationFailed,
+			Error: "provider: 429 too many requests", ErrorKind: "rate_limit", Attempts: 3,
+			StartedAt: at(3), EndedAt: at(4),
+		}},
+		{"continued", &store.Invocation{
+			RunID: "run", Step: 2, Node: "llm", Index: 7, Status: store.InvocationContinued,
+			Writes: json.RawMessage(`{"err":"x"}`), Error: "timeout", ErrorKind: "timeout", Attempts: 2,
+			StartedAt: at(5), EndedAt: at(6),
+		}},
+		{"interrupted", &store.Invocation{
+			RunID: "run", Step: 3, Node: "ask", Index: -1, Status: store.InvocationInterrupted,
+			StartedAt: at(7),
+		}},
+	}
+	for _, tc := range tests {
+		mustRecord(t, s, tc.inv)
+	}
+	invs := mustInvocations(t, s, "run")
+	if len(invs) != len(tests) {
+		t.Fatalf("Invocations = %d records, want %d", len(invs), len(tests))
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkInvocation(t, invs[i], tc.inv) })
+	}
+}
+
+func testInvocationReplace(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	first := &store.Invocation{RunID: "run", Step: 1, Node: "ask", Index: -1,
+		Status: store.InvocationInterrupted, Attempts: 1, StartedAt: at(1)}
+	mustRecord(t, s, first)
+	// Same node, other identities: index 0 and step 2 are distinct records.
+	other0 := &store.Invocation{RunID: "run", Step: 1, Node: "ask", Index: 0, Status: store.InvocationOK, Writes: json.RawMessage(`{"a":0}`)}
+	other2 := &store.Invocation{RunID: "run", Step: 2, Node: "ask", Index: -1, Status: store.InvocationOK, Writes: json.RawMessage(`{"a":2}`)}
+	mustRecord(t, s, other0)
+	mustRecord(t, s, other2)
+	second := &store.Invocation{RunID: "run", Step: 1, Node: "ask", Index: -1,
+		Status: store.InvocationOK, Writes: json.RawMessage(`{"answer":"yes"}`), Attempts: 2,
+		StartedAt: at(10), EndedAt: at(11)}
+	mustRecord(t, s, second)
+
+	invs := mustInvocations(t, s, "run")
+	if len(invs) != 3 {
+		t.Fatalf("Invocations = %d records, want 3 (re-record replaces)", len(invs))
+	}
+	// The replacement finished last in step 1, so it comes after index 0.
+	checkInvocation(t, invs[0], other0)
+	checkInvocation(t, invs[1], second)
+	checkInvocation(t, invs[2], other2)
+}
+
+func key(inv *store.Invocation) string {
+	return fmt.Sprintf("%d/%s/%d", inv.Step, inv.Node, inv.Index)
+}
+
+func testInvocationOrder(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	record := []struct {
+		step  int
+		node  string
+		index int
+	}{
+		{2, "z", -1}, {1, "b", -1}, {1, "a", 2}, {3, "a", -1}, {1, "a", 0}, {2, "a", -1}, {1, "c", -1},
+	}
+	for i, r := range record {
+		// EndedAt deliberately disagrees with the recording order: the
+		// store orders by when it was told, which is the finishing order.
+		mustRecord(t, s, &store.Invocation{RunID: "run", Step: r.step, Node: r.node, Index: r.index,
+			Status: store.InvocationOK, EndedAt: at(100 - i)})
+	}
+	want := []string{"1/b/-1", "1/a/2", "1/a/0", "1/c/-1", "2/z/-1", "2/a/-1", "3/a/-1"}
+	invs := mustInvocations(t, s, "run")
+	got := make([]string, len(invs))
+	for i, inv := range invs {
+		got[i] = key(inv)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Invocations order = %v, want %v", got, want)
+	}
+}
+
+func testInvocationRejects(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	ctx := context.Background()
+	for name, inv := range map[string]*store.Invocation{
+		"empty run id": {Node: "a"},
+		"empty node":   {RunID: "run"},
+	} {
+		if err := s.RecordInvocation(ctx, inv); err == nil {
+			t.Errorf("RecordInvocation(%s) succeeded, want error", name)
+		}
+	}
+}
+
+func checkCheckpoint(t *testing.T, got, want *store.Checkpoint) {
+	t.Helper()
+	if got.RunID != want.RunID || got.Step != want.Step {
+		t.Errorf("checkpoint = %s/%d, want %s/%d", got.RunID, got.Step, want.RunID, want.Step)
+	}
+	if len(got.Changed) != len(want.Changed) {
+		t.Errorf("Changed has %d keys, want %d", len(got.Changed), len(want.Changed))
+	}
+	for k, v := range want.Changed {
+		g, ok := got.Changed[k]
+		if !ok {
+			t.Errorf("Changed[%q] missing", k)
+			continue
+		}
+		sameBytes(t, "Changed["+k+"]", g, v)
+	}
+	if !reflect.DeepEqual(got.Next, want.Next) {
+		t.Errorf("Next = %#v, want %#v", got.Next, want.Next)
+	}
+	sameBytes(t, "Joins", got.Joins, want.Joins)
+	sameTime(t, "At", got.At, want.At)
+}
+
+func testCheckpointRoundTrip(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	tests := []struct {
+		name string
+		cp   *store.Checkpoint
+	}{
+		{"full", &store.Checkpoint{
+			RunID: "run", Step: 1,
+			Changed: map[string]json.RawMessage{
+				"page":      json.RawMessage(`"<html>\n\tü \u00e9 🚀</html>"`),
+				"list":      json.RawMessage(`[1, 2,   {"x" : null}]`),
+				"obj":       json.RawMessage(`{"b":1,"a":2}`),
+				"num":       json.RawMessage(`1.50e+3`),
+				"nothing":   json.RawMessage(`null`),
+				"key \"q\"": json.RawMessage(`true`),
+			},
+			Next:  []string{"b", "a", "c"},
+			Joins: json.RawMessage(`{"join1": {"seen": ["a", "b"]}}`),
+			At:    at(1),
+		}},
+		{"empty", &store.Checkpoint{RunID: "run", Step: 2}},
+		{"empty next is not nil", &store.Checkpoint{RunID: "run", Step: 3, Next: []string{},
+			Changed: map[string]json.RawMessage{"k": json.RawMessage(`""`)}, At: at(3)}},
+	}
+	for _, tc := range tests {
+		if err := s.WriteCheckpoint(context.Background(), tc.cp); err != nil {
+			t.Fatalf("WriteCheckpoint(%s): %v", tc.name, err)
+		}
+	}
+	cps := mustCheckpoints(t, s, "run")
+	if len(cps) != len(tests) {
+		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(tests))
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkCheckpoint(t, cps[i], tc.cp) })
+	}
+}
+
+func testCheckpointOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	for _, step := range []int{3, 1, 10, 2, 0} {
+		cp := &store.Checkpoint{RunID: "run", Step: step,
+			Changed: map[string]json.RawMessage{"step": json.RawMessage(fmt.Sprint(step))}, At: at(step)}
+		if err := s.WriteCheckpoint(ctx, cp); err != nil {
+			t.Fatalf("WriteCheckpoint(%d): %v", step, err)
+		}
+	}
+	replaced := &store.Checkpoint{RunID: "run", Step: 2,
+		Changed: map[string]json.RawMessage{"other": json.RawMessage(`"x"`)}, Next: []string{"n"}, At: at(50)}
+	if err := s.WriteCheckpoint(ctx, replaced); err != nil {
+		t.Fatalf("WriteCheckpoint(replace): %v", err)
+	}
+	cps := mustCheckpoints(t, s, "run")
+	var steps []int
+	for _, cp := range cps {
+		steps = append(steps, cp.Step)
+	}
+	if want := []int{0, 1, 2, 3, 10}; !reflect.DeepEqual(steps, want) {
+		t.Fatalf("Checkpoints steps = %v, want %v", steps, want)
+	}
+	checkCheckpoint(t, cps[2], replaced)
+}
+
+func testCheckpointRejects(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	bad := []*store.Checkpoint{
+		{RunID: "run", Step: 1, Changed: map[string]json.RawMessage{"k": json.RawMessage(`{not json`)}},
+		{RunID: "run", Step: 1, Changed: map[string]json.RawMessage{"k": nil}},
+		{RunID: "run", Step: 1, Joins: json.RawMessage(`[1,`)},
+		{Step: 1},
+	}
+	for i, cp := range bad {
+		if err := s.WriteCheckpoint(ctx, cp); err == nil {
+			t.Errorf("WriteCheckpoint(bad #%d) succeeded, want error", i)
+		}
+	}
+	if cps := mustCheckpoints(t, s, "run"); len(cps) != 0 {
+		t.Errorf("rejected checkpoints were stored: %d", len(cps))
+	}
+}
+
+func testIsolation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("a", at(0)))
+	mustCreate(t, s, newRun("b", at(1)))
+	mustRecord(t, s, &store.Invocation{RunID: "a", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK})
+	if err := s.WriteCheckpoint(ctx, &store.Checkpoint{RunID: "a", Step: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, "a", store.StatusCompleted, "", at(9)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mustInvocations(t, s, "b")); n != 0 {
+		t.Errorf("run b sees %d invocations of run a", n)
+	}
+	if n := len(mustCheckpoints(t, s, "b")); n != 0 {
+		t.Errorf("run b sees %d checkpoints of run a", n)
+	}
+	if got := mustGet(t, s, "b"); got.Status != store.StatusRunning || !got.EndedAt.IsZero() {
+		t.Errorf("finishing run a changed run b: %s %v", got.Status, got.EndedAt)
+	}
+}
+
+// testCopies checks that stores neither keep the caller's buffers nor hand
+// out their own: the executor reuses buffers and callers may edit results.
+func testCopies(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun("run", at(0))
+	wantRun := *r
+	wantRun.Source = bytes.Clone(r.Source)
+	wantRun.Inputs = bytes.Clone(r.Inputs)
+	mustCreate(t, s, r)
+	r.Source[0], r.Inputs[0] = 'X', 'X'
+
+	inv := &store.Invocation{RunID: "run", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK,
+		Writes: json.RawMessage(`{"k":"v"}`)}
+	mustRecord(t, s, inv)
+	inv.Writes[2] = 'X'
+
+	cp := &store.Checkpoint{RunID: "run", Step: 1,
+		Changed: map[string]json.RawMessage{"k": json.RawMessage(`"v"`)},
+		Next:    []string{"a"}, Joins: json.RawMessage(`{"j":1}`)}
+	if err := s.WriteCheckpoint(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Changed["k"][1] = 'X'
+	cp.Changed["extra"] = json.RawMessage(`1`)
+	cp.Next[0] = "X"
+	cp.Joins[2] = 'X'
+
+	got := mustGet(t, s, "run")
+	checkRun(t, got, &wantRun)
+	got.Source[0], got.Inputs[0] = 'Y', 'Y'
+	checkRun(t, mustGet(t, s, "run"), &wantRun)
+
+	invs := mustInvocations(t, s, "run")
+	sameBytes(t, "Writes", invs[0].Writes, []byte(`{"k":"v"}`))
+	invs[0].Writes[2] = 'Y'
+	sameBytes(t, "Writes after editing a result", mustInvocations(t, s, "run")[0].Writes, []byte(`{"k":"v"}`))
+
+	want := &store.Checkpoint{RunID: "run", Step: 1,
+		Changed: map[string]json.RawMessage{"k": json.RawMessage(`"v"`)},
+		Next:    []string{"a"}, Joins: json.RawMessage(`{"j":1}`)}
+	cps := mustCheckpoints(t, s, "run")
+	checkCheckpoint(t, cps[0], want)
+	cps[0].Changed["k"][1] = 'Y'
+	cps[0].Next[0] = "Y"
+	cps[0].Joins[2] = 'Y'
+	checkCheckpoint(t, mustCheckpoints(t, s, "run")[0], want)
+}
+
+// testConcurrentRecord records from many goroutines at once while others
+// read, as the executor does for a step's concurrent nodes; run it with
+// -race.
+func testConcurrentRecord(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each+workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 64) // reused across calls, like an executor buffer
+			for i := range each {
+				buf = fmt.Appendf(buf[:0], `{"w":%d,"i":%d}`, w, i)
+				inv := &store.Invocation{RunID: "run", Step: w % 3, Node: fmt.Sprintf("n%d", w), Index: i,
+					Status: store.InvocationOK, Writes: buf, Attempts: 1}
+				if err := s.RecordInvocation(ctx, inv); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := s.Invocations(ctx, "run"); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.ListRuns(ctx, 0); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent call: %v", err)
+	}
+	invs := mustInvocations(t, s, "run")
+	if len(invs) != workers*each {
+		t.Fatalf("Invocations = %d, want %d", len(invs), workers*each)
+	}
+	seen := make(map[string]bool)
+	lastStep := -1
+	for _, inv := range invs {
+		if inv.Step < lastStep {
+			t.Fatalf("Invocations not in step order: step %d after %d", inv.Step, lastStep)
+		}
+		lastStep = inv.Step
+		var w struct{ W, I int }
+		if err := json.Unmarshal(inv.Writes, &w); err != nil {
+			t.Fatalf("Writes %q: %v", inv.Writes, err)
+		}
+		if inv.Node != fmt.Sprintf("n%d", w.W) || inv.Index != w.I {
+			t.Errorf("invocation %s holds writes of n%d/%d: buffers were shared", key(inv), w.W, w.I)
+		}
+		seen[key(inv)] = true
+	}
+	if len(seen) != workers*each {
+		t.Errorf("distinct invocations = %d, want %d", len(seen), workers*each)
+	}
+}
