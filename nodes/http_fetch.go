@@ -1,0 +1,733 @@
+package nodes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultMaxBytes is http_fetch's default `max_bytes` (10 MiB).
+const DefaultMaxBytes = 10 << 20
+
+// errorExcerptBytes bounds the part of a 4xx/5xx body quoted in its error.
+const errorExcerptBytes = 200
+
+func init() { Register(httpFetch{}) }
+
+// httpFetch is the `http_fetch` type (SPEC §5.1): one HTTP request per
+// attempt through the run's shared client.
+type httpFetch struct{}
+
+func (httpFetch) Name() string { return "http_fetch" }
+
+func (httpFetch) Doc() Doc {
+	return Doc{
+		Summary: "Sends one HTTP request and returns the response; a status outside `expect` fails the node (kind status; 429 and 5xx are retried by the default policy).",
+		With: []Field{
+			{Name: "url", Type: "string", Required: true,
+				Doc: "Absolute http:// or https:// URL."},
+			{Name: "method", Type: "string", Default: "GET",
+				Doc: "HTTP method; upper-cased (post → POST)."},
+			{Name: "headers", Type: "object", Default: "{}",
+				Doc: "Request headers: name → string, number, boolean or list of them (repeated header). `Host` sets the Host header."},
+			{Name: "query", Type: "object", Default: "{}",
+				Doc: "Query parameters merged into the URL's query: name → scalar or list (repeated parameter); a name given here replaces the URL's own values; null values are skipped."},
+			{Name: "body", Type: "string",
+				Doc: "Request body, sent as is."},
+			{Name: "json", Type: "any",
+				Doc: "Value sent as a JSON body with `Content-Type: application/json` (unless `headers` sets one)."},
+			{Name: "timeout", Type: "duration",
+				Doc: "Per-attempt deadline (e.g. 10s), within the node's own `timeout`; expiry fails with kind timeout."},
+			{Name: "max_bytes", Type: "bytes", Default: "10MiB",
+				Doc: "Most body bytes read (integer or size like 512KB, 10MiB); a longer body is cut at exactly this size and `truncated` is true."},
+			{Name: "follow_redirects", Type: "boolean", Default: "true",
+				Doc: "Follow up to 10 redirects; false returns the 3xx response itself (then subject to `expect`)."},
+			{Name: "expect", Type: "any", Default: "2xx",
+				Doc: "Accepted statuses: a status (404), a class (\"2xx\") or a list of them ([200, \"3xx\"])."},
+			{Name: "idempotency_key", Type: "any", Default: "auto",
+				Doc: "`auto`: for methods other than GET/HEAD send `Idempotency-Key` derived from run id, node and item index (the same across retries and resumes); a string is sent as given for any method; \"\" or false sends none. A key in `headers` wins."},
+		},
+		Result: []Field{
+			{Name: "url", Type: "string", Doc: "Final URL, after redirects."},
+			{Name: "status", Type: "integer", Doc: "Response status code."},
+			{Name: "headers", Type: "object", Doc: "Response headers: canonical name → value, repeated values joined with \", \"."},
+			{Name: "body", Type: "string", Doc: "Response body as text (at most max_bytes); invalid UTF-8 bytes are replaced by U+FFFD."},
+			{Name: "json", Type: "any", Doc: "Parsed body when the Content-Type is JSON (application/json or *+json), the body parses and is not truncated; else null. Integral numbers become integers, others numbers."},
+			{Name: "truncated", Type: "boolean", Doc: "True when the body was longer than max_bytes and was cut."},
+			{Name: "duration_ms", Type: "integer", Doc: "Time from sending the request to the end of the body, in milliseconds."},
+		},
+		OneOf: []OneOf{{Fields: []string{"body", "json"}}},
+	}
+}
+
+// fetchRequest is a `with` block checked and converted.
+type fetchRequest struct {
+	method   string
+	url      *url.URL
+	header   http.Header
+	host     string // from a Host header, "" = the URL's
+	body     []byte
+	hasBody  bool
+	isJSON   bool
+	timeout  time.Duration
+	maxBytes int64
+	follow   bool
+	expect   []statusMatch
+	idemKey  string // "auto", "" (none) or a literal key
+}
+
+// statusMatch accepts one status (code) or one class (class*100..+99).
+type statusMatch struct {
+	code  int
+	class int
+}
+
+func (m statusMatch) ok(status int) bool {
+	if m.class != 0 {
+		return status/100 == m.class
+	}
+	return status == m.code
+}
+
+func (httpFetch) Run(ctx context.Context, inv *Invocation) (any, error) {
+	req, err := parseFetch(inv.With)
+	if err != nil {
+		return nil, err
+	}
+	return req.do(ctx, inv.Host)
+}
+
+// parseFetch checks a resolved `with` block and applies the defaults. A null
+// value counts as absent, so that an expression can leave a field out.
+func parseFetch(with map[string]any) (*fetchRequest, error) {
+	for k := range with {
+		if !isFetchField(k) {
+			return nil, Errorf(KindInput, "http_fetch: unknown field %q in with", k)
+		}
+	}
+	r := &fetchRequest{method: http.MethodGet, maxBytes: DefaultMaxBytes, follow: true,
+		expect: []statusMatch{{class: 2}}, idemKey: "auto"}
+
+	rawURL, ok := with["url"].(string)
+	if !ok || strings.TrimSpace(rawURL) == "" {
+		if with["url"] == nil {
+			return nil, Errorf(KindInput, "http_fetch: with.url is required")
+		}
+		return nil, Errorf(KindInput, "http_fetch: with.url must be a string, got %s", typeName(with["url"]))
+	}
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return nil, Errorf(KindInput, "http_fetch: with.url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, Errorf(KindInput, "http_fetch: with.url %q: want an absolute http:// or https:// URL", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, Errorf(KindInput, "http_fetch: with.url %q has no host", u.Redacted())
+	}
+	r.url = u
+
+	if v := with["method"]; v != nil {
+		m, ok := v.(string)
+		if !ok || !isToken(m) {
+			return nil, Errorf(KindInput, "http_fetch: with.method %v is not an HTTP method", v)
+		}
+		r.method = strings.ToUpper(m)
+	}
+
+	if err := r.parseHeaders(with["headers"]); err != nil {
+		return nil, err
+	}
+	if err := r.parseQuery(with["query"]); err != nil {
+		return nil, err
+	}
+
+	if with["body"] != nil && with["json"] != nil {
+		return nil, Errorf(KindInput, "http_fetch: with.body and with.json are exclusive; give one")
+	}
+	if v := with["body"]; v != nil {
+		s, ok := v.(string)
+		if !ok {
+			return nil, Errorf(KindInput, "http_fetch: with.body must be a string, got %s (use json: for structured values)", typeName(v))
+		}
+		r.body, r.hasBody = []byte(s), true
+	}
+	if v, ok := with["json"]; ok && v != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return nil, Errorf(KindInput, "http_fetch: with.json: %w", err)
+		}
+		r.body, r.hasBody, r.isJSON = bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true, true
+		if r.header.Get("Content-Type") == "" {
+			r.header.Set("Content-Type", "application/json")
+		}
+	}
+
+	if v := with["timeout"]; v != nil {
+		d, err := durationValue(v)
+		if err != nil {
+			return nil, Errorf(KindInput, "http_fetch: with.timeout: %w", err)
+		}
+		r.timeout = d
+	}
+	if v := with["max_bytes"]; v != nil {
+		n, err := byteSizeValue(v)
+		if err != nil {
+			return nil, Errorf(KindInput, "http_fetch: with.max_bytes: %w", err)
+		}
+		r.maxBytes = n
+	}
+	if v := with["follow_redirects"]; v != nil {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, Errorf(KindInput, "http_fetch: with.follow_redirects must be a boolean, got %s", typeName(v))
+		}
+		r.follow = b
+	}
+	if v := with["expect"]; v != nil {
+		e, err := parseExpect(v)
+		if err != nil {
+			return nil, Errorf(KindInput, "http_fetch: with.expect: %w", err)
+		}
+		r.expect = e
+	}
+	switch v := with["idempotency_key"].(type) {
+	case nil:
+	case bool:
+		if !v {
+			r.idemKey = ""
+		}
+	case string:
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, Errorf(KindInput, "http_fetch: with.idempotency_key contains a line break")
+		}
+		r.idemKey = v
+	default:
+		return nil, Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", typeName(v))
+	}
+	return r, nil
+}
+
+func isFetchField(k string) bool {
+	switch k {
+	case "url", "method", "headers", "query", "body", "json", "timeout", "max_bytes",
+		"follow_redirects", "expect", "idempotency_key":
+		return true
+	}
+	return false
+}
+
+func (r *fetchRequest) parseHeaders(v any) error {
+	r.header = make(http.Header)
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Errorf(KindInput, "http_fetch: with.headers must be an object, got %s", typeName(v))
+	}
+	for name, val := range m {
+		if !isToken(name) {
+			return Errorf(KindInput, "http_fetch: with.headers: %q is not a valid header name", name)
+		}
+		vals, err := scalarList(val)
+		if err != nil {
+			return Errorf(KindInput, "http_fetch: with.headers.%s: %w", name, err)
+		}
+		for _, s := range vals {
+			if strings.ContainsAny(s, "\r\n\x00") {
+				return Errorf(KindInput, "http_fetch: with.headers.%s: value contains a line break", name)
+			}
+			if http.CanonicalHeaderKey(name) == "Host" {
+				r.host = s
+				continue
+			}
+			r.header.Add(name, s)
+		}
+	}
+	return nil
+}
+
+func (r *fetchRequest) parseQuery(v any) error {
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Errorf(KindInput, "http_fetch: with.query must be an object, got %s", typeName(v))
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	q := r.url.Query()
+	for name, val := range m {
+		vals, err := scalarList(val)
+		if err != nil {
+			return Errorf(KindInput, "http_fetch: with.query.%s: %w", name, err)
+		}
+		if val == nil {
+			continue
+		}
+		q[name] = vals
+	}
+	r.url.RawQuery = q.Encode()
+	return nil
+}
+
+// do sends the request and builds the result, classifying failures.
+func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
+	client := defaultHTTPClient()
+	if host != nil {
+		if c := host.HTTPClient(); c != nil {
+			client = c
+		}
+	}
+	client = WithRedirectPolicy(client, r.follow)
+
+	ctx := parent
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, r.timeout)
+		defer cancel()
+	}
+
+	var body io.Reader
+	if r.hasBody {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
+	if err != nil {
+		return nil, Errorf(KindInput, "%s %s: %w", r.method, r.url.Redacted(), err)
+	}
+	req.Header = r.header
+	if r.host != "" {
+		req.Host = r.host
+	}
+	switch {
+	case req.Header.Get("Idempotency-Key") != "":
+	case r.idemKey == "auto":
+		if r.method != http.MethodGet && r.method != http.MethodHead && host != nil {
+			if k := host.IdempotencyKey(); k != "" {
+				req.Header.Set("Idempotency-Key", k)
+			}
+		}
+	case r.idemKey != "":
+		req.Header.Set("Idempotency-Key", r.idemKey)
+	}
+
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		if resp != nil && errors.Is(err, ErrTooManyRedirects) {
+			return nil, &Error{Kind: KindStatus, Status: resp.StatusCode,
+				Err: fmt.Errorf("%s %s: %w", r.method, r.url.Redacted(), unwrapURLError(err))}
+		}
+		return nil, r.transportError(parent, ctx, err)
+	}
+	defer resp.Body.Close()
+
+	data, truncated, err := readAtMost(resp.Body, r.maxBytes, resp.ContentLength)
+	if err != nil {
+		return nil, r.transportError(parent, ctx, fmt.Errorf("reading body: %w", err))
+	}
+	elapsed := time.Since(start)
+
+	if !r.statusOK(resp.StatusCode) {
+		return nil, r.statusError(resp, data)
+	}
+
+	text := string(data)
+	if !utf8.ValidString(text) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
+	var parsed any
+	if !truncated && isJSONContentType(resp.Header.Get("Content-Type")) {
+		if v, err := decodeJSON(data); err == nil {
+			parsed = v
+		}
+	}
+	headers := make(map[string]any, len(resp.Header))
+	for k, vs := range resp.Header {
+		headers[k] = strings.Join(vs, ", ")
+	}
+	return map[string]any{
+		"url":         resp.Request.URL.String(),
+		"status":      resp.StatusCode,
+		"headers":     headers,
+		"body":        text,
+		"json":        parsed,
+		"truncated":   truncated,
+		"duration_ms": int(elapsed.Milliseconds()),
+	}, nil
+}
+
+func (r *fetchRequest) statusOK(status int) bool {
+	for _, m := range r.expect {
+		if m.ok(status) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusError reports a status outside `expect`, with Retry-After and, for
+// 4xx/5xx, a short excerpt of the body (never the request's headers).
+func (r *fetchRequest) statusError(resp *http.Response, body []byte) *Error {
+	msg := fmt.Sprintf("%s %s: status %d", r.method, r.url.Redacted(), resp.StatusCode)
+	if t := http.StatusText(resp.StatusCode); t != "" {
+		msg += " " + t
+	}
+	if resp.StatusCode >= 400 {
+		if ex := excerpt(body, errorExcerptBytes); ex != "" {
+			msg += ": " + ex
+		}
+	}
+	e := &Error{Kind: KindStatus, Status: resp.StatusCode, Err: errors.New(msg)}
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		e.RetryAfter = d
+	}
+	return e
+}
+
+// transportError classifies a failure to get or read a response: the run
+// being cancelled, a deadline, or the network.
+func (r *fetchRequest) transportError(parent, ctx context.Context, err error) *Error {
+	err = unwrapURLError(err)
+	where := r.method + " " + r.url.Redacted()
+	switch {
+	case errors.Is(parent.Err(), context.Canceled):
+		return &Error{Kind: KindCancelled, Err: fmt.Errorf("%s: cancelled: %w", where, err)}
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		if r.timeout > 0 && parent.Err() == nil {
+			return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: timed out after %s: %w", where, r.timeout, err)}
+		}
+		return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: timed out: %w", where, err)}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: %w", where, err)}
+	}
+	return &Error{Kind: KindNetwork, Err: fmt.Errorf("%s: %w", where, err)}
+}
+
+// unwrapURLError drops net/http's *url.Error wrapper, whose text repeats
+// the method and URL (unredacted) that lgx's own messages already name.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// readAtMost reads up to max bytes of r; truncated reports that r had more.
+// It never buffers more than max+1 bytes, whatever the server sends, and
+// preallocates from Content-Length only up to 1 MiB.
+func readAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated bool, err error) {
+	max = min(max, math.MaxInt64-1)
+	size := min(max, 1<<20)
+	if contentLength >= 0 {
+		size = min(size, contentLength)
+	} else {
+		size = min(size, 512)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n > max {
+		return buf.Bytes()[:max], true, nil
+	}
+	return buf.Bytes(), false, nil
+}
+
+// excerpt returns the start of body as one line of at most n bytes of
+// valid UTF-8 (whitespace runs collapsed), "…" marking a cut, for error
+// messages.
+func excerpt(body []byte, n int) string {
+	if len(body) > 4*n {
+		body = body[:4*n]
+	}
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), "\uFFFD")), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// isJSONContentType reports application/json and any */*+json media type.
+func isJSONContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// decodeJSON parses one JSON document; integral numbers that fit an int64
+// become int (the runner's integer state keys expect int), other numbers
+// float64.
+func decodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after JSON value")
+	}
+	return normalizeNumbers(v), nil
+}
+
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil && int64(int(i)) == i {
+			return int(i)
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	}
+	return v
+}
+
+// parseExpect reads `expect`: a status, a class like "2xx", or a list.
+func parseExpect(v any) ([]statusMatch, error) {
+	if l, ok := v.([]any); ok {
+		if len(l) == 0 {
+			return nil, errors.New("empty list; give at least one status or class")
+		}
+		out := make([]statusMatch, 0, len(l))
+		for _, e := range l {
+			m, err := parseStatusMatch(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	m, err := parseStatusMatch(v)
+	if err != nil {
+		return nil, err
+	}
+	return []statusMatch{m}, nil
+}
+
+func parseStatusMatch(v any) (statusMatch, error) {
+	if s, ok := v.(string); ok {
+		s = strings.TrimSpace(s)
+		if len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") && s[0] >= '1' && s[0] <= '5' {
+			return statusMatch{class: int(s[0] - '0')}, nil
+		}
+		if n, err := strconv.Atoi(s); err == nil && n >= 100 && n <= 599 {
+			return statusMatch{code: n}, nil
+		}
+		return statusMatch{}, fmt.Errorf("%q is not a status (200) or a class (2xx)", s)
+	}
+	if n, ok := intValue(v); ok && n >= 100 && n <= 599 {
+		return statusMatch{code: int(n)}, nil
+	}
+	return statusMatch{}, fmt.Errorf("%v is not a status (100–599) or a class (2xx)", v)
+}
+
+// durationValue reads a duration: a Go duration string ("10s") or a
+// time.Duration. A bare number is refused, since its unit is unclear.
+func durationValue(v any) (time.Duration, error) {
+	var d time.Duration
+	switch x := v.(type) {
+	case time.Duration:
+		d = x
+	case string:
+		var err error
+		if d, err = time.ParseDuration(strings.TrimSpace(x)); err != nil {
+			return 0, fmt.Errorf("%q is not a duration (e.g. 500ms, 10s, 2m)", x)
+		}
+	default:
+		return 0, fmt.Errorf("want a duration such as 10s, got %s %v", typeName(v), v)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s is not positive", d)
+	}
+	return d, nil
+}
+
+// byteSizeValue reads a byte size: a non-negative integer or a size string.
+func byteSizeValue(v any) (int64, error) {
+	if s, ok := v.(string); ok {
+		return ParseByteSize(s)
+	}
+	n, ok := intValue(v)
+	if !ok || n < 0 {
+		return 0, fmt.Errorf("want a non-negative integer or a size like 10MiB, got %v", v)
+	}
+	return n, nil
+}
+
+// intValue returns v as an int64 when it is an integral number of any Go
+// numeric type (YAML and expressions produce int, int64, uint64, float64…).
+func intValue(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint:
+		return int64(x), x <= 1<<63-1
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint64:
+		return int64(x), x <= 1<<63-1
+	case float32:
+		return intValue(float64(x))
+	case float64:
+		return int64(x), x >= -(1<<63) && x < 1<<63 && float64(int64(x)) == x
+	case json.Number:
+		n, err := x.Int64()
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// scalarList renders a header or query value: a scalar, or a list of
+// scalars (one value each). null is no value.
+func scalarList(v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if l, ok := v.([]any); ok {
+		out := make([]string, 0, len(l))
+		for _, e := range l {
+			s, ok := scalarString(e)
+			if !ok {
+				return nil, fmt.Errorf("list elements must be strings, numbers or booleans, got %s", typeName(e))
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	if l, ok := v.([]string); ok {
+		return l, nil
+	}
+	s, ok := scalarString(v)
+	if !ok {
+		return nil, fmt.Errorf("want a string, number, boolean or list of them, got %s", typeName(v))
+	}
+	return []string{s}, nil
+}
+
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		if x {
+			return "true", true
+		}
+		return "false", true
+	case float32:
+		return scalarString(float64(x))
+	case float64:
+		if n, ok := intValue(x); ok {
+			return strconv.FormatInt(n, 10), true
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case json.Number:
+		return x.String(), true
+	}
+	if n, ok := intValue(v); ok {
+		return strconv.FormatInt(n, 10), true
+	}
+	return "", false
+}
+
+// isToken reports whether s is an RFC 9110 token (header names, methods).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// typeName names v's JSON-like type for error messages.
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "list"
+	}
+	if _, ok := intValue(v); ok {
+		return "integer"
+	}
+	switch v.(type) {
+	case float32, float64:
+		return "number"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+var (
+	defaultClientOnce sync.Once
+	defaultClient     *http.Client
+)
+
+// defaultHTTPClient serves invocations whose Host offers no client (tools
+// and tests that build an Invocation by hand).
+func defaultHTTPClient() *http.Client {
+	defaultClientOnce.Do(func() { defaultClient = NewHTTPClient("dev") })
+	return defaultClient
+}
