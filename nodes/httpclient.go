@@ -65,7 +65,7 @@ func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 		if !follow {
 			return http.ErrUseLastResponse
 		}
-		if len(via) >= MaxRedirects {
+		if len(via) > MaxRedirects {
 			return fmt.Errorf("%w: stopped after %d redirects (a redirect loop?), next was %s",
 				ErrTooManyRedirects, MaxRedirects, req.URL.Redacted())
 		}
