@@ -1,0 +1,323 @@
+package spec
+
+// This file is the declarative table of the workflow format: every block
+// (mapping) a workflow file may contain and every key each block accepts,
+// with its JSON type, allowed values and meaning. `lgx schema` generates the
+// JSON Schema from it, and the loader can read its key lists from it, so a
+// key is declared once (see Blocks, BlockByName and Block.FieldNames).
+
+// JSON types a field may take, as named by JSON Schema.
+const (
+	JSONString  = "string"
+	JSONInteger = "integer"
+	JSONNumber  = "number"
+	JSONBoolean = "boolean"
+	JSONArray   = "array"
+	JSONObject  = "object"
+	JSONNull    = "null"
+)
+
+// Value syntaxes a string field may have beyond its JSON type.
+const (
+	FormatDuration = "duration" // Go duration: 500ms, 10s, 2m
+	FormatRate     = "rate"     // N/s, N/min, N/h
+	FormatName     = "name"     // [A-Za-z_][A-Za-z0-9_]*
+	FormatExpr     = "expr"     // an expression, with or without ${{ }}
+)
+
+// Block names, for BlockByName and BlockField.Block.
+const (
+	BlockWorkflow = "workflow"
+	BlockConfig   = "config"
+	BlockRetry    = "retry"
+	BlockPool     = "pool"
+	BlockProvider = "provider"
+	BlockStateKey = "state_key"
+	BlockTool     = "tool"
+	BlockToolNode = "tool_node"
+	BlockNode     = "node"
+	BlockEdge     = "edge"
+	BlockCase     = "when_case"
+)
+
+// Block is one mapping of the workflow format and the keys it accepts.
+type Block struct {
+	Name        string // one of the Block* constants
+	Description string
+	// Shorthand, when set, is the field a bare scalar stands for: a state
+	// key written `score: number` means `score: {type: number}`.
+	Shorthand string
+	Fields    []BlockField
+}
+
+// BlockField is one key of a block.
+type BlockField struct {
+	Name string
+	// Types are the JSON types the value may take; empty means any value.
+	Types []string
+	// Enum, when set, lists the only values allowed.
+	Enum []any
+	// Format is the syntax of a string value (Format* constants), "" = free text.
+	Format string
+	// Pattern is a regular expression a string value must match.
+	Pattern string
+	// Positive requires an integer value of at least 1.
+	Positive bool
+	// Block names the block the value is: for JSONObject, the mapping
+	// itself (or, with Map, each value of it); for JSONArray, each element.
+	Block string
+	// Map means the value maps names (Format name) to Block values.
+	Map bool
+	// Items is the JSON type of array elements when Block is "".
+	Items string
+	// ItemFormat is the syntax of string array elements (and of a string
+	// written in place of a one-element list).
+	ItemFormat string
+	Required   bool
+	Default    string // as shown to users; "" = none
+	// Example is a valid value in YAML flow syntax, for docs and tests.
+	Example     string
+	Description string
+}
+
+// namePattern is the pattern of node, state key, pool, provider and tool
+// names (SPEC §8): identifiers that expressions can use.
+const namePattern = `^[A-Za-z_][A-Za-z0-9_]*$`
+
+// workflowNamePattern is the pattern of the workflow's own `name`.
+const workflowNamePattern = `^[a-z][a-z0-9_-]*$`
+
+var (
+	anyJSON      []string
+	str          = []string{JSONString}
+	integer      = []string{JSONInteger}
+	boolean      = []string{JSONBoolean}
+	object       = []string{JSONObject}
+	array        = []string{JSONArray}
+	strOrArray   = []string{JSONString, JSONArray}
+	stateTypes   = []any{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny}
+	reducerNames = []any{ReducerReplace, ReducerAppend, ReducerMerge, ReducerSum, ReducerMin, ReducerMax, ReducerUnion, ReducerMessages}
+)
+
+// Blocks is every block of the format, the top level first.
+var Blocks = []Block{
+	{
+		Name:        BlockWorkflow,
+		Description: "An lgx workflow: state keys with reducers, nodes from the built-in catalog, and edges, run in LangGraph-style super-steps.",
+		Fields: []BlockField{
+			{Name: "lgx", Types: integer, Enum: []any{1}, Required: true, Example: "1",
+				Description: "Spec version; only 1 exists."},
+			{Name: "name", Types: str, Pattern: workflowNamePattern, Required: true, Example: "research",
+				Description: "Workflow name: lower-case letters, digits, _ and -, starting with a letter. Runs are listed under it and expressions see it as run.workflow."},
+			{Name: "description", Types: str, Example: "Gather sources and write a brief.",
+				Description: "What the workflow does, for people."},
+			{Name: "secrets", Types: array, Items: JSONString, Example: "[OPENAI_API_KEY]",
+				Description: "Environment variables whose values are redacted (***) everywhere lgx prints, streams or stores; expressions read them as secrets.NAME."},
+			{Name: "config", Types: object, Block: BlockConfig,
+				Description: "Run-wide settings: caps, limits, timeouts and the default retry policy."},
+			{Name: "pools", Types: object, Block: BlockPool, Map: true,
+				Description: "Named caps shared by any nodes that name them: concurrency and/or a rate."},
+			{Name: "providers", Types: object, Block: BlockProvider, Map: true,
+				Description: "LLM endpoints for llm_call, by name (`default` is used when a node names none)."},
+			{Name: "state", Types: object, Block: BlockStateKey, Map: true,
+				Description: "The run state: each key's type, reducer, default and whether it is a required input."},
+			{Name: "tools", Types: object, Block: BlockTool, Map: true,
+				Description: "Tools that models may call (llm_call `tools`) and the tools node runs: each a JSON-Schema `parameters` and a catalog `node` doing the work."},
+			{Name: "nodes", Types: object, Block: BlockNode, Map: true,
+				Description: "The nodes, by name. The order as written is significant: writes of one super-step are applied in this order."},
+			{Name: "edges", Types: array, Block: BlockEdge,
+				Description: "Edges between nodes: plain, fan-out (`to` a list), join (`from` a list) and conditional (`when`/`else`). START and END are reserved."},
+			{Name: "output", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[summary]",
+				Description: "State keys `lgx run` prints as the result (default: every key)."},
+		},
+	},
+	{
+		Name:        BlockConfig,
+		Description: "Run-wide settings.",
+		Fields: []BlockField{
+			{Name: "concurrency", Types: integer, Positive: true, Default: "32", Example: "32",
+				Description: "Global cap on node invocations in flight; `lgx run --concurrency N` overrides it."},
+			{Name: "recursion_limit", Types: integer, Positive: true, Default: "100", Example: "100",
+				Description: "Most super-steps a run may take; needing one more fails the run."},
+			{Name: "timeout", Types: str, Format: FormatDuration, Example: "10m",
+				Description: "Whole-run deadline (default none); a run past it fails and is resumable."},
+			{Name: "node_timeout", Types: str, Format: FormatDuration, Default: "60s", Example: "60s",
+				Description: "Default per-attempt timeout of every node."},
+			{Name: "retry", Types: object, Block: BlockRetry,
+				Description: "Default retry policy of every node."},
+		},
+	},
+	{
+		Name:        BlockRetry,
+		Description: "When and how often a failed attempt is tried again; the delay doubles from backoff to max_backoff with jitter, and a Retry-After header is honoured.",
+		Fields: []BlockField{
+			{Name: "attempts", Types: integer, Positive: true, Default: "3", Example: "3",
+				Description: "Total tries, the first included (1 = no retry)."},
+			{Name: "backoff", Types: str, Format: FormatDuration, Default: "500ms", Example: "500ms",
+				Description: "Delay before the first retry."},
+			{Name: "max_backoff", Types: str, Format: FormatDuration, Default: "30s", Example: "10s",
+				Description: "Largest delay between tries."},
+			{Name: "on", Types: array, Items: JSONString, Default: `[network, timeout, "429", 5xx]`, Example: `[timeout, "429", 5xx, network]`,
+				Description: "Failures that are retried: error kinds (network, timeout, status, schema, template, type, input, expr, panic, provider) or statuses (\"429\", \"5xx\")."},
+		},
+	},
+	{
+		Name:        BlockPool,
+		Description: "A named cap shared by the nodes that name it (an llm_call also takes its provider's pool).",
+		Fields: []BlockField{
+			{Name: "concurrency", Types: integer, Positive: true, Example: "4",
+				Description: "Invocations of the pool's nodes in flight at once."},
+			{Name: "rate", Types: str, Format: FormatRate, Example: "60/min",
+				Description: "Attempts allowed per time unit: N/s, N/min or N/h (a token bucket)."},
+			{Name: "burst", Types: integer, Positive: true, Example: "4",
+				Description: "Tokens the rate's bucket holds (default: the concurrency, at least 1)."},
+		},
+	},
+	{
+		Name:        BlockProvider,
+		Description: "An LLM endpoint. String fields may use ${{ env.X }} and ${{ secrets.X }}.",
+		Fields: []BlockField{
+			{Name: "kind", Types: str, Enum: []any{"openai", "anthropic"}, Required: true, Example: "openai",
+				Description: "API flavour: openai (any OpenAI-compatible endpoint: OpenAI, Ollama, vLLM, llama.cpp) or anthropic."},
+			{Name: "model", Types: str, Example: "gpt-4o-mini",
+				Description: "Model used when a node names none."},
+			{Name: "base_url", Types: str, Example: "http://127.0.0.1:11434/v1",
+				Description: "API root the SDK expects (OpenAI-style ends in /v1); default: the kind's public endpoint."},
+			{Name: "api_key", Types: str, Example: "${{ secrets.OPENAI_API_KEY }}",
+				Description: "API key, treated as a secret; default: the kind's usual environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY)."},
+			{Name: "pool", Types: str, Format: FormatName, Example: "llm",
+				Description: "Pool every call to this provider takes a slot (and rate token) of."},
+		},
+	},
+	{
+		Name:        BlockStateKey,
+		Description: "One state key. A bare type name is shorthand for {type: NAME}.",
+		Shorthand:   "type",
+		Fields: []BlockField{
+			{Name: "type", Types: str, Enum: stateTypes, Default: "any", Example: "list",
+				Description: "Value type; a write that does not fit fails its node. messages implies reducer messages."},
+			{Name: "reducer", Types: str, Enum: reducerNames, Default: "replace", Example: "append",
+				Description: "How a write merges into the current value: replace (two writes in one step are an error), append, merge, sum, min, max, union, messages."},
+			{Name: "default", Types: anyJSON, Example: "[]",
+				Description: "Initial value; a key without one starts as null."},
+			{Name: "required", Types: boolean, Default: "false", Example: "false",
+				Description: "The key must be given as a run input."},
+			{Name: "description", Types: str, Example: "pages to read",
+				Description: "What the key holds, for people."},
+		},
+	},
+	{
+		Name:        BlockTool,
+		Description: "A tool models may call: its arguments' JSON Schema and the catalog node that does the work (its expressions see `args`).",
+		Fields: []BlockField{
+			{Name: "description", Types: str, Example: "Status of a named service",
+				Description: "What the tool does, as shown to the model."},
+			{Name: "parameters", Types: object, Example: "{type: object, properties: {service: {type: string}}, required: [service]}",
+				Description: "JSON Schema of the arguments; calls that fail it become error tool messages."},
+			{Name: "node", Types: object, Block: BlockToolNode, Required: true,
+				Description: "The catalog node run per call; its expressions see the call's arguments as `args`."},
+			{Name: "output", Types: anyJSON, Example: "${{ result.body }}",
+				Description: "The tool message content, evaluated after the node ran (default: ${{ result }})."},
+		},
+	},
+	{
+		Name:        BlockToolNode,
+		Description: "The catalog node a tool runs.",
+		Fields: []BlockField{
+			{Name: "type", Types: str, Required: true, Example: "http_fetch",
+				Description: "Catalog type (lgx nodes lists them)."},
+			{Name: "description", Types: str, Example: "GET the status page",
+				Description: "What the node does, for people."},
+			{Name: "with", Types: object, Example: `{url: "http://127.0.0.1/${{ args.service }}"}`,
+				Description: "Inputs of the type (lgx nodes TYPE); strings may contain ${{ }} expressions."},
+			{Name: "pool", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "web",
+				Description: "Pool (or list of pools) each call takes a slot of."},
+			{Name: "timeout", Types: str, Format: FormatDuration, Example: "10s",
+				Description: "Per-attempt timeout (default config.node_timeout)."},
+			{Name: "retry", Types: object, Block: BlockRetry,
+				Description: "Retry policy (default config.retry)."},
+		},
+	},
+	{
+		Name:        BlockNode,
+		Description: "One node: a catalog type, its inputs, and the state keys it writes.",
+		Fields: []BlockField{
+			{Name: "type", Types: str, Required: true, Example: "http_fetch",
+				Description: "Catalog type (lgx nodes lists them)."},
+			{Name: "description", Types: str, Example: "One GET per URL",
+				Description: "What the node does, for people."},
+			{Name: "with", Types: object, Example: `{url: "${{ url }}"}`,
+				Description: "Inputs of the type (lgx nodes TYPE); strings may contain ${{ }} expressions."},
+			{Name: "for_each", Types: []string{JSONString, JSONArray}, Format: FormatExpr, Example: "${{ state.urls }}",
+				Description: "Run once per element of this list (an expression or a literal list); items run concurrently and write in index order."},
+			{Name: "as", Types: str, Format: FormatName, Default: "item", Example: "url",
+				Description: "Name of the loop variable (`index` is set too)."},
+			{Name: "concurrency", Types: integer, Positive: true, Example: "3",
+				Description: "Cap on this node's invocations (for_each items) in flight."},
+			{Name: "pool", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "web",
+				Description: "Pool (or list of pools) each invocation takes a slot of."},
+			{Name: "timeout", Types: str, Format: FormatDuration, Example: "10s",
+				Description: "Per-attempt timeout (default config.node_timeout)."},
+			{Name: "retry", Types: object, Block: BlockRetry,
+				Description: "Retry policy (default config.retry)."},
+			{Name: "on_error", Types: str, Enum: []any{OnErrorFail, OnErrorContinue}, Default: OnErrorFail, Example: OnErrorContinue,
+				Description: "fail: a failure that outlives its retries fails the run; continue: the output is evaluated with result null and error set."},
+			{Name: "output", Types: []string{JSONString, JSONObject}, Example: `{documents: "Source: ${{ url }}"}`,
+				Description: "State writes after the node ran: key → value (with ${{ }} seeing result and error); a bare key is shorthand for {key: ${{ result }}}."},
+		},
+	},
+	{
+		Name:        BlockEdge,
+		Description: "An edge: from one node (or, as a join, all of a list) to a node or a list of nodes, or conditionally through `when`/`else`.",
+		Fields: []BlockField{
+			{Name: "from", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Required: true, Example: "START",
+				Description: "Source node, or a list of nodes for a join that waits for all of them; START begins the run."},
+			{Name: "to", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[fetch_news, fetch_docs]",
+				Description: "Target node, or a list (a fan-out: all in the next step); END ends a path."},
+			{Name: "when", Types: array, Block: BlockCase,
+				Description: "Conditional targets; the first case whose `if` holds fires."},
+			{Name: "else", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "END",
+				Description: "Target(s) when no `when` case matches; without it nothing fires."},
+		},
+	},
+	{
+		Name:        BlockCase,
+		Description: "One case of a conditional edge.",
+		Fields: []BlockField{
+			{Name: "if", Types: []string{JSONString, JSONBoolean}, Format: FormatExpr, Required: true, Example: "state.score >= 0.8",
+				Description: "Condition: an expression on the state after the step (with or without ${{ }})."},
+			{Name: "to", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Required: true, Example: "write_summary",
+				Description: "Target node or list of nodes."},
+		},
+	},
+}
+
+// BlockByName returns the block named name (a Block* constant).
+func BlockByName(name string) (*Block, bool) {
+	for i := range Blocks {
+		if Blocks[i].Name == name {
+			return &Blocks[i], true
+		}
+	}
+	return nil, false
+}
+
+// FieldNames lists the block's keys in table order: what the loader
+// accepts, and the candidates of its "did you mean" hints.
+func (b *Block) FieldNames() []string {
+	names := make([]string, len(b.Fields))
+	for i, f := range b.Fields {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// Field returns the block's field named name.
+func (b *Block) Field(name string) (*BlockField, bool) {
+	for i := range b.Fields {
+		if b.Fields[i].Name == name {
+			return &b.Fields[i], true
+		}
+	}
+	return nil, false
+}
