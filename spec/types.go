@@ -81,7 +81,11 @@ type Workflow struct {
 
 	// Output lists the keys `lgx run` prints; nil when `output:` is absent
 	// (meaning: every state key).
-	Output []Name
+	Output    []Name
+	OutputPos Pos
+
+	lines     []int               // byte offset of each line of Source
+	synthetic map[*yaml.Node]bool // values lgx made up (`output: key` → `${{ result }}`)
 }
 
 // Config is the `config:` block with defaults applied.
@@ -163,6 +167,7 @@ type StateKey struct {
 	ReducerPos  Pos
 	Default     any // decoded YAML value; nil when absent
 	HasDefault  bool
+	DefaultPos  Pos
 	Required    bool
 	Description string
 }

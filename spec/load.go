@@ -1,0 +1,174 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// LoadFile reads and loads a workflow file. The error is only for I/O
+// problems; everything wrong with the content is in the diagnostics.
+func LoadFile(path string) (*Workflow, Diagnostics, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	w, ds := Load(path, src)
+	return w, ds, nil
+}
+
+// Load parses a workflow file and decodes every construct of the format into
+// a Workflow, in file order, with positions and defaults. It never panics and
+// never stops at the first problem: it returns the Workflow as far as it
+// could be decoded, and every structural problem (unknown keys, values of
+// the wrong kind, bad durations, …) as diagnostics, sorted by position.
+// Semantic checks (names, references, expressions, conflicts) are
+// Validate's; callers run Load, then Validate.
+func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
+	w = &Workflow{File: file, Source: src, Config: defaultConfig()}
+	d := &decoder{w: w}
+	defer func() {
+		if r := recover(); r != nil {
+			d.errorf(Pos{Line: 1, Col: 1}, CodeYAML, "", "internal error while loading the workflow (please report it): %v", r)
+			ds = d.diags
+		}
+		ds.Sort()
+	}()
+	if len(src) > MaxFileSize {
+		d.errorf(Pos{Line: 1, Col: 1}, CodeTooLarge, "", "file is larger than %d bytes", MaxFileSize)
+		return w, d.diags
+	}
+	w.lines = lineStarts(src)
+	w.synthetic = map[*yaml.Node]bool{}
+
+	root, err := parseYAML(src)
+	if err != nil {
+		d.errorf(yamlErrorPos(err), CodeYAML, "", "%s", yamlErrorMessage(err))
+		return w, d.diags
+	}
+	w.Root = root
+	if root == nil || len(root.Content) == 0 {
+		d.errorf(Pos{Line: 1, Col: 1}, CodeMissingKey, "start with `lgx: 1`, `name:` and `nodes:`", "the file is empty")
+		return w, d.diags
+	}
+	if n, msg := checkLimits(root); n != nil {
+		d.errorf(posOf(n), CodeTooLarge, "", "%s", msg)
+		return w, d.diags
+	}
+	d.workflow(root.Content[0])
+	return w, d.diags
+}
+
+// parseYAML parses the first document of src into a node tree; a second
+// document is an error.
+func parseYAML(src []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytesReader(src))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fmt.Errorf("yaml: line %d: a workflow file holds one YAML document; remove the `---` and what follows", max(extra.Line, 1))
+	} else if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return &root, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// yamlErrorPos extracts the line of a yaml.v3 syntax error.
+func yamlErrorPos(err error) Pos {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[1] != "" {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			return Pos{Line: n, Col: 1}
+		}
+	}
+	return Pos{Line: 1, Col: 1}
+}
+
+// yamlErrorMessage strips yaml.v3's "yaml: line N:" prefix.
+func yamlErrorMessage(err error) string {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return "invalid YAML: " + m[2]
+	}
+	return "invalid YAML: " + err.Error()
+}
+
+// checkLimits walks the document as if every alias were expanded, without
+// expanding anything: each node's expanded size and height are memoised, so
+// the walk is linear in the file. It returns the node at which MaxNodes or
+// MaxDepth is exceeded, or at which an alias refers to itself.
+func checkLimits(root *yaml.Node) (*yaml.Node, string) {
+	l := limitWalker{memo: map[*yaml.Node]extent{}, active: map[*yaml.Node]bool{}}
+	e, bad, msg := l.walk(root)
+	if bad != nil {
+		return bad, msg
+	}
+	if e.size > MaxNodes {
+		return root, fmt.Sprintf("document too large: %d YAML nodes once aliases are expanded (limit %d)", e.size, MaxNodes)
+	}
+	return nil, ""
+}
+
+// extent is the expanded size and height of a subtree.
+type extent struct{ size, height int }
+
+type limitWalker struct {
+	memo   map[*yaml.Node]extent
+	active map[*yaml.Node]bool
+}
+
+func (l *limitWalker) walk(n *yaml.Node) (extent, *yaml.Node, string) {
+	if n == nil {
+		return extent{}, nil, ""
+	}
+	if e, ok := l.memo[n]; ok {
+		return e, nil, ""
+	}
+	if l.active[n] {
+		return extent{}, n, "an alias refers to the node that contains it (recursive anchor)"
+	}
+	l.active[n] = true
+	defer delete(l.active, n)
+	e := extent{size: 1, height: 1}
+	children := n.Content
+	if n.Kind == yaml.AliasNode {
+		children = []*yaml.Node{n.Alias}
+		e.size = 0
+		e.height = 0
+	}
+	for _, c := range children {
+		ce, bad, msg := l.walk(c)
+		if bad != nil {
+			return extent{}, bad, msg
+		}
+		e.size += ce.size
+		e.height = max(e.height, ce.height+1)
+		if n.Kind == yaml.AliasNode {
+			e.height--
+		}
+		if e.size > MaxNodes {
+			return extent{}, n, fmt.Sprintf("document too large: more than %d YAML nodes once aliases are expanded (an alias bomb?)", MaxNodes)
+		}
+		if e.height > MaxDepth {
+			return extent{}, n, fmt.Sprintf("document nested too deeply: more than %d levels", MaxDepth)
+		}
+	}
+	l.memo[n] = e
+	return e, nil, ""
+}
