@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// applicationID marks an SQLite file as an lgx store ("lgx" + 0x01) in its
+// header, so lgx never adopts a database that belongs to something else.
+const applicationID = 0x6c677801
+
+// migrations is the SQLite schema history. migrations[i] brings a database
+// from schema version i to i+1; the version lives in PRAGMA user_version.
+// Never edit a released entry: append a new one.
+//
+// Times are INTEGER unix nanoseconds (UTC), NULL for the zero time: they
+// sort and compare cheaply and cover years 1678-2262. JSON columns are
+// BLOBs holding the caller's bytes unchanged.
+var migrations = []string{
+	// 1: runs, invocations (one row per identity; rowid gives the
+	// finishing order because a replacement gets a new, larger rowid) and
+	// checkpoints (one row per step, only the changed keys).
+	`
+CREATE TABLE runs (
+	id         TEXT PRIMARY KEY NOT NULL,
+	workflow   TEXT NOT NULL DEFAULT '',
+	file       TEXT NOT NULL DEFAULT '',
+	source     BLOB,
+	inputs     BLOB,
+	status     TEXT NOT NULL,
+	error      TEXT NOT NULL DEFAULT '',
+	started_at INTEGER,
+	ended_at   INTEGER
+);
+CREATE INDEX runs_newest ON runs (started_at DESC, id DESC);
+
+CREATE TABLE invocations (
+	run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	step       INTEGER NOT NULL,
+	node       TEXT NOT NULL,
+	idx        INTEGER NOT NULL,
+	status     TEXT NOT NULL,
+	writes     BLOB,
+	error      TEXT NOT NULL DEFAULT '',
+	error_kind TEXT NOT NULL DEFAULT '',
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	started_at INTEGER,
+	ended_at   INTEGER,
+	PRIMARY KEY (run_id, step, node, idx)
+);
+CREATE INDEX invocations_order ON invocations (run_id, step);
+
+CREATE TABLE checkpoints (
+	run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	step    INTEGER NOT NULL,
+	changed BLOB,
+	next    BLOB,
+	joins   BLOB,
+	at      INTEGER,
+	PRIMARY KEY (run_id, step)
+);
+`,
+}
+
+// migrate brings db up to len(list) inside one immediate transaction, so
+// two processes opening a new store at once cannot both apply a step. It
+// refuses a database newer than list, or one at version 0 that already
+// holds tables (someone else's database).
+func migrate(ctx context.Context, db *sql.DB, path string, list []string) error {
+	tx, err := db.BeginTx(ctx, nil) // immediate: the DSN sets _txlock
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	var version, appID int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return err
+	}
+	switch {
+	case appID != 0 && appID != applicationID:
+		return fmt.Errorf("%s is not an lgx store: its application id is %#x", path, appID)
+	case version > len(list):
+		return fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): upgrade lgx", path, version, len(list))
+	case version == len(list):
+		return nil
+	case version == 0:
+		var tables int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+			return err
+		}
+		if tables > 0 {
+			return fmt.Errorf("%s is not an lgx store: it is an SQLite database with other tables", path)
+		}
+	case appID != applicationID:
+		return fmt.Errorf("%s is not an lgx store: schema version %d without the lgx application id", path, version)
+	}
+	for v := version; v < len(list); v++ {
+		if _, err := tx.ExecContext(ctx, list[v]); err != nil {
+			return fmt.Errorf("migrate store %s to schema version %d: %w", path, v+1, err)
+		}
+	}
+	// PRAGMA arguments cannot be bound; both values are integers we own.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, len(list))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,482 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// busyTimeout is how long a write waits for another process (another
+// `lgx run` on the same store) to release the write lock before failing.
+const busyTimeout = 10 * time.Second
+
+// maxConns bounds the connection pool: one connection writes at a time
+// (SQLite serializes writers, and SQLite.wmu does so without spinning on
+// the busy handler) while the others serve concurrent reads, which WAL
+// lets proceed alongside the writer.
+const maxConns = 4
+
+// SQLite is the default Store: one embedded SQLite file (pure Go, no cgo)
+// shared by every lgx process of a user.
+//
+// Durability: the file is in WAL mode with synchronous=NORMAL. Each write
+// method is a single autocommit statement, so when it returns its commit
+// record is in the WAL file, i.e. in the operating system's page cache.
+// Killing the process (SIGKILL, Ctrl-C, a crash) loses nothing that was
+// returned: the kernel still writes those pages, and the next open replays
+// the WAL. Only a power loss or kernel crash can drop the last few commits
+// (synchronous=FULL would fsync every commit to cover that, at a large
+// cost per node invocation); the database itself is never corrupted.
+//
+// Writes ignore cancellation of their context: a finished invocation, or
+// the final status of a run stopped with Ctrl-C, is recorded even though
+// the run's context is already done. Reads honour it.
+type SQLite struct {
+	db   *sql.DB
+	path string
+	wmu  sync.Mutex // serializes this process's writers
+
+	createRun, finishRun, setStatus, recordInv, writeCP   *sql.Stmt
+	getRun, listRuns, runExists, invocations, checkpoints *sql.Stmt
+	closeOnce                                             sync.Once
+	closeErr                                              error
+}
+
+var _ Store = (*SQLite)(nil)
+
+// DefaultPath returns where the store lives unless told otherwise:
+// $LGX_HOME/lgx.db, else $XDG_STATE_HOME/lgx/lgx.db, else
+// ~/.local/state/lgx/lgx.db. It creates the directory (mode 0700: runs
+// hold workflow inputs and model outputs).
+func DefaultPath() (string, error) {
+	var dir string
+	switch {
+	case os.Getenv("LGX_HOME") != "":
+		dir = os.Getenv("LGX_HOME")
+	case os.Getenv("XDG_STATE_HOME") != "":
+		dir = filepath.Join(os.Getenv("XDG_STATE_HOME"), "lgx")
+	default:
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("store location: set LGX_HOME: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state", "lgx")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("store location: %w", err)
+	}
+	return filepath.Join(dir, "lgx.db"), nil
+}
+
+// OpenSQLite opens the store at path, creating the file if needed, and
+// brings its schema up to date. It fails with "… is not an lgx store" for
+// a file that is not an SQLite database, is corrupt, or belongs to another
+// program, and refuses a schema newer than this lgx knows.
+func OpenSQLite(path string) (*SQLite, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	// A file: URI keeps '?' and '#' in the path from being read as URI
+	// syntax; the _pragma parameters run on every new connection.
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String() + "?" + q.Encode()
+
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, classify(path, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+
+	s := &SQLite{db: db, path: path}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, classify(path, err)
+	}
+	return s, nil
+}
+
+// init migrates the schema and prepares every statement.
+func (s *SQLite) init() error {
+	ctx := context.Background()
+	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
+		return err
+	}
+	const runCols = `id, workflow, file, source, inputs, status, error, started_at, ended_at`
+	const invCols = `run_id, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
+	stmts := []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.createRun, `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?`},
+		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
+		// OR REPLACE deletes the old row and inserts a new one with a larger
+		// rowid, so a re-recorded invocation moves to the end of its step.
+		{&s.recordInv, `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.writeCP, `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, next, joins, at) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
+		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
+		{&s.runExists, `SELECT count(*) FROM runs WHERE id = ?`},
+		{&s.invocations, `SELECT ` + invCols + ` FROM invocations WHERE run_id = ? ORDER BY step, rowid`},
+		{&s.checkpoints, `SELECT run_id, step, changed, next, joins, at FROM checkpoints WHERE run_id = ? ORDER BY step`},
+	}
+	for _, st := range stmts {
+		p, err := s.db.PrepareContext(ctx, st.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", st.sql, err)
+		}
+		*st.dst = p
+	}
+	return nil
+}
+
+// classify turns an open failure into a message that says what is wrong
+// with the file.
+func classify(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+			return fmt.Errorf("%s is not an lgx store: %w", path, err)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("store %s is locked by another process: %w", path, err)
+		}
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	return err
+}
+
+// Path returns the path the store was opened with.
+func (s *SQLite) Path() string { return s.path }
+
+// DiskSize returns the bytes the store occupies on disk: the database file
+// plus its write-ahead log.
+func (s *SQLite) DiskSize() (int64, error) {
+	var total int64
+	for _, p := range []string{s.path, s.path + "-wal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store size: %w", err)
+		}
+		total += fi.Size()
+	}
+	return total, nil
+}
+
+// write runs one write statement, serialized with this process's other
+// writers and immune to ctx's cancellation (see SQLite).
+func (s *SQLite) write(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return st.ExecContext(context.WithoutCancel(ctx), args...)
+}
+
+// CreateRun records a new run. Its ID must be non-empty and unused.
+func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
+	if err := checkRun(r); err != nil {
+		return err
+	}
+	_, err := s.write(ctx, s.createRun, r.ID, r.Workflow, r.File, r.Source, []byte(r.Inputs),
+		string(r.Status), r.Error, nanos(r.StartedAt), nanos(r.EndedAt))
+	if isCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return fmt.Errorf("create run %s: %w", r.ID, errRunExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// FinishRun sets a run's final status, error text and end time.
+func (s *SQLite) FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error {
+	res, err := s.write(ctx, s.finishRun, string(status), errMsg, nanos(at), id)
+	return updated(res, err, "finish run", id)
+}
+
+// SetStatus changes a run's status and marks it live again: the error text
+// and end time of an earlier finish are cleared, since a resumed run has
+// not ended.
+func (s *SQLite) SetStatus(ctx context.Context, id string, status Status) error {
+	res, err := s.write(ctx, s.setStatus, string(status), id)
+	return updated(res, err, "set status of run", id)
+}
+
+// updated maps an UPDATE that touched no row to ErrNotFound.
+func updated(res sql.Result, err error, what, id string) error {
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
+	}
+	return nil
+}
+
+// RecordInvocation stores inv durably before returning, replacing any
+// earlier record with the same (RunID, Step, Node, Index). A replaced
+// record moves to the end of its step's finishing order.
+func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
+	if err := checkInvocation(inv); err != nil {
+		return err
+	}
+	_, err := s.write(ctx, s.recordInv, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
+		[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
+	}
+	return nil
+}
+
+// WriteCheckpoint stores cp durably before returning, replacing an earlier
+// checkpoint of the same run and step.
+func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
+	if err := checkCheckpoint(cp); err != nil {
+		return err
+	}
+	var next []byte
+	if cp.Next != nil {
+		var err error
+		if next, err = json.Marshal(cp.Next); err != nil {
+			return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+		}
+	}
+	_, err := s.write(ctx, s.writeCP, cp.RunID, cp.Step, encodeChanged(cp.Changed), next, []byte(cp.Joins), nanos(cp.At))
+	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+	}
+	return nil
+}
+
+// GetRun returns the run with the given id, or ErrNotFound.
+func (s *SQLite) GetRun(ctx context.Context, id string) (*Run, error) {
+	r, err := scanRun(s.getRun.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns runs newest first (by StartedAt, then by ID, which is
+// sortable); limit <= 0 means all.
+func (s *SQLite) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.listRuns.QueryContext(ctx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoints returns a run's checkpoints in step order, or ErrNotFound
+// for an unknown run.
+func (s *SQLite) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, error) {
+	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+		return nil, err
+	}
+	rows, err := s.checkpoints.QueryContext(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []*Checkpoint
+	for rows.Next() {
+		var (
+			cp                   Checkpoint
+			changed, next, joins []byte
+			at                   sql.NullInt64
+		)
+		if err := rows.Scan(&cp.RunID, &cp.Step, &changed, &next, &joins, &at); err != nil {
+			return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
+		if changed != nil {
+			if err := json.Unmarshal(changed, &cp.Changed); err != nil {
+				return nil, fmt.Errorf("checkpoints of run %s step %d: changed keys: %w", runID, cp.Step, err)
+			}
+		}
+		if next != nil {
+			if err := json.Unmarshal(next, &cp.Next); err != nil {
+				return nil, fmt.Errorf("checkpoints of run %s step %d: next nodes: %w", runID, cp.Step, err)
+			}
+		}
+		cp.Joins = joins
+		cp.At = fromNanos(at)
+		out = append(out, &cp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Invocations returns a run's invocations ordered by step, then by the
+// order they were recorded (finishing order), or ErrNotFound for an
+// unknown run.
+func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, error) {
+	if err := s.mustExist(ctx, runID, "invocations of run"); err != nil {
+		return nil, err
+	}
+	rows, err := s.invocations.QueryContext(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []*Invocation
+	for rows.Next() {
+		var (
+			inv            Invocation
+			writes         []byte
+			started, ended sql.NullInt64
+		)
+		if err := rows.Scan(&inv.RunID, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
+			&inv.Error, &inv.ErrorKind, &inv.Attempts, &started, &ended); err != nil {
+			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		}
+		inv.Writes = writes
+		inv.StartedAt, inv.EndedAt = fromNanos(started), fromNanos(ended)
+		out = append(out, &inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// mustExist returns ErrNotFound unless the run exists.
+func (s *SQLite) mustExist(ctx context.Context, runID, what string) error {
+	var n int
+	if err := s.runExists.QueryRowContext(ctx, runID).Scan(&n); err != nil {
+		return fmt.Errorf("%s %s: %w", what, runID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %s: %w", what, runID, ErrNotFound)
+	}
+	return nil
+}
+
+// Close closes the database; the last connection to close folds the WAL
+// back into the main file. Calling Close again returns the first result.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.db.Close() // also closes the prepared statements
+	})
+	return s.closeErr
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanRun(sc rowScanner) (*Run, error) {
+	var (
+		r              Run
+		status         string
+		inputs         []byte
+		started, ended sql.NullInt64
+	)
+	if err := sc.Scan(&r.ID, &r.Workflow, &r.File, &r.Source, &inputs, &status, &r.Error, &started, &ended); err != nil {
+		return nil, err
+	}
+	r.Inputs = inputs
+	r.Status = Status(status)
+	r.StartedAt, r.EndedAt = fromNanos(started), fromNanos(ended)
+	return &r, nil
+}
+
+// isCode reports whether err is an SQLite error with the given extended
+// result code.
+func isCode(err error, code int) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == code
+}
+
+// nanos encodes t as unix nanoseconds, NULL for the zero time.
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// encodeChanged writes the changed keys as one JSON object, copying each
+// value's bytes verbatim (json.Marshal would re-indent them), keys sorted
+// so equal checkpoints encode equally. nil stays NULL.
+func encodeChanged(m map[string]json.RawMessage) []byte {
+	if m == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k) // a string always marshals
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(bytes.TrimSpace(m[k]))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
