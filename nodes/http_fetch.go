@@ -89,6 +89,9 @@ type fetchRequest struct {
 	idemKey  string // "auto", "" (none) or a literal key
 }
 
+// defaultExpect is `expect: 2xx`; shared, never modified.
+var defaultExpect = []statusMatch{{class: 2}}
+
 // statusMatch accepts one status (code) or one class (class*100..+99).
 type statusMatch struct {
 	code  int
@@ -119,7 +122,7 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		}
 	}
 	r := &fetchRequest{method: http.MethodGet, maxBytes: DefaultMaxBytes, follow: true,
-		expect: []statusMatch{{class: 2}}, idemKey: "auto"}
+		expect: defaultExpect, idemKey: "auto"}
 
 	rawURL, ok := with["url"].(string)
 	if !ok || strings.TrimSpace(rawURL) == "" {
@@ -318,6 +321,9 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	if r.host != "" {
 		req.Host = r.host
 	}
+	if ua, ok := client.Transport.(*userAgentTransport); ok && req.Header["User-Agent"] == nil {
+		req.Header["User-Agent"] = []string{ua.ua} // spares the transport a header copy
+	}
 	switch {
 	case req.Header.Get("Idempotency-Key") != "":
 	case r.idemKey == "auto":
@@ -446,15 +452,25 @@ func readAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated b
 	} else {
 		size = min(size, 512)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, false, err
+	buf := make([]byte, 0, size+1)
+	lr := io.LimitReader(r, max+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // let append pick the growth
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
 	}
-	if n > max {
-		return buf.Bytes()[:max], true, nil
+	if int64(len(buf)) > max {
+		return buf[:max], true, nil
 	}
-	return buf.Bytes(), false, nil
+	return buf, false, nil
 }
 
 // excerpt returns the start of body as one line of at most n bytes of
