@@ -84,6 +84,8 @@ func migrate(ctx context.Context, db *sql.DB, path string, list []string) error 
 	switch {
 	case appID != 0 && appID != applicationID:
 		return fmt.Errorf("%s is not an lgx store: its application id is %#x", path, appID)
+	case version > 0 && appID != applicationID:
+		return fmt.Errorf("%s is not an lgx store: schema version %d without the lgx application id", path, version)
 	case version > len(list):
 		return fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): upgrade lgx", path, version, len(list))
 	case version == len(list):
@@ -96,8 +98,6 @@ func migrate(ctx context.Context, db *sql.DB, path string, list []string) error 
 		if tables > 0 {
 			return fmt.Errorf("%s is not an lgx store: it is an SQLite database with other tables", path)
 		}
-	case appID != applicationID:
-		return fmt.Errorf("%s is not an lgx store: schema version %d without the lgx application id", path, version)
 	}
 	for v := version; v < len(list); v++ {
 		if _, err := tx.ExecContext(ctx, list[v]); err != nil {

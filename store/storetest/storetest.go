@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CheckpointRejectsInvalidJSON", testCheckpointRejects},
 		{"RunsAreIsolated", testIsolation},
 		{"CopiesInAndOut", testCopies},
+		{"WritesOutliveCancel", testWritesOutliveCancel},
 		{"ConcurrentRecord", testConcurrentRecord},
 	}
 	for _, tc := range tests {
@@ -153,11 +154,16 @@ func checkInvocation(t *testing.T, got, want *store.Invocation) {
 	t.Helper()
 	if got.RunID != want.RunID || got.Step != want.Step || got.Node != want.Node || got.Index != want.Index ||
 		got.Status != want.Status || got.Error != want.Error || got.ErrorKind != want.ErrorKind || got.Attempts != want.Attempts {
-		t.Errorf("invocation = %+v, want %+v", *got, *want)
+		t.Errorf("invocation = %s, want %s", fmtInv(got), fmtInv(want))
 	}
 	sameBytes(t, "Writes", got.Writes, want.Writes)
 	sameTime(t, "StartedAt", got.StartedAt, want.StartedAt)
 	sameTime(t, "EndedAt", got.EndedAt, want.EndedAt)
+}
+
+func fmtInv(inv *store.Invocation) string {
+	return fmt.Sprintf("{%s %d %s %d %s writes=%s err=%q kind=%s attempts=%d}",
+		inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status, inv.Writes, inv.Error, inv.ErrorKind, inv.Attempts)
 }
 
 func testCreateGet(t *testing.T, s store.Store) {
@@ -610,6 +616,33 @@ func testCopies(t *testing.T, s store.Store) {
 	cps[0].Next[0] = "Y"
 	cps[0].Joins[2] = 'Y'
 	checkCheckpoint(t, mustCheckpoints(t, s, "run")[0], want)
+}
+
+// testWritesOutliveCancel checks that writes complete with a cancelled
+// context: after Ctrl-C the executor still records the invocations that
+// finished and the run's final status.
+func testWritesOutliveCancel(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.CreateRun(ctx, newRun("run", at(0))); err != nil {
+		t.Fatalf("CreateRun(cancelled ctx): %v", err)
+	}
+	inv := &store.Invocation{RunID: "run", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK}
+	if err := s.RecordInvocation(ctx, inv); err != nil {
+		t.Errorf("RecordInvocation(cancelled ctx): %v", err)
+	}
+	if err := s.WriteCheckpoint(ctx, &store.Checkpoint{RunID: "run", Step: 1}); err != nil {
+		t.Errorf("WriteCheckpoint(cancelled ctx): %v", err)
+	}
+	if err := s.FinishRun(ctx, "run", store.StatusCancelled, "interrupted by signal", at(1)); err != nil {
+		t.Errorf("FinishRun(cancelled ctx): %v", err)
+	}
+	if err := s.SetStatus(ctx, "run", store.StatusRunning); err != nil {
+		t.Errorf("SetStatus(cancelled ctx): %v", err)
+	}
+	if n := len(mustInvocations(t, s, "run")); n != 1 {
+		t.Errorf("Invocations = %d, want 1", n)
+	}
 }
 
 // testConcurrentRecord records from many goroutines at once while others

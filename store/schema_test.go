@@ -1,0 +1,279 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// rawDB opens path with the driver alone, bypassing OpenSQLite, to build
+// or inspect files the way another program (or an older lgx) would.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func pragmaInt(t *testing.T, db *sql.DB, name string) int {
+	t.Helper()
+	var v int
+	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+func exec(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func TestOpenSQLiteMigrates(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string) // builds the file before OpenSQLite
+	}{
+		{"no file", func(t *testing.T, path string) {}},
+		{"empty file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"v0 database", func(t *testing.T, path string) {
+			db := rawDB(t, path)
+			exec(t, db, "PRAGMA page_size = 8192")
+			exec(t, db, "VACUUM") // writes a header: a real, empty v0 database
+			db.Close()
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lgx.db")
+			tc.make(t, path)
+			s, err := OpenSQLite(path)
+			if err != nil {
+				t.Fatalf("OpenSQLite: %v", err)
+			}
+			if err := s.CreateRun(context.Background(), &Run{ID: "r", Status: StatusRunning}); err != nil {
+				t.Fatalf("CreateRun after migration: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db := rawDB(t, path)
+			if v := pragmaInt(t, db, "user_version"); v != len(migrations) {
+				t.Errorf("user_version = %d, want %d", v, len(migrations))
+			}
+			if id := pragmaInt(t, db, "application_id"); id != applicationID {
+				t.Errorf("application_id = %#x, want %#x", id, applicationID)
+			}
+			var mode string
+			if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+				t.Errorf("journal_mode = %q, %v; want wal (persistent)", mode, err)
+			}
+		})
+	}
+}
+
+func TestOpenSQLiteAtCurrentVersionKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	ctx := context.Background()
+	for i, id := range []string{"first", "second"} {
+		s, err := OpenSQLite(path)
+		if err != nil {
+			t.Fatalf("open #%d: %v", i+1, err)
+		}
+		if err := s.CreateRun(ctx, &Run{ID: id, Status: StatusRunning}); err != nil {
+			t.Fatalf("open #%d: CreateRun: %v", i+1, err)
+		}
+		runs, err := s.ListRuns(ctx, 0)
+		if err != nil || len(runs) != i+1 {
+			t.Fatalf("open #%d: ListRuns = %d runs, %v; want %d", i+1, len(runs), err, i+1)
+		}
+		s.Close()
+	}
+}
+
+func TestOpenSQLiteRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"newer schema", func(t *testing.T, path string) {
+			s, err := OpenSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db := rawDB(t, path)
+			exec(t, db, "PRAGMA user_version = 99")
+			db.Close()
+		}, "has schema version 99, newer than this lgx supports"},
+		{"garbage file", func(t *testing.T, path string) {
+			junk := []byte(strings.Repeat("this is not a database\n", 400))
+			if err := os.WriteFile(path, junk, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not an lgx store: "},
+		{"another program's database", func(t *testing.T, path string) {
+			db := rawDB(t, path)
+			exec(t, db, "CREATE TABLE contacts (name TEXT)")
+			db.Close()
+		}, "is not an lgx store: it is an SQLite database with other tables"},
+		{"another application id", func(t *testing.T, path string) {
+			db := rawDB(t, path)
+			exec(t, db, "PRAGMA application_id = 42")
+			exec(t, db, "PRAGMA user_version = 1")
+			db.Close()
+		}, "is not an lgx store: its application id is 0x2a"},
+		{"versioned without application id", func(t *testing.T, path string) {
+			db := rawDB(t, path)
+			exec(t, db, "PRAGMA user_version = 1")
+			db.Close()
+		}, "is not an lgx store: schema version 1 without the lgx application id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lgx.db")
+			tc.make(t, path)
+			before, _ := os.ReadFile(path)
+			s, err := OpenSQLite(path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("OpenSQLite succeeded, want error containing %q", tc.want)
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error = %q, want it to name %s and contain %q", err, path, tc.want)
+			}
+			if tc.name == "garbage file" {
+				after, _ := os.ReadFile(path)
+				if string(after) != string(before) {
+					t.Error("OpenSQLite modified a file that is not a database")
+				}
+			}
+		})
+	}
+}
+
+func TestMigrateSteps(t *testing.T) {
+	ctx := context.Background()
+	path2 := filepath.Join(t.TempDir(), "steps.db")
+	db := rawDB(t, "file:"+path2+"?_txlock=immediate")
+
+	v1 := []string{"CREATE TABLE a (x INTEGER)"}
+	v2 := append(v1[:1:1], "ALTER TABLE a ADD COLUMN y TEXT; CREATE TABLE b (z INTEGER)")
+	bad := append(v2[:2:2], "CREATE TABLE c (q INTEGER); CREATE TABLE a (dup INTEGER)")
+
+	if err := migrate(ctx, db, path2, v1); err != nil {
+		t.Fatalf("migrate to v1: %v", err)
+	}
+	if v := pragmaInt(t, db, "user_version"); v != 1 {
+		t.Fatalf("user_version = %d, want 1", v)
+	}
+	exec(t, db, "INSERT INTO a (x) VALUES (7)")
+	if err := migrate(ctx, db, path2, v2); err != nil {
+		t.Fatalf("migrate v1 -> v2: %v", err)
+	}
+	var x int
+	var y sql.NullString
+	if err := db.QueryRow("SELECT x, y FROM a").Scan(&x, &y); err != nil || x != 7 || y.Valid {
+		t.Fatalf("row after v2 = %d, %v, %v; want 7, NULL", x, y, err)
+	}
+	if v := pragmaInt(t, db, "user_version"); v != 2 {
+		t.Fatalf("user_version = %d, want 2", v)
+	}
+	// A failing step rolls back entirely: no table c, still version 2.
+	err := migrate(ctx, db, path2, bad)
+	if err == nil || !strings.Contains(err.Error(), "schema version 3") {
+		t.Fatalf("migrate with a failing step = %v, want an error naming schema version 3", err)
+	}
+	if v := pragmaInt(t, db, "user_version"); v != 2 {
+		t.Errorf("user_version after failed step = %d, want 2", v)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 'c'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("table c exists after a failed migration (%d, %v)", n, err)
+	}
+	// Re-running at the current version is a no-op.
+	if err := migrate(ctx, db, path2, v2); err != nil {
+		t.Errorf("migrate at current version: %v", err)
+	}
+}
+
+// TestOpenSQLiteConcurrently opens one new file from several stores at
+// once, as two `lgx run`s started together would: exactly one migrates.
+func TestOpenSQLiteConcurrently(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	stores := make([]*SQLite, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = OpenSQLite(path)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("open #%d: %v", i, errs[i])
+			continue
+		}
+		if err := stores[i].CreateRun(context.Background(), &Run{ID: string(rune('a' + i)), Status: StatusRunning}); err != nil {
+			t.Errorf("store #%d CreateRun: %v", i, err)
+		}
+		stores[i].Close()
+	}
+}
+
+func TestDefaultPath(t *testing.T) {
+	tmp := t.TempDir()
+	tests := []struct {
+		name         string
+		lgxHome, xdg string
+		home         string
+		want         string
+	}{
+		{"LGX_HOME wins", filepath.Join(tmp, "lgxhome"), filepath.Join(tmp, "xdg"), filepath.Join(tmp, "home"),
+			filepath.Join(tmp, "lgxhome", "lgx.db")},
+		{"XDG_STATE_HOME", "", filepath.Join(tmp, "xdg2"), filepath.Join(tmp, "home"),
+			filepath.Join(tmp, "xdg2", "lgx", "lgx.db")},
+		{"home", "", "", filepath.Join(tmp, "home3"),
+			filepath.Join(tmp, "home3", ".local", "state", "lgx", "lgx.db")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("LGX_HOME", tc.lgxHome)
+			t.Setenv("XDG_STATE_HOME", tc.xdg)
+			t.Setenv("HOME", tc.home)
+			got, err := DefaultPath()
+			if err != nil {
+				t.Fatalf("DefaultPath: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("DefaultPath = %s, want %s", got, tc.want)
+			}
+			fi, err := os.Stat(filepath.Dir(got))
+			if err != nil {
+				t.Fatalf("directory not created: %v", err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o700 {
+				t.Errorf("directory mode = %o, want 700", perm)
+			}
+		})
+	}
+}
