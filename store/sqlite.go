@@ -187,6 +187,18 @@ func (s *SQLite) DiskSize() (int64, error) {
 	return total, nil
 }
 
+// DataSize returns the logical size of the database in bytes (pages in
+// use times page size), counting data still in the write-ahead log once.
+// It is what the data costs, independent of WAL preallocation.
+func (s *SQLite) DataSize(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	return n, nil
+}
+
 // write runs one write statement, serialized with this process's other
 // writers and immune to ctx's cancellation (see SQLite).
 func (s *SQLite) write(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {

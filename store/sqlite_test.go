@@ -1,8 +1,14 @@
 package store_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lgx-run/lgx/store"
 	"github.com/lgx-run/lgx/store/storetest"
@@ -19,4 +25,125 @@ func openTemp(t *testing.T) *store.SQLite {
 
 func TestSQLiteConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// message is a ~200-byte chat message, the typical value a step changes.
+func message(i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"role":"assistant","content":%q}`,
+		fmt.Sprintf("step %04d: %s", i, strings.Repeat("lorem ipsum dolor sit amet ", 6))))
+}
+
+// TestSQLiteGrowth runs 500 steps that each record an invocation and a
+// checkpoint changing one key to a ~200-byte message: the store must grow
+// with what was written, not with steps squared.
+func TestSQLiteGrowth(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateRun(ctx, &store.Run{ID: "grow", Status: store.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	const steps = 500
+	var written int
+	for i := range steps {
+		msg := message(i)
+		written += len(msg)
+		writes := json.RawMessage(`{"last":` + string(msg) + `}`)
+		if err := s.RecordInvocation(ctx, &store.Invocation{RunID: "grow", Step: i, Node: "chat", Index: -1,
+			Status: store.InvocationOK, Writes: writes, Attempts: 1, StartedAt: time.Now(), EndedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteCheckpoint(ctx, &store.Checkpoint{RunID: "grow", Step: i,
+			Changed: map[string]json.RawMessage{"last": msg}, Next: []string{"chat"}, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open, err := s.DiskSize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := s.DataSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d steps, %d message bytes written (x2: writes + checkpoint): %d bytes of data; %d on disk while open (db+WAL), %d after close",
+		steps, written, data, open, fi.Size())
+	if data != fi.Size() {
+		t.Errorf("DataSize = %d while open, but the closed file is %d bytes", data, fi.Size())
+	}
+	const limit = 10 << 20
+	if open >= limit || fi.Size() >= limit {
+		t.Errorf("store size %d open / %d closed, want < %d", open, fi.Size(), limit)
+	}
+	// Closed, the file holds the data with modest overhead.
+	if fi.Size() > int64(8*written) {
+		t.Errorf("closed store is %d bytes for %d bytes of messages: more than 8x overhead", fi.Size(), written)
+	}
+}
+
+func benchStore(b *testing.B) (*store.SQLite, string) {
+	path := filepath.Join(b.TempDir(), "lgx.db")
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.CreateRun(context.Background(), &store.Run{ID: "bench", Status: store.StatusRunning}); err != nil {
+		b.Fatal(err)
+	}
+	return s, path
+}
+
+// reportSize reports the store's logical growth per operation.
+func reportSize(b *testing.B, s *store.SQLite, before int64) {
+	after, err := s.DataSize(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(after-before)/float64(b.N), "db-B/op")
+}
+
+func BenchmarkSQLiteRecordInvocation(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	writes := json.RawMessage(`{"last":` + string(message(0)) + `}`)
+	before, _ := s.DataSize(ctx)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := s.RecordInvocation(ctx, &store.Invocation{RunID: "bench", Step: i / 8, Node: "n", Index: i % 8,
+			Status: store.InvocationOK, Writes: writes, Attempts: 1, StartedAt: time.Now(), EndedAt: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportSize(b, s, before)
+}
+
+func BenchmarkSQLiteCheckpoint(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	msg := message(0)
+	before, _ := s.DataSize(ctx)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := s.WriteCheckpoint(ctx, &store.Checkpoint{RunID: "bench", Step: i,
+			Changed: map[string]json.RawMessage{"last": msg}, Next: []string{"a", "b"}, At: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportSize(b, s, before)
 }
