@@ -240,7 +240,7 @@ func (r *fetchRequest) parseHeaders(v any) error {
 	if v == nil {
 		return nil
 	}
-	m, ok := v.(map[string]any)
+	m, ok := stringKeyed(v)
 	if !ok {
 		return Errorf(KindInput, "http_fetch: with.headers must be an object, got %s", typeName(v))
 	}
@@ -270,7 +270,7 @@ func (r *fetchRequest) parseQuery(v any) error {
 	if v == nil {
 		return nil
 	}
-	m, ok := v.(map[string]any)
+	m, ok := stringKeyed(v)
 	if !ok {
 		return Errorf(KindInput, "http_fetch: with.query must be an object, got %s", typeName(v))
 	}
@@ -642,6 +642,21 @@ func intValue(v any) (int64, bool) {
 		return n, err == nil
 	}
 	return 0, false
+}
+
+// stringKeyed accepts an object as map[string]any or map[string]string.
+func stringKeyed(v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, true
+	case map[string]string:
+		out := make(map[string]any, len(m))
+		for k, s := range m {
+			out[k] = s
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // scalarList renders a header or query value: a scalar, or a list of

@@ -158,6 +158,11 @@ func TestHTTPFetchSendsRequest(t *testing.T) {
 				eq(t, got["body"], `"s"`)
 				eq(t, got["headers"].(map[string]any)["Content-Type"], "application/vnd.x+json")
 			}},
+		{"Go string maps", map[string]any{"url": env.srv.URL, "headers": map[string]string{"X-A": "1"}, "query": map[string]string{"k": "v"}},
+			func(t *testing.T, got map[string]any) {
+				eq(t, got["headers"].(map[string]any)["X-A"], "1")
+				eqJSON(t, got["query"], `{"k":["v"]}`)
+			}},
 		{"null fields count as absent", map[string]any{"url": env.srv.URL, "method": nil, "body": nil, "json": nil, "timeout": nil, "expect": nil},
 			func(t *testing.T, got map[string]any) {
 				eq(t, got["method"], "GET")
