@@ -1,0 +1,498 @@
+package runner
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
+)
+
+// Graph is a compiled workflow: expressions compiled, templates prepared,
+// edges resolved to node indexes. It is immutable and may be run many times,
+// concurrently.
+type Graph struct {
+	wf *spec.Workflow
+
+	keys   []*keyInfo
+	keyIdx map[string]int
+	nodes  []*node
+	byName map[string]int
+
+	start *outEdges // edges out of START
+	joins []*join
+
+	providers map[string]*provider
+	tools     map[string]*tool
+
+	concurrency    int
+	recursionLimit int
+	timeout        time.Duration
+}
+
+// Workflow returns the workflow the graph was compiled from.
+func (g *Graph) Workflow() *spec.Workflow { return g.wf }
+
+// keyInfo is a declared state key.
+type keyInfo struct {
+	name        string
+	idx         int
+	typ         string
+	reducerName string
+	reduce      reducer
+	replace     bool
+	def         any
+	hasDef      bool
+	required    bool
+}
+
+// node is a compiled node.
+type node struct {
+	name  string
+	idx   int
+	typ   nodes.Type
+	spec  *spec.Node
+	with  *mapVal // nil = no `with`
+	prep  any     // from nodes.Preparer
+	each  cval    // for_each; nil = not a loop
+	caps  caps
+	retry retryPolicy
+	// timeout per attempt; 0 = none (types that do no work)
+	timeout   time.Duration
+	continue_ bool
+	output    []outWrite
+	edges     outEdges
+	joins     []joinRef
+	// wantsData: the type reads Invocation.Data (the template data root).
+	wantsData bool
+}
+
+// outWrite is one compiled `output` entry.
+type outWrite struct {
+	key *keyInfo
+	val cval
+}
+
+// outEdges are the single-source edges leaving one node (or START).
+type outEdges struct {
+	plain []int // targets of plain edges (END dropped)
+	conds []*condEdge
+}
+
+// condEdge is a `when:` edge: first matching case wins, else Else.
+type condEdge struct {
+	cases []condCase
+	els   []int
+}
+
+type condCase struct {
+	cond *progVal
+	src  string
+	to   []int
+}
+
+// join is a multi-source edge; it fires when every source completed since
+// it last fired.
+type join struct {
+	idx     int
+	sources []int // node indexes; -1 is START
+	names   []string
+	edge    outEdges
+}
+
+// joinRef says that a node is source number slot of a join.
+type joinRef struct {
+	j    *join
+	slot int
+}
+
+// provider is a compiled LLM provider: string fields may be expressions.
+type provider struct {
+	name, kind          string
+	model, baseURL, key cval
+	pool                string
+}
+
+// tool is a compiled top-level tool.
+type tool struct {
+	spec   nodes.ToolSpec
+	node   *node
+	output cval // nil = result
+}
+
+// instantTypes do no work worth a timeout context.
+var instantTypes = map[string]bool{"set": true, "interrupt": true}
+
+// dataTypes read Invocation.Data.
+var dataTypes = map[string]bool{"template": true}
+
+// noSlotTypes hold no cap slot themselves (SPEC §8: a subgraph node's child
+// invocations do).
+var noSlotTypes = map[string]bool{"subgraph": true}
+
+// Compile turns a workflow that passed spec.Validate into a Graph: every
+// expression compiled once, Static `with` fields passed to the type's
+// Prepare, reducers resolved and edges turned into per-node adjacency, so
+// that running parses and reflects over nothing.
+func Compile(w *spec.Workflow) (*Graph, error) {
+	g := &Graph{
+		wf:             w,
+		keyIdx:         make(map[string]int, len(w.State)),
+		byName:         make(map[string]int, len(w.Nodes)),
+		providers:      map[string]*provider{},
+		tools:          map[string]*tool{},
+		concurrency:    w.Config.Concurrency,
+		recursionLimit: w.Config.RecursionLimit,
+		timeout:        w.Config.Timeout,
+		start:          &outEdges{},
+	}
+	if g.concurrency <= 0 {
+		g.concurrency = spec.DefaultConcurrency
+	}
+	if g.recursionLimit <= 0 {
+		g.recursionLimit = spec.DefaultRecursionLimit
+	}
+	for i, k := range w.State {
+		red := k.Reducer
+		if red == "" {
+			red = spec.ReducerReplace
+			if k.Type == spec.TypeMessages {
+				red = spec.ReducerMessages
+			}
+		}
+		fn, ok := reducerFor(red)
+		if !ok {
+			return nil, fmt.Errorf("%s:%d:%d: state key %s: unknown reducer %q", w.File, k.Pos.Line, k.Pos.Col, k.Name, red)
+		}
+		typ := k.Type
+		if typ == "" {
+			typ = spec.TypeAny
+		}
+		def := k.Default
+		if k.HasDefault {
+			fitted, bad := fitType(typ, def)
+			if bad != "" {
+				return nil, fmt.Errorf("%s:%d:%d: state key %s: default is %s, expected %s", w.File, k.Pos.Line, k.Pos.Col, k.Name, bad, typ)
+			}
+			def = fitted
+		}
+		g.keys = append(g.keys, &keyInfo{name: k.Name, idx: i, typ: typ, reducerName: red, reduce: fn,
+			replace: red == spec.ReducerReplace, def: def, hasDef: k.HasDefault, required: k.Required})
+		g.keyIdx[k.Name] = i
+	}
+	for i, n := range w.Nodes {
+		g.byName[n.Name] = i
+	}
+	for i, n := range w.Nodes {
+		cn, err := g.compileNode(n, i)
+		if err != nil {
+			return nil, err
+		}
+		g.nodes = append(g.nodes, cn)
+	}
+	if err := g.compileEdges(); err != nil {
+		return nil, err
+	}
+	for _, p := range w.Providers {
+		cp, err := g.compileProvider(p)
+		if err != nil {
+			return nil, err
+		}
+		g.providers[p.Name] = cp
+	}
+	for _, t := range w.Tools {
+		ct, err := g.compileTool(t)
+		if err != nil {
+			return nil, err
+		}
+		g.tools[t.Name] = ct
+	}
+	return g, nil
+}
+
+func (g *Graph) errorf(pos spec.Pos, format string, args ...any) error {
+	return fmt.Errorf("%s:%d:%d: %s", g.wf.File, pos.Line, pos.Col, fmt.Sprintf(format, args...))
+}
+
+// compileNode compiles one node; idx is its file position (-1 for a tool's node).
+func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
+	typ, ok := nodes.Lookup(n.Type)
+	if !ok {
+		return nil, g.errorf(n.TypePos, "node %s: unknown type %q", n.Name, n.Type)
+	}
+	c := &compiler{file: g.wf.File, loopVar: n.As}
+	cn := &node{name: n.Name, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
+	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
+	cn.timeout = n.Timeout
+	if cn.timeout <= 0 {
+		cn.timeout = g.wf.Config.NodeTimeout
+	}
+	if cn.timeout <= 0 {
+		cn.timeout = spec.DefaultNodeTimeout
+	}
+	if instantTypes[n.Type] {
+		cn.timeout = 0
+	}
+
+	// with: Static fields stay literal and feed Prepare.
+	static := map[string]bool{}
+	for _, f := range typ.Doc().With {
+		if f.Static {
+			static[f.Name] = true
+		}
+	}
+	staticVals := map[string]any{}
+	if n.With != nil {
+		w := n.With
+		for w.Kind == yaml.AliasNode && w.Alias != nil {
+			w = w.Alias
+		}
+		if w.Kind != yaml.MappingNode {
+			return nil, g.errorf(spec.Pos{Line: w.Line, Col: w.Column}, "node %s: with must be a mapping", n.Name)
+		}
+		cn.with = &mapVal{}
+		for i := 0; i+1 < len(w.Content); i += 2 {
+			k, vn := w.Content[i].Value, w.Content[i+1]
+			var v cval
+			if static[k] {
+				lit, err := decodeYAML(vn)
+				if err != nil {
+					return nil, g.errorf(spec.Pos{Line: vn.Line, Col: vn.Column}, "node %s: with.%s: %v", n.Name, k, err)
+				}
+				staticVals[k] = lit
+				v = litVal{lit}
+			} else {
+				var err error
+				if v, err = c.value(vn); err != nil {
+					return nil, fmt.Errorf("node %s: with.%s: %w", n.Name, k, err)
+				}
+			}
+			cn.with.keys = append(cn.with.keys, k)
+			cn.with.vals = append(cn.with.vals, v)
+		}
+	}
+	if p, ok := typ.(nodes.Preparer); ok {
+		prep, err := p.Prepare(staticVals)
+		if err != nil {
+			return nil, g.errorf(n.Pos, "node %s: %v", n.Name, err)
+		}
+		cn.prep = prep
+	}
+
+	if n.ForEach != nil {
+		fe := n.ForEach
+		for fe.Kind == yaml.AliasNode && fe.Alias != nil {
+			fe = fe.Alias
+		}
+		if fe.Kind == yaml.ScalarNode && fe.Tag == "!!str" {
+			p, err := c.bare(fe)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: for_each: %w", n.Name, err)
+			}
+			cn.each = p
+		} else {
+			v, err := c.value(fe)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: for_each: %w", n.Name, err)
+			}
+			cn.each = v
+		}
+	}
+
+	for _, o := range n.Output {
+		ki, ok := g.keyIdx[o.Key]
+		if !ok {
+			return nil, g.errorf(o.Pos, "node %s: output to undeclared state key %q", n.Name, o.Key)
+		}
+		v, err := c.value(o.Value)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: output.%s: %w", n.Name, o.Key, err)
+		}
+		cn.output = append(cn.output, outWrite{key: g.keys[ki], val: v})
+	}
+
+	// Caps: the node's own semaphore is created per run (see newRunCaps);
+	// here only the pool names, sorted for a deadlock-free acquire order.
+	cn.caps.none = noSlotTypes[n.Type]
+	cn.wantsData = dataTypes[n.Type]
+	return cn, nil
+}
+
+// poolNames returns the pools a node takes, sorted: the ones it names plus,
+// for llm_call, its provider's pool.
+func (g *Graph) poolNames(n *node) []string {
+	var names []string
+	for _, p := range n.spec.Pools {
+		names = append(names, p.Value)
+	}
+	if n.spec.Type == "llm_call" {
+		prov := "default"
+		if lit, ok := n.withLiteral("provider"); ok {
+			if s, ok := lit.(string); ok && s != "" {
+				prov = s
+			}
+		}
+		for _, p := range g.wf.Providers {
+			if p.Name == prov && p.Pool.Value != "" {
+				names = append(names, p.Pool.Value)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// withLiteral returns a `with` field's value when it is a literal.
+func (n *node) withLiteral(field string) (any, bool) {
+	if n.with == nil {
+		return nil, false
+	}
+	for i, k := range n.with.keys {
+		if k == field {
+			if l, ok := n.with.vals[i].(litVal); ok {
+				return l.v, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// targets resolves edge target names to node indexes, dropping END.
+func (g *Graph) targets(names []spec.Name) ([]int, error) {
+	out := make([]int, 0, len(names))
+	for _, t := range names {
+		if t.Value == spec.End {
+			continue
+		}
+		i, ok := g.byName[t.Value]
+		if !ok {
+			return nil, g.errorf(t.Pos, "edge to unknown node %q", t.Value)
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
+	if len(e.When) == 0 {
+		t, err := g.targets(e.To)
+		if err != nil {
+			return err
+		}
+		into.plain = append(into.plain, t...)
+		return nil
+	}
+	ce := &condEdge{}
+	c := &compiler{file: g.wf.File}
+	for _, cs := range e.When {
+		if cs.If == nil {
+			return g.errorf(cs.Pos, "when case without if")
+		}
+		p, err := c.bare(cs.If)
+		if err != nil {
+			return err
+		}
+		t, err := g.targets(cs.To)
+		if err != nil {
+			return err
+		}
+		ce.cases = append(ce.cases, condCase{cond: p, src: p.src, to: t})
+	}
+	if e.HasElse {
+		t, err := g.targets(e.Else)
+		if err != nil {
+			return err
+		}
+		ce.els = t
+	}
+	into.conds = append(into.conds, ce)
+	return nil
+}
+
+func (g *Graph) compileEdges() error {
+	for _, e := range g.wf.Edges {
+		if len(e.From) == 0 {
+			return g.errorf(e.Pos, "edge without from")
+		}
+		if !e.IsJoin() {
+			from := e.From[0]
+			into := g.start
+			if from.Value != spec.Start {
+				i, ok := g.byName[from.Value]
+				if !ok {
+					return g.errorf(from.Pos, "edge from unknown node %q", from.Value)
+				}
+				into = &g.nodes[i].edges
+			}
+			if err := g.compileOut(e, into); err != nil {
+				return err
+			}
+			continue
+		}
+		j := &join{idx: len(g.joins)}
+		for _, f := range e.From {
+			src := -1
+			if f.Value != spec.Start {
+				i, ok := g.byName[f.Value]
+				if !ok {
+					return g.errorf(f.Pos, "edge from unknown node %q", f.Value)
+				}
+				src = i
+			}
+			j.sources = append(j.sources, src)
+			j.names = append(j.names, f.Value)
+		}
+		if err := g.compileOut(e, &j.edge); err != nil {
+			return err
+		}
+		for slot, src := range j.sources {
+			if src >= 0 {
+				g.nodes[src].joins = append(g.nodes[src].joins, joinRef{j: j, slot: slot})
+			}
+		}
+		g.joins = append(g.joins, j)
+	}
+	return nil
+}
+
+func (g *Graph) compileProvider(p *spec.Provider) (*provider, error) {
+	c := &compiler{file: g.wf.File}
+	cp := &provider{name: p.Name, kind: p.Kind, pool: p.Pool.Value}
+	var err error
+	if cp.model, err = c.str(p.Model, p.Pos); err != nil {
+		return nil, err
+	}
+	if cp.baseURL, err = c.str(p.BaseURL, p.Pos); err != nil {
+		return nil, err
+	}
+	if cp.key, err = c.str(p.APIKey, p.Pos); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
+	ct := &tool{spec: nodes.ToolSpec{Name: t.Name, Description: t.Description, Parameters: t.Parameters}}
+	if t.Node == nil {
+		return nil, g.errorf(t.Pos, "tool %s: no node", t.Name)
+	}
+	tn := *t.Node
+	if tn.Name == "" {
+		tn.Name = t.Name
+	}
+	cn, err := g.compileNode(&tn, -1)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: %w", t.Name, err)
+	}
+	ct.node = cn
+	if t.Output != nil {
+		c := &compiler{file: g.wf.File}
+		if ct.output, err = c.value(t.Output); err != nil {
+			return nil, fmt.Errorf("tool %s: output: %w", t.Name, err)
+		}
+	}
+	return ct, nil
+}

@@ -1,0 +1,104 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/store"
+)
+
+// InputError is a problem with the run's inputs (unknown key, missing
+// required key, wrong type) or with a resume request; the CLI reports it as a
+// usage error (exit 2). Nothing ran.
+type InputError struct {
+	Msg string
+}
+
+func (e *InputError) Error() string { return e.Msg }
+
+// NodeError is a node invocation that failed the run: where (step, node,
+// for_each index; -1 when the node has no for_each) and why.
+type NodeError struct {
+	Step  int
+	Node  string
+	Index int
+	Kind  nodes.Kind
+	Err   error
+}
+
+func (e *NodeError) Error() string {
+	where := fmt.Sprintf("node %s", e.Node)
+	if e.Index >= 0 {
+		where = fmt.Sprintf("node %s item %d", e.Node, e.Index)
+	}
+	kind := ""
+	if e.Kind != "" {
+		kind = fmt.Sprintf(" [%s]", e.Kind)
+	}
+	return fmt.Sprintf("step %d: %s failed%s: %v", e.Step, where, kind, e.Err)
+}
+
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// ConflictError is two or more writes to a `replace` key in one super-step.
+type ConflictError struct {
+	Key     string
+	Step    int
+	Writers []string // node names, `node[i]` for for_each items, in apply order
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("step %d: state key %q (reducer replace) written by %d writers in one step: %s; "+
+		"declare a reducer for %q (e.g. reducer: append) or route the writers into different steps",
+		e.Step, e.Key, len(e.Writers), strings.Join(e.Writers, ", "), e.Key)
+}
+
+// RecursionError is a run that needed more super-steps than
+// config.recursion_limit allows.
+type RecursionError struct {
+	Limit int
+	Nodes []string // nodes triggered for the step past the limit
+}
+
+func (e *RecursionError) Error() string {
+	return fmt.Sprintf("recursion limit of %d steps reached; still triggered: %s "+
+		"(raise config.recursion_limit or add an exit condition)", e.Limit, strings.Join(e.Nodes, ", "))
+}
+
+// TimeoutError is a run that passed its config.timeout deadline. The run is
+// recorded as failed and can be resumed.
+type TimeoutError struct {
+	Timeout time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("run exceeded config.timeout of %s (resumable)", e.Timeout)
+}
+
+// ErrCancelled is returned (wrapped) when the run's context was cancelled;
+// the run is recorded as cancelled and can be resumed.
+var ErrCancelled = errors.New("run cancelled")
+
+// ExitCode maps a run outcome to the CLI's exit code (SPEC §7): 0 done,
+// 1 failed, 2 input error, 3 interrupted, 130 cancelled.
+func ExitCode(res *Result, err error) int {
+	var ie *InputError
+	switch {
+	case errors.As(err, &ie):
+		return 2
+	case errors.Is(err, ErrCancelled):
+		return 130
+	case err != nil:
+		return 1
+	case res != nil && res.Status == store.StatusInterrupted:
+		return 3
+	case res != nil && res.Status == store.StatusCancelled:
+		return 130
+	case res != nil && res.Status == store.StatusFailed:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,67 @@
+package runner
+
+import "time"
+
+// Event names (SPEC §7 `--stream events`). Every event carries Event, Run
+// and TS; the others are set where they apply.
+const (
+	EventRunStart   = "run_start"
+	EventStepStart  = "step_start"
+	EventNodeStart  = "node_start"
+	EventNodeEnd    = "node_end"
+	EventNodeError  = "node_error"
+	EventRetry      = "retry"
+	EventToken      = "token"
+	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
+	EventStepEnd    = "step_end"   // after the barrier: Writes of the step; State when Options.StepState
+	EventCheckpoint = "checkpoint" // the step boundary was recorded; Nodes = next step's nodes
+	EventInterrupt  = "interrupt"
+	EventRunEnd     = "run_end"
+)
+
+// Event is one observable moment of a run, JSON-encodable as one line of
+// `lgx run --stream events`. Values in Writes, State and Error have declared
+// secrets replaced by `***`.
+type Event struct {
+	Event string    `json:"event"`
+	Run   string    `json:"run"`
+	TS    time.Time `json:"ts"` // encodes as RFC 3339 with nanoseconds
+	Step  int       `json:"step,omitempty"`
+	Node  string    `json:"node,omitempty"`
+	// Index is the for_each item index; nil for a node without for_each.
+	Index *int `json:"index,omitempty"`
+
+	Workflow string   `json:"workflow,omitempty"` // run_start
+	Nodes    []string `json:"nodes,omitempty"`    // step_start: the step's nodes; checkpoint: the next step's
+
+	Attempt    int    `json:"attempt,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Kind       string `json:"kind,omitempty"`     // error kind (nodes.Kind)
+	DelayMS    int64  `json:"delay_ms,omitempty"` // retry: delay before the next attempt
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	Token      string `json:"token,omitempty"`
+	Waiting    string `json:"waiting,omitempty"` // wait: "global", "node", "pool NAME" or "rate NAME"
+	Message    string `json:"message,omitempty"` // interrupt: the message
+
+	// Writes are the state writes of one invocation (node_end) or, in
+	// step_end, of the whole step: key -> value as written (before reducers
+	// for node_end; the key's new value for step_end).
+	Writes map[string]any `json:"writes,omitempty"`
+	// State is the full state after the step (step_end, only when
+	// Options.StepState) or the final state (run_end).
+	State  map[string]any `json:"state,omitempty"`
+	Status string         `json:"status,omitempty"` // run_end: completed|failed|cancelled|interrupted
+}
+
+// Sink receives a run's events. Emit is called from the executor's
+// goroutines (concurrently for invocations of one step) and should return
+// quickly; a slow sink slows the run.
+type Sink interface {
+	Emit(Event)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Event)
+
+// Emit calls f(e).
+func (f SinkFunc) Emit(e Event) { f(e) }

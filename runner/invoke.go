@@ -1,0 +1,308 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/store"
+)
+
+// call is one invocation in flight: its expression environment, the
+// nodes.Invocation handed to the type, and the nodes.Host it sees,
+// allocated together.
+type call struct {
+	r     *run
+	n     *node
+	caps  *caps
+	step  int
+	index int
+	env   exprEnv
+	inv   nodes.Invocation
+}
+
+// invoke runs one invocation (a node, or one for_each item) to completion:
+// `with` evaluated, attempts under caps with timeout and retry, `output`
+// evaluated and type-checked, the outcome recorded and reported.
+func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *invResult) {
+	c := &call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index}
+	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+	var started time.Time
+	if r.st != nil || r.sink != nil {
+		started = time.Now()
+	}
+	var idxp *int
+	if index >= 0 {
+		idxp = &index
+	}
+	if r.sink != nil {
+		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp})
+	}
+
+	var result any
+	var err error
+	if res.resumeVal != nil {
+		result = res.resumeVal
+		res.attempts = 0
+	} else {
+		result, res.attempts, err = c.run(ctx, item)
+	}
+	if err == nil {
+		res.writes, err = c.outputs(result, nil)
+	}
+	var intr *nodes.Interrupt
+	switch {
+	case err == nil:
+		res.status = store.InvocationOK
+	case errors.As(err, &intr):
+		res.status, res.intr = store.InvocationInterrupted, intr
+	case ctx.Err() != nil:
+		// Cancelled: by the run, its deadline, or a failing sibling.
+		res.err, res.kind = err, nodes.KindCancelled
+	case n.continue_:
+		kind := nodes.KindOf(err)
+		errObj := map[string]any{"message": r.red.str(err.Error()), "kind": string(kind)}
+		ws, oerr := c.outputs(nil, errObj)
+		if oerr != nil {
+			res.status, res.err, res.kind = store.InvocationFailed, oerr, nodes.KindOf(oerr)
+		} else {
+			res.status, res.writes, res.err, res.kind = store.InvocationContinued, ws, err, kind
+		}
+	default:
+		res.status, res.err, res.kind = store.InvocationFailed, err, nodes.KindOf(err)
+	}
+
+	if r.st != nil && res.status != "" {
+		r.record(n, index, res, started)
+	}
+	if r.sink != nil {
+		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Attempt: res.attempts, Step: c.step,
+			DurationMS: time.Since(started).Milliseconds()}
+		switch res.status {
+		case store.InvocationInterrupted:
+			r.emit(Event{Event: EventInterrupt, Node: n.name, Index: idxp, Step: c.step, Message: intr.Message})
+			return
+		case store.InvocationFailed, "":
+			ev.Event = EventNodeError
+		}
+		if res.err != nil {
+			ev.Error, ev.Kind = res.err.Error(), string(res.kind)
+		}
+		if len(res.writes) > 0 {
+			ev.Writes = make(map[string]any, len(res.writes))
+			for _, w := range res.writes {
+				ev.Writes[w.key.name] = r.red.value(w.val)
+			}
+		}
+		r.emit(ev)
+	}
+}
+
+// run evaluates `with` and performs the attempts.
+func (c *call) run(ctx context.Context, item any) (any, int, error) {
+	r, n := c.r, c.n
+	c.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: n.name, Step: c.step, Index: c.index,
+		Prepared: n.prep, Host: c}
+	if n.with != nil {
+		w, err := n.with.evalMap(&c.env)
+		if err != nil {
+			return nil, 0, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("with.%w", err)}
+		}
+		c.inv.With = w
+	}
+	if n.wantsData {
+		var index any
+		if c.index >= 0 {
+			index = c.index
+		}
+		c.inv.Data = map[string]any{"state": c.env.State, "item": item, "index": index,
+			"run": map[string]any{"id": r.id, "step": c.step, "workflow": r.g.wf.Name}}
+	}
+	return r.attempts(ctx, n, c.caps, &c.inv, c.onWait)
+}
+
+// attempts runs inv under caps until it succeeds, fails for good, or the
+// retry policy gives up. Caps are held per attempt only: never while
+// backing off.
+func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invocation, onWait func(string)) (any, int, error) {
+	for attempt := 1; ; attempt++ {
+		inv.Attempt = attempt
+		if err := r.lim.acquire(ctx, cp, onWait); err != nil {
+			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
+		}
+		actx := ctx
+		var cancel context.CancelFunc
+		if n.timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, n.timeout)
+		}
+		res, err := safeRun(actx, n.typ, inv)
+		if err != nil && ctx.Err() == nil && actx.Err() == context.DeadlineExceeded {
+			var ne *nodes.Error
+			if !errors.As(err, &ne) || ne.Kind != nodes.KindTimeout {
+				err = &nodes.Error{Kind: nodes.KindTimeout, Err: fmt.Errorf("attempt %d timed out after %s: %w", attempt, n.timeout, err)}
+			}
+		}
+		if cancel != nil {
+			cancel()
+		}
+		r.lim.release(cp)
+		if err == nil {
+			return normalize(res), attempt, nil
+		}
+		var intr *nodes.Interrupt
+		if errors.As(err, &intr) {
+			return nil, attempt, err
+		}
+		if ctx.Err() != nil {
+			return nil, attempt, &nodes.Error{Kind: nodes.KindCancelled, Err: ctx.Err()}
+		}
+		if attempt >= n.retry.attempts || !n.retry.retryable(err) {
+			return nil, attempt, err
+		}
+		d := n.retry.delay(attempt, err)
+		if r.sink != nil {
+			ev := Event{Event: EventRetry, Node: n.name, Step: inv.Step, Attempt: attempt, Error: err.Error(),
+				Kind: string(nodes.KindOf(err)), DelayMS: d.Milliseconds()}
+			if inv.Index >= 0 {
+				i := inv.Index
+				ev.Index = &i
+			}
+			r.emit(ev)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, attempt, &nodes.Error{Kind: nodes.KindCancelled, Err: ctx.Err()}
+		}
+	}
+}
+
+// safeRun runs one attempt, turning a panic into a KindPanic error.
+func safeRun(ctx context.Context, t nodes.Type, inv *nodes.Invocation) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, &nodes.Error{Kind: nodes.KindPanic, Err: fmt.Errorf("panic: %v", p)}
+		}
+	}()
+	return t.Run(ctx, inv)
+}
+
+// outputs evaluates the node's `output` with result and error set, and
+// type-checks every write against its key.
+func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
+	n := c.n
+	if len(n.output) == 0 {
+		return nil, nil
+	}
+	c.env.Result = result
+	if errObj != nil {
+		c.env.Error = errObj
+	} else {
+		c.env.Error = nil
+	}
+	ws := make([]write, 0, len(n.output))
+	for _, o := range n.output {
+		v, err := o.val.eval(&c.env)
+		if err != nil {
+			return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
+		}
+		fitted, bad := fitWrite(o.key, v)
+		if bad != "" {
+			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: write to state key %q: expected %s, got %s",
+				n.name, o.key.name, expectedType(o.key), bad)}
+		}
+		ws = append(ws, write{key: o.key, val: fitted})
+	}
+	return ws, nil
+}
+
+// onWait reports that the invocation waits for a cap.
+func (c *call) onWait(what string) {
+	if c.r.sink == nil {
+		return
+	}
+	ev := Event{Event: EventWait, Node: c.n.name, Step: c.step, Waiting: what}
+	if c.index >= 0 {
+		i := c.index
+		ev.Index = &i
+	}
+	c.r.emit(ev)
+}
+
+// record stores a finished invocation and its writes (secrets redacted).
+func (r *run) record(n *node, index int, res *invResult, started time.Time) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, w := range res.writes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(w.key.name)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(r.red.value(w.val))
+		if err != nil {
+			v = []byte("null")
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	inv := &store.Invocation{RunID: r.id, Step: r.step, Node: n.name, Index: index, Status: res.status,
+		Writes: b.Bytes(), Attempts: res.attempts, StartedAt: started, EndedAt: time.Now()}
+	if res.err != nil {
+		inv.Error = r.red.str(res.err.Error())
+		inv.ErrorKind = string(res.kind)
+	}
+	// A store error here must not lose the run's own outcome; the
+	// checkpoint at the barrier reports a broken store.
+	_ = r.st.RecordInvocation(context.WithoutCancel(context.Background()), inv)
+}
+
+// decodeWrites turns recorded writes back into writes, in output order.
+func (r *run) decodeWrites(n *node, raw json.RawMessage) ([]write, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("recorded writes: %w", err)
+	}
+	var ws []write
+	for _, o := range n.output {
+		v, ok := m[o.key.name]
+		if !ok {
+			continue
+		}
+		fitted, bad := fitWrite(o.key, deepNormalize(v))
+		if bad != "" {
+			return nil, fmt.Errorf("recorded write to %s: expected %s, got %s", o.key.name, o.key.typ, bad)
+		}
+		ws = append(ws, write{key: o.key, val: fitted})
+	}
+	return ws, nil
+}
+
+// deepNormalize normalises every number in a decoded JSON value.
+func deepNormalize(v any) any {
+	switch x := v.(type) {
+	case []any:
+		for i, e := range x {
+			x[i] = deepNormalize(e)
+		}
+		return x
+	case map[string]any:
+		for k, e := range x {
+			x[k] = deepNormalize(e)
+		}
+		return x
+	}
+	return normalize(v)
+}

@@ -1,0 +1,298 @@
+package runner
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+
+	"github.com/lgx-run/lgx/spec"
+)
+
+// reducer merges one write into a key's current value (SPEC §2). owned
+// reports that cur was created by this step's earlier writes to the same
+// key, so it may be extended in place; an unowned cur may be shared with an
+// earlier snapshot or another key and is never mutated. A reducer returns
+// the new value.
+type reducer func(cur, w any, owned bool) (any, error)
+
+// reducerFor returns the reducer named name (a spec.Reducer* constant).
+func reducerFor(name string) (reducer, bool) {
+	switch name {
+	case spec.ReducerReplace, "":
+		return reduceReplace, true
+	case spec.ReducerAppend:
+		return reduceAppend, true
+	case spec.ReducerMerge:
+		return reduceMerge, true
+	case spec.ReducerSum:
+		return reduceSum, true
+	case spec.ReducerMin:
+		return reduceMin, true
+	case spec.ReducerMax:
+		return reduceMax, true
+	case spec.ReducerUnion:
+		return reduceUnion, true
+	case spec.ReducerMessages:
+		return reduceMessages, true
+	}
+	return nil, false
+}
+
+func reduceReplace(_, w any, _ bool) (any, error) { return w, nil }
+
+// ownList returns a list that may be extended in place.
+func ownList(cur any, owned bool, extra int) ([]any, error) {
+	if cur == nil {
+		return make([]any, 0, extra), nil
+	}
+	l, ok := cur.([]any)
+	if !ok {
+		return nil, fmt.Errorf("current value is %s, not a list", typeName(cur))
+	}
+	if owned {
+		return l, nil
+	}
+	out := make([]any, len(l), len(l)+max(extra, 4))
+	copy(out, l)
+	return out, nil
+}
+
+// reduceAppend concatenates a list write and appends any other value as one
+// element. A null write is a no-op.
+func reduceAppend(cur, w any, owned bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	if wl, ok := w.([]any); ok {
+		l, err := ownList(cur, owned, len(wl))
+		if err != nil {
+			return nil, err
+		}
+		return append(l, wl...), nil
+	}
+	l, err := ownList(cur, owned, 1)
+	if err != nil {
+		return nil, err
+	}
+	return append(l, w), nil
+}
+
+// reduceMerge shallow-merges an object write; the write's keys win.
+func reduceMerge(cur, w any, owned bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	wm, ok := w.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("merge needs an object, got %s", typeName(w))
+	}
+	var m map[string]any
+	switch c := cur.(type) {
+	case nil:
+		m = make(map[string]any, len(wm))
+	case map[string]any:
+		if owned {
+			m = c
+		} else {
+			m = make(map[string]any, len(c)+len(wm))
+			maps.Copy(m, c)
+		}
+	default:
+		return nil, fmt.Errorf("current value is %s, not an object", typeName(cur))
+	}
+	maps.Copy(m, wm)
+	return m, nil
+}
+
+// reduceSum adds numbers; integers stay integers unless a float is involved.
+func reduceSum(cur, w any, _ bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	if cur == nil {
+		return w, nil
+	}
+	switch c := cur.(type) {
+	case int:
+		switch x := w.(type) {
+		case int:
+			return c + x, nil
+		case float64:
+			return float64(c) + x, nil
+		}
+	case float64:
+		switch x := w.(type) {
+		case int:
+			return c + float64(x), nil
+		case float64:
+			return c + x, nil
+		}
+	}
+	return nil, fmt.Errorf("sum needs numbers, got %s + %s", typeName(cur), typeName(w))
+}
+
+// compare orders two numbers or two strings.
+func compare(a, b any) (int, error) {
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			switch {
+			case x < y:
+				return -1, nil
+			case x > y:
+				return 1, nil
+			}
+			return 0, nil
+		}
+	case int:
+		switch y := b.(type) {
+		case int:
+			return cmpNum(float64(x), float64(y)), nil
+		case float64:
+			return cmpNum(float64(x), y), nil
+		}
+	case float64:
+		switch y := b.(type) {
+		case int:
+			return cmpNum(x, float64(y)), nil
+		case float64:
+			return cmpNum(x, y), nil
+		}
+	}
+	return 0, fmt.Errorf("cannot compare %s with %s", typeName(a), typeName(b))
+}
+
+func cmpNum(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func reduceMin(cur, w any, _ bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	if cur == nil {
+		return w, nil
+	}
+	c, err := compare(w, cur)
+	if err != nil {
+		return nil, fmt.Errorf("min: %w", err)
+	}
+	if c < 0 {
+		return w, nil
+	}
+	return cur, nil
+}
+
+func reduceMax(cur, w any, _ bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	if cur == nil {
+		return w, nil
+	}
+	c, err := compare(w, cur)
+	if err != nil {
+		return nil, fmt.Errorf("max: %w", err)
+	}
+	if c > 0 {
+		return w, nil
+	}
+	return cur, nil
+}
+
+// equalValue is equality for union membership: == for comparable scalars,
+// deep equality otherwise; an integer and a float of the same value are equal.
+func equalValue(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case int, float64:
+		c, err := compare(a, b)
+		return err == nil && c == 0
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case nil:
+		return b == nil
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// reduceUnion appends the elements of a list write (or a scalar write) not
+// already present, keeping first-seen order.
+func reduceUnion(cur, w any, owned bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	items, ok := w.([]any)
+	if !ok {
+		items = []any{w}
+	}
+	l, err := ownList(cur, owned, len(items))
+	if err != nil {
+		return nil, err
+	}
+next:
+	for _, it := range items {
+		for _, have := range l {
+			if equalValue(have, it) {
+				continue next
+			}
+		}
+		l = append(l, it)
+	}
+	return l, nil
+}
+
+// reduceMessages appends messages; a message whose id already exists
+// replaces it in place, and {id: X, remove: true} deletes X.
+func reduceMessages(cur, w any, owned bool) (any, error) {
+	if w == nil {
+		return cur, nil
+	}
+	items, ok := w.([]any)
+	if !ok {
+		items = []any{w}
+	}
+	l, err := ownList(cur, owned, len(items))
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("a message must be an object, got %s", typeName(it))
+		}
+		id, hasID := m["id"]
+		if hasID && id != nil {
+			pos := -1
+			for i, have := range l {
+				if hm, ok := have.(map[string]any); ok && equalValue(hm["id"], id) {
+					pos = i
+					break
+				}
+			}
+			if rm, _ := m["remove"].(bool); rm {
+				if pos >= 0 {
+					l = append(l[:pos], l[pos+1:]...)
+				}
+				continue
+			}
+			if pos >= 0 {
+				l[pos] = m
+				continue
+			}
+		} else if rm, _ := m["remove"].(bool); rm {
+			return nil, fmt.Errorf("a message with remove: true needs an id")
+		}
+		l = append(l, m)
+	}
+	return l, nil
+}

@@ -1,0 +1,820 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Options configure one run.
+type Options struct {
+	// Inputs are the run's inputs; every key must be a declared state key
+	// and every required key must be present. JSON numbers (float64) are
+	// accepted for integer keys when integral.
+	Inputs map[string]any
+	// Store records the run durably; nil records nothing (not resumable).
+	Store store.Store
+	// Sink receives events; nil discards them.
+	Sink Sink
+	// Concurrency overrides config.concurrency when > 0.
+	Concurrency int
+	// RunID names the run; "" generates a new sortable ULID.
+	RunID string
+	// Environ is the process environment as KEY=VALUE pairs, captured for
+	// `env`, `secrets` and providers; nil means os.Environ().
+	Environ []string
+	// HTTPClient is shared by the run's nodes; nil builds one with
+	// nodes.NewHTTPClient.
+	HTTPClient *http.Client
+	// StepState attaches a copy of the full state to every step_end event
+	// (for `--stream values`); it costs a map copy per step.
+	StepState bool
+
+	// limits, set for subgraphs, are the parent's caps.
+	limits *limits
+}
+
+// Result is the outcome of Run or Resume. It is returned (non-nil) whenever
+// the run started, alongside the error for failed and cancelled runs.
+type Result struct {
+	RunID    string
+	Workflow string
+	// Status is completed, failed, cancelled or interrupted.
+	Status store.Status
+	// State is the final state: after the last step applied (for a failed,
+	// cancelled or interrupted run, as of its last checkpoint).
+	State map[string]any
+	// Output holds the workflow's `output` keys (every key when the
+	// workflow has no `output:`), taken from State.
+	Output map[string]any
+	// Steps is the number of super-steps that ran to their barrier.
+	Steps int
+	// InterruptNode, InterruptIndex (-1 without for_each) and
+	// InterruptMessage describe the pause when Status is interrupted.
+	InterruptNode    string
+	InterruptIndex   int
+	InterruptMessage string
+}
+
+// run is the state of one execution of a Graph.
+type run struct {
+	g     *Graph
+	id    string
+	opts  Options
+	sink  Sink
+	st    store.Store
+	lim   *limits
+	caps  []caps
+	tcaps map[string]*caps
+	http  *http.Client
+
+	env       map[string]any
+	secrets   map[string]any
+	red       redactor
+	providers map[string]*nodes.Provider
+	runInfo   RunInfo
+	startedAt time.Time
+	deadline  time.Duration
+	parentCtx context.Context
+
+	state     map[string]any
+	step      int
+	joinDone  [][]bool
+	ownedAt   []int // step in which a key's value was created by a reducer
+	changedAt []int // step in which a key last changed
+	writers   []int // writes to each replace key in step wstamp
+	wstamp    []int
+	mark      []int // step stamp of nodes triggered for the next step
+	next      []int
+	changed   []int
+
+	// resume: recorded invocations of step resumeStep, and the values fed
+	// to its interrupted invocations.
+	resumeStep   int
+	recorded     map[invKey]*store.Invocation
+	resumeValues map[string]any
+}
+
+type invKey struct {
+	node  string
+	index int
+}
+
+// write is one state write of an invocation.
+type write struct {
+	key *keyInfo
+	val any
+}
+
+// nodeRun is one node of a step and its invocations (one, or one per item).
+type nodeRun struct {
+	n     *node
+	items []any // nil when the node has no for_each
+	res   []invResult
+}
+
+// invResult is the outcome of one invocation.
+type invResult struct {
+	writes    []write
+	status    string // a store.Invocation* status
+	err       error  // failure (status failed) or cancellation
+	kind      nodes.Kind
+	intr      *nodes.Interrupt
+	attempts  int
+	reused    bool
+	resumeVal map[string]any // feed as result instead of running (resume of an interrupt)
+}
+
+func (ir *invResult) failed() bool { return ir.status == store.InvocationFailed }
+
+// Run executes a compiled graph (SPEC §4.1) until no node is triggered, a
+// node fails, an interrupt pauses it, the recursion limit or config.timeout
+// is reached, or ctx is cancelled. The error is an *InputError (nothing
+// ran), *NodeError, *ConflictError, *RecursionError, *TimeoutError,
+// ErrCancelled (wrapped) or a store error; an interrupt is not an error
+// (Result.Status is interrupted).
+func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
+	r, err := newRun(g, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.initState(opts.Inputs); err != nil {
+		return nil, err
+	}
+	if r.st != nil {
+		inputs, err := json.Marshal(r.red.value(opts.Inputs))
+		if err != nil {
+			return nil, &InputError{Msg: fmt.Sprintf("inputs: %v", err)}
+		}
+		if inputs == nil || string(inputs) == "null" {
+			inputs = []byte("{}")
+		}
+		err = r.st.CreateRun(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
+			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt})
+		if err != nil {
+			return nil, fmt.Errorf("store: create run: %w", err)
+		}
+	}
+	return r.begin(ctx)
+}
+
+// begin emits run_start, triggers the nodes START leads to, writes the
+// step-0 checkpoint (the whole initial state) and runs the loop.
+func (r *run) begin(ctx context.Context) (*Result, error) {
+	g := r.g
+	r.emit(Event{Event: EventRunStart, Workflow: g.wf.Name})
+
+	// Step 0: the initial state and the nodes START triggers.
+	for _, j := range g.joins {
+		for slot, src := range j.sources {
+			if src < 0 {
+				r.joinDone[j.idx][slot] = true
+			}
+		}
+	}
+	env := r.edgeEnv()
+	if err := r.fire(g.start, env); err != nil {
+		return r.finish(ctx, store.StatusFailed, &NodeError{Step: 0, Node: spec.Start, Index: -1, Kind: nodes.KindExpr, Err: err})
+	}
+	for _, j := range g.joins {
+		r.tryJoin(j, env)
+	}
+	all := make([]int, len(g.keys))
+	for i := range all {
+		all[i] = i
+	}
+	r.changed = all
+	if err := r.checkpoint(ctx); err != nil {
+		return r.finish(ctx, store.StatusFailed, err)
+	}
+	r.changed = nil
+	return r.loop(ctx)
+}
+
+// newRun prepares a run's shared parts: id, environment, secrets, caps.
+func newRun(g *Graph, opts Options) (*run, error) {
+	r := &run{g: g, opts: opts, sink: opts.Sink, st: opts.Store, id: opts.RunID, startedAt: time.Now()}
+	if r.id == "" {
+		r.id = ulid.Make().String()
+	}
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	r.env = make(map[string]any, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			r.env[k] = v
+		}
+	}
+	r.secrets = make(map[string]any, len(g.wf.Secrets))
+	var secretVals []string
+	for _, s := range g.wf.Secrets {
+		v, _ := r.env[s.Value].(string)
+		r.secrets[s.Value] = v
+		secretVals = append(secretVals, v)
+	}
+	// Providers: resolved once; their API keys count as secrets.
+	r.providers = make(map[string]*nodes.Provider, len(g.providers))
+	penv := &exprEnv{Env: r.env, Secrets: r.secrets}
+	for name, p := range g.providers {
+		rp := &nodes.Provider{Name: name, Kind: p.kind}
+		var err error
+		if rp.Model, err = evalString(p.model, penv); err == nil {
+			if rp.BaseURL, err = evalString(p.baseURL, penv); err == nil {
+				rp.APIKey, err = evalString(p.key, penv)
+			}
+		}
+		if err != nil {
+			return nil, &InputError{Msg: fmt.Sprintf("provider %s: %v", name, err)}
+		}
+		if rp.APIKey == "" {
+			switch p.kind {
+			case "openai":
+				rp.APIKey, _ = r.env["OPENAI_API_KEY"].(string)
+			case "anthropic":
+				rp.APIKey, _ = r.env["ANTHROPIC_API_KEY"].(string)
+			}
+		}
+		secretVals = append(secretVals, rp.APIKey)
+		r.providers[name] = rp
+	}
+	r.red = newRedactor(secretVals)
+	r.runInfo = RunInfo{ID: r.id, Workflow: g.wf.Name}
+
+	conc := g.concurrency
+	if opts.Concurrency > 0 {
+		conc = opts.Concurrency
+	}
+	r.lim = opts.limits
+	if r.lim == nil {
+		r.lim = newLimits(conc, g.wf.Pools)
+	} else {
+		r.lim = r.lim.child(g.wf.Pools)
+	}
+	r.caps = make([]caps, len(g.nodes))
+	for i, n := range g.nodes {
+		r.caps[i] = r.nodeCaps(n)
+	}
+	r.tcaps = make(map[string]*caps, len(g.tools))
+	for name, t := range g.tools {
+		c := r.nodeCaps(t.node)
+		r.tcaps[name] = &c
+	}
+	r.http = opts.HTTPClient
+	if r.http == nil {
+		r.http = nodes.NewHTTPClient("lgx")
+	}
+	r.joinDone = make([][]bool, len(g.joins))
+	for i, j := range g.joins {
+		r.joinDone[i] = make([]bool, len(j.sources))
+	}
+	nk := len(g.keys)
+	r.ownedAt = make([]int, nk)
+	r.changedAt = make([]int, nk)
+	r.writers = make([]int, nk)
+	r.wstamp = make([]int, nk)
+	r.mark = make([]int, len(g.nodes))
+	for i := range r.ownedAt {
+		r.ownedAt[i], r.changedAt[i], r.wstamp[i] = -1, -1, -1
+	}
+	for i := range r.mark {
+		r.mark[i] = -1
+	}
+	if g.timeout > 0 {
+		r.deadline = g.timeout
+	}
+	return r, nil
+}
+
+func (r *run) nodeCaps(n *node) caps {
+	c := caps{node: newSemaphore(n.spec.Concurrency), none: n.caps.none}
+	for _, name := range r.g.poolNames(n) {
+		if p, ok := r.lim.pools[name]; ok {
+			c.pools = append(c.pools, p)
+		}
+	}
+	return c
+}
+
+func evalString(c cval, env *exprEnv) (string, error) {
+	if c == nil {
+		return "", nil
+	}
+	v, err := c.eval(env)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	appendText(&b, v)
+	return b.String(), nil
+}
+
+// initState builds the initial state from defaults and inputs.
+func (r *run) initState(inputs map[string]any) error {
+	g := r.g
+	for k := range inputs {
+		if _, ok := g.keyIdx[k]; !ok {
+			msg := fmt.Sprintf("input %q is not a declared state key", k)
+			if s := suggest(k, g.keyIdx); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return &InputError{Msg: msg}
+		}
+	}
+	r.state = make(map[string]any, len(g.keys))
+	var missing []string
+	for _, k := range g.keys {
+		v, given := inputs[k.name]
+		if !given {
+			if k.required {
+				missing = append(missing, k.name)
+			}
+			r.state[k.name] = k.def
+			continue
+		}
+		fitted, bad := fitType(k.typ, v)
+		if bad != "" {
+			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s", k.name, k.typ, bad)}
+		}
+		r.state[k.name] = fitted
+	}
+	if len(missing) > 0 {
+		return &InputError{Msg: fmt.Sprintf("missing required input(s): %s (pass -i %s=VALUE)", strings.Join(missing, ", "), missing[0])}
+	}
+	return nil
+}
+
+// suggest returns the declared key closest to k, if close enough.
+func suggest(k string, keys map[string]int) string {
+	best, bestD := "", 3
+	for name := range keys {
+		if d := editDistance(k, name); d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// emit sends an event, stamping run id and time.
+func (r *run) emit(e Event) {
+	if r.sink == nil {
+		return
+	}
+	e.Run = r.id
+	e.TS = time.Now()
+	if e.Step == 0 {
+		e.Step = r.step
+	}
+	if e.Error != "" {
+		e.Error = r.red.str(e.Error)
+	}
+	r.sink.Emit(e)
+}
+
+// edgeEnv is the environment of edge conditions: the state after the barrier.
+func (r *run) edgeEnv() *exprEnv {
+	return &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+}
+
+func (r *run) trigger(to []int) {
+	for _, t := range to {
+		if r.mark[t] != r.step {
+			r.mark[t] = r.step
+			r.next = append(r.next, t)
+		}
+	}
+}
+
+// fire evaluates edges leaving one node (or START, or a join).
+func (r *run) fire(oe *outEdges, env *exprEnv) error {
+	r.trigger(oe.plain)
+	for _, ce := range oe.conds {
+		matched := false
+		for _, cs := range ce.cases {
+			v, err := cs.cond.eval(env)
+			if err != nil {
+				return fmt.Errorf("edge condition: %w", err)
+			}
+			b, ok := v.(bool)
+			if !ok && v != nil {
+				return fmt.Errorf("edge condition %q is %s, not boolean", cs.src, typeName(v))
+			}
+			if b {
+				r.trigger(cs.to)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			r.trigger(ce.els)
+		}
+	}
+	return nil
+}
+
+// tryJoin fires j if every source completed since it last fired.
+func (r *run) tryJoin(j *join, env *exprEnv) error {
+	done := r.joinDone[j.idx]
+	for _, d := range done {
+		if !d {
+			return nil
+		}
+	}
+	for i := range done {
+		done[i] = false
+	}
+	return r.fire(&j.edge, env)
+}
+
+// nodeNames names node indexes.
+func (r *run) nodeNames(idx []int) []string {
+	out := make([]string, len(idx))
+	for i, n := range idx {
+		out[i] = r.g.nodes[n].name
+	}
+	return out
+}
+
+// loop runs super-steps until none is triggered.
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	runCtx := ctx
+	r.parentCtx = ctx
+	if r.deadline > 0 {
+		elapsed := time.Since(r.startedAt)
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, r.deadline-elapsed)
+		defer cancel()
+	}
+	var runs []*nodeRun
+	var cur []int
+	for len(r.next) > 0 {
+		if err := r.ctxErr(runCtx); err != nil {
+			return r.finish(ctx, r.ctxStatus(), err)
+		}
+		if r.step >= r.g.recursionLimit {
+			return r.finish(ctx, store.StatusFailed, &RecursionError{Limit: r.g.recursionLimit, Nodes: r.nodeNames(r.next)})
+		}
+		cur, r.next = r.next, cur[:0]
+		slices.Sort(cur)
+		r.step++
+		r.runInfo.Step = r.step
+		if r.sink != nil {
+			r.emit(Event{Event: EventStepStart, Nodes: r.nodeNames(cur)})
+		}
+		runs = runs[:0]
+		for _, ni := range cur {
+			nr, err := r.prepare(ni)
+			if err != nil {
+				return r.finish(ctx, store.StatusFailed, err)
+			}
+			runs = append(runs, nr)
+		}
+		r.execute(runCtx, runs)
+
+		// Outcome of the step, in file order.
+		var failure *NodeError
+		var intr *nodeRun
+		intrIdx := -1
+		cancelled := false
+		for _, nr := range runs {
+			for i := range nr.res {
+				ir := &nr.res[i]
+				switch {
+				case ir.failed() && failure == nil:
+					failure = &NodeError{Step: r.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: ir.kind, Err: ir.err}
+				case ir.status == store.InvocationInterrupted && intr == nil:
+					intr, intrIdx = nr, i
+				case ir.status == "" && ir.err != nil:
+					cancelled = true
+				}
+			}
+		}
+		if failure != nil {
+			return r.finish(ctx, store.StatusFailed, failure)
+		}
+		if cancelled {
+			if err := r.ctxErr(runCtx); err != nil {
+				return r.finish(ctx, r.ctxStatus(), err)
+			}
+		}
+		if intr != nil {
+			res, err := r.finish(ctx, store.StatusInterrupted, nil)
+			res.InterruptNode = intr.n.name
+			res.InterruptIndex = itemIndex(intr, intrIdx)
+			res.InterruptMessage = intr.res[intrIdx].intr.Message
+			return res, err
+		}
+		if err := r.apply(runs); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
+		}
+		env := r.edgeEnv()
+		for _, nr := range runs {
+			if err := r.fire(&nr.n.edges, env); err != nil {
+				return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: nodes.KindExpr, Err: err})
+			}
+			for _, jr := range nr.n.joins {
+				r.joinDone[jr.j.idx][jr.slot] = true
+				if err := r.tryJoin(jr.j, env); err != nil {
+					return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: nodes.KindExpr, Err: err})
+				}
+			}
+		}
+		slices.Sort(r.next)
+		if r.sink != nil {
+			ev := Event{Event: EventStepEnd, Writes: make(map[string]any, len(r.changed))}
+			for _, k := range r.changed {
+				name := r.g.keys[k].name
+				ev.Writes[name] = r.red.value(r.state[name])
+			}
+			if r.opts.StepState {
+				ev.State = r.red.value(maps.Clone(r.state)).(map[string]any)
+			}
+			r.emit(ev)
+		}
+		if err := r.checkpoint(ctx); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
+		}
+	}
+	return r.finish(ctx, store.StatusCompleted, nil)
+}
+
+func itemIndex(nr *nodeRun, i int) int {
+	if nr.items == nil {
+		return -1
+	}
+	return i
+}
+
+// ctxErr reports the run's cancellation or deadline as an error.
+func (r *run) ctxErr(runCtx context.Context) error {
+	if runCtx.Err() == nil {
+		return nil
+	}
+	if r.parentCtx.Err() != nil {
+		return fmt.Errorf("%w at step %d: %w", ErrCancelled, r.step, r.parentCtx.Err())
+	}
+	return &TimeoutError{Timeout: r.deadline}
+}
+
+func (r *run) ctxStatus() store.Status {
+	if r.parentCtx.Err() != nil {
+		return store.StatusCancelled
+	}
+	return store.StatusFailed
+}
+
+// prepare builds a step's nodeRun: for_each items evaluated against the
+// snapshot, recorded invocations reused on resume.
+func (r *run) prepare(ni int) (*nodeRun, error) {
+	n := r.g.nodes[ni]
+	nr := &nodeRun{n: n}
+	if n.each != nil {
+		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+		v, err := n.each.eval(env)
+		if err != nil {
+			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: nodes.KindExpr, Err: fmt.Errorf("for_each: %w", err)}
+		}
+		switch x := v.(type) {
+		case nil:
+			nr.items = []any{}
+		case []any:
+			nr.items = x
+		default:
+			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: nodes.KindExpr,
+				Err: fmt.Errorf("for_each must be a list, got %s", typeName(v))}
+		}
+		nr.res = make([]invResult, len(nr.items))
+	} else {
+		nr.res = make([]invResult, 1)
+	}
+	if r.recorded != nil && r.step == r.resumeStep {
+		for i := range nr.res {
+			rec, ok := r.recorded[invKey{n.name, itemIndex(nr, i)}]
+			if !ok {
+				continue
+			}
+			switch rec.Status {
+			case store.InvocationOK, store.InvocationContinued:
+				ws, err := r.decodeWrites(n, rec.Writes)
+				if err != nil {
+					return nil, fmt.Errorf("resume: node %s: %w", n.name, err)
+				}
+				nr.res[i] = invResult{writes: ws, status: rec.Status, reused: true, attempts: rec.Attempts}
+			case store.InvocationInterrupted:
+				if r.resumeValues != nil {
+					nr.res[i].resumeVal = r.resumeValues
+				}
+			}
+		}
+	}
+	return nr, nil
+}
+
+// execute runs a step's invocations concurrently; a failing one cancels the
+// others. A step of one node without for_each runs inline.
+func (r *run) execute(ctx context.Context, runs []*nodeRun) {
+	if len(runs) == 1 && runs[0].items == nil {
+		if !runs[0].res[0].reused {
+			r.invoke(ctx, runs[0].n, -1, nil, &runs[0].res[0])
+		}
+		return
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, nr := range runs {
+		for i := range nr.res {
+			if nr.res[i].reused {
+				continue
+			}
+			idx := itemIndex(nr, i)
+			var item any
+			if nr.items != nil {
+				item = nr.items[i]
+			}
+			wg.Add(1)
+			go func(n *node, res *invResult) {
+				defer wg.Done()
+				r.invoke(sctx, n, idx, item, res)
+				if res.failed() {
+					cancel()
+				}
+			}(nr.n, &nr.res[i])
+		}
+	}
+	wg.Wait()
+}
+
+// apply merges the step's writes into the state through the reducers, in
+// node file order then item index order, after checking replace conflicts.
+func (r *run) apply(runs []*nodeRun) error {
+	r.changed = r.changed[:0]
+	conflict := -1
+	for _, nr := range runs {
+		for i := range nr.res {
+			for _, w := range nr.res[i].writes {
+				k := w.key.idx
+				if !w.key.replace {
+					continue
+				}
+				if r.wstamp[k] != r.step {
+					r.wstamp[k], r.writers[k] = r.step, 0
+				}
+				r.writers[k]++
+				if r.writers[k] == 2 && conflict < 0 {
+					conflict = k
+				}
+			}
+		}
+	}
+	if conflict >= 0 {
+		ce := &ConflictError{Key: r.g.keys[conflict].name, Step: r.step}
+		for _, nr := range runs {
+			for i := range nr.res {
+				for _, w := range nr.res[i].writes {
+					if w.key.idx == conflict {
+						name := nr.n.name
+						if nr.items != nil {
+							name = fmt.Sprintf("%s[%d]", name, i)
+						}
+						ce.Writers = append(ce.Writers, name)
+					}
+				}
+			}
+		}
+		return ce
+	}
+	for _, nr := range runs {
+		for i := range nr.res {
+			for _, w := range nr.res[i].writes {
+				k := w.key
+				cur := r.state[k.name]
+				owned := r.ownedAt[k.idx] == r.step
+				nv, err := k.reduce(cur, w.val, owned)
+				if err != nil {
+					return &NodeError{Step: r.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
+						Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
+				}
+				r.state[k.name] = nv
+				if !k.replace && w.val != nil {
+					r.ownedAt[k.idx] = r.step
+				}
+				if r.changedAt[k.idx] != r.step {
+					r.changedAt[k.idx] = r.step
+					r.changed = append(r.changed, k.idx)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkpoint records the step boundary: changed keys, next nodes, joins.
+func (r *run) checkpoint(ctx context.Context) error {
+	if r.st == nil && r.sink == nil {
+		return nil
+	}
+	names := r.nodeNames(r.next)
+	if r.st != nil {
+		cp := &store.Checkpoint{RunID: r.id, Step: r.step, Next: names, At: time.Now(),
+			Changed: make(map[string]json.RawMessage, len(r.changed))}
+		for _, k := range r.changed {
+			name := r.g.keys[k].name
+			b, err := json.Marshal(r.red.value(r.state[name]))
+			if err != nil {
+				return fmt.Errorf("checkpoint: state key %s: %w", name, err)
+			}
+			cp.Changed[name] = b
+		}
+		joins := make(map[string][]bool, len(r.joinDone))
+		for i, d := range r.joinDone {
+			joins[fmt.Sprint(i)] = d
+		}
+		cp.Joins, _ = json.Marshal(joins)
+		if err := r.st.WriteCheckpoint(ctx, cp); err != nil {
+			return fmt.Errorf("store: checkpoint step %d: %w", r.step, err)
+		}
+	}
+	r.emit(Event{Event: EventCheckpoint, Nodes: names})
+	return nil
+}
+
+// finish ends the run: records the status and emits run_end.
+func (r *run) finish(ctx context.Context, status store.Status, err error) (*Result, error) {
+	res := &Result{RunID: r.id, Workflow: r.g.wf.Name, Status: status, State: r.state, Steps: r.step, InterruptIndex: -1}
+	res.Output = r.output()
+	msg := ""
+	if err != nil {
+		msg = r.red.str(err.Error())
+	}
+	if r.st != nil {
+		// Record the outcome even when ctx was cancelled.
+		fctx := context.WithoutCancel(ctx)
+		if ferr := r.st.FinishRun(fctx, r.id, status, msg, time.Now()); ferr != nil && err == nil {
+			err = fmt.Errorf("store: finish run: %w", ferr)
+		}
+	}
+	if r.sink != nil {
+		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: r.red.value(res.Output).(map[string]any)})
+	}
+	return res, err
+}
+
+// output returns the workflow's output keys from the state.
+func (r *run) output() map[string]any {
+	if r.state == nil {
+		return nil
+	}
+	if r.g.wf.Output == nil {
+		return maps.Clone(r.state)
+	}
+	out := make(map[string]any, len(r.g.wf.Output))
+	for _, k := range r.g.wf.Output {
+		out[k.Value] = r.state[k.Value]
+	}
+	return out
+}
+
+// asNodeErr returns the *nodes.Error in err's chain, or nil.
+func asNodeErr(err error) *nodes.Error {
+	var e *nodes.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

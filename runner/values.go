@@ -1,0 +1,315 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/spec"
+)
+
+// RunInfo is the `run` variable of expressions: {id, step, workflow}.
+type RunInfo struct {
+	ID       string `expr:"id" json:"id"`
+	Step     int    `expr:"step" json:"step"`
+	Workflow string `expr:"workflow" json:"workflow"`
+}
+
+// exprEnv is the environment every expression runs against (SPEC §3.1).
+// The loop variable is always `item` here: Compile renames a node's `as`
+// name to it, so one struct type serves every expression and evaluation
+// needs no map per call.
+type exprEnv struct {
+	State   map[string]any `expr:"state"`
+	Item    any            `expr:"item"`
+	Index   int            `expr:"index"`
+	Result  any            `expr:"result"`
+	Error   any            `expr:"error"`
+	Args    map[string]any `expr:"args"`
+	Env     map[string]any `expr:"env"`
+	Secrets map[string]any `expr:"secrets"`
+	Run     RunInfo        `expr:"run"`
+
+	// cloneState is set by a program that uses `state` as a whole value
+	// (not `state.key`): it then sees a copy, so that the live state map
+	// never leaks into a written value.
+	stateCopy map[string]any
+}
+
+// cval is a compiled value of `with` or `output`: a literal, an expression,
+// an interpolated string, or a map or list of those.
+type cval interface {
+	eval(env *exprEnv) (any, error)
+}
+
+type litVal struct{ v any }
+
+func (l litVal) eval(*exprEnv) (any, error) { return l.v, nil }
+
+var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// progVal is one compiled expression.
+type progVal struct {
+	prog       *vm.Program
+	src        string
+	pos        spec.Pos
+	wholeState bool // uses `state` other than as `state.key`
+}
+
+func (p *progVal) eval(env *exprEnv) (any, error) {
+	if p.wholeState && env.State != nil {
+		if env.stateCopy == nil {
+			env.stateCopy = make(map[string]any, len(env.State))
+			for k, v := range env.State {
+				env.stateCopy[k] = v
+			}
+		}
+		live := env.State
+		env.State = env.stateCopy
+		defer func() { env.State = live }()
+	}
+	m := vmPool.Get().(*vm.VM)
+	v, err := m.Run(p.prog, env)
+	vmPool.Put(m)
+	if err != nil {
+		return nil, fmt.Errorf("%d:%d: ${{ %s }}: %w", p.pos.Line, p.pos.Col, p.src, err)
+	}
+	return normalize(v), nil
+}
+
+// interpVal is a string mixing text and expressions; each part is rendered
+// to text and the parts concatenated.
+type interpVal struct{ parts []cval }
+
+func (s *interpVal) eval(env *exprEnv) (any, error) {
+	var b strings.Builder
+	for _, p := range s.parts {
+		v, err := p.eval(env)
+		if err != nil {
+			return nil, err
+		}
+		appendText(&b, v)
+	}
+	return b.String(), nil
+}
+
+// appendText renders a value as text: strings as they are, null as empty,
+// lists and objects as JSON.
+func appendText(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case nil:
+	case string:
+		b.WriteString(x)
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	case float64:
+		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	default:
+		j, err := json.Marshal(x)
+		if err != nil {
+			fmt.Fprint(b, x)
+			return
+		}
+		b.Write(j)
+	}
+}
+
+type mapVal struct {
+	keys []string
+	vals []cval
+}
+
+func (m *mapVal) eval(env *exprEnv) (any, error) {
+	return m.evalMap(env)
+}
+
+func (m *mapVal) evalMap(env *exprEnv) (map[string]any, error) {
+	out := make(map[string]any, len(m.keys))
+	for i, k := range m.keys {
+		v, err := m.vals[i].eval(env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+type listVal struct{ vals []cval }
+
+func (l *listVal) eval(env *exprEnv) (any, error) {
+	out := make([]any, len(l.vals))
+	for i, c := range l.vals {
+		v, err := c.eval(env)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// compiler compiles the expressions of one node (or tool, or provider):
+// loopVar is the node's `as` name, renamed to `item`.
+type compiler struct {
+	file    string
+	loopVar string
+}
+
+// stateUse counts uses of the `state` identifier: as the base of a member
+// access, and in total.
+type stateUse struct {
+	member, total int
+	loopVar       string
+}
+
+func (s *stateUse) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		if s.loopVar != "" && s.loopVar != "item" && x.Value == s.loopVar {
+			x.Value = "item"
+		}
+		if x.Value == "state" {
+			s.total++
+		}
+	case *ast.MemberNode:
+		if id, ok := x.Node.(*ast.IdentifierNode); ok && id.Value == "state" {
+			s.member++
+		}
+	}
+}
+
+// program compiles one expression found at pos.
+func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
+	use := &stateUse{loopVar: c.loopVar}
+	prog, err := expr.Compile(src, expr.Env(exprEnv{}), expr.Patch(use))
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
+	}
+	return &progVal{prog: prog, src: src, pos: pos, wholeState: use.total > use.member}, nil
+}
+
+// bare compiles an `if:` or `for_each:` value: an expression with or
+// without `${{ }}`.
+func (c *compiler) bare(n *yaml.Node) (*progVal, error) {
+	src, _, err := spec.BareExpression(n.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d:%d: %w", c.file, n.Line, n.Column, err)
+	}
+	return c.program(src, spec.Pos{Line: n.Line, Col: n.Column})
+}
+
+// str compiles a string that may contain `${{ }}`.
+func (c *compiler) str(s string, pos spec.Pos) (cval, error) {
+	in, err := spec.ParseInterpolation(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d:%d: %w", c.file, pos.Line, pos.Col, err)
+	}
+	if !in.HasExpr() {
+		return litVal{s}, nil
+	}
+	if in.Single() {
+		for _, seg := range in.Segments {
+			if seg.IsExpr {
+				return c.program(seg.Text, pos)
+			}
+		}
+	}
+	iv := &interpVal{}
+	for _, seg := range in.Segments {
+		if !seg.IsExpr {
+			iv.parts = append(iv.parts, litVal{seg.Text})
+			continue
+		}
+		p, err := c.program(seg.Text, pos)
+		if err != nil {
+			return nil, err
+		}
+		iv.parts = append(iv.parts, p)
+	}
+	return iv, nil
+}
+
+// value compiles a YAML value. Subtrees without expressions become one
+// literal (decoded once).
+func (c *compiler) value(n *yaml.Node) (cval, error) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if !hasExpr(n, 0) {
+		v, err := decodeYAML(n)
+		if err != nil {
+			return nil, err
+		}
+		return litVal{v}, nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 1 {
+			return c.value(n.Content[0])
+		}
+	case yaml.ScalarNode:
+		return c.str(n.Value, spec.Pos{Line: n.Line, Col: n.Column})
+	case yaml.MappingNode:
+		m := &mapVal{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v, err := c.value(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m.keys = append(m.keys, n.Content[i].Value)
+			m.vals = append(m.vals, v)
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		l := &listVal{}
+		for _, e := range n.Content {
+			v, err := c.value(e)
+			if err != nil {
+				return nil, err
+			}
+			l.vals = append(l.vals, v)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("%s:%d:%d: unsupported YAML value", c.file, n.Line, n.Column)
+}
+
+// hasExpr reports whether a YAML subtree holds a string with `${{`.
+func hasExpr(n *yaml.Node, depth int) bool {
+	if n == nil || depth > 200 {
+		return false
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Tag == "!!str" && strings.Contains(n.Value, "${{")
+	case yaml.AliasNode:
+		return hasExpr(n.Alias, depth+1)
+	}
+	for _, c := range n.Content {
+		if hasExpr(c, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeYAML decodes a YAML literal into JSON-like Go values (int,
+// float64, string, bool, nil, []any, map[string]any), within the loader's
+// size and depth limits.
+func decodeYAML(n *yaml.Node) (any, error) {
+	v, err := spec.DecodeValue(n)
+	if err != nil {
+		return nil, err
+	}
+	return normalize(v), nil
+}
