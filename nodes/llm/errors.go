@@ -1,0 +1,148 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/openai/openai-go/v3"
+)
+
+// Error kinds; the values are those of nodes.Kind so that the caller can
+// convert them directly.
+const (
+	ErrStatus    = "status"    // the API answered with a non-2xx status
+	ErrNetwork   = "network"   // connection failed or dropped (incl. a stream cut mid-way)
+	ErrTimeout   = "timeout"   // the context's deadline passed
+	ErrCancelled = "cancelled" // the context was cancelled
+	ErrProvider  = "provider"  // the provider answered something unusable
+)
+
+// Error is a failed completion. Its text never contains the API key.
+type Error struct {
+	Kind       string
+	Status     int           // HTTP status for ErrStatus
+	RetryAfter time.Duration // from Retry-After (or retry-after-ms); 0 = none
+	msg        string
+	err        error
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Unwrap returns the underlying SDK or transport error.
+func (e *Error) Unwrap() error { return e.err }
+
+// mapError classifies err from provider kind's SDK. The API key is
+// scrubbed from the message.
+func mapError(provider, apiKey string, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Kind: ErrProvider, err: err}
+	var oe *openai.Error
+	var ae *anthropic.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Kind = ErrTimeout
+		e.msg = fmt.Sprintf("%s: request timed out", provider)
+	case errors.Is(err, context.Canceled):
+		e.Kind = ErrCancelled
+		e.msg = fmt.Sprintf("%s: request cancelled", provider)
+	case errors.As(err, &oe):
+		e.Kind, e.Status = ErrStatus, oe.StatusCode
+		e.RetryAfter = retryAfter(oe.Response)
+		e.msg = statusMessage(provider, oe.StatusCode, oe.Message)
+	case errors.As(err, &ae):
+		e.Kind, e.Status = ErrStatus, ae.StatusCode
+		e.RetryAfter = retryAfter(ae.Response)
+		e.msg = statusMessage(provider, ae.StatusCode, anthropicMessage(ae.RawJSON()))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTruncated):
+		e.Kind = ErrNetwork
+		e.msg = fmt.Sprintf("%s: response cut short: %v", provider, err)
+	case errors.As(err, &ne) && ne.Timeout():
+		e.Kind = ErrTimeout
+		e.msg = fmt.Sprintf("%s: %v", provider, err)
+	case errors.As(err, &ne), isConnError(err):
+		e.Kind = ErrNetwork
+		e.msg = fmt.Sprintf("%s: %v", provider, err)
+	default:
+		e.msg = fmt.Sprintf("%s: %v", provider, err)
+	}
+	if apiKey != "" {
+		e.msg = strings.ReplaceAll(e.msg, apiKey, "***")
+	}
+	return e
+}
+
+// isConnError reports transport failures that do not implement net.Error.
+func isConnError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
+func statusMessage(provider string, status int, detail string) string {
+	msg := fmt.Sprintf("%s: HTTP %d %s", provider, status, http.StatusText(status))
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return msg
+}
+
+// anthropicMessage extracts error.message from an Anthropic error body.
+func anthropicMessage(raw string) string {
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := jsonUnmarshalString(raw, &body); err != nil {
+		return ""
+	}
+	return body.Error.Message
+}
+
+// retryAfter reads retry-after-ms (OpenAI) or Retry-After (delta-seconds or
+// an HTTP date) from a response.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	if ms := resp.Header.Get("Retry-After-Ms"); ms != "" {
+		if f, err := strconv.ParseFloat(ms, 64); err == nil && f > 0 {
+			return time.Duration(f * float64(time.Millisecond))
+		}
+	}
+	return ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+}
+
+// ParseRetryAfter parses a Retry-After value: delta-seconds or an HTTP date
+// (relative to now). Invalid or past values give 0.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// errTruncated reports a stream that ended without its final event.
+var errTruncated = errors.New("stream ended before the response was complete")

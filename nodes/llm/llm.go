@@ -1,0 +1,109 @@
+// Package llm adapts LLM providers (the official OpenAI and Anthropic Go
+// SDKs) to one provider-neutral, always-streaming Client. It knows nothing
+// of workflows: the llm_call node type in package nodes maps its inputs to a
+// Request and the Response to a result. (It cannot import package nodes,
+// which imports it; errors are reported as *Error and mapped there.)
+package llm
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// Roles of a Message.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleTool      = "tool"
+)
+
+// Message is one conversation message, the SPEC §2 message object.
+type Message struct {
+	ID         string
+	Role       string // system | user | assistant | tool
+	Content    string
+	ToolCalls  []ToolCall // assistant messages
+	ToolCallID string     // tool messages: the call answered
+	Name       string     // tool messages: the tool's name
+}
+
+// ToolCall is a model's request to run a tool.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments map[string]any
+}
+
+// Tool is a tool offered to the model.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  map[string]any // JSON Schema of the arguments object
+}
+
+// Request is one completion request.
+type Request struct {
+	Model       string
+	System      string
+	Messages    []Message
+	Tools       []Tool
+	Temperature *float64
+	MaxTokens   int // 0: the provider's default (Anthropic, which requires one: DefaultMaxTokens)
+	// JSONSchema, when set, asks for a JSON answer fitting this bare schema.
+	JSONSchema map[string]any
+}
+
+// Usage counts tokens.
+type Usage struct {
+	InputTokens  int
+	OutputTokens int
+}
+
+// Response is one completed answer.
+type Response struct {
+	Content      string
+	Message      Message // the assistant message (no ID; the caller assigns one)
+	ToolCalls    []ToolCall
+	Usage        Usage
+	FinishReason string // the provider's own value (stop, tool_calls, end_turn, tool_use…)
+	Model        string
+}
+
+// Client completes requests, streaming text pieces to onToken (which may be
+// nil) as they arrive.
+type Client interface {
+	Complete(ctx context.Context, req Request, onToken func(string)) (*Response, error)
+}
+
+// Kinds of provider.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+)
+
+// Config selects and configures a provider.
+type Config struct {
+	Kind    string // openai | anthropic
+	BaseURL string // API root as the SDK expects it ("" = the SDK default)
+	APIKey  string
+	// HTTPClient is used for every request (nil: http.DefaultClient).
+	HTTPClient *http.Client
+}
+
+// New returns a Client for cfg. SDK retries are off: the runner's retry
+// policy owns retries.
+func New(cfg Config) (Client, error) {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	switch cfg.Kind {
+	case KindOpenAI, "":
+		return newOpenAI(cfg), nil
+	case KindAnthropic:
+		return newAnthropic(cfg), nil
+	default:
+		return nil, fmt.Errorf("unknown provider kind %q (want openai or anthropic)", cfg.Kind)
+	}
+}
