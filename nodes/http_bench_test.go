@@ -34,7 +34,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 	}
 
 	b.Run("http_fetch", func(b *testing.B) {
-		host := &fakeHost{client: NewHTTPClient("bench"), key: "k"}
+		host := &fetchTestHost{client: NewHTTPClient("bench"), key: "k"}
 		defer host.client.CloseIdleConnections()
 		typ, _ := Lookup("http_fetch")
 		with := map[string]any{"url": srv.URL + "/item"}

@@ -22,8 +22,8 @@ import (
 // DefaultMaxBytes is http_fetch's default `max_bytes` (10 MiB).
 const DefaultMaxBytes = 10 << 20
 
-// errorExcerptBytes bounds the part of a 4xx/5xx body quoted in its error.
-const errorExcerptBytes = 200
+// fetchExcerptBytes bounds the part of a 4xx/5xx body quoted in its error.
+const fetchExcerptBytes = 200
 
 func init() { Register(httpFetch{}) }
 
@@ -89,8 +89,8 @@ type fetchRequest struct {
 	idemKey  string // "auto", "" (none) or a literal key
 }
 
-// defaultExpect is `expect: 2xx`; shared, never modified.
-var defaultExpect = []statusMatch{{class: 2}}
+// fetchDefaultExpect is `expect: 2xx`; shared, never modified.
+var fetchDefaultExpect = []statusMatch{{class: 2}}
 
 // statusMatch accepts one status (code) or one class (class*100..+99).
 type statusMatch struct {
@@ -122,14 +122,14 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		}
 	}
 	r := &fetchRequest{method: http.MethodGet, maxBytes: DefaultMaxBytes, follow: true,
-		expect: defaultExpect, idemKey: "auto"}
+		expect: fetchDefaultExpect, idemKey: "auto"}
 
 	rawURL, ok := with["url"].(string)
 	if !ok || strings.TrimSpace(rawURL) == "" {
 		if with["url"] == nil {
 			return nil, Errorf(KindInput, "http_fetch: with.url is required")
 		}
-		return nil, Errorf(KindInput, "http_fetch: with.url must be a string, got %s", typeName(with["url"]))
+		return nil, Errorf(KindInput, "http_fetch: with.url must be a string, got %s", fetchTypeName(with["url"]))
 	}
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil {
@@ -145,7 +145,7 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 
 	if v := with["method"]; v != nil {
 		m, ok := v.(string)
-		if !ok || !isToken(m) {
+		if !ok || !isHTTPToken(m) {
 			return nil, Errorf(KindInput, "http_fetch: with.method %v is not an HTTP method", v)
 		}
 		r.method = strings.ToUpper(m)
@@ -164,7 +164,7 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 	if v := with["body"]; v != nil {
 		s, ok := v.(string)
 		if !ok {
-			return nil, Errorf(KindInput, "http_fetch: with.body must be a string, got %s (use json: for structured values)", typeName(v))
+			return nil, Errorf(KindInput, "http_fetch: with.body must be a string, got %s (use json: for structured values)", fetchTypeName(v))
 		}
 		r.body, r.hasBody = []byte(s), true
 	}
@@ -182,14 +182,14 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 	}
 
 	if v := with["timeout"]; v != nil {
-		d, err := durationValue(v)
+		d, err := fetchDuration(v)
 		if err != nil {
 			return nil, Errorf(KindInput, "http_fetch: with.timeout: %w", err)
 		}
 		r.timeout = d
 	}
 	if v := with["max_bytes"]; v != nil {
-		n, err := byteSizeValue(v)
+		n, err := fetchByteSize(v)
 		if err != nil {
 			return nil, Errorf(KindInput, "http_fetch: with.max_bytes: %w", err)
 		}
@@ -198,12 +198,12 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 	if v := with["follow_redirects"]; v != nil {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, Errorf(KindInput, "http_fetch: with.follow_redirects must be a boolean, got %s", typeName(v))
+			return nil, Errorf(KindInput, "http_fetch: with.follow_redirects must be a boolean, got %s", fetchTypeName(v))
 		}
 		r.follow = b
 	}
 	if v := with["expect"]; v != nil {
-		e, err := parseExpect(v)
+		e, err := parseFetchExpect(v)
 		if err != nil {
 			return nil, Errorf(KindInput, "http_fetch: with.expect: %w", err)
 		}
@@ -221,7 +221,7 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		}
 		r.idemKey = v
 	default:
-		return nil, Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", typeName(v))
+		return nil, Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", fetchTypeName(v))
 	}
 	return r, nil
 }
@@ -240,15 +240,15 @@ func (r *fetchRequest) parseHeaders(v any) error {
 	if v == nil {
 		return nil
 	}
-	m, ok := stringKeyed(v)
+	m, ok := fetchObject(v)
 	if !ok {
-		return Errorf(KindInput, "http_fetch: with.headers must be an object, got %s", typeName(v))
+		return Errorf(KindInput, "http_fetch: with.headers must be an object, got %s", fetchTypeName(v))
 	}
 	for name, val := range m {
-		if !isToken(name) {
+		if !isHTTPToken(name) {
 			return Errorf(KindInput, "http_fetch: with.headers: %q is not a valid header name", name)
 		}
-		vals, err := scalarList(val)
+		vals, err := fetchScalarList(val)
 		if err != nil {
 			return Errorf(KindInput, "http_fetch: with.headers.%s: %w", name, err)
 		}
@@ -270,16 +270,16 @@ func (r *fetchRequest) parseQuery(v any) error {
 	if v == nil {
 		return nil
 	}
-	m, ok := stringKeyed(v)
+	m, ok := fetchObject(v)
 	if !ok {
-		return Errorf(KindInput, "http_fetch: with.query must be an object, got %s", typeName(v))
+		return Errorf(KindInput, "http_fetch: with.query must be an object, got %s", fetchTypeName(v))
 	}
 	if len(m) == 0 {
 		return nil
 	}
 	q := r.url.Query()
 	for name, val := range m {
-		vals, err := scalarList(val)
+		vals, err := fetchScalarList(val)
 		if err != nil {
 			return Errorf(KindInput, "http_fetch: with.query.%s: %w", name, err)
 		}
@@ -294,7 +294,7 @@ func (r *fetchRequest) parseQuery(v any) error {
 
 // do sends the request and builds the result, classifying failures.
 func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
-	client := defaultHTTPClient()
+	client := fetchDefaultHTTPClient()
 	if host != nil {
 		if c := host.HTTPClient(); c != nil {
 			client = c
@@ -341,13 +341,13 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	if err != nil {
 		if resp != nil && errors.Is(err, ErrTooManyRedirects) {
 			return nil, &Error{Kind: KindStatus, Status: resp.StatusCode,
-				Err: fmt.Errorf("%s %s: %w", r.method, r.url.Redacted(), unwrapURLError(err))}
+				Err: fmt.Errorf("%s %s: %w", r.method, r.url.Redacted(), unwrapFetchURLError(err))}
 		}
 		return nil, r.transportError(parent, ctx, err)
 	}
 	defer resp.Body.Close()
 
-	data, truncated, err := readAtMost(resp.Body, r.maxBytes, resp.ContentLength)
+	data, truncated, err := readBodyAtMost(resp.Body, r.maxBytes, resp.ContentLength)
 	if err != nil {
 		return nil, r.transportError(parent, ctx, fmt.Errorf("reading body: %w", err))
 	}
@@ -363,7 +363,7 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	}
 	var parsed any
 	if !truncated && isJSONContentType(resp.Header.Get("Content-Type")) {
-		if v, err := decodeJSON(data); err == nil {
+		if v, err := decodeFetchJSON(data); err == nil {
 			parsed = v
 		}
 	}
@@ -399,7 +399,7 @@ func (r *fetchRequest) statusError(resp *http.Response, body []byte) *Error {
 		msg += " " + t
 	}
 	if resp.StatusCode >= 400 {
-		if ex := excerpt(body, errorExcerptBytes); ex != "" {
+		if ex := bodyExcerpt(body, fetchExcerptBytes); ex != "" {
 			msg += ": " + ex
 		}
 	}
@@ -413,7 +413,7 @@ func (r *fetchRequest) statusError(resp *http.Response, body []byte) *Error {
 // transportError classifies a failure to get or read a response: the run
 // being cancelled, a deadline, or the network.
 func (r *fetchRequest) transportError(parent, ctx context.Context, err error) *Error {
-	err = unwrapURLError(err)
+	err = unwrapFetchURLError(err)
 	where := r.method + " " + r.url.Redacted()
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
@@ -431,9 +431,9 @@ func (r *fetchRequest) transportError(parent, ctx context.Context, err error) *E
 	return &Error{Kind: KindNetwork, Err: fmt.Errorf("%s: %w", where, err)}
 }
 
-// unwrapURLError drops net/http's *url.Error wrapper, whose text repeats
+// unwrapFetchURLError drops net/http's *url.Error wrapper, whose text repeats
 // the method and URL (unredacted) that lgx's own messages already name.
-func unwrapURLError(err error) error {
+func unwrapFetchURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err
@@ -441,10 +441,10 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// readAtMost reads up to max bytes of r; truncated reports that r had more.
+// readBodyAtMost reads up to max bytes of r; truncated reports that r had more.
 // It never buffers more than max+1 bytes, whatever the server sends, and
 // preallocates from Content-Length only up to 1 MiB.
-func readAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated bool, err error) {
+func readBodyAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated bool, err error) {
 	max = min(max, math.MaxInt64-1)
 	size := min(max, 1<<20)
 	if contentLength >= 0 {
@@ -473,10 +473,10 @@ func readAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated b
 	return buf, false, nil
 }
 
-// excerpt returns the start of body as one line of at most n bytes of
+// bodyExcerpt returns the start of body as one line of at most n bytes of
 // valid UTF-8 (whitespace runs collapsed), "…" marking a cut, for error
 // messages.
-func excerpt(body []byte, n int) string {
+func bodyExcerpt(body []byte, n int) string {
 	if len(body) > 4*n {
 		body = body[:4*n]
 	}
@@ -500,10 +500,10 @@ func isJSONContentType(ct string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// decodeJSON parses one JSON document; integral numbers that fit an int64
+// decodeFetchJSON parses one JSON document; integral numbers that fit an int64
 // become int (the runner's integer state keys expect int), other numbers
 // float64.
-func decodeJSON(data []byte) (any, error) {
+func decodeFetchJSON(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -513,10 +513,10 @@ func decodeJSON(data []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after JSON value")
 	}
-	return normalizeNumbers(v), nil
+	return fetchNumbers(v), nil
 }
 
-func normalizeNumbers(v any) any {
+func fetchNumbers(v any) any {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil && int64(int(i)) == i {
@@ -526,25 +526,25 @@ func normalizeNumbers(v any) any {
 		return f
 	case map[string]any:
 		for k, e := range x {
-			x[k] = normalizeNumbers(e)
+			x[k] = fetchNumbers(e)
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = normalizeNumbers(e)
+			x[i] = fetchNumbers(e)
 		}
 	}
 	return v
 }
 
-// parseExpect reads `expect`: a status, a class like "2xx", or a list.
-func parseExpect(v any) ([]statusMatch, error) {
+// parseFetchExpect reads `expect`: a status, a class like "2xx", or a list.
+func parseFetchExpect(v any) ([]statusMatch, error) {
 	if l, ok := v.([]any); ok {
 		if len(l) == 0 {
 			return nil, errors.New("empty list; give at least one status or class")
 		}
 		out := make([]statusMatch, 0, len(l))
 		for _, e := range l {
-			m, err := parseStatusMatch(e)
+			m, err := parseFetchStatus(e)
 			if err != nil {
 				return nil, err
 			}
@@ -552,14 +552,14 @@ func parseExpect(v any) ([]statusMatch, error) {
 		}
 		return out, nil
 	}
-	m, err := parseStatusMatch(v)
+	m, err := parseFetchStatus(v)
 	if err != nil {
 		return nil, err
 	}
 	return []statusMatch{m}, nil
 }
 
-func parseStatusMatch(v any) (statusMatch, error) {
+func parseFetchStatus(v any) (statusMatch, error) {
 	if s, ok := v.(string); ok {
 		s = strings.TrimSpace(s)
 		if len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") && s[0] >= '1' && s[0] <= '5' {
@@ -570,15 +570,15 @@ func parseStatusMatch(v any) (statusMatch, error) {
 		}
 		return statusMatch{}, fmt.Errorf("%q is not a status (200) or a class (2xx)", s)
 	}
-	if n, ok := intValue(v); ok && n >= 100 && n <= 599 {
+	if n, ok := fetchInt(v); ok && n >= 100 && n <= 599 {
 		return statusMatch{code: int(n)}, nil
 	}
 	return statusMatch{}, fmt.Errorf("%v is not a status (100–599) or a class (2xx)", v)
 }
 
-// durationValue reads a duration: a Go duration string ("10s") or a
+// fetchDuration reads a duration: a Go duration string ("10s") or a
 // time.Duration. A bare number is refused, since its unit is unclear.
-func durationValue(v any) (time.Duration, error) {
+func fetchDuration(v any) (time.Duration, error) {
 	var d time.Duration
 	switch x := v.(type) {
 	case time.Duration:
@@ -589,7 +589,7 @@ func durationValue(v any) (time.Duration, error) {
 			return 0, fmt.Errorf("%q is not a duration (e.g. 500ms, 10s, 2m)", x)
 		}
 	default:
-		return 0, fmt.Errorf("want a duration such as 10s, got %s %v", typeName(v), v)
+		return 0, fmt.Errorf("want a duration such as 10s, got %s %v", fetchTypeName(v), v)
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("%s is not positive", d)
@@ -597,21 +597,21 @@ func durationValue(v any) (time.Duration, error) {
 	return d, nil
 }
 
-// byteSizeValue reads a byte size: a non-negative integer or a size string.
-func byteSizeValue(v any) (int64, error) {
+// fetchByteSize reads a byte size: a non-negative integer or a size string.
+func fetchByteSize(v any) (int64, error) {
 	if s, ok := v.(string); ok {
 		return ParseByteSize(s)
 	}
-	n, ok := intValue(v)
+	n, ok := fetchInt(v)
 	if !ok || n < 0 {
 		return 0, fmt.Errorf("want a non-negative integer or a size like 10MiB, got %v", v)
 	}
 	return n, nil
 }
 
-// intValue returns v as an int64 when it is an integral number of any Go
+// fetchInt returns v as an int64 when it is an integral number of any Go
 // numeric type (YAML and expressions produce int, int64, uint64, float64…).
-func intValue(v any) (int64, bool) {
+func fetchInt(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int:
 		return int64(x), true
@@ -634,7 +634,7 @@ func intValue(v any) (int64, bool) {
 	case uint64:
 		return int64(x), x <= 1<<63-1
 	case float32:
-		return intValue(float64(x))
+		return fetchInt(float64(x))
 	case float64:
 		return int64(x), x >= -(1<<63) && x < 1<<63 && float64(int64(x)) == x
 	case json.Number:
@@ -644,8 +644,8 @@ func intValue(v any) (int64, bool) {
 	return 0, false
 }
 
-// stringKeyed accepts an object as map[string]any or map[string]string.
-func stringKeyed(v any) (map[string]any, bool) {
+// fetchObject accepts an object as map[string]any or map[string]string.
+func fetchObject(v any) (map[string]any, bool) {
 	switch m := v.(type) {
 	case map[string]any:
 		return m, true
@@ -659,18 +659,18 @@ func stringKeyed(v any) (map[string]any, bool) {
 	return nil, false
 }
 
-// scalarList renders a header or query value: a scalar, or a list of
+// fetchScalarList renders a header or query value: a scalar, or a list of
 // scalars (one value each). null is no value.
-func scalarList(v any) ([]string, error) {
+func fetchScalarList(v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
 	}
 	if l, ok := v.([]any); ok {
 		out := make([]string, 0, len(l))
 		for _, e := range l {
-			s, ok := scalarString(e)
+			s, ok := fetchScalar(e)
 			if !ok {
-				return nil, fmt.Errorf("list elements must be strings, numbers or booleans, got %s", typeName(e))
+				return nil, fmt.Errorf("list elements must be strings, numbers or booleans, got %s", fetchTypeName(e))
 			}
 			out = append(out, s)
 		}
@@ -679,14 +679,14 @@ func scalarList(v any) ([]string, error) {
 	if l, ok := v.([]string); ok {
 		return l, nil
 	}
-	s, ok := scalarString(v)
+	s, ok := fetchScalar(v)
 	if !ok {
-		return nil, fmt.Errorf("want a string, number, boolean or list of them, got %s", typeName(v))
+		return nil, fmt.Errorf("want a string, number, boolean or list of them, got %s", fetchTypeName(v))
 	}
 	return []string{s}, nil
 }
 
-func scalarString(v any) (string, bool) {
+func fetchScalar(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
@@ -696,23 +696,23 @@ func scalarString(v any) (string, bool) {
 		}
 		return "false", true
 	case float32:
-		return scalarString(float64(x))
+		return fetchScalar(float64(x))
 	case float64:
-		if n, ok := intValue(x); ok {
+		if n, ok := fetchInt(x); ok {
 			return strconv.FormatInt(n, 10), true
 		}
 		return strconv.FormatFloat(x, 'f', -1, 64), true
 	case json.Number:
 		return x.String(), true
 	}
-	if n, ok := intValue(v); ok {
+	if n, ok := fetchInt(v); ok {
 		return strconv.FormatInt(n, 10), true
 	}
 	return "", false
 }
 
-// isToken reports whether s is an RFC 9110 token (header names, methods).
-func isToken(s string) bool {
+// isHTTPToken reports whether s is an RFC 9110 token (header names, methods).
+func isHTTPToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -727,8 +727,8 @@ func isToken(s string) bool {
 	return true
 }
 
-// typeName names v's JSON-like type for error messages.
-func typeName(v any) string {
+// fetchTypeName names v's JSON-like type for error messages.
+func fetchTypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -741,7 +741,7 @@ func typeName(v any) string {
 	case []any:
 		return "list"
 	}
-	if _, ok := intValue(v); ok {
+	if _, ok := fetchInt(v); ok {
 		return "integer"
 	}
 	switch v.(type) {
@@ -752,13 +752,13 @@ func typeName(v any) string {
 }
 
 var (
-	defaultClientOnce sync.Once
-	defaultClient     *http.Client
+	fetchDefaultClientOnce sync.Once
+	fetchDefaultClient     *http.Client
 )
 
-// defaultHTTPClient serves invocations whose Host offers no client (tools
+// fetchDefaultHTTPClient serves invocations whose Host offers no client (tools
 // and tests that build an Invocation by hand).
-func defaultHTTPClient() *http.Client {
-	defaultClientOnce.Do(func() { defaultClient = NewHTTPClient("dev") })
-	return defaultClient
+func fetchDefaultHTTPClient() *http.Client {
+	fetchDefaultClientOnce.Do(func() { fetchDefaultClient = NewHTTPClient("dev") })
+	return fetchDefaultClient
 }

@@ -19,25 +19,27 @@ import (
 	"go.uber.org/goleak"
 )
 
-// fakeHost is a Host with a real HTTP client and a fixed idempotency key;
+// fetchTestHost is a Host with a real HTTP client and a fixed idempotency key;
 // everything else is refused.
-type fakeHost struct {
+type fetchTestHost struct {
 	client *http.Client
 	key    string
 }
 
-func (h *fakeHost) HTTPClient() *http.Client { return h.client }
-func (h *fakeHost) IdempotencyKey() string   { return h.key }
-func (h *fakeHost) Token(string)             {}
-func (h *fakeHost) Provider(string) (*Provider, error) {
-	return nil, errors.New("fakeHost: no providers")
+func (h *fetchTestHost) HTTPClient() *http.Client { return h.client }
+func (h *fetchTestHost) IdempotencyKey() string   { return h.key }
+func (h *fetchTestHost) Token(string)             {}
+func (h *fetchTestHost) Provider(string) (*Provider, error) {
+	return nil, errors.New("fetchTestHost: no providers")
 }
-func (h *fakeHost) Tools([]string) ([]ToolSpec, error) { return nil, errors.New("fakeHost: no tools") }
-func (h *fakeHost) RunTool(context.Context, string, map[string]any) (any, error) {
-	return nil, errors.New("fakeHost: no tools")
+func (h *fetchTestHost) Tools([]string) ([]ToolSpec, error) {
+	return nil, errors.New("fetchTestHost: no tools")
 }
-func (h *fakeHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {
-	return nil, errors.New("fakeHost: no subgraphs")
+func (h *fetchTestHost) RunTool(context.Context, string, map[string]any) (any, error) {
+	return nil, errors.New("fetchTestHost: no tools")
+}
+func (h *fetchTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {
+	return nil, errors.New("fetchTestHost: no subgraphs")
 }
 
 // fetchEnv is one test's server, host and leak check. The leak check is
@@ -46,7 +48,7 @@ func (h *fakeHost) RunSubgraph(context.Context, string, map[string]any) (map[str
 type fetchEnv struct {
 	t    *testing.T
 	srv  *httptest.Server
-	host *fakeHost
+	host *fetchTestHost
 }
 
 func newFetchEnv(t *testing.T, h http.Handler) *fetchEnv {
@@ -57,7 +59,7 @@ func newFetchEnv(t *testing.T, h http.Handler) *fetchEnv {
 	t.Cleanup(srv.Close)
 	client := NewHTTPClient("1.2.3")
 	t.Cleanup(client.CloseIdleConnections)
-	return &fetchEnv{t: t, srv: srv, host: &fakeHost{client: client, key: "run1-node-0"}}
+	return &fetchEnv{t: t, srv: srv, host: &fetchTestHost{client: client, key: "run1-node-0"}}
 }
 
 func (e *fetchEnv) run(ctx context.Context, with map[string]any) (map[string]any, error) {
@@ -85,7 +87,7 @@ func (e *fetchEnv) run(ctx context.Context, with map[string]any) (map[string]any
 	return m, nil
 }
 
-func asError(t *testing.T, err error) *Error {
+func asFetchError(t *testing.T, err error) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
@@ -94,8 +96,8 @@ func asError(t *testing.T, err error) *Error {
 	return e
 }
 
-// echoHandler answers with a JSON description of the request it got.
-func echoHandler(w http.ResponseWriter, r *http.Request) {
+// fetchEchoHandler answers with a JSON description of the request it got.
+func fetchEchoHandler(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	hdr := map[string]any{}
 	for k, v := range r.Header {
@@ -116,56 +118,56 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestHTTPFetchSendsRequest(t *testing.T) {
-	env := newFetchEnv(t, http.HandlerFunc(echoHandler))
+	env := newFetchEnv(t, http.HandlerFunc(fetchEchoHandler))
 	tests := []struct {
 		name  string
 		with  map[string]any
 		check func(t *testing.T, got map[string]any)
 	}{
 		{"default GET", map[string]any{"url": env.srv.URL + "/a/b"}, func(t *testing.T, got map[string]any) {
-			eq(t, got["method"], "GET")
-			eq(t, got["path"], "/a/b")
-			eq(t, got["body"], "")
+			fetchEq(t, got["method"], "GET")
+			fetchEq(t, got["path"], "/a/b")
+			fetchEq(t, got["body"], "")
 		}},
 		{"method upper-cased and body sent", map[string]any{"url": env.srv.URL, "method": "put", "body": "hello"}, func(t *testing.T, got map[string]any) {
-			eq(t, got["method"], "PUT")
-			eq(t, got["body"], "hello")
+			fetchEq(t, got["method"], "PUT")
+			fetchEq(t, got["body"], "hello")
 		}},
 		{"headers scalar and list", map[string]any{"url": env.srv.URL, "headers": map[string]any{
 			"x-token": "abc", "X-Num": 3, "X-Many": []any{"a", "b"}, "X-Flag": true, "Host": "example.test"}},
 			func(t *testing.T, got map[string]any) {
 				h := got["headers"].(map[string]any)
-				eq(t, h["X-Token"], "abc")
-				eq(t, h["X-Num"], "3")
-				eq(t, h["X-Many"], "a, b")
-				eq(t, h["X-Flag"], "true")
-				eq(t, got["host"], "example.test")
+				fetchEq(t, h["X-Token"], "abc")
+				fetchEq(t, h["X-Num"], "3")
+				fetchEq(t, h["X-Many"], "a, b")
+				fetchEq(t, h["X-Flag"], "true")
+				fetchEq(t, got["host"], "example.test")
 			}},
 		{"query merged into URL query", map[string]any{"url": env.srv.URL + "/s?keep=1&q=old", "query": map[string]any{
 			"q": "new value", "page": 2, "tag": []any{"x", "y"}, "skip": nil, "ratio": 0.5}},
 			func(t *testing.T, got map[string]any) {
 				q := got["query"].(map[string]any)
-				eqJSON(t, q, `{"keep":["1"],"page":["2"],"q":["new value"],"ratio":["0.5"],"tag":["x","y"]}`)
+				fetchEqJSON(t, q, `{"keep":["1"],"page":["2"],"q":["new value"],"ratio":["0.5"],"tag":["x","y"]}`)
 			}},
 		{"json body", map[string]any{"url": env.srv.URL, "method": "POST", "json": map[string]any{"a": 1, "b": []any{"<x>", true}}},
 			func(t *testing.T, got map[string]any) {
-				eq(t, got["body"], `{"a":1,"b":["<x>",true]}`)
-				eq(t, got["headers"].(map[string]any)["Content-Type"], "application/json")
+				fetchEq(t, got["body"], `{"a":1,"b":["<x>",true]}`)
+				fetchEq(t, got["headers"].(map[string]any)["Content-Type"], "application/json")
 			}},
 		{"json body keeps explicit content type", map[string]any{"url": env.srv.URL, "method": "POST", "json": "s",
 			"headers": map[string]any{"Content-Type": "application/vnd.x+json"}},
 			func(t *testing.T, got map[string]any) {
-				eq(t, got["body"], `"s"`)
-				eq(t, got["headers"].(map[string]any)["Content-Type"], "application/vnd.x+json")
+				fetchEq(t, got["body"], `"s"`)
+				fetchEq(t, got["headers"].(map[string]any)["Content-Type"], "application/vnd.x+json")
 			}},
 		{"Go string maps", map[string]any{"url": env.srv.URL, "headers": map[string]string{"X-A": "1"}, "query": map[string]string{"k": "v"}},
 			func(t *testing.T, got map[string]any) {
-				eq(t, got["headers"].(map[string]any)["X-A"], "1")
-				eqJSON(t, got["query"], `{"k":["v"]}`)
+				fetchEq(t, got["headers"].(map[string]any)["X-A"], "1")
+				fetchEqJSON(t, got["query"], `{"k":["v"]}`)
 			}},
 		{"null fields count as absent", map[string]any{"url": env.srv.URL, "method": nil, "body": nil, "json": nil, "timeout": nil, "expect": nil},
 			func(t *testing.T, got map[string]any) {
-				eq(t, got["method"], "GET")
+				fetchEq(t, got["method"], "GET")
 			}},
 	}
 	for _, tt := range tests {
@@ -174,7 +176,7 @@ func TestHTTPFetchSendsRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eq(t, res["status"], 200)
+			fetchEq(t, res["status"], 200)
 			got, ok := res["json"].(map[string]any)
 			if !ok {
 				t.Fatalf("json = %#v, want the echoed object", res["json"])
@@ -196,14 +198,14 @@ func TestHTTPFetchResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eq(t, res["url"], env.srv.URL+"/r?x=1")
-	eq(t, res["status"], 201)
-	eq(t, res["body"], "created")
-	eq(t, res["json"], nil)
-	eq(t, res["truncated"], false)
+	fetchEq(t, res["url"], env.srv.URL+"/r?x=1")
+	fetchEq(t, res["status"], 201)
+	fetchEq(t, res["body"], "created")
+	fetchEq(t, res["json"], nil)
+	fetchEq(t, res["truncated"], false)
 	h := res["headers"].(map[string]any)
-	eq(t, h["X-Multi"], "one, two")
-	eq(t, h["Content-Length"], "7")
+	fetchEq(t, h["X-Multi"], "one, two")
+	fetchEq(t, h["Content-Length"], "7")
 	if d, ok := res["duration_ms"].(int); !ok || d < 0 {
 		t.Errorf("duration_ms = %#v, want a non-negative int", res["duration_ms"])
 	}
@@ -248,10 +250,10 @@ func TestHTTPFetchExpect(t *testing.T) {
 				if err != nil {
 					t.Fatalf("want success, got %v", err)
 				}
-				eq(t, res["status"], tt.status)
+				fetchEq(t, res["status"], tt.status)
 				return
 			}
-			e := asError(t, err)
+			e := asFetchError(t, err)
 			if e.Kind != KindStatus || e.Status != tt.status {
 				t.Fatalf("got kind %q status %d, want status %d: %v", e.Kind, e.Status, tt.status, err)
 			}
@@ -295,7 +297,7 @@ func TestHTTPFetchStatusErrors(t *testing.T) {
 		t.Run(tt.path, func(t *testing.T) {
 			_, err := env.run(context.Background(), map[string]any{"url": env.srv.URL + tt.path,
 				"headers": map[string]any{"Authorization": "Bearer SECRET"}})
-			e := asError(t, err)
+			e := asFetchError(t, err)
 			if e.Kind != KindStatus || e.Status != tt.status {
 				t.Fatalf("kind %q status %d, want status %d", e.Kind, e.Status, tt.status)
 			}
@@ -317,7 +319,7 @@ func TestHTTPFetchStatusErrors(t *testing.T) {
 				t.Errorf("message leaks a request header: %q", msg)
 			}
 			if len(msg) > 400 {
-				t.Errorf("message is %d bytes long; the body excerpt is not bounded", len(msg))
+				t.Errorf("message is %d bytes long; the body bodyExcerpt is not bounded", len(msg))
 			}
 		})
 	}
@@ -375,7 +377,7 @@ func TestHTTPFetchTimeoutAndCancel(t *testing.T) {
 			if el := time.Since(start); el > 2*time.Second {
 				t.Errorf("took %v; the deadline was not honoured", el)
 			}
-			e := asError(t, err)
+			e := asFetchError(t, err)
 			if e.Kind != tt.wantKind {
 				t.Errorf("kind = %q, want %q (%v)", e.Kind, tt.wantKind, err)
 			}
@@ -415,7 +417,7 @@ func TestHTTPFetchNetworkErrors(t *testing.T) {
 	}
 	refused := "http://" + l.Addr().String() + "/"
 	_ = l.Close()
-	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(echoHandler))
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(fetchEchoHandler))
 	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake is expected
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
@@ -423,7 +425,7 @@ func TestHTTPFetchNetworkErrors(t *testing.T) {
 	for _, url := range []string{env.srv.URL + "/reset", env.srv.URL + "/cut-body", refused, tlsSrv.URL + "/"} {
 		t.Run(url, func(t *testing.T) {
 			_, err := env.run(context.Background(), map[string]any{"url": url})
-			e := asError(t, err)
+			e := asFetchError(t, err)
 			if e.Kind != KindNetwork {
 				t.Errorf("kind = %q, want network (%v)", e.Kind, err)
 			}
@@ -502,7 +504,7 @@ func TestHTTPFetchMaxBytes(t *testing.T) {
 			if got := len(res["body"].(string)); got != tt.wantLen {
 				t.Errorf("len(body) = %d, want %d", got, tt.wantLen)
 			}
-			eq(t, res["truncated"], tt.truncated)
+			fetchEq(t, res["truncated"], tt.truncated)
 			if tt.n == huge {
 				mu.Lock()
 				s := sent
@@ -529,9 +531,9 @@ func TestHTTPFetchRedirects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eq(t, res["url"], env.srv.URL+"/to?x=1")
-		eq(t, res["status"], 200)
-		eq(t, res["body"], "arrived GET lgx/1.2.3")
+		fetchEq(t, res["url"], env.srv.URL+"/to?x=1")
+		fetchEq(t, res["status"], 200)
+		fetchEq(t, res["body"], "arrived GET lgx/1.2.3")
 	})
 	t.Run("not followed, 3xx expected", func(t *testing.T) {
 		res, err := env.run(context.Background(), map[string]any{"url": env.srv.URL + "/from",
@@ -539,20 +541,20 @@ func TestHTTPFetchRedirects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eq(t, res["url"], env.srv.URL+"/from")
-		eq(t, res["status"], 302)
-		eq(t, res["headers"].(map[string]any)["Location"], "/to?x=1")
+		fetchEq(t, res["url"], env.srv.URL+"/from")
+		fetchEq(t, res["status"], 302)
+		fetchEq(t, res["headers"].(map[string]any)["Location"], "/to?x=1")
 	})
 	t.Run("not followed, 3xx not expected", func(t *testing.T) {
 		_, err := env.run(context.Background(), map[string]any{"url": env.srv.URL + "/from", "follow_redirects": false})
-		e := asError(t, err)
+		e := asFetchError(t, err)
 		if e.Kind != KindStatus || e.Status != 302 {
 			t.Fatalf("kind %q status %d, want status 302", e.Kind, e.Status)
 		}
 	})
 	t.Run("loop", func(t *testing.T) {
 		_, err := env.run(context.Background(), map[string]any{"url": env.srv.URL + "/loop"})
-		e := asError(t, err)
+		e := asFetchError(t, err)
 		if e.Kind != KindStatus || e.Status != 302 || !errors.Is(err, ErrTooManyRedirects) {
 			t.Fatalf("kind %q status %d err %v; want a status 302 too-many-redirects error", e.Kind, e.Status, err)
 		}
@@ -604,8 +606,8 @@ func TestHTTPFetchBodyDecoding(t *testing.T) {
 			if want == "" {
 				want = tt.body
 			}
-			eq(t, res["body"], want)
-			eqJSON(t, res["json"], tt.wantJSON)
+			fetchEq(t, res["body"], want)
+			fetchEqJSON(t, res["json"], tt.wantJSON)
 			if l, ok := res["json"].([]any); ok {
 				if _, isBool := l[0].(bool); !isBool {
 					t.Errorf("json[0] is %T", l[0])
@@ -690,7 +692,7 @@ func TestHTTPFetchIdempotencyKey(t *testing.T) {
 }
 
 func TestHTTPFetchInputErrors(t *testing.T) {
-	env := newFetchEnv(t, http.HandlerFunc(echoHandler))
+	env := newFetchEnv(t, http.HandlerFunc(fetchEchoHandler))
 	u := env.srv.URL
 	tests := []struct {
 		name string
@@ -730,7 +732,7 @@ func TestHTTPFetchInputErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := env.run(context.Background(), tt.with)
-			e := asError(t, err)
+			e := asFetchError(t, err)
 			if e.Kind != KindInput {
 				t.Errorf("kind = %q, want input (%v)", e.Kind, err)
 			}
@@ -788,8 +790,8 @@ func TestHTTPFetchWithoutHostClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eq(t, res.(map[string]any)["body"], "lgx/dev ")
-	defaultHTTPClient().CloseIdleConnections()
+	fetchEq(t, res.(map[string]any)["body"], "lgx/dev ")
+	fetchDefaultHTTPClient().CloseIdleConnections()
 }
 
 func TestHTTPFetchDoc(t *testing.T) {
@@ -813,7 +815,7 @@ func TestHTTPFetchDoc(t *testing.T) {
 			t.Errorf("with.%s is documented but refused by Run", f.Name)
 		}
 	}
-	eq(t, strings.Join(names, " "), "url method headers query body json timeout max_bytes follow_redirects expect idempotency_key")
+	fetchEq(t, strings.Join(names, " "), "url method headers query body json timeout max_bytes follow_redirects expect idempotency_key")
 	var results []string
 	for _, f := range d.Result {
 		results = append(results, f.Name)
@@ -821,7 +823,7 @@ func TestHTTPFetchDoc(t *testing.T) {
 			t.Errorf("result.%s: type %q, doc %q", f.Name, f.Type, f.Doc)
 		}
 	}
-	eq(t, strings.Join(results, " "), "url status headers body json truncated duration_ms")
+	fetchEq(t, strings.Join(results, " "), "url status headers body json truncated duration_ms")
 	if len(d.OneOf) != 1 || strings.Join(d.OneOf[0].Fields, "|") != "body|json" || d.OneOf[0].Required {
 		t.Errorf("OneOf = %+v, want optional body|json", d.OneOf)
 	}
@@ -843,14 +845,14 @@ func TestHTTPFetchDoc(t *testing.T) {
 	}
 }
 
-func eq(t *testing.T, got, want any) {
+func fetchEq(t *testing.T, got, want any) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %#v, want %#v", got, want)
 	}
 }
 
-func eqJSON(t *testing.T, got any, want string) {
+func fetchEqJSON(t *testing.T, got any, want string) {
 	t.Helper()
 	b, err := json.Marshal(got)
 	if err != nil {

@@ -42,7 +42,7 @@ func NewHTTPClient(version string) *http.Client {
 	}
 	return &http.Client{
 		Transport:     &userAgentTransport{base: base, ua: "lgx/" + version},
-		CheckRedirect: redirectPolicy(true),
+		CheckRedirect: redirectPolicyFunc(true),
 	}
 }
 
@@ -52,7 +52,7 @@ func NewHTTPClient(version string) *http.Client {
 // Copies are cheap, so callers make one per request.
 func WithRedirectPolicy(c *http.Client, follow bool) *http.Client {
 	cc := *c
-	cc.CheckRedirect = redirectPolicy(follow)
+	cc.CheckRedirect = redirectPolicyFunc(follow)
 	return &cc
 }
 
@@ -60,7 +60,7 @@ func WithRedirectPolicy(c *http.Client, follow bool) *http.Client {
 // redirected more than MaxRedirects times (usually a redirect loop).
 var ErrTooManyRedirects = errors.New("too many redirects")
 
-func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
+func redirectPolicyFunc(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
 			return http.ErrUseLastResponse

@@ -70,7 +70,7 @@ func TestHTTPClientUserAgent(t *testing.T) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			eq(t, string(b), tt.want)
+			fetchEq(t, string(b), tt.want)
 			if tt.header == nil && req.Header.Get("User-Agent") != "" {
 				t.Error("RoundTrip modified the caller's request")
 			}
