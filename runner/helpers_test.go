@@ -124,7 +124,7 @@ func (probe) Run(ctx context.Context, inv *nodes.Invocation) (any, error) {
 		if ft := intArg(w, "fail_times"); ft == 0 || int(n) <= ft {
 			return nil, &nodes.Error{Kind: nodes.Kind(kind), Status: intArg(w, "status"),
 				RetryAfter: time.Duration(intArg(w, "retry_after_ms")) * time.Millisecond,
-				Err: fmt.Errorf("probe failure %d", n)}
+				Err:        fmt.Errorf("probe failure %d", n)}
 		}
 	}
 	return w["value"], nil
