@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ func TestNewHTTPClientSettings(t *testing.T) {
 	if !b.ForceAttemptHTTP2 || b.Proxy == nil || b.DisableKeepAlives || b.TLSClientConfig != nil {
 		t.Errorf("transport: ForceAttemptHTTP2=%v Proxy set=%v DisableKeepAlives=%v TLSClientConfig=%v",
 			b.ForceAttemptHTTP2, b.Proxy != nil, b.DisableKeepAlives, b.TLSClientConfig)
+	}
+	if reflect.ValueOf(b.Proxy).Pointer() != reflect.ValueOf(http.ProxyFromEnvironment).Pointer() {
+		t.Error("Proxy is not http.ProxyFromEnvironment")
 	}
 	if b.MaxIdleConnsPerHost < 64 || b.MaxIdleConns < b.MaxIdleConnsPerHost {
 		t.Errorf("idle pool too small: per host %d, total %d", b.MaxIdleConnsPerHost, b.MaxIdleConns)
