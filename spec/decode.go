@@ -111,7 +111,11 @@ func (d *decoder) object(n *yaml.Node, what string, known []string) *keyMap {
 	for _, p := range d.pairs(n, what) {
 		k := resolveAlias(p.key).Value
 		if !contains(known, k) {
-			d.errorf(posOf(p.key), CodeUnknownKey, didYouMean(k, known), "unknown key %q in %s", k, what)
+			hint := didYouMean(k, known)
+			if hint == "" {
+				hint = "keys here: " + strings.Join(known, ", ")
+			}
+			d.errorf(posOf(p.key), CodeUnknownKey, hint, "unknown key %q in %s", k, what)
 			continue
 		}
 		o.vals[k] = p.value

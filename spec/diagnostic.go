@@ -123,18 +123,14 @@ func (ds Diagnostics) Sort() {
 	})
 }
 
-// Error makes Diagnostics usable as an error: the first error, and how many
-// more there are.
-func (ds Diagnostics) Error() string {
-	errs := ds.Errors()
-	switch len(errs) {
-	case 0:
-		return "no errors"
-	case 1:
-		return errs[0].String()
-	default:
-		return fmt.Sprintf("%s (and %d more errors)", errs[0], len(errs)-1)
+// String lists the diagnostics one per line.
+func (ds Diagnostics) String() string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.String())
+		b.WriteByte('\n')
 	}
+	return b.String()
 }
 
 // WriteText writes each diagnostic as `file:line:col: severity: message

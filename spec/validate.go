@@ -1,7 +1,417 @@
 package spec
 
-// Validate runs every static check on a loaded workflow and returns the
-// diagnostics Load did not already report.
-func Validate(w *Workflow) Diagnostics {
-	return nil
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Validate runs every static check on a loaded workflow: names, state types
+// and reducers, references (pools, providers, tools, state keys, nodes),
+// node types and their `with` fields (asking the catalog, including each
+// type's Prepare), every expression type-checked against the state schema,
+// the graph (reachability, conditional edges without else, joins that
+// cannot fire) and writers that would conflict on a `replace` key. It
+// returns the diagnostics Load did not already report, sorted; callers run
+// Load first and append. It tolerates a partially loaded workflow.
+func Validate(w *Workflow) (ds Diagnostics) {
+	if w == nil || w.Root == nil {
+		return nil
+	}
+	v := newValidator(w)
+	defer func() {
+		if r := recover(); r != nil {
+			v.errorf(Pos{Line: 1, Col: 1}, CodeBadValue, "", "internal error while validating the workflow (please report it): %v", r)
+		}
+		ds = v.diags
+		ds.Sort()
+	}()
+	v.header()
+	v.stateKeys()
+	v.checkPools()
+	v.checkProviders()
+	v.checkTools()
+	for _, n := range w.Nodes {
+		v.node(n)
+	}
+	v.workflowOutput()
+	v.graph()
+	v.conflicts()
+	return v.diags
+}
+
+// validator holds what the checks share.
+type validator struct {
+	w     *Workflow
+	diags Diagnostics
+
+	state     map[string]*StateKey
+	nodes     map[string]*Node
+	pools     map[string]*Pool
+	providers map[string]*Provider
+	tools     map[string]*Tool
+	exprs     *exprChecker
+}
+
+func newValidator(w *Workflow) *validator {
+	v := &validator{
+		w:         w,
+		state:     map[string]*StateKey{},
+		nodes:     map[string]*Node{},
+		pools:     map[string]*Pool{},
+		providers: map[string]*Provider{},
+		tools:     map[string]*Tool{},
+		exprs:     newExprChecker(w),
+	}
+	for _, k := range w.State {
+		v.state[k.Name] = k
+	}
+	for _, n := range w.Nodes {
+		v.nodes[n.Name] = n
+	}
+	for _, p := range w.Pools {
+		v.pools[p.Name] = p
+	}
+	for _, p := range w.Providers {
+		v.providers[p.Name] = p
+	}
+	for _, t := range w.Tools {
+		v.tools[t.Name] = t
+	}
+	return v
+}
+
+func (v *validator) errorf(p Pos, code, hint, format string, args ...any) {
+	v.diags = append(v.diags, Diagnostic{File: v.w.File, Pos: p, Severity: SeverityError,
+		Code: code, Message: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+func (v *validator) warnf(p Pos, code, hint, format string, args ...any) {
+	v.diags = append(v.diags, Diagnostic{File: v.w.File, Pos: p, Severity: SeverityWarning,
+		Code: code, Message: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+var (
+	identRE        = regexp.MustCompile(namePattern)
+	workflowNameRE = regexp.MustCompile(workflowNamePattern)
+)
+
+// identSpelling suggests an identifier for a name that is not one:
+// `fetch-docs` → `fetch_docs`, `2nd` → `_2nd`.
+func identSpelling(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z':
+			b.WriteRune(r)
+		case r >= '0' && r <= '9':
+			if i == 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// identifier checks that a node, state key, pool, provider or tool name can
+// be used in expressions.
+func (v *validator) identifier(kind, name string, p Pos) bool {
+	if identRE.MatchString(name) {
+		return true
+	}
+	v.errorf(p, CodeBadName, fmt.Sprintf("write %s; names are letters, digits and _ so that expressions can use them", identSpelling(name)),
+		"%s name %q is not an identifier ([A-Za-z_][A-Za-z0-9_]*)", kind, name)
+	return false
+}
+
+func (v *validator) header() {
+	w := v.w
+	if w.Name != "" && !workflowNameRE.MatchString(w.Name) {
+		hint := strings.Trim(strings.Map(func(r rune) rune {
+			switch {
+			case r >= 'A' && r <= 'Z':
+				return r + 'a' - 'A'
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+				return r
+			}
+			return '-'
+		}, w.Name), "-_0123456789")
+		if hint != "" {
+			hint = "write " + hint + "; "
+		}
+		v.errorf(w.NamePos, CodeBadName, hint+"a workflow name is lower-case letters, digits, _ and -, starting with a letter",
+			"workflow name %q does not match [a-z][a-z0-9_-]*", w.Name)
+	}
+	seen := map[string]Pos{}
+	for _, s := range w.Secrets {
+		if !identRE.MatchString(s.Value) {
+			v.errorf(s.Pos, CodeBadName, "", "secret %q is not an environment variable name", s.Value)
+		}
+		if p, dup := seen[s.Value]; dup {
+			v.warnf(s.Pos, CodeDuplicate, "", "secret %q is listed twice (first at line %d)", s.Value, p.Line)
+		}
+		seen[s.Value] = s.Pos
+	}
+}
+
+// reducerTypes lists the key types each reducer accepts.
+var reducerTypes = map[string][]string{
+	ReducerReplace:  {TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny},
+	ReducerAppend:   {TypeList, TypeAny},
+	ReducerUnion:    {TypeList, TypeAny},
+	ReducerMerge:    {TypeObject, TypeAny},
+	ReducerSum:      {TypeNumber, TypeInteger, TypeAny},
+	ReducerMin:      {TypeNumber, TypeInteger, TypeString, TypeAny},
+	ReducerMax:      {TypeNumber, TypeInteger, TypeString, TypeAny},
+	ReducerMessages: {TypeMessages, TypeAny},
+}
+
+var (
+	allTypes    = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny}
+	allReducers = []string{ReducerReplace, ReducerAppend, ReducerMerge, ReducerSum, ReducerMin, ReducerMax, ReducerUnion, ReducerMessages}
+)
+
+func (v *validator) stateKeys() {
+	for _, k := range v.w.State {
+		v.identifier("state key", k.Name, k.Pos)
+		typeOK := contains(allTypes, k.Type)
+		if k.Type != "" && !typeOK {
+			hint := didYouMean(k.Type, allTypes)
+			if hint == "" {
+				hint = "types: " + strings.Join(allTypes, ", ")
+			}
+			v.errorf(k.TypePos, CodeBadType, hint, "state key %s: unknown type %q", k.Name, k.Type)
+		}
+		if !contains(allReducers, k.Reducer) {
+			hint := didYouMean(k.Reducer, allReducers)
+			if hint == "" {
+				hint = "reducers: " + strings.Join(allReducers, ", ")
+			}
+			v.errorf(k.ReducerPos, CodeBadReducer, hint, "state key %s: unknown reducer %q", k.Name, k.Reducer)
+		} else if typeOK && !contains(reducerTypes[k.Reducer], k.Type) {
+			v.errorf(k.ReducerPos, CodeBadReducer, reducerHint(k.Reducer),
+				"state key %s: reducer %s does not fit type %s", k.Name, k.Reducer, k.Type)
+		}
+		if k.HasDefault && typeOK && k.Default != nil {
+			if got := valueType(k.Default); !fitsType(k.Type, k.Default) {
+				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, got, k.Type)
+			}
+		}
+		if k.Required && k.HasDefault {
+			v.warnf(k.Pos, CodeBadValue, "drop one of them", "state key %s is required and has a default; the default is never used", k.Name)
+		}
+	}
+}
+
+func reducerHint(r string) string {
+	switch r {
+	case ReducerAppend, ReducerUnion:
+		return r + " needs type list"
+	case ReducerMerge:
+		return "merge needs type object"
+	case ReducerSum:
+		return "sum needs type number or integer"
+	case ReducerMin, ReducerMax:
+		return r + " needs type number, integer or string"
+	case ReducerMessages:
+		return "messages needs type messages"
+	}
+	return ""
+}
+
+// valueType names the type of a decoded YAML value.
+func valueType(x any) string {
+	switch x := x.(type) {
+	case nil:
+		return "null"
+	case string:
+		return TypeString
+	case int:
+		return TypeInteger
+	case float64:
+		return TypeNumber
+	case bool:
+		return TypeBoolean
+	case []any:
+		return TypeList
+	case map[string]any:
+		return TypeObject
+	default:
+		return fmt.Sprintf("%T", x)
+	}
+}
+
+// fitsType reports whether a literal fits a state key type.
+func fitsType(typ string, x any) bool {
+	switch typ {
+	case TypeAny:
+		return true
+	case TypeNumber:
+		_, i := x.(int)
+		_, f := x.(float64)
+		return i || f
+	case TypeMessages:
+		l, ok := x.([]any)
+		if !ok {
+			return false
+		}
+		for _, m := range l {
+			if _, ok := m.(map[string]any); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return valueType(x) == typ
+}
+
+func (v *validator) checkPools() {
+	for _, p := range v.w.Pools {
+		v.identifier("pool", p.Name, p.Pos)
+		if p.Concurrency == 0 && p.Rate.Count == 0 {
+			v.warnf(p.Pos, CodeBadValue, "set concurrency, rate or both", "pool %s caps nothing", p.Name)
+		}
+	}
+}
+
+// poolRef checks a reference to a pool.
+func (v *validator) poolRef(n Name, who string) {
+	if _, ok := v.pools[n.Value]; ok {
+		return
+	}
+	hint := didYouMean(n.Value, sortedKeys(v.pools))
+	if hint == "" {
+		hint = "declare it under `pools:`"
+	}
+	v.errorf(n.Pos, CodeUnknownPool, hint, "%s: unknown pool %q", who, n.Value)
+}
+
+var providerKinds = []string{"openai", "anthropic"}
+
+func (v *validator) checkProviders() {
+	for _, p := range v.w.Providers {
+		v.identifier("provider", p.Name, p.Pos)
+		if p.Kind != "" && !contains(providerKinds, p.Kind) {
+			hint := didYouMean(p.Kind, providerKinds)
+			if hint == "" {
+				hint = "kind is openai (any OpenAI-compatible endpoint: set base_url) or anthropic"
+			}
+			v.errorf(p.KindPos, CodeBadValue, hint, "provider %s: unknown kind %q", p.Name, p.Kind)
+		}
+		if p.Pool.Value != "" {
+			v.poolRef(p.Pool, "provider "+p.Name)
+		}
+		// Provider fields may read env and secrets.
+		o := v.providerFields(p)
+		for _, f := range o {
+			if f.ShortTag() == "!!str" && strings.Contains(f.Value, "${{") {
+				v.checkString(f, ExprScope{EnvOnly: true})
+			}
+		}
+	}
+}
+
+func (v *validator) checkTools() {
+	for _, t := range v.w.Tools {
+		v.identifier("tool", t.Name, t.Pos)
+		if t.Node != nil {
+			v.nodeType(t.Node, ExprScope{Args: true}, "tool "+t.Name)
+			for _, p := range t.Node.Pools {
+				v.poolRef(p, "tool "+t.Name)
+			}
+		}
+		if t.Output != nil {
+			v.checkValue(t.Output, ExprScope{Args: true, Output: true})
+		}
+	}
+}
+
+// node checks one node of `nodes:`.
+func (v *validator) node(n *Node) {
+	if n.Name == Start || n.Name == End {
+		v.errorf(n.Pos, CodeReserved, "rename the node", "%s is reserved: edges use it for the graph's entry and exit", n.Name)
+	} else {
+		v.identifier("node", n.Name, n.Pos)
+	}
+	scope := ExprScope{}
+	if n.ForEach != nil {
+		scope.LoopVar = n.As
+		if contains(reservedVars, n.As) {
+			v.errorf(n.AsPos, CodeBadName, "pick another name, e.g. as: entry", "node %s: the loop variable cannot be called %s", n.Name, n.As)
+		} else if n.AsPos != (Pos{}) {
+			v.identifier("loop variable", n.As, n.AsPos)
+		}
+		v.forEach(n)
+	}
+	v.nodeType(n, scope, "node "+n.Name)
+	for _, p := range n.Pools {
+		v.poolRef(p, "node "+n.Name)
+	}
+	out := scope
+	out.Output = true
+	for _, o := range n.Output {
+		if _, ok := v.state[o.Key]; !ok {
+			hint := didYouMean(o.Key, stateNames(v.w))
+			if hint == "" {
+				hint = "declare it under `state:`"
+			}
+			v.errorf(o.Pos, CodeUnknownState, hint, "node %s writes %q, which is not a state key", n.Name, o.Key)
+		}
+		if !v.w.synthetic[o.Value] {
+			v.checkValue(o.Value, out)
+		}
+	}
+}
+
+// forEach checks a node's for_each: an expression that yields a list, or
+// a literal list (whose strings may hold expressions).
+func (v *validator) forEach(n *Node) {
+	fe := resolveAlias(n.ForEach)
+	switch {
+	case fe.Kind == yaml.SequenceNode:
+		v.checkValue(fe, ExprScope{})
+	case fe.Kind == yaml.ScalarNode && fe.ShortTag() == "!!str":
+		if t := v.checkBare(fe, ExprScope{}); t != nil && !isListType(t) {
+			v.errorf(posOf(fe), CodeBadValue, "", "node %s: for_each must be a list, not %s", n.Name, kindName(t))
+		}
+	default:
+		v.errorf(posOf(fe), CodeBadValue, "write an expression, e.g. for_each: ${{ state.urls }}", "node %s: for_each must be a list, not %s", n.Name, describe(fe))
+	}
+}
+
+// isListType reports whether an expression type is a list.
+func isListType(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice || t.Kind() == reflect.Array
+}
+
+// providerFields returns the string values of a provider's mapping.
+func (v *validator) providerFields(p *Provider) []*yaml.Node {
+	var out []*yaml.Node
+	if p.Node == nil || p.Node.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(p.Node.Content); i += 2 {
+		if f := resolveAlias(p.Node.Content[i+1]); f.Kind == yaml.ScalarNode {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (v *validator) workflowOutput() {
+	for _, o := range v.w.Output {
+		if _, ok := v.state[o.Value]; !ok {
+			hint := didYouMean(o.Value, stateNames(v.w))
+			if hint == "" {
+				hint = "output lists state keys"
+			}
+			v.errorf(o.Pos, CodeUnknownState, hint, "output %q is not a state key", o.Value)
+		}
+	}
 }

@@ -213,7 +213,7 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 func ParseDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration: write a number and a unit, e.g. 500ms, 10s, 2m", s)
+		return 0, fmt.Errorf("%q is not a duration", s)
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("duration %q is negative", s)
@@ -224,7 +224,7 @@ func ParseDuration(s string) (time.Duration, error) {
 // ParseRate parses a rate `N/s`, `N/min` or `N/h` (also `N/sec`, `N/m`,
 // `N/minute`, `N/hour`; N a positive integer).
 func ParseRate(s string) (Rate, error) {
-	bad := fmt.Errorf("%q is not a rate: write N/s, N/min or N/h, e.g. 60/min", s)
+	bad := fmt.Errorf("%q is not a rate", s)
 	num, unit, ok := strings.Cut(strings.ReplaceAll(s, " ", ""), "/")
 	if !ok {
 		return Rate{}, bad

@@ -1,0 +1,262 @@
+package spec
+
+import "strings"
+
+// arm is one way an edge can fire: the `to` of a plain edge, one `when`
+// case, or the `else`. Arms of one conditional edge exclude each other
+// (first match wins); arms of different edges do not.
+type arm struct {
+	edge    *Edge
+	index   int // 0 for a plain edge; case index; len(When) for else
+	targets []string
+	plain   bool // an unconditional, non-join edge
+}
+
+// arms lists the arms of an edge with their known target names.
+func (v *validator) arms(e *Edge) []arm {
+	known := func(ns []Name) []string {
+		var out []string
+		for _, n := range ns {
+			if _, ok := v.nodes[n.Value]; ok || n.Value == End {
+				out = append(out, n.Value)
+			}
+		}
+		return out
+	}
+	if len(e.When) == 0 && !e.HasElse {
+		return []arm{{edge: e, targets: known(e.To), plain: !e.IsJoin()}}
+	}
+	var out []arm
+	for i, c := range e.When {
+		out = append(out, arm{edge: e, index: i, targets: known(c.To)})
+	}
+	if e.HasElse {
+		out = append(out, arm{edge: e, index: len(e.When), targets: known(e.Else)})
+	}
+	return out
+}
+
+// graph checks the edges: names, conditions, the entry, reachability and
+// joins.
+func (v *validator) graph() {
+	w := v.w
+	hasEntry := false
+	names := append(sortedKeys(v.nodes), Start, End)
+	checkTarget := func(n Name) {
+		switch {
+		case n.Value == Start:
+			v.errorf(n.Pos, CodeEdge, "", "an edge cannot lead to START")
+		case n.Value == End:
+		case v.nodes[n.Value] == nil:
+			v.unknownNode(n, names)
+		}
+	}
+	for _, e := range w.Edges {
+		for _, f := range e.From {
+			switch {
+			case f.Value == Start:
+				hasEntry = true
+				if len(e.From) > 1 {
+					v.errorf(f.Pos, CodeEdge, "START fires once, before every node; write a separate edge from START", "START cannot be part of a join")
+				}
+			case f.Value == End:
+				v.errorf(f.Pos, CodeEdge, "", "an edge cannot leave END")
+			case v.nodes[f.Value] == nil:
+				v.unknownNode(f, names)
+			}
+		}
+		for _, t := range e.To {
+			checkTarget(t)
+		}
+		for _, c := range e.When {
+			for _, t := range c.To {
+				checkTarget(t)
+			}
+			if c.If != nil {
+				if t := v.checkBare(c.If, ExprScope{}); t != nil && kindName(t) != TypeBoolean {
+					v.errorf(posOf(c.If), CodeExpr, "compare it, e.g. len(x) > 0", "a condition must be a boolean, not %s", kindName(t))
+				}
+			}
+		}
+		for _, t := range e.Else {
+			checkTarget(t)
+		}
+		if len(e.When) > 0 && !e.HasElse {
+			v.warnf(e.Pos, CodeNoElse, "add `else: END` to say so", "when no case matches, this edge fires nothing")
+		}
+	}
+	if !hasEntry && len(w.Nodes) > 0 {
+		v.errorf(Pos{Line: 1, Col: 1}, CodeNoEntry, "add an edge, e.g. {from: START, to: "+w.Nodes[0].Name+"}", "no edge leaves START: nothing would run")
+		return
+	}
+	reached := v.reach(nil, -1)
+	for _, n := range w.Nodes {
+		if !reached[n.Name] && n.Name != Start && n.Name != End {
+			v.warnf(n.Pos, CodeUnreachable, "add an edge to it, or remove it", "node %s is unreachable from START", n.Name)
+		}
+	}
+	v.joins(reached)
+}
+
+func (v *validator) unknownNode(n Name, names []string) {
+	hint := didYouMean(n.Value, names)
+	if hint == "" {
+		hint = "nodes: " + strings.Join(names[:len(names)-2], ", ")
+	}
+	v.errorf(n.Pos, CodeUnknownNode, hint, "edge names unknown node %q", n.Value)
+}
+
+// reach returns the nodes that can run, starting from START. A join's
+// targets count only once all its sources can run. When skip is set, the
+// arm skipArm of that edge is left out.
+func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
+	reached := map[string]bool{Start: true}
+	for changed := true; changed; {
+		changed = false
+		for _, e := range v.w.Edges {
+			ok := len(e.From) > 0
+			for _, f := range e.From {
+				ok = ok && reached[f.Value]
+			}
+			if !ok {
+				continue
+			}
+			for _, a := range v.arms(e) {
+				if e == skip && a.index == skipArm {
+					continue
+				}
+				for _, t := range a.targets {
+					if !reached[t] {
+						reached[t] = true
+						changed = true
+					}
+				}
+			}
+		}
+	}
+	return reached
+}
+
+// successors returns every node reachable from n by edges (joins treated
+// as plain edges), n excluded unless a cycle leads back to it.
+func (v *validator) successors(n string) map[string]bool {
+	out := map[string]bool{}
+	stack := []string{n}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, e := range v.w.Edges {
+			if !hasName(e.From, cur) {
+				continue
+			}
+			for _, a := range v.arms(e) {
+				for _, t := range a.targets {
+					if !out[t] {
+						out[t] = true
+						stack = append(stack, t)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func hasName(ns []Name, s string) bool {
+	for _, n := range ns {
+		if n.Value == s {
+			return true
+		}
+	}
+	return false
+}
+
+// joins warns about joins that can never fire: a source that never runs,
+// or two sources reachable only through different cases of one
+// conditional edge (first match wins, so only one of them runs) that no
+// loop brings back.
+func (v *validator) joins(reached map[string]bool) {
+	var joins []*Edge
+	for _, e := range v.w.Edges {
+		if e.IsJoin() {
+			joins = append(joins, e)
+		}
+	}
+	if len(joins) == 0 {
+		return
+	}
+	for _, j := range joins {
+		for _, f := range j.From {
+			if v.nodes[f.Value] != nil && !reached[f.Value] {
+				v.warnf(j.Pos, CodeJoin, "", "this join never fires: its source %s never runs", f.Value)
+			}
+		}
+	}
+	// dependsOn[arm] = the nodes that only that arm makes reachable.
+	type armKey struct {
+		edge *Edge
+		arm  int
+	}
+	depends := map[armKey]map[string]bool{}
+	for _, e := range v.w.Edges {
+		if len(e.When)+btoi(e.HasElse) < 2 {
+			continue
+		}
+		for i := 0; i < len(e.When)+btoi(e.HasElse); i++ {
+			without := v.reach(e, i)
+			lost := map[string]bool{}
+			for n := range reached {
+				if !without[n] {
+					lost[n] = true
+				}
+			}
+			depends[armKey{e, i}] = lost
+		}
+	}
+	succ := map[string]map[string]bool{}
+	successors := func(n string) map[string]bool {
+		if s, ok := succ[n]; ok {
+			return s
+		}
+		succ[n] = v.successors(n)
+		return succ[n]
+	}
+	for _, j := range joins {
+		reported := false
+		for ak, lost := range depends {
+			if reported {
+				break
+			}
+			for x := 0; x < len(j.From) && !reported; x++ {
+				for y := x + 1; y < len(j.From) && !reported; y++ {
+					a, b := j.From[x].Value, j.From[y].Value
+					if !lost[a] || lost[b] {
+						continue
+					}
+					// a needs arm ak; does b need another arm of the same edge?
+					for bk, lostB := range depends {
+						if bk.edge != ak.edge || bk.arm == ak.arm || !lostB[b] {
+							continue
+						}
+						src := ak.edge.From[0].Value
+						if successors(a)[src] || successors(b)[src] {
+							continue // a loop can run both, in different steps
+						}
+						v.warnf(j.Pos, CodeJoin, "join nodes that all run, or use separate edges",
+							"this join never fires: %s and %s are reached through different cases of the conditional edge at line %d, so only one of them runs",
+							a, b, ak.edge.Pos.Line)
+						reported = true
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,355 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
+)
+
+// nodeType checks a node's type and `with` fields against the catalog, and
+// every expression in `with`.
+func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
+	if n.Type == "" {
+		v.checkValue(n.With, scope)
+		return
+	}
+	t, ok := nodes.Lookup(n.Type)
+	if !ok {
+		names := nodes.Names()
+		hint := didYouMean(n.Type, names)
+		if hint == "" {
+			hint = "`lgx nodes` lists the types: " + strings.Join(names, ", ")
+		}
+		v.errorf(n.TypePos, CodeUnknownType, hint, "%s: unknown node type %q", who, n.Type)
+		v.checkValue(n.With, scope)
+		return
+	}
+	doc := t.Doc()
+	fields := map[string]*nodes.Field{}
+	var fieldNames []string
+	for i := range doc.With {
+		fields[doc.With[i].Name] = &doc.With[i]
+		fieldNames = append(fieldNames, doc.With[i].Name)
+	}
+	given := map[string]*yaml.Node{}
+	givenKey := map[string]*yaml.Node{}
+	for _, p := range withPairs(n.With) {
+		name := resolveAlias(p.key).Value
+		f, ok := fields[name]
+		if !ok {
+			hint := didYouMean(name, fieldNames)
+			if hint == "" {
+				hint = fmt.Sprintf("%s takes: %s (`lgx nodes %s`)", n.Type, strings.Join(fieldNames, ", "), n.Type)
+			}
+			v.errorf(posOf(p.key), CodeUnknownField, hint, "%s: %s has no field %q", who, n.Type, name)
+			v.checkValue(p.value, scope)
+			continue
+		}
+		given[name] = resolveAlias(p.value)
+		givenKey[name] = p.key
+		v.withField(who, n.Type, f, resolveAlias(p.value), scope)
+	}
+	missing := false
+	for _, f := range doc.With {
+		if f.Required && given[f.Name] == nil {
+			missing = true
+			v.errorf(n.TypePos, CodeMissingField, fmt.Sprintf("add `with: {%s: …}`", f.Name), "%s: %s needs the field %q", who, n.Type, f.Name)
+		}
+	}
+	for _, g := range doc.OneOf {
+		var set []string
+		for _, f := range g.Fields {
+			if given[f] != nil {
+				set = append(set, f)
+			}
+		}
+		switch {
+		case len(set) > 1:
+			v.errorf(posOf(givenKey[set[1]]), CodeOneOf, "keep one of them", "%s: give only one of %s (both %s and %s are set)", who, strings.Join(g.Fields, ", "), set[0], set[1])
+		case len(set) == 0 && g.Required:
+			missing = true
+			v.errorf(n.TypePos, CodeMissingField, "", "%s: %s needs one of %s", who, n.Type, strings.Join(g.Fields, ", "))
+		}
+	}
+	if p, ok := t.(nodes.Preparer); ok && !missing {
+		v.prepare(p, who, doc, given)
+	}
+	switch n.Type {
+	case "llm_call":
+		v.llmRefs(n, who, given)
+	case "subgraph":
+		v.subgraphRef(who, given["workflow"])
+	}
+}
+
+// withPairs returns the pairs of a `with` mapping (none for nil).
+func withPairs(n *yaml.Node) []pair {
+	n = resolveAlias(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	budget := MaxNodes
+	ps, _ := mappingPairs(n, 0, &budget)
+	return ps
+}
+
+// isExprString reports whether n is a string holding `${{`.
+func isExprString(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && strings.Contains(n.Value, "${{")
+}
+
+// withField checks one `with` value: a literal of the field's type, or an
+// expression (compiled; its type is checked when it is known).
+func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, scope ExprScope) {
+	if !f.Static && isExprString(val) {
+		t := v.checkString(val, scope)
+		if t != nil && !fieldAccepts(f.Type, t) {
+			v.errorf(posOf(val), CodeFieldType, "", "%s: %s.%s is %s, but the expression gives %s", who, typ, f.Name, f.Type, kindName(t))
+		}
+		return
+	}
+	if isNull(val) {
+		return
+	}
+	if msg := literalMismatch(f, val); msg != "" {
+		code := CodeFieldType
+		switch f.Type {
+		case "duration":
+			code = CodeBadDuration
+		case "bytes":
+			code = CodeBadSize
+		}
+		hint := ""
+		if len(f.Enum) > 0 && val.Kind == yaml.ScalarNode {
+			hint = didYouMean(val.Value, f.Enum)
+			if hint == "" {
+				hint = "one of: " + strings.Join(f.Enum, ", ")
+			}
+		}
+		v.errorf(posOf(val), code, hint, "%s: %s.%s %s", who, typ, f.Name, msg)
+		return
+	}
+	if !f.Static {
+		v.checkValue(val, scope)
+	}
+}
+
+// literalMismatch explains why a literal does not fit a field ("" when it
+// does).
+func literalMismatch(f *nodes.Field, n *yaml.Node) string {
+	want := f.Type
+	tag := n.ShortTag()
+	scalar := n.Kind == yaml.ScalarNode
+	bad := func() string { return fmt.Sprintf("must be %s, not %s", article(want), describe(n)) }
+	switch want {
+	case "string":
+		if !scalar {
+			return bad()
+		}
+	case "integer":
+		if tag != "!!int" {
+			return bad()
+		}
+	case "number":
+		if tag != "!!int" && tag != "!!float" {
+			return bad()
+		}
+	case "boolean":
+		if tag != "!!bool" {
+			return bad()
+		}
+	case "duration":
+		if !scalar {
+			return bad()
+		}
+		if _, err := ParseDuration(n.Value); err != nil {
+			return fmt.Sprintf("is not a duration: %q (write e.g. 500ms, 10s, 2m)", n.Value)
+		}
+	case "bytes":
+		if !scalar {
+			return bad()
+		}
+		if _, err := sizeValue(n); err != nil {
+			return fmt.Sprintf("is not a byte size: %q (write an integer or e.g. 512KB, 10MiB)", n.Value)
+		}
+	case "list", "messages":
+		if n.Kind != yaml.SequenceNode {
+			return bad()
+		}
+	case "object":
+		if n.Kind != yaml.MappingNode {
+			return bad()
+		}
+	}
+	if len(f.Enum) > 0 && scalar && !contains(f.Enum, n.Value) {
+		return fmt.Sprintf("must be one of %s, not %q", strings.Join(f.Enum, ", "), n.Value)
+	}
+	return ""
+}
+
+func article(typ string) string {
+	switch typ {
+	case "integer", "object", "any":
+		return "an " + typ
+	case "messages":
+		return "a list of messages"
+	}
+	return "a " + typ
+}
+
+// fieldAccepts reports whether an expression of type t may fill a field of
+// the catalog type want. Only clear mismatches are rejected: a number for a
+// list, a list for a boolean, …
+func fieldAccepts(want string, t reflect.Type) bool {
+	got := kindName(t)
+	switch want {
+	case "", "any", "string":
+		return true // strings render anything
+	case "integer", "number":
+		return got == TypeInteger || got == TypeNumber
+	case "duration", "bytes":
+		return got == TypeString || got == TypeInteger || got == TypeNumber
+	case "boolean":
+		return got == TypeBoolean
+	case "list", "messages":
+		return got == TypeList
+	case "object":
+		return got == TypeObject
+	}
+	return true
+}
+
+// templateLine finds "NAME:LINE:" or "NAME:LINE:COL:" in a Go template
+// error.
+var templateLine = regexp.MustCompile(`template: [^:]*:(\d+)(?::(\d+))?:`)
+
+// prepare calls a type's Prepare with the literal values of its static
+// fields, as a run would, and reports its error at the field it came from.
+func (v *validator) prepare(p nodes.Preparer, who string, doc nodes.Doc, given map[string]*yaml.Node) {
+	static := map[string]any{}
+	var first *yaml.Node
+	for _, f := range doc.With {
+		n := given[f.Name]
+		if !f.Static || n == nil {
+			continue
+		}
+		val, err := DecodeValue(n)
+		if err != nil {
+			return
+		}
+		static[f.Name] = val
+		if first == nil {
+			first = n
+		}
+	}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		_, err = p.Prepare(static)
+		return err
+	}()
+	if err == nil {
+		return
+	}
+	pos := Pos{}
+	msg := err.Error()
+	// Prefer the field the error names, then the first static field.
+	at := first
+	for name := range static {
+		if strings.Contains(msg, name) && given[name] != nil {
+			at = given[name]
+		}
+	}
+	if at != nil {
+		pos = posOf(at)
+		if m := templateLine.FindStringSubmatch(msg); m != nil && at.Kind == yaml.ScalarNode {
+			line, _ := strconv.Atoi(m[1])
+			off := lineOffset(at.Value, line)
+			if off >= len(at.Value) && off > 0 {
+				// "unexpected EOF" is reported on the line after the last.
+				off = lineOffset(at.Value, strings.Count(strings.TrimRight(at.Value, "\n"), "\n")+1)
+			}
+			if m[2] != "" {
+				col, _ := strconv.Atoi(m[2])
+				off += max(col-1, 0)
+			}
+			pos = ScalarPos(v.w, at, off)
+		}
+	}
+	if pos == (Pos{}) {
+		pos = Pos{Line: 1, Col: 1}
+	}
+	v.errorf(pos, CodeTemplate, "", "%s: %s", who, msg)
+}
+
+// lineOffset is the byte offset at which the 1-based line of s starts.
+func lineOffset(s string, line int) int {
+	off := 0
+	for i := 1; i < line; i++ {
+		j := strings.IndexByte(s[off:], '\n')
+		if j < 0 {
+			return off
+		}
+		off += j + 1
+	}
+	return off
+}
+
+// llmRefs checks llm_call's provider and tools against the declarations.
+func (v *validator) llmRefs(n *Node, who string, given map[string]*yaml.Node) {
+	if p := given["provider"]; p == nil {
+		if _, ok := v.providers["default"]; !ok {
+			v.errorf(n.TypePos, CodeUnknownProvider, "declare providers: {default: {kind: openai, model: …}} or set with.provider",
+				"%s: llm_call uses provider \"default\", which is not declared", who)
+		}
+	} else if p.Kind == yaml.ScalarNode && !isExprString(p) {
+		if _, ok := v.providers[p.Value]; !ok {
+			hint := didYouMean(p.Value, sortedKeys(v.providers))
+			if hint == "" {
+				hint = "declare it under `providers:`"
+			}
+			v.errorf(posOf(p), CodeUnknownProvider, hint, "%s: unknown provider %q", who, p.Value)
+		}
+	}
+	if ts := given["tools"]; ts != nil && ts.Kind == yaml.SequenceNode {
+		for _, t := range ts.Content {
+			t = resolveAlias(t)
+			if t.Kind != yaml.ScalarNode || isExprString(t) {
+				continue
+			}
+			if _, ok := v.tools[t.Value]; !ok {
+				hint := didYouMean(t.Value, sortedKeys(v.tools))
+				if hint == "" {
+					hint = "declare it under `tools:`"
+				}
+				v.errorf(posOf(t), CodeUnknownTool, hint, "%s: unknown tool %q", who, t.Value)
+			}
+		}
+	}
+}
+
+// subgraphRef checks that a literal child workflow path exists (relative
+// to this file).
+func (v *validator) subgraphRef(who string, n *yaml.Node) {
+	if n == nil || n.Kind != yaml.ScalarNode || isExprString(n) || v.w.File == "" || n.Value == "" {
+		return
+	}
+	path := n.Value
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(v.w.File), path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		v.errorf(posOf(n), CodeBadValue, "the path is relative to this workflow file", "%s: child workflow %s: no such file", who, n.Value)
+	}
+}
