@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -101,4 +102,21 @@ func ExitCode(res *Result, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// InvalidWorkflowError is a workflow loaded by the runner itself (a
+// subgraph's child, a resumed run's recorded text) that has errors.
+type InvalidWorkflowError struct {
+	File        string
+	Diagnostics spec.Diagnostics
+}
+
+func (e *InvalidWorkflowError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid workflow %s:", e.File)
+	for _, d := range e.Diagnostics {
+		b.WriteString("\n  ")
+		b.WriteString(d.String())
+	}
+	return b.String()
 }

@@ -137,7 +137,7 @@ func LoadGraph(path string) (*Graph, error) {
 		return nil, err
 	}
 	if ds.HasErrors() {
-		return nil, ds.Errors()
+		return nil, &InvalidWorkflowError{File: path, Diagnostics: ds.Errors()}
 	}
 	return compileValid(w)
 }
@@ -145,7 +145,7 @@ func LoadGraph(path string) (*Graph, error) {
 // compileValid validates then compiles a loaded workflow.
 func compileValid(w *spec.Workflow) (*Graph, error) {
 	if ds := spec.Validate(w); ds.HasErrors() {
-		return nil, ds.Errors()
+		return nil, &InvalidWorkflowError{File: w.File, Diagnostics: ds.Errors()}
 	}
 	return Compile(w)
 }

@@ -36,7 +36,7 @@ func Resume(ctx context.Context, st store.Store, runID string, values map[string
 	}
 	w, ds := spec.Load(rec.File, rec.Source)
 	if ds.HasErrors() {
-		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, ds.Errors())
+		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, &InvalidWorkflowError{File: rec.File, Diagnostics: ds.Errors()})
 	}
 	g, err := compileValid(w)
 	if err != nil {
