@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -860,5 +861,35 @@ func fetchEqJSON(t *testing.T, got any, want string) {
 	}
 	if string(b) != want {
 		t.Errorf("got %s, want %s", b, want)
+	}
+}
+
+func TestBodyExcerpt(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes, two per rune
+	tests := []struct {
+		name, body, want string
+	}{
+		{"short", "not found", "not found"},
+		{"whitespace collapsed", "  a\n\tb  \r\n c ", "a b c"},
+		{"empty", "", ""},
+		{"cut at a rune boundary", long, strings.Repeat("é", 100) + "…"},
+		{"cut mid-rune backs off", "x" + long, "x" + strings.Repeat("é", 99) + "…"},
+		{"invalid UTF-8 replaced", "a\xffb", "a\uFFFDb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bodyExcerpt([]byte(tt.body), 200)
+			fetchEq(t, got, tt.want)
+			if !utf8.ValidString(got) || len(strings.TrimSuffix(got, "…")) > 200 {
+				t.Errorf("excerpt %q is invalid or longer than 200 bytes", got)
+			}
+		})
+	}
+}
+
+func TestReadBodyAtMostHugeLimit(t *testing.T) {
+	data, truncated, err := readBodyAtMost(strings.NewReader("abc"), math.MaxInt64, -1)
+	if err != nil || truncated || string(data) != "abc" {
+		t.Errorf("got %q, %v, %v; want \"abc\", false, nil", data, truncated, err)
 	}
 }
