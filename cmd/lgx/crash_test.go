@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// buildLGX builds the real lgx binary once per test binary.
+var buildLGX = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "lgx-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "lgx")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// postServer records every POST /items/N with its Idempotency-Key, answers
+// after a short delay, and reports what it saw.
+type postServer struct {
+	mu    sync.Mutex
+	seen  map[string][]string // item -> idempotency keys, in arrival order
+	delay time.Duration
+}
+
+func (p *postServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "want POST", http.StatusMethodNotAllowed)
+		return
+	}
+	item := strings.TrimPrefix(r.URL.Path, "/items/")
+	var body struct {
+		N int `json:"n"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	p.mu.Lock()
+	p.seen[item] = append(p.seen[item], r.Header.Get("Idempotency-Key"))
+	p.mu.Unlock()
+	select {
+	case <-time.After(p.delay):
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"item": %q, "square": %d}`, item, body.N*body.N)
+}
+
+func (p *postServer) snapshot() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string][]string, len(p.seen))
+	for k, v := range p.seen {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+const crashWorkflow = `lgx: 1
+name: crash
+state:
+  items:   {type: list, default: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}
+  squares: {type: list, reducer: append, default: []}
+  done:    {type: boolean, default: false}
+nodes:
+  post:
+    type: http_fetch
+    for_each: ${{ state.items }}
+    concurrency: 4
+    with:
+      url: "${{ env.ITEMS_URL }}/items/${{ item }}"
+      method: POST
+      json: {n: "${{ item }}"}
+    output:
+      squares: ${{ result.json.square }}
+  finish:
+    type: set
+    output: {done: true}
+edges:
+  - {from: START, to: post}
+  - {from: post, to: finish}
+output: [squares, done]
+`
+
+// TestKillAndResume starts a run of 20 POSTs (4 in flight), SIGKILLs the
+// real binary at many different moments, resumes, and checks that the final
+// state equals an uninterrupted run's, that no item whose writes were
+// recorded was sent again, and that every re-sent item reused its key.
+func TestKillAndResume(t *testing.T) {
+	bin, err := buildLGX()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "crash.yaml")
+	if err := os.WriteFile(wf, []byte(crashWorkflow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"done": true, "squares": []any{}}
+	for i := 1; i <= 20; i++ {
+		want["squares"] = append(want["squares"].([]any), float64(i*i))
+	}
+
+	for _, killAfter := range []time.Duration{0, 15, 40, 70, 100, 130, 160, 190, 220, 260} {
+		killAfter *= time.Millisecond
+		t.Run(killAfter.String(), func(t *testing.T) {
+			srv := &postServer{seen: map[string][]string{}, delay: 20 * time.Millisecond}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			home := filepath.Join(t.TempDir(), "lgx")
+			env := append(os.Environ(), "LGX_HOME="+home, "ITEMS_URL="+ts.URL, "CI=true")
+
+			// Start the run and kill it.
+			cmd := exec.Command(bin, "run", wf)
+			cmd.Env = env
+			stderr := &syncBuffer{}
+			cmd.Stderr = stderr
+			cmd.Stdout = io.Discard
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			runID := waitForRunID(t, stderr)
+			time.Sleep(killAfter)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			before := srv.snapshot()
+
+			// What the store recorded before the kill.
+			recorded, status := recordedItems(t, filepath.Join(home, "lgx.db"), runID)
+			if status == store.StatusCompleted {
+				// The run finished before the kill: nothing to resume, and
+				// every item was sent exactly once.
+				for i := 1; i <= 20; i++ {
+					if n := len(before[fmt.Sprint(i)]); n != 1 {
+						t.Errorf("item %d sent %d times", i, n)
+					}
+				}
+				return
+			}
+
+			res := exec.Command(bin, "resume", runID, "-o", "json")
+			res.Env = env
+			var out, errOut bytes.Buffer
+			res.Stdout, res.Stderr = &out, &errOut
+			if resumeErr := res.Run(); resumeErr != nil {
+				t.Fatalf("resume: %v\n%s", resumeErr, errOut.String())
+			}
+			var got map[string]any
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("resume output %q: %v", out.String(), err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("final state after kill at %v:\n got %v\nwant %v", killAfter, got, want)
+			}
+			after := srv.snapshot()
+			for item, keys := range after {
+				sentBefore := len(before[item])
+				if recorded[item] && len(keys) > sentBefore {
+					t.Errorf("item %s had recorded writes but was sent again on resume", item)
+				}
+				for _, k := range keys {
+					if k == "" || k != keys[0] {
+						t.Errorf("item %s: idempotency keys differ across sends: %q", item, keys)
+						break
+					}
+				}
+			}
+			for i := 1; i <= 20; i++ {
+				if len(after[fmt.Sprint(i)]) == 0 {
+					t.Errorf("item %d never sent", i)
+				}
+			}
+		})
+	}
+}
+
+var runIDLine = regexp.MustCompile(`(?m)^run (\S+)`)
+
+func waitForRunID(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := runIDLine.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("no run id on stderr: %q", stderr.String())
+	return ""
+}
+
+// recordedItems returns the for_each items (as "1".."20") whose writes the
+// store holds, and the run's recorded status.
+func recordedItems(t *testing.T, db, runID string) (map[string]bool, store.Status) {
+	t.Helper()
+	s, err := store.OpenSQLite(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	run, err := s.GetRun(context.Background(), runID)
+	if err != nil {
+		t.Fatalf("run %s not recorded: %v", runID, err)
+	}
+	invs, err := s.Invocations(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := map[string]bool{}
+	for _, inv := range invs {
+		if inv.Status != store.InvocationOK {
+			continue
+		}
+		if inv.Node == "post" {
+			rec[fmt.Sprint(inv.Index+1)] = true
+		}
+	}
+	return rec, run.Status
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

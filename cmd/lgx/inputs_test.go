@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestParseInputs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := write("notes.txt", "line one\nline two\n")
+	jsonFile := write("in.json", `{"query": "go", "n": 3, "ratio": 0.5, "tags": ["a"]}`)
+	yamlFile := write("in.yaml", "query: yaml\nn: 4\nnested: {a: [1, 2]}\n")
+
+	tests := []struct {
+		name  string
+		file  string
+		flags []string
+		want  map[string]any
+		err   bool
+	}{
+		{name: "string", flags: []string{"name=Ada"}, want: map[string]any{"name": "Ada"}},
+		{name: "json number", flags: []string{"n=42"}, want: map[string]any{"n": 42}},
+		{name: "json float", flags: []string{"x=1.5"}, want: map[string]any{"x": 1.5}},
+		{name: "json list", flags: []string{`urls=["a","b"]`}, want: map[string]any{"urls": []any{"a", "b"}}},
+		{name: "json object", flags: []string{`m={"k":true}`}, want: map[string]any{"m": map[string]any{"k": true}}},
+		{name: "json string", flags: []string{`s="quoted"`}, want: map[string]any{"s": "quoted"}},
+		{name: "not quite json", flags: []string{"s=[1, 2"}, want: map[string]any{"s": "[1, 2"}},
+		{name: "two json values is a string", flags: []string{"s=1 2"}, want: map[string]any{"s": "1 2"}},
+		{name: "empty value", flags: []string{"s="}, want: map[string]any{"s": ""}},
+		{name: "equals in value", flags: []string{"q=a=b"}, want: map[string]any{"q": "a=b"}},
+		{name: "file verbatim", flags: []string{"doc=@" + text}, want: map[string]any{"doc": "line one\nline two\n"}},
+		{name: "json file", file: jsonFile, want: map[string]any{"query": "go", "n": 3, "ratio": 0.5, "tags": []any{"a"}}},
+		{name: "yaml file, flag wins", file: yamlFile, flags: []string{"n=5"}, want: map[string]any{"query": "yaml", "n": 5, "nested": map[string]any{"a": []any{1, 2}}}},
+		{name: "no equals", flags: []string{"name"}, err: true},
+		{name: "empty key", flags: []string{"=x"}, err: true},
+		{name: "missing file", flags: []string{"doc=@" + filepath.Join(dir, "nope")}, err: true},
+		{name: "input file not an object", file: write("list.yaml", "- 1\n- 2\n"), err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseInputs(tt.file, tt.flags)
+			if tt.err {
+				if err == nil || exitCode(err) != exitUsage {
+					t.Fatalf("want a usage error, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseValue(f *testing.F) {
+	for _, s := range []string{"1", "x", `{"a":[1,2.5]}`, "[", "null", "1e999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = parseValue(s) // must not panic
+	})
+}

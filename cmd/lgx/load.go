@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/lgx-run/lgx/spec"
+)
+
+// loaded is a workflow file after Load and Validate.
+type loaded struct {
+	wf    *spec.Workflow
+	diags spec.Diagnostics
+}
+
+// loadAndValidate reads and validates one workflow file. A file that cannot
+// be read is a usage error; diagnostics are returned for the caller to print.
+func loadAndValidate(path string) (*loaded, error) {
+	wf, diags, err := spec.LoadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usageErrf("%s: no such file", path)
+		}
+		return nil, usageErr(fmt.Errorf("read %s: %w", path, err))
+	}
+	if wf != nil && !diags.HasErrors() {
+		diags = append(diags, spec.Validate(wf)...)
+	}
+	diags.Sort()
+	return &loaded{wf: wf, diags: diags}, nil
+}
+
+// mustBeValid prints a workflow's diagnostics on stderr and fails with exit
+// code 2 when any is an error; commands that act on a workflow (run, graph)
+// refuse invalid files.
+func (a *app) mustBeValid(path string) (*spec.Workflow, error) {
+	l, err := loadAndValidate(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.diags) > 0 {
+		l.diags.WriteText(a.ios.Err, map[string][]byte{path: sourceOf(l.wf)})
+	}
+	if l.diags.HasErrors() {
+		return nil, silentExit(exitUsage)
+	}
+	return l.wf, nil
+}
+
+func sourceOf(wf *spec.Workflow) []byte {
+	if wf == nil {
+		return nil
+	}
+	return wf.Source
+}

@@ -1,0 +1,45 @@
+// Command lgx runs LangGraph-style workflows written in YAML: validate them,
+// draw them, run them concurrently under caps, and resume them after a
+// crash, Ctrl-C or an interrupt.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// version is stamped by the release build (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() {
+	os.Exit(Main())
+}
+
+// Main runs lgx with the process's arguments and streams and returns the
+// exit code. Tests run it in-process through testscript.
+func Main() int {
+	return execute(context.Background(), os.Args[1:], systemStreams())
+}
+
+// execute runs one lgx command line and maps its outcome to an exit code,
+// printing the error (if not already reported) on stderr.
+func execute(ctx context.Context, args []string, ios *IOStreams) int {
+	a := &app{ios: ios}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	if e, ok := err.(*exitError); !ok || !e.reported {
+		fmt.Fprintf(ios.Err, "lgx: %v\n", err)
+	}
+	if _, ok := err.(*exitError); !ok && !a.ran {
+		// Errors cobra raises before any command runs (an unknown
+		// command, a bad argument count) are usage errors.
+		code = exitUsage
+	}
+	return code
+}

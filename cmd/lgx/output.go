@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
+)
+
+// outputFlags are the flags `run` and `resume` share (SPEC §8: resume takes
+// the same output flags as run).
+type outputFlags struct {
+	output string // text | json
+	stream string // "" | updates | values | events
+	// outputSet records that -o was given explicitly: with --stream, the
+	// final result is printed only when asked for.
+	outputSet bool
+}
+
+func (o *outputFlags) check() error {
+	switch o.output {
+	case "text", "json":
+	default:
+		return usageErrf("-o must be text or json, not %q", o.output)
+	}
+	switch o.stream {
+	case "", "updates", "values", "events":
+	default:
+		return usageErrf("--stream must be updates, values or events, not %q", o.stream)
+	}
+	return nil
+}
+
+// outputKeys are the keys `lgx run` prints: the workflow's `output:` list,
+// or every state key in declaration order.
+func outputKeys(wf *spec.Workflow) []string {
+	if wf.Output != nil {
+		keys := make([]string, len(wf.Output))
+		for i, n := range wf.Output {
+			keys[i] = n.Value
+		}
+		return keys
+	}
+	keys := make([]string, len(wf.State))
+	for i, k := range wf.State {
+		keys[i] = k.Name
+	}
+	return keys
+}
+
+// printResult writes the output keys of a finished run to w.
+func printResult(w io.Writer, format string, keys []string, state map[string]any) error {
+	if format == "json" {
+		var b strings.Builder
+		b.WriteString("{")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			kj, _ := json.Marshal(k)
+			vj, err := json.MarshalIndent(state[k], "  ", "  ")
+			if err != nil {
+				return fmt.Errorf("output %s: %w", k, err)
+			}
+			fmt.Fprintf(&b, "\n  %s: %s", kj, vj)
+		}
+		if len(keys) > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("}\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	if len(keys) == 1 {
+		return writeText(w, state[keys[0]], "")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s:", k)
+		v := state[k]
+		if s, ok := v.(string); ok && !strings.Contains(s, "\n") {
+			fmt.Fprintf(w, " %s\n", s)
+			continue
+		}
+		io.WriteString(w, "\n")
+		if err := writeText(w, v, "  "); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeText prints a value for people: strings as they are, anything else
+// as indented JSON.
+func writeText(w io.Writer, v any, indent string) error {
+	var text string
+	if s, ok := v.(string); ok {
+		text = s
+	} else {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		text = string(b)
+	}
+	text = strings.TrimSuffix(text, "\n")
+	if indent != "" {
+		text = indent + strings.ReplaceAll(text, "\n", "\n"+indent)
+	}
+	_, err := fmt.Fprintln(w, text)
+	return err
+}
+
+// streamSink writes `--stream` JSON lines to stdout. Lines are written whole
+// under a lock, so concurrent events never interleave.
+type streamSink struct {
+	mode string
+	mu   sync.Mutex
+	enc  *json.Encoder
+}
+
+func newStreamSink(w io.Writer, mode string) *streamSink {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &streamSink{mode: mode, enc: enc}
+}
+
+// updateLine is one `--stream updates` line: what one invocation wrote.
+type updateLine struct {
+	Step   int            `json:"step"`
+	Node   string         `json:"node"`
+	Index  *int           `json:"index,omitempty"`
+	Writes map[string]any `json:"writes"`
+}
+
+// valuesLine is one `--stream values` line: the state after a step.
+type valuesLine struct {
+	Step  int            `json:"step"`
+	State map[string]any `json:"state"`
+}
+
+func (s *streamSink) Emit(e runner.Event) {
+	var line any
+	switch s.mode {
+	case "events":
+		line = e
+	case "updates":
+		if e.Event != runner.EventNodeEnd {
+			return
+		}
+		w := e.Writes
+		if w == nil {
+			w = map[string]any{}
+		}
+		line = updateLine{Step: e.Step, Node: e.Node, Index: e.Index, Writes: w}
+	case "values":
+		if e.Event != runner.EventStepEnd || e.State == nil {
+			return
+		}
+		line = valuesLine{Step: e.Step, State: e.State}
+	default:
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.enc.Encode(line)
+}
+
+// multiSink sends each event to several sinks in order.
+type multiSink []runner.Sink
+
+func (m multiSink) Emit(e runner.Event) {
+	for _, s := range m {
+		s.Emit(e)
+	}
+}
+
+// sortedKeys returns m's keys in order, for stable output.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

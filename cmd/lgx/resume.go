@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+func (a *app) resumeCmd() *cobra.Command {
+	var (
+		inputs    []string
+		inputFile string
+		out       outputFlags
+		st        storeFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "resume RUN",
+		Short: "Continue a failed, cancelled, killed or interrupted run",
+		Long: `resume continues a recorded run from its last checkpoint, with the workflow
+text recorded when the run started. Invocations whose writes were recorded
+are never run again; POSTs re-sent after a crash carry the same
+Idempotency-Key as before.
+
+For a run paused at an interrupt node, the -i values, as one object, become
+that node's result.`,
+		Example: `  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
+  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i approved=true -i comment="ship it"`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out.outputSet = cmd.Flags().Changed("output")
+			if err := out.check(); err != nil {
+				return err
+			}
+			values, err := parseInputs(inputFile, inputs)
+			if err != nil {
+				return err
+			}
+			s, err := st.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			run, err := s.GetRun(cmd.Context(), args[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return usageErrf("no run %s (lgx runs list shows the recorded runs)", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if !run.Status.Resumable() {
+				return usageErrf("run %s is %s; there is nothing to resume", run.ID, run.Status)
+			}
+			wf, diags := spec.Load(run.File, run.Source)
+			if diags.HasErrors() {
+				return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
+			}
+
+			ctx, stop := a.signalContext(cmd.Context())
+			defer stop()
+			fmt.Fprintf(a.ios.Err, "run %s (resumed)\n", run.ID)
+			sink, closeView := a.sinks(out)
+			res, runErr := runner.Resume(ctx, s, run.ID, values, runner.Options{
+				Sink:      sink,
+				StepState: out.stream == "values",
+			})
+			closeView()
+			return a.finish(res, runErr, out, outputKeys(wf))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (JSON if valid, else a string; key=@file reads a file)")
+	f.StringVar(&inputFile, "input-file", "", "read the values from a JSON or YAML object `file`")
+	a.addOutputFlags(cmd, &out)
+	f.StringVar(&st.kind, "store", "sqlite", "the store the run was recorded in: sqlite or memory")
+	return cmd
+}

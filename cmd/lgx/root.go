@@ -1,0 +1,68 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// app is the state shared by the commands of one lgx invocation.
+type app struct {
+	ios *IOStreams
+	// ran is set once a command's own code starts; errors before that
+	// (unknown command, wrong argument count) are usage errors.
+	ran bool
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lgx",
+		Short: "Run LangGraph-style workflows written in YAML",
+		Long: `lgx runs LangGraph-style workflows written in YAML: state keys with
+reducers, nodes from a built-in catalog, and edges, executed concurrently in
+super-steps under concurrency caps, with timeouts, retries and durable,
+resumable runs.`,
+		Example: `  lgx run workflows/hello.yaml -i name=Ada
+  lgx validate workflows/*.yaml
+  lgx graph workflows/research.yaml > research.mmd`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			a.ran = true
+		},
+	}
+	root.SetOut(a.ios.Out)
+	root.SetErr(a.ios.Err)
+	root.SetIn(a.ios.In)
+	root.SetVersionTemplate("lgx {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.AddCommand(
+		a.runCmd(),
+		a.resumeCmd(),
+		a.validateCmd(),
+		a.graphCmd(),
+		a.runsCmd(),
+		a.nodesCmd(),
+		a.schemaCmd(),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs whose failure is a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageErr(err)
+		}
+		return nil
+	}
+}
+
+// minArgs is cobra.MinimumNArgs whose failure is a usage error.
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
+			return usageErr(err)
+		}
+		return nil
+	}
+}

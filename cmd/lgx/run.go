@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/runner"
+)
+
+func (a *app) runCmd() *cobra.Command {
+	var (
+		inputs      []string
+		inputFile   string
+		out         outputFlags
+		concurrency int
+		st          storeFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a workflow and print its output keys",
+		Long: `run validates the workflow (an invalid file exits 2 and runs nothing),
+then runs it: every node triggered for a super-step runs concurrently under
+the caps, and the writes are merged through the reducers when all have
+finished. The run is recorded (SQLite under $LGX_HOME unless --store memory),
+so a failed, cancelled or killed run can be continued with lgx resume.
+
+The run id is printed on stderr at start; progress goes to stderr, the
+result (the workflow's output keys) to stdout.
+
+Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
+3 paused at an interrupt, 130 cancelled by a signal (resumable).`,
+		Example: `  lgx run workflows/hello.yaml -i name=Ada
+  lgx run research.yaml -i query="vector databases" -i 'urls=["https://a.example","https://b.example"]'
+  lgx run flow.yaml --input-file inputs.yaml -o json
+  lgx run flow.yaml -i notes=@notes.txt --stream events | jq .event`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out.outputSet = cmd.Flags().Changed("output")
+			if err := out.check(); err != nil {
+				return err
+			}
+			if concurrency < 0 {
+				return usageErrf("--concurrency must be positive")
+			}
+			wf, err := a.mustBeValid(args[0])
+			if err != nil {
+				return err
+			}
+			in, err := parseInputs(inputFile, inputs)
+			if err != nil {
+				return err
+			}
+			g, err := runner.Compile(wf)
+			if err != nil {
+				return fmt.Errorf("compile %s: %w", args[0], err)
+			}
+			s, err := st.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+
+			ctx, stop := a.signalContext(cmd.Context())
+			defer stop()
+			runID := ulid.Make().String()
+			fmt.Fprintf(a.ios.Err, "run %s\n", runID)
+			sink, closeView := a.sinks(out)
+			res, runErr := runner.Run(ctx, g, runner.Options{
+				RunID:       runID,
+				Inputs:      in,
+				Store:       s,
+				Sink:        sink,
+				Concurrency: concurrency,
+				StepState:   out.stream == "values",
+			})
+			closeView()
+			return a.finish(res, runErr, out, outputKeys(wf))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&inputs, "input", "i", nil, "input `key=value` (JSON if valid, else a string; key=@file reads a file)")
+	f.StringVar(&inputFile, "input-file", "", "read inputs from a JSON or YAML object `file`")
+	a.addOutputFlags(cmd, &out)
+	f.IntVar(&concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
+	f.StringVar(&st.kind, "store", "sqlite", "where to record the run: sqlite or memory")
+	return cmd
+}
+
+// addOutputFlags registers -o and --stream, shared by run and resume.
+func (a *app) addOutputFlags(cmd *cobra.Command, out *outputFlags) {
+	f := cmd.Flags()
+	f.StringVarP(&out.output, "output", "o", "text", "result format: text or json")
+	f.StringVar(&out.stream, "stream", "", "stream to stdout as JSON lines: updates, values or events")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("stream", cobra.FixedCompletions([]string{"updates", "values", "events"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// sinks builds the event consumers of a run: the --stream writer on stdout
+// and the progress view on stderr. The returned func stops the view.
+func (a *app) sinks(out outputFlags) (runner.Sink, func()) {
+	var sinks multiSink
+	if out.stream != "" {
+		sinks = append(sinks, newStreamSink(a.ios.Out, out.stream))
+	}
+	view := a.progressView()
+	sinks = append(sinks, view)
+	return sinks, view.Close
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+func (a *app) runsCmd() *cobra.Command {
+	var (
+		st     storeFlag
+		format string
+		limit  int
+	)
+	cmd := &cobra.Command{
+		Use:   "runs [list | show RUN | history RUN]",
+		Short: "Show recorded runs, their steps, node timings and state",
+		Example: `  lgx runs list
+  lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
+  lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runsList(cmd, st, format, limit)
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&format, "output", "o", "text", "format: text or json")
+	pf.StringVar(&st.kind, "store", "sqlite", "the store to read: sqlite or memory")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List recorded runs, newest first",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runsList(cmd, st, format, limit)
+		},
+	}
+	list.Flags().IntVarP(&limit, "limit", "n", 50, "show at most `N` runs (0 = all)")
+	show := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Status, steps, each node's attempts, timings and errors, and the state",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runsShow(cmd, st, format, args[0])
+		},
+	}
+	history := &cobra.Command{
+		Use:   "history RUN",
+		Short: "Every checkpoint of a run, with the keys it changed",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runsHistory(cmd, st, format, args[0])
+		},
+	}
+	cmd.AddCommand(list, show, history)
+	return cmd
+}
+
+func checkFormat(format string) error {
+	if format != "text" && format != "json" {
+		return usageErrf("-o must be text or json, not %q", format)
+	}
+	return nil
+}
+
+// runJSON is a run as `lgx runs … -o json` prints it.
+type runJSON struct {
+	ID        string     `json:"id"`
+	Workflow  string     `json:"workflow"`
+	Status    string     `json:"status"`
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at"`
+	Error     string     `json:"error,omitempty"`
+}
+
+func toRunJSON(r *store.Run) runJSON {
+	j := runJSON{ID: r.ID, Workflow: r.Workflow, Status: string(r.Status), StartedAt: r.StartedAt, Error: r.Error}
+	if !r.EndedAt.IsZero() {
+		t := r.EndedAt
+		j.EndedAt = &t
+	}
+	return j
+}
+
+func (a *app) runsList(cmd *cobra.Command, st storeFlag, format string, limit int) error {
+	if err := checkFormat(format); err != nil {
+		return err
+	}
+	s, err := st.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	runs, err := s.ListRuns(cmd.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		list := make([]runJSON, len(runs))
+		for i, r := range runs {
+			list[i] = toRunJSON(r)
+		}
+		return writeJSON(a.ios.Out, list)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(a.ios.Err, "no runs recorded yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.ios.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tSTARTED\tDURATION")
+	for _, r := range runs {
+		dur := "-"
+		if !r.EndedAt.IsZero() {
+			dur = r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur)
+	}
+	return tw.Flush()
+}
+
+// loadRun fetches a run, its invocations and checkpoints.
+func loadRun(cmd *cobra.Command, s store.Store, id string) (*store.Run, []*store.Invocation, []*store.Checkpoint, error) {
+	run, err := s.GetRun(cmd.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil, usageErrf("no run %s (lgx runs list shows the recorded runs)", id)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	invs, err := s.Invocations(cmd.Context(), id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cps, err := s.Checkpoints(cmd.Context(), id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return run, invs, cps, nil
+}
+
+// stateAt replays checkpoints (each holds only the keys its step changed)
+// into the state as of the last one.
+func stateAt(cps []*store.Checkpoint) map[string]json.RawMessage {
+	state := map[string]json.RawMessage{}
+	for _, cp := range cps {
+		for k, v := range cp.Changed {
+			state[k] = v
+		}
+	}
+	return state
+}
+
+type invocationJSON struct {
+	Step       int             `json:"step"`
+	Node       string          `json:"node"`
+	Index      *int            `json:"index,omitempty"`
+	Status     string          `json:"status"`
+	Attempts   int             `json:"attempts"`
+	DurationMS float64         `json:"duration_ms"`
+	Error      string          `json:"error,omitempty"`
+	Kind       string          `json:"kind,omitempty"`
+	Writes     json.RawMessage `json:"writes,omitempty"`
+}
+
+func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) error {
+	if err := checkFormat(format); err != nil {
+		return err
+	}
+	s, err := st.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	run, invs, cps, err := loadRun(cmd, s, id)
+	if err != nil {
+		return err
+	}
+	steps := 0
+	if len(cps) > 0 {
+		steps = cps[len(cps)-1].Step
+	}
+	list := make([]invocationJSON, len(invs))
+	for i, inv := range invs {
+		j := invocationJSON{Step: inv.Step, Node: inv.Node, Status: inv.Status, Attempts: inv.Attempts,
+			DurationMS: float64(inv.EndedAt.Sub(inv.StartedAt).Microseconds()) / 1000,
+			Error:      inv.Error, Kind: inv.ErrorKind, Writes: inv.Writes}
+		if inv.Index >= 0 {
+			idx := inv.Index
+			j.Index = &idx
+		}
+		list[i] = j
+	}
+	state := stateAt(cps)
+	if format == "json" {
+		return writeJSON(a.ios.Out, struct {
+			runJSON
+			File        string                     `json:"file"`
+			Steps       int                        `json:"steps"`
+			Invocations []invocationJSON           `json:"invocations"`
+			State       map[string]json.RawMessage `json:"state"`
+		}{toRunJSON(run), run.File, steps, list, state})
+	}
+	w := a.ios.Out
+	fmt.Fprintf(w, "run       %s\nworkflow  %s (%s)\nstatus    %s\nstarted   %s\n", run.ID, run.Workflow, run.File, run.Status, run.StartedAt.Local().Format(time.RFC3339))
+	if !run.EndedAt.IsZero() {
+		fmt.Fprintf(w, "ended     %s (%s)\n", run.EndedAt.Local().Format(time.RFC3339), run.EndedAt.Sub(run.StartedAt).Round(time.Millisecond))
+	}
+	if run.Error != "" {
+		fmt.Fprintf(w, "error     %s\n", run.Error)
+	}
+	fmt.Fprintf(w, "steps     %d\n\n", steps)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tNODE\tSTATUS\tATTEMPTS\tDURATION\tERROR")
+	for _, j := range list {
+		node := j.Node
+		if j.Index != nil {
+			node = fmt.Sprintf("%s[%d]", j.Node, *j.Index)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1fms\t%s\n", j.Step, node, j.Status, j.Attempts, j.DurationMS, oneLine(j.Error, 80))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nstate:")
+	for _, k := range sortedKeys(state) {
+		fmt.Fprintf(w, "  %s: %s\n", k, oneLine(string(state[k]), 200))
+	}
+	return nil
+}
+
+type checkpointJSON struct {
+	Step    int                        `json:"step"`
+	At      time.Time                  `json:"at"`
+	Changed map[string]json.RawMessage `json:"changed"`
+	Next    []string                   `json:"next"`
+}
+
+func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) error {
+	if err := checkFormat(format); err != nil {
+		return err
+	}
+	s, err := st.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, _, cps, err := loadRun(cmd, s, id)
+	if err != nil {
+		return err
+	}
+	list := make([]checkpointJSON, len(cps))
+	for i, cp := range cps {
+		next := cp.Next
+		if next == nil {
+			next = []string{}
+		}
+		list[i] = checkpointJSON{Step: cp.Step, At: cp.At, Changed: cp.Changed, Next: next}
+	}
+	if format == "json" {
+		return writeJSON(a.ios.Out, list)
+	}
+	for _, cp := range list {
+		next := "END"
+		if len(cp.Next) > 0 {
+			next = strings.Join(cp.Next, ", ")
+		}
+		fmt.Fprintf(a.ios.Out, "step %d  %s  next: %s\n", cp.Step, cp.At.Local().Format("15:04:05.000"), next)
+		for _, k := range sortedKeys(cp.Changed) {
+			fmt.Fprintf(a.ios.Out, "  %s = %s\n", k, oneLine(string(cp.Changed[k]), 200))
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// oneLine shortens s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

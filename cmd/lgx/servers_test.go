@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// scriptCmds are the custom commands available to testdata scripts. They
+// start real HTTP servers on 127.0.0.1 inside the test process; each is
+// closed when its script ends.
+func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"docserver": cmdDocServer,
+		"exits":     cmdExits,
+	}
+}
+
+// cmdExits: exits CODE PROG [ARGS…]. Runs PROG like exec and fails unless
+// it exits with CODE; stdout and stderr stay available to later asserts.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// docServer serves /doc/NAME with a deterministic body, after an optional
+// delay, and counts requests in flight so scripts can assert on caps.
+type docServer struct {
+	delay    time.Duration
+	inFlight atomic.Int64
+	mu       sync.Mutex
+	max      int64
+	requests int
+}
+
+func (d *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := d.inFlight.Add(1)
+	defer d.inFlight.Add(-1)
+	d.mu.Lock()
+	d.requests++
+	if n > d.max {
+		d.max = n
+	}
+	d.mu.Unlock()
+	select {
+	case <-time.After(d.delay):
+	case <-r.Context().Done():
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/doc/")
+	switch {
+	case name == "status":
+		d.mu.Lock()
+		fmt.Fprintf(w, "max_in_flight=%d requests=%d\n", d.max, d.requests)
+		d.mu.Unlock()
+	case strings.HasPrefix(name, "code"):
+		code, _ := strconv.Atoi(strings.TrimPrefix(name, "code"))
+		http.Error(w, "forced status", code)
+	default:
+		fmt.Fprintf(w, "Document %s. %s", name, strings.Repeat(name+" ", 300))
+	}
+}
+
+// cmdDocServer: docserver VAR [delay]. Starts a document server and sets
+// $VAR to its base URL.
+func cmdDocServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: docserver VAR [delay]")
+	}
+	d := &docServer{}
+	if len(args) > 1 {
+		var err error
+		if d.delay, err = time.ParseDuration(args[1]); err != nil {
+			ts.Fatalf("docserver: %v", err)
+		}
+	}
+	srv := httptest.NewServer(d)
+	ts.Defer(srv.Close)
+	ts.Setenv(args[0], srv.URL)
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// storeFlag selects where runs are recorded.
+type storeFlag struct {
+	kind string // sqlite | memory
+}
+
+// open returns the run store: SQLite under $LGX_HOME by default, or memory.
+func (f storeFlag) open() (store.Store, error) {
+	switch f.kind {
+	case "memory":
+		return store.NewMemory(), nil
+	case "sqlite", "":
+		path, err := store.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		return store.OpenSQLite(path)
+	default:
+		return nil, usageErrf("--store must be sqlite or memory, not %q", f.kind)
+	}
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, so a run stops cleanly and stays resumable. A second signal exits
+// at once with code 130.
+func (a *app) signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			fmt.Fprintln(a.ios.Err, "lgx: cancelling (press Ctrl-C again to quit at once)")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			os.Exit(exitCancelled)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+// finish reports a run's outcome on stderr, prints its result on stdout when
+// it completed, and returns the error carrying the exit code.
+func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string) error {
+	code := runner.ExitCode(res, runErr)
+	runID := ""
+	if res != nil {
+		runID = res.RunID
+	}
+	switch code {
+	case exitOK:
+		if out.stream == "" || out.outputSet {
+			if err := printResult(a.ios.Out, out.output, keys, res.Output); err != nil {
+				return err
+			}
+		}
+		return nil
+	case exitInterrupted:
+		if res != nil && res.InterruptNode != "" {
+			where := res.InterruptNode
+			if res.InterruptIndex >= 0 {
+				where = fmt.Sprintf("%s[%d]", where, res.InterruptIndex)
+			}
+			fmt.Fprintf(a.ios.Err, "paused at %s: %s\n", where, res.InterruptMessage)
+		}
+		fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i key=value\n", runID)
+		return silentExit(code)
+	case exitCancelled:
+		fmt.Fprintf(a.ios.Err, "lgx: run %s cancelled\nresume with: lgx resume %s\n", runID, runID)
+		return silentExit(code)
+	case exitUsage:
+		return usageErr(runErr)
+	default:
+		if runErr == nil {
+			runErr = errors.New("run failed")
+		}
+		fmt.Fprintf(a.ios.Err, "lgx: %v\n", runErr)
+		if runID != "" {
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s\n", runID)
+		}
+		return silentExit(code)
+	}
+}
