@@ -123,6 +123,20 @@ func (ds Diagnostics) Sort() {
 	})
 }
 
+// Error makes Diagnostics usable as an error (e.g. ds.Errors() from a
+// child workflow): the first error, and how many more there are.
+func (ds Diagnostics) Error() string {
+	errs := ds.Errors()
+	switch len(errs) {
+	case 0:
+		return "no errors"
+	case 1:
+		return errs[0].String()
+	default:
+		return fmt.Sprintf("%s (and %d more errors)", errs[0], len(errs)-1)
+	}
+}
+
 // String lists the diagnostics one per line.
 func (ds Diagnostics) String() string {
 	var b strings.Builder

@@ -17,7 +17,7 @@ func loadOK(t *testing.T, path string) *Workflow {
 		t.Fatal(err)
 	}
 	if len(ds) > 0 {
-		t.Fatalf("unexpected diagnostics:\n%v", ds)
+		t.Fatalf("unexpected diagnostics:\n%s", ds.String())
 	}
 	return w
 }
@@ -133,7 +133,7 @@ func TestLoadFull(t *testing.T) {
 func TestLoadDefaults(t *testing.T) {
 	w, ds := Load("min.yaml", []byte("lgx: 1\nname: m\nnodes: {a: {type: set}}\nedges: [{from: START, to: a}]\n"))
 	if len(ds) != 0 {
-		t.Fatal(ds)
+		t.Fatal(ds.String())
 	}
 	want := Config{Concurrency: 32, RecursionLimit: 100, NodeTimeout: 60 * time.Second,
 		Retry: RetryPolicy{Attempts: 3, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, On: []string{"network", "timeout", "429", "5xx"}}}
@@ -149,7 +149,7 @@ func TestLoadRetryInheritsConfig(t *testing.T) {
 	src := "lgx: 1\nname: m\nnodes: {a: {type: set, retry: {backoff: 2s}}}\nconfig: {retry: {attempts: 7, on: [status]}}\n"
 	w, ds := Load("r.yaml", []byte(src))
 	if len(ds) != 0 {
-		t.Fatal(ds)
+		t.Fatal(ds.String())
 	}
 	r := w.Nodes[0].Retry
 	if r.Attempts != 7 || r.Backoff != 2*time.Second || !reflect.DeepEqual(r.On, []string{"status"}) {

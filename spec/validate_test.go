@@ -139,7 +139,7 @@ func TestValidExamples(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, ds := check(t, f)
 			if len(ds) > 0 {
-				t.Errorf("diagnostics:\n%v", ds)
+				t.Errorf("diagnostics:\n%s", ds.String())
 			}
 		})
 	}
