@@ -305,6 +305,9 @@ func writeError(w http.ResponseWriter, api string, reply Reply) {
 	if msg == "" {
 		msg = http.StatusText(reply.Status)
 	}
+	if msg == "" {
+		msg = fmt.Sprintf("HTTP %d", reply.Status) // e.g. Anthropic's 529 Overloaded
+	}
 	var body any
 	if api == "openai" {
 		typ := "invalid_request_error"
