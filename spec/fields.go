@@ -321,3 +321,8 @@ func (b *Block) Field(name string) (*BlockField, bool) {
 	}
 	return nil, false
 }
+
+// Suggest returns the candidate closest to s by edit distance, or "" when
+// none is close enough to be what the user meant; commands use it for
+// their "did you mean" hints, so that every hint in lgx agrees.
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lgx-run/lgx/runner"
+)
+
+// runView is a run's progress view on stderr: it consumes the event stream
+// and must be closed (which draws its final state and summary) before the
+// results are printed. Emit is safe for concurrent use; a view never writes
+// to stdout.
+type runView interface {
+	runner.Sink
+	Close()
+}
+
+// redrawInterval is how often the live view redraws (10 times a second).
+const redrawInterval = 100 * time.Millisecond
+
+// progressView picks the view for this process: live on an interactive
+// terminal, plain timestamped lines everywhere else (CI, pipes, TERM=dumb,
+// NO_COLOR).
+func (a *app) progressView() runView {
+	if a.ios.ErrTTY {
+		return newLiveView(a.ios.Err, a.ios.Width, a.ios.Color, time.Now, redrawInterval)
+	}
+	return newPlainView(a.ios.Err, time.Now)
+}
+
+// invKey names one invocation: a node, or one for_each item of it.
+type invKey struct {
+	node  string
+	index int // -1 = not a for_each item
+}
+
+func keyOf(e runner.Event) invKey {
+	k := invKey{node: e.Node, index: -1}
+	if e.Index != nil {
+		k.index = *e.Index
+	}
+	return k
+}
+
+func (k invKey) String() string {
+	if k.index < 0 {
+		return k.node
+	}
+	return k.node + "[" + strconv.Itoa(k.index) + "]"
+}
+
+// invState is an invocation in flight.
+type invState struct {
+	key     invKey
+	start   time.Time
+	waiting string    // the cap it waits for, "" = none
+	attempt int       // the attempt announced by the last retry, 0 = first
+	retryAt time.Time // when that attempt starts
+	kind    string    // kind of the failure being retried
+	tail    string    // last line of streamed tokens
+}
+
+// nodeStats aggregates one node's invocations for the view and summary.
+type nodeStats struct {
+	name      string
+	loop      bool // a for_each node (its events carry an index)
+	maxIndex  int  // highest item index seen, -1 = none
+	started   int
+	done      int
+	failed    int
+	retries   int
+	tokens    int // token events (streamed chunks)
+	durations []time.Duration
+}
+
+// model is what both views know about a run, built from its events.
+type model struct {
+	run       string
+	workflow  string
+	start     time.Time
+	end       time.Time
+	step      int
+	stepNodes []string
+	running   map[invKey]*invState
+	failed    map[invKey]bool // invocations whose node_error was seen this step
+	nodes     map[string]*nodeStats
+	order     []string // nodes in first-seen order
+	status    string   // run_end status, "" while running
+	errMsg    string
+}
+
+func newModel() *model {
+	return &model{running: map[invKey]*invState{}, failed: map[invKey]bool{}, nodes: map[string]*nodeStats{}}
+}
+
+func (m *model) node(name string) *nodeStats {
+	n, ok := m.nodes[name]
+	if !ok {
+		n = &nodeStats{name: name, maxIndex: -1}
+		m.nodes[name] = n
+		m.order = append(m.order, name)
+	}
+	return n
+}
+
+// inv returns the invocation's state, creating it when an event arrives
+// for an invocation whose start was not seen.
+func (m *model) inv(k invKey, ts time.Time) *invState {
+	s, ok := m.running[k]
+	if !ok {
+		s = &invState{key: k, start: ts}
+		m.running[k] = s
+	}
+	return s
+}
+
+// apply folds one event into the model. For node_end and node_error it
+// returns the invocation's duration and whether the event ended it (false
+// for the node_end that follows a node_error under on_error: continue).
+func (m *model) apply(e runner.Event, ts time.Time) (time.Duration, bool) {
+	if m.run == "" {
+		m.run = e.Run
+	}
+	if m.start.IsZero() {
+		m.start = ts
+	}
+	var n *nodeStats
+	if e.Node != "" {
+		n = m.node(e.Node)
+		if e.Index != nil {
+			n.loop = true
+			n.maxIndex = max(n.maxIndex, *e.Index)
+		}
+	}
+	k := keyOf(e)
+	switch e.Event {
+	case runner.EventRunStart:
+		m.workflow = e.Workflow
+		m.start = ts
+	case runner.EventStepStart:
+		m.step = e.Step
+		m.stepNodes = e.Nodes
+		clear(m.failed)
+	case runner.EventNodeStart:
+		if n != nil {
+			n.started++
+			s := m.inv(k, ts)
+			s.start, s.waiting = ts, ""
+			delete(m.failed, k)
+		}
+	case runner.EventWait:
+		if n != nil {
+			m.inv(k, ts).waiting = e.Waiting
+		}
+	case runner.EventRetry:
+		if n != nil {
+			n.retries++
+			s := m.inv(k, ts)
+			s.waiting = ""
+			s.attempt = e.Attempt
+			s.kind = e.Kind
+			s.retryAt = ts.Add(time.Duration(e.DelayMS) * time.Millisecond)
+		}
+	case runner.EventToken:
+		if n != nil {
+			n.tokens++
+			s := m.inv(k, ts)
+			s.waiting = ""
+			s.tail = lastLine(s.tail + e.Token)
+		}
+	case runner.EventNodeEnd, runner.EventNodeError:
+		if n == nil {
+			break
+		}
+		d := time.Duration(e.DurationMS) * time.Millisecond
+		if s, ok := m.running[k]; ok {
+			if d == 0 || ts.Sub(s.start) > 0 {
+				d = ts.Sub(s.start)
+			}
+			delete(m.running, k)
+		} else if e.Event == runner.EventNodeEnd && m.failed[k] {
+			// node_end after node_error (on_error: continue) ends the
+			// same invocation: count it once.
+			delete(m.failed, k)
+			return 0, false
+		}
+		if e.Event == runner.EventNodeError {
+			n.failed++
+			m.failed[k] = true
+		} else {
+			n.done++
+		}
+		n.durations = append(n.durations, d)
+		return d, true
+	case runner.EventRunEnd:
+		m.status = e.Status
+		m.errMsg = e.Error
+		m.end = ts
+		clear(m.running) // nothing runs after the end (an interrupt pauses its node)
+	}
+	return 0, false
+}
+
+// lastLine keeps the last line of streamed text, bounded in size.
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 512 {
+		s = s[len(s)-512:]
+	}
+	return s
+}
+
+// runningOf lists a node's invocations in flight, by item index.
+func (m *model) runningOf(node string) []*invState {
+	var out []*invState
+	for k, s := range m.running {
+		if k.node == node {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *invState) int { return a.key.index - b.key.index })
+	return out
+}
+
+// waiting counts invocations waiting per cap, in a stable order.
+func (m *model) waiting() []capWait {
+	counts := map[string]int{}
+	for _, s := range m.running {
+		if s.waiting != "" {
+			counts[s.waiting]++
+		}
+	}
+	out := make([]capWait, 0, len(counts))
+	for c, n := range counts {
+		out = append(out, capWait{c, n})
+	}
+	slices.SortFunc(out, func(a, b capWait) int { return strings.Compare(a.cap, b.cap) })
+	return out
+}
+
+type capWait struct {
+	cap string
+	n   int
+}
+
+// fmtDuration renders a duration short and readable: 0.3ms, 12ms, 1.25s,
+// 12.5s, 2m3s.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0ms"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d/time.Millisecond)
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
+
+// percentile returns the p-th percentile (0..100) of ds by the nearest-rank
+// method; 0 for no values.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, i-1)]
+}
+
+// waitText describes a cap from a wait event: "global", "node", "pool web".
+func waitText(c string) string {
+	switch c {
+	case "global":
+		return "the global cap"
+	case "node":
+		return "the node's cap"
+	}
+	return c
+}
+
+// endLine is the run's closing line: status, time, and what to do next.
+func (m *model) endLine() string {
+	took := fmtDuration(m.end.Sub(m.start))
+	switch m.status {
+	case "completed":
+		return fmt.Sprintf("run completed in %s", took)
+	case "interrupted":
+		return fmt.Sprintf("run paused at an interrupt after %s; continue with: lgx resume %s -i key=value", took, m.run)
+	case "cancelled":
+		return fmt.Sprintf("run cancelled after %s; continue with: lgx resume %s", took, m.run)
+	case "":
+		return ""
+	}
+	line := fmt.Sprintf("run %s after %s", m.status, took)
+	if m.errMsg != "" {
+		line += ": " + m.errMsg
+	}
+	if m.status == "failed" && m.run != "" {
+		line += " (lgx resume " + m.run + " retries it)"
+	}
+	return line
+}
+
+// summaryRows are the summary table's rows (node, invocations, retries,
+// p50, max, tokens), nodes in first-run order; the tokens column is only
+// present when some node streamed tokens.
+func (m *model) summaryRows() (header []string, rows [][]string) {
+	tokens := false
+	for _, n := range m.nodes {
+		tokens = tokens || n.tokens > 0
+	}
+	header = []string{"NODE", "RUNS", "FAILED", "RETRIES", "P50", "MAX"}
+	if tokens {
+		header = append(header, "TOKENS")
+	}
+	for _, name := range m.order {
+		n := m.nodes[name]
+		if len(n.durations) == 0 {
+			continue
+		}
+		row := []string{name, strconv.Itoa(len(n.durations)), strconv.Itoa(n.failed), strconv.Itoa(n.retries),
+			fmtDuration(percentile(n.durations, 50)), fmtDuration(slices.Max(n.durations))}
+		if tokens {
+			row = append(row, strconv.Itoa(n.tokens))
+		}
+		rows = append(rows, row)
+	}
+	return header, rows
+}
+
+// writeSummaryTable writes the summary as an aligned plain-text table.
+func writeSummaryTable(w io.Writer, m *model) {
+	header, rows := m.summaryRows()
+	if len(rows) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}

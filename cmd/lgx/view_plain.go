@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lgx-run/lgx/runner"
+)
+
+// plainView writes one timestamped line per notable event and a summary
+// table at the end: no escape codes, no redraws, so logs in CI and pipes
+// stay readable. Used whenever stderr is not an interactive terminal.
+type plainView struct {
+	mu     sync.Mutex
+	w      io.Writer
+	now    func() time.Time
+	m      *model
+	closed bool
+}
+
+// newPlainView returns a plain view writing to w; now stamps events that
+// carry no time.
+func newPlainView(w io.Writer, now func() time.Time) *plainView {
+	return &plainView{w: w, now: now, m: newModel()}
+}
+
+// Emit prints the event's line, if it has one.
+func (v *plainView) Emit(e runner.Event) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	ts := e.TS
+	if ts.IsZero() {
+		ts = v.now()
+	}
+	d, ended := v.m.apply(e, ts)
+	if e.Event == runner.EventNodeEnd && !ended {
+		return
+	}
+	line := plainLine(e, v.m, d)
+	if line == "" {
+		return
+	}
+	fmt.Fprintf(v.w, "%s %s\n", ts.Format("15:04:05.000"), line)
+}
+
+// plainLine is the text of one event ("" for events not shown: node_start,
+// token, checkpoint, step_end).
+func plainLine(e runner.Event, m *model, d time.Duration) string {
+	k := keyOf(e)
+	switch e.Event {
+	case runner.EventRunStart:
+		return "start " + e.Workflow
+	case runner.EventStepStart:
+		return fmt.Sprintf("step %d: %s", e.Step, strings.Join(e.Nodes, ", "))
+	case runner.EventNodeEnd:
+		return fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
+	case runner.EventNodeError:
+		return fmt.Sprintf("✗ %s [%s] %s", k, orUnknown(e.Kind), oneLineText(e.Error))
+	case runner.EventRetry:
+		line := fmt.Sprintf("retry %s attempt %d in %s", k, e.Attempt, fmtDuration(time.Duration(e.DelayMS)*time.Millisecond))
+		if e.Kind != "" || e.Error != "" {
+			line += fmt.Sprintf(" after [%s] %s", orUnknown(e.Kind), oneLineText(e.Error))
+		}
+		return line
+	case runner.EventWait:
+		return fmt.Sprintf("%s waits for %s", k, waitText(e.Waiting))
+	case runner.EventInterrupt:
+		if e.Message == "" {
+			return fmt.Sprintf("⏸ %s: paused", k)
+		}
+		return fmt.Sprintf("⏸ %s: %s", k, oneLineText(e.Message))
+	case runner.EventRunEnd:
+		return m.endLine()
+	}
+	return ""
+}
+
+// Close prints the summary table; later events are ignored.
+func (v *plainView) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	v.closed = true
+	writeSummaryTable(v.w, v.m)
+}
+
+func orUnknown(kind string) string {
+	if kind == "" {
+		return "error"
+	}
+	return kind
+}
+
+// oneLineText folds newlines so that one event stays one line.
+func oneLineText(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
