@@ -35,6 +35,7 @@ func (probe) Doc() nodes.Doc {
 		{Name: "panic", Type: "boolean"},
 		{Name: "group", Type: "string"},
 		{Name: "block", Type: "boolean"},
+		{Name: "msg", Type: "string"},
 	}}
 }
 
@@ -101,6 +102,9 @@ func (probe) Run(ctx context.Context, inv *nodes.Invocation) (any, error) {
 	if p, _ := w["panic"].(bool); p {
 		panic("probe panicked")
 	}
+	if w["msg"] == nil {
+		w["msg"] = ""
+	}
 	d := time.Duration(intArg(w, "sleep_ms")) * time.Millisecond
 	if rm := intArg(w, "rand_ms"); rm > 0 {
 		d += time.Duration(rand.IntN(rm*1000)) * time.Microsecond
@@ -124,7 +128,7 @@ func (probe) Run(ctx context.Context, inv *nodes.Invocation) (any, error) {
 		if ft := intArg(w, "fail_times"); ft == 0 || int(n) <= ft {
 			return nil, &nodes.Error{Kind: nodes.Kind(kind), Status: intArg(w, "status"),
 				RetryAfter: time.Duration(intArg(w, "retry_after_ms")) * time.Millisecond,
-				Err:        fmt.Errorf("probe failure %d", n)}
+				Err:        fmt.Errorf("probe failure %d%s", n, w["msg"])}
 		}
 	}
 	return w["value"], nil

@@ -56,7 +56,8 @@ type Result struct {
 	// Status is completed, failed, cancelled or interrupted.
 	Status store.Status
 	// State is the final state: after the last step applied (for a failed,
-	// cancelled or interrupted run, as of its last checkpoint).
+	// cancelled or interrupted run, as of its last checkpoint), with
+	// declared secrets replaced by `***`.
 	State map[string]any
 	// Output holds the workflow's `output` keys (every key when the
 	// workflow has no `output:`), taken from State.
@@ -64,7 +65,8 @@ type Result struct {
 	// Steps is the number of super-steps that ran to their barrier.
 	Steps int
 	// InterruptNode, InterruptIndex (-1 without for_each) and
-	// InterruptMessage describe the pause when Status is interrupted.
+	// InterruptMessage (secrets redacted) describe the pause when Status
+	// is interrupted.
 	InterruptNode    string
 	InterruptIndex   int
 	InterruptMessage string
@@ -403,6 +405,9 @@ func (r *run) emit(e Event) {
 	if e.Error != "" {
 		e.Error = r.red.str(e.Error)
 	}
+	if e.Message != "" {
+		e.Message = r.red.str(e.Message)
+	}
 	r.sink.Emit(e)
 }
 
@@ -536,7 +541,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			res, err := r.finish(ctx, store.StatusInterrupted, nil)
 			res.InterruptNode = intr.n.name
 			res.InterruptIndex = itemIndex(intr, intrIdx)
-			res.InterruptMessage = intr.res[intrIdx].intr.Message
+			res.InterruptMessage = r.red.str(intr.res[intrIdx].intr.Message)
 			return res, err
 		}
 		if err := r.apply(runs); err != nil {
@@ -776,11 +781,18 @@ func (r *run) checkpoint(ctx context.Context) error {
 
 // finish ends the run: records the status and emits run_end.
 func (r *run) finish(ctx context.Context, status store.Status, err error) (*Result, error) {
-	res := &Result{RunID: r.id, Workflow: r.g.wf.Name, Status: status, State: r.state, Steps: r.step, InterruptIndex: -1}
-	res.Output = r.output()
+	res := &Result{RunID: r.id, Workflow: r.g.wf.Name, Status: status, Steps: r.step, InterruptIndex: -1}
+	if r.state != nil {
+		res.State = r.red.value(r.state).(map[string]any)
+	}
+	res.Output = r.output(res.State)
 	msg := ""
 	if err != nil {
 		msg = r.red.str(err.Error())
+		var ne *NodeError
+		if r.red.r != nil && errors.As(err, &ne) && ne.Err != nil {
+			ne.Err = &redactedError{msg: r.red.str(ne.Err.Error()), err: ne.Err}
+		}
 	}
 	if r.st != nil {
 		// Record the outcome even when ctx was cancelled.
@@ -790,22 +802,22 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		}
 	}
 	if r.sink != nil {
-		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: r.red.value(res.Output).(map[string]any)})
+		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: res.Output})
 	}
 	return res, err
 }
 
-// output returns the workflow's output keys from the state.
-func (r *run) output() map[string]any {
-	if r.state == nil {
+// output returns the workflow's output keys from a state.
+func (r *run) output(state map[string]any) map[string]any {
+	if state == nil {
 		return nil
 	}
 	if r.g.wf.Output == nil {
-		return maps.Clone(r.state)
+		return maps.Clone(state)
 	}
 	out := make(map[string]any, len(r.g.wf.Output))
 	for _, k := range r.g.wf.Output {
-		out[k.Value] = r.state[k.Value]
+		out[k.Value] = state[k.Value]
 	}
 	return out
 }
@@ -818,3 +830,13 @@ func asNodeErr(err error) *nodes.Error {
 	}
 	return nil
 }
+
+// redactedError shows an error's message with secrets replaced, and still
+// unwraps to the original for errors.Is/As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
