@@ -37,6 +37,7 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			env.Setenv("WORKFLOWS", workflows)
+			env.Values["docservers"] = map[string]*docServer{}
 			return nil
 		},
 		Cmds: scriptCmds(),

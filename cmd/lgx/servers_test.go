@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -20,8 +22,10 @@ import (
 // closed when its script ends.
 func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"docserver": cmdDocServer,
-		"exits":     cmdExits,
+		"docserver":    cmdDocServer,
+		"docstats":     cmdDocStats,
+		"expect-brief": cmdExpectBrief,
+		"exits":        cmdExits,
 	}
 }
 
@@ -83,8 +87,14 @@ func (d *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(strings.TrimPrefix(name, "code"))
 		http.Error(w, "forced status", code)
 	default:
-		fmt.Fprintf(w, "Document %s. %s", name, strings.Repeat(name+" ", 300))
+		io.WriteString(w, docBody(name))
 	}
+}
+
+// docBody is the body the document server sends for /doc/NAME: longer than
+// the 800 characters the research example keeps.
+func docBody(name string) string {
+	return fmt.Sprintf("Document %s. %s", name, strings.Repeat(name+" ", 300))
 }
 
 // cmdDocServer: docserver VAR [delay]. Starts a document server and sets
@@ -103,4 +113,51 @@ func cmdDocServer(ts *testscript.TestScript, neg bool, args []string) {
 	srv := httptest.NewServer(d)
 	ts.Defer(srv.Close)
 	ts.Setenv(args[0], srv.URL)
+	docServers(ts)[args[0]] = d
+}
+
+func docServers(ts *testscript.TestScript) map[string]*docServer {
+	return ts.Value("docservers").(map[string]*docServer)
+}
+
+// cmdDocStats: docstats VAR. Prints the server's request count and the
+// maximum number of requests it had in flight at once.
+func cmdDocStats(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: docstats VAR")
+	}
+	d := docServers(ts)[args[0]]
+	if d == nil {
+		ts.Fatalf("docstats: no server %s", args[0])
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(ts.Stdout(), "requests=%d max_in_flight=%d\n", d.requests, d.max)
+}
+
+// cmdExpectBrief: expect-brief FILE QUERY URL... Writes to FILE the brief
+// workflows/research.yaml specifies for those URLs served by docserver:
+// "Research brief for QUERY:", a blank line, then the first 1200
+// characters of the documents joined by blank lines, each document being
+// "Source: URL" and the first 800 characters of its body.
+func cmdExpectBrief(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: expect-brief FILE QUERY URL...")
+	}
+	var docs []string
+	for _, u := range args[2:] {
+		name := u[strings.LastIndex(u, "/")+1:]
+		docs = append(docs, "Source: "+u+"\n"+firstRunes(docBody(name), 800))
+	}
+	brief := "Research brief for " + args[1] + ":\n\n" + firstRunes(strings.Join(docs, "\n\n"), 1200) + "\n"
+	if err := os.WriteFile(ts.MkAbs(args[0]), []byte(brief), 0o644); err != nil {
+		ts.Fatalf("expect-brief: %v", err)
+	}
+}
+
+func firstRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }
