@@ -81,10 +81,7 @@ func (e *emitter) anthropicStream(seq int, model string) {
 			return
 		}
 		for i, piece := range chunks {
-			if e.reply.OnChunk != nil {
-				e.reply.OnChunk(i)
-			}
-			if !e.send("content_block_delta", map[string]any{
+			if !e.sendText(i, "content_block_delta", map[string]any{
 				"type": "content_block_delta", "index": index,
 				"delta": map[string]any{"type": "text_delta", "text": piece},
 			}) {

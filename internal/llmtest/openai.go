@@ -94,10 +94,7 @@ func (e *emitter) openAIStream(seq int, model string, includeUsage bool) {
 		return
 	}
 	for i, piece := range e.chunks() {
-		if e.reply.OnChunk != nil {
-			e.reply.OnChunk(i)
-		}
-		if !e.send("", chunk(map[string]any{"content": piece}, nil)) {
+		if !e.sendText(i, "", chunk(map[string]any{"content": piece}, nil)) {
 			return
 		}
 	}

@@ -50,7 +50,8 @@ type Reply struct {
 	CutAfter int
 	// Delay is slept before each SSE event (and before a non-streaming body).
 	Delay time.Duration
-	// OnChunk, when set, is called just before text chunk i is written.
+	// OnChunk, when set, is called just before text chunk i is written
+	// (after Delay).
 	OnChunk func(i int)
 }
 
@@ -378,8 +379,17 @@ func (e *emitter) startSSE() {
 // send writes one SSE event (event: line only when name is not empty) and
 // flushes it. It aborts the connection when the reply's CutAfter is reached.
 func (e *emitter) send(name string, data any) bool {
+	return e.sendText(-1, name, data)
+}
+
+// sendText is send for text chunk i (i < 0: not a text chunk): OnChunk
+// runs after the delay, just before the write.
+func (e *emitter) sendText(i int, name string, data any) bool {
 	if !e.wait() {
 		return false
+	}
+	if i >= 0 && e.reply.OnChunk != nil {
+		e.reply.OnChunk(i)
 	}
 	if e.reply.CutAfter > 0 && e.events >= e.reply.CutAfter {
 		// Abort the response: the server closes the connection without
