@@ -61,6 +61,9 @@ CREATE TABLE checkpoints (
 	PRIMARY KEY (run_id, step)
 );
 `,
+	// 2: checkpoint values stored as deltas against an earlier checkpoint
+	// (see sqlite_delta.go); changed keeps the keys stored whole.
+	`ALTER TABLE checkpoints ADD COLUMN deltas BLOB;`,
 }
 
 // migrate brings db up to len(list) inside one immediate transaction, so

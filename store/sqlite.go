@@ -46,7 +46,11 @@ const maxConns = 4
 type SQLite struct {
 	db   *sql.DB
 	path string
-	wmu  sync.Mutex // serializes this process's writers
+	wmu  sync.Mutex // serializes this process's writers; guards cache
+
+	// cache holds, per live run, the last value written for each
+	// checkpoint key, the base of checkpoint deltas (sqlite_delta.go).
+	cache map[string]map[string]cachedValue
 
 	createRun, finishRun, setStatus, recordInv, writeCP   *sql.Stmt
 	getRun, listRuns, runExists, invocations, checkpoints *sql.Stmt
@@ -108,7 +112,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, cache: make(map[string]map[string]cachedValue)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
@@ -134,12 +138,12 @@ func (s *SQLite) init() error {
 		// OR REPLACE deletes the old row and inserts a new one with a larger
 		// rowid, so a re-recorded invocation moves to the end of its step.
 		{&s.recordInv, `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.writeCP, `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, next, joins, at) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&s.writeCP, `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, deltas, next, joins, at) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
 		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
 		{&s.runExists, `SELECT count(*) FROM runs WHERE id = ?`},
 		{&s.invocations, `SELECT ` + invCols + ` FROM invocations WHERE run_id = ? ORDER BY step, rowid`},
-		{&s.checkpoints, `SELECT run_id, step, changed, next, joins, at FROM checkpoints WHERE run_id = ? ORDER BY step`},
+		{&s.checkpoints, `SELECT run_id, step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = ? ORDER BY step`},
 	}
 	for _, st := range stmts {
 		p, err := s.db.PrepareContext(ctx, st.sql)
@@ -207,6 +211,11 @@ func (s *SQLite) write(ctx context.Context, st *sql.Stmt, args ...any) (sql.Resu
 	return st.ExecContext(context.WithoutCancel(ctx), args...)
 }
 
+// writeLocked is write for a caller already holding wmu.
+func (s *SQLite) writeLocked(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
+	return st.ExecContext(context.WithoutCancel(ctx), args...)
+}
+
 // CreateRun records a new run. Its ID must be non-empty and unused.
 func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	if err := checkRun(r); err != nil {
@@ -225,7 +234,10 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 
 // FinishRun sets a run's final status, error text and end time.
 func (s *SQLite) FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error {
-	res, err := s.write(ctx, s.finishRun, string(status), errMsg, nanos(at), id)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	delete(s.cache, id) // a resume starts from full values
+	res, err := s.writeLocked(ctx, s.finishRun, string(status), errMsg, nanos(at), id)
 	return updated(res, err, "finish run", id)
 }
 
@@ -271,7 +283,8 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 }
 
 // WriteCheckpoint stores cp durably before returning, replacing an earlier
-// checkpoint of the same run and step.
+// checkpoint of the same run and step. Values that extend the key's
+// previous value are stored as deltas (see sqlite_delta.go).
 func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	if err := checkCheckpoint(cp); err != nil {
 		return err
@@ -283,12 +296,28 @@ func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 			return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 		}
 	}
-	_, err := s.write(ctx, s.writeCP, cp.RunID, cp.Step, encodeChanged(cp.Changed), next, []byte(cp.Joins), nanos(cp.At))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	cache := s.cache[cp.RunID]
+	for k, c := range cache {
+		if c.step >= cp.Step { // being replaced, or later than a rewritten step
+			delete(cache, k)
+		}
+	}
+	full, deltas := splitChanged(cp.Changed, cp.Step, cache)
+	_, err := s.writeLocked(ctx, s.writeCP, cp.RunID, cp.Step, encodeChanged(full), deltas, next, []byte(cp.Joins), nanos(cp.At))
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+	}
+	if cache == nil {
+		cache = make(map[string]cachedValue, len(cp.Changed))
+		s.cache[cp.RunID] = cache
+	}
+	for k, v := range cp.Changed {
+		cache[k] = cachedValue{step: cp.Step, val: bytes.Clone(bytes.TrimSpace(v))}
 	}
 	return nil
 }
@@ -341,20 +370,26 @@ func (s *SQLite) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, 
 		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
 	defer rows.Close()
-	var out []*Checkpoint
+	var (
+		out []*Checkpoint
+		rb  rebuilder
+	)
 	for rows.Next() {
 		var (
-			cp                   Checkpoint
-			changed, next, joins []byte
-			at                   sql.NullInt64
+			cp                           Checkpoint
+			changed, deltas, next, joins []byte
+			at                           sql.NullInt64
 		)
-		if err := rows.Scan(&cp.RunID, &cp.Step, &changed, &next, &joins, &at); err != nil {
+		if err := rows.Scan(&cp.RunID, &cp.Step, &changed, &deltas, &next, &joins, &at); err != nil {
 			return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
 		if changed != nil {
 			if err := json.Unmarshal(changed, &cp.Changed); err != nil {
 				return nil, fmt.Errorf("checkpoints of run %s step %d: changed keys: %w", runID, cp.Step, err)
 			}
+		}
+		if cp.Changed, err = rb.apply(cp.Step, cp.Changed, deltas); err != nil {
+			return nil, fmt.Errorf("checkpoints of run %s step %d: %w", runID, cp.Step, err)
 		}
 		if next != nil {
 			if err := json.Unmarshal(next, &cp.Next); err != nil {

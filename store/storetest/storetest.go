@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CheckpointRoundTrip", testCheckpointRoundTrip},
 		{"CheckpointOrderAndReplace", testCheckpointOrder},
 		{"CheckpointRejectsInvalidJSON", testCheckpointRejects},
+		{"CheckpointGrowingValues", testCheckpointGrowing},
 		{"RunsAreIsolated", testIsolation},
 		{"CopiesInAndOut", testCopies},
 		{"WritesOutliveCancel", testWritesOutliveCancel},
@@ -545,6 +547,73 @@ func testCheckpointRejects(t *testing.T, s store.Store) {
 	}
 	if cps := mustCheckpoints(t, s, "run"); len(cps) != 0 {
 		t.Errorf("rejected checkpoints were stored: %d", len(cps))
+	}
+}
+
+// testCheckpointGrowing writes values that extend the previous ones (a
+// message list, text, an object), values that shrink or change, keys that
+// skip steps, and a rewrite of the latest step; every value must read back
+// exactly. Stores may encode extensions compactly; this is what pins them.
+func testCheckpointGrowing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	var (
+		msgs []map[string]string
+		text = strings.Repeat("ü", 40)
+		obj  = map[string]int{}
+		want []*store.Checkpoint
+	)
+	write := func(cp *store.Checkpoint) {
+		t.Helper()
+		if err := s.WriteCheckpoint(ctx, cp); err != nil {
+			t.Fatalf("WriteCheckpoint(step %d): %v", cp.Step, err)
+		}
+		if len(want) > 0 && want[len(want)-1].Step == cp.Step {
+			want[len(want)-1] = cp
+		} else {
+			want = append(want, cp)
+		}
+	}
+	marshal := func(v any) json.RawMessage {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for step := range 40 {
+		msgs = append(msgs, map[string]string{"role": "user", "content": fmt.Sprintf("message %d %s", step, strings.Repeat("x", 50))})
+		changed := map[string]json.RawMessage{"messages": marshal(msgs)}
+		switch {
+		case step%3 == 0: // text grows, sometimes ending mid-way through a UTF-8 sequence change
+			text += "é"
+			changed["text"] = marshal(text)
+		case step%3 == 1:
+			text = text[:len(text)-2] + "è" // shares the first byte of é's encoding
+			changed["text"] = marshal(text)
+		}
+		if step%5 == 0 {
+			obj[fmt.Sprintf("k%03d", step)] = step
+			changed["obj"] = marshal(obj)
+		}
+		if step == 20 { // shrinks to a prefix of itself
+			msgs = msgs[:5]
+			changed["messages"] = marshal(msgs)
+		}
+		changed["counter"] = marshal(step)
+		write(&store.Checkpoint{RunID: "run", Step: step, Changed: changed, At: at(step)})
+		if step == 30 { // rewrite the latest step without the list, then continue
+			write(&store.Checkpoint{RunID: "run", Step: step,
+				Changed: map[string]json.RawMessage{"counter": marshal(-step)}, At: at(step)})
+			msgs = msgs[:len(msgs)-1]
+		}
+	}
+	cps := mustCheckpoints(t, s, "run")
+	if len(cps) != len(want) {
+		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(want))
+	}
+	for i := range want {
+		checkCheckpoint(t, cps[i], want[i])
 	}
 }
 

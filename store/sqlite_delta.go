@@ -1,0 +1,179 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"slices"
+)
+
+// Checkpoint deltas keep the SQLite store linear in what was written.
+//
+// A checkpoint holds the new value of each changed key, and for a list
+// that grows by one message per step the new value is the whole list:
+// stored as is, 500 steps of 200-byte messages would cost 25 MB. So when a
+// key's new value shares a long prefix with its value in the run's
+// previous checkpoint that changed it (an append to a list, a key added at
+// the end of an object, text that grew), the store keeps only (base step,
+// shared prefix length, checksum of that prefix, tail). Checkpoints
+// rebuilds the full values while reading in step order, so callers never
+// see a delta; the checksum makes a base that was since replaced by
+// different bytes an error instead of a wrong value.
+//
+// The previous values come from a per-run cache filled by this process's
+// own WriteCheckpoint calls; after a restart (resume) the first checkpoint
+// of each key is stored in full again. Rewriting a step drops cached values
+// of that step and later, so a delta never points at a replaced value.
+
+// minDeltaPrefix is the shared prefix below which a value is stored whole:
+// a delta record costs a few bytes of framing.
+const minDeltaPrefix = 32
+
+// cachedValue is the last value this process wrote for a key of a run.
+type cachedValue struct {
+	step int
+	val  []byte
+}
+
+// delta is one key stored relative to an earlier checkpoint's value.
+type delta struct {
+	key      string
+	baseStep int
+	prefix   int    // bytes shared with the base value
+	sum      uint32 // CRC-32C of those bytes
+	tail     []byte // what follows them
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// appendDelta appends d's binary record: uvarint key length, key, varint
+// base step, uvarint prefix length, 4-byte checksum, uvarint tail length,
+// tail. Binary, because a tail may start inside a UTF-8 sequence.
+func appendDelta(b []byte, d delta) []byte {
+	b = binary.AppendUvarint(b, uint64(len(d.key)))
+	b = append(b, d.key...)
+	b = binary.AppendVarint(b, int64(d.baseStep))
+	b = binary.AppendUvarint(b, uint64(d.prefix))
+	b = binary.LittleEndian.AppendUint32(b, d.sum)
+	b = binary.AppendUvarint(b, uint64(len(d.tail)))
+	return append(b, d.tail...)
+}
+
+// errBadDelta reports a checkpoint delta that cannot be resolved: the
+// record is malformed or its base value was replaced by other bytes.
+var errBadDelta = errors.New("damaged checkpoint delta")
+
+// decodeDeltas parses the records appendDelta wrote.
+func decodeDeltas(b []byte) ([]delta, error) {
+	var out []delta
+	r := bytes.NewReader(b)
+	readBytes := func() ([]byte, error) {
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > uint64(r.Len()) {
+			return nil, errBadDelta
+		}
+		p := make([]byte, n)
+		_, _ = r.Read(p) // n <= r.Len(): reads fully
+		return p, nil
+	}
+	for r.Len() > 0 {
+		key, err := readBytes()
+		if err != nil {
+			return nil, err
+		}
+		base, err := binary.ReadVarint(r)
+		if err != nil {
+			return nil, errBadDelta
+		}
+		prefix, err := binary.ReadUvarint(r)
+		if err != nil || prefix > 1<<40 {
+			return nil, errBadDelta
+		}
+		var sum [4]byte
+		if n, _ := r.Read(sum[:]); n != 4 {
+			return nil, errBadDelta
+		}
+		tail, err := readBytes()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, delta{key: string(key), baseStep: int(base), prefix: int(prefix),
+			sum: binary.LittleEndian.Uint32(sum[:]), tail: tail})
+	}
+	return out, nil
+}
+
+// splitChanged decides, for each changed key of a checkpoint at step, to
+// store it whole (in the returned map) or as a delta against cache. Values
+// are trimmed of surrounding whitespace, as the JSON column would.
+func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue) (map[string]json.RawMessage, []byte) {
+	if changed == nil {
+		return nil, nil
+	}
+	full := make(map[string]json.RawMessage, len(changed))
+	var deltas []byte
+	for _, k := range slices.Sorted(maps.Keys(changed)) {
+		v := bytes.TrimSpace(changed[k])
+		if c, ok := cache[k]; ok && c.step < step {
+			if p := commonPrefix(c.val, v); p >= minDeltaPrefix {
+				deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p,
+					sum: crc32.Checksum(v[:p], castagnoli), tail: v[p:]})
+				continue
+			}
+		}
+		full[k] = v
+	}
+	return full, deltas
+}
+
+// rebuilder turns a run's checkpoints, read in step order, back into full
+// values.
+type rebuilder struct {
+	last map[string]cachedValue
+}
+
+// apply resolves deltas of the checkpoint at step into changed, then
+// remembers every value of the checkpoint as the latest of its key.
+func (rb *rebuilder) apply(step int, changed map[string]json.RawMessage, raw []byte) (map[string]json.RawMessage, error) {
+	if rb.last == nil {
+		rb.last = make(map[string]cachedValue)
+	}
+	ds, err := decodeDeltas(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) > 0 && changed == nil {
+		changed = make(map[string]json.RawMessage, len(ds))
+	}
+	for _, d := range ds {
+		// The latest earlier value of the key is the base; if that step was
+		// rewritten, the checksum still proves the shared bytes are the same.
+		base, ok := rb.last[d.key]
+		if !ok || d.prefix > len(base.val) || crc32.Checksum(base.val[:d.prefix], castagnoli) != d.sum {
+			return nil, fmt.Errorf("key %q: its value at step %d, which this step extends, is missing or was replaced: %w",
+				d.key, d.baseStep, errBadDelta)
+		}
+		v := make([]byte, 0, d.prefix+len(d.tail))
+		v = append(v, base.val[:d.prefix]...)
+		changed[d.key] = append(v, d.tail...)
+	}
+	for k, v := range changed {
+		rb.last[k] = cachedValue{step: step, val: v}
+	}
+	return changed, nil
+}

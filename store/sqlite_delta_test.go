@@ -1,0 +1,202 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// growingList returns the JSON of a list of n ~100-byte messages, as the
+// executor writes a `messages` key after n appends.
+func growingList(n int) json.RawMessage {
+	msgs := make([]map[string]string, n)
+	for i := range msgs {
+		msgs[i] = map[string]string{"role": "assistant", "content": fmt.Sprintf("%03d %s", i, strings.Repeat("words ", 14))}
+	}
+	b, _ := json.Marshal(msgs)
+	return b
+}
+
+// extend replaces list's closing bracket with tail.
+func extend(list json.RawMessage, tail string) json.RawMessage {
+	return append(bytes.Clone(list[:len(list)-1]), tail...)
+}
+
+func openStore(t *testing.T, path string) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func writeList(t *testing.T, s *SQLite, run string, step, n int) {
+	t.Helper()
+	cp := &Checkpoint{RunID: run, Step: step, Changed: map[string]json.RawMessage{"messages": growingList(n)}}
+	if err := s.WriteCheckpoint(context.Background(), cp); err != nil {
+		t.Fatalf("WriteCheckpoint(%d): %v", step, err)
+	}
+}
+
+// deltaSteps returns the steps of run whose checkpoint holds deltas.
+func deltaSteps(t *testing.T, s *SQLite, run string) []int {
+	t.Helper()
+	rows, err := s.db.Query("SELECT step FROM checkpoints WHERE run_id = ? AND deltas IS NOT NULL ORDER BY step", run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var steps []int
+	for rows.Next() {
+		var st int
+		if err := rows.Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, st)
+	}
+	return steps
+}
+
+func checkLists(t *testing.T, s *SQLite, run string, sizes []int) {
+	t.Helper()
+	cps, err := s.Checkpoints(context.Background(), run)
+	if err != nil {
+		t.Fatalf("Checkpoints: %v", err)
+	}
+	if len(cps) != len(sizes) {
+		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(sizes))
+	}
+	for i, cp := range cps {
+		if got, want := cp.Changed["messages"], growingList(sizes[i]); !bytes.Equal(got, want) {
+			t.Errorf("step %d: messages differ (%d bytes, want %d)", cp.Step, len(got), len(want))
+		}
+	}
+}
+
+func TestCheckpointDeltasStoreOnlyTheTail(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "lgx.db"))
+	if err := s.CreateRun(context.Background(), &Run{ID: "r", Status: StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for step := range 100 {
+		writeList(t, s, "r", step, step+1)
+		sizes = append(sizes, step+1)
+	}
+	if got := len(deltaSteps(t, s, "r")); got != 99 {
+		t.Errorf("%d checkpoints hold deltas, want 99 (all but the first)", got)
+	}
+	var stored int64
+	if err := s.db.QueryRow("SELECT sum(length(changed)) + sum(coalesce(length(deltas), 0)) FROM checkpoints").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	whole := len(growingList(100))
+	if stored > int64(whole*3/2) {
+		t.Errorf("stored %d bytes of values for a final list of %d bytes: deltas not effective", stored, whole)
+	}
+	checkLists(t, s, "r", sizes)
+}
+
+func TestCheckpointDeltasAfterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	s := openStore(t, path)
+	if err := s.CreateRun(context.Background(), &Run{ID: "r", Status: StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for step := range 5 {
+		writeList(t, s, "r", step, step+1)
+		sizes = append(sizes, step+1)
+	}
+	s.Close()
+	s = openStore(t, path) // as `lgx resume` would: nothing cached
+	for step := 5; step < 10; step++ {
+		writeList(t, s, "r", step, step+1)
+		sizes = append(sizes, step+1)
+	}
+	if got, want := fmt.Sprint(deltaSteps(t, s, "r")), "[1 2 3 4 6 7 8 9]"; got != want {
+		t.Errorf("steps with deltas = %s, want %s (the first write after reopening is whole)", got, want)
+	}
+	checkLists(t, s, "r", sizes)
+}
+
+func TestCheckpointDeltaBaseRewritten(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		rewrite json.RawMessage // new value of step 1, after step 2 was written
+		wantErr bool
+	}{
+		{"same bytes", growingList(2), false},
+		{"same prefix, other tail", extend(growingList(2), `,{"x":1}]`), false},
+		{"different bytes", json.RawMessage(`["something else entirely, long enough to matter"]`), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, filepath.Join(t.TempDir(), "lgx.db"))
+			if err := s.CreateRun(ctx, &Run{ID: "r", Status: StatusRunning}); err != nil {
+				t.Fatal(err)
+			}
+			for step := range 3 {
+				writeList(t, s, "r", step, step+1)
+			}
+			cp := &Checkpoint{RunID: "r", Step: 1, Changed: map[string]json.RawMessage{"messages": tc.rewrite}}
+			if err := s.WriteCheckpoint(ctx, cp); err != nil {
+				t.Fatal(err)
+			}
+			cps, err := s.Checkpoints(ctx, "r")
+			if tc.wantErr {
+				if !errors.Is(err, errBadDelta) {
+					t.Fatalf("Checkpoints = %v, want an error wrapping errBadDelta, never a wrong value", err)
+				}
+				t.Logf("error: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Checkpoints: %v", err)
+			}
+			if !bytes.Equal(cps[1].Changed["messages"], tc.rewrite) || !bytes.Equal(cps[2].Changed["messages"], growingList(3)) {
+				t.Errorf("values after rewriting step 1 are wrong")
+			}
+		})
+	}
+}
+
+func TestDecodeDeltasRejectsDamage(t *testing.T) {
+	rec := appendDelta(nil, delta{key: "messages", baseStep: 3, prefix: 40, sum: 7, tail: []byte(`,"x"]`)})
+	ds, err := decodeDeltas(rec)
+	if err != nil || len(ds) != 1 || ds[0].key != "messages" || ds[0].baseStep != 3 || ds[0].prefix != 40 ||
+		ds[0].sum != 7 || string(ds[0].tail) != `,"x"]` {
+		t.Fatalf("round trip = %+v, %v", ds, err)
+	}
+	for n := 1; n < len(rec); n++ {
+		if _, err := decodeDeltas(rec[:n]); !errors.Is(err, errBadDelta) {
+			t.Errorf("truncated to %d bytes: err = %v, want errBadDelta", n, err)
+		}
+	}
+}
+
+func FuzzDecodeDeltas(f *testing.F) {
+	f.Add(appendDelta(nil, delta{key: "k", baseStep: -1, prefix: 3, sum: 1, tail: []byte("abc")}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ds, err := decodeDeltas(b)
+		if err != nil {
+			return
+		}
+		var again []byte
+		for _, d := range ds {
+			again = appendDelta(again, d)
+		}
+		if _, err := decodeDeltas(again); err != nil {
+			t.Fatalf("re-encoded deltas do not decode: %v", err)
+		}
+	})
+}
