@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lgx-run/lgx/internal/llmtest"
 )
 
 // scriptCmds are the custom commands available to testdata scripts. They
@@ -26,6 +28,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"docstats":     cmdDocStats,
 		"expect-brief": cmdExpectBrief,
 		"exits":        cmdExits,
+		"llmserver":    cmdLLMServer,
 	}
 }
 
@@ -83,6 +86,10 @@ func (d *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		fmt.Fprintf(w, "max_in_flight=%d requests=%d\n", d.max, d.requests)
 		d.mu.Unlock()
+	case strings.HasPrefix(r.URL.Path, "/status/"):
+		fmt.Fprintf(w, "%s: degraded", strings.TrimPrefix(r.URL.Path, "/status/"))
+	case strings.HasPrefix(r.URL.Path, "/incidents/"):
+		fmt.Fprintf(w, "%s: %s incidents this week", strings.TrimPrefix(r.URL.Path, "/incidents/"), r.URL.Query().Get("limit"))
 	case strings.HasPrefix(name, "code"):
 		code, _ := strconv.Atoi(strings.TrimPrefix(name, "code"))
 		http.Error(w, "forced status", code)
@@ -160,4 +167,39 @@ func firstRunes(s string, n int) string {
 		return string(r[:n])
 	}
 	return s
+}
+
+// cmdLLMServer: llmserver VAR. Starts the protocol-faithful OpenAI and
+// Anthropic test server as an agent: asked a question, it calls
+// service_status and recent_incidents for "payments" in parallel; given
+// the tool results, it answers with them. $VAR is the OpenAI base URL
+// (ending in /v1); $VAR_ROOT the server root for Anthropic.
+func cmdLLMServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: llmserver VAR")
+	}
+	srv, err := llmtest.Start(llmtest.Script{Respond: func(r llmtest.Request) llmtest.Reply {
+		if !r.LastIsToolResult() {
+			return llmtest.Reply{
+				ToolCalls: []llmtest.ToolCall{
+					{ID: "call_1", Name: "service_status", Arguments: `{"service": "payments"}`},
+					{ID: "call_2", Name: "recent_incidents", Arguments: `{"service": "payments", "limit": 2}`},
+				},
+				Usage: &llmtest.Usage{InputTokens: 50, OutputTokens: 20},
+			}
+		}
+		var results []string
+		for _, m := range r.Messages() {
+			if m["role"] == "tool" {
+				results = append(results, fmt.Sprint(m["content"]))
+			}
+		}
+		return llmtest.Reply{Text: "Answer: " + strings.Join(results, "; "), Usage: &llmtest.Usage{InputTokens: 80, OutputTokens: 12}}
+	}})
+	if err != nil {
+		ts.Fatalf("llmserver: %v", err)
+	}
+	ts.Defer(srv.Close)
+	ts.Setenv(args[0], srv.OpenAIURL())
+	ts.Setenv(args[0]+"_ROOT", srv.AnthropicURL())
 }
