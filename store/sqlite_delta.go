@@ -51,14 +51,19 @@ type delta struct {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // commonPrefix returns the length of the longest common prefix of a and b.
+// It compares in blocks (bytes.Equal is vectorized), then bytewise within
+// the first block that differs: values can be megabytes.
 func commonPrefix(a, b []byte) int {
+	const block = 512
 	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
+	i := 0
+	for i+block <= n && bytes.Equal(a[i:i+block], b[i:i+block]) {
+		i += block
 	}
-	return n
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 // appendDelta appends d's binary record: uvarint key length, key, varint

@@ -169,6 +169,33 @@ func TestCheckpointDeltaBaseRewritten(t *testing.T) {
 	}
 }
 
+func TestCommonPrefix(t *testing.T) {
+	long := strings.Repeat("abcdefgh", 200) // 1600 bytes: several blocks
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"abc", "", 0},
+		{"abc", "abd", 2},
+		{"abc", "abc", 3},
+		{"abc", "abcdef", 3},
+		{long, long, len(long)},
+		{long, long + "x", len(long)},
+		{long[:1000] + "X" + long[1001:], long, 1000},
+		{long[:512] + "X", long, 512},
+		{long[:511] + "X", long, 511},
+	}
+	for _, tc := range tests {
+		if got := commonPrefix([]byte(tc.a), []byte(tc.b)); got != tc.want {
+			t.Errorf("commonPrefix(%d bytes, %d bytes) = %d, want %d", len(tc.a), len(tc.b), got, tc.want)
+		}
+		if got := commonPrefix([]byte(tc.b), []byte(tc.a)); got != tc.want {
+			t.Errorf("commonPrefix(%d bytes, %d bytes) reversed = %d, want %d", len(tc.b), len(tc.a), got, tc.want)
+		}
+	}
+}
+
 func TestDecodeDeltasRejectsDamage(t *testing.T) {
 	rec := appendDelta(nil, delta{key: "messages", baseStep: 3, prefix: 40, sum: 7, tail: []byte(`,"x"]`)})
 	ds, err := decodeDeltas(rec)
