@@ -24,9 +24,12 @@ func loadAndValidate(path string) (*loaded, error) {
 		}
 		return nil, usageErr(fmt.Errorf("read %s: %w", path, err))
 	}
-	if wf != nil && !diags.HasErrors() {
+	// Validate the partial workflow too, so one pass reports every problem
+	// (Validate tolerates what Load could not decode).
+	if wf != nil {
 		diags = append(diags, spec.Validate(wf)...)
 	}
+	diags = dedupe(diags)
 	diags.Sort()
 	return &loaded{wf: wf, diags: diags}, nil
 }
@@ -53,4 +56,23 @@ func sourceOf(wf *spec.Workflow) []byte {
 		return nil
 	}
 	return wf.Source
+}
+
+// dedupe drops diagnostics reported twice (same place, code and message).
+func dedupe(ds spec.Diagnostics) spec.Diagnostics {
+	type key struct {
+		file      string
+		pos       spec.Pos
+		code, msg string
+	}
+	seen := make(map[key]bool, len(ds))
+	out := ds[:0]
+	for _, d := range ds {
+		k := key{d.File, d.Pos, d.Code, d.Message}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
