@@ -3,8 +3,18 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
+
+// ErrNotLgxStore is wrapped by OpenSQLite's error when the file is not an
+// lgx store (not SQLite, corrupt, a directory, another program's
+// database), so the CLI can tell the user to check the path.
+var ErrNotLgxStore = errors.New("not an lgx store")
+
+// ErrNewerSchema is wrapped by OpenSQLite's error when the store was
+// written by a newer lgx; the fix is to upgrade lgx.
+var ErrNewerSchema = errors.New("upgrade lgx")
 
 // applicationID marks an SQLite file as an lgx store ("lgx" + 0x01) in its
 // header, so lgx never adopts a database that belongs to something else.
@@ -86,11 +96,11 @@ func migrate(ctx context.Context, db *sql.DB, path string, list []string) error 
 	}
 	switch {
 	case appID != 0 && appID != applicationID:
-		return fmt.Errorf("%s is not an lgx store: its application id is %#x", path, appID)
+		return fmt.Errorf("%s is %w: its application id is %#x", path, ErrNotLgxStore, appID)
 	case version > 0 && appID != applicationID:
-		return fmt.Errorf("%s is not an lgx store: schema version %d without the lgx application id", path, version)
+		return fmt.Errorf("%s is %w: schema version %d without the lgx application id", path, ErrNotLgxStore, version)
 	case version > len(list):
-		return fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): upgrade lgx", path, version, len(list))
+		return fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): %w", path, version, len(list), ErrNewerSchema)
 	case version == len(list):
 		return nil
 	case version == 0:
@@ -99,7 +109,7 @@ func migrate(ctx context.Context, db *sql.DB, path string, list []string) error 
 			return err
 		}
 		if tables > 0 {
-			return fmt.Errorf("%s is not an lgx store: it is an SQLite database with other tables", path)
+			return fmt.Errorf("%s is %w: it is an SQLite database with other tables", path, ErrNotLgxStore)
 		}
 	}
 	for v := version; v < len(list); v++ {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,7 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 		name string
 		make func(t *testing.T, path string)
 		want string
+		is   error
 	}{
 		{"newer schema", func(t *testing.T, path string) {
 			s, err := OpenSQLite(path)
@@ -119,29 +121,34 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA user_version = 99")
 			db.Close()
-		}, "has schema version 99, newer than this lgx supports"},
+		}, "has schema version 99, newer than this lgx supports", ErrNewerSchema},
 		{"garbage file", func(t *testing.T, path string) {
 			junk := []byte(strings.Repeat("this is not a database\n", 400))
 			if err := os.WriteFile(path, junk, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not an lgx store: "},
+		}, "is not an lgx store: ", ErrNotLgxStore},
 		{"another program's database", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "CREATE TABLE contacts (name TEXT)")
 			db.Close()
-		}, "is not an lgx store: it is an SQLite database with other tables"},
+		}, "is not an lgx store: it is an SQLite database with other tables", ErrNotLgxStore},
 		{"another application id", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA application_id = 42")
 			exec(t, db, "PRAGMA user_version = 1")
 			db.Close()
-		}, "is not an lgx store: its application id is 0x2a"},
+		}, "is not an lgx store: its application id is 0x2a", ErrNotLgxStore},
+		{"a directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a directory, not an lgx store", ErrNotLgxStore},
 		{"versioned without application id", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA user_version = 1")
 			db.Close()
-		}, "is not an lgx store: schema version 1 without the lgx application id"},
+		}, "is not an lgx store: schema version 1 without the lgx application id", ErrNotLgxStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +164,9 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 				t.Errorf("error = %q, want it to name %s and contain %q", err, path, tc.want)
 			}
+			if !errors.Is(err, tc.is) {
+				t.Errorf("error does not wrap %v", tc.is)
+			}
 			if tc.name == "garbage file" {
 				after, _ := os.ReadFile(path)
 				if string(after) != string(before) {
@@ -164,6 +174,18 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOpenSQLiteMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	s, err := OpenSQLite(filepath.Join(dir, "lgx.db"))
+	if err == nil {
+		s.Close()
+		t.Fatal("OpenSQLite in a missing directory succeeded")
+	}
+	if want := "directory " + dir + " does not exist"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %q, want it to contain %q", err, want)
 	}
 }
 

@@ -85,9 +85,10 @@ func DefaultPath() (string, error) {
 }
 
 // OpenSQLite opens the store at path, creating the file if needed, and
-// brings its schema up to date. It fails with "… is not an lgx store" for
-// a file that is not an SQLite database, is corrupt, or belongs to another
-// program, and refuses a schema newer than this lgx knows.
+// brings its schema up to date. It fails with ErrNotLgxStore ("… is not
+// an lgx store: …") for a file that is not an SQLite database, is corrupt,
+// is a directory or belongs to another program, and with ErrNewerSchema
+// for a store written by a newer lgx.
 func OpenSQLite(path string) (*SQLite, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -162,13 +163,25 @@ func classify(path string, err error) error {
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("%s is not an lgx store: %w", path, err)
+			return fmt.Errorf("%s is %w: %w", path, ErrNotLgxStore, err)
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("store %s is locked by another process: %w", path, err)
+		case sqlite3.SQLITE_CANTOPEN:
+			if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+				return fmt.Errorf("%s is a directory, %w: %w", path, ErrNotLgxStore, err)
+			}
+			if dir := filepath.Dir(path); !isDir(dir) {
+				return fmt.Errorf("open store %s: directory %s does not exist: %w", path, dir, err)
+			}
 		}
 		return fmt.Errorf("open store %s: %w", path, err)
 	}
 	return err
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // Path returns the path the store was opened with.
