@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
@@ -66,7 +67,8 @@ that node's result.`,
 			sink, closeView := a.sinks(out)
 			res, runErr := runner.Resume(ctx, s, run.ID, values, runner.Options{
 				Sink:      sink,
-				StepState: out.stream == "values",
+				StepState:  out.stream == "values",
+				HTTPClient: nodes.NewHTTPClient(version),
 			})
 			closeView()
 			return a.finish(res, runErr, out, outputKeys(wf))

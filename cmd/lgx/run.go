@@ -6,6 +6,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -74,6 +75,7 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 				Sink:        sink,
 				Concurrency: concurrency,
 				StepState:   out.stream == "values",
+				HTTPClient:  nodes.NewHTTPClient(version),
 			})
 			closeView()
 			return a.finish(res, runErr, out, outputKeys(wf))
