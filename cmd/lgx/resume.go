@@ -66,7 +66,7 @@ that node's result.`,
 			fmt.Fprintf(a.ios.Err, "run %s (resumed)\n", run.ID)
 			sink, closeView := a.sinks(out)
 			res, runErr := runner.Resume(ctx, s, run.ID, values, runner.Options{
-				Sink:      sink,
+				Sink:       sink,
 				StepState:  out.stream == "values",
 				HTTPClient: nodes.NewHTTPClient(version),
 			})
