@@ -26,20 +26,29 @@ func (d *decoder) warnf(p Pos, code, hint, format string, args ...any) {
 		Code: code, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-// Keys each construct accepts, in the order the documentation lists them.
+// Keys each construct accepts, from the format table (fields.go), so that a
+// key is declared once for the loader, the schema and the docs.
 var (
-	workflowKeys = []string{"lgx", "name", "description", "secrets", "config", "pools", "providers", "state", "tools", "nodes", "edges", "output"}
-	configKeys   = []string{"concurrency", "recursion_limit", "timeout", "node_timeout", "retry"}
-	retryKeys    = []string{"attempts", "backoff", "max_backoff", "on"}
-	poolKeys     = []string{"concurrency", "rate", "burst"}
-	providerKeys = []string{"kind", "model", "base_url", "api_key", "pool"}
-	stateKeys    = []string{"type", "reducer", "default", "required", "description"}
-	toolKeys     = []string{"description", "parameters", "node", "output"}
-	nodeKeys     = []string{"type", "description", "with", "for_each", "as", "concurrency", "pool", "timeout", "retry", "on_error", "output"}
-	toolNodeKeys = []string{"type", "description", "with", "pool", "timeout", "retry"}
-	edgeKeys     = []string{"from", "to", "when", "else"}
-	caseKeys     = []string{"if", "to"}
+	workflowKeys = blockKeys(BlockWorkflow)
+	configKeys   = blockKeys(BlockConfig)
+	retryKeys    = blockKeys(BlockRetry)
+	poolKeys     = blockKeys(BlockPool)
+	providerKeys = blockKeys(BlockProvider)
+	stateKeys    = blockKeys(BlockStateKey)
+	toolKeys     = blockKeys(BlockTool)
+	nodeKeys     = blockKeys(BlockNode)
+	toolNodeKeys = blockKeys(BlockToolNode)
+	edgeKeys     = blockKeys(BlockEdge)
+	caseKeys     = blockKeys(BlockCase)
 )
+
+func blockKeys(name string) []string {
+	b, ok := BlockByName(name)
+	if !ok {
+		panic("spec: no block " + name + " in the format table")
+	}
+	return b.FieldNames()
+}
 
 // keyMap is a YAML mapping whose keys have been checked against the keys
 // its construct accepts.

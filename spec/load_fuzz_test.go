@@ -1,0 +1,61 @@
+package spec
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzLoad feeds arbitrary bytes to Load and Validate: they must never
+// panic, and must finish quickly whatever the input (alias bombs and deep
+// nesting included).
+func FuzzLoad(f *testing.F) {
+	for _, g := range []string{"testdata/*.yaml", "testdata/validate/*.yaml", "testdata/valid/*.yaml", "../workflows/*.yaml"} {
+		files, _ := filepath.Glob(g)
+		for _, file := range files {
+			if src, err := os.ReadFile(file); err == nil {
+				f.Add(src)
+			}
+		}
+	}
+	f.Add([]byte(aliasBomb(9)))
+	f.Add([]byte("lgx: 1\nname: n\nnodes: " + strings.Repeat("[", 200) + strings.Repeat("]", 200)))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("lgx: 1\nname: x\nnodes: {a: {type: test_echo, with: {msg: \"${{ state.\"}}}}\n"))
+	f.Add([]byte("lgx: 1\nname: x\nstate: {k: {type: list, default: &d [*d]}}\n"))
+	f.Add([]byte("<<: {lgx: 1}\nname: x\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		start := time.Now()
+		w, _ := Load("fuzz.yaml", src)
+		if w == nil {
+			t.Fatal("nil workflow")
+		}
+		Validate(w)
+		if el := time.Since(start); el > 2*time.Second && len(src) < 1<<16 {
+			t.Fatalf("Load+Validate took %v on %d bytes", el, len(src))
+		}
+	})
+}
+
+// aliasBomb is a "billion laughs" document with the given number of levels.
+func aliasBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("lgx: 1\nname: bomb\nx0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i <= levels; i++ {
+		b.WriteString("x" + itoa(i) + ": &x" + itoa(i) + " [")
+		for j := 0; j < 9; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("*x" + itoa(i-1))
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
+}
+
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
+}
