@@ -52,6 +52,7 @@ type keyInfo struct {
 // node is a compiled node.
 type node struct {
 	name  string
+	self  []string // []string{name}, shared by events
 	idx   int
 	typ   nodes.Type
 	spec  *spec.Node
@@ -224,7 +225,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		return nil, g.errorf(n.TypePos, "node %s: unknown type %q", n.Name, n.Type)
 	}
 	c := &compiler{file: g.wf.File, loopVar: n.As}
-	cn := &node{name: n.Name, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
+	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
 	cn.timeout = n.Timeout
 	if cn.timeout <= 0 {

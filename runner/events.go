@@ -13,7 +13,7 @@ const (
 	EventRetry      = "retry"
 	EventToken      = "token"
 	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
-	EventStepEnd    = "step_end"   // after the barrier: Writes of the step; State when Options.StepState
+	EventStepEnd    = "step_end"   // after the barrier; State when Options.StepState
 	EventCheckpoint = "checkpoint" // the step boundary was recorded; Nodes = next step's nodes
 	EventInterrupt  = "interrupt"
 	EventRunEnd     = "run_end"
@@ -43,12 +43,12 @@ type Event struct {
 	Waiting    string `json:"waiting,omitempty"` // wait: "global", "node", "pool NAME" or "rate NAME"
 	Message    string `json:"message,omitempty"` // interrupt: the message
 
-	// Writes are the state writes of one invocation (node_end) or, in
-	// step_end, of the whole step: key -> value as written (before reducers
-	// for node_end; the key's new value for step_end).
+	// Writes are the state writes of one invocation (node_end, and
+	// node_error with on_error: continue): key -> value as written, before
+	// reducers (`--stream updates`).
 	Writes map[string]any `json:"writes,omitempty"`
 	// State is the full state after the step (step_end, only when
-	// Options.StepState) or the final state (run_end).
+	// Options.StepState: `--stream values`) or, in run_end, the output keys.
 	State  map[string]any `json:"state,omitempty"`
 	Status string         `json:"status,omitempty"` // run_end: completed|failed|cancelled|interrupted
 }
@@ -65,3 +65,11 @@ type SinkFunc func(Event)
 
 // Emit calls f(e).
 func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Discard is a Sink that drops every event. Run recognises it and skips
+// building events altogether, exactly as for a nil Sink.
+var Discard Sink = discard{}
+
+type discard struct{}
+
+func (discard) Emit(Event) {}

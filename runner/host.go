@@ -16,8 +16,17 @@ import (
 // call implements nodes.Host for its invocation.
 var _ nodes.Host = (*call)(nil)
 
-// HTTPClient returns the run's shared client.
-func (c *call) HTTPClient() *http.Client { return c.r.http }
+// HTTPClient returns the run's shared client (Options.HTTPClient, or one
+// built on first use).
+func (c *call) HTTPClient() *http.Client {
+	r := c.r
+	r.httpOnce.Do(func() {
+		if r.http == nil {
+			r.http = nodes.NewHTTPClient("lgx")
+		}
+	})
+	return r.http
+}
 
 // IdempotencyKey derives from run id, node and item index, so it is the
 // same across retries and resumes.
@@ -113,7 +122,7 @@ func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]an
 	if err != nil {
 		return nil, &nodes.Error{Kind: nodes.KindInput, Err: err}
 	}
-	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: r.http, limits: r.lim,
+	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim,
 		RunID: r.id + "/" + c.n.name}
 	res, err := Run(ctx, g, opts)
 	if err != nil {

@@ -23,13 +23,14 @@ type call struct {
 	index int
 	env   exprEnv
 	inv   nodes.Invocation
+	buf   []write // reusable writes buffer
 }
 
 // invoke runs one invocation (a node, or one for_each item) to completion:
 // `with` evaluated, attempts under caps with timeout and retry, `output`
 // evaluated and type-checked, the outcome recorded and reported.
 func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *invResult) {
-	c := &call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index}
+	c := &call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: res.writes}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 	var started time.Time
 	if r.st != nil || r.sink != nil {
@@ -37,10 +38,10 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 	}
 	var idxp *int
 	if index >= 0 {
-		idxp = &index
+		idxp = &c.index
 	}
 	if r.sink != nil {
-		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp})
+		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, TS: started})
 	}
 
 	var result any
@@ -55,10 +56,13 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 		res.writes, err = c.outputs(result, nil)
 	}
 	var intr *nodes.Interrupt
+	if err != nil {
+		intr = asInterrupt(err)
+	}
 	switch {
 	case err == nil:
 		res.status = store.InvocationOK
-	case errors.As(err, &intr):
+	case intr != nil:
 		res.status, res.intr = store.InvocationInterrupted, intr
 	case ctx.Err() != nil:
 		// Cancelled: by the run, its deadline, or a failing sibling.
@@ -76,12 +80,16 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 		res.status, res.err, res.kind = store.InvocationFailed, err, nodes.KindOf(err)
 	}
 
+	var ended time.Time
+	if r.st != nil || r.sink != nil {
+		ended = time.Now()
+	}
 	if r.st != nil && res.status != "" {
-		r.record(n, index, res, started)
+		r.record(n, index, res, started, ended)
 	}
 	if r.sink != nil {
 		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Attempt: res.attempts, Step: c.step,
-			DurationMS: time.Since(started).Milliseconds()}
+			DurationMS: ended.Sub(started).Milliseconds(), TS: ended}
 		switch res.status {
 		case store.InvocationInterrupted:
 			r.emit(Event{Event: EventInterrupt, Node: n.name, Index: idxp, Step: c.step, Message: intr.Message})
@@ -153,8 +161,7 @@ func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invoca
 		if err == nil {
 			return normalize(res), attempt, nil
 		}
-		var intr *nodes.Interrupt
-		if errors.As(err, &intr) {
+		if asInterrupt(err) != nil {
 			return nil, attempt, err
 		}
 		if ctx.Err() != nil {
@@ -206,7 +213,10 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 	} else {
 		c.env.Error = nil
 	}
-	ws := make([]write, 0, len(n.output))
+	ws := c.buf[:0]
+	if cap(ws) < len(n.output) {
+		ws = make([]write, 0, len(n.output))
+	}
 	for _, o := range n.output {
 		v, err := o.val.eval(&c.env)
 		if err != nil {
@@ -236,7 +246,7 @@ func (c *call) onWait(what string) {
 }
 
 // record stores a finished invocation and its writes (secrets redacted).
-func (r *run) record(n *node, index int, res *invResult, started time.Time) {
+func (r *run) record(n *node, index int, res *invResult, started, ended time.Time) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, w := range res.writes {
@@ -254,7 +264,7 @@ func (r *run) record(n *node, index int, res *invResult, started time.Time) {
 	}
 	b.WriteByte('}')
 	inv := &store.Invocation{RunID: r.id, Step: r.step, Node: n.name, Index: index, Status: res.status,
-		Writes: b.Bytes(), Attempts: res.attempts, StartedAt: started, EndedAt: time.Now()}
+		Writes: b.Bytes(), Attempts: res.attempts, StartedAt: started, EndedAt: ended}
 	if res.err != nil {
 		inv.Error = r.red.str(res.err.Error())
 		inv.ErrorKind = string(res.kind)
@@ -305,4 +315,13 @@ func deepNormalize(v any) any {
 		return x
 	}
 	return normalize(v)
+}
+
+// asInterrupt returns the *nodes.Interrupt in err's chain, or nil.
+func asInterrupt(err error) *nodes.Interrupt {
+	var intr *nodes.Interrupt
+	if errors.As(err, &intr) {
+		return intr
+	}
+	return nil
 }

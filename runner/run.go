@@ -74,15 +74,16 @@ type Result struct {
 
 // run is the state of one execution of a Graph.
 type run struct {
-	g     *Graph
-	id    string
-	opts  Options
-	sink  Sink
-	st    store.Store
-	lim   *limits
-	caps  []caps
-	tcaps map[string]*caps
-	http  *http.Client
+	g        *Graph
+	id       string
+	opts     Options
+	sink     Sink
+	st       store.Store
+	lim      *limits
+	caps     []caps
+	tcaps    map[string]*caps
+	http     *http.Client // nil until a node asks (see call.HTTPClient)
+	httpOnce sync.Once
 
 	env       map[string]any
 	secrets   map[string]any
@@ -103,6 +104,9 @@ type run struct {
 	mark      []int // step stamp of nodes triggered for the next step
 	next      []int
 	changed   []int
+	eenv      exprEnv
+	stepEnd   time.Time  // when the step's barrier was passed (shared by its events)
+	pool      []*nodeRun // nodeRuns reused from step to step
 
 	// resume: recorded invocations of step resumeStep, and the values fed
 	// to its interrupted invocations.
@@ -210,6 +214,9 @@ func (r *run) begin(ctx context.Context) (*Result, error) {
 // newRun prepares a run's shared parts: id, environment, secrets, caps.
 func newRun(g *Graph, opts Options) (*run, error) {
 	r := &run{g: g, opts: opts, sink: opts.Sink, st: opts.Store, id: opts.RunID, startedAt: time.Now()}
+	if r.sink == Discard {
+		r.sink = nil
+	}
 	if r.id == "" {
 		r.id = ulid.Make().String()
 	}
@@ -278,9 +285,6 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		r.tcaps[name] = &c
 	}
 	r.http = opts.HTTPClient
-	if r.http == nil {
-		r.http = nodes.NewHTTPClient("lgx")
-	}
 	r.joinDone = make([][]bool, len(g.joins))
 	for i, j := range g.joins {
 		r.joinDone[i] = make([]bool, len(j.sources))
@@ -398,7 +402,9 @@ func (r *run) emit(e Event) {
 		return
 	}
 	e.Run = r.id
-	e.TS = time.Now()
+	if e.TS.IsZero() {
+		e.TS = time.Now()
+	}
 	if e.Step == 0 {
 		e.Step = r.step
 	}
@@ -411,9 +417,12 @@ func (r *run) emit(e Event) {
 	r.sink.Emit(e)
 }
 
-// edgeEnv is the environment of edge conditions: the state after the barrier.
+// edgeEnv is the environment of edge conditions: the state after the
+// barrier. It is reused from step to step (edges are evaluated by the loop
+// goroutine only).
 func (r *run) edgeEnv() *exprEnv {
-	return &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+	r.eenv = exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+	return &r.eenv
 }
 
 func (r *run) trigger(to []int) {
@@ -466,8 +475,12 @@ func (r *run) tryJoin(j *join, env *exprEnv) error {
 	return r.fire(&j.edge, env)
 }
 
-// nodeNames names node indexes.
+// nodeNames names node indexes. The slice for one node is shared
+// (read-only), which keeps steps of one node free of allocations.
 func (r *run) nodeNames(idx []int) []string {
+	if len(idx) == 1 {
+		return r.g.nodes[idx[0]].self
+	}
 	out := make([]string, len(idx))
 	for i, n := range idx {
 		out[i] = r.g.nodes[n].name
@@ -560,12 +573,10 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 		}
 		slices.Sort(r.next)
+		r.stepEnd = time.Time{}
 		if r.sink != nil {
-			ev := Event{Event: EventStepEnd, Writes: make(map[string]any, len(r.changed))}
-			for _, k := range r.changed {
-				name := r.g.keys[k].name
-				ev.Writes[name] = r.red.value(r.state[name])
-			}
+			r.stepEnd = time.Now()
+			ev := Event{Event: EventStepEnd, TS: r.stepEnd}
 			if r.opts.StepState {
 				ev.State = r.red.value(maps.Clone(r.state)).(map[string]any)
 			}
@@ -574,8 +585,22 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.checkpoint(ctx); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
+		r.pool = append(r.pool, runs...)
 	}
 	return r.finish(ctx, store.StatusCompleted, nil)
+}
+
+// resize returns res with length n, every element zero except that each
+// keeps its writes buffer for reuse.
+func resize(res []invResult, n int) []invResult {
+	if cap(res) < n {
+		return make([]invResult, n)
+	}
+	res = res[:n]
+	for i := range res {
+		res[i] = invResult{writes: res[i].writes[:0]}
+	}
+	return res
 }
 
 func itemIndex(nr *nodeRun, i int) int {
@@ -607,7 +632,15 @@ func (r *run) ctxStatus() store.Status {
 // snapshot, recorded invocations reused on resume.
 func (r *run) prepare(ni int) (*nodeRun, error) {
 	n := r.g.nodes[ni]
-	nr := &nodeRun{n: n}
+	var nr *nodeRun
+	if k := len(r.pool); k > 0 {
+		nr = r.pool[k-1]
+		r.pool = r.pool[:k-1]
+		res := nr.res[:0]
+		*nr = nodeRun{n: n, res: res}
+	} else {
+		nr = &nodeRun{n: n}
+	}
 	if n.each != nil {
 		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 		v, err := n.each.eval(env)
@@ -623,9 +656,9 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: nodes.KindExpr,
 				Err: fmt.Errorf("for_each must be a list, got %s", typeName(v))}
 		}
-		nr.res = make([]invResult, len(nr.items))
+		nr.res = resize(nr.res, len(nr.items))
 	} else {
-		nr.res = make([]invResult, 1)
+		nr.res = resize(nr.res, 1)
 	}
 	if r.recorded != nil && r.step == r.resumeStep {
 		for i := range nr.res {
@@ -775,7 +808,7 @@ func (r *run) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("store: checkpoint step %d: %w", r.step, err)
 		}
 	}
-	r.emit(Event{Event: EventCheckpoint, Nodes: names})
+	r.emit(Event{Event: EventCheckpoint, Nodes: names, TS: r.stepEnd})
 	return nil
 }
 

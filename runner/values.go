@@ -60,10 +60,16 @@ type progVal struct {
 	prog       *vm.Program
 	src        string
 	pos        spec.Pos
-	wholeState bool // uses `state` other than as `state.key`
+	wholeState bool   // uses `state` other than as `state.key`
+	fast       fastFn // nil = always the VM
 }
 
 func (p *progVal) eval(env *exprEnv) (any, error) {
+	if p.fast != nil {
+		if v, ok := p.fast(env); ok {
+			return normalize(v), nil
+		}
+	}
 	if p.wholeState && env.State != nil {
 		if env.stateCopy == nil {
 			env.stateCopy = make(map[string]any, len(env.State))
@@ -195,7 +201,11 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
 	}
-	return &progVal{prog: prog, src: src, pos: pos, wholeState: use.total > use.member}, nil
+	pv := &progVal{prog: prog, src: src, pos: pos, wholeState: use.total > use.member}
+	if !pv.wholeState {
+		pv.fast = compileFast(prog.Node())
+	}
+	return pv, nil
 }
 
 // bare compiles an `if:` or `for_each:` value: an expression with or

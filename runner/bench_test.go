@@ -1,0 +1,132 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// benchSink is the benchmarks' sink: Discard (events not built) unless
+// LGX_BENCH_EVENTS=1 asks for a sink that receives and drops every event.
+var benchSink Sink = Discard
+
+func init() {
+	if os.Getenv("LGX_BENCH_EVENTS") == "1" {
+		benchSink = SinkFunc(func(Event) {})
+	}
+}
+
+// cpuTime is the process's user+system CPU time. The benchmarks report it
+// next to wall time because the machines they run on are shared: CPU time
+// per unit is what the executor costs, wall time also counts waiting for a
+// core.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkS1Chain100: 100 set nodes in a chain, each incrementing n.
+func BenchmarkS1Chain100(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("lgx: 1\nname: s1\nstate:\n  n: {type: integer, default: 0}\nnodes:\n")
+	for i := range 100 {
+		fmt.Fprintf(&sb, "  n%d:\n    type: set\n    output:\n      n: ${{ state.n + 1 }}\n", i)
+	}
+	sb.WriteString("edges:\n  - {from: START, to: n0}\n")
+	for i := 1; i < 100; i++ {
+		fmt.Fprintf(&sb, "  - {from: n%d, to: n%d}\n", i-1, i)
+	}
+	sb.WriteString("config: {recursion_limit: 200}\n")
+	g := compileYAML(b, sb.String())
+	opts := Options{Environ: []string{}, Sink: benchSink}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		res, err := Run(context.Background(), g, opts)
+		if err != nil || res.State["n"] != 100 {
+			b.Fatalf("%v %v", err, res.State)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/node")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/100, "cpu-ns/node")
+}
+
+// BenchmarkS2Fanout100: START fans out to 100 set nodes appending their
+// names, joined into one final node.
+func BenchmarkS2Fanout100(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("lgx: 1\nname: s2\nstate:\n  items: {type: list, reducer: append, default: []}\n  count: {type: integer}\nnodes:\n")
+	var names []string
+	for i := range 100 {
+		name := fmt.Sprintf("w%03d", i)
+		names = append(names, name)
+		fmt.Fprintf(&sb, "  %s: {type: set, output: {items: %s}}\n", name, name)
+	}
+	sb.WriteString("  final:\n    type: set\n    output:\n      count: ${{ len(state.items) }}\n")
+	fmt.Fprintf(&sb, "edges:\n  - {from: START, to: [%s]}\n  - {from: [%s], to: final}\n", strings.Join(names, ", "), strings.Join(names, ", "))
+	g := compileYAML(b, sb.String())
+	opts := Options{Environ: []string{}, Sink: benchSink}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		res, err := Run(context.Background(), g, opts)
+		if err != nil || res.State["count"] != 100 {
+			b.Fatalf("%v %v", err, res.State["count"])
+		}
+		items := res.State["items"].([]any)
+		if items[0] != "w000" || items[99] != "w099" {
+			b.Fatalf("items out of file order: %v", items)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkS3Loop1000: a two-node cycle leaving through a when edge after
+// 1,000 iterations.
+func BenchmarkS3Loop1000(b *testing.B) {
+	g := compileYAML(b, `
+lgx: 1
+name: s3
+config: {recursion_limit: 5000}
+state:
+  i: {type: integer, default: 0}
+  acc: {type: integer, default: 0}
+nodes:
+  step:
+    type: set
+    output:
+      i: ${{ state.i + 1 }}
+  check:
+    type: set
+    output:
+      acc: ${{ state.acc + state.i }}
+edges:
+  - {from: START, to: step}
+  - {from: step, to: check}
+  - from: check
+    when:
+      - {if: state.i < 1000, to: step}
+    else: END
+`)
+	opts := Options{Environ: []string{}, Sink: benchSink}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		res, err := Run(context.Background(), g, opts)
+		if err != nil || res.State["i"] != 1000 {
+			b.Fatalf("%v %v", err, res.State)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/iter")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1000, "cpu-ns/iter")
+}

@@ -1,0 +1,177 @@
+package runner
+
+import (
+	"github.com/expr-lang/expr/ast"
+)
+
+// fastFn evaluates a common, simple expression without the expr VM: state,
+// loop and result lookups, literals, and arithmetic or comparisons of ints,
+// floats and strings. ok is false when the operands are of other types; the
+// caller then runs the compiled program, which defines the semantics.
+type fastFn func(env *exprEnv) (v any, ok bool)
+
+// compileFast returns a fastFn for the (patched, optimised) AST of an
+// expression, or nil when the expression is outside the fast subset.
+func compileFast(n ast.Node) fastFn {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		v := any(x.Value)
+		return func(*exprEnv) (any, bool) { return v, true }
+	case *ast.FloatNode:
+		v := any(x.Value)
+		return func(*exprEnv) (any, bool) { return v, true }
+	case *ast.StringNode:
+		v := any(x.Value)
+		return func(*exprEnv) (any, bool) { return v, true }
+	case *ast.BoolNode:
+		v := any(x.Value)
+		return func(*exprEnv) (any, bool) { return v, true }
+	case *ast.NilNode:
+		return func(*exprEnv) (any, bool) { return nil, true }
+	case *ast.IdentifierNode:
+		switch x.Value {
+		case "item":
+			return func(e *exprEnv) (any, bool) { return e.Item, true }
+		case "result":
+			return func(e *exprEnv) (any, bool) { return e.Result, true }
+		case "index":
+			return func(e *exprEnv) (any, bool) { return e.Index, true }
+		}
+	case *ast.MemberNode:
+		id, ok := x.Node.(*ast.IdentifierNode)
+		prop, ok2 := x.Property.(*ast.StringNode)
+		if !ok || !ok2 || x.Method {
+			return nil
+		}
+		key := prop.Value
+		switch id.Value {
+		case "state":
+			return func(e *exprEnv) (any, bool) { return e.State[key], true }
+		case "result", "item", "args":
+			var get func(e *exprEnv) any
+			switch id.Value {
+			case "result":
+				get = func(e *exprEnv) any { return e.Result }
+			case "item":
+				get = func(e *exprEnv) any { return e.Item }
+			default:
+				get = func(e *exprEnv) any { return e.Args }
+			}
+			return func(e *exprEnv) (any, bool) {
+				switch m := get(e).(type) {
+				case map[string]any:
+					return m[key], true
+				}
+				return nil, false
+			}
+		}
+	case *ast.BinaryNode:
+		l, r := compileFast(x.Left), compileFast(x.Right)
+		if l == nil || r == nil {
+			return nil
+		}
+		op := x.Operator
+		switch op {
+		case "+", "-", "*", "<", "<=", ">", ">=", "==", "!=":
+		default:
+			return nil
+		}
+		return func(e *exprEnv) (any, bool) {
+			a, ok := l(e)
+			if !ok {
+				return nil, false
+			}
+			b, ok := r(e)
+			if !ok {
+				return nil, false
+			}
+			return binary(op, a, b)
+		}
+	}
+	return nil
+}
+
+// binary applies op to ints, floats (or an int and a float) or strings.
+func binary(op string, a, b any) (any, bool) {
+	switch x := a.(type) {
+	case int:
+		switch y := b.(type) {
+		case int:
+			switch op {
+			case "+":
+				return x + y, true
+			case "-":
+				return x - y, true
+			case "*":
+				return x * y, true
+			case "<":
+				return x < y, true
+			case "<=":
+				return x <= y, true
+			case ">":
+				return x > y, true
+			case ">=":
+				return x >= y, true
+			case "==":
+				return x == y, true
+			case "!=":
+				return x != y, true
+			}
+		case float64:
+			return binaryFloat(op, float64(x), y)
+		}
+	case float64:
+		switch y := b.(type) {
+		case int:
+			return binaryFloat(op, x, float64(y))
+		case float64:
+			return binaryFloat(op, x, y)
+		}
+	case string:
+		y, ok := b.(string)
+		if !ok {
+			return nil, false
+		}
+		switch op {
+		case "+":
+			return x + y, true
+		case "<":
+			return x < y, true
+		case "<=":
+			return x <= y, true
+		case ">":
+			return x > y, true
+		case ">=":
+			return x >= y, true
+		case "==":
+			return x == y, true
+		case "!=":
+			return x != y, true
+		}
+	}
+	return nil, false
+}
+
+func binaryFloat(op string, x, y float64) (any, bool) {
+	switch op {
+	case "+":
+		return x + y, true
+	case "-":
+		return x - y, true
+	case "*":
+		return x * y, true
+	case "<":
+		return x < y, true
+	case "<=":
+		return x <= y, true
+	case ">":
+		return x > y, true
+	case ">=":
+		return x >= y, true
+	case "==":
+		return x == y, true
+	case "!=":
+		return x != y, true
+	}
+	return nil, false
+}
