@@ -93,6 +93,12 @@ func (e *emitter) anthropicStream(seq int, model string) {
 		}
 		index++
 	}
+	if e.reply.StreamError != "" {
+		e.send("error", map[string]any{"type": "error", "error": map[string]any{
+			"type": e.reply.StreamError, "message": "llmtest: " + e.reply.StreamError,
+		}})
+		return
+	}
 	for i, tc := range e.reply.ToolCalls {
 		if !e.send("content_block_start", map[string]any{
 			"type": "content_block_start", "index": index,

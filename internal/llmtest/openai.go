@@ -98,6 +98,12 @@ func (e *emitter) openAIStream(seq int, model string, includeUsage bool) {
 			return
 		}
 	}
+	if e.reply.StreamError != "" {
+		e.send("", map[string]any{"error": map[string]any{
+			"message": "llmtest: " + e.reply.StreamError, "type": e.reply.StreamError, "param": nil, "code": nil,
+		}})
+		return
+	}
 	for i, tc := range e.reply.ToolCalls {
 		first := map[string]any{"tool_calls": []any{map[string]any{
 			"index": i, "id": e.openAIToolCallID(seq, i), "type": "function",

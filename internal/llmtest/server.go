@@ -45,6 +45,12 @@ type Reply struct {
 	// RetryAfter is sent as the Retry-After header when not empty.
 	RetryAfter string
 
+	// StreamError, when set on a streamed reply, ends the stream after the
+	// text with an in-stream error of this type instead of finishing
+	// (Anthropic: an `event: error`, e.g. "overloaded_error"; OpenAI: a
+	// `data: {"error": …}` line, e.g. "server_error").
+	StreamError string
+
 	// CutAfter > 0 aborts the connection after that many SSE events (a
 	// stream cut mid-way; the client sees an unexpected EOF).
 	CutAfter int
@@ -111,6 +117,43 @@ func (r Request) LastIsToolResult() bool {
 		}
 	}
 	return false
+}
+
+// ToolResults returns the contents of the tool results in the request's
+// messages, in order, for either API (OpenAI `tool` messages, Anthropic
+// tool_result blocks; block contents are joined text).
+func (r Request) ToolResults() []string {
+	var out []string
+	for _, m := range r.Messages() {
+		if m["role"] == "tool" {
+			out = append(out, fmt.Sprint(m["content"]))
+			continue
+		}
+		blocks, _ := m["content"].([]any)
+		for _, b := range blocks {
+			bm, ok := b.(map[string]any)
+			if !ok || bm["type"] != "tool_result" {
+				continue
+			}
+			switch c := bm["content"].(type) {
+			case string:
+				out = append(out, c)
+			case []any:
+				var sb strings.Builder
+				for _, x := range c {
+					if xm, ok := x.(map[string]any); ok {
+						if t, ok := xm["text"].(string); ok {
+							sb.WriteString(t)
+						}
+					}
+				}
+				out = append(out, sb.String())
+			default:
+				out = append(out, "")
+			}
+		}
+	}
+	return out
 }
 
 // Script is the initial behaviour of a server: Replies are served in order;

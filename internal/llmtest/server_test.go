@@ -324,3 +324,21 @@ func TestCutStreamAborts(t *testing.T) {
 		t.Errorf("%d events before the cut, want 2", n)
 	}
 }
+
+func TestToolResults(t *testing.T) {
+	tests := []struct {
+		body string
+		want []string
+	}{
+		{`{"messages":[{"role":"user","content":"q"},{"role":"tool","tool_call_id":"1","content":"a"},{"role":"tool","tool_call_id":"2","content":"b"}]}`, []string{"a", "b"}},
+		{`{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"1","content":[{"type":"text","text":"a"}]},{"type":"tool_result","tool_use_id":"2","content":"b"}]}]}`, []string{"a", "b"}},
+		{`{"messages":[{"role":"user","content":"q"}]}`, nil},
+	}
+	for _, tt := range tests {
+		var r Request
+		_ = json.Unmarshal([]byte(tt.body), &r.Body)
+		if got := r.ToolResults(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %q, want %q", tt.body, got, tt.want)
+		}
+	}
+}

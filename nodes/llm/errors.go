@@ -60,10 +60,19 @@ func mapError(provider, apiKey string, err error) error {
 		e.Kind, e.Status = ErrStatus, oe.StatusCode
 		e.RetryAfter = retryAfter(oe.Response)
 		e.msg = statusMessage(provider, oe.StatusCode, oe.Message)
+	case errors.As(err, &ae) && ae.StatusCode/100 == 2:
+		// An `event: error` inside a 200 stream: classify by its type, as
+		// the HTTP status Anthropic uses for it elsewhere.
+		typ, detail := anthropicErrorBody(ae.RawJSON())
+		e.msg = fmt.Sprintf("%s: error while streaming: %s: %s", provider, typ, detail)
+		if st := anthropicStreamStatus[typ]; st != 0 {
+			e.Kind, e.Status = ErrStatus, st
+		}
 	case errors.As(err, &ae):
 		e.Kind, e.Status = ErrStatus, ae.StatusCode
 		e.RetryAfter = retryAfter(ae.Response)
-		e.msg = statusMessage(provider, ae.StatusCode, anthropicMessage(ae.RawJSON()))
+		_, detail := anthropicErrorBody(ae.RawJSON())
+		e.msg = statusMessage(provider, ae.StatusCode, detail)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTruncated):
 		e.Kind = ErrNetwork
 		e.msg = fmt.Sprintf("%s: response cut short: %v", provider, err)
@@ -96,17 +105,28 @@ func statusMessage(provider string, status int, detail string) string {
 	return msg
 }
 
-// anthropicMessage extracts error.message from an Anthropic error body.
-func anthropicMessage(raw string) string {
+// anthropicErrorBody extracts error.type and error.message from an
+// Anthropic error body.
+func anthropicErrorBody(raw string) (typ, msg string) {
 	var body struct {
 		Error struct {
+			Type    string `json:"type"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
 	if err := jsonUnmarshalString(raw, &body); err != nil {
-		return ""
+		return "", ""
 	}
-	return body.Error.Message
+	return body.Error.Type, body.Error.Message
+}
+
+// anthropicStreamStatus maps in-stream error types to the HTTP status the
+// API gives the same condition, so that retry policies treat them alike.
+var anthropicStreamStatus = map[string]int{
+	"overloaded_error": 529,
+	"api_error":        500,
+	"rate_limit_error": 429,
+	"timeout_error":    504,
 }
 
 // retryAfter reads retry-after-ms (OpenAI) or Retry-After (delta-seconds or

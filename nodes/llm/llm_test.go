@@ -400,3 +400,33 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestInStreamErrors(t *testing.T) {
+	tests := []struct {
+		kind, errType string
+		wantKind      string
+		wantStatus    int
+	}{
+		{KindAnthropic, "overloaded_error", ErrStatus, 529},
+		{KindAnthropic, "invalid_request_error", ErrProvider, 0},
+		{KindOpenAI, "server_error", ErrProvider, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind+"/"+tt.errType, func(t *testing.T) {
+			srv := llmtest.New(t, llmtest.Reply{Text: "partial", StreamError: tt.errType})
+			var tokens []string
+			_, err := client(t, srv, tt.kind).Complete(ctx(t), Request{Model: "m", Messages: []Message{{Role: RoleUser, Content: "x"}}},
+				func(s string) { tokens = append(tokens, s) })
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != tt.wantKind || e.Status != tt.wantStatus {
+				t.Fatalf("err = %v (%+v), want kind %s status %d", err, e, tt.wantKind, tt.wantStatus)
+			}
+			if !strings.Contains(err.Error(), tt.errType) {
+				t.Errorf("error text %q does not name %s", err, tt.errType)
+			}
+			if strings.Join(tokens, "") != "partial" {
+				t.Errorf("tokens before the error = %q", tokens)
+			}
+		})
+	}
+}
