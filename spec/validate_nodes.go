@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 	case "llm_call":
 		v.llmRefs(n, who, given)
 	case "subgraph":
-		v.subgraphRef(who, given["workflow"])
+		v.subgraphRef(who, given["workflow"], given["input"])
 	}
 }
 
@@ -340,16 +341,48 @@ func (v *validator) llmRefs(n *Node, who string, given map[string]*yaml.Node) {
 }
 
 // subgraphRef checks that a literal child workflow path exists (relative
-// to this file).
-func (v *validator) subgraphRef(who string, n *yaml.Node) {
-	if n == nil || n.Kind != yaml.ScalarNode || isExprString(n) || v.w.File == "" || n.Value == "" {
+// to this file) and that the keys of a literal `input` mapping are state
+// keys of the child. The child is loaded, not validated: `lgx validate` on
+// the child file does that, and loading cannot recurse.
+func (v *validator) subgraphRef(who string, n, input *yaml.Node) {
+	if n == nil || n.Kind != yaml.ScalarNode || v.w.File == "" || n.Value == "" {
 		return
 	}
 	path := n.Value
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(v.w.File), path)
 	}
-	if _, err := os.Stat(path); err != nil {
-		v.errorf(posOf(n), CodeBadValue, "the path is relative to this workflow file", "%s: child workflow %s: no such file", who, n.Value)
+	child, ds, err := LoadFile(path)
+	if err != nil {
+		v.errorf(posOf(n), CodeBadValue, "the path is relative to this workflow file", "%s: child workflow %s: %v", who, n.Value, unwrapPathError(err))
+		return
 	}
+	if ds.HasErrors() || child == nil {
+		v.errorf(posOf(n), CodeBadValue, "run lgx validate "+path, "%s: child workflow %s is invalid: %s", who, n.Value, ds.Errors()[0].Message)
+		return
+	}
+	if input == nil || input.Kind != yaml.MappingNode {
+		return
+	}
+	keys := stateNames(child)
+	for i := 0; i+1 < len(input.Content); i += 2 {
+		k := resolveAlias(input.Content[i])
+		if !contains(keys, k.Value) {
+			hint := didYouMean(k.Value, keys)
+			if hint == "" {
+				hint = "its state keys: " + strings.Join(keys, ", ")
+			}
+			v.errorf(posOf(k), CodeUnknownState, hint, "%s: child workflow %s has no state key %q", who, n.Value, k.Value)
+		}
+	}
+}
+
+// unwrapPathError drops the path of an *os.PathError (the message names it
+// already).
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
