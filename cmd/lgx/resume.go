@@ -71,7 +71,7 @@ that node's result.`,
 				HTTPClient: nodes.NewHTTPClient(version),
 			})
 			closeView()
-			return a.finish(res, runErr, out, outputKeys(wf))
+			return a.finish(res, runErr, out, outputKeys(wf), st.kind != "memory")
 		},
 	}
 	f := cmd.Flags()

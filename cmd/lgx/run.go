@@ -78,7 +78,7 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 				HTTPClient:  nodes.NewHTTPClient(version),
 			})
 			closeView()
-			return a.finish(res, runErr, out, outputKeys(wf))
+			return a.finish(res, runErr, out, outputKeys(wf), st.kind != "memory")
 		},
 	}
 	f := cmd.Flags()

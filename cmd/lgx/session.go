@@ -64,10 +64,12 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 
 // finish reports a run's outcome on stderr, prints its result on stdout when
 // it completed, and returns the error carrying the exit code.
-func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string) error {
+// A run recorded in memory cannot be resumed, so no resume command is
+// suggested for it.
+func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string, durable bool) error {
 	code := runner.ExitCode(res, runErr)
 	runID := ""
-	if res != nil {
+	if res != nil && durable {
 		runID = res.RunID
 	}
 	switch code {
@@ -86,10 +88,16 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 			}
 			fmt.Fprintf(a.ios.Err, "paused at %s: %s\n", where, res.InterruptMessage)
 		}
-		fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i key=value\n", runID)
+		if runID != "" {
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i key=value\n", runID)
+		}
 		return silentExit(code)
 	case exitCancelled:
-		fmt.Fprintf(a.ios.Err, "lgx: run %s cancelled\nresume with: lgx resume %s\n", runID, runID)
+		if runID == "" {
+			fmt.Fprintln(a.ios.Err, "lgx: run cancelled")
+		} else {
+			fmt.Fprintf(a.ios.Err, "lgx: run %s cancelled\nresume with: lgx resume %s\n", runID, runID)
+		}
 		return silentExit(code)
 	case exitUsage:
 		return usageErr(runErr)
