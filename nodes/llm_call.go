@@ -34,8 +34,8 @@ func (llmCall) Doc() Doc {
 			{Name: "messages", Type: "messages", Doc: "The conversation: message objects {id?, role, content, tool_calls?, tool_call_id?, name?}."},
 			{Name: "tools", Type: "list", Static: true, Doc: "Names of top-level tools the model may call."},
 			{Name: "temperature", Type: "number", Doc: "Sampling temperature."},
-			{Name: "max_tokens", Type: "integer", Doc: "Maximum output tokens (Anthropic default: 4096)."},
-			{Name: "response_format", Type: "object", Static: true, Doc: "{json_schema: SCHEMA}: a bare JSON Schema the answer must fit; lgx wraps it as the provider requires and validates the answer."},
+			{Name: "max_tokens", Type: "integer", Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
+			{Name: "response_format", Type: "object", Static: true, Doc: "{json_schema: SCHEMA}: a bare JSON Schema the answer must fit. lgx wraps it as the provider requires (OpenAI: response_format json_schema, strict when the schema already meets the strict subset; Anthropic: output_config.format) and validates the parsed answer itself; a mismatch fails the node with kind schema."},
 		},
 		Result: []Field{
 			{Name: "content", Type: "string", Doc: "The assistant's text."},
