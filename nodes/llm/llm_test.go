@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -428,5 +430,33 @@ func TestInStreamErrors(t *testing.T) {
 				t.Errorf("tokens before the error = %q", tokens)
 			}
 		})
+	}
+}
+
+// TestOpenAICompatibleToolCallsAtIndexZero covers servers that send each
+// tool call whole, all at index 0 (seen in some OpenAI-compatible servers).
+func TestOpenAICompatibleToolCallsAtIndexZero(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, d := range []string{
+			`{"id":"x","object":"chat.completion.chunk","created":1,"model":"llama","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"n\":1}"}}]},"finish_reason":null}]}`,
+			`{"id":"x","object":"chat.completion.chunk","created":1,"model":"llama","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_b","type":"function","function":{"name":"g","arguments":"{\"n\":2}"}}]},"finish_reason":null}]}`,
+			`{"id":"x","object":"chat.completion.chunk","created":1,"model":"llama","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+			`[DONE]`,
+		} {
+			fmt.Fprintf(w, "data: %s\n\n", d)
+		}
+	}))
+	defer hs.Close()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	c, _ := New(Config{Kind: KindOpenAI, BaseURL: hs.URL + "/v1", APIKey: "k", HTTPClient: hc})
+	resp, err := c.Complete(ctx(t), Request{Model: "llama", Messages: []Message{{Role: RoleUser, Content: "x"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ToolCall{{ID: "call_a", Name: "f", Arguments: map[string]any{"n": 1.0}}, {ID: "call_b", Name: "g", Arguments: map[string]any{"n": 2.0}}}
+	if !reflect.DeepEqual(resp.ToolCalls, want) {
+		t.Errorf("tool calls = %#v", resp.ToolCalls)
 	}
 }

@@ -46,7 +46,8 @@ func (c *openAIClient) Complete(ctx context.Context, req Request, onToken func(s
 		id, name string
 		args     []byte
 	}
-	var calls []*partial // by stream index
+	var calls []*partial            // in arrival order
+	current := map[int64]*partial{} // stream index -> call being filled
 	finished := false
 	for stream.Next() {
 		chunk := stream.Current()
@@ -67,14 +68,15 @@ func (c *openAIClient) Complete(ctx context.Context, req Request, onToken func(s
 				}
 			}
 			for _, tc := range ch.Delta.ToolCalls {
-				i := int(tc.Index)
-				if i < 0 || i > 1024 {
-					return nil, mapError(KindOpenAI, c.apiKey, fmt.Errorf("tool call index %d out of range", i))
+				// A fragment continues the call open at its index, unless
+				// it brings a new id: some OpenAI-compatible servers send
+				// every call whole at index 0.
+				p := current[tc.Index]
+				if p == nil || tc.ID != "" && p.id != "" && tc.ID != p.id {
+					p = &partial{}
+					calls = append(calls, p)
+					current[tc.Index] = p
 				}
-				for len(calls) <= i {
-					calls = append(calls, &partial{})
-				}
-				p := calls[i]
 				if tc.ID != "" {
 					p.id = tc.ID
 				}
