@@ -67,6 +67,9 @@ type node struct {
 	output    []outWrite
 	edges     outEdges
 	joins     []joinRef
+	poolNames []string // pools taken per attempt, sorted
+	// instant: the type does no work (set, interrupt); it runs inline.
+	instant bool
 	// wantsData: the type reads Invocation.Data (the template data root).
 	wantsData bool
 }
@@ -194,6 +197,9 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		}
 		g.nodes = append(g.nodes, cn)
 	}
+	for _, n := range g.nodes {
+		n.poolNames = g.poolNames(n)
+	}
 	if err := g.compileEdges(); err != nil {
 		return nil, err
 	}
@@ -236,6 +242,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	}
 	if instantTypes[n.Type] {
 		cn.timeout = 0
+		cn.instant = true
 	}
 
 	// with: Static fields stay literal and feed Prepare.
@@ -488,6 +495,7 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tool %s: %w", t.Name, err)
 	}
+	cn.poolNames = g.poolNames(cn)
 	ct.node = cn
 	if t.Output != nil {
 		c := &compiler{file: g.wf.File}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -26,19 +27,29 @@ type call struct {
 	buf   []write // reusable writes buffer
 }
 
+// callPool recycles calls: a node type must not keep its Host after Run
+// returned.
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
 // invoke runs one invocation (a node, or one for_each item) to completion:
 // `with` evaluated, attempts under caps with timeout and retry, `output`
 // evaluated and type-checked, the outcome recorded and reported.
 func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *invResult) {
-	c := &call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: res.writes}
+	c := callPool.Get().(*call)
+	defer func() {
+		*c = call{}
+		callPool.Put(c)
+	}()
+	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: res.writes}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 	var started time.Time
 	if r.st != nil || r.sink != nil {
 		started = time.Now()
 	}
 	var idxp *int
-	if index >= 0 {
-		idxp = &c.index
+	if index >= 0 && r.sink != nil {
+		idxp = new(int)
+		*idxp = index
 	}
 	if r.sink != nil {
 		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, TS: started})

@@ -107,6 +107,9 @@ type run struct {
 	eenv      exprEnv
 	stepEnd   time.Time  // when the step's barrier was passed (shared by its events)
 	pool      []*nodeRun // nodeRuns reused from step to step
+	tasks     chan task  // to the workers; nil until a step needs them
+	workers   int
+	workerWG  sync.WaitGroup
 
 	// resume: recorded invocations of step resumeStep, and the values fed
 	// to its interrupted invocations.
@@ -309,7 +312,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 
 func (r *run) nodeCaps(n *node) caps {
 	c := caps{node: newSemaphore(n.spec.Concurrency), none: n.caps.none}
-	for _, name := range r.g.poolNames(n) {
+	for _, name := range n.poolNames {
 		if p, ok := r.lim.pools[name]; ok {
 			c.pools = append(c.pools, p)
 		}
@@ -492,6 +495,7 @@ func (r *run) nodeNames(idx []int) []string {
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	runCtx := ctx
 	r.parentCtx = ctx
+	defer r.stopWorkers()
 	if r.deadline > 0 {
 		elapsed := time.Since(r.startedAt)
 		var cancel context.CancelFunc
@@ -694,28 +698,103 @@ func (r *run) execute(ctx context.Context, runs []*nodeRun) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	// Invocations of types that do no work (set, interrupt) run inline
+	// after the others were handed to workers: a goroutine handoff would
+	// cost more than they do.
+	total := 0
 	for _, nr := range runs {
+		if !nr.n.instant {
+			total += len(nr.res)
+		}
+	}
+	var wg sync.WaitGroup
+	if total > 0 {
+		r.startWorkers(total)
+		for _, nr := range runs {
+			if nr.n.instant {
+				continue
+			}
+			for i := range nr.res {
+				if nr.res[i].reused {
+					continue
+				}
+				t := task{ctx: sctx, cancel: cancel, wg: &wg, n: nr.n, index: itemIndex(nr, i), res: &nr.res[i]}
+				if nr.items != nil {
+					t.item = nr.items[i]
+				}
+				wg.Add(1)
+				r.tasks <- t
+			}
+		}
+	}
+	for _, nr := range runs {
+		if !nr.n.instant {
+			continue
+		}
 		for i := range nr.res {
 			if nr.res[i].reused {
 				continue
 			}
-			idx := itemIndex(nr, i)
 			var item any
 			if nr.items != nil {
 				item = nr.items[i]
 			}
-			wg.Add(1)
-			go func(n *node, res *invResult) {
-				defer wg.Done()
-				r.invoke(sctx, n, idx, item, res)
-				if res.failed() {
-					cancel()
-				}
-			}(nr.n, &nr.res[i])
+			r.invoke(sctx, nr.n, itemIndex(nr, i), item, &nr.res[i])
+			if nr.res[i].failed() {
+				cancel()
+			}
 		}
 	}
 	wg.Wait()
+}
+
+// task is one invocation handed to a worker.
+type task struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup
+	n      *node
+	index  int
+	item   any
+	res    *invResult
+}
+
+// startWorkers makes sure enough workers run for a step of n invocations:
+// as many as can hold a global slot at once (the global cap), at most n.
+// Workers live until the run ends, so their stacks are grown once, not per
+// invocation.
+func (r *run) startWorkers(n int) {
+	want := n
+	if c := cap(r.lim.global); c > 0 && c < want {
+		want = c
+	}
+	if r.tasks == nil {
+		r.tasks = make(chan task)
+	}
+	for ; r.workers < want; r.workers++ {
+		r.workerWG.Add(1)
+		go r.work()
+	}
+}
+
+func (r *run) work() {
+	defer r.workerWG.Done()
+	for t := range r.tasks {
+		r.invoke(t.ctx, t.n, t.index, t.item, t.res)
+		if t.res.failed() {
+			t.cancel()
+		}
+		t.wg.Done()
+	}
+}
+
+// stopWorkers ends the workers; no goroutine outlives the run.
+func (r *run) stopWorkers() {
+	if r.tasks != nil {
+		close(r.tasks)
+		r.workerWG.Wait()
+		r.tasks, r.workers = nil, 0
+	}
 }
 
 // apply merges the step's writes into the state through the reducers, in
