@@ -11,7 +11,7 @@ import (
 
 	"github.com/lgx-run/lgx/nodes/llm"
 	"github.com/oklog/ulid/v2"
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/google/jsonschema-go/jsonschema"
 )
 
 func init() { Register(llmCall{}) }
@@ -54,7 +54,7 @@ func (llmCall) Doc() Doc {
 type llmPrepared struct {
 	tools      []string
 	jsonSchema map[string]any
-	schema     *jsonschema.Schema
+	schema     *jsonschema.Resolved
 }
 
 // Prepare checks the static fields and compiles the response schema.

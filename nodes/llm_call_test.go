@@ -279,7 +279,7 @@ func TestLLMCallStructuredOutput(t *testing.T) {
 		{"fits", `{"score": 0.9}`, map[string]any{"score": 0.9}, ""},
 		{"fenced", "```json\n{\"score\": 0.5}\n```", map[string]any{"score": 0.5}, ""},
 		{"out of range", `{"score": 3}`, nil, "does not match response_format.json_schema"},
-		{"missing key", `{}`, nil, "missing property 'score'"},
+		{"missing key", `{}`, nil, `missing properties: ["score"]`},
 		{"not JSON", `Sure! The score is high.`, nil, "not JSON"},
 	}
 	for _, kind := range []string{"openai", "anthropic"} {

@@ -199,8 +199,8 @@ func TestToolsFailuresBecomeMessages(t *testing.T) {
 		ran  bool
 	}{
 		{"unknown tool", call("1", "nope", map[string]any{}), `error: unknown tool "nope"`, false},
-		{"missing argument", call("2", "echo", map[string]any{}), "error: invalid arguments for echo: at '': missing property 'text'", false},
-		{"wrong type", call("3", "add", map[string]any{"a": "1", "b": 2}), "error: invalid arguments for add: at '/a': got string, want number", false},
+		{"missing argument", call("2", "echo", map[string]any{}), `error: invalid arguments for echo: validating root: required: missing properties: ["text"]`, false},
+		{"wrong type", call("3", "add", map[string]any{"a": "1", "b": 2}), `error: invalid arguments for add: validating root: validating /properties/a: type: 1 has type "string", want "number"`, false},
 		{"arguments not JSON", call("4", "echo", "{text:"), "error: invalid arguments for echo: arguments are not a JSON object", false},
 		{"tool error", call("5", "fail", nil), "error: GET http://svc/: 503 Service Unavailable", true},
 		{"tool panic", call("6", "boom", nil), "error: tool boom panicked: kaboom", true},
