@@ -103,3 +103,24 @@ type Store interface {
 	Invocations(ctx context.Context, runID string) ([]*Invocation, error)
 	Close() error
 }
+
+// StepCommitter is implemented by stores that can record a step's last
+// invocations together with its checkpoint in one durable write.
+type StepCommitter interface {
+	CommitStep(ctx context.Context, invs []*Invocation, cp *Checkpoint) error
+}
+
+// CommitStep records invs and then cp: in one transaction when st is a
+// StepCommitter, else one call after the other. Either way all of it is
+// durable when CommitStep returns.
+func CommitStep(ctx context.Context, st Store, invs []*Invocation, cp *Checkpoint) error {
+	if c, ok := st.(StepCommitter); ok {
+		return c.CommitStep(ctx, invs, cp)
+	}
+	for _, inv := range invs {
+		if err := st.RecordInvocation(ctx, inv); err != nil {
+			return err
+		}
+	}
+	return st.WriteCheckpoint(ctx, cp)
+}

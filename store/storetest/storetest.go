@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CopiesInAndOut", testCopies},
 		{"WritesOutliveCancel", testWritesOutliveCancel},
 		{"ConcurrentRecord", testConcurrentRecord},
+		{"CommitStep", testCommitStep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -782,5 +783,43 @@ func testConcurrentRecord(t *testing.T, s store.Store) {
 	}
 	if len(seen) != workers*each {
 		t.Errorf("distinct invocations = %d, want %d", len(seen), workers*each)
+	}
+}
+
+// testCommitStep: store.CommitStep (one transaction where the store
+// supports it) records the invocations and the checkpoint like the
+// separate calls, growing values included, and an unknown run writes
+// nothing.
+func testCommitStep(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	for step := 1; step <= 3; step++ {
+		inv := &store.Invocation{RunID: "run", Step: step, Node: "n", Index: -1, Status: store.InvocationOK,
+			Writes: json.RawMessage(fmt.Sprintf(`{"i":%d}`, step)), Attempts: 1, StartedAt: at(step), EndedAt: at(step)}
+		list := make([]string, step)
+		for i := range list {
+			list[i] = fmt.Sprintf("%q", fmt.Sprint("item", i))
+		}
+		cp := &store.Checkpoint{RunID: "run", Step: step, Next: []string{"n"}, At: at(step),
+			Changed: map[string]json.RawMessage{"i": json.RawMessage(fmt.Sprint(step)), "list": json.RawMessage("[" + strings.Join(list, ",") + "]")}}
+		if err := store.CommitStep(ctx, s, []*store.Invocation{inv}, cp); err != nil {
+			t.Fatalf("CommitStep(%d): %v", step, err)
+		}
+	}
+	invs, err := s.Invocations(ctx, "run")
+	if err != nil || len(invs) != 3 || string(invs[2].Writes) != `{"i":3}` {
+		t.Fatalf("Invocations = %v, %v", invs, err)
+	}
+	cps := mustCheckpoints(t, s, "run")
+	if len(cps) != 3 || string(cps[2].Changed["i"]) != "3" || string(cps[2].Changed["list"]) != `["item0","item1","item2"]` {
+		t.Fatalf("Checkpoints: %d, last %v", len(cps), cps[len(cps)-1].Changed)
+	}
+	err = store.CommitStep(ctx, s, []*store.Invocation{{RunID: "nope", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK}},
+		&store.Checkpoint{RunID: "nope", Step: 1})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CommitStep of an unknown run: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Checkpoints(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown run has checkpoints after a failed CommitStep: %v", err)
 	}
 }
