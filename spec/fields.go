@@ -23,6 +23,7 @@ const (
 	FormatRate     = "rate"     // N/s, N/min, N/h
 	FormatName     = "name"     // [A-Za-z_][A-Za-z0-9_]*
 	FormatExpr     = "expr"     // an expression, with or without ${{ }}
+	FormatRetryOn  = "retry_on" // a failure kind, a status (429) or a class (5xx)
 )
 
 // Block names, for BlockByName and BlockField.Block.
@@ -157,7 +158,7 @@ var Blocks = []Block{
 				Description: "Delay before the first retry."},
 			{Name: "max_backoff", Types: str, Format: FormatDuration, Default: "30s", Example: "10s",
 				Description: "Largest delay between tries."},
-			{Name: "on", Types: array, Items: JSONString, Default: `[network, timeout, "429", 5xx]`, Example: `[timeout, "429", 5xx, network]`,
+			{Name: "on", Types: []string{JSONString, JSONInteger, JSONArray}, Items: JSONString, ItemFormat: FormatRetryOn, Default: `[network, timeout, "429", 5xx]`, Example: `[timeout, "429", 5xx, network]`,
 				Description: "Failures that are retried: error kinds (network, timeout, status, schema, template, type, input, expr, panic, provider) or statuses (\"429\", \"5xx\")."},
 		},
 	},

@@ -21,6 +21,7 @@ const (
 	ratePattern     = `^\s*[0-9]+\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$`
 	sizePattern     = `^\s*[0-9]+\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$`
 	exprPattern     = `\$\{\{`
+	retryOnPattern  = `^(network|timeout|status|schema|template|type|input|expr|panic|provider|[1-5]xx|[1-5][0-9][0-9])$`
 )
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of a workflow file,
@@ -165,6 +166,9 @@ func fieldSchema(f BlockField) (obj, error) {
 	}
 	if f.Items != "" {
 		items := obj{"type": f.Items}
+		if f.ItemFormat == FormatRetryOn {
+			items["type"] = []string{JSONString, JSONInteger} // on: [429]
+		}
 		if p := formatPattern(f.ItemFormat); p != "" {
 			items["pattern"] = p
 		}
@@ -202,6 +206,8 @@ func formatPattern(format string) string {
 		return ratePattern
 	case FormatName:
 		return namePattern
+	case FormatRetryOn:
+		return retryOnPattern
 	}
 	return ""
 }

@@ -140,6 +140,9 @@ output: [score]
 `, true},
 		{"with fields, literal and expression", node("type: fetchy\nwith: {url: u, count: 3, mode: fast, wait: 2s, max: 10MiB, tmpl: 4, body: b}\n"), true},
 		{"with fields as expressions", node("type: fetchy\nwith: {url: u, count: \"${{ state.n }}\", mode: \"${{ x }}\", wait: \"${{ w }}\", max: 100}\n"), true},
+		{"retry on: statuses as numbers, a scalar", head + "config: {retry: {on: [429, 5xx, network]}}\nnodes: {a: {type: noop, retry: {on: timeout}}}\n", true},
+		{"retry on: unknown kind", head + "config: {retry: {on: [sometimes]}}\n", false},
+		{"retry on: bad class", head + "config: {retry: {on: [6xx]}}\n", false},
 		{"no with for a type without required fields", node("type: noop\n"), true},
 		{"required one-of: one given", node("type: pick\nwith: {a: x}\n"), true},
 

@@ -60,7 +60,8 @@ type invState struct {
 	key     invKey
 	start   time.Time
 	waiting string    // the cap it waits for, "" = none
-	attempt int       // the attempt announced by the last retry, 0 = first
+	since   time.Time // when the wait began
+	attempt int       // the next attempt after a retry event, 0 = first
 	retryAt time.Time // when that attempt starts
 	kind    string    // kind of the failure being retried
 	tail    string    // last line of streamed tokens
@@ -88,15 +89,18 @@ type model struct {
 	step      int
 	stepNodes []string
 	running   map[invKey]*invState
-	failed    map[invKey]bool // invocations whose node_error was seen this step
 	nodes     map[string]*nodeStats
 	order     []string // nodes in first-seen order
+	// capUsers maps a shared cap seen in wait events ("pool web",
+	// "rate llm", "global") to the nodes known to take it.
+	capUsers map[string]map[string]bool
 	status    string   // run_end status, "" while running
 	errMsg    string
 }
 
 func newModel() *model {
-	return &model{running: map[invKey]*invState{}, failed: map[invKey]bool{}, nodes: map[string]*nodeStats{}}
+	return &model{running: map[invKey]*invState{}, nodes: map[string]*nodeStats{},
+		capUsers: map[string]map[string]bool{}}
 }
 
 func (m *model) node(name string) *nodeStats {
@@ -121,9 +125,8 @@ func (m *model) inv(k invKey, ts time.Time) *invState {
 }
 
 // apply folds one event into the model. For node_end and node_error it
-// returns the invocation's duration and whether the event ended it (false
-// for the node_end that follows a node_error under on_error: continue).
-func (m *model) apply(e runner.Event, ts time.Time) (time.Duration, bool) {
+// returns the invocation's duration (0 otherwise).
+func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 	if m.run == "" {
 		m.run = e.Run
 	}
@@ -146,24 +149,35 @@ func (m *model) apply(e runner.Event, ts time.Time) (time.Duration, bool) {
 	case runner.EventStepStart:
 		m.step = e.Step
 		m.stepNodes = e.Nodes
-		clear(m.failed)
+		for _, name := range e.Nodes {
+			m.node(name) // file order, not finishing order
+		}
 	case runner.EventNodeStart:
 		if n != nil {
 			n.started++
 			s := m.inv(k, ts)
 			s.start, s.waiting = ts, ""
-			delete(m.failed, k)
 		}
 	case runner.EventWait:
 		if n != nil {
-			m.inv(k, ts).waiting = e.Waiting
+			s := m.inv(k, ts)
+			s.waiting, s.since = e.Waiting, ts
+			if e.Waiting != "node" {
+				if m.capUsers[e.Waiting] == nil {
+					m.capUsers[e.Waiting] = map[string]bool{}
+				}
+				m.capUsers[e.Waiting][e.Node] = true
+			}
 		}
 	case runner.EventRetry:
 		if n != nil {
 			n.retries++
 			s := m.inv(k, ts)
+			if s.waiting == "" {
+				m.release(e.Node) // its slots are free during the back-off
+			}
 			s.waiting = ""
-			s.attempt = e.Attempt
+			s.attempt = e.Attempt + 1 // the event names the attempt that failed
 			s.kind = e.Kind
 			s.retryAt = ts.Add(time.Duration(e.DelayMS) * time.Millisecond)
 		}
@@ -184,27 +198,88 @@ func (m *model) apply(e runner.Event, ts time.Time) (time.Duration, bool) {
 				d = ts.Sub(s.start)
 			}
 			delete(m.running, k)
-		} else if e.Event == runner.EventNodeEnd && m.failed[k] {
-			// node_end after node_error (on_error: continue) ends the
-			// same invocation: count it once.
-			delete(m.failed, k)
-			return 0, false
+			if s.waiting == "" {
+				m.release(e.Node)
+			}
 		}
-		if e.Event == runner.EventNodeError {
+		if e.Event == runner.EventNodeError || e.Error != "" {
 			n.failed++
-			m.failed[k] = true
 		} else {
 			n.done++
 		}
 		n.durations = append(n.durations, d)
-		return d, true
+		return d
+	case runner.EventInterrupt:
+		delete(m.running, k) // paused until resumed
 	case runner.EventRunEnd:
 		m.status = e.Status
 		m.errMsg = e.Error
 		m.end = ts
 		clear(m.running) // nothing runs after the end (an interrupt pauses its node)
 	}
-	return 0, false
+	return 0
+}
+
+// release is called when an invocation of node gives its slots back (it
+// ended, or backs off before a retry). Events say when an invocation starts
+// to wait, not when it gets its slot, so the view infers it: each cap the
+// node takes (the global cap, its own, and the pools it was seen waiting
+// for) passes to the invocation waiting longest for it. Rate waits end by
+// time and are cleared by the waiter's own next event.
+func (m *model) release(node string) {
+	for c, users := range m.capUsers {
+		if c == "global" || users[node] {
+			if strings.HasPrefix(c, "rate ") {
+				continue
+			}
+			m.wakeOldest(c, "")
+		}
+	}
+	m.wakeOldest("node", node)
+}
+
+// wakeOldest ends the longest wait for cap (of node, when node is set).
+func (m *model) wakeOldest(cap, node string) {
+	var oldest *invState
+	for _, s := range m.running {
+		if s.waiting != cap || (node != "" && s.key.node != node) {
+			continue
+		}
+		if oldest == nil || s.since.Before(oldest.since) ||
+			(s.since.Equal(oldest.since) && (s.key.node < oldest.key.node ||
+				(s.key.node == oldest.key.node && s.key.index < oldest.key.index))) {
+			oldest = s
+		}
+	}
+	if oldest != nil {
+		oldest.waiting = ""
+	}
+}
+
+// capUse is a shared cap's slots in use and invocations waiting for one.
+type capUse struct {
+	cap           string
+	busy, waiting int
+}
+
+// caps reports, for each shared cap seen in wait events, how many of its
+// users' invocations run (hold a slot; not while backing off before a retry)
+// and how many wait, by cap name.
+func (m *model) caps(now time.Time) []capUse {
+	var out []capUse
+	for c, users := range m.capUsers {
+		u := capUse{cap: c}
+		for _, s := range m.running {
+			if s.waiting == c {
+				u.waiting++
+			} else if s.waiting == "" && !s.retryAt.After(now) && (c == "global" || users[s.key.node]) {
+				u.busy++
+			}
+		}
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b capUse) int { return strings.Compare(a.cap, b.cap) })
+	return out
 }
 
 // lastLine keeps the last line of streamed text, bounded in size.
@@ -228,27 +303,6 @@ func (m *model) runningOf(node string) []*invState {
 	}
 	slices.SortFunc(out, func(a, b *invState) int { return a.key.index - b.key.index })
 	return out
-}
-
-// waiting counts invocations waiting per cap, in a stable order.
-func (m *model) waiting() []capWait {
-	counts := map[string]int{}
-	for _, s := range m.running {
-		if s.waiting != "" {
-			counts[s.waiting]++
-		}
-	}
-	out := make([]capWait, 0, len(counts))
-	for c, n := range counts {
-		out = append(out, capWait{c, n})
-	}
-	slices.SortFunc(out, func(a, b capWait) int { return strings.Compare(a.cap, b.cap) })
-	return out
-}
-
-type capWait struct {
-	cap string
-	n   int
 }
 
 // fmtDuration renders a duration short and readable: 0.3ms, 12ms, 1.25s,

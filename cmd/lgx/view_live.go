@@ -110,9 +110,16 @@ func (v *liveView) Emit(e runner.Event) {
 	v.m.apply(e, ts)
 	k := keyOf(e)
 	switch e.Event {
-	case runner.EventNodeError:
-		v.log = append(v.log, fmt.Sprintf("%s %s %s %s", v.st.fail.Render("✗"), v.st.bold.Render(k.String()),
-			v.st.fail.Render("["+orUnknown(e.Kind)+"]"), oneLineText(e.Error)))
+	case runner.EventNodeError, runner.EventNodeEnd:
+		if e.Error == "" {
+			break
+		}
+		line := fmt.Sprintf("%s %s %s %s", v.st.fail.Render("✗"), v.st.bold.Render(k.String()),
+			v.st.fail.Render("["+orUnknown(e.Kind)+"]"), oneLineText(e.Error))
+		if e.Event == runner.EventNodeEnd {
+			line += v.st.dim.Render(" (on_error: continue)")
+		}
+		v.log = append(v.log, line)
 	case runner.EventInterrupt:
 		msg := oneLineText(e.Message)
 		if msg == "" {
@@ -235,7 +242,16 @@ func (v *liveView) block(now time.Time) []string {
 		}
 		total := n.maxIndex + 1
 		ended := n.done + n.failed
-		line := fmt.Sprintf("  %s %s  %s %d/%d  %d running", spin, st.bold.Render(name), bar(ended, total), ended, total, len(running))
+		waiting := 0
+		for _, s := range running {
+			if s.waiting != "" {
+				waiting++
+			}
+		}
+		line := fmt.Sprintf("  %s %s  %s %d/%d  %d running", spin, st.bold.Render(name), bar(ended, total), ended, total, len(running)-waiting)
+		if waiting > 0 {
+			line += "  " + st.warn.Render(fmt.Sprintf("%d waiting", waiting))
+		}
 		if n.failed > 0 {
 			line += "  " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
 		}
@@ -254,12 +270,12 @@ func (v *liveView) block(now time.Time) []string {
 			}
 		}
 	}
-	if waits := m.waiting(); len(waits) > 0 {
-		parts := make([]string, len(waits))
-		for i, w := range waits {
-			parts[i] = fmt.Sprintf("%s %d", w.cap, w.n)
+	for _, c := range m.caps(now) {
+		line := fmt.Sprintf("  %s: %d in use", c.cap, c.busy)
+		if c.waiting > 0 {
+			line += st.warn.Render(fmt.Sprintf(" · %d waiting", c.waiting))
 		}
-		lines = append(lines, st.warn.Render("  waiting for a slot: "+strings.Join(parts, " · ")))
+		lines = append(lines, st.dim.Render(line))
 	}
 	return lines
 }

@@ -38,10 +38,7 @@ func (v *plainView) Emit(e runner.Event) {
 	if ts.IsZero() {
 		ts = v.now()
 	}
-	d, ended := v.m.apply(e, ts)
-	if e.Event == runner.EventNodeEnd && !ended {
-		return
-	}
+	d := v.m.apply(e, ts)
 	line := plainLine(e, v.m, d)
 	if line == "" {
 		return
@@ -59,11 +56,14 @@ func plainLine(e runner.Event, m *model, d time.Duration) string {
 	case runner.EventStepStart:
 		return fmt.Sprintf("step %d: %s", e.Step, strings.Join(e.Nodes, ", "))
 	case runner.EventNodeEnd:
+		if e.Error != "" { // failed under on_error: continue
+			return fmt.Sprintf("✗ %s [%s] %s (on_error: continue)", k, orUnknown(e.Kind), oneLineText(e.Error))
+		}
 		return fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
 	case runner.EventNodeError:
 		return fmt.Sprintf("✗ %s [%s] %s", k, orUnknown(e.Kind), oneLineText(e.Error))
 	case runner.EventRetry:
-		line := fmt.Sprintf("retry %s attempt %d in %s", k, e.Attempt, fmtDuration(time.Duration(e.DelayMS)*time.Millisecond))
+		line := fmt.Sprintf("retry %s attempt %d in %s", k, e.Attempt+1, fmtDuration(time.Duration(e.DelayMS)*time.Millisecond))
 		if e.Kind != "" || e.Error != "" {
 			line += fmt.Sprintf(" after [%s] %s", orUnknown(e.Kind), oneLineText(e.Error))
 		}

@@ -44,14 +44,13 @@ func script() []runner.Event {
 		{Event: runner.EventStepStart, TS: at(3), Step: 2, Nodes: []string{"fetch"}},
 		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(0)},
 		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(1)},
+		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(2)},
+		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(3)},
 		{Event: runner.EventWait, TS: at(3), Step: 2, Node: "fetch", Index: idx(2), Waiting: "node"},
 		{Event: runner.EventWait, TS: at(3), Step: 2, Node: "fetch", Index: idx(3), Waiting: "pool web"},
 		{Event: runner.EventNodeEnd, TS: at(123), Step: 2, Node: "fetch", Index: idx(0), DurationMS: 120},
-		{Event: runner.EventNodeStart, TS: at(123), Step: 2, Node: "fetch", Index: idx(2)},
-		{Event: runner.EventRetry, TS: at(200), Step: 2, Node: "fetch", Index: idx(1), Attempt: 2, DelayMS: 500, Kind: "timeout", Error: "attempt timed out after 200ms"},
-		{Event: runner.EventNodeStart, TS: at(250), Step: 2, Node: "fetch", Index: idx(3)},
-		{Event: runner.EventNodeError, TS: at(300), Step: 2, Node: "fetch", Index: idx(3), Kind: "status", Error: "GET http://127.0.0.1/doc/3:\n404 Not Found"},
-		{Event: runner.EventNodeEnd, TS: at(300), Step: 2, Node: "fetch", Index: idx(3)},
+		{Event: runner.EventRetry, TS: at(200), Step: 2, Node: "fetch", Index: idx(1), Attempt: 1, DelayMS: 500, Kind: "timeout", Error: "attempt timed out after 200ms"},
+		{Event: runner.EventNodeEnd, TS: at(253), Step: 2, Node: "fetch", Index: idx(3), Kind: "status", Error: "GET http://127.0.0.1/doc/3:\n404 Not Found"},
 		{Event: runner.EventNodeEnd, TS: at(400), Step: 2, Node: "fetch", Index: idx(2)},
 		{Event: runner.EventNodeEnd, TS: at(900), Step: 2, Node: "fetch", Index: idx(1)},
 		{Event: runner.EventStepStart, TS: at(901), Step: 3, Nodes: []string{"write"}},
@@ -120,7 +119,7 @@ func TestPlainViewLines(t *testing.T) {
 		}, "15:04:06.500 ✓ a[2] 1.50s\n"},
 		{"error", []runner.Event{{Event: runner.EventNodeError, TS: at(0), Node: "f", Index: idx(3), Kind: "timeout", Error: "deadline\nexceeded"}},
 			"15:04:05.000 ✗ f[3] [timeout] deadline exceeded\n"},
-		{"retry", []runner.Event{{Event: runner.EventRetry, TS: at(0), Node: "f", Index: idx(3), Attempt: 2, DelayMS: 500}},
+		{"retry", []runner.Event{{Event: runner.EventRetry, TS: at(0), Node: "f", Index: idx(3), Attempt: 1, DelayMS: 500}},
 			"15:04:05.000 retry f[3] attempt 2 in 500ms\n"},
 		{"wait for a pool", []runner.Event{{Event: runner.EventWait, TS: at(0), Node: "f", Waiting: "pool web"}},
 			"15:04:05.000 f waits for pool web\n"},
@@ -204,30 +203,40 @@ func TestLiveViewBlock(t *testing.T) {
 			want: []string{"demo · step 1 · english, french  1.3ms", "english  0.2ms", "french  0.1ms"},
 		},
 		{
-			name: "for_each with waits, one done",
-			upto: find(func(e runner.Event) bool { return e.Event == runner.EventRetry }), now: at(150),
+			name: "for_each items waiting for slots",
+			upto: find(func(e runner.Event) bool { return e.Event == runner.EventNodeEnd && e.Node == "fetch" }), now: at(100),
 			want: []string{
 				"✓ english  0.3ms", "✓ french  0.5ms",
-				"fetch  [█████░░░░░░░░░░░░░░░] 1/4  3 running",
-				"fetch[1]  147ms", "fetch[2]  27ms", "fetch[3]  waiting for pool web",
-				"waiting for a slot: pool web 1",
+				"fetch  [░░░░░░░░░░░░░░░░░░░░] 0/4  2 running  2 waiting",
+				"fetch[0]  97ms", "fetch[1]  97ms",
+				"fetch[2]  waiting for the node's cap", "fetch[3]  waiting for pool web",
+				"pool web: 2 in use · 1 waiting",
 			},
-			avoid: []string{"fetch[0]", "node 1"},
 		},
 		{
-			name: "retry countdown",
+			name: "a finished item hands its slots to the waiters",
+			upto: find(func(e runner.Event) bool { return e.Event == runner.EventRetry }), now: at(150),
+			want: []string{
+				"fetch  [█████░░░░░░░░░░░░░░░] 1/4  3 running",
+				"fetch[1]  147ms", "fetch[2]  147ms", "fetch[3]  147ms",
+				"pool web: 3 in use",
+			},
+			avoid: []string{"fetch[0]", "waiting"},
+		},
+		{
+			name: "retry countdown; no slot held while backing off",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventRetry }) + 1, now: at(300),
-			want: []string{"1 retries", "fetch[1]  ↻ attempt 2 in 400ms (timeout)"},
+			want: []string{"1 retries", "fetch[1]  ↻ attempt 2 in 400ms (timeout)", "pool web: 2 in use"},
 		},
 		{
-			name: "failure counted once",
+			name: "failure under on_error: continue",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventNodeEnd && e.Index != nil && *e.Index == 2 }), now: at(350),
 			want: []string{"2/4  2 running  1 failed  1 retries"},
 		},
 		{
 			name: "streamed tokens: last line",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventToken && e.Token == " agree." }) + 1, now: at(1300),
-			want:  []string{"✗ fetch  4 runs · p50 120ms · max 897ms · 1 failed · 1 retries", "write  399ms", "› the sources agree."},
+			want:  []string{"✗ fetch  4 runs · p50 250ms · max 897ms · 1 failed · 1 retries", "write  399ms", "› the sources agree."},
 			avoid: []string{"Dear reader"},
 		},
 		{
@@ -304,7 +313,7 @@ func TestLiveViewCloseDrawsSummary(t *testing.T) {
 	out := ansi.Strip(buf.String())
 	for _, w := range []string{
 		"⏸ approve: Approve the brief?",
-		"✗ fetch[3] [status] GET http://127.0.0.1/doc/3: 404 Not Found",
+		"✗ fetch[3] [status] GET http://127.0.0.1/doc/3: 404 Not Found (on_error: continue)",
 		"run paused at an interrupt after 2.40s; continue with: lgx resume 01JDEMO -i key=value",
 		"NODE", "TOKENS",
 	} {
@@ -313,7 +322,7 @@ func TestLiveViewCloseDrawsSummary(t *testing.T) {
 		}
 	}
 	// The summary row of fetch: 4 runs, 1 failed, 1 retry, p50, max, 0 tokens.
-	if !regexpMatch(`│\s*fetch\s*│\s*4\s*│\s*1\s*│\s*1\s*│\s*120ms\s*│\s*897ms\s*│\s*0\s*│`, out) {
+	if !regexpMatch(`│\s*fetch\s*│\s*4\s*│\s*1\s*│\s*1\s*│\s*250ms\s*│\s*897ms\s*│\s*0\s*│`, out) {
 		t.Errorf("summary lacks the fetch row:\n%s", out)
 	}
 	if !regexpMatch(`│\s*write\s*│\s*1\s*│\s*0\s*│\s*0\s*│\s*1\.50s\s*│\s*1\.50s\s*│\s*3\s*│`, out) {
@@ -394,11 +403,15 @@ func TestLiveViewOnPseudoTerminal(t *testing.T) {
 	for i := range evs {
 		evs[i].TS = now.Add(evs[i].TS.Sub(t0))
 	}
-	for _, e := range evs[:12] {
+	mid := 0
+	for evs[mid].Event != runner.EventNodeEnd || evs[mid].Node != "fetch" {
+		mid++
+	}
+	for _, e := range evs[:mid] {
 		v.Emit(e)
 	}
-	time.Sleep(30 * time.Millisecond) // a few redraws mid-run
-	for _, e := range evs[12:] {
+	time.Sleep(30 * time.Millisecond) // a few redraws while items wait
+	for _, e := range evs[mid:] {
 		v.Emit(e)
 	}
 	v.Close()
