@@ -94,8 +94,8 @@ type model struct {
 	// capUsers maps a shared cap seen in wait events ("pool web",
 	// "rate llm", "global") to the nodes known to take it.
 	capUsers map[string]map[string]bool
-	status    string   // run_end status, "" while running
-	errMsg    string
+	status   string // run_end status, "" while running
+	errMsg   string
 }
 
 func newModel() *model {
