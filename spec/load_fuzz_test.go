@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,11 +29,22 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("<<: {lgx: 1}\nname: x\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		start := time.Now()
-		w, _ := Load("fuzz.yaml", src)
-		if w == nil {
-			t.Fatal("nil workflow")
+		done := make(chan bool)
+		go func() {
+			defer close(done)
+			w, _ := Load("fuzz.yaml", src)
+			if w == nil {
+				panic("nil workflow")
+			}
+			Validate(w)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("Load+Validate still running after 10s on %q\n%s", src, buf[:n])
 		}
-		Validate(w)
 		if el := time.Since(start); el > 2*time.Second && len(src) < 1<<16 {
 			t.Fatalf("Load+Validate took %v on %d bytes", el, len(src))
 		}

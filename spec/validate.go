@@ -54,6 +54,9 @@ type validator struct {
 	providers map[string]*Provider
 	tools     map[string]*Tool
 	exprs     *exprChecker
+
+	armCache map[*Edge][]arm    // graph index, built on first use
+	outEdges map[string][]*Edge // edges by source name
 }
 
 func newValidator(w *Workflow) *validator {

@@ -12,8 +12,46 @@ type arm struct {
 	plain   bool // an unconditional, non-join edge
 }
 
-// arms lists the arms of an edge with their known target names.
+// arms lists the arms of an edge with their known target names (cached).
 func (v *validator) arms(e *Edge) []arm {
+	if a, ok := v.armCache[e]; ok {
+		return a
+	}
+	if v.armCache == nil {
+		v.armCache = map[*Edge][]arm{}
+	}
+	a := v.computeArms(e)
+	v.armCache[e] = a
+	return a
+}
+
+// edgesFrom returns the edges that name n among their sources (cached).
+func (v *validator) edgesFrom(n string) []*Edge {
+	if v.outEdges == nil {
+		v.outEdges = map[string][]*Edge{}
+		for _, e := range v.w.Edges {
+			seen := map[string]bool{}
+			for _, f := range e.From {
+				if !seen[f.Value] {
+					seen[f.Value] = true
+					v.outEdges[f.Value] = append(v.outEdges[f.Value], e)
+				}
+			}
+		}
+	}
+	return v.outEdges[n]
+}
+
+// distinctSources counts the different names of an edge's from list.
+func distinctSources(e *Edge) int {
+	seen := map[string]bool{}
+	for _, f := range e.From {
+		seen[f.Value] = true
+	}
+	return len(seen)
+}
+
+func (v *validator) computeArms(e *Edge) []arm {
 	known := func(ns []Name) []string {
 		var out []string
 		for _, n := range ns {
@@ -111,15 +149,17 @@ func (v *validator) unknownNode(n Name, names []string) {
 // arm skipArm of that edge is left out.
 func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
 	reached := map[string]bool{Start: true}
-	for changed := true; changed; {
-		changed = false
-		for _, e := range v.w.Edges {
-			ok := len(e.From) > 0
-			for _, f := range e.From {
-				ok = ok && reached[f.Value]
-			}
-			if !ok {
-				continue
+	queue := []string{Start}
+	joined := map[*Edge]int{} // sources of a join reached so far
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, e := range v.edgesFrom(n) {
+			if e.IsJoin() {
+				joined[e]++
+				if joined[e] < distinctSources(e) {
+					continue
+				}
 			}
 			for _, a := range v.arms(e) {
 				if e == skip && a.index == skipArm {
@@ -128,7 +168,7 @@ func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
 				for _, t := range a.targets {
 					if !reached[t] {
 						reached[t] = true
-						changed = true
+						queue = append(queue, t)
 					}
 				}
 			}
@@ -145,10 +185,7 @@ func (v *validator) successors(n string) map[string]bool {
 	for len(stack) > 0 {
 		cur := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, e := range v.w.Edges {
-			if !hasName(e.From, cur) {
-				continue
-			}
+		for _, e := range v.edgesFrom(cur) {
 			for _, a := range v.arms(e) {
 				for _, t := range a.targets {
 					if !out[t] {
@@ -160,15 +197,6 @@ func (v *validator) successors(n string) map[string]bool {
 		}
 	}
 	return out
-}
-
-func hasName(ns []Name, s string) bool {
-	for _, n := range ns {
-		if n.Value == s {
-			return true
-		}
-	}
-	return false
 }
 
 // joins warns about joins that can never fire: a source that never runs,
@@ -198,6 +226,7 @@ func (v *validator) joins(reached map[string]bool) {
 		arm  int
 	}
 	depends := map[armKey]map[string]bool{}
+	var order []armKey // file order, for deterministic messages
 	for _, e := range v.w.Edges {
 		if len(e.When)+btoi(e.HasElse) < 2 {
 			continue
@@ -211,6 +240,7 @@ func (v *validator) joins(reached map[string]bool) {
 				}
 			}
 			depends[armKey{e, i}] = lost
+			order = append(order, armKey{e, i})
 		}
 	}
 	succ := map[string]map[string]bool{}
@@ -223,7 +253,8 @@ func (v *validator) joins(reached map[string]bool) {
 	}
 	for _, j := range joins {
 		reported := false
-		for ak, lost := range depends {
+		for _, ak := range order {
+			lost := depends[ak]
 			if reported {
 				break
 			}
@@ -234,8 +265,8 @@ func (v *validator) joins(reached map[string]bool) {
 						continue
 					}
 					// a needs arm ak; does b need another arm of the same edge?
-					for bk, lostB := range depends {
-						if bk.edge != ak.edge || bk.arm == ak.arm || !lostB[b] {
+					for _, bk := range order {
+						if bk.edge != ak.edge || bk.arm == ak.arm || !depends[bk][b] {
 							continue
 						}
 						src := ak.edge.From[0].Value
