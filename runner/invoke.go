@@ -40,7 +40,11 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 		*c = call{}
 		callPool.Put(c)
 	}()
-	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: res.writes}
+	buf := res.writes
+	if cap(buf) == 0 {
+		buf = res.wbuf[:0]
+	}
+	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 	var started time.Time
 	if r.st != nil || r.sink != nil {

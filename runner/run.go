@@ -107,6 +107,8 @@ type run struct {
 	eenv      exprEnv
 	stepEnd   time.Time  // when the step's barrier was passed (shared by its events)
 	pool      []*nodeRun // nodeRuns reused from step to step
+	slab      []nodeRun  // fresh nodeRuns, allocated in bulk
+	stepSize  int        // nodes in the current step
 	tasks     chan task  // to the workers; nil until a step needs them
 	workers   int
 	workerWG  sync.WaitGroup
@@ -134,13 +136,15 @@ type nodeRun struct {
 	n     *node
 	items []any // nil when the node has no for_each
 	res   []invResult
+	one   [1]invResult // res of a node without for_each
 }
 
 // invResult is the outcome of one invocation.
 type invResult struct {
 	writes    []write
-	status    string // a store.Invocation* status
-	err       error  // failure (status failed) or cancellation
+	wbuf      [2]write // backing store of writes for small outputs
+	status    string   // a store.Invocation* status
+	err       error    // failure (status failed) or cancellation
 	kind      nodes.Kind
 	intr      *nodes.Interrupt
 	attempts  int
@@ -519,6 +523,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			r.emit(Event{Event: EventStepStart, Nodes: r.nodeNames(cur)})
 		}
 		runs = runs[:0]
+		r.stepSize = len(cur)
 		for _, ni := range cur {
 			nr, err := r.prepare(ni)
 			if err != nil {
@@ -640,10 +645,18 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 	if k := len(r.pool); k > 0 {
 		nr = r.pool[k-1]
 		r.pool = r.pool[:k-1]
-		res := nr.res[:0]
-		*nr = nodeRun{n: n, res: res}
+		res := nr.res
+		if len(res) > 0 && &res[0] == &nr.one[0] {
+			res = nil
+		}
+		nr.n, nr.items, nr.res = n, nil, res[:0]
 	} else {
-		nr = &nodeRun{n: n}
+		if len(r.slab) == 0 {
+			r.slab = make([]nodeRun, max(1, r.stepSize-len(r.pool)))
+		}
+		nr = &r.slab[0]
+		r.slab = r.slab[1:]
+		nr.n = n
 	}
 	if n.each != nil {
 		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
@@ -662,7 +675,8 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 		}
 		nr.res = resize(nr.res, len(nr.items))
 	} else {
-		nr.res = resize(nr.res, 1)
+		nr.one[0] = invResult{}
+		nr.res = nr.one[:]
 	}
 	if r.recorded != nil && r.step == r.resumeStep {
 		for i := range nr.res {
