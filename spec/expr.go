@@ -26,6 +26,11 @@ type ExprScope struct {
 	Args bool
 	// EnvOnly leaves only `env` and `secrets` (provider fields).
 	EnvOnly bool
+
+	// stateAsMap types `state` as map[string]any, for expressions that use
+	// the state as a whole (`len(state)`, `keys(state)`); their `state.KEY`
+	// reads are still checked against the schema by exprChecker.members.
+	stateAsMap bool
 }
 
 // ExprRun is the type of the `run` variable: {id, step, workflow}.
@@ -108,6 +113,9 @@ func envType(w *Workflow, scope ExprScope, state, secrets reflect.Type) reflect.
 		field("Secrets", "secrets", secrets),
 	}
 	if !scope.EnvOnly {
+		if scope.stateAsMap {
+			state = reflect.TypeOf(map[string]any{})
+		}
 		fields = append(fields,
 			field("State", "state", state),
 			field("Run", "run", reflect.TypeOf(ExprRun{})))
@@ -206,6 +214,10 @@ func (c *exprChecker) check(src string, scope ExprScope) (reflect.Type, []exprPr
 	}
 	if ps := c.members(src, tree, scope); len(ps) > 0 {
 		return nil, ps
+	}
+	if wholeState(tree.Node) {
+		scope.stateAsMap = true
+		cfg = c.config(scope)
 	}
 	typ, err := checker.Check(tree, cfg)
 	if err != nil {
@@ -348,6 +360,27 @@ func (c *exprChecker) unknownName(name string, scope ExprScope, tree *parser.Tre
 		}
 	}
 	return msg, "in scope: " + strings.Join(scopeNames(scope), ", ")
+}
+
+// wholeState reports whether an expression uses `state` other than as the
+// base of `state.KEY` or `state["KEY"]`.
+func wholeState(n ast.Node) bool {
+	idents, members := 0, 0
+	visit(n, func(n ast.Node) {
+		switch x := n.(type) {
+		case *ast.IdentifierNode:
+			if x.Value == "state" {
+				idents++
+			}
+		case *ast.MemberNode:
+			if id, ok := x.Node.(*ast.IdentifierNode); ok && id.Value == "state" {
+				if _, ok := x.Property.(*ast.StringNode); ok {
+					members++
+				}
+			}
+		}
+	})
+	return idents > members
 }
 
 // isCallee reports whether name is called as a function somewhere in n.
