@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"unicode/utf8"
 )
 
 // Severity says whether a diagnostic makes a workflow invalid.
@@ -156,12 +155,8 @@ func (ds Diagnostics) WriteText(w io.Writer, sources map[string][]byte) error {
 		buf.WriteString(d.String())
 		buf.WriteByte('\n')
 		if line, ok := sourceLine(sources[d.File], d.Pos.Line); ok && d.Pos.Col > 0 {
-			line = strings.ReplaceAll(line, "\t", " ")
+			line, pad := excerpt(strings.ReplaceAll(line, "\t", " "), d.Pos.Col-1)
 			fmt.Fprintf(&buf, "  %s\n", line)
-			pad := d.Pos.Col - 1
-			if n := utf8.RuneCountInString(line); pad > n {
-				pad = n
-			}
 			fmt.Fprintf(&buf, "  %s^\n", strings.Repeat(" ", pad))
 		}
 		if d.Hint != "" {
@@ -170,6 +165,34 @@ func (ds Diagnostics) WriteText(w io.Writer, sources map[string][]byte) error {
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// excerptWidth is the most characters of a source line WriteText shows.
+const excerptWidth = 120
+
+// excerpt cuts a long line to a window around the 0-based rune column col
+// (marking cut ends with …) and returns it with the caret's new column.
+func excerpt(line string, col int) (string, int) {
+	runes := []rune(line)
+	if col > len(runes) {
+		col = len(runes)
+	}
+	if len(runes) <= excerptWidth {
+		return line, col
+	}
+	start := max(0, col-excerptWidth/2)
+	end := min(len(runes), start+excerptWidth)
+	start = max(0, end-excerptWidth)
+	out := string(runes[start:end])
+	pad := col - start
+	if start > 0 {
+		out = "…" + out
+		pad++
+	}
+	if end < len(runes) {
+		out += "…"
+	}
+	return out, pad
 }
 
 // sourceLine returns the 1-based line of src without its line break.
