@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,11 @@ import (
 
 // maxItemLines bounds the in-flight items drawn under a for_each node.
 const maxItemLines = 4
+
+// maxBlockLines is the height above which finished nodes fold into one
+// line, so that the block fits small terminals (the cursor cannot move up
+// past the top of the screen).
+const maxBlockLines = 20
 
 // barWidth is the width of a for_each progress bar, in cells.
 const barWidth = 20
@@ -223,12 +229,18 @@ func (v *liveView) block(now time.Time) []string {
 	lines = append(lines, st.bold.Render(head)+"  "+st.dim.Render(fmtDuration(end.Sub(m.start))))
 
 	spin := st.accent.Render(spinner[v.frame%len(spinner)])
+	var finished []int // indexes of finished-node lines
+	failedNodes := 0
 	for _, name := range m.order {
 		n := m.nodes[name]
 		running := m.runningOf(name)
 		if len(running) == 0 {
 			if len(n.durations) > 0 {
 				lines = append(lines, "  "+v.finishedLine(n))
+				finished = append(finished, len(lines)-1)
+				if n.failed > 0 {
+					failedNodes++
+				}
 			}
 			continue
 		}
@@ -276,6 +288,25 @@ func (v *liveView) block(now time.Time) []string {
 			line += st.warn.Render(fmt.Sprintf(" · %d waiting", c.waiting))
 		}
 		lines = append(lines, st.dim.Render(line))
+	}
+	if len(lines) > maxBlockLines && len(finished) > 1 {
+		// Too tall to redraw in place on a small terminal: fold the
+		// finished nodes into one line.
+		fold := fmt.Sprintf("  %s %d nodes done", st.ok.Render("✓"), len(finished))
+		if failedNodes > 0 {
+			fold += st.fail.Render(fmt.Sprintf(" (%d with failures)", failedNodes))
+		}
+		kept := make([]string, 0, len(lines)-len(finished)+1)
+		for i, l := range lines {
+			switch {
+			case i == finished[0]:
+				kept = append(kept, fold)
+			case slices.Contains(finished, i):
+			default:
+				kept = append(kept, l)
+			}
+		}
+		lines = kept
 	}
 	return lines
 }

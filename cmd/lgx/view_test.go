@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -261,6 +262,28 @@ func TestLiveViewBlock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLiveViewFoldsFinishedNodesWhenTall(t *testing.T) {
+	v := newLiveView(io.Discard, 80, false, fixedClock(at(100)), 0)
+	var evs []runner.Event
+	for i := 0; i < 30; i++ {
+		name := fmt.Sprintf("n%02d", i)
+		evs = append(evs, runner.Event{Event: runner.EventNodeStart, TS: at(0), Node: name},
+			runner.Event{Event: runner.EventNodeEnd, TS: at(1), Node: name})
+	}
+	evs = append(evs, runner.Event{Event: runner.EventNodeError, TS: at(2), Node: "n05", Kind: "status", Error: "boom"},
+		runner.Event{Event: runner.EventNodeStart, TS: at(3), Node: "last"})
+	feed(v, evs)
+	got := screen(v, at(100))
+	if n := strings.Count(got, "\n") + 1; n > maxBlockLines {
+		t.Errorf("block has %d lines, want at most %d:\n%s", n, maxBlockLines, got)
+	}
+	for _, w := range []string{"✓ 30 nodes done (1 with failures)", "last  97ms"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("block lacks %q:\n%s", w, got)
+		}
 	}
 }
 
