@@ -75,6 +75,7 @@ type nodeStats struct {
 	started   int
 	done      int
 	failed    int
+	cancelled int // stopped because the run was cancelled or a sibling failed
 	retries   int
 	tokens    int // token events (streamed chunks)
 	durations []time.Duration
@@ -202,7 +203,9 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 				m.release(e.Node)
 			}
 		}
-		if e.Event == runner.EventNodeError || e.Error != "" {
+		if e.Kind == "cancelled" {
+			n.cancelled++
+		} else if e.Event == runner.EventNodeError || e.Error != "" {
 			n.failed++
 		} else {
 			n.done++
@@ -346,27 +349,20 @@ func waitText(c string) string {
 	return c
 }
 
-// endLine is the run's closing line: status, time, and what to do next.
+// endLine is the run's closing line: its status and how long it took.
+// What to do next (the resume command, the error) is printed by the
+// command itself after the view is closed.
 func (m *model) endLine() string {
 	took := fmtDuration(m.end.Sub(m.start))
 	switch m.status {
-	case "completed":
-		return fmt.Sprintf("run completed in %s", took)
-	case "interrupted":
-		return fmt.Sprintf("run paused at an interrupt after %s; continue with: lgx resume %s -i key=value", took, m.run)
-	case "cancelled":
-		return fmt.Sprintf("run cancelled after %s; continue with: lgx resume %s", took, m.run)
 	case "":
 		return ""
+	case "completed":
+		return "run completed in " + took
+	case "interrupted":
+		return "run paused at an interrupt after " + took
 	}
-	line := fmt.Sprintf("run %s after %s", m.status, took)
-	if m.errMsg != "" {
-		line += ": " + m.errMsg
-	}
-	if m.status == "failed" && m.run != "" {
-		line += " (lgx resume " + m.run + " retries it)"
-	}
-	return line
+	return fmt.Sprintf("run %s after %s", m.status, took)
 }
 
 // summaryRows are the summary table's rows (node, invocations, retries,

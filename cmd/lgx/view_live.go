@@ -117,7 +117,7 @@ func (v *liveView) Emit(e runner.Event) {
 	k := keyOf(e)
 	switch e.Event {
 	case runner.EventNodeError, runner.EventNodeEnd:
-		if e.Error == "" {
+		if e.Error == "" || e.Kind == "cancelled" {
 			break
 		}
 		line := fmt.Sprintf("%s %s %s %s", v.st.fail.Render("✗"), v.st.bold.Render(k.String()),
@@ -342,6 +342,9 @@ func (v *liveView) finishedLine(n *nodeStats) string {
 	}
 	if n.failed > 0 {
 		detail += " · " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
+	}
+	if n.cancelled > 0 {
+		detail += fmt.Sprintf(" · %d cancelled", n.cancelled)
 	}
 	if n.retries > 0 {
 		detail += " · " + fmt.Sprintf("%d retries", n.retries)

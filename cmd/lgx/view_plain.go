@@ -61,6 +61,9 @@ func plainLine(e runner.Event, m *model, d time.Duration) string {
 		}
 		return fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
 	case runner.EventNodeError:
+		if e.Kind == "cancelled" {
+			return fmt.Sprintf("- %s cancelled", k)
+		}
 		return fmt.Sprintf("✗ %s [%s] %s", k, orUnknown(e.Kind), oneLineText(e.Error))
 	case runner.EventRetry:
 		line := fmt.Sprintf("retry %s attempt %d in %s", k, e.Attempt+1, fmtDuration(time.Duration(e.DelayMS)*time.Millisecond))
