@@ -43,6 +43,7 @@ const (
 	CodeFieldType       = "field-type"       // a literal `with` value of the wrong type
 	CodeOneOf           = "one-of"           // mutually exclusive `with` fields
 	CodeUnknownState    = "unknown-state"    // a write to (or input of) an undeclared state key
+	CodeWriteType       = "write-type"       // a write that cannot fit its state key's type
 	CodeUnknownPool     = "unknown-pool"     // a pool that is not declared
 	CodeUnknownProvider = "unknown-provider" // an llm_call provider that is not declared
 	CodeUnknownTool     = "unknown-tool"     // an llm_call tool that is not declared

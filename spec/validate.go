@@ -366,9 +366,67 @@ func (v *validator) node(n *Node) {
 			}
 			v.errorf(o.Pos, CodeUnknownState, hint, "node %s writes %q, which is not a state key", n.Name, o.Key)
 		}
-		if !v.w.synthetic[o.Value] {
-			v.checkValue(o.Value, out)
+		if v.w.synthetic[o.Value] {
+			continue
 		}
+		typ := v.checkValue(o.Value, out)
+		if k := v.state[o.Key]; k != nil {
+			v.writeType(n, k, o, typ)
+		}
+	}
+}
+
+// writeType warns about a write that can never fit its key: a literal of
+// another type, or an expression whose type is known and different. Writes
+// through append and union fit any value; merge needs an object; messages
+// a message or a list of them.
+func (v *validator) writeType(n *Node, k *StateKey, o *OutputEntry, exprType reflect.Type) {
+	val := resolveAlias(o.Value)
+	var got string
+	switch {
+	case exprType != nil:
+		got = kindName(exprType)
+	case val.Kind == yaml.ScalarNode && val.ShortTag() == "!!str" && strings.Contains(val.Value, "${{"):
+		in, err := ParseInterpolation(val.Value)
+		if err != nil || in.Single() {
+			return // unknown type, or already reported
+		}
+		got = TypeString
+	default:
+		lit, err := DecodeValue(val)
+		if err != nil || lit == nil {
+			return
+		}
+		got = valueType(lit)
+		if k.Reducer == ReducerReplace && k.Type == TypeMessages && got == TypeList && !fitsType(TypeMessages, lit) {
+			got = "list of non-objects"
+		}
+	}
+	want := k.Type
+	ok := true
+	switch k.Reducer {
+	case ReducerAppend, ReducerUnion:
+		ok = true
+	case ReducerMerge:
+		ok = got == TypeObject || k.Type == TypeAny
+	case ReducerMessages:
+		ok = got == TypeList || got == TypeObject
+		want = "message or list of messages"
+	default:
+		switch k.Type {
+		case TypeAny, "":
+		case TypeNumber, TypeInteger:
+			ok = got == TypeNumber || got == TypeInteger
+		case TypeMessages:
+			ok = got == TypeList
+		default:
+			ok = got == k.Type
+		}
+	}
+	if !ok && contains(allTypes, k.Type) {
+		// A warning: SPEC §2 makes such a write fail the node at run time
+		// (exit 1, with on_error honoured), so it must not stop the run.
+		v.warnf(posOf(val), CodeWriteType, "the node fails when it writes this", "node %s writes %s to state key %s, which is %s", n.Name, article(got), k.Name, article(want))
 	}
 }
 
