@@ -347,7 +347,7 @@ func (d *decoder) workflow(n *yaml.Node) {
 		d.tool(p)
 	}
 	if o.get("nodes") == nil {
-		d.errorf(top, CodeMissingKey, "", "missing required key `nodes`")
+		d.warnf(top, CodeMissingKey, "add `nodes:` and `edges:`", "the workflow has no nodes: a run does nothing")
 	}
 	for _, p := range d.pairs(o.get("nodes"), "nodes") {
 		nd := d.node(p, "node", nodeKeys)

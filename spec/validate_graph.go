@@ -124,7 +124,7 @@ func (v *validator) graph() {
 		}
 	}
 	if !hasEntry && len(w.Nodes) > 0 {
-		v.errorf(Pos{Line: 1, Col: 1}, CodeNoEntry, "add an edge, e.g. {from: START, to: "+w.Nodes[0].Name+"}", "no edge leaves START: nothing would run")
+		v.warnf(Pos{Line: 1, Col: 1}, CodeNoEntry, "add an edge, e.g. {from: START, to: "+w.Nodes[0].Name+"}", "no edge leaves START: a run does nothing")
 		return
 	}
 	reached := v.reach(nil, -1)
