@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -227,7 +229,7 @@ nodes:
   items:
     type: probe
     for_each: [1, 2, 3]
-    with: {group: "${{ item == 2 ? 'rf_bad' : 'rf_ok' }}", fail: "${{ item == 2 ? 'status' : '' }}", fail_times: 1, status: 400, value: "${{ item }}"}
+    with: {group: "${{ item == 2 ? 'rf_bad' : 'rf_ok' }}", fail: "${{ item == 2 ? 'status' : '' }}", fail_times: 1, status: 400, value: "${{ item }}", sleep_ms: "${{ item == 2 ? 50 : 0 }}"}
     output: {out: "${{ result }}"}
   last: {type: set, output: {n: "${{ state.n + len(state.out) }}"}}
 edges:
@@ -237,14 +239,15 @@ edges:
 `
 	resetGroup("rf_bad")
 	g := compileYAML(t, src)
-	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, RunID: "RF1"})
+	rid := ulid.Make().String()
+	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, RunID: rid})
 	if err == nil || res.Status != store.StatusFailed {
 		t.Fatalf("want failure, got %v %v", res.Status, err)
 	}
 	if okg.calls != 2 {
 		t.Fatalf("ok items ran %d times", okg.calls)
 	}
-	res2, err := Resume(context.Background(), st, "RF1", nil, Options{Environ: []string{}})
+	res2, err := Resume(context.Background(), st, rid, nil, Options{Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +257,7 @@ edges:
 	if !reflect.DeepEqual(res2.State["out"], []any{1, 2, 3}) || res2.State["n"] != 4 {
 		t.Errorf("state %v", res2.State)
 	}
-	cps, _ := st.Checkpoints(context.Background(), "RF1")
+	cps, _ := st.Checkpoints(context.Background(), rid)
 	if len(cps) != 4 { // step 0 (initial), 1, 2, 3
 		t.Errorf("%d checkpoints", len(cps))
 	}

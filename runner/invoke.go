@@ -154,6 +154,9 @@ func (c *call) run(ctx context.Context, item any) (any, int, error) {
 func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invocation, onWait func(string)) (any, int, error) {
 	for attempt := 1; ; attempt++ {
 		inv.Attempt = attempt
+		if err := ctx.Err(); err != nil {
+			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
+		}
 		if err := r.lim.acquire(ctx, cp, onWait); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
