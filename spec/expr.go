@@ -519,19 +519,3 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 	return nil
 }
 
-// hasExpr reports whether any string in n contains `${{`.
-func hasExpr(n *yaml.Node, depth int) bool {
-	n = resolveAlias(n)
-	if n == nil || depth > MaxDepth {
-		return false
-	}
-	if n.Kind == yaml.ScalarNode {
-		return strings.Contains(n.Value, "${{")
-	}
-	for _, c := range n.Content {
-		if hasExpr(c, depth+1) {
-			return true
-		}
-	}
-	return false
-}
