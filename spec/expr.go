@@ -518,4 +518,3 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 	}
 	return nil
 }
-
