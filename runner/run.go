@@ -62,7 +62,8 @@ type Result struct {
 	// Output holds the workflow's `output` keys (every key when the
 	// workflow has no `output:`), taken from State.
 	Output map[string]any
-	// Steps is the number of super-steps that ran to their barrier.
+	// Steps is the number of the last super-step started (for a completed
+	// run: the number of steps that ran).
 	Steps int
 	// InterruptNode, InterruptIndex (-1 without for_each) and
 	// InterruptMessage (secrets redacted) describe the pause when Status
