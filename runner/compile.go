@@ -133,9 +133,10 @@ var instantTypes = map[string]bool{"set": true, "interrupt": true}
 // dataTypes read Invocation.Data.
 var dataTypes = map[string]bool{"template": true}
 
-// noSlotTypes hold no cap slot themselves (SPEC §8: a subgraph node's child
-// invocations do).
-var noSlotTypes = map[string]bool{"subgraph": true}
+// noSlotTypes hold no cap slot themselves: their inner invocations do (SPEC
+// §8: a subgraph's child invocations; a tools node's tool calls, each under
+// its tool node's caps). Otherwise a global cap of 1 would deadlock.
+var noSlotTypes = map[string]bool{"subgraph": true, "tools": true}
 
 // Compile turns a workflow that passed spec.Validate into a Graph: every
 // expression compiled once, Static `with` fields passed to the type's

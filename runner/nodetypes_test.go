@@ -200,3 +200,42 @@ edges:
 		t.Error("unknown provider resolved")
 	}
 }
+
+// A tools node holds no slot itself, so its tool calls (which hold one
+// each) run under a global cap of 1 without deadlock.
+func TestToolsNodeUnderGlobalCapOne(t *testing.T) {
+	g := resetGroup("tools1")
+	res, err := runYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 1}
+state:
+  messages: {type: messages, default: []}
+tools:
+  echo:
+    description: echoes
+    parameters: {type: object, properties: {s: {type: string}}}
+    node: {type: probe, with: {group: tools1, sleep_ms: 2, value: "${{ args.s }}"}}
+nodes:
+  run_tools:
+    type: tools
+    with:
+      calls:
+        - {id: c1, name: echo, arguments: {s: one}}
+        - {id: c2, name: echo, arguments: {s: two}}
+        - {id: c3, name: echo, arguments: {s: three}}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: run_tools}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := res.State["messages"].([]any)
+	if len(msgs) != 3 || g.calls != 3 || g.max != 1 {
+		t.Fatalf("messages %v, calls %d, max in flight %d", msgs, g.calls, g.max)
+	}
+	if c := msgs[2].(map[string]any)["content"]; c != "three" {
+		t.Errorf("third tool message content %v", c)
+	}
+}
