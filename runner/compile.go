@@ -245,6 +245,11 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		cn.timeout = 0
 		cn.instant = true
 	}
+	if noSlotTypes[n.Type] && n.Timeout <= 0 {
+		// Its inner invocations have their own timeouts; their cap waits
+		// must not count against one of the outer node (SPEC §4.2).
+		cn.timeout = 0
+	}
 
 	// with: Static fields stay literal and feed Prepare.
 	static := map[string]bool{}
