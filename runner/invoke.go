@@ -100,7 +100,14 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 		ended = time.Now()
 	}
 	if r.st != nil && res.status != "" {
-		r.record(n, index, res, started, ended)
+		inv := r.invocation(n, index, res, started, ended)
+		if r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued) {
+			r.pending = inv // recorded with the checkpoint (see run.pending)
+		} else {
+			// A store error here must not lose the run's own outcome; the
+			// checkpoint at the barrier reports a broken store.
+			_ = r.st.RecordInvocation(context.WithoutCancel(ctx), inv)
+		}
 	}
 	if r.sink != nil {
 		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Attempt: res.attempts, Step: c.step,
@@ -263,8 +270,9 @@ func (c *call) onWait(what string) {
 	c.r.emit(ev)
 }
 
-// record stores a finished invocation and its writes (secrets redacted).
-func (r *run) record(n *node, index int, res *invResult, started, ended time.Time) {
+// invocation builds the store record of a finished invocation and its
+// writes (secrets redacted).
+func (r *run) invocation(n *node, index int, res *invResult, started, ended time.Time) *store.Invocation {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, w := range res.writes {
@@ -287,9 +295,7 @@ func (r *run) record(n *node, index int, res *invResult, started, ended time.Tim
 		inv.Error = r.red.str(res.err.Error())
 		inv.ErrorKind = string(res.kind)
 	}
-	// A store error here must not lose the run's own outcome; the
-	// checkpoint at the barrier reports a broken store.
-	_ = r.st.RecordInvocation(context.WithoutCancel(context.Background()), inv)
+	return inv
 }
 
 // decodeWrites turns recorded writes back into writes, in output order.
