@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -55,9 +56,29 @@ func (templateType) Prepare(static map[string]any) (any, error) {
 	}
 	t, err := template.New("template").Funcs(TemplateFuncs()).Option("missingkey=error").Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
+		return nil, cleanTemplateErr(err)
 	}
 	return t, nil
+}
+
+// templateErr is a text/template error reworded for people: Go's
+// `template: template:1:9: executing "template" at <.x>: …` becomes
+// `line 1:9: at <.x>: …` (the template has no name worth repeating).
+type templateErr struct {
+	msg string
+	err error
+}
+
+func (e *templateErr) Error() string { return e.msg }
+func (e *templateErr) Unwrap() error { return e.err }
+
+func cleanTemplateErr(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "template: template:")
+	if msg == err.Error() {
+		return err
+	}
+	msg = strings.Replace(msg, `executing "template" at `, "at ", 1)
+	return &templateErr{msg: "line " + msg, err: err}
 }
 
 // Run renders the template with the invocation's data root.
@@ -72,7 +93,7 @@ func (tt templateType) Run(_ context.Context, inv *Invocation) (any, error) {
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, inv.Data); err != nil {
-		return nil, &Error{Kind: KindTemplate, Err: err}
+		return nil, &Error{Kind: KindTemplate, Err: cleanTemplateErr(err)}
 	}
 	format, _ := inv.With["format"].(string)
 	switch format {

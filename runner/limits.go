@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"math"
 
 	"golang.org/x/time/rate"
 
@@ -166,5 +165,3 @@ func (l *limits) release(c *caps) {
 	l.releasePartial(c, len(c.pools))
 }
 
-// unlimited is a concurrency used where no cap applies.
-const unlimited = math.MaxInt32
