@@ -44,6 +44,15 @@ resumable runs.`,
 		a.nodesCmd(),
 		a.schemaCmd(),
 	)
+	// cobra adds the completion command itself; give it examples too.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = `  source <(lgx completion bash)
+  lgx completion zsh > "${fpath[1]}/_lgx"
+  lgx completion fish > ~/.config/fish/completions/lgx.fish`
+		}
+	}
 	return root
 }
 

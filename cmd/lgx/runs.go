@@ -38,7 +38,9 @@ func (a *app) runsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List recorded runs, newest first",
-		Args:  exactArgs(0),
+		Example: `  lgx runs list
+  lgx runs list -n 5 -o json | jq -r '.[] | select(.status=="failed") | .id'`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runsList(cmd, st, format, limit)
 		},
@@ -47,7 +49,9 @@ func (a *app) runsCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Status, steps, each node's attempts, timings and errors, and the state",
-		Args:  exactArgs(1),
+		Example: `  lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
+  lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq .state`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runsShow(cmd, st, format, args[0])
 		},
@@ -55,7 +59,9 @@ func (a *app) runsCmd() *cobra.Command {
 	history := &cobra.Command{
 		Use:   "history RUN",
 		Short: "Every checkpoint of a run, with the keys it changed",
-		Args:  exactArgs(1),
+		Example: `  lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
+  lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq '.[].next'`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runsHistory(cmd, st, format, args[0])
 		},
