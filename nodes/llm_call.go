@@ -9,9 +9,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/lgx-run/lgx/nodes/llm"
-	"github.com/oklog/ulid/v2"
 	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/lgx-run/lgx/nodes/llm"
 )
 
 func init() { Register(llmCall{}) }

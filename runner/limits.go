@@ -164,4 +164,3 @@ func (l *limits) release(c *caps) {
 	l.global.release()
 	l.releasePartial(c, len(c.pools))
 }
-
