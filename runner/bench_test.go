@@ -93,30 +93,7 @@ func BenchmarkS2Fanout100(b *testing.B) {
 // BenchmarkS3Loop1000: a two-node cycle leaving through a when edge after
 // 1,000 iterations.
 func BenchmarkS3Loop1000(b *testing.B) {
-	g := compileYAML(b, `
-lgx: 1
-name: s3
-config: {recursion_limit: 5000}
-state:
-  i: {type: integer, default: 0}
-  acc: {type: integer, default: 0}
-nodes:
-  step:
-    type: set
-    output:
-      i: ${{ state.i + 1 }}
-  check:
-    type: set
-    output:
-      acc: ${{ state.acc + state.i }}
-edges:
-  - {from: START, to: step}
-  - {from: step, to: check}
-  - from: check
-    when:
-      - {if: state.i < 1000, to: step}
-    else: END
-`)
+	g := compileYAML(b, s3Workflow)
 	opts := Options{Environ: []string{}, Sink: benchSink}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -348,7 +348,7 @@ func (r *run) initState(inputs map[string]any) error {
 	for k := range inputs {
 		if _, ok := g.keyIdx[k]; !ok {
 			msg := fmt.Sprintf("input %q is not a declared state key", k)
-			if s := suggest(k, g.keyIdx); s != "" {
+			if s := spec.Suggest(k, slices.Collect(maps.Keys(g.keyIdx))); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			return &InputError{Msg: msg}
@@ -375,37 +375,6 @@ func (r *run) initState(inputs map[string]any) error {
 		return &InputError{Msg: fmt.Sprintf("missing required input(s): %s (pass -i %s=VALUE)", strings.Join(missing, ", "), missing[0])}
 	}
 	return nil
-}
-
-// suggest returns the declared key closest to k, if close enough.
-func suggest(k string, keys map[string]int) string {
-	best, bestD := "", 3
-	for name := range keys {
-		if d := editDistance(k, name); d < bestD || (d == bestD && name < best) {
-			best, bestD = name, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // emit sends an event, stamping run id and time.
