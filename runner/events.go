@@ -33,6 +33,9 @@ type Event struct {
 
 	Workflow string   `json:"workflow,omitempty"` // run_start
 	Nodes    []string `json:"nodes,omitempty"`    // step_start: the step's nodes; checkpoint: the next step's
+	// Items maps each for_each node of a step_start to its number of
+	// items, so progress can be shown as done/total.
+	Items map[string]int `json:"items,omitempty"`
 
 	Attempt    int    `json:"attempt,omitempty"`
 	Error      string `json:"error,omitempty"`

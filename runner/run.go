@@ -493,9 +493,6 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		slices.Sort(cur)
 		r.step++
 		r.runInfo.Step = r.step
-		if r.sink != nil {
-			r.emit(Event{Event: EventStepStart, Nodes: r.nodeNames(cur)})
-		}
 		runs = runs[:0]
 		r.stepSize = len(cur)
 		for _, ni := range cur {
@@ -504,6 +501,18 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				return r.finish(ctx, store.StatusFailed, err)
 			}
 			runs = append(runs, nr)
+		}
+		if r.sink != nil {
+			ev := Event{Event: EventStepStart, Nodes: r.nodeNames(cur)}
+			for _, nr := range runs {
+				if nr.items != nil {
+					if ev.Items == nil {
+						ev.Items = make(map[string]int, 1)
+					}
+					ev.Items[nr.n.name] = len(nr.items)
+				}
+			}
+			r.emit(ev)
 		}
 		r.execute(runCtx, runs)
 

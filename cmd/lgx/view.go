@@ -72,6 +72,7 @@ type nodeStats struct {
 	name      string
 	loop      bool // a for_each node (its events carry an index)
 	maxIndex  int  // highest item index seen, -1 = none
+	total     int  // items of the current for_each (from step_start), 0 = unknown
 	started   int
 	done      int
 	failed    int
@@ -141,6 +142,9 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 			n.loop = true
 			n.maxIndex = max(n.maxIndex, *e.Index)
 		}
+	}
+	for name, total := range e.Items {
+		m.node(name).total = total
 	}
 	k := keyOf(e)
 	switch e.Event {

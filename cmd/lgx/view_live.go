@@ -253,6 +253,9 @@ func (v *liveView) block(now time.Time) []string {
 			continue
 		}
 		total := n.maxIndex + 1
+		if n.total > 0 {
+			total = n.total
+		}
 		ended := n.done + n.failed
 		waiting := 0
 		for _, s := range running {

@@ -309,6 +309,22 @@ func TestLiveViewTruncatesTokensToWidth(t *testing.T) {
 	}
 }
 
+// TestLiveViewForEachTotal: the bar's total is the node's item count from
+// step_start, not the highest item index seen so far.
+func TestLiveViewForEachTotal(t *testing.T) {
+	v := newLiveView(io.Discard, 100, false, fixedClock(at(10)), 0)
+	one := 1
+	feed(v, []runner.Event{
+		{Event: runner.EventStepStart, TS: at(0), Step: 1, Nodes: []string{"fetch"}, Items: map[string]int{"fetch": 10}},
+		{Event: runner.EventNodeStart, TS: at(1), Step: 1, Node: "fetch", Index: new(int)},
+		{Event: runner.EventNodeStart, TS: at(1), Step: 1, Node: "fetch", Index: &one},
+		{Event: runner.EventNodeEnd, TS: at(2), Step: 1, Node: "fetch", Index: new(int)},
+	})
+	if got := screen(v, at(10)); !strings.Contains(got, "1/10") {
+		t.Errorf("want progress 1/10 from step_start's item count:\n%s", got)
+	}
+}
+
 func TestLiveViewRedrawsInPlace(t *testing.T) {
 	var buf bytes.Buffer
 	v := newLiveView(&buf, 80, false, fixedClock(at(2)), 0)
