@@ -61,6 +61,14 @@ type Preparer interface {
 	Prepare(static map[string]any) (any, error)
 }
 
+// Pure is implemented by types whose invocations have no effect outside
+// the run and depend only on their inputs (set, template). The runner may
+// record a run of steps made only of pure invocations in one write: after a
+// crash, resume re-runs the unrecorded ones, which gives the same writes.
+type Pure interface {
+	Pure() bool
+}
+
 // Invocation is everything one attempt of a node (or of one for_each item)
 // sees. With holds the resolved `with` values: expressions evaluated,
 // defaults not applied (types apply their own).

@@ -19,6 +19,9 @@ type templateType struct{}
 
 func (templateType) Name() string { return "template" }
 
+// Pure: templates are hermetic (no environment, clock or randomness).
+func (templateType) Pure() bool { return true }
+
 func (templateType) Doc() Doc {
 	return Doc{
 		Summary: "Renders a Go text/template (with the sprig functions that read no environment, clock or randomness); data root {state, item, index, run}. A missing map key is an error.",

@@ -64,6 +64,9 @@ type node struct {
 	// timeout per attempt; 0 = none (types that do no work)
 	timeout   time.Duration
 	continue_ bool
+	// pure nodes have no effect outside the run (nodes.Pure): steps made
+	// only of them may be recorded in batches.
+	pure      bool
 	output    []outWrite
 	edges     outEdges
 	joins     []joinRef
@@ -233,6 +236,9 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	}
 	c := &compiler{file: g.wf.File, loopVar: n.As}
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
+	if p, ok := typ.(nodes.Pure); ok && p.Pure() {
+		cn.pure = true
+	}
 	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
 	cn.timeout = n.Timeout
 	if cn.timeout <= 0 {

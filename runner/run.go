@@ -111,9 +111,17 @@ type run struct {
 	slab      []nodeRun  // fresh nodeRuns, allocated in bulk
 	stepSize  int        // nodes in the current step
 	// pending is the invocation of a step that has only one, recorded
-	// with the step's checkpoint in one transaction (store.CommitStep):
+	// with the step's checkpoint in one transaction (store.CommitSteps):
 	// the barrier follows at once, so it is as durable, at half the cost.
-	pending  *store.Invocation
+	pending *store.Invocation
+	// stepPure is true when every node of the current step is pure
+	// (nodes.Pure). Such steps are recorded in batches of up to
+	// maxBatchSteps steps, one transaction each; a step with any other node
+	// first makes the batch durable, so no side effect starts before the
+	// steps that led to it are recorded. A crash loses at most the batch,
+	// which resume re-runs with the same result.
+	stepPure bool
+	batch    []store.StepRecord
 	tasks    chan task // to the workers; nil until a step needs them
 	workers  int
 	workerWG sync.WaitGroup
@@ -502,6 +510,15 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 			runs = append(runs, nr)
 		}
+		r.stepPure = true
+		for _, nr := range runs {
+			r.stepPure = r.stepPure && nr.n.pure
+		}
+		if !r.stepPure {
+			if err := r.flush(ctx); err != nil {
+				return r.finish(ctx, store.StatusFailed, err)
+			}
+		}
 		if r.sink != nil {
 			ev := Event{Event: EventStepStart, Nodes: r.nodeNames(cur)}
 			for _, nr := range runs {
@@ -858,6 +875,24 @@ func (r *run) apply(runs []*nodeRun) error {
 	return nil
 }
 
+// maxBatchSteps bounds how many pure steps are recorded in one transaction
+// (and so how many a crash can make resume run again).
+const maxBatchSteps = 64
+
+// flush makes the batched step records durable, in one transaction.
+func (r *run) flush(ctx context.Context) error {
+	if len(r.batch) == 0 {
+		return nil
+	}
+	err := store.CommitSteps(context.WithoutCancel(ctx), r.st, r.batch)
+	clear(r.batch)
+	r.batch = r.batch[:0]
+	if err != nil {
+		return fmt.Errorf("store: record steps up to %d: %w", r.step, err)
+	}
+	return nil
+}
+
 // checkpoint records the step boundary: changed keys, next nodes, joins.
 func (r *run) checkpoint(ctx context.Context) error {
 	if r.st == nil && r.sink == nil {
@@ -880,15 +915,16 @@ func (r *run) checkpoint(ctx context.Context) error {
 			joins[fmt.Sprint(i)] = d
 		}
 		cp.Joins, _ = json.Marshal(joins)
-		var err error
+		rec := store.StepRecord{Checkpoint: cp}
 		if r.pending != nil {
-			err = store.CommitStep(ctx, r.st, []*store.Invocation{r.pending}, cp)
+			rec.Invocations = []*store.Invocation{r.pending}
 			r.pending = nil
-		} else {
-			err = r.st.WriteCheckpoint(ctx, cp)
 		}
-		if err != nil {
-			return fmt.Errorf("store: checkpoint step %d: %w", r.step, err)
+		r.batch = append(r.batch, rec)
+		if !r.stepPure || len(r.batch) >= maxBatchSteps {
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	r.emit(Event{Event: EventCheckpoint, Nodes: names, TS: r.stepEnd})
@@ -913,9 +949,14 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 	if r.st != nil {
 		// Record the outcome even when ctx was cancelled.
 		fctx := context.WithoutCancel(ctx)
+		ferr := r.flush(fctx)
 		if r.pending != nil { // the step ended the run before its checkpoint
 			_ = r.st.RecordInvocation(fctx, r.pending)
 			r.pending = nil
+		}
+		if ferr != nil && err == nil {
+			status, err = store.StatusFailed, ferr
+			res.Status = status
 		}
 		if ferr := r.st.FinishRun(fctx, r.id, status, msg, time.Now()); ferr != nil && err == nil {
 			err = fmt.Errorf("store: finish run: %w", ferr)

@@ -312,46 +312,66 @@ func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	return nil
 }
 
-// CommitStep records a step's last invocations and its checkpoint in one
-// transaction: one commit instead of one per record, which is most of what
-// a durable step costs. It is durable when it returns, like the separate
-// calls.
-func (s *SQLite) CommitStep(ctx context.Context, invs []*Invocation, cp *Checkpoint) error {
-	for _, inv := range invs {
-		if err := checkInvocation(inv); err != nil {
+// CommitSteps records steps (invocations, then the checkpoint, step by
+// step) in one transaction: one commit instead of one per record, which is
+// most of what a durable step costs. It is durable when it returns, like
+// the separate calls.
+func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
+	for _, st := range steps {
+		for _, inv := range st.Invocations {
+			if err := checkInvocation(inv); err != nil {
+				return err
+			}
+		}
+		if err := checkCheckpoint(st.Checkpoint); err != nil {
 			return err
 		}
 	}
-	if err := checkCheckpoint(cp); err != nil {
-		return err
+	if len(steps) == 0 {
+		return nil
 	}
 	wctx := context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(wctx, nil)
 	if err != nil {
-		return fmt.Errorf("commit step %d of run %s: %w", cp.Step, cp.RunID, err)
+		return fmt.Errorf("commit steps of run %s: %w", steps[0].Checkpoint.RunID, err)
 	}
-	defer tx.Rollback() // no-op after Commit
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+			// The delta cache already holds values of this transaction's
+			// checkpoints: forget it, so later values are stored whole.
+			for _, st := range steps {
+				delete(s.cache, st.Checkpoint.RunID)
+			}
+		}
+	}()
 	rec := tx.StmtContext(wctx, s.recordInv)
-	for _, inv := range invs {
-		_, err := rec.ExecContext(wctx, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
-			[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
-		if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
-			return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
+	cpStmt := tx.StmtContext(wctx, s.writeCP)
+	for _, st := range steps {
+		for _, inv := range st.Invocations {
+			_, err := rec.ExecContext(wctx, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
+				[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+			if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+				return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
+			}
 		}
+		update, err := s.checkpointLocked(wctx, cpStmt, st.Checkpoint)
 		if err != nil {
-			return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
+			return err
 		}
-	}
-	commit, err := s.checkpointLocked(wctx, tx.StmtContext(wctx, s.writeCP), cp)
-	if err != nil {
-		return err
+		// The next checkpoint's deltas are computed against this one.
+		update()
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit step %d of run %s: %w", cp.Step, cp.RunID, err)
+		return fmt.Errorf("commit steps of run %s: %w", steps[0].Checkpoint.RunID, err)
 	}
-	commit()
+	committed = true
 	return nil
 }
 

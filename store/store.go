@@ -104,23 +104,35 @@ type Store interface {
 	Close() error
 }
 
-// StepCommitter is implemented by stores that can record a step's last
-// invocations together with its checkpoint in one durable write.
-type StepCommitter interface {
-	CommitStep(ctx context.Context, invs []*Invocation, cp *Checkpoint) error
+// StepRecord is what a finished step leaves to record: the invocations not
+// yet recorded and the step's checkpoint.
+type StepRecord struct {
+	Invocations []*Invocation
+	Checkpoint  *Checkpoint
 }
 
-// CommitStep records invs and then cp: in one transaction when st is a
-// StepCommitter, else one call after the other. Either way all of it is
-// durable when CommitStep returns.
-func CommitStep(ctx context.Context, st Store, invs []*Invocation, cp *Checkpoint) error {
+// StepCommitter is implemented by stores that can record several steps'
+// invocations and checkpoints in one durable write (one transaction).
+type StepCommitter interface {
+	CommitSteps(ctx context.Context, steps []StepRecord) error
+}
+
+// CommitSteps records steps in order: in one transaction when st is a
+// StepCommitter, else call by call. Either way all of it is durable when
+// CommitSteps returns.
+func CommitSteps(ctx context.Context, st Store, steps []StepRecord) error {
 	if c, ok := st.(StepCommitter); ok {
-		return c.CommitStep(ctx, invs, cp)
+		return c.CommitSteps(ctx, steps)
 	}
-	for _, inv := range invs {
-		if err := st.RecordInvocation(ctx, inv); err != nil {
+	for _, s := range steps {
+		for _, inv := range s.Invocations {
+			if err := st.RecordInvocation(ctx, inv); err != nil {
+				return err
+			}
+		}
+		if err := st.WriteCheckpoint(ctx, s.Checkpoint); err != nil {
 			return err
 		}
 	}
-	return st.WriteCheckpoint(ctx, cp)
+	return nil
 }

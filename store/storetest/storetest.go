@@ -786,13 +786,14 @@ func testConcurrentRecord(t *testing.T, s store.Store) {
 	}
 }
 
-// testCommitStep: store.CommitStep (one transaction where the store
+// testCommitStep: store.CommitSteps (one transaction where the store
 // supports it) records the invocations and the checkpoint like the
 // separate calls, growing values included, and an unknown run writes
 // nothing.
 func testCommitStep(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newRun("run", at(0)))
+	var batch []store.StepRecord
 	for step := 1; step <= 3; step++ {
 		inv := &store.Invocation{RunID: "run", Step: step, Node: "n", Index: -1, Status: store.InvocationOK,
 			Writes: json.RawMessage(fmt.Sprintf(`{"i":%d}`, step)), Attempts: 1, StartedAt: at(step), EndedAt: at(step)}
@@ -802,9 +803,15 @@ func testCommitStep(t *testing.T, s store.Store) {
 		}
 		cp := &store.Checkpoint{RunID: "run", Step: step, Next: []string{"n"}, At: at(step),
 			Changed: map[string]json.RawMessage{"i": json.RawMessage(fmt.Sprint(step)), "list": json.RawMessage("[" + strings.Join(list, ",") + "]")}}
-		if err := store.CommitStep(ctx, s, []*store.Invocation{inv}, cp); err != nil {
-			t.Fatalf("CommitStep(%d): %v", step, err)
-		}
+		batch = append(batch, store.StepRecord{Invocations: []*store.Invocation{inv}, Checkpoint: cp})
+	}
+	// Steps 1 and 2 in one commit, step 3 alone: deltas of growing values
+	// must chain across and within commits.
+	if err := store.CommitSteps(ctx, s, batch[:2]); err != nil {
+		t.Fatalf("CommitSteps(1-2): %v", err)
+	}
+	if err := store.CommitSteps(ctx, s, batch[2:]); err != nil {
+		t.Fatalf("CommitSteps(3): %v", err)
 	}
 	invs, err := s.Invocations(ctx, "run")
 	if err != nil || len(invs) != 3 || string(invs[2].Writes) != `{"i":3}` {
@@ -814,8 +821,9 @@ func testCommitStep(t *testing.T, s store.Store) {
 	if len(cps) != 3 || string(cps[2].Changed["i"]) != "3" || string(cps[2].Changed["list"]) != `["item0","item1","item2"]` {
 		t.Fatalf("Checkpoints: %d, last %v", len(cps), cps[len(cps)-1].Changed)
 	}
-	err = store.CommitStep(ctx, s, []*store.Invocation{{RunID: "nope", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK}},
-		&store.Checkpoint{RunID: "nope", Step: 1})
+	err = store.CommitSteps(ctx, s, []store.StepRecord{{
+		Invocations: []*store.Invocation{{RunID: "nope", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK}},
+		Checkpoint:  &store.Checkpoint{RunID: "nope", Step: 1}}})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CommitStep of an unknown run: %v, want ErrNotFound", err)
 	}
