@@ -406,7 +406,11 @@ func (s *SQLite) checkpointLocked(ctx context.Context, st *sql.Stmt, cp *Checkpo
 			s.cache[cp.RunID] = cache
 		}
 		for k, v := range cp.Changed {
-			cache[k] = cachedValue{step: cp.Step, val: bytes.Clone(bytes.TrimSpace(v))}
+			if v = bytes.TrimSpace(v); len(v) < minDeltaPrefix {
+				delete(cache, k) // too short to be a delta's base
+				continue
+			}
+			cache[k] = cachedValue{step: cp.Step, val: bytes.Clone(v)}
 		}
 	}, nil
 }

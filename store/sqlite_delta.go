@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"maps"
 	"slices"
 )
 
@@ -132,7 +131,16 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 	}
 	full := make(map[string]json.RawMessage, len(changed))
 	var deltas []byte
-	for _, k := range slices.Sorted(maps.Keys(changed)) {
+	keys := make([]string, 0, len(changed))
+	for k, v := range changed {
+		if len(v) < minDeltaPrefix {
+			full[k] = bytes.TrimSpace(v) // too short to be stored as a delta
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // deltas are encoded in key order
+	for _, k := range keys {
 		v := bytes.TrimSpace(changed[k])
 		if c, ok := cache[k]; ok && c.step < step {
 			if p := commonPrefix(c.val, v); p >= minDeltaPrefix {
