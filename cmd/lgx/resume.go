@@ -1,12 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
@@ -61,17 +61,10 @@ that node's result.`,
 				return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
 			}
 
-			ctx, stop := a.signalContext(cmd.Context())
-			defer stop()
-			fmt.Fprintf(a.ios.Err, "run %s (resumed)\n", run.ID)
-			sink, closeView := a.sinks(out)
-			res, runErr := runner.Resume(ctx, s, run.ID, values, runner.Options{
-				Sink:       sink,
-				StepState:  out.stream == "values",
-				HTTPClient: nodes.NewHTTPClient(version),
-			})
-			closeView()
-			return a.finish(res, runErr, out, outputKeys(wf), st.kind != "memory")
+			return a.execute(cmd, "run "+run.ID+" (resumed)", out, outputKeys(wf), st.kind != "memory",
+				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
+					return runner.Resume(ctx, s, run.ID, values, opts)
+				})
 		},
 	}
 	f := cmd.Flags()

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
-	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -63,22 +63,12 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 			}
 			defer s.Close()
 
-			ctx, stop := a.signalContext(cmd.Context())
-			defer stop()
 			runID := ulid.Make().String()
-			fmt.Fprintf(a.ios.Err, "run %s\n", runID)
-			sink, closeView := a.sinks(out)
-			res, runErr := runner.Run(ctx, g, runner.Options{
-				RunID:       runID,
-				Inputs:      in,
-				Store:       s,
-				Sink:        sink,
-				Concurrency: concurrency,
-				StepState:   out.stream == "values",
-				HTTPClient:  nodes.NewHTTPClient(version),
-			})
-			closeView()
-			return a.finish(res, runErr, out, outputKeys(wf), st.kind != "memory")
+			return a.execute(cmd, "run "+runID, out, outputKeys(wf), st.kind != "memory",
+				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
+					opts.RunID, opts.Inputs, opts.Store, opts.Concurrency = runID, in, s, concurrency
+					return runner.Run(ctx, g, opts)
+				})
 		},
 	}
 	f := cmd.Flags()

@@ -8,6 +8,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -111,4 +114,22 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		}
 		return silentExit(code)
 	}
+}
+
+// execute runs (or resumes) a run the way both commands do: Ctrl-C
+// handling, the "run ID" line, the stream and progress sinks, and the
+// report of the outcome. start does the work with the prepared options.
+func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys []string, durable bool,
+	start func(ctx context.Context, opts runner.Options) (*runner.Result, error)) error {
+	ctx, stop := a.signalContext(cmd.Context())
+	defer stop()
+	fmt.Fprintln(a.ios.Err, header)
+	sink, closeView := a.sinks(out)
+	res, runErr := start(ctx, runner.Options{
+		Sink:       sink,
+		StepState:  out.stream == "values",
+		HTTPClient: nodes.NewHTTPClient(version),
+	})
+	closeView()
+	return a.finish(res, runErr, out, keys, durable)
 }
