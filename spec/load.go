@@ -50,6 +50,11 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 	}
 	w.lines = lineStarts(src)
 	w.synthetic = map[*yaml.Node]bool{}
+	if line := tooIndented(src); line > 0 {
+		d.errorf(Pos{Line: line, Col: 1}, CodeTooLarge, "",
+			"line is indented more than %d columns: the document is nested too deeply", MaxIndent)
+		return w, d.diags
+	}
 
 	root, err := parseYAML(src)
 	if err != nil {
@@ -67,6 +72,32 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 	}
 	d.workflow(root.Content[0])
 	return w, d.diags
+}
+
+// MaxIndent is the deepest indentation, in columns, a line may have.
+// Checked before parsing: yaml.v3 parses about 1.5 MB/s, so a file of
+// ever-deeper block nesting would otherwise take seconds to reject; real
+// workflows stay far below (MaxDepth levels at a few columns each).
+const MaxIndent = 1000
+
+// tooIndented returns the 1-based number of the first line indented by
+// more than MaxIndent spaces, or 0.
+func tooIndented(src []byte) int {
+	line, col := 1, 0
+	leading := true
+	for _, c := range src {
+		switch {
+		case c == '\n':
+			line, col, leading = line+1, 0, true
+		case leading && c == ' ':
+			if col++; col > MaxIndent {
+				return line
+			}
+		default:
+			leading = false
+		}
+	}
+	return 0
 }
 
 // parseYAML parses the first document of src into a node tree; a second
