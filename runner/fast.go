@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"cmp"
+
 	"github.com/expr-lang/expr/ast"
 )
 
@@ -97,62 +99,31 @@ func binary(op string, a, b any) (any, bool) {
 	case int:
 		switch y := b.(type) {
 		case int:
-			switch op {
-			case "+":
-				return x + y, true
-			case "-":
-				return x - y, true
-			case "*":
-				return x * y, true
-			case "<":
-				return x < y, true
-			case "<=":
-				return x <= y, true
-			case ">":
-				return x > y, true
-			case ">=":
-				return x >= y, true
-			case "==":
-				return x == y, true
-			case "!=":
-				return x != y, true
-			}
+			return arith(op, x, y)
 		case float64:
-			return binaryFloat(op, float64(x), y)
+			return arith(op, float64(x), y)
 		}
 	case float64:
 		switch y := b.(type) {
 		case int:
-			return binaryFloat(op, x, float64(y))
+			return arith(op, x, float64(y))
 		case float64:
-			return binaryFloat(op, x, y)
+			return arith(op, x, y)
 		}
 	case string:
-		y, ok := b.(string)
-		if !ok {
-			return nil, false
-		}
-		switch op {
-		case "+":
-			return x + y, true
-		case "<":
-			return x < y, true
-		case "<=":
-			return x <= y, true
-		case ">":
-			return x > y, true
-		case ">=":
-			return x >= y, true
-		case "==":
-			return x == y, true
-		case "!=":
-			return x != y, true
+		if y, ok := b.(string); ok {
+			if op == "+" {
+				return x + y, true
+			}
+			return compareOp(op, x, y)
 		}
 	}
 	return nil, false
 }
 
-func binaryFloat(op string, x, y float64) (any, bool) {
+// arith applies an arithmetic or comparison operator to two numbers of
+// one type.
+func arith[T int | float64](op string, x, y T) (any, bool) {
 	switch op {
 	case "+":
 		return x + y, true
@@ -160,6 +131,13 @@ func binaryFloat(op string, x, y float64) (any, bool) {
 		return x - y, true
 	case "*":
 		return x * y, true
+	}
+	return compareOp(op, x, y)
+}
+
+// compareOp applies a comparison operator.
+func compareOp[T cmp.Ordered](op string, x, y T) (any, bool) {
+	switch op {
 	case "<":
 		return x < y, true
 	case "<=":

@@ -225,17 +225,24 @@ func equalValue(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// listWrite prepares a list reducer: the current list, extendable in
+// place, and the write's elements (a non-list write is one element).
+func listWrite(cur, w any, owned bool) (l, items []any, err error) {
+	items, ok := w.([]any)
+	if !ok {
+		items = []any{w}
+	}
+	l, err = ownList(cur, owned, len(items))
+	return l, items, err
+}
+
 // reduceUnion appends the elements of a list write (or a scalar write) not
 // already present, keeping first-seen order.
 func reduceUnion(cur, w any, owned bool) (any, error) {
 	if w == nil {
 		return cur, nil
 	}
-	items, ok := w.([]any)
-	if !ok {
-		items = []any{w}
-	}
-	l, err := ownList(cur, owned, len(items))
+	l, items, err := listWrite(cur, w, owned)
 	if err != nil {
 		return nil, err
 	}
@@ -257,11 +264,7 @@ func reduceMessages(cur, w any, owned bool) (any, error) {
 	if w == nil {
 		return cur, nil
 	}
-	items, ok := w.([]any)
-	if !ok {
-		items = []any{w}
-	}
-	l, err := ownList(cur, owned, len(items))
+	l, items, err := listWrite(cur, w, owned)
 	if err != nil {
 		return nil, err
 	}
