@@ -132,8 +132,17 @@ func (a *app) runsList(cmd *cobra.Command, st storeFlag, format string, limit in
 	return tw.Flush()
 }
 
-// loadRun fetches a run, its invocations and checkpoints.
-func loadRun(cmd *cobra.Command, s store.Store, id string) (*store.Run, []*store.Invocation, []*store.Checkpoint, error) {
+// loadRun checks the output format, then fetches a run, its invocations
+// and checkpoints from the store.
+func loadRun(cmd *cobra.Command, st storeFlag, format, id string) (*store.Run, []*store.Invocation, []*store.Checkpoint, error) {
+	if err := checkFormat(format); err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := st.open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer s.Close()
 	run, err := s.GetRun(cmd.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil, usageErrf("no run %s (lgx runs list shows the recorded runs)", id)
@@ -177,15 +186,7 @@ type invocationJSON struct {
 }
 
 func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) error {
-	if err := checkFormat(format); err != nil {
-		return err
-	}
-	s, err := st.open()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	run, invs, cps, err := loadRun(cmd, s, id)
+	run, invs, cps, err := loadRun(cmd, st, format, id)
 	if err != nil {
 		return err
 	}
@@ -250,15 +251,7 @@ type checkpointJSON struct {
 }
 
 func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) error {
-	if err := checkFormat(format); err != nil {
-		return err
-	}
-	s, err := st.open()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_, _, cps, err := loadRun(cmd, s, id)
+	_, _, cps, err := loadRun(cmd, st, format, id)
 	if err != nil {
 		return err
 	}
