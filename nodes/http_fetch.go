@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lgx-run/lgx/internal/retryafter"
 )
 
 // DefaultMaxBytes is http_fetch's default `max_bytes` (10 MiB).
@@ -404,7 +406,7 @@ func (r *fetchRequest) statusError(resp *http.Response, body []byte) *Error {
 		}
 	}
 	e := &Error{Kind: KindStatus, Status: resp.StatusCode, Err: errors.New(msg)}
-	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter = d
 	}
 	return e

@@ -13,6 +13,8 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/openai/openai-go/v3"
+
+	"github.com/lgx-run/lgx/internal/retryafter"
 )
 
 // Error kinds; the values are those of nodes.Kind so that the caller can
@@ -143,25 +145,11 @@ func retryAfter(resp *http.Response) time.Duration {
 	return ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 }
 
-// ParseRetryAfter parses a Retry-After value: delta-seconds or an HTTP date
-// (relative to now). Invalid or past values give 0.
+// ParseRetryAfter parses a Retry-After value (delta-seconds or an
+// HTTP-date); 0 when absent, malformed or in the past.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+	d, _ := retryafter.Parse(v, now)
+	return d
 }
 
 // errTruncated reports a stream that ended without its final event.

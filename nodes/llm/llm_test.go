@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -395,6 +396,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"", 0}, {"3", 3 * time.Second}, {" 10 ", 10 * time.Second}, {"0", 0}, {"-5", 0}, {"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		// Huge values saturate instead of overflowing into a negative delay.
+		{"10000000000", time.Duration(math.MaxInt64)},
 	}
 	for _, tt := range tests {
 		if got := ParseRetryAfter(tt.in, now); got != tt.want {
