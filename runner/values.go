@@ -59,6 +59,7 @@ var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
 type progVal struct {
 	prog       *vm.Program
 	src        string
+	file       string // the workflow file, for run-time errors
 	pos        spec.Pos
 	wholeState bool   // uses `state` other than as `state.key`
 	fast       fastFn // nil = always the VM
@@ -85,7 +86,7 @@ func (p *progVal) eval(env *exprEnv) (any, error) {
 	v, err := m.Run(p.prog, env)
 	vmPool.Put(m)
 	if err != nil {
-		return nil, fmt.Errorf("%d:%d: ${{ %s }}: %w", p.pos.Line, p.pos.Col, p.src, err)
+		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, err)
 	}
 	return normalize(v), nil
 }
@@ -201,7 +202,7 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
 	}
-	pv := &progVal{prog: prog, src: src, pos: pos, wholeState: use.total > use.member}
+	pv := &progVal{prog: prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member}
 	if !pv.wholeState {
 		pv.fast = compileFast(prog.Node())
 	}
