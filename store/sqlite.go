@@ -114,11 +114,34 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetConnMaxLifetime(0)
 
 	s := &SQLite{db: db, path: path, cache: make(map[string]map[string]cachedValue)}
-	if err := s.init(); err != nil {
+	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
 	}
 	return s, nil
+}
+
+// initRetrying runs init, retrying while the file is busy for up to
+// busyTimeout. SQLite skips the busy handler in a few places that only a
+// new file's first opens reach (switching it to WAL mode, a concurrent
+// first migration), so two `lgx run`s started together on a new store
+// could fail with SQLITE_BUSY at once despite busy_timeout.
+func (s *SQLite) initRetrying() error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := time.Millisecond
+	for {
+		err := s.init()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
 }
 
 // init migrates the schema and prepares every statement.
