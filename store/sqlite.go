@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,8 @@ type SQLite struct {
 	// cache holds, per live run, the last value written for each
 	// checkpoint key, the base of checkpoint deltas (sqlite_delta.go).
 	cache map[string]map[string]cachedValue
+	// chunks holds the multi-row INSERTs prepared so far (insertRows).
+	chunks map[chunkKey]*sql.Stmt
 
 	createRun, finishRun, setStatus, recordInv, writeCP   *sql.Stmt
 	getRun, listRuns, runExists, invocations, checkpoints *sql.Stmt
@@ -113,7 +116,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 
-	s := &SQLite{db: db, path: path, cache: make(map[string]map[string]cachedValue)}
+	s := &SQLite{db: db, path: path, cache: make(map[string]map[string]cachedValue), chunks: make(map[chunkKey]*sql.Stmt)}
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
@@ -144,6 +147,17 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
 }
 
+// The write statements, completed by one or more VALUES rows. OR REPLACE
+// deletes the old row and inserts a new one with a larger rowid, so a
+// re-recorded invocation moves to the end of its step.
+const (
+	invCols      = `run_id, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
+	insertInvSQL = `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES `
+	invValues    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertCPSQL  = `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, deltas, next, joins, at) VALUES `
+	cpValues     = `(?, ?, ?, ?, ?, ?, ?)`
+)
+
 // init migrates the schema and prepares every statement.
 func (s *SQLite) init() error {
 	ctx := context.Background()
@@ -151,7 +165,6 @@ func (s *SQLite) init() error {
 		return err
 	}
 	const runCols = `id, workflow, file, source, inputs, status, error, started_at, ended_at`
-	const invCols = `run_id, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
 	stmts := []struct {
 		dst **sql.Stmt
 		sql string
@@ -159,10 +172,8 @@ func (s *SQLite) init() error {
 		{&s.createRun, `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?`},
 		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
-		// OR REPLACE deletes the old row and inserts a new one with a larger
-		// rowid, so a re-recorded invocation moves to the end of its step.
-		{&s.recordInv, `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.writeCP, `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, deltas, next, joins, at) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&s.recordInv, insertInvSQL + invValues},
+		{&s.writeCP, insertCPSQL + cpValues},
 		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
 		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
 		{&s.runExists, `SELECT count(*) FROM runs WHERE id = ?`},
@@ -307,8 +318,7 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	if err := checkInvocation(inv); err != nil {
 		return err
 	}
-	_, err := s.write(ctx, s.recordInv, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
-		[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+	_, err := s.write(ctx, s.recordInv, invocationArgs(nil, inv)...)
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
 	}
@@ -316,6 +326,12 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 		return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
 	}
 	return nil
+}
+
+// invocationArgs appends inv's column values (invCols order) to args.
+func invocationArgs(args []any, inv *Invocation) []any {
+	return append(args, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
+		[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
 }
 
 // WriteCheckpoint stores cp durably before returning, replacing an earlier
@@ -327,25 +343,40 @@ func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	commit, err := s.checkpointLocked(ctx, s.writeCP, cp)
+	args, update, err := s.checkpointArgs(nil, cp)
 	if err != nil {
 		return err
 	}
-	commit()
+	_, err = s.writeLocked(ctx, s.writeCP, args...)
+	if err != nil {
+		return checkpointErr(cp, err)
+	}
+	update()
 	return nil
+}
+
+func checkpointErr(cp *Checkpoint, err error) error {
+	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
+	}
+	return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 }
 
 // CommitSteps records steps (invocations, then the checkpoint, step by
 // step) in one transaction: one commit instead of one per record, which is
-// most of what a durable step costs. It is durable when it returns, like
-// the separate calls.
+// most of what a durable step costs. Rows go in with multi-row INSERTs
+// (see insertRows), whose rows SQLite inserts in order, so a replaced
+// invocation still moves to the end of its step. It is durable when it
+// returns, like the separate calls.
 func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
+	nInv := 0
 	for _, st := range steps {
 		for _, inv := range st.Invocations {
 			if err := checkInvocation(inv); err != nil {
 				return err
 			}
 		}
+		nInv += len(st.Invocations)
 		if err := checkCheckpoint(st.Checkpoint); err != nil {
 			return err
 		}
@@ -353,12 +384,13 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	if len(steps) == 0 {
 		return nil
 	}
+	runID := steps[0].Checkpoint.RunID
 	wctx := context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(wctx, nil)
 	if err != nil {
-		return fmt.Errorf("commit steps of run %s: %w", steps[0].Checkpoint.RunID, err)
+		return fmt.Errorf("commit steps of run %s: %w", runID, err)
 	}
 	committed := false
 	defer func() {
@@ -371,44 +403,118 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 			}
 		}
 	}()
-	rec := tx.StmtContext(wctx, s.recordInv)
-	cpStmt := tx.StmtContext(wctx, s.writeCP)
+	invArgs := make([]any, 0, nInv*invColumns)
+	cpArgs := make([]any, 0, len(steps)*cpColumns)
 	for _, st := range steps {
 		for _, inv := range st.Invocations {
-			_, err := rec.ExecContext(wctx, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
-				[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
-			if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
-				return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
-			}
-			if err != nil {
-				return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
-			}
+			invArgs = invocationArgs(invArgs, inv)
 		}
-		update, err := s.checkpointLocked(wctx, cpStmt, st.Checkpoint)
-		if err != nil {
+		var update func()
+		if cpArgs, update, err = s.checkpointArgs(cpArgs, st.Checkpoint); err != nil {
 			return err
 		}
 		// The next checkpoint's deltas are computed against this one.
 		update()
 	}
+	if err := s.insertRows(wctx, tx, invRows, invArgs); err != nil {
+		if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+			return fmt.Errorf("record invocations of run %s: %w", runID, ErrNotFound)
+		}
+		return fmt.Errorf("record invocations of run %s: %w", runID, err)
+	}
+	if err := s.insertRows(wctx, tx, cpRows, cpArgs); err != nil {
+		return checkpointErr(steps[0].Checkpoint, err)
+	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit steps of run %s: %w", steps[0].Checkpoint.RunID, err)
+		return fmt.Errorf("commit steps of run %s: %w", runID, err)
 	}
 	committed = true
 	return nil
 }
 
-// checkpointLocked writes cp with st (the prepared statement, or its
-// transaction-bound copy) and returns the function that updates the delta
-// cache once the write is committed. The caller holds wmu.
-func (s *SQLite) checkpointLocked(ctx context.Context, st *sql.Stmt, cp *Checkpoint) (func(), error) {
-	var next []byte
-	if cp.Next != nil {
-		var err error
-		if next, err = json.Marshal(cp.Next); err != nil {
-			return nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
-		}
+// Multi-row INSERTs: executing a statement costs about as much as the
+// b-tree insert it does, so a batch of steps inserts its rows a chunk at a
+// time. Chunks are powers of two up to maxChunk rows, which keeps the
+// prepared statements few (2 tables × 7 sizes) and any batch at most
+// log2(n)+n/maxChunk statements.
+const (
+	invColumns = 11
+	cpColumns  = 7
+	maxChunk   = 64
+)
+
+type rowKind int
+
+const (
+	invRows rowKind = iota
+	cpRows
+)
+
+// chunkKey names one prepared multi-row statement.
+type chunkKey struct {
+	kind rowKind
+	rows int
+}
+
+// insertRows inserts the rows whose column values args holds, in order,
+// within tx. The caller holds wmu, which guards s.chunks.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, kind rowKind, args []any) error {
+	cols := invColumns
+	if kind == cpRows {
+		cols = cpColumns
 	}
+	for len(args) > 0 {
+		n := min(len(args)/cols, maxChunk)
+		for n&(n-1) != 0 {
+			n &= n - 1 // largest power of two ≤ n
+		}
+		st, err := s.chunkStmt(ctx, chunkKey{kind, n})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[:n*cols]...); err != nil {
+			return err
+		}
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+func (s *SQLite) chunkStmt(ctx context.Context, k chunkKey) (*sql.Stmt, error) {
+	switch {
+	case k.rows == 1 && k.kind == invRows:
+		return s.recordInv, nil
+	case k.rows == 1:
+		return s.writeCP, nil
+	}
+	if st := s.chunks[k]; st != nil {
+		return st, nil
+	}
+	q, row := insertInvSQL, invValues
+	if k.kind == cpRows {
+		q, row = insertCPSQL, cpValues
+	}
+	var b strings.Builder
+	b.WriteString(q)
+	for i := range k.rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	st, err := s.db.PrepareContext(ctx, b.String())
+	if err != nil {
+		return nil, fmt.Errorf("prepare %d-row insert: %w", k.rows, err)
+	}
+	s.chunks[k] = st
+	return st, nil
+}
+
+// checkpointArgs appends cp's column values (insertCPSQL order) to args
+// and returns the function that updates the delta cache once the write
+// is done. The caller holds wmu.
+func (s *SQLite) checkpointArgs(args []any, cp *Checkpoint) ([]any, func(), error) {
+	next := encodeNames(cp.Next)
 	cache := s.cache[cp.RunID]
 	for k, c := range cache {
 		if c.step >= cp.Step { // being replaced, or later than a rewritten step
@@ -416,14 +522,8 @@ func (s *SQLite) checkpointLocked(ctx context.Context, st *sql.Stmt, cp *Checkpo
 		}
 	}
 	full, deltas := splitChanged(cp.Changed, cp.Step, cache)
-	_, err := s.writeLocked(ctx, st, cp.RunID, cp.Step, encodeChanged(full), deltas, next, []byte(cp.Joins), nanos(cp.At))
-	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
-		return nil, fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
-	}
-	return func() {
+	args = append(args, cp.RunID, cp.Step, encodeChanged(full), deltas, next, []byte(cp.Joins), nanos(cp.At))
+	return args, func() {
 		if cache == nil {
 			cache = make(map[string]cachedValue, len(cp.Changed))
 			s.cache[cp.RunID] = cache
@@ -615,6 +715,42 @@ func fromNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n.Int64).UTC()
+}
+
+// encodeNames encodes names as a JSON array of strings, nil as NULL.
+// Node names are plain identifiers, which need no escaping; this runs for
+// every step, where json.Marshal's reflection showed in profiles.
+func encodeNames(names []string) []byte {
+	if names == nil {
+		return nil
+	}
+	b := make([]byte, 0, 2+len(names)*16)
+	b = append(b, '[')
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if plainJSON(n) {
+			b = append(b, '"')
+			b = append(b, n...)
+			b = append(b, '"')
+		} else {
+			q, _ := json.Marshal(n) // a string always marshals
+			b = append(b, q...)
+		}
+	}
+	return append(b, ']')
+}
+
+// plainJSON reports whether s is a JSON string's content as it stands:
+// printable ASCII that json.Marshal would not escape.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeChanged writes the changed keys as one JSON object, copying each

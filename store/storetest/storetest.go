@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WritesOutliveCancel", testWritesOutliveCancel},
 		{"ConcurrentRecord", testConcurrentRecord},
 		{"CommitStep", testCommitStep},
+		{"CommitLargeBatch", testCommitLargeBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -829,5 +830,68 @@ func testCommitStep(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Checkpoints(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown run has checkpoints after a failed CommitStep: %v", err)
+	}
+}
+
+// testCommitLargeBatch: a batch larger than any internal chunking (150
+// steps, 0-3 invocations each, one identity recorded twice) reads back
+// exactly like the same records written call by call into another run.
+func testCommitLargeBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	records := func(runID string) []store.StepRecord {
+		var batch []store.StepRecord
+		for step := 1; step <= 150; step++ {
+			var invs []*store.Invocation
+			for i := range step % 4 {
+				invs = append(invs, &store.Invocation{RunID: runID, Step: step, Node: fmt.Sprint("n", i%2), Index: i,
+					Status: store.InvocationOK, Writes: json.RawMessage(fmt.Sprintf(`{"s":%d,"i":%d}`, step, i)),
+					Attempts: 1 + i, StartedAt: at(step), EndedAt: at(step + 1)})
+			}
+			if step == 7 { // re-recorded: moves to the end of its step
+				again := *invs[0]
+				again.Writes = json.RawMessage(`{"again":true}`)
+				invs = append(invs, &again)
+			}
+			acc := make([]string, step)
+			for i := range acc {
+				acc[i] = fmt.Sprint(i)
+			}
+			cp := &store.Checkpoint{RunID: runID, Step: step, Next: []string{"n0", "n1"}, At: at(step),
+				Changed: map[string]json.RawMessage{"step": json.RawMessage(fmt.Sprint(step)),
+					"acc": json.RawMessage("[" + strings.Join(acc, ",") + "]")}}
+			batch = append(batch, store.StepRecord{Invocations: invs, Checkpoint: cp})
+		}
+		return batch
+	}
+	mustCreate(t, s, newRun("batched", at(0)))
+	mustCreate(t, s, newRun("single", at(0)))
+	if err := store.CommitSteps(ctx, s, records("batched")); err != nil {
+		t.Fatalf("CommitSteps: %v", err)
+	}
+	for _, r := range records("single") {
+		for _, inv := range r.Invocations {
+			mustRecord(t, s, inv)
+		}
+		if err := s.WriteCheckpoint(ctx, r.Checkpoint); err != nil {
+			t.Fatalf("WriteCheckpoint: %v", err)
+		}
+	}
+	got, want := mustInvocations(t, s, "batched"), mustInvocations(t, s, "single")
+	if len(got) != len(want) || len(want) != 225 {
+		t.Fatalf("batched run has %d invocations, call by call %d, want 225", len(got), len(want))
+	}
+	for i := range want {
+		w := *want[i]
+		w.RunID = "batched"
+		checkInvocation(t, got[i], &w)
+	}
+	gotCP, wantCP := mustCheckpoints(t, s, "batched"), mustCheckpoints(t, s, "single")
+	if len(gotCP) != 150 || len(wantCP) != 150 {
+		t.Fatalf("checkpoints: batched %d, call by call %d, want 150", len(gotCP), len(wantCP))
+	}
+	for i := range wantCP {
+		w := *wantCP[i]
+		w.RunID = "batched"
+		checkCheckpoint(t, gotCP[i], &w)
 	}
 }
