@@ -179,6 +179,9 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		}
 		r.body, r.hasBody, r.isJSON = bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true, true
 		if r.header.Get("Content-Type") == "" {
+			if r.header == nil {
+				r.header = make(http.Header, 1)
+			}
 			r.header.Set("Content-Type", "application/json")
 		}
 	}
@@ -237,8 +240,8 @@ func isFetchField(k string) bool {
 	return false
 }
 
+// parseHeaders sets r.header, which stays nil when there are none.
 func (r *fetchRequest) parseHeaders(v any) error {
-	r.header = make(http.Header)
 	if v == nil {
 		return nil
 	}
@@ -246,6 +249,7 @@ func (r *fetchRequest) parseHeaders(v any) error {
 	if !ok {
 		return Errorf(KindInput, "http_fetch: with.headers must be an object, got %s", fetchTypeName(v))
 	}
+	r.header = make(http.Header, len(m))
 	for name, val := range m {
 		if !isHTTPToken(name) {
 			return Errorf(KindInput, "http_fetch: with.headers: %q is not a valid header name", name)
@@ -319,23 +323,9 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	if err != nil {
 		return nil, Errorf(KindInput, "%s %s: %w", r.method, r.url.Redacted(), err)
 	}
-	req.Header = r.header
+	req.Header = r.requestHeader(client, host)
 	if r.host != "" {
 		req.Host = r.host
-	}
-	if ua, ok := client.Transport.(*userAgentTransport); ok && req.Header["User-Agent"] == nil {
-		req.Header["User-Agent"] = []string{ua.ua} // spares the transport a header copy
-	}
-	switch {
-	case req.Header.Get("Idempotency-Key") != "":
-	case r.idemKey == "auto":
-		if r.method != http.MethodGet && r.method != http.MethodHead && host != nil {
-			if k := host.IdempotencyKey(); k != "" {
-				req.Header.Set("Idempotency-Key", k)
-			}
-		}
-	case r.idemKey != "":
-		req.Header.Set("Idempotency-Key", r.idemKey)
 	}
 
 	start := time.Now()
@@ -382,6 +372,39 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 		"truncated":   truncated,
 		"duration_ms": int(elapsed.Milliseconds()),
 	}, nil
+}
+
+// requestHeader completes the request's header with Idempotency-Key and
+// User-Agent. A request without headers of its own through the shared
+// client gets the transport's shared User-Agent-only header: neither lgx
+// nor net/http writes to a request's header once it is sent, and the
+// common GET then allocates no header map.
+func (r *fetchRequest) requestHeader(client *http.Client, host Host) http.Header {
+	var idem string
+	switch {
+	case r.header.Get("Idempotency-Key") != "":
+	case r.idemKey == "auto":
+		if r.method != http.MethodGet && r.method != http.MethodHead && host != nil {
+			idem = host.IdempotencyKey()
+		}
+	default:
+		idem = r.idemKey
+	}
+	ua, lgxClient := client.Transport.(*userAgentTransport)
+	if len(r.header) == 0 && idem == "" && lgxClient {
+		return ua.header
+	}
+	h := r.header
+	if h == nil {
+		h = make(http.Header, 2)
+	}
+	if idem != "" {
+		h.Set("Idempotency-Key", idem)
+	}
+	if lgxClient && h["User-Agent"] == nil {
+		h["User-Agent"] = []string{ua.ua} // spares the transport a header copy
+	}
+	return h
 }
 
 func (r *fetchRequest) statusOK(status int) bool {
@@ -495,6 +518,14 @@ func bodyExcerpt(body []byte, n int) string {
 
 // isJSONContentType reports application/json and any */*+json media type.
 func isJSONContentType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "text/plain"), strings.EqualFold(mt, "text/html"):
+		return false // the common answers, decided without parsing
+	case strings.EqualFold(mt, "application/json"):
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

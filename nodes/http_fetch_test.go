@@ -893,3 +893,27 @@ func TestReadBodyAtMostHugeLimit(t *testing.T) {
 		t.Errorf("got %q, %v, %v; want \"abc\", false, nil", data, truncated, err)
 	}
 }
+
+func TestIsJSONContentType(t *testing.T) {
+	tests := []struct {
+		ct   string
+		want bool
+	}{
+		{"application/json", true},
+		{"Application/JSON; charset=utf-8", true},
+		{" application/json ;charset=utf-8", true},
+		{"application/problem+json", true},
+		{"application/vnd.api+json; ext=x", true},
+		{"text/plain", false},
+		{"TEXT/HTML; charset=utf-8", false},
+		{"application/jsonx", false},
+		{"application/json garbage", false},
+		{"", false},
+		{"application/x+json; =bad", false},
+	}
+	for _, tt := range tests {
+		if got := isJSONContentType(tt.ct); got != tt.want {
+			t.Errorf("isJSONContentType(%q) = %v, want %v", tt.ct, got, tt.want)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func NewHTTPClient(version string) *http.Client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{
-		Transport:     &userAgentTransport{base: base, ua: "lgx/" + version},
+		Transport:     newUserAgentTransport(base, "lgx/"+version),
 		CheckRedirect: redirectPolicyFunc(true),
 	}
 }
@@ -75,8 +75,13 @@ func redirectPolicyFunc(follow bool) func(*http.Request, []*http.Request) error 
 
 // userAgentTransport sets the User-Agent header of requests that have none.
 type userAgentTransport struct {
-	base *http.Transport
-	ua   string
+	base   *http.Transport
+	ua     string
+	header http.Header // just User-Agent: ua; shared by requests, never modified
+}
+
+func newUserAgentTransport(base *http.Transport, ua string) *userAgentTransport {
+	return &userAgentTransport{base: base, ua: ua, header: http.Header{"User-Agent": {ua}}}
 }
 
 // RoundTrip implements http.RoundTripper. It never modifies req: a request

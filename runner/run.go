@@ -481,6 +481,7 @@ func (r *run) nodeNames(idx []int) []string {
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	runCtx := ctx
 	r.parentCtx = ctx
+	defer r.closeHTTP() // after the workers: none is using the client then
 	defer r.stopWorkers()
 	if r.deadline > 0 {
 		elapsed := time.Since(r.startedAt)
@@ -799,6 +800,15 @@ func (r *run) work() {
 			t.cancel()
 		}
 		t.wg.Done()
+	}
+}
+
+// closeHTTP closes the keep-alive connections of a client the run built
+// itself: each holds two transport goroutines, which must not outlive the
+// run. A client from Options belongs to the caller.
+func (r *run) closeHTTP() {
+	if r.opts.HTTPClient == nil && r.http != nil {
+		r.http.CloseIdleConnections()
 	}
 }
 
