@@ -113,7 +113,7 @@ edges:
 // the node timeout.
 func TestCapWaitIsNotTimedAndIsVisible(t *testing.T) {
 	resetGroup("w1")
-	rec := &recorder{}
+	rec := &eventLog{}
 	res, err := runYAML(t, `
 lgx: 1
 name: t

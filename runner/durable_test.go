@@ -62,7 +62,7 @@ edges:
 }
 
 func TestEvents(t *testing.T) {
-	rec := &recorder{}
+	rec := &eventLog{}
 	res, err := runYAML(t, `
 lgx: 1
 name: ev
@@ -152,7 +152,7 @@ func TestInterruptResumeAndRedaction(t *testing.T) {
 	grp := resetGroup("res1")
 	st := store.NewMemory()
 	env := []string{"TOKEN=s3cr3t"}
-	rec := &recorder{}
+	rec := &eventLog{}
 	g := compileYAML(t, approval)
 	res, err := Run(context.Background(), g, Options{Store: st, Environ: env, Sink: rec})
 	if err != nil {

@@ -152,19 +152,19 @@ func compileYAML(t testing.TB, src string) *Graph {
 	return g
 }
 
-// recorder is a Sink that keeps every event.
-type recorder struct {
+// eventLog is a Sink that keeps every event.
+type eventLog struct {
 	mu     sync.Mutex
 	events []Event
 }
 
-func (r *recorder) Emit(e Event) {
+func (r *eventLog) Emit(e Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
 }
 
-func (r *recorder) named(name string) []Event {
+func (r *eventLog) named(name string) []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Event

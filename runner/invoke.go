@@ -104,9 +104,7 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 		if r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued) {
 			r.pending = inv // recorded with the checkpoint (see run.pending)
 		} else {
-			// A store error here must not lose the run's own outcome; the
-			// checkpoint at the barrier reports a broken store.
-			_ = r.st.RecordInvocation(context.WithoutCancel(ctx), inv)
+			r.rec.add(inv) // durable by the barrier (see recorder)
 		}
 	}
 	if r.sink != nil {

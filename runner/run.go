@@ -83,6 +83,7 @@ type run struct {
 	lim      *limits
 	caps     []caps
 	tcaps    map[string]*caps
+	rec      *recorder    // records parallel steps' invocations; nil without a store
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
 
@@ -483,6 +484,10 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	r.parentCtx = ctx
 	defer r.closeHTTP() // after the workers: none is using the client then
 	defer r.stopWorkers()
+	if r.st != nil {
+		r.rec = newRecorder(r.st, recordLinger)
+		defer r.rec.close()
+	}
 	if r.deadline > 0 {
 		elapsed := time.Since(r.startedAt)
 		var cancel context.CancelFunc
@@ -533,6 +538,11 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			r.emit(ev)
 		}
 		r.execute(runCtx, runs)
+		if r.rec != nil {
+			if err := r.rec.flush(); err != nil {
+				return r.finish(ctx, store.StatusFailed, fmt.Errorf("store: record invocations of step %d: %w", r.step, err))
+			}
+		}
 
 		// Outcome of the step, in file order.
 		var failure *NodeError
@@ -959,7 +969,13 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 	if r.st != nil {
 		// Record the outcome even when ctx was cancelled.
 		fctx := context.WithoutCancel(ctx)
-		ferr := r.flush(fctx)
+		var ferr error
+		if r.rec != nil {
+			ferr = r.rec.flush()
+		}
+		if err := r.flush(fctx); ferr == nil {
+			ferr = err
+		}
 		if r.pending != nil { // the step ended the run before its checkpoint
 			_ = r.st.RecordInvocation(fctx, r.pending)
 			r.pending = nil

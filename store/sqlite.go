@@ -318,6 +318,55 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	if err := checkInvocation(inv); err != nil {
 		return err
 	}
+	return s.recordOne(ctx, inv)
+}
+
+// RecordInvocations stores invs, in order, in one transaction: the runner
+// hands it the invocations of a parallel step that finished around the
+// same time, which then cost one commit instead of one each. If the
+// transaction fails it records them one by one, so that no good record is
+// lost to a bad one, and returns the first error.
+func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) error {
+	for _, inv := range invs {
+		if err := checkInvocation(inv); err != nil {
+			return err
+		}
+	}
+	if len(invs) > 1 {
+		wctx := context.WithoutCancel(ctx)
+		s.wmu.Lock()
+		err := s.inTx(wctx, func(tx *sql.Tx) error {
+			return s.insertRows(wctx, tx, invRows, invocationArgs(make([]any, 0, len(invs)*invColumns), invs...))
+		})
+		s.wmu.Unlock()
+		if err == nil {
+			return nil
+		}
+	}
+	var first error
+	for _, inv := range invs {
+		if err := s.recordOne(ctx, inv); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// inTx runs fn in a transaction and commits it. The caller holds wmu.
+func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// recordOne records inv in a transaction of its own.
+func (s *SQLite) recordOne(ctx context.Context, inv *Invocation) error {
 	_, err := s.write(ctx, s.recordInv, invocationArgs(nil, inv)...)
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
@@ -328,10 +377,13 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	return nil
 }
 
-// invocationArgs appends inv's column values (invCols order) to args.
-func invocationArgs(args []any, inv *Invocation) []any {
-	return append(args, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
-		[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+// invocationArgs appends the column values (invCols order) of invs to args.
+func invocationArgs(args []any, invs ...*Invocation) []any {
+	for _, inv := range invs {
+		args = append(args, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
+			[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+	}
+	return args
 }
 
 // WriteCheckpoint stores cp durably before returning, replacing an earlier
@@ -406,9 +458,7 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	invArgs := make([]any, 0, nInv*invColumns)
 	cpArgs := make([]any, 0, len(steps)*cpColumns)
 	for _, st := range steps {
-		for _, inv := range st.Invocations {
-			invArgs = invocationArgs(invArgs, inv)
-		}
+		invArgs = invocationArgs(invArgs, st.Invocations...)
 		var update func()
 		if cpArgs, update, err = s.checkpointArgs(cpArgs, st.Checkpoint); err != nil {
 			return err

@@ -186,3 +186,24 @@ func BenchmarkSQLiteCheckpoint(b *testing.B) {
 	b.StopTimer()
 	reportSize(b, s, before)
 }
+
+// BenchmarkSQLiteRecordInvocations records invocations 64 per call, as the
+// runner hands over the items of a parallel step that finished together;
+// it reports the cost per invocation.
+func BenchmarkSQLiteRecordInvocations(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	writes := json.RawMessage(`{"ok":1}`)
+	batch := make([]*store.Invocation, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for j := range batch {
+			batch[j] = &store.Invocation{RunID: "bench", Step: i, Node: "n", Index: j,
+				Status: store.InvocationOK, Writes: writes, Attempts: 1, StartedAt: time.Now(), EndedAt: time.Now()}
+		}
+		if err := s.RecordInvocations(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/invocation")
+}

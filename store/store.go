@@ -117,6 +117,28 @@ type StepCommitter interface {
 	CommitSteps(ctx context.Context, steps []StepRecord) error
 }
 
+// InvocationBatcher is implemented by stores that can record several
+// invocations in one durable write.
+type InvocationBatcher interface {
+	RecordInvocations(ctx context.Context, invs []*Invocation) error
+}
+
+// RecordInvocations records invs in order: in one write when st is an
+// InvocationBatcher, else call by call. All that did not fail is durable
+// when it returns; the error is the first failure.
+func RecordInvocations(ctx context.Context, st Store, invs []*Invocation) error {
+	if b, ok := st.(InvocationBatcher); ok {
+		return b.RecordInvocations(ctx, invs)
+	}
+	var first error
+	for _, inv := range invs {
+		if err := st.RecordInvocation(ctx, inv); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // CommitSteps records steps in order: in one transaction when st is a
 // StepCommitter, else call by call. Either way all of it is durable when
 // CommitSteps returns.

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentRecord", testConcurrentRecord},
 		{"CommitStep", testCommitStep},
 		{"CommitLargeBatch", testCommitLargeBatch},
+		{"RecordInvocations", testRecordInvocations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -893,5 +894,48 @@ func testCommitLargeBatch(t *testing.T, s store.Store) {
 		w := *wantCP[i]
 		w.RunID = "batched"
 		checkCheckpoint(t, gotCP[i], &w)
+	}
+}
+
+// testRecordInvocations: store.RecordInvocations keeps the order of its
+// batch (a repeated identity moves to the end), and a record of an unknown
+// run fails without losing the others.
+func testRecordInvocations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newRun("run", at(0)))
+	inv := func(runID string, i int) *store.Invocation {
+		return &store.Invocation{RunID: runID, Step: 1, Node: "n", Index: i, Status: store.InvocationOK,
+			Writes: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), Attempts: 1, StartedAt: at(i), EndedAt: at(i + 1)}
+	}
+	var batch []*store.Invocation
+	for i := range 100 {
+		batch = append(batch, inv("run", i))
+	}
+	again := inv("run", 3)
+	again.Writes = json.RawMessage(`{"again":true}`)
+	batch = append(batch, again)
+	if err := store.RecordInvocations(ctx, s, batch); err != nil {
+		t.Fatalf("RecordInvocations: %v", err)
+	}
+	invs := mustInvocations(t, s, "run")
+	if len(invs) != 100 {
+		t.Fatalf("%d invocations, want 100", len(invs))
+	}
+	for k, got := range invs[:99] {
+		want := k
+		if k >= 3 {
+			want = k + 1
+		}
+		checkInvocation(t, got, inv("run", want))
+	}
+	checkInvocation(t, invs[99], again)
+
+	mixed := []*store.Invocation{inv("run", 200), inv("nope", 201), inv("run", 202)}
+	if err := store.RecordInvocations(ctx, s, mixed); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RecordInvocations with an unknown run: %v, want ErrNotFound", err)
+	}
+	invs = mustInvocations(t, s, "run")
+	if len(invs) != 102 || invs[100].Index != 200 || invs[101].Index != 202 {
+		t.Errorf("after a batch with one bad record: %d invocations, last %s", len(invs), fmtInv(invs[len(invs)-1]))
 	}
 }

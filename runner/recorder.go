@@ -1,0 +1,141 @@
+package runner
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// recordLinger is how long the recorder lets the invocations of a parallel
+// step gather before it commits them. Committing each on its own costs a
+// transaction (tens of microseconds of CPU in the pure-Go SQLite) per
+// for_each item; 1 ms gathers a few dozen items of a fast fan-out into one.
+const recordLinger = time.Millisecond
+
+// recordBatch commits at once when this many invocations are waiting.
+const recordBatch = 256
+
+// recorder records the invocations of parallel steps in the background,
+// many per transaction (store.RecordInvocations). A finished invocation is
+// handed over at once and committed within recordLinger; the step barrier
+// flushes, so every invocation of a step is durable before its checkpoint
+// and before any later step starts (DESIGN: durable before the barrier
+// moves on). A crash can lose the last milliseconds of finished items, which
+// resume runs again with the same idempotency keys; it never loses anything
+// that was committed.
+type recorder struct {
+	st     store.Store
+	linger time.Duration // recordLinger; tests set it
+
+	mu      sync.Mutex
+	queue   []*store.Invocation
+	pending int   // added and not yet committed
+	err     error // the first failure, reported by the next flush
+
+	wake    chan struct{}   // something was queued (capacity 1)
+	flushes chan chan error // commit all now and report
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// newRecorder starts the recorder's goroutine; close ends it.
+func newRecorder(st store.Store, linger time.Duration) *recorder {
+	rc := &recorder{st: st, linger: linger, wake: make(chan struct{}, 1), flushes: make(chan chan error),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go rc.loop()
+	return rc
+}
+
+// add queues inv for recording; it does not wait.
+func (rc *recorder) add(inv *store.Invocation) {
+	rc.mu.Lock()
+	rc.queue = append(rc.queue, inv)
+	rc.pending++
+	n := len(rc.queue)
+	rc.mu.Unlock()
+	if n == 1 || n >= recordBatch {
+		select {
+		case rc.wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// flush commits everything queued and returns the first error since the
+// last flush.
+func (rc *recorder) flush() error {
+	rc.mu.Lock()
+	idle := rc.pending == 0 && rc.err == nil
+	rc.mu.Unlock()
+	if idle { // the common case of a step that recorded nothing here
+		return nil
+	}
+	ack := make(chan error)
+	rc.flushes <- ack
+	return <-ack
+}
+
+// close commits what is queued and ends the goroutine.
+func (rc *recorder) close() {
+	close(rc.stop)
+	<-rc.done
+}
+
+func (rc *recorder) loop() {
+	defer close(rc.done)
+	timer := time.NewTimer(rc.linger)
+	timer.Stop()
+	armed := false
+	for {
+		select {
+		case <-rc.wake:
+			if rc.queued() >= recordBatch {
+				rc.commit()
+			} else if !armed {
+				timer.Reset(rc.linger)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			rc.commit()
+		case ack := <-rc.flushes:
+			rc.commit()
+			rc.mu.Lock()
+			err := rc.err
+			rc.err = nil
+			rc.mu.Unlock()
+			ack <- err
+		case <-rc.stop:
+			timer.Stop()
+			rc.commit()
+			return
+		}
+	}
+}
+
+func (rc *recorder) queued() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.queue)
+}
+
+// commit records the queue in one call. Records are written even after
+// the run was cancelled: they are what resume relies on.
+func (rc *recorder) commit() {
+	rc.mu.Lock()
+	batch := rc.queue
+	rc.queue = nil
+	rc.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := store.RecordInvocations(context.Background(), rc.st, batch)
+	rc.mu.Lock()
+	rc.pending -= len(batch)
+	if err != nil && rc.err == nil {
+		rc.err = err
+	}
+	rc.mu.Unlock()
+}
