@@ -319,10 +319,14 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	if r.hasBody {
 		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
+	// The URL is already parsed: an empty one here spares formatting and
+	// parsing it again per request (NewRequest would); Host is what
+	// NewRequest derives from it.
+	req, err := http.NewRequestWithContext(ctx, r.method, "", body)
 	if err != nil {
 		return nil, Errorf(KindInput, "%s %s: %w", r.method, r.url.Redacted(), err)
 	}
+	req.URL, req.Host = r.url, strings.TrimSuffix(r.url.Host, ":")
 	req.Header = r.requestHeader(client, host)
 	if r.host != "" {
 		req.Host = r.host

@@ -49,8 +49,12 @@ func NewHTTPClient(version string) *http.Client {
 // WithRedirectPolicy returns a shallow copy of c (sharing its Transport and
 // so its connection pool) that follows redirects, up to MaxRedirects, only
 // when follow is true; otherwise the 3xx response itself is returned.
-// Copies are cheap, so callers make one per request.
+// Copies are cheap, so callers make one per request. A client from
+// NewHTTPClient already follows with that policy and is returned as is.
 func WithRedirectPolicy(c *http.Client, follow bool) *http.Client {
+	if _, ok := c.Transport.(*userAgentTransport); ok && follow {
+		return c
+	}
 	cc := *c
 	cc.CheckRedirect = redirectPolicyFunc(follow)
 	return &cc

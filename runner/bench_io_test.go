@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -34,11 +35,25 @@ func (s *inFlightServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.max = s.inFlight
 	}
 	s.mu.Unlock()
-	time.Sleep(s.delay)
+	preciseWait(s.delay)
 	s.mu.Lock()
 	s.inFlight--
 	s.mu.Unlock()
 	fmt.Fprint(w, "ok")
+}
+
+// preciseWait waits d within a few microseconds. time.Sleep alone
+// overshoots by 0.3-1 ms here (the runtime sleeps in epoll with
+// millisecond timeouts), which S4 would pay 20 times over and blame on the
+// client; the last 2 ms are spent yielding instead.
+func preciseWait(d time.Duration) {
+	deadline := time.Now().Add(d)
+	if d > 2*time.Millisecond {
+		time.Sleep(d - 2*time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
 }
 
 func (s *inFlightServer) reset() (maxInFlight, total int) {

@@ -94,7 +94,7 @@ func (c *call) RunTool(ctx context.Context, name string, args map[string]any) (a
 		}
 		tc.inv.With = w
 	}
-	res, _, err := r.attempts(ctx, t.node, tc.caps, &tc.inv, tc.onWait)
+	res, _, err := r.attempts(ctx, nil, t.node, tc.caps, &tc.inv, tc.onWait)
 	if err != nil {
 		return nil, err
 	}

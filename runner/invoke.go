@@ -24,7 +24,8 @@ type call struct {
 	index int
 	env   exprEnv
 	inv   nodes.Invocation
-	buf   []write // reusable writes buffer
+	buf   []write     // reusable writes buffer
+	ac    *attemptCtx // the calling goroutine's; nil: a context per attempt
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -34,7 +35,7 @@ var callPool = sync.Pool{New: func() any { return new(call) }}
 // invoke runs one invocation (a node, or one for_each item) to completion:
 // `with` evaluated, attempts under caps with timeout and retry, `output`
 // evaluated and type-checked, the outcome recorded and reported.
-func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *invResult) {
+func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, item any, res *invResult) {
 	c := callPool.Get().(*call)
 	defer func() {
 		*c = call{}
@@ -44,7 +45,7 @@ func (r *run) invoke(ctx context.Context, n *node, index int, item any, res *inv
 	if cap(buf) == 0 {
 		buf = res.wbuf[:0]
 	}
-	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf}
+	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 	var started time.Time
 	if r.st != nil || r.sink != nil {
@@ -150,13 +151,14 @@ func (c *call) run(ctx context.Context, item any) (any, int, error) {
 		c.inv.Data = map[string]any{"state": c.env.State, "item": item, "index": index,
 			"run": map[string]any{"id": r.id, "step": c.step, "workflow": r.g.wf.Name}}
 	}
-	return r.attempts(ctx, n, c.caps, &c.inv, c.onWait)
+	return r.attempts(ctx, c.ac, n, c.caps, &c.inv, c.onWait)
 }
 
 // attempts runs inv under caps until it succeeds, fails for good, or the
 // retry policy gives up. Caps are held per attempt only: never while
-// backing off.
-func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invocation, onWait func(string)) (any, int, error) {
+// backing off. Each attempt's context ends after the node's timeout (from
+// ac when the caller has one).
+func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, inv *nodes.Invocation, onWait func(string)) (any, int, error) {
 	for attempt := 1; ; attempt++ {
 		inv.Attempt = attempt
 		if err := ctx.Err(); err != nil {
@@ -165,20 +167,12 @@ func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invoca
 		if err := r.lim.acquire(ctx, cp, onWait); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
-		actx := ctx
-		var cancel context.CancelFunc
-		if n.timeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, n.timeout)
-		}
-		res, err := safeRun(actx, n.typ, inv)
-		if err != nil && ctx.Err() == nil && actx.Err() == context.DeadlineExceeded {
+		res, timedOut, err := attemptOnce(ctx, ac, n, inv)
+		if err != nil && ctx.Err() == nil && timedOut {
 			var ne *nodes.Error
 			if !errors.As(err, &ne) || ne.Kind != nodes.KindTimeout {
 				err = &nodes.Error{Kind: nodes.KindTimeout, Err: fmt.Errorf("attempt %d timed out after %s: %w", attempt, n.timeout, err)}
 			}
-		}
-		if cancel != nil {
-			cancel()
 		}
 		r.lim.release(cp)
 		if err == nil {
@@ -210,6 +204,24 @@ func (r *run) attempts(ctx context.Context, n *node, cp *caps, inv *nodes.Invoca
 			t.Stop()
 			return nil, attempt, &nodes.Error{Kind: nodes.KindCancelled, Err: ctx.Err()}
 		}
+	}
+}
+
+// attemptOnce runs one attempt in a context that ends after the node's
+// timeout and reports whether that timeout ended it.
+func attemptOnce(ctx context.Context, ac *attemptCtx, n *node, inv *nodes.Invocation) (res any, timedOut bool, err error) {
+	switch {
+	case n.timeout <= 0:
+		res, err = safeRun(ctx, n.typ, inv)
+		return res, false, err
+	case ac != nil:
+		res, err = safeRun(ac.begin(ctx, n.timeout), n.typ, inv)
+		return res, ac.end(), err
+	default:
+		actx, cancel := context.WithTimeout(ctx, n.timeout)
+		defer cancel()
+		res, err = safeRun(actx, n.typ, inv)
+		return res, actx.Err() == context.DeadlineExceeded, err
 	}
 }
 

@@ -84,6 +84,7 @@ type run struct {
 	caps     []caps
 	tcaps    map[string]*caps
 	rec      *recorder    // records parallel steps' invocations; nil without a store
+	loopAC   attemptCtx   // attempt contexts of invocations run by the loop itself
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
 
@@ -484,6 +485,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	r.parentCtx = ctx
 	defer r.closeHTTP() // after the workers: none is using the client then
 	defer r.stopWorkers()
+	defer r.loopAC.release()
 	if r.st != nil {
 		r.rec = newRecorder(r.st, recordLinger)
 		defer r.rec.close()
@@ -717,7 +719,7 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 func (r *run) execute(ctx context.Context, runs []*nodeRun) {
 	if len(runs) == 1 && runs[0].items == nil {
 		if !runs[0].res[0].reused {
-			r.invoke(ctx, runs[0].n, -1, nil, &runs[0].res[0])
+			r.invoke(ctx, &r.loopAC, runs[0].n, -1, nil, &runs[0].res[0])
 		}
 		return
 	}
@@ -764,7 +766,7 @@ func (r *run) execute(ctx context.Context, runs []*nodeRun) {
 			if nr.items != nil {
 				item = nr.items[i]
 			}
-			r.invoke(sctx, nr.n, itemIndex(nr, i), item, &nr.res[i])
+			r.invoke(sctx, &r.loopAC, nr.n, itemIndex(nr, i), item, &nr.res[i])
 			if nr.res[i].failed() {
 				cancel()
 			}
@@ -804,8 +806,10 @@ func (r *run) startWorkers(n int) {
 
 func (r *run) work() {
 	defer r.workerWG.Done()
+	var ac attemptCtx
+	defer ac.release()
 	for t := range r.tasks {
-		r.invoke(t.ctx, t.n, t.index, t.item, t.res)
+		r.invoke(t.ctx, &ac, t.n, t.index, t.item, t.res)
 		if t.res.failed() {
 			t.cancel()
 		}
