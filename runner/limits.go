@@ -3,54 +3,58 @@ package runner
 import (
 	"context"
 
+	xsemaphore "golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/lgx-run/lgx/spec"
 )
 
-// semaphore is a counting semaphore; nil means "no cap".
-type semaphore chan struct{}
+// semaphore caps how many invocations hold a slot at once; nil means "no
+// cap". It is golang.org/x/sync/semaphore with its size kept (the workers
+// started per step are bounded by the global cap's size).
+type semaphore struct {
+	w    *xsemaphore.Weighted
+	size int
+}
 
-func newSemaphore(n int) semaphore {
+func newSemaphore(n int) *semaphore {
 	if n <= 0 {
 		return nil
 	}
-	return make(semaphore, n)
+	return &semaphore{w: xsemaphore.NewWeighted(int64(n)), size: n}
 }
 
 // acquire takes a slot, calling onWait once first if it has to wait.
 // Waiting is ended only by ctx.
-func (s semaphore) acquire(ctx context.Context, onWait func()) error {
-	if s == nil {
+func (s *semaphore) acquire(ctx context.Context, onWait func()) error {
+	if s == nil || s.w.TryAcquire(1) {
 		return nil
-	}
-	select {
-	case s <- struct{}{}:
-		return nil
-	default:
 	}
 	if onWait != nil {
 		onWait()
 	}
-	select {
-	case s <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	return s.w.Acquire(ctx, 1)
+}
+
+func (s *semaphore) release() {
+	if s != nil {
+		s.w.Release(1)
 	}
 }
 
-func (s semaphore) release() {
-	if s != nil {
-		<-s
+// capacity is the number of slots, 0 for no cap.
+func (s *semaphore) capacity() int {
+	if s == nil {
+		return 0
 	}
+	return s.size
 }
 
 // pool is a named cap shared by nodes (SPEC §4.2): a concurrency semaphore
 // and an optional token bucket taken once per attempt.
 type pool struct {
 	name    string
-	sem     semaphore
+	sem     *semaphore
 	limiter *rate.Limiter // nil = no rate limit
 }
 
@@ -69,7 +73,7 @@ func newPool(p *spec.Pool) *pool {
 // limits are the caps of one run, shared with its subgraphs: the global
 // semaphore and the pools by name. Per-node semaphores live in nodeCaps.
 type limits struct {
-	global semaphore
+	global *semaphore
 	pools  map[string]*pool
 }
 
@@ -100,7 +104,7 @@ func (l *limits) child(pools []*spec.Pool) *limits {
 // its pools (sorted by name, so that every invocation acquires in the same
 // order and none can deadlock), then one global slot.
 type caps struct {
-	node  semaphore
+	node  *semaphore
 	pools []*pool
 	none  bool // the invocation holds no slot (a subgraph node)
 }

@@ -792,7 +792,7 @@ type task struct {
 // invocation.
 func (r *run) startWorkers(n int) {
 	want := n
-	if c := cap(r.lim.global); c > 0 && c < want {
+	if c := r.lim.global.capacity(); c > 0 && c < want {
 		want = c
 	}
 	if r.tasks == nil {
