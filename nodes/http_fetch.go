@@ -88,7 +88,8 @@ type fetchRequest struct {
 	maxBytes int64
 	follow   bool
 	expect   []statusMatch
-	idemKey  string // "auto", "" (none) or a literal key
+	idemKey  string          // "auto", "" (none) or a literal key
+	fields   map[string]bool // result fields to build; nil = all
 }
 
 // fetchDefaultExpect is `expect: 2xx`; shared, never modified.
@@ -112,6 +113,7 @@ func (httpFetch) Run(ctx context.Context, inv *Invocation) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	req.fields = inv.ResultFields
 	return req.do(ctx, inv.Host)
 }
 
@@ -353,29 +355,47 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 		return nil, r.statusError(resp, data)
 	}
 
-	text := string(data)
-	if !utf8.ValidString(text) {
-		text = strings.ToValidUTF8(text, "\uFFFD")
-	}
-	var parsed any
-	if !truncated && isJSONContentType(resp.Header.Get("Content-Type")) {
-		if v, err := decodeFetchJSON(data); err == nil {
-			parsed = v
-		}
-	}
-	headers := make(map[string]any, len(resp.Header))
-	for k, vs := range resp.Header {
-		headers[k] = strings.Join(vs, ", ")
-	}
-	return map[string]any{
-		"url":         resp.Request.URL.String(),
+	return r.result(resp, data, truncated, elapsed), nil
+}
+
+// result builds the node's result. Fields the workflow never reads
+// (r.fields, from Invocation.ResultFields) are left out: the body as a
+// string, the headers map and the parsed JSON are most of a small
+// request's allocations.
+func (r *fetchRequest) result(resp *http.Response, data []byte, truncated bool, elapsed time.Duration) map[string]any {
+	want := func(field string) bool { return r.fields == nil || r.fields[field] }
+	res := map[string]any{
 		"status":      resp.StatusCode,
-		"headers":     headers,
-		"body":        text,
-		"json":        parsed,
 		"truncated":   truncated,
 		"duration_ms": int(elapsed.Milliseconds()),
-	}, nil
+	}
+	if want("url") {
+		res["url"] = resp.Request.URL.String()
+	}
+	if want("body") {
+		text := string(data)
+		if !utf8.ValidString(text) {
+			text = strings.ToValidUTF8(text, "\uFFFD")
+		}
+		res["body"] = text
+	}
+	if want("json") {
+		var parsed any
+		if !truncated && isJSONContentType(resp.Header.Get("Content-Type")) {
+			if v, err := decodeFetchJSON(data); err == nil {
+				parsed = v
+			}
+		}
+		res["json"] = parsed
+	}
+	if want("headers") {
+		headers := make(map[string]any, len(resp.Header))
+		for k, vs := range resp.Header {
+			headers[k] = strings.Join(vs, ", ")
+		}
+		res["headers"] = headers
+	}
+	return res
 }
 
 // requestHeader completes the request's header with Idempotency-Key and

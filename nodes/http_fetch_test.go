@@ -212,6 +212,52 @@ func TestHTTPFetchResult(t *testing.T) {
 	}
 }
 
+// TestHTTPFetchResultFields: with Invocation.ResultFields only the fields
+// named (and the cheap status, truncated, duration_ms) are built; a status
+// outside expect is still an error.
+func TestHTTPFetchResultFields(t *testing.T) {
+	env := newFetchEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/missing" {
+			w.WriteHeader(404)
+		}
+		_, _ = io.WriteString(w, `{"a": 1}`)
+	}))
+	typ, _ := Lookup("http_fetch")
+	tests := []struct {
+		fields map[string]bool
+		want   []string
+	}{
+		{nil, []string{"url", "status", "headers", "body", "json", "truncated", "duration_ms"}},
+		{map[string]bool{}, []string{"status", "truncated", "duration_ms"}},
+		{map[string]bool{"json": true, "nope": true}, []string{"status", "truncated", "duration_ms", "json"}},
+	}
+	for _, tt := range tests {
+		got, err := typ.Run(context.Background(), &Invocation{Index: -1, Attempt: 1, Host: env.host,
+			With: map[string]any{"url": env.srv.URL}, ResultFields: tt.fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := got.(map[string]any)
+		if len(res) != len(tt.want) {
+			t.Errorf("fields %v: result has %d fields %v, want %v", tt.fields, len(res), res, tt.want)
+		}
+		for _, f := range tt.want {
+			if _, ok := res[f]; !ok {
+				t.Errorf("fields %v: result lacks %q", tt.fields, f)
+			}
+		}
+		if tt.fields["json"] {
+			fetchEqJSON(t, res["json"], `{"a":1}`)
+		}
+	}
+	_, err := typ.Run(context.Background(), &Invocation{Index: -1, Attempt: 1, Host: env.host,
+		With: map[string]any{"url": env.srv.URL + "/missing"}, ResultFields: map[string]bool{}})
+	if KindOf(err) != KindStatus {
+		t.Errorf("404 with no fields read: %v, want a status error", err)
+	}
+}
+
 func TestHTTPFetchExpect(t *testing.T) {
 	env := newFetchEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var code int

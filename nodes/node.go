@@ -84,6 +84,11 @@ type Invocation struct {
 	Prepared any
 	// Data is the template data root {state, item, index, run} (SPEC §5.3).
 	Data map[string]any
+	// ResultFields, when not nil, holds the only top-level fields of the
+	// result that the workflow reads (its `output` expressions use
+	// `result.NAME` and nothing else of `result`). A type may leave the
+	// other fields out when they cost work to build; nil means all.
+	ResultFields map[string]bool
 
 	Host Host
 }

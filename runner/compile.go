@@ -66,11 +66,13 @@ type node struct {
 	continue_ bool
 	// pure nodes have no effect outside the run (nodes.Pure): steps made
 	// only of them may be recorded in batches.
-	pure      bool
-	output    []outWrite
-	edges     outEdges
-	joins     []joinRef
-	poolNames []string // pools taken per attempt, sorted
+	pure   bool
+	output []outWrite
+	// resultFields is nodes.Invocation.ResultFields: what output reads.
+	resultFields map[string]bool
+	edges        outEdges
+	joins        []joinRef
+	poolNames    []string // pools taken per attempt, sorted
 	// instant: the type does no work (set, interrupt); it runs inline.
 	instant bool
 	// wantsData: the type reads Invocation.Data (the template data root).
@@ -322,6 +324,8 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		}
 	}
 
+	use := &resultUse{}
+	c.result = use
 	for _, o := range n.Output {
 		ki, ok := g.keyIdx[o.Key]
 		if !ok {
@@ -333,6 +337,8 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		}
 		cn.output = append(cn.output, outWrite{key: g.keys[ki], val: v})
 	}
+	c.result = nil
+	cn.resultFields = use.wanted()
 
 	// Caps: the node's own semaphore is created per run (see newRunCaps);
 	// here only the pool names, sorted for a deadlock-free acquire order.

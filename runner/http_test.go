@@ -43,3 +43,95 @@ edges:
 	}
 	goleak.VerifyNone(t, ignore)
 }
+
+// TestResultFields: a node's output decides which result fields the type
+// is asked to build (nodes.Invocation.ResultFields).
+func TestResultFields(t *testing.T) {
+	tests := []struct {
+		name   string
+		output string
+		want   []string // nil: every field
+	}{
+		{"member access", `{n: "${{ result.status }}"}`, []string{"status"}},
+		{"several, index syntax, optional chaining, interpolation",
+			`{n: "${{ result.status }}", s: "${{ result.headers['X'] }} ${{ result[\"body\"] }} ${{ result?.json?.a }}"}`,
+			[]string{"body", "headers", "json", "status"}},
+		{"bare key shorthand needs all", `s`, nil},
+		{"whole result in a call needs all", `{n: "${{ len(result) }}"}`, nil},
+		{"whole result beside a field needs all", `{s: "${{ [result.status, result][1] }}"}`, nil},
+		{"computed field needs all", `{s: "${{ result[\"bo\" + \"dy\"] }}"}`, nil},
+		{"literal output reads nothing", `{n: 1}`, []string{}},
+		{"no output reads nothing", ``, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := ""
+			if tt.output != "" {
+				out = "\n    output: " + tt.output
+			}
+			g := compileYAML(t, `
+lgx: 1
+name: t
+state:
+  n: {type: any}
+  s: {type: any}
+nodes:
+  get:
+    type: http_fetch
+    with: {url: "http://127.0.0.1:1/"}`+out+`
+edges:
+  - {from: START, to: get}
+`)
+			got := g.nodes[0].resultFields
+			if tt.want == nil {
+				if got != nil {
+					t.Fatalf("ResultFields = %v, want nil (all)", got)
+				}
+				return
+			}
+			if got == nil || len(got) != len(tt.want) {
+				t.Fatalf("ResultFields = %v, want %v", got, tt.want)
+			}
+			for _, f := range tt.want {
+				if !got[f] {
+					t.Errorf("ResultFields = %v, missing %q", got, f)
+				}
+			}
+		})
+	}
+}
+
+// TestResultFieldsEndToEnd: fields read by name are built and correct.
+func TestResultFieldsEndToEnd(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Id", "42")
+		_, _ = io.WriteString(w, `{"n": 7}`)
+	}))
+	defer ts.Close()
+	res, err := runYAML(t, `
+lgx: 1
+name: t
+state:
+  url: {type: string}
+  id: {type: string}
+  n: {type: integer}
+  status: {type: integer}
+nodes:
+  get:
+    type: http_fetch
+    with: {url: "${{ state.url }}"}
+    output:
+      id: ${{ result.headers["X-Id"] }}
+      n: ${{ result.json.n }}
+      status: ${{ result.status }}
+edges:
+  - {from: START, to: get}
+`, map[string]any{"url": ts.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State["id"] != "42" || res.State["n"] != 7 || res.State["status"] != 200 {
+		t.Errorf("state = %v, want id 42, n 7, status 200", res.State)
+	}
+}

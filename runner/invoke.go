@@ -135,7 +135,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 func (c *call) run(ctx context.Context, item any) (any, int, error) {
 	r, n := c.r, c.n
 	c.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: n.name, Step: c.step, Index: c.index,
-		Prepared: n.prep, Host: c}
+		Prepared: n.prep, ResultFields: n.resultFields, Host: c}
 	if n.with != nil {
 		w, err := n.with.evalMap(&c.env)
 		if err != nil {

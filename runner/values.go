@@ -170,13 +170,39 @@ func (l *listVal) eval(env *exprEnv) (any, error) {
 type compiler struct {
 	file    string
 	loopVar string
+	// result, when set, collects how the compiled expressions read
+	// `result` (set while compiling a node's `output`).
+	result *resultUse
 }
 
-// stateUse counts uses of the `state` identifier: as the base of a member
-// access, and in total.
+// resultUse is how a node's `output` reads its result: the top-level
+// fields read as `result.NAME` (or `result["NAME"]`), and whether any
+// expression uses `result` in another way (then every field is needed).
+type resultUse struct {
+	fields map[string]bool
+	all    bool
+}
+
+// wanted is the node's nodes.Invocation.ResultFields: nil when every
+// field may be read.
+func (u *resultUse) wanted() map[string]bool {
+	if u.all {
+		return nil
+	}
+	if u.fields == nil {
+		return map[string]bool{}
+	}
+	return u.fields
+}
+
+// stateUse counts uses of the `state` identifier (as the base of a member
+// access, and in total) and collects the fields of `result` read.
 type stateUse struct {
 	member, total int
 	loopVar       string
+
+	resultTotal  int
+	resultFields []string
 }
 
 func (s *stateUse) Visit(n *ast.Node) {
@@ -185,12 +211,22 @@ func (s *stateUse) Visit(n *ast.Node) {
 		if s.loopVar != "" && s.loopVar != "item" && x.Value == s.loopVar {
 			x.Value = "item"
 		}
-		if x.Value == "state" {
+		switch x.Value {
+		case "state":
 			s.total++
+		case "result":
+			s.resultTotal++
 		}
 	case *ast.MemberNode:
-		if id, ok := x.Node.(*ast.IdentifierNode); ok && id.Value == "state" {
+		id, ok := x.Node.(*ast.IdentifierNode)
+		switch {
+		case !ok:
+		case id.Value == "state":
 			s.member++
+		case id.Value == "result":
+			if f, ok := x.Property.(*ast.StringNode); ok {
+				s.resultFields = append(s.resultFields, f.Value)
+			}
 		}
 	}
 }
@@ -201,6 +237,17 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 	prog, err := expr.Compile(src, expr.Env(exprEnv{}), expr.Patch(use))
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
+	}
+	if u := c.result; u != nil {
+		if use.resultTotal > len(use.resultFields) {
+			u.all = true
+		}
+		for _, f := range use.resultFields {
+			if u.fields == nil {
+				u.fields = make(map[string]bool)
+			}
+			u.fields[f] = true
+		}
 	}
 	pv := &progVal{prog: prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member}
 	if !pv.wholeState {
