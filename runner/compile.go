@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -39,6 +40,7 @@ func (g *Graph) Workflow() *spec.Workflow { return g.wf }
 // keyInfo is a declared state key.
 type keyInfo struct {
 	name        string
+	jsonName    []byte // name as a JSON string, for invocation records
 	idx         int
 	typ         string
 	reducerName string
@@ -189,7 +191,8 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 			}
 			def = fitted
 		}
-		g.keys = append(g.keys, &keyInfo{name: k.Name, idx: i, typ: typ, reducerName: red, reduce: fn,
+		jsonName, _ := json.Marshal(k.Name) // a string always marshals
+		g.keys = append(g.keys, &keyInfo{name: k.Name, jsonName: jsonName, idx: i, typ: typ, reducerName: red, reduce: fn,
 			replace: red == spec.ReducerReplace, def: def, hasDef: k.HasDefault, required: k.Required})
 		g.keyIdx[k.Name] = i
 	}

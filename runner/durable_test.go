@@ -294,3 +294,51 @@ edges:
 		t.Errorf("kind %q", ne.Kind)
 	}
 }
+
+// TestInvocationWritesJSON: the writes recorded for an invocation are one
+// JSON object of every written key, scalars and structures alike.
+func TestInvocationWritesJSON(t *testing.T) {
+	st := store.NewMemory()
+	g := compileYAML(t, `
+lgx: 1
+name: t
+state:
+  i: {type: integer}
+  b: {type: boolean}
+  n: {type: any}
+  s: {type: string}
+  f: {type: number}
+  l: {type: list}
+  m: {type: object}
+nodes:
+  w:
+    type: set
+    output:
+      i: -42
+      b: true
+      n: null
+      s: "a \"quoted\" <tag>"
+      f: 2.5
+      l: [1, "x"]
+      m: {k: v}
+edges:
+  - {from: START, to: w}
+`)
+	res, err := Run(context.Background(), g, Options{Environ: []string{}, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invs, err := st.Invocations(context.Background(), res.RunID)
+	if err != nil || len(invs) != 1 {
+		t.Fatalf("invocations: %v %v", invs, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(invs[0].Writes, &got); err != nil {
+		t.Fatalf("writes %s: %v", invs[0].Writes, err)
+	}
+	want := map[string]any{"i": -42.0, "b": true, "n": nil, "s": `a "quoted" <tag>`, "f": 2.5,
+		"l": []any{1.0, "x"}, "m": map[string]any{"k": "v"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("writes = %s, want %v", invs[0].Writes, want)
+	}
+}

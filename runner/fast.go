@@ -7,8 +7,8 @@ import (
 )
 
 // fastFn evaluates a common, simple expression without the expr VM: state,
-// loop and result lookups, literals, and arithmetic or comparisons of ints,
-// floats and strings. ok is false when the operands are of other types; the
+// loop and result lookups, literals, arithmetic or comparisons of ints,
+// floats and strings, and `cond ? a : b` of those. ok is false when the operands are of other types; the
 // caller then runs the compiled program, which defines the semantics.
 type fastFn func(env *exprEnv) (v any, ok bool)
 
@@ -66,6 +66,25 @@ func compileFast(n ast.Node) fastFn {
 				}
 				return nil, false
 			}
+		}
+	case *ast.ConditionalNode:
+		c, a, b := compileFast(x.Cond), compileFast(x.Exp1), compileFast(x.Exp2)
+		if c == nil || a == nil || b == nil {
+			return nil
+		}
+		return func(e *exprEnv) (any, bool) {
+			cv, ok := c(e)
+			if !ok {
+				return nil, false
+			}
+			cond, isBool := cv.(bool)
+			switch {
+			case !isBool:
+				return nil, false // the VM reports the error
+			case cond:
+				return a(e)
+			}
+			return b(e)
 		}
 	case *ast.BinaryNode:
 		l, r := compileFast(x.Left), compileFast(x.Right)

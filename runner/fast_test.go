@@ -15,6 +15,8 @@ func TestFastPathMatchesVM(t *testing.T) {
 		"state.s + '!'", "state.s < 'b'", "state.s == 'abc'", "state.missing", "state.missing == nil",
 		"item", "index", "result", "result.k", "item.k", "1", "2.5", "'x'", "true", "nil",
 		"state.s + state.n", "state.n + state.s", "state.l", "result.k + 1",
+		"result.k == 7 ? 1 : 0", "state.n > 2 ? state.s : 'small'", "state.s ? 1 : 2", "result.k ? 1 : 2",
+		"state.n < 0 ? state.n * 2 : (state.f > 1 ? 'big' : nil)",
 	}
 	envs := []*exprEnv{
 		{State: map[string]any{"n": 5, "f": 2.5, "s": "abc", "l": []any{1}}, Item: map[string]any{"k": "v"}, Index: 3,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -283,24 +284,32 @@ func (c *call) onWait(what string) {
 // invocation builds the store record of a finished invocation and its
 // writes (secrets redacted).
 func (r *run) invocation(n *node, index int, res *invResult, started, ended time.Time) *store.Invocation {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 64)
+	b = append(b, '{')
 	for i, w := range res.writes {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(w.key.name)
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := json.Marshal(r.red.value(w.val))
-		if err != nil {
-			v = []byte("null")
+		b = append(b, w.key.jsonName...)
+		b = append(b, ':')
+		switch v := w.val.(type) { // the common scalars without reflection
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case nil:
+			b = append(b, "null"...)
+		default:
+			j, err := json.Marshal(r.red.value(v))
+			if err != nil {
+				j = []byte("null")
+			}
+			b = append(b, j...)
 		}
-		b.Write(v)
 	}
-	b.WriteByte('}')
+	b = append(b, '}')
 	inv := &store.Invocation{RunID: r.id, Step: r.step, Node: n.name, Index: index, Status: res.status,
-		Writes: b.Bytes(), Attempts: res.attempts, StartedAt: started, EndedAt: ended}
+		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
 	if res.err != nil {
 		inv.Error = r.red.str(res.err.Error())
 		inv.ErrorKind = string(res.kind)
