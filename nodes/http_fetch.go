@@ -109,8 +109,8 @@ func (m statusMatch) ok(status int) bool {
 }
 
 func (httpFetch) Run(ctx context.Context, inv *Invocation) (any, error) {
-	req, err := parseFetch(inv.With)
-	if err != nil {
+	var req fetchRequest // on the stack: one allocation less per request
+	if err := req.parse(inv.With); err != nil {
 		return nil, err
 	}
 	req.fields = inv.ResultFields
@@ -120,55 +120,64 @@ func (httpFetch) Run(ctx context.Context, inv *Invocation) (any, error) {
 // parseFetch checks a resolved `with` block and applies the defaults. A null
 // value counts as absent, so that an expression can leave a field out.
 func parseFetch(with map[string]any) (*fetchRequest, error) {
+	r := new(fetchRequest)
+	if err := r.parse(with); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parse sets r from a resolved `with` block.
+func (r *fetchRequest) parse(with map[string]any) error {
 	for k := range with {
 		if !isFetchField(k) {
-			return nil, Errorf(KindInput, "http_fetch: unknown field %q in with", k)
+			return Errorf(KindInput, "http_fetch: unknown field %q in with", k)
 		}
 	}
-	r := &fetchRequest{method: http.MethodGet, maxBytes: DefaultMaxBytes, follow: true,
+	*r = fetchRequest{method: http.MethodGet, maxBytes: DefaultMaxBytes, follow: true,
 		expect: fetchDefaultExpect, idemKey: "auto"}
 
 	rawURL, ok := with["url"].(string)
 	if !ok || strings.TrimSpace(rawURL) == "" {
 		if with["url"] == nil {
-			return nil, Errorf(KindInput, "http_fetch: with.url is required")
+			return Errorf(KindInput, "http_fetch: with.url is required")
 		}
-		return nil, Errorf(KindInput, "http_fetch: with.url must be a string, got %s", fetchTypeName(with["url"]))
+		return Errorf(KindInput, "http_fetch: with.url must be a string, got %s", fetchTypeName(with["url"]))
 	}
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil {
-		return nil, Errorf(KindInput, "http_fetch: with.url: %w", err)
+		return Errorf(KindInput, "http_fetch: with.url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, Errorf(KindInput, "http_fetch: with.url %q: want an absolute http:// or https:// URL", u.Redacted())
+		return Errorf(KindInput, "http_fetch: with.url %q: want an absolute http:// or https:// URL", u.Redacted())
 	}
 	if u.Host == "" {
-		return nil, Errorf(KindInput, "http_fetch: with.url %q has no host", u.Redacted())
+		return Errorf(KindInput, "http_fetch: with.url %q has no host", u.Redacted())
 	}
 	r.url = u
 
 	if v := with["method"]; v != nil {
 		m, ok := v.(string)
 		if !ok || !isHTTPToken(m) {
-			return nil, Errorf(KindInput, "http_fetch: with.method %v is not an HTTP method", v)
+			return Errorf(KindInput, "http_fetch: with.method %v is not an HTTP method", v)
 		}
 		r.method = strings.ToUpper(m)
 	}
 
 	if err := r.parseHeaders(with["headers"]); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.parseQuery(with["query"]); err != nil {
-		return nil, err
+		return err
 	}
 
 	if with["body"] != nil && with["json"] != nil {
-		return nil, Errorf(KindInput, "http_fetch: with.body and with.json are exclusive; give one")
+		return Errorf(KindInput, "http_fetch: with.body and with.json are exclusive; give one")
 	}
 	if v := with["body"]; v != nil {
 		s, ok := v.(string)
 		if !ok {
-			return nil, Errorf(KindInput, "http_fetch: with.body must be a string, got %s (use json: for structured values)", fetchTypeName(v))
+			return Errorf(KindInput, "http_fetch: with.body must be a string, got %s (use json: for structured values)", fetchTypeName(v))
 		}
 		r.body, r.hasBody = []byte(s), true
 	}
@@ -177,7 +186,7 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(v); err != nil {
-			return nil, Errorf(KindInput, "http_fetch: with.json: %w", err)
+			return Errorf(KindInput, "http_fetch: with.json: %w", err)
 		}
 		r.body, r.hasBody, r.isJSON = bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true, true
 		if r.header.Get("Content-Type") == "" {
@@ -191,28 +200,28 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 	if v := with["timeout"]; v != nil {
 		d, err := fetchDuration(v)
 		if err != nil {
-			return nil, Errorf(KindInput, "http_fetch: with.timeout: %w", err)
+			return Errorf(KindInput, "http_fetch: with.timeout: %w", err)
 		}
 		r.timeout = d
 	}
 	if v := with["max_bytes"]; v != nil {
 		n, err := fetchByteSize(v)
 		if err != nil {
-			return nil, Errorf(KindInput, "http_fetch: with.max_bytes: %w", err)
+			return Errorf(KindInput, "http_fetch: with.max_bytes: %w", err)
 		}
 		r.maxBytes = n
 	}
 	if v := with["follow_redirects"]; v != nil {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, Errorf(KindInput, "http_fetch: with.follow_redirects must be a boolean, got %s", fetchTypeName(v))
+			return Errorf(KindInput, "http_fetch: with.follow_redirects must be a boolean, got %s", fetchTypeName(v))
 		}
 		r.follow = b
 	}
 	if v := with["expect"]; v != nil {
 		e, err := parseFetchExpect(v)
 		if err != nil {
-			return nil, Errorf(KindInput, "http_fetch: with.expect: %w", err)
+			return Errorf(KindInput, "http_fetch: with.expect: %w", err)
 		}
 		r.expect = e
 	}
@@ -224,13 +233,13 @@ func parseFetch(with map[string]any) (*fetchRequest, error) {
 		}
 	case string:
 		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, Errorf(KindInput, "http_fetch: with.idempotency_key contains a line break")
+			return Errorf(KindInput, "http_fetch: with.idempotency_key contains a line break")
 		}
 		r.idemKey = v
 	default:
-		return nil, Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", fetchTypeName(v))
+		return Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", fetchTypeName(v))
 	}
-	return r, nil
+	return nil
 }
 
 func isFetchField(k string) bool {
