@@ -474,6 +474,10 @@ func (r *fetchRequest) transportError(parent, ctx context.Context, err error) *E
 	err = unwrapFetchURLError(err)
 	where := r.method + " " + r.url.Redacted()
 	switch {
+	case parent.Err() != nil && errors.Is(context.Cause(parent), context.DeadlineExceeded):
+		// The attempt's deadline: context.WithTimeout's, or the runner's
+		// timer, which cancels with this cause.
+		return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: timed out: %w", where, err)}
 	case errors.Is(parent.Err(), context.Canceled):
 		return &Error{Kind: KindCancelled, Err: fmt.Errorf("%s: cancelled: %w", where, err)}
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):

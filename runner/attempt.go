@@ -2,13 +2,8 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"time"
 )
-
-// errAttemptTimeout is the cause of an attempt context ended by the node's
-// timeout.
-var errAttemptTimeout = errors.New("attempt timed out")
 
 // attemptCtx gives the attempts one goroutine runs a context that ends
 // after the node's timeout, reusing one context and one timer from attempt
@@ -20,7 +15,9 @@ type attemptCtx struct {
 	parent context.Context
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	timer  *time.Timer // cancels ctx with errAttemptTimeout; nil with ctx
+	// timer cancels ctx with the cause context.DeadlineExceeded, as a
+	// deadline would (node types report a timeout, not a cancellation).
+	timer *time.Timer
 }
 
 // begin returns the context for an attempt under parent that must end
@@ -33,7 +30,7 @@ func (a *attemptCtx) begin(parent context.Context, d time.Duration) context.Cont
 		a.ctx, a.cancel = context.WithCancelCause(parent)
 		a.parent = parent
 		cancel := a.cancel // the timer ends this context, never a later one
-		a.timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		a.timer = time.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
 		return a.ctx
 	}
 	a.timer.Reset(d)

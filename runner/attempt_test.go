@@ -37,8 +37,8 @@ func TestAttemptCtx(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the attempt context did not end after its timeout")
 		}
-		if context.Cause(ctx) != errAttemptTimeout {
-			t.Errorf("cause = %v, want errAttemptTimeout", context.Cause(ctx))
+		if context.Cause(ctx) != context.DeadlineExceeded {
+			t.Errorf("cause = %v, want context.DeadlineExceeded", context.Cause(ctx))
 		}
 		if !a.end() {
 			t.Error("end did not report the timeout")

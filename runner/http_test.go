@@ -1,13 +1,17 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/lgx-run/lgx/nodes"
 )
 
 // TestRunClosesItsHTTPConnections: a run that builds its own client leaves
@@ -133,5 +137,42 @@ edges:
 	}
 	if res.State["id"] != "42" || res.State["n"] != 7 || res.State["status"] != 200 {
 		t.Errorf("state = %v, want id 42, n 7, status 200", res.State)
+	}
+}
+
+// TestHTTPNodeTimeout: a node's timeout ends a request that hangs, as a
+// timeout (retryable as such), not a cancellation, on every attempt.
+func TestHTTPNodeTimeout(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer ts.Close()
+	defer close(release)
+	_, err := runYAML(t, `
+lgx: 1
+name: t
+state:
+  url: {type: string}
+  status: {type: integer}
+nodes:
+  get:
+    type: http_fetch
+    timeout: 50ms
+    retry: {attempts: 2, backoff: 1ms, on: [timeout]}
+    with: {url: "${{ state.url }}"}
+    output: {status: "${{ result.status }}"}
+edges:
+  - {from: START, to: get}
+`, map[string]any{"url": ts.URL})
+	var ne *NodeError
+	if !errors.As(err, &ne) || ne.Kind != nodes.KindTimeout {
+		t.Fatalf("err = %v, want a timeout of node get", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "timed out") || strings.Contains(msg, "cancelled") {
+		t.Errorf("message %q: want a timeout, not a cancellation", msg)
 	}
 }
