@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -70,12 +71,15 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		})
 	}
 	_ = g.Wait()
-	if err := ctx.Err(); err != nil {
+	if ctx.Err() != nil {
+		// The cause tells a timeout (a deadline, or the runner's attempt
+		// timer) from a cancellation.
+		cause := context.Cause(ctx)
 		kind := KindCancelled
-		if err == context.DeadlineExceeded {
+		if errors.Is(cause, context.DeadlineExceeded) {
 			kind = KindTimeout
 		}
-		return nil, &Error{Kind: kind, Err: fmt.Errorf("tools: %w", err)}
+		return nil, &Error{Kind: kind, Err: fmt.Errorf("tools: %w", cause)}
 	}
 	return map[string]any{"messages": out}, nil
 }

@@ -255,18 +255,42 @@ func TestToolsCallShapes(t *testing.T) {
 	}
 }
 
+// TestToolsCancelled: a cancelled context stops the calls; one ended by a
+// deadline, or cancelled with DeadlineExceeded as its cause (the runner's
+// attempt timer), is a timeout.
 func TestToolsCancelled(t *testing.T) {
-	host := newToolsHost(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(30*time.Millisecond, cancel)
-	start := time.Now()
-	_, err := runTools(t, ctx, host, map[string]any{"calls": []any{
-		call("1", "sleep", map[string]any{"ms": 5000}), call("2", "sleep", map[string]any{"ms": 5000}),
-	}})
-	if KindOf(err) != KindCancelled {
-		t.Fatalf("err = %v, want a cancelled error", err)
+	tests := []struct {
+		name string
+		end  func(context.CancelCauseFunc)
+		want Kind
+	}{
+		{"cancelled", func(c context.CancelCauseFunc) { c(nil) }, KindCancelled},
+		{"timed out", func(c context.CancelCauseFunc) { c(context.DeadlineExceeded) }, KindTimeout},
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v to stop", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := newToolsHost(t)
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(30*time.Millisecond, func() { tt.end(cancel) })
+			start := time.Now()
+			_, err := runTools(t, ctx, host, map[string]any{"calls": []any{
+				call("1", "sleep", map[string]any{"ms": 5000}), call("2", "sleep", map[string]any{"ms": 5000}),
+			}})
+			if KindOf(err) != tt.want {
+				t.Fatalf("err = %v (%s), want kind %s", err, KindOf(err), tt.want)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v to stop", d)
+			}
+		})
 	}
+	t.Run("deadline", func(t *testing.T) {
+		host := newToolsHost(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		_, err := runTools(t, ctx, host, map[string]any{"calls": []any{call("1", "sleep", map[string]any{"ms": 5000})}})
+		if KindOf(err) != KindTimeout {
+			t.Fatalf("err = %v, want a timeout", err)
+		}
+	})
 }
