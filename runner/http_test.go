@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/lgx-run/lgx/internal/llmtest"
 	"github.com/lgx-run/lgx/nodes"
 )
 
@@ -174,5 +176,46 @@ edges:
 	}
 	if msg := err.Error(); !strings.Contains(msg, "timed out") || strings.Contains(msg, "cancelled") {
 		t.Errorf("message %q: want a timeout, not a cancellation", msg)
+	}
+}
+
+// TestLLMNodeTimeout: a node timeout ends a model call that streams too
+// slowly, for both providers, as a timeout.
+func TestLLMNodeTimeout(t *testing.T) {
+	for _, kind := range []string{"openai", "anthropic"} {
+		t.Run(kind, func(t *testing.T) {
+			srv := llmtest.New(t)
+			srv.SetResponder(func(llmtest.Request) llmtest.Reply {
+				return llmtest.Reply{Text: "too late", Delay: 2 * time.Second}
+			})
+			url := srv.OpenAIURL()
+			if kind == "anthropic" {
+				url = srv.AnthropicURL()
+			}
+			_, err := runYAML(t, `
+lgx: 1
+name: t
+providers:
+  default: {kind: `+kind+`, model: m, base_url: "`+url+`", api_key: k}
+state:
+  answer: {type: string}
+nodes:
+  ask:
+    type: llm_call
+    timeout: 100ms
+    retry: {attempts: 1}
+    with: {prompt: hi}
+    output: {answer: "${{ result.content }}"}
+edges:
+  - {from: START, to: ask}
+`, nil)
+			var ne *NodeError
+			if !errors.As(err, &ne) || ne.Kind != nodes.KindTimeout {
+				t.Fatalf("err = %v, want a timeout of node ask", err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "cancelled") || !strings.Contains(msg, "timed out") {
+				t.Errorf("message %q: want a timeout, not a cancellation", msg)
+			}
+		})
 	}
 }
