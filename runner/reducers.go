@@ -172,24 +172,14 @@ func cmpNum(a, b float64) int {
 	return 0
 }
 
-func reduceMin(cur, w any, _ bool) (any, error) {
-	if w == nil {
-		return cur, nil
-	}
-	if cur == nil {
-		return w, nil
-	}
-	c, err := compare(w, cur)
-	if err != nil {
-		return nil, fmt.Errorf("min: %w", err)
-	}
-	if c < 0 {
-		return w, nil
-	}
-	return cur, nil
-}
+func reduceMin(cur, w any, _ bool) (any, error) { return keepExtreme("min", -1, cur, w) }
 
-func reduceMax(cur, w any, _ bool) (any, error) {
+func reduceMax(cur, w any, _ bool) (any, error) { return keepExtreme("max", 1, cur, w) }
+
+// keepExtreme keeps the write when it compares to the current value with
+// the given sign (-1: smaller, for min; 1: larger, for max), else the
+// current value; a null on either side yields the other.
+func keepExtreme(name string, sign int, cur, w any) (any, error) {
 	if w == nil {
 		return cur, nil
 	}
@@ -198,9 +188,9 @@ func reduceMax(cur, w any, _ bool) (any, error) {
 	}
 	c, err := compare(w, cur)
 	if err != nil {
-		return nil, fmt.Errorf("max: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if c > 0 {
+	if c*sign > 0 {
 		return w, nil
 	}
 	return cur, nil
