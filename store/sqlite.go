@@ -335,7 +335,7 @@ func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) erro
 	if len(invs) > 1 {
 		wctx := context.WithoutCancel(ctx)
 		s.wmu.Lock()
-		err := s.inTx(wctx, func(tx *sql.Tx) error {
+		err := s.inTx(wctx, "record invocations", func(tx *sql.Tx) error {
 			return s.insertRows(wctx, tx, invRows, invocationArgs(make([]any, 0, len(invs)*invColumns), invs...))
 		})
 		s.wmu.Unlock()
@@ -352,17 +352,22 @@ func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) erro
 	return first
 }
 
-// inTx runs fn in a transaction and commits it. The caller holds wmu.
-func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// inTx runs fn in a transaction and commits it, or rolls it back if fn
+// fails. fn's error is returned as is; a failure to begin or commit is
+// wrapped with what. The caller holds wmu.
+func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // recordOne records inv in a transaction of its own.
@@ -440,46 +445,45 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	wctx := context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTx(wctx, nil)
-	if err != nil {
-		return fmt.Errorf("commit steps of run %s: %w", runID, err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-			// The delta cache already holds values of this transaction's
-			// checkpoints: forget it, so later values are stored whole.
-			for _, st := range steps {
-				delete(s.cache, st.Checkpoint.RunID)
-			}
-		}
-	}()
 	invArgs := make([]any, 0, nInv*invColumns)
 	cpArgs := make([]any, 0, len(steps)*cpColumns)
-	for _, st := range steps {
-		invArgs = invocationArgs(invArgs, st.Invocations...)
-		var update func()
-		if cpArgs, update, err = s.checkpointArgs(cpArgs, st.Checkpoint); err != nil {
-			return err
+	err := func() error {
+		for _, st := range steps {
+			invArgs = invocationArgs(invArgs, st.Invocations...)
+			var update func()
+			var err error
+			if cpArgs, update, err = s.checkpointArgs(cpArgs, st.Checkpoint); err != nil {
+				return err
+			}
+			// The next checkpoint's deltas are computed against this one.
+			update()
 		}
-		// The next checkpoint's deltas are computed against this one.
-		update()
-	}
-	if err := s.insertRows(wctx, tx, invRows, invArgs); err != nil {
-		if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
-			return fmt.Errorf("record invocations of run %s: %w", runID, ErrNotFound)
+		return s.inTx(wctx, "commit steps of run "+runID, func(tx *sql.Tx) error {
+			if err := s.insertRows(wctx, tx, invRows, invArgs); err != nil {
+				return invocationsErr(runID, err)
+			}
+			if err := s.insertRows(wctx, tx, cpRows, cpArgs); err != nil {
+				return checkpointErr(steps[0].Checkpoint, err)
+			}
+			return nil
+		})
+	}()
+	if err != nil {
+		// The delta cache already holds values of these checkpoints, which
+		// were not stored: forget it, so later values are stored whole.
+		for _, st := range steps {
+			delete(s.cache, st.Checkpoint.RunID)
 		}
-		return fmt.Errorf("record invocations of run %s: %w", runID, err)
 	}
-	if err := s.insertRows(wctx, tx, cpRows, cpArgs); err != nil {
-		return checkpointErr(steps[0].Checkpoint, err)
+	return err
+}
+
+// invocationsErr describes a failure to insert invocation rows.
+func invocationsErr(runID string, err error) error {
+	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("record invocations of run %s: %w", runID, ErrNotFound)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit steps of run %s: %w", runID, err)
-	}
-	committed = true
-	return nil
+	return fmt.Errorf("record invocations of run %s: %w", runID, err)
 }
 
 // Multi-row INSERTs: executing a statement costs about as much as the
