@@ -1,6 +1,10 @@
 package spec
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
 
 // Static replace-conflict check (SPEC §2, §8).
 //
@@ -10,8 +14,11 @@ import "fmt"
 //   - Errors: writers that certainly share a step whenever the edge that
 //     triggers them fires: two targets of one arm (a plain edge's `to` list,
 //     one `when` case's `to`, an `else` list), two targets of unconditional
-//     plain edges out of one node (a fan-out written as several edges), and
-//     a `for_each` node (its items all write in one step).
+//     plain edges out of one node (a fan-out written as several edges), a
+//     `for_each` node (its items all write in one step), and, closing over
+//     these, targets of unconditional edges out of two nodes certain to
+//     share a step (SPEC §9.5): both complete at one barrier, so what
+//     their plain edges trigger runs together next.
 //   - Warnings: writers that may share a step on some path. The relation
 //     "may run in the same step" is the smallest symmetric relation such
 //     that (1) two targets of edges out of one node are related unless they
@@ -125,33 +132,72 @@ func (v *validator) conflicts() {
 		}
 	}
 
-	// Certain: targets of one arm, and of the plain edges out of one node.
+	// Certain: targets of one arm, of the plain edges out of one node, and
+	// (closing over that) of plain edges out of two nodes certain to share
+	// a step.
 	plainOut := map[string][]string{}
-	plainWhy := map[string]int{}
+	for _, e := range v.w.Edges {
+		for _, a := range v.arms(e) {
+			if a.plain {
+				src := e.From[0].Value
+				plainOut[src] = append(plainOut[src], a.targets...)
+			}
+		}
+	}
+	// together holds the pairs certain to share a step whenever the
+	// edge (or source) that triggers them fires; why says which.
+	together := map[nodePair]string{}
+	var work []nodePair
+	addTogether := func(a, b, why string) {
+		if a == b || len(together) >= maxPairs {
+			return
+		}
+		p := orderedPair(a, b)
+		if _, ok := together[p]; !ok {
+			together[p] = why
+			work = append(work, p)
+		}
+	}
 	for _, e := range v.w.Edges {
 		for _, a := range v.arms(e) {
 			ts := dedupe(a.targets)
 			for i := range ts {
 				for j := i + 1; j < len(ts); j++ {
-					pairWriters(ts[i], ts[j], fmt.Sprintf("both targets of the edge at line %d", e.Pos.Line), true)
-				}
-			}
-			if a.plain {
-				src := e.From[0].Value
-				plainOut[src] = append(plainOut[src], ts...)
-				if _, ok := plainWhy[src]; !ok {
-					plainWhy[src] = e.Pos.Line
+					addTogether(ts[i], ts[j], fmt.Sprintf("both targets of the edge at line %d", e.Pos.Line))
 				}
 			}
 		}
 	}
 	for _, src := range sortedKeys(plainOut) {
 		ts := dedupe(plainOut[src])
+		plainOut[src] = ts
 		for i := range ts {
 			for j := i + 1; j < len(ts); j++ {
-				pairWriters(ts[i], ts[j], fmt.Sprintf("both triggered when %s completes", src), true)
+				addTogether(ts[i], ts[j], fmt.Sprintf("both triggered when %s completes", src))
 			}
 		}
+	}
+	// Two nodes that run in one step both complete at its barrier (a
+	// failure or an interrupt ends the step as a whole), so the targets of
+	// their unconditional edges run together in the next step.
+	for len(work) > 0 && len(together) < maxPairs {
+		p := work[0]
+		work = work[1:]
+		for _, x := range plainOut[p.a] {
+			for _, y := range plainOut[p.b] {
+				addTogether(x, y, fmt.Sprintf("%s and %s run in one step, and unconditional edges lead from them to both", p.a, p.b))
+			}
+		}
+	}
+	pairs := make([]nodePair, 0, len(together))
+	for p := range together {
+		pairs = append(pairs, p)
+	}
+	slices.SortFunc(pairs, func(x, y nodePair) int {
+		return cmp.Or(cmp.Compare(v.nodes[x.a].Index, v.nodes[y.a].Index), cmp.Compare(v.nodes[x.b].Index, v.nodes[y.b].Index))
+	})
+	for _, p := range pairs {
+		pairWriters(p.a, p.b, together[p], true)
 	}
 
 	// May: the closure described above.
