@@ -24,14 +24,13 @@ type Memory struct {
 type memRun struct {
 	run     Run
 	created int64
-	invs    map[invKey]*memInv
-	cps     map[int]*Checkpoint
-}
-
-type invKey struct {
-	step  int
-	node  string
-	index int
+	invs    map[string]*memInv // by path
+	// The run's checkpoints, merged (see CheckpointMerger): base holds the
+	// latest value of every key changed before last's step, last the
+	// latest checkpoint as written. Keeping last apart lets a rewrite of
+	// the latest step drop keys its first version changed.
+	base map[string]json.RawMessage
+	last *Checkpoint
 }
 
 type memInv struct {
@@ -58,10 +57,59 @@ func (m *Memory) CreateRun(ctx context.Context, r *Run) error {
 	}
 	m.seq++
 	m.runs[r.ID] = &memRun{
-		run:     copyRun(r),
+		run:     copyRunSources(r),
 		created: m.seq,
-		invs:    make(map[invKey]*memInv),
-		cps:     make(map[int]*Checkpoint),
+		invs:    make(map[string]*memInv),
+	}
+	return nil
+}
+
+// AcquireLease makes l the run's lease when it has none, its holder is
+// dead or its holder is l.Owner; otherwise it returns a *LeaseError.
+func (m *Memory) AcquireLease(ctx context.Context, runID string, l Lease) error {
+	if err := checkLease(runID, l); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mr, ok := m.runs[runID]
+	if !ok {
+		return fmt.Errorf("acquire lease of run %s: %w", runID, ErrNotFound)
+	}
+	if err := leaseHeld(runID, mr.run.Lease, l.Owner, time.Now()); err != nil {
+		return err
+	}
+	l.Expires = normTime(l.Expires)
+	mr.run.Lease = &l
+	return nil
+}
+
+// RenewLease moves owner's lease expiry; ErrLeaseLost when owner no
+// longer holds it.
+func (m *Memory) RenewLease(ctx context.Context, runID, owner string, expires time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mr, ok := m.runs[runID]
+	if !ok {
+		return fmt.Errorf("renew lease of run %s: %w", runID, ErrNotFound)
+	}
+	if l := mr.run.Lease; l == nil || l.Owner != owner {
+		return fmt.Errorf("renew lease of run %s by %s: %w", runID, owner, ErrLeaseLost)
+	}
+	mr.run.Lease.Expires = normTime(expires)
+	return nil
+}
+
+// ReleaseLease clears owner's lease; a no-op when another owner holds it.
+func (m *Memory) ReleaseLease(ctx context.Context, runID, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mr, ok := m.runs[runID]
+	if !ok {
+		return fmt.Errorf("release lease of run %s: %w", runID, ErrNotFound)
+	}
+	if l := mr.run.Lease; l != nil && l.Owner == owner {
+		mr.run.Lease = nil
 	}
 	return nil
 }
@@ -77,6 +125,7 @@ func (m *Memory) FinishRun(ctx context.Context, id string, status Status, errMsg
 	mr.run.Status = status
 	mr.run.Error = errMsg
 	mr.run.EndedAt = normTime(at)
+	mr.run.Lease = nil // the run stopped: nobody executes it
 	return nil
 }
 
@@ -97,8 +146,8 @@ func (m *Memory) SetStatus(ctx context.Context, id string, status Status) error 
 }
 
 // RecordInvocation stores inv, replacing any earlier record with the same
-// (RunID, Step, Node, Index). A replaced record moves to the end of its
-// step's finishing order.
+// (RunID, Path). A replaced record moves to the end of its step's
+// finishing order.
 func (m *Memory) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	if err := checkInvocation(inv); err != nil {
 		return err
@@ -110,12 +159,17 @@ func (m *Memory) RecordInvocation(ctx context.Context, inv *Invocation) error {
 		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
 	}
 	m.seq++
-	mr.invs[invKey{inv.Step, inv.Node, inv.Index}] = &memInv{inv: copyInvocation(inv), seq: m.seq}
+	c := copyInvocation(inv)
+	c.Path = pathOf(inv)
+	mr.invs[c.Path] = &memInv{inv: c, seq: m.seq}
 	return nil
 }
 
-// WriteCheckpoint stores cp, replacing an earlier checkpoint of the same
-// run and step.
+// WriteCheckpoint folds cp into the run's merged checkpoint: a later step
+// moves the latest checkpoint's values into the merged base and becomes
+// the latest; the latest step again replaces it. A step older than the
+// latest fails with ErrCheckpointOrder: its successors' values are already
+// merged, so there is nothing to rewrite it in.
 func (m *Memory) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	if err := checkCheckpoint(cp); err != nil {
 		return err
@@ -127,9 +181,25 @@ func (m *Memory) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 		return fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
 	}
 	c := copyCheckpoint(cp)
-	mr.cps[cp.Step] = &c
+	switch last := mr.last; {
+	case last == nil || cp.Step == last.Step:
+	case cp.Step > last.Step:
+		if mr.base == nil {
+			mr.base = make(map[string]json.RawMessage, len(last.Changed))
+		}
+		for k, v := range last.Changed {
+			mr.base[k] = v
+		}
+	default:
+		return fmt.Errorf("write checkpoint of run %s step %d: the latest is step %d: %w", cp.RunID, cp.Step, last.Step, ErrCheckpointOrder)
+	}
+	mr.last = &c
 	return nil
 }
+
+// MergesCheckpoints reports true: Memory keeps one merged checkpoint per
+// run (see CheckpointMerger), so `--store memory` holds state, not steps.
+func (m *Memory) MergesCheckpoints() bool { return true }
 
 // GetRun returns a copy of the run with the given id, or ErrNotFound.
 func (m *Memory) GetRun(ctx context.Context, id string) (*Run, error) {
@@ -140,6 +210,8 @@ func (m *Memory) GetRun(ctx context.Context, id string) (*Run, error) {
 		return nil, fmt.Errorf("get run %s: %w", id, ErrNotFound)
 	}
 	r := copyRun(&mr.run)
+	r.Subgraphs = copySources(mr.run.Subgraphs)
+	r.Status = effectiveStatus(r.Status, r.Lease, time.Now())
 	return &r, nil
 }
 
@@ -148,8 +220,10 @@ func (m *Memory) GetRun(ctx context.Context, id string) (*Run, error) {
 func (m *Memory) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
 	m.mu.RLock()
 	all := make([]*Run, 0, len(m.runs))
+	now := time.Now()
 	for _, mr := range m.runs {
 		r := copyRun(&mr.run)
+		r.Status = effectiveStatus(r.Status, r.Lease, now)
 		all = append(all, &r)
 	}
 	m.mu.RUnlock()
@@ -160,8 +234,8 @@ func (m *Memory) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
 	return all, nil
 }
 
-// Checkpoints returns a run's checkpoints in step order, or ErrNotFound
-// for an unknown run.
+// Checkpoints returns the run's merged checkpoint (none before the first
+// is written), or ErrNotFound for an unknown run.
 func (m *Memory) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -169,13 +243,21 @@ func (m *Memory) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, 
 	if !ok {
 		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, ErrNotFound)
 	}
-	out := make([]*Checkpoint, 0, len(mr.cps))
-	for _, cp := range mr.cps {
-		c := copyCheckpoint(cp)
-		out = append(out, &c)
+	if mr.last == nil {
+		return []*Checkpoint{}, nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Step < out[j].Step })
-	return out, nil
+	c := copyCheckpoint(mr.last)
+	if len(mr.base) > 0 {
+		if c.Changed == nil {
+			c.Changed = make(map[string]json.RawMessage, len(mr.base))
+		}
+		for k, v := range mr.base {
+			if _, ok := c.Changed[k]; !ok {
+				c.Changed[k] = copyBytes(v)
+			}
+		}
+	}
+	return []*Checkpoint{&c}, nil
 }
 
 // Invocations returns a run's invocations ordered by step, then by the
@@ -273,12 +355,38 @@ func copyBytes(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
+// copyRun copies r without its subgraph sources, which only GetRun
+// returns (resume needs them; listings do not).
 func copyRun(r *Run) Run {
 	c := *r
+	c.Subgraphs = nil
+	if r.Lease != nil {
+		l := *r.Lease
+		l.Expires = normTime(l.Expires)
+		c.Lease = &l
+	}
 	c.Source = copyBytes(r.Source)
 	c.Inputs = copyBytes(r.Inputs)
 	c.StartedAt = normTime(r.StartedAt)
 	c.EndedAt = normTime(r.EndedAt)
+	return c
+}
+
+// copyRunSources copies r with its subgraph sources.
+func copyRunSources(r *Run) Run {
+	c := copyRun(r)
+	c.Subgraphs = copySources(r.Subgraphs)
+	return c
+}
+
+func copySources(m map[string][]byte) map[string][]byte {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string][]byte, len(m))
+	for k, v := range m {
+		c[k] = copyBytes(v)
+	}
 	return c
 }
 

@@ -95,6 +95,77 @@ INSERT INTO checkpoints_v3 (run_id, step, changed, next, joins, at, deltas)
 DROP TABLE checkpoints;
 ALTER TABLE checkpoints_v3 RENAME TO checkpoints;
 `,
+	// 4 (SPEC §9.1-§9.3): an invocation's identity is its path within the
+	// run, since subgraph children and tool calls share (step, node, idx);
+	// existing records get the path of their (step, node, idx), in their
+	// finishing (rowid) order. run_sources holds the subgraph workflows a
+	// run can call, as recorded when it started. The lease columns name
+	// the process executing a run (all NULL when none).
+	`
+CREATE TABLE invocations_v4 (
+	run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	path       TEXT NOT NULL,
+	step       INTEGER NOT NULL,
+	node       TEXT NOT NULL,
+	idx        INTEGER NOT NULL,
+	status     TEXT NOT NULL,
+	writes     BLOB,
+	error      TEXT NOT NULL DEFAULT '',
+	error_kind TEXT NOT NULL DEFAULT '',
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	started_at INTEGER,
+	ended_at   INTEGER,
+	PRIMARY KEY (run_id, path)
+);
+INSERT INTO invocations_v4 (run_id, path, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at)
+	SELECT run_id, step || '/' || node || CASE WHEN idx >= 0 THEN '[' || idx || ']' ELSE '' END,
+		step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at
+	FROM invocations ORDER BY rowid;
+DROP TABLE invocations;
+ALTER TABLE invocations_v4 RENAME TO invocations;
+
+CREATE TABLE run_sources (
+	run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	path   TEXT NOT NULL,
+	source BLOB,
+	PRIMARY KEY (run_id, path)
+) WITHOUT ROWID;
+
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_pid INTEGER;
+ALTER TABLE runs ADD COLUMN lease_host TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires INTEGER;
+`,
+}
+
+// checkHeader reads the schema version of the database tx reads and
+// refuses, before anything is written, a file that belongs to another
+// program or to a newer lgx (want is the version this lgx writes).
+func checkHeader(ctx context.Context, tx *sql.Tx, path string, want int) (int, error) {
+	var version, appID int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, err
+	}
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return 0, err
+	}
+	switch {
+	case appID != 0 && appID != applicationID:
+		return 0, fmt.Errorf("%s is %w: its application id is %#x", path, ErrNotLgxStore, appID)
+	case version > 0 && appID != applicationID:
+		return 0, fmt.Errorf("%s is %w: schema version %d without the lgx application id", path, ErrNotLgxStore, version)
+	case version > want:
+		return 0, fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): %w", path, version, want, ErrNewerSchema)
+	case version == 0:
+		var tables int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+			return 0, err
+		}
+		if tables > 0 {
+			return 0, fmt.Errorf("%s is %w: it is an SQLite database with other tables", path, ErrNotLgxStore)
+		}
+	}
+	return version, nil
 }
 
 // migrate brings db up to len(list) inside one immediate transaction, so
@@ -108,30 +179,9 @@ func migrate(ctx context.Context, db *sql.DB, path string, list []string) error 
 	}
 	defer tx.Rollback()
 
-	var version, appID int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	version, err := checkHeader(ctx, tx, path, len(list))
+	if err != nil || version == len(list) {
 		return err
-	}
-	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-		return err
-	}
-	switch {
-	case appID != 0 && appID != applicationID:
-		return fmt.Errorf("%s is %w: its application id is %#x", path, ErrNotLgxStore, appID)
-	case version > 0 && appID != applicationID:
-		return fmt.Errorf("%s is %w: schema version %d without the lgx application id", path, ErrNotLgxStore, version)
-	case version > len(list):
-		return fmt.Errorf("store %s has schema version %d, newer than this lgx supports (%d): %w", path, version, len(list), ErrNewerSchema)
-	case version == len(list):
-		return nil
-	case version == 0:
-		var tables int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
-			return err
-		}
-		if tables > 0 {
-			return fmt.Errorf("%s is %w: it is an SQLite database with other tables", path, ErrNotLgxStore)
-		}
 	}
 	for v := version; v < len(list); v++ {
 		if _, err := tx.ExecContext(ctx, list[v]); err != nil {

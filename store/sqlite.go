@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +50,9 @@ type SQLite struct {
 	db   *sql.DB
 	path string
 	wmu  sync.Mutex // serializes this process's writers; guards cache
+	// readOnly, when set, says why the store cannot be written; every
+	// write then fails with ErrReadOnly instead of reaching SQLite.
+	readOnly error
 
 	// cache holds, per live run, the last value written for each
 	// checkpoint key, the base of checkpoint deltas (sqlite_delta.go).
@@ -57,6 +62,8 @@ type SQLite struct {
 
 	createRun, finishRun, setStatus, recordInv, writeCP   *sql.Stmt
 	getRun, listRuns, runExists, invocations, checkpoints *sql.Stmt
+	insertSource, sources                                 *sql.Stmt
+	getLease, setLease, renewLease, releaseLease          *sql.Stmt
 	closeOnce                                             sync.Once
 	closeErr                                              error
 }
@@ -87,24 +94,78 @@ func DefaultPath() (string, error) {
 	return filepath.Join(dir, "lgx.db"), nil
 }
 
+// ErrReadOnly is wrapped by every write to a store that cannot be written
+// (the file or its directory is not writable, or it was opened with
+// OpenSQLiteReadOnly). Reads work.
+var ErrReadOnly = errors.New("store is read-only")
+
 // OpenSQLite opens the store at path, creating the file if needed, and
 // brings its schema up to date. It fails with ErrNotLgxStore ("… is not
 // an lgx store: …") for a file that is not an SQLite database, is corrupt,
 // is a directory or belongs to another program, and with ErrNewerSchema
-// for a store written by a newer lgx.
+// for a store written by a newer lgx; such files are refused before
+// anything is written to them. A store this process may not write (the
+// file or its directory is read-only to it) is opened read-only, so that
+// `lgx runs list` still works; its writes fail with ErrReadOnly.
 func OpenSQLite(path string) (*SQLite, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	return openSQLite(path, abs, notWritable(abs))
+}
+
+// OpenSQLiteReadOnly opens an existing store for reading only: nothing is
+// ever written to the file (not even a migration), and every write fails
+// with ErrReadOnly. The store must be at this lgx's schema version.
+func OpenSQLiteReadOnly(path string) (*SQLite, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return openSQLite(path, abs, errors.New("opened read-only"))
+}
+
+// openSQLite opens abs for reading and writing, or for reading only when
+// readOnly says why it cannot be written.
+func openSQLite(path, abs string, readOnly error) (*SQLite, error) {
+	if readOnly == nil {
+		return openDSN(path, abs, nil, false)
+	}
+	s, err := openDSN(path, abs, readOnly, false)
+	if err != nil && isCantOpen(err) {
+		// A WAL database whose -shm file is gone (lgx removes it on a clean
+		// close) cannot be opened read-only when the directory is not
+		// writable either: SQLite would need to create it. immutable=1
+		// reads the file as is, which is right for a store nobody here can
+		// write.
+		return openDSN(path, abs, readOnly, true)
+	}
+	return s, err
+}
+
+func isCantOpen(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN
+}
+
+func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) {
 	// A file: URI keeps '?' and '#' in the path from being read as URI
-	// syntax; the _pragma parameters run on every new connection.
+	// syntax; the _pragma parameters run on every new connection and
+	// write nothing to the file. WAL mode, which is stored in the file, is
+	// set by init once the file is known to be an lgx store.
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
+	if readOnly == nil {
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Set("mode", "ro")
+		if immutable {
+			q.Set("immutable", "1")
+		}
+	}
 	dsn := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String() + "?" + q.Encode()
 
 	db, err := sql.Open("sqlite", dsn)
@@ -116,12 +177,20 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 
-	s := &SQLite{db: db, path: path, cache: make(map[string]map[string]cachedValue), chunks: make(map[chunkKey]*sql.Stmt)}
+	s := &SQLite{db: db, path: path, readOnly: readOnly, cache: make(map[string]map[string]cachedValue), chunks: make(map[chunkKey]*sql.Stmt)}
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
 	}
 	return s, nil
+}
+
+// ReadOnly reports why the store cannot be written, nil when it can.
+func (s *SQLite) ReadOnly() error { return s.readOnly }
+
+// errReadOnly is the error of a write to a read-only store.
+func (s *SQLite) errReadOnly(what string) error {
+	return fmt.Errorf("%s: %w: %s cannot be written (%v)", what, ErrReadOnly, s.path, s.readOnly)
 }
 
 // initRetrying runs init, retrying while the file is busy for up to
@@ -151,26 +220,45 @@ func isBusy(err error) bool {
 // deletes the old row and inserts a new one with a larger rowid, so a
 // re-recorded invocation moves to the end of its step.
 const (
-	invCols      = `run_id, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
+	invCols      = `run_id, path, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
 	insertInvSQL = `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES `
-	invValues    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	invValues    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertCPSQL  = `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, deltas, next, joins, at) VALUES `
 	cpValues     = `(?, ?, ?, ?, ?, ?, ?)`
 )
 
-// init migrates the schema and prepares every statement.
+// init migrates the schema (or, read-only, checks it is current), puts
+// the file in WAL mode and prepares every statement. Nothing is written
+// before migrate has checked that the file is an lgx store of a version
+// this lgx knows.
 func (s *SQLite) init() error {
 	ctx := context.Background()
-	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
-		return err
+	if s.readOnly != nil {
+		if err := s.checkReadOnly(ctx); err != nil {
+			return err
+		}
+	} else {
+		if err := migrate(ctx, s.db, s.path, migrations); err != nil {
+			return err
+		}
+		// Persistent in the file: connections opened before see the new
+		// mode at their next transaction.
+		var mode string
+		if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+			return err
+		}
+		if mode != "wal" {
+			return fmt.Errorf("store %s: cannot use WAL mode (journal mode is %s)", s.path, mode)
+		}
 	}
-	const runCols = `id, workflow, file, source, inputs, status, error, started_at, ended_at`
+	const runCols = `id, workflow, file, source, inputs, status, error, started_at, ended_at, lease_owner, lease_pid, lease_host, lease_expires`
+	const noLease = `lease_owner = NULL, lease_pid = NULL, lease_host = NULL, lease_expires = NULL`
 	stmts := []struct {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.createRun, `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?`},
+		{&s.createRun, `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ?, ` + noLease + ` WHERE id = ?`},
 		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
 		{&s.recordInv, insertInvSQL + invValues},
 		{&s.writeCP, insertCPSQL + cpValues},
@@ -179,6 +267,12 @@ func (s *SQLite) init() error {
 		{&s.runExists, `SELECT count(*) FROM runs WHERE id = ?`},
 		{&s.invocations, `SELECT ` + invCols + ` FROM invocations WHERE run_id = ? ORDER BY step, rowid`},
 		{&s.checkpoints, `SELECT run_id, step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = ? ORDER BY step`},
+		{&s.insertSource, `INSERT INTO run_sources (run_id, path, source) VALUES (?, ?, ?)`},
+		{&s.sources, `SELECT path, source FROM run_sources WHERE run_id = ?`},
+		{&s.getLease, `SELECT lease_owner, lease_pid, lease_host, lease_expires FROM runs WHERE id = ?`},
+		{&s.setLease, `UPDATE runs SET lease_owner = ?, lease_pid = ?, lease_host = ?, lease_expires = ? WHERE id = ?`},
+		{&s.renewLease, `UPDATE runs SET lease_expires = ? WHERE id = ? AND lease_owner = ?`},
+		{&s.releaseLease, `UPDATE runs SET ` + noLease + ` WHERE id = ? AND lease_owner = ?`},
 	}
 	for _, st := range stmts {
 		p, err := s.db.PrepareContext(ctx, st.sql)
@@ -186,6 +280,25 @@ func (s *SQLite) init() error {
 			return fmt.Errorf("prepare %q: %w", st.sql, err)
 		}
 		*st.dst = p
+	}
+	return nil
+}
+
+// checkReadOnly refuses, for a store opened read-only, a file that is not
+// an lgx store or not at this lgx's schema version (it cannot be migrated).
+func (s *SQLite) checkReadOnly(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil) // deferred: reads only
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	version, err := checkHeader(ctx, tx, s.path, len(migrations))
+	if err != nil {
+		return err
+	}
+	if version != len(migrations) {
+		return fmt.Errorf("store %s is read-only (%v) and at schema version %d; this lgx needs version %d: open it once with write access to upgrade it: %w",
+			s.path, s.readOnly, version, len(migrations), ErrReadOnly)
 	}
 	return nil
 }
@@ -255,12 +368,27 @@ func (s *SQLite) DataSize(ctx context.Context) (int64, error) {
 func (s *SQLite) write(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return st.ExecContext(context.WithoutCancel(ctx), args...)
+	return s.writeLocked(ctx, st, args...)
 }
 
 // writeLocked is write for a caller already holding wmu.
 func (s *SQLite) writeLocked(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
-	return st.ExecContext(context.WithoutCancel(ctx), args...)
+	if s.readOnly != nil {
+		return nil, s.errReadOnly("write")
+	}
+	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
+	return res, s.readOnlyErr(err)
+}
+
+// readOnlyErr marks err with ErrReadOnly when SQLite refused a write
+// because the file, its directory or the file system is read-only (which
+// may change after the store was opened).
+func (s *SQLite) readOnlyErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+		return fmt.Errorf("%w: %s: %w", ErrReadOnly, s.path, err)
+	}
+	return err
 }
 
 // CreateRun records a new run. Its ID must be non-empty and unused.
@@ -268,8 +396,26 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	if err := checkRun(r); err != nil {
 		return err
 	}
-	_, err := s.write(ctx, s.createRun, r.ID, r.Workflow, r.File, r.Source, []byte(r.Inputs),
-		string(r.Status), r.Error, nanos(r.StartedAt), nanos(r.EndedAt))
+	var owner, host, pid, expires any
+	if l := r.Lease; l != nil {
+		owner, host, pid, expires = l.Owner, l.Host, l.PID, nanos(l.Expires)
+	}
+	wctx := context.WithoutCancel(ctx)
+	s.wmu.Lock()
+	err := s.inTx(wctx, "create run "+r.ID, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(wctx, s.createRun).ExecContext(wctx, r.ID, r.Workflow, r.File, r.Source, []byte(r.Inputs),
+			string(r.Status), r.Error, nanos(r.StartedAt), nanos(r.EndedAt), owner, pid, host, expires); err != nil {
+			return err
+		}
+		ins := tx.StmtContext(wctx, s.insertSource)
+		for _, p := range slices.Sorted(maps.Keys(r.Subgraphs)) {
+			if _, err := ins.ExecContext(wctx, r.ID, p, r.Subgraphs[p]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.wmu.Unlock()
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 		return fmt.Errorf("create run %s: %w", r.ID, errRunExists)
 	}
@@ -279,7 +425,66 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// FinishRun sets a run's final status, error text and end time.
+// AcquireLease makes l the run's lease when it has none, its holder is
+// dead or its holder is l.Owner; otherwise it returns a *LeaseError. The
+// check and the update are one immediate transaction, which holds the
+// file's write lock: of two processes racing for a run, exactly one wins.
+func (s *SQLite) AcquireLease(ctx context.Context, runID string, l Lease) error {
+	if err := checkLease(runID, l); err != nil {
+		return err
+	}
+	wctx := context.WithoutCancel(ctx)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.inTx(wctx, "acquire lease of run "+runID, func(tx *sql.Tx) error {
+		var (
+			owner, host  sql.NullString
+			pid, expires sql.NullInt64
+		)
+		err := tx.StmtContext(wctx, s.getLease).QueryRowContext(wctx, runID).Scan(&owner, &pid, &host, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("acquire lease of run %s: %w", runID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("acquire lease of run %s: %w", runID, err)
+		}
+		if err := leaseHeld(runID, leaseOf(owner, pid, host, expires), l.Owner, time.Now()); err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(wctx, s.setLease).ExecContext(wctx, l.Owner, l.PID, l.Host, nanos(l.Expires), runID); err != nil {
+			return fmt.Errorf("acquire lease of run %s: %w", runID, err)
+		}
+		return nil
+	})
+}
+
+// RenewLease moves owner's lease expiry; ErrLeaseLost when owner no
+// longer holds it.
+func (s *SQLite) RenewLease(ctx context.Context, runID, owner string, expires time.Time) error {
+	res, err := s.write(ctx, s.renewLease, nanos(expires), runID, owner)
+	if err := updated(res, err, "renew lease of run", runID); err != nil {
+		if errors.Is(err, ErrNotFound) && s.mustExist(ctx, runID, "renew lease of run") == nil {
+			return fmt.Errorf("renew lease of run %s by %s: %w", runID, owner, ErrLeaseLost)
+		}
+		return err
+	}
+	return nil
+}
+
+// ReleaseLease clears owner's lease; a no-op when another owner holds it.
+func (s *SQLite) ReleaseLease(ctx context.Context, runID, owner string) error {
+	res, err := s.write(ctx, s.releaseLease, runID, owner)
+	if err := updated(res, err, "release lease of run", runID); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return s.mustExist(ctx, runID, "release lease of run")
+		}
+		return err
+	}
+	return nil
+}
+
+// FinishRun sets a run's final status, error text and end time, and
+// clears its lease: the run stopped, so nobody executes it.
 func (s *SQLite) FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -312,7 +517,7 @@ func updated(res sql.Result, err error, what, id string) error {
 }
 
 // RecordInvocation stores inv durably before returning, replacing any
-// earlier record with the same (RunID, Step, Node, Index). A replaced
+// earlier record with the same (RunID, Path). A replaced
 // record moves to the end of its step's finishing order.
 func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	if err := checkInvocation(inv); err != nil {
@@ -353,19 +558,23 @@ func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) erro
 }
 
 // inTx runs fn in a transaction and commits it, or rolls it back if fn
-// fails. fn's error is returned as is; a failure to begin or commit is
-// wrapped with what. The caller holds wmu.
+// fails. fn's error is returned as is (marked ErrReadOnly when SQLite
+// refused to write); a failure to begin or commit is wrapped with what.
+// The caller holds wmu.
 func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	if s.readOnly != nil {
+		return s.errReadOnly(what)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, s.readOnlyErr(err))
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return s.readOnlyErr(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, s.readOnlyErr(err))
 	}
 	return nil
 }
@@ -377,7 +586,7 @@ func (s *SQLite) recordOne(ctx context.Context, inv *Invocation) error {
 		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("record invocation %s/%d/%s/%d: %w", inv.RunID, inv.Step, inv.Node, inv.Index, err)
+		return fmt.Errorf("record invocation %s of run %s: %w", pathOf(inv), inv.RunID, err)
 	}
 	return nil
 }
@@ -385,7 +594,7 @@ func (s *SQLite) recordOne(ctx context.Context, inv *Invocation) error {
 // invocationArgs appends the column values (invCols order) of invs to args.
 func invocationArgs(args []any, invs ...*Invocation) []any {
 	for _, inv := range invs {
-		args = append(args, inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status,
+		args = append(args, inv.RunID, pathOf(inv), inv.Step, inv.Node, inv.Index, inv.Status,
 			[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
 	}
 	return args
@@ -492,7 +701,7 @@ func invocationsErr(runID string, err error) error {
 // prepared statements few (2 tables × 7 sizes) and any batch at most
 // log2(n)+n/maxChunk statements.
 const (
-	invColumns = 11
+	invColumns = 12
 	cpColumns  = 7
 	maxChunk   = 64
 )
@@ -601,6 +810,27 @@ func (s *SQLite) GetRun(ctx context.Context, id string) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
 	}
+	rows, err := s.sources.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p   string
+			src []byte
+		)
+		if err := rows.Scan(&p, &src); err != nil {
+			return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
+		}
+		if r.Subgraphs == nil {
+			r.Subgraphs = make(map[string][]byte)
+		}
+		r.Subgraphs[p] = src
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
+	}
 	return r, nil
 }
 
@@ -695,7 +925,7 @@ func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, 
 			writes         []byte
 			started, ended sql.NullInt64
 		)
-		if err := rows.Scan(&inv.RunID, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
+		if err := rows.Scan(&inv.RunID, &inv.Path, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
 			&inv.Error, &inv.ErrorKind, &inv.Attempts, &started, &ended); err != nil {
 			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
 		}
@@ -733,20 +963,34 @@ func (s *SQLite) Close() error {
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
 
+// scanRun reads a run row (runCols), with its status as readers see it
+// (see effectiveStatus).
 func scanRun(sc rowScanner) (*Run, error) {
 	var (
 		r              Run
 		status         string
 		inputs         []byte
 		started, ended sql.NullInt64
+		owner, host    sql.NullString
+		pid, expires   sql.NullInt64
 	)
-	if err := sc.Scan(&r.ID, &r.Workflow, &r.File, &r.Source, &inputs, &status, &r.Error, &started, &ended); err != nil {
+	if err := sc.Scan(&r.ID, &r.Workflow, &r.File, &r.Source, &inputs, &status, &r.Error, &started, &ended,
+		&owner, &pid, &host, &expires); err != nil {
 		return nil, err
 	}
 	r.Inputs = inputs
-	r.Status = Status(status)
 	r.StartedAt, r.EndedAt = fromNanos(started), fromNanos(ended)
+	r.Lease = leaseOf(owner, pid, host, expires)
+	r.Status = effectiveStatus(Status(status), r.Lease, time.Now())
 	return &r, nil
+}
+
+// leaseOf builds a lease from its columns, nil when none is held.
+func leaseOf(owner sql.NullString, pid sql.NullInt64, host sql.NullString, expires sql.NullInt64) *Lease {
+	if !owner.Valid {
+		return nil
+	}
+	return &Lease{Owner: owner.String, PID: int(pid.Int64), Host: host.String, Expires: fromNanos(expires)}
 }
 
 // isCode reports whether err is an SQLite error with the given extended

@@ -24,10 +24,16 @@ const (
 	StatusFailed      Status = "failed"
 	StatusCancelled   Status = "cancelled"
 	StatusInterrupted Status = "interrupted"
+	// StatusStale is never stored: GetRun and ListRuns report it for a
+	// run recorded as running whose owner died (SPEC §9.3: same host, its
+	// pid is gone; otherwise its lease expired). Such a run is resumable
+	// at once.
+	StatusStale Status = "stale"
 )
 
 // Resumable reports whether `lgx resume` may continue a run in this status.
-// A "running" run whose process died (kill -9) is resumable too.
+// A "running" run may be resumed only once its owner is gone (stale);
+// AcquireLease decides that atomically.
 func (s Status) Resumable() bool { return s != StatusCompleted }
 
 // Run is one recorded run.
@@ -41,6 +47,12 @@ type Run struct {
 	Error     string
 	StartedAt time.Time
 	EndedAt   time.Time // zero while running
+	// Subgraphs holds the text of every workflow the run can call as a
+	// subgraph, keyed by its path as resolved when the run started (SPEC
+	// §9.2), so resume runs what was started, from any directory.
+	Subgraphs map[string][]byte
+	// Lease is the run's current owner claim; nil when none (SPEC §9.3).
+	Lease *Lease
 }
 
 // Invocation status.
@@ -51,11 +63,16 @@ const (
 	InvocationInterrupted = "interrupted" // paused at an interrupt node
 )
 
-// Invocation is one finished node invocation (or one for_each item). Its
-// identity is (RunID, Step, Node, Index); Index is -1 for a node without
-// for_each.
+// Invocation is one finished node invocation (or one for_each item, tool
+// call or subgraph child invocation). Its identity is (RunID, Path): the
+// path names it uniquely within the run (SPEC §9.1), e.g. "3/charge[4]",
+// "5/tools/tool:call_1" or "3/approve_each[1]/2/charge[4]". Step is the
+// top-level step the path starts with; Node and Index (-1 without
+// for_each) are the invocation's own node and item, for display. A record
+// with an empty Path gets the path of (Step, Node, Index).
 type Invocation struct {
 	RunID     string
+	Path      string
 	Step      int
 	Node      string
 	Index     int
@@ -82,6 +99,16 @@ type Checkpoint struct {
 
 // Store persists runs. Implementations are safe for concurrent use.
 type Store interface {
+	// AcquireLease makes l the run's lease, atomically, when the run has
+	// none, when its holder is dead (!Lease.Alive) or when its holder is
+	// l.Owner; otherwise it returns a *LeaseError naming the live holder.
+	AcquireLease(ctx context.Context, runID string, l Lease) error
+	// RenewLease moves owner's lease expiry to expires; it fails with an
+	// error wrapping ErrLeaseLost when owner no longer holds the lease.
+	RenewLease(ctx context.Context, runID, owner string, expires time.Time) error
+	// ReleaseLease clears owner's lease; a no-op when another owner holds it.
+	ReleaseLease(ctx context.Context, runID, owner string) error
+
 	CreateRun(ctx context.Context, r *Run) error
 	// FinishRun sets a run's status (and error, end time).
 	FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error
@@ -99,7 +126,7 @@ type Store interface {
 	// Checkpoints returns a run's checkpoints in step order.
 	Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, error)
 	// Invocations returns a run's invocations ordered by step, then
-	// finishing order.
+	// finishing order. Recording a path twice replaces the earlier record.
 	Invocations(ctx context.Context, runID string) ([]*Invocation, error)
 	Close() error
 }

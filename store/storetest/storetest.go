@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"sync"
@@ -48,6 +50,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitStep", testCommitStep},
 		{"CommitLargeBatch", testCommitLargeBatch},
 		{"RecordInvocations", testRecordInvocations},
+		{"InvocationPaths", testInvocationPaths},
+		{"SubgraphSources", testSubgraphSources},
+		{"Leases", testLeases},
+		{"LeaseRace", testLeaseRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +74,8 @@ var base = time.Date(2026, 11, 26, 21, 30, 15, 123456789, time.FixedZone("X", 5*
 
 func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
 
+// newRun is a running run whose owner, this process, holds a live lease,
+// so stores report it as running.
 func newRun(id string, started time.Time) *store.Run {
 	return &store.Run{
 		ID:        id,
@@ -77,7 +85,13 @@ func newRun(id string, started time.Time) *store.Run {
 		Inputs:    json.RawMessage(`{"topic": "go",  "n": [1, 2]}`),
 		Status:    store.StatusRunning,
 		StartedAt: started,
+		Lease:     liveLease("owner-" + id),
 	}
+}
+
+// liveLease is a lease of this process that expires in an hour.
+func liveLease(owner string) *store.Lease {
+	return &store.Lease{Owner: owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(time.Hour).Round(time.Microsecond)}
 }
 
 func mustCreate(t *testing.T, s store.Store, r *store.Run) {
@@ -153,11 +167,30 @@ func checkRun(t *testing.T, got, want *store.Run) {
 	sameBytes(t, "Inputs", got.Inputs, want.Inputs)
 	sameTime(t, "StartedAt", got.StartedAt, want.StartedAt)
 	sameTime(t, "EndedAt", got.EndedAt, want.EndedAt)
+	checkLease(t, got.Lease, want.Lease)
+}
+
+func checkLease(t *testing.T, got, want *store.Lease) {
+	t.Helper()
+	switch {
+	case got == nil && want == nil:
+	case got == nil || want == nil:
+		t.Errorf("Lease = %+v, want %+v", got, want)
+	default:
+		if got.Owner != want.Owner || got.PID != want.PID || got.Host != want.Host {
+			t.Errorf("Lease = %+v, want %+v", *got, *want)
+		}
+		sameTime(t, "Lease.Expires", got.Expires, want.Expires)
+	}
 }
 
 func checkInvocation(t *testing.T, got, want *store.Invocation) {
 	t.Helper()
-	if got.RunID != want.RunID || got.Step != want.Step || got.Node != want.Node || got.Index != want.Index ||
+	wantPath := want.Path
+	if wantPath == "" {
+		wantPath = store.InvocationPath(want.Step, want.Node, want.Index)
+	}
+	if got.RunID != want.RunID || got.Path != wantPath || got.Step != want.Step || got.Node != want.Node || got.Index != want.Index ||
 		got.Status != want.Status || got.Error != want.Error || got.ErrorKind != want.ErrorKind || got.Attempts != want.Attempts {
 		t.Errorf("invocation = %s, want %s", fmtInv(got), fmtInv(want))
 	}
@@ -167,27 +200,31 @@ func checkInvocation(t *testing.T, got, want *store.Invocation) {
 }
 
 func fmtInv(inv *store.Invocation) string {
-	return fmt.Sprintf("{%s %d %s %d %s writes=%s err=%q kind=%s attempts=%d}",
-		inv.RunID, inv.Step, inv.Node, inv.Index, inv.Status, inv.Writes, inv.Error, inv.ErrorKind, inv.Attempts)
+	return fmt.Sprintf("{%s %q %d %s %d %s writes=%s err=%q kind=%s attempts=%d}",
+		inv.RunID, inv.Path, inv.Step, inv.Node, inv.Index, inv.Status, inv.Writes, inv.Error, inv.ErrorKind, inv.Attempts)
 }
 
 func testCreateGet(t *testing.T, s store.Store) {
 	tests := []struct {
 		name string
 		run  *store.Run
+		want store.Status // as GetRun reports it
 	}{
-		{"full", newRun("01A", at(0))},
-		{"minimal", &store.Run{ID: "01B", Status: store.StatusRunning}},
+		{"full", newRun("01A", at(0)), store.StatusRunning},
+		// Running with nobody holding a lease: its owner died (SPEC §9.3).
+		{"minimal", &store.Run{ID: "01B", Status: store.StatusRunning}, store.StatusStale},
 		{"finished fields at create", &store.Run{
 			ID: "01C", Workflow: "w", Status: store.StatusFailed, Error: "boom: ü 🚀",
 			Source: []byte{0, 1, 2, 255}, Inputs: json.RawMessage(`null`),
 			StartedAt: at(1), EndedAt: at(2),
-		}},
+		}, store.StatusFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mustCreate(t, s, tc.run)
-			checkRun(t, mustGet(t, s, tc.run.ID), tc.run)
+			want := *tc.run
+			want.Status = tc.want
+			checkRun(t, mustGet(t, s, tc.run.ID), &want)
 		})
 	}
 }
@@ -233,9 +270,10 @@ func testListRuns(t *testing.T, s store.Store) {
 	}
 	// Created out of order; r3 and r4 start at the same instant, so the id
 	// (sortable) breaks the tie.
+	r5 := newRun("r5", at(40))
 	for _, r := range []*store.Run{
 		newRun("r2", at(20)), newRun("r1", at(10)), newRun("r4", at(30)),
-		newRun("r3", at(30)), newRun("r5", at(40)),
+		newRun("r3", at(30)), r5,
 	} {
 		mustCreate(t, s, r)
 	}
@@ -262,8 +300,7 @@ func testListRuns(t *testing.T, s store.Store) {
 	}
 	runs, _ := s.ListRuns(ctx, 1)
 	if len(runs) == 1 {
-		want := newRun("r5", at(40))
-		checkRun(t, runs[0], want)
+		checkRun(t, runs[0], r5)
 	}
 }
 
@@ -287,6 +324,7 @@ func testFinishRun(t *testing.T, s store.Store) {
 			}
 			want := *r
 			want.Status, want.Error, want.EndedAt = tc.status, tc.msg, at(100+i)
+			want.Lease = nil // the run stopped: nobody executes it
 			checkRun(t, mustGet(t, s, r.ID), &want)
 		})
 	}
@@ -306,8 +344,16 @@ func testSetStatus(t *testing.T, s store.Store) {
 		t.Fatalf("SetStatus: %v", err)
 	}
 	got := mustGet(t, s, r.ID)
-	if got.Status != store.StatusRunning {
-		t.Errorf("Status = %s, want running", got.Status)
+	// FinishRun released the lease: running again but owned by nobody
+	// until the resuming process takes the lease.
+	if got.Status != store.StatusStale {
+		t.Errorf("Status = %s, want stale (running without a lease)", got.Status)
+	}
+	if err := s.AcquireLease(ctx, r.ID, *liveLease("resumer")); err != nil {
+		t.Fatalf("AcquireLease: %v", err)
+	}
+	if got := mustGet(t, s, r.ID); got.Status != store.StatusRunning {
+		t.Errorf("Status with a live lease = %s, want running", got.Status)
 	}
 	if !got.EndedAt.IsZero() || got.Error != "" {
 		t.Errorf("after SetStatus(running): EndedAt = %v, Error = %q; want zero, empty (the run is live again)", got.EndedAt, got.Error)
@@ -500,17 +546,45 @@ func testCheckpointRoundTrip(t *testing.T, s store.Store) {
 		}
 	}
 	cps := mustCheckpoints(t, s, "run")
-	if len(cps) != len(tests) {
-		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(tests))
+	var written []*store.Checkpoint
+	for _, tc := range tests {
+		written = append(written, tc.cp)
 	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { checkCheckpoint(t, cps[i], tc.cp) })
+	want := expected(s, written)
+	if len(cps) != len(want) {
+		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(want))
 	}
+	for i := range want {
+		checkCheckpoint(t, cps[i], want[i])
+	}
+}
+
+// expected returns what Checkpoints must return for a run whose
+// checkpoints were written as want (in step order, each step once): want
+// itself, or for a store that merges checkpoints (store.CheckpointMerger)
+// one checkpoint with the last step's Step, Next, Joins and At and every
+// key's latest value, which replays to the same state.
+func expected(s store.Store, want []*store.Checkpoint) []*store.Checkpoint {
+	if !store.MergesCheckpoints(s) || len(want) == 0 {
+		return want
+	}
+	m := *want[len(want)-1]
+	m.Changed = map[string]json.RawMessage{}
+	for _, cp := range want {
+		for k, v := range cp.Changed {
+			m.Changed[k] = v
+		}
+	}
+	return []*store.Checkpoint{&m}
 }
 
 func testCheckpointOrder(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newRun("run", at(0)))
+	if store.MergesCheckpoints(s) {
+		testMergedCheckpointOrder(t, s)
+		return
+	}
 	for _, step := range []int{3, 1, 10, 2, 0} {
 		cp := &store.Checkpoint{RunID: "run", Step: step,
 			Changed: map[string]json.RawMessage{"step": json.RawMessage(fmt.Sprint(step))}, At: at(step)}
@@ -532,6 +606,42 @@ func testCheckpointOrder(t *testing.T, s store.Store) {
 		t.Fatalf("Checkpoints steps = %v, want %v", steps, want)
 	}
 	checkCheckpoint(t, cps[2], replaced)
+}
+
+// testMergedCheckpointOrder: a store that merges checkpoints keeps the
+// latest step, lets it be rewritten (a rewrite that no longer changes a key
+// leaves that key at its earlier step's value) and refuses an older step,
+// changing nothing.
+func testMergedCheckpointOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	write := func(cp *store.Checkpoint) error { return s.WriteCheckpoint(ctx, cp) }
+	cp := func(step int, changed map[string]json.RawMessage) *store.Checkpoint {
+		return &store.Checkpoint{RunID: "run", Step: step, Changed: changed, Next: []string{fmt.Sprint("n", step)},
+			Joins: json.RawMessage(fmt.Sprintf(`{"j":%d}`, step)), At: at(step)}
+	}
+	raw := func(v string) json.RawMessage { return json.RawMessage(v) }
+	for _, c := range []*store.Checkpoint{
+		cp(0, map[string]json.RawMessage{"a": raw("0"), "b": raw(`"b0"`)}),
+		cp(1, map[string]json.RawMessage{"a": raw("1")}),
+		cp(2, map[string]json.RawMessage{"a": raw("2"), "c": raw("[2]")}),
+	} {
+		if err := write(c); err != nil {
+			t.Fatalf("WriteCheckpoint(%d): %v", c.Step, err)
+		}
+	}
+	rewrite := cp(2, map[string]json.RawMessage{"b": raw(`"b2"`)})
+	if err := write(rewrite); err != nil {
+		t.Fatalf("WriteCheckpoint(rewrite of 2): %v", err)
+	}
+	if err := write(cp(1, map[string]json.RawMessage{"a": raw("99")})); !errors.Is(err, store.ErrCheckpointOrder) {
+		t.Errorf("WriteCheckpoint(older step 1) = %v, want ErrCheckpointOrder", err)
+	}
+	want := cp(2, map[string]json.RawMessage{"a": raw("1"), "b": raw(`"b2"`)})
+	cps := mustCheckpoints(t, s, "run")
+	if len(cps) != 1 {
+		t.Fatalf("Checkpoints = %d, want 1 merged", len(cps))
+	}
+	checkCheckpoint(t, cps[0], want)
 }
 
 func testCheckpointRejects(t *testing.T, s store.Store) {
@@ -612,6 +722,7 @@ func testCheckpointGrowing(t *testing.T, s store.Store) {
 		}
 	}
 	cps := mustCheckpoints(t, s, "run")
+	want = expected(s, want)
 	if len(cps) != len(want) {
 		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(want))
 	}
@@ -820,8 +931,15 @@ func testCommitStep(t *testing.T, s store.Store) {
 		t.Fatalf("Invocations = %v, %v", invs, err)
 	}
 	cps := mustCheckpoints(t, s, "run")
-	if len(cps) != 3 || string(cps[2].Changed["i"]) != "3" || string(cps[2].Changed["list"]) != `["item0","item1","item2"]` {
-		t.Fatalf("Checkpoints: %d, last %v", len(cps), cps[len(cps)-1].Changed)
+	var written []*store.Checkpoint
+	for _, r := range batch {
+		written = append(written, r.Checkpoint)
+	}
+	if want := expected(s, written); len(cps) != len(want) {
+		t.Fatalf("Checkpoints = %d, want %d", len(cps), len(want))
+	}
+	if last := cps[len(cps)-1]; last.Step != 3 || string(last.Changed["i"]) != "3" || string(last.Changed["list"]) != `["item0","item1","item2"]` {
+		t.Fatalf("last checkpoint: step %d, %v", last.Step, last.Changed)
 	}
 	err = store.CommitSteps(ctx, s, []store.StepRecord{{
 		Invocations: []*store.Invocation{{RunID: "nope", Step: 1, Node: "n", Index: -1, Status: store.InvocationOK}},
@@ -887,8 +1005,12 @@ func testCommitLargeBatch(t *testing.T, s store.Store) {
 		checkInvocation(t, got[i], &w)
 	}
 	gotCP, wantCP := mustCheckpoints(t, s, "batched"), mustCheckpoints(t, s, "single")
-	if len(gotCP) != 150 || len(wantCP) != 150 {
-		t.Fatalf("checkpoints: batched %d, call by call %d, want 150", len(gotCP), len(wantCP))
+	n := 150
+	if store.MergesCheckpoints(s) {
+		n = 1
+	}
+	if len(gotCP) != n || len(wantCP) != n {
+		t.Fatalf("checkpoints: batched %d, call by call %d, want %d", len(gotCP), len(wantCP), n)
 	}
 	for i := range wantCP {
 		w := *wantCP[i]
@@ -937,5 +1059,324 @@ func testRecordInvocations(t *testing.T, s store.Store) {
 	invs = mustInvocations(t, s, "run")
 	if len(invs) != 102 || invs[100].Index != 200 || invs[101].Index != 202 {
 		t.Errorf("after a batch with one bad record: %d invocations, last %s", len(invs), fmtInv(invs[len(invs)-1]))
+	}
+}
+
+// testInvocationPaths: an invocation's identity is its path (SPEC §9.1).
+// Records sharing step, node and index but not path (subgraph children,
+// tool calls) are all kept; recording a path again replaces its record;
+// a record without a path gets the one of (Step, Node, Index).
+func testInvocationPaths(t *testing.T, s store.Store) {
+	mustCreate(t, s, newRun("run", at(0)))
+	inv := func(path string, step int, node string, index int, writes string) *store.Invocation {
+		return &store.Invocation{RunID: "run", Path: path, Step: step, Node: node, Index: index,
+			Status: store.InvocationOK, Writes: json.RawMessage(writes), Attempts: 1, StartedAt: at(step), EndedAt: at(step + 1)}
+	}
+	recorded := []*store.Invocation{
+		inv("3/approve_each[0]/2/charge[4]", 3, "charge", 4, `{"c":0}`),
+		inv("3/approve_each[1]/2/charge[4]", 3, "charge", 4, `{"c":1}`),
+		inv("5/tools/tool:call_1", 5, "refund", -1, `{"r":"A"}`),
+		inv("5/tools/tool:call_2", 5, "refund", -1, `{"r":"B"}`),
+		inv("", 2, "fetch", 3, `{"f":3}`),
+		inv("", 2, "plain", -1, `{"p":1}`),
+		inv("5/tools/tool:call_1", 5, "refund", -1, `{"r":"A2"}`), // replaces call_1, moves last in step 5
+		inv("2/fetch[3]", 2, "fetch", 3, `{"f":"again"}`),         // the derived path of an earlier record
+	}
+	for _, r := range recorded {
+		mustRecord(t, s, r)
+	}
+	want := []*store.Invocation{
+		inv("2/plain", 2, "plain", -1, `{"p":1}`),
+		inv("2/fetch[3]", 2, "fetch", 3, `{"f":"again"}`),
+		inv("3/approve_each[0]/2/charge[4]", 3, "charge", 4, `{"c":0}`),
+		inv("3/approve_each[1]/2/charge[4]", 3, "charge", 4, `{"c":1}`),
+		inv("5/tools/tool:call_2", 5, "refund", -1, `{"r":"B"}`),
+		inv("5/tools/tool:call_1", 5, "refund", -1, `{"r":"A2"}`),
+	}
+	got := mustInvocations(t, s, "run")
+	if len(got) != len(want) {
+		for _, g := range got {
+			t.Logf("got %s", fmtInv(g))
+		}
+		t.Fatalf("Invocations = %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		checkInvocation(t, got[i], want[i])
+	}
+	// The batch paths key by path too.
+	batch := []*store.Invocation{
+		inv("7/sub/1/n", 7, "n", -1, `{"b":1}`),
+		inv("7/sub/2/n", 7, "n", -1, `{"b":2}`),
+		inv("7/sub/1/n", 7, "n", -1, `{"b":3}`),
+	}
+	if err := store.RecordInvocations(context.Background(), s, batch); err != nil {
+		t.Fatalf("RecordInvocations: %v", err)
+	}
+	err := store.CommitSteps(context.Background(), s, []store.StepRecord{{
+		Invocations: []*store.Invocation{inv("8/sub/1/n", 8, "n", -1, `{"s":1}`), inv("8/sub/2/n", 8, "n", -1, `{"s":2}`)},
+		Checkpoint:  &store.Checkpoint{RunID: "run", Step: 8},
+	}})
+	if err != nil {
+		t.Fatalf("CommitSteps: %v", err)
+	}
+	got = mustInvocations(t, s, "run")[len(want):]
+	wantTail := []*store.Invocation{batch[1], batch[2], inv("8/sub/1/n", 8, "n", -1, `{"s":1}`), inv("8/sub/2/n", 8, "n", -1, `{"s":2}`)}
+	if len(got) != len(wantTail) {
+		t.Fatalf("after batches: %d more records, want %d", len(got), len(wantTail))
+	}
+	for i := range wantTail {
+		checkInvocation(t, got[i], wantTail[i])
+	}
+}
+
+// testSubgraphSources: the subgraph workflows recorded with a run come
+// back from GetRun byte for byte, and neither side's buffers are shared.
+func testSubgraphSources(t *testing.T, s store.Store) {
+	sources := map[string][]byte{
+		"/work/flows/child.yaml":         []byte("name: child\nnodes:\n  a: {type: set}\n"),
+		"/work/flows/nested/grand.yaml":  []byte("name: grand\n# ü 🚀\n"),
+		"/work/flows/with space?#&.yaml": {0, 1, 2, 255},
+		"/work/flows/empty.yaml":         {},
+	}
+	r := newRun("sub", at(0))
+	r.Subgraphs = map[string][]byte{}
+	for k, v := range sources {
+		r.Subgraphs[k] = bytes.Clone(v)
+	}
+	mustCreate(t, s, r)
+	r.Subgraphs["/work/flows/child.yaml"][0] = 'X'
+	r.Subgraphs["/work/flows/added.yaml"] = []byte("x")
+
+	check := func(got *store.Run) {
+		t.Helper()
+		if len(got.Subgraphs) != len(sources) {
+			t.Errorf("Subgraphs has %d entries, want %d: %v", len(got.Subgraphs), len(sources), got.Subgraphs)
+		}
+		for k, v := range sources {
+			g, ok := got.Subgraphs[k]
+			if !ok {
+				t.Errorf("Subgraphs[%q] missing", k)
+				continue
+			}
+			sameBytes(t, "Subgraphs["+k+"]", g, v)
+		}
+	}
+	got := mustGet(t, s, "sub")
+	check(got)
+	got.Subgraphs["/work/flows/child.yaml"][0] = 'Y'
+	check(mustGet(t, s, "sub"))
+
+	mustCreate(t, s, newRun("nosub", at(1)))
+	if got := mustGet(t, s, "nosub"); len(got.Subgraphs) != 0 {
+		t.Errorf("a run created without subgraphs has %d", len(got.Subgraphs))
+	}
+}
+
+// deadPID returns the pid of a process that has exited and been reaped,
+// so no process has it (until the system reuses it, which takes a full
+// cycle of the pid space).
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run true: %v", err)
+	}
+	return cmd.Process.Pid
+}
+
+// testLeases: AcquireLease takes a free run, refuses a live holder with a
+// *LeaseError naming it, takes over a holder that died (expired, or on
+// this host with its pid gone) at once, and lets an owner re-acquire;
+// only the owner renews or releases; readers see a running run without a
+// live lease as stale (SPEC §9.3).
+func testLeases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	status := func(id string) store.Status { t.Helper(); return mustGet(t, s, id).Status }
+	r := &store.Run{ID: "free", Status: store.StatusRunning, StartedAt: at(0)}
+	mustCreate(t, s, r)
+	if st := status("free"); st != store.StatusStale {
+		t.Errorf("running run without a lease: status %s, want stale", st)
+	}
+
+	first := liveLease("first")
+	if err := s.AcquireLease(ctx, "free", *first); err != nil {
+		t.Fatalf("AcquireLease on a free run: %v", err)
+	}
+	got := mustGet(t, s, "free")
+	checkLease(t, got.Lease, first)
+	if got.Status != store.StatusRunning {
+		t.Errorf("status with a live lease = %s, want running", got.Status)
+	}
+
+	err := s.AcquireLease(ctx, "free", *liveLease("second"))
+	var le *store.LeaseError
+	if !errors.As(err, &le) {
+		t.Fatalf("AcquireLease while a live owner holds the run = %v, want *LeaseError", err)
+	}
+	if le.RunID != "free" || le.Holder.Owner != "first" || le.Holder.PID != os.Getpid() || le.Holder.Host != store.Hostname() {
+		t.Errorf("LeaseError names %+v of run %s, want the first owner", le.Holder, le.RunID)
+	}
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprint(os.Getpid())) || !strings.Contains(msg, store.Hostname()) {
+		t.Errorf("LeaseError message %q does not name the holder's pid and host", msg)
+	}
+	checkLease(t, mustGet(t, s, "free").Lease, first)
+
+	// The owner itself re-acquires (e.g. a resume in the same process).
+	again := liveLease("first")
+	again.Expires = again.Expires.Add(time.Minute)
+	if err := s.AcquireLease(ctx, "free", *again); err != nil {
+		t.Errorf("AcquireLease by the holder again: %v", err)
+	}
+	checkLease(t, mustGet(t, s, "free").Lease, again)
+
+	// Renewal: only the owner.
+	if err := s.RenewLease(ctx, "free", "second", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("RenewLease by a non-owner = %v, want ErrLeaseLost", err)
+	}
+	renewed := *again
+	renewed.Expires = time.Now().Add(2 * time.Hour).Round(time.Microsecond)
+	if err := s.RenewLease(ctx, "free", "first", renewed.Expires); err != nil {
+		t.Errorf("RenewLease by the owner: %v", err)
+	}
+	checkLease(t, mustGet(t, s, "free").Lease, &renewed)
+
+	// Release: a no-op for a non-owner, clears it for the owner.
+	if err := s.ReleaseLease(ctx, "free", "second"); err != nil {
+		t.Errorf("ReleaseLease by a non-owner: %v, want a no-op", err)
+	}
+	checkLease(t, mustGet(t, s, "free").Lease, &renewed)
+	if err := s.ReleaseLease(ctx, "free", "first"); err != nil {
+		t.Errorf("ReleaseLease by the owner: %v", err)
+	}
+	got = mustGet(t, s, "free")
+	checkLease(t, got.Lease, nil)
+	if got.Status != store.StatusStale {
+		t.Errorf("status after release = %s, want stale", got.Status)
+	}
+	if err := s.RenewLease(ctx, "free", "first", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("RenewLease after release = %v, want ErrLeaseLost", err)
+	}
+
+	// Holders that died, recorded at CreateRun: each run is stale and
+	// taken over at once.
+	dead := []struct {
+		name  string
+		lease store.Lease
+	}{
+		{"expired on another host", store.Lease{Owner: "gone", PID: 1, Host: "another-host.invalid", Expires: time.Now().Add(-time.Second)}},
+		{"expired on this host", store.Lease{Owner: "gone", PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(-time.Second)}},
+		{"pid gone on this host", store.Lease{Owner: "gone", PID: deadPID(t), Host: store.Hostname(), Expires: time.Now().Add(time.Hour)}},
+	}
+	for i, tc := range dead {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprint("dead", i)
+			r := newRun(id, at(i))
+			r.Lease = &tc.lease
+			mustCreate(t, s, r)
+			got := mustGet(t, s, id)
+			if got.Status != store.StatusStale {
+				t.Errorf("status = %s, want stale", got.Status)
+			}
+			checkLease(t, got.Lease, &tc.lease)
+			next := liveLease("next")
+			if err := s.AcquireLease(ctx, id, *next); err != nil {
+				t.Fatalf("AcquireLease of a dead holder's run: %v", err)
+			}
+			checkLease(t, mustGet(t, s, id).Lease, next)
+			if err := s.RenewLease(ctx, id, "gone", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrLeaseLost) {
+				t.Errorf("RenewLease by the replaced owner = %v, want ErrLeaseLost", err)
+			}
+		})
+	}
+	// A live lease on another host is never judged by this host's pids.
+	other := newRun("other-host", at(9))
+	other.Lease = &store.Lease{Owner: "remote", PID: deadPID(t), Host: "another-host.invalid", Expires: time.Now().Add(time.Hour)}
+	mustCreate(t, s, other)
+	if st := status("other-host"); st != store.StatusRunning {
+		t.Errorf("live lease on another host: status %s, want running", st)
+	}
+	if err := s.AcquireLease(ctx, "other-host", *liveLease("local")); !errors.As(err, &le) || le.Holder.Owner != "remote" {
+		t.Errorf("AcquireLease over another host's live lease = %v, want *LeaseError naming remote", err)
+	}
+
+	// Finishing the run clears the lease; ListRuns reports leases too.
+	if err := s.FinishRun(ctx, "other-host", store.StatusCompleted, "", at(10)); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.ListRuns(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		switch r.ID {
+		case "other-host":
+			if r.Lease != nil || r.Status != store.StatusCompleted {
+				t.Errorf("finished run listed with lease %+v, status %s", r.Lease, r.Status)
+			}
+		case "dead0":
+			if r.Lease == nil || r.Lease.Owner != "next" || r.Status != store.StatusRunning {
+				t.Errorf("ListRuns: run dead0 has lease %+v, status %s; want next's, running", r.Lease, r.Status)
+			}
+		case "free":
+			if r.Status != store.StatusStale {
+				t.Errorf("ListRuns: run free is %s, want stale", r.Status)
+			}
+		}
+	}
+
+	for name, err := range map[string]error{
+		"AcquireLease": s.AcquireLease(ctx, "nope", *liveLease("x")),
+		"RenewLease":   s.RenewLease(ctx, "nope", "x", time.Now()),
+		"ReleaseLease": s.ReleaseLease(ctx, "nope", "x"),
+	} {
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s(unknown run) = %v, want ErrNotFound", name, err)
+		}
+	}
+	if err := s.AcquireLease(ctx, "free", store.Lease{PID: 1, Expires: time.Now().Add(time.Hour)}); err == nil {
+		t.Error("AcquireLease with an empty owner succeeded")
+	}
+}
+
+// testLeaseRace: goroutines racing for one free run's lease: exactly one
+// wins; every other one is told who did.
+func testLeaseRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, &store.Run{ID: "race", Status: store.StatusRunning, StartedAt: at(0)})
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = s.AcquireLease(ctx, "race", *liveLease(fmt.Sprint("racer", i)))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatalf("racers %d and %d both acquired the lease", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no racer acquired the lease: %v", errs)
+	}
+	want := fmt.Sprint("racer", winner)
+	for i, err := range errs {
+		var le *store.LeaseError
+		if i != winner && (!errors.As(err, &le) || le.Holder.Owner != want) {
+			t.Errorf("racer %d: %v, want a *LeaseError naming %s", i, err, want)
+		}
+	}
+	if got := mustGet(t, s, "race").Lease; got == nil || got.Owner != want {
+		t.Errorf("stored lease %+v, want %s's", got, want)
 	}
 }
