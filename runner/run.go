@@ -518,6 +518,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 			runs = append(runs, nr)
 		}
+		if err := r.planConflicts(runs); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
+		}
 		r.stepPure = true
 		for _, nr := range runs {
 			r.stepPure = r.stepPure && nr.n.pure
