@@ -109,11 +109,21 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 			runErr = errors.New("run failed")
 		}
 		fmt.Fprintf(a.ios.Err, "lgx: %v\n", runErr)
-		if runID != "" {
+		if runID != "" && !repeatsOnResume(runErr) {
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s\n", runID)
 		}
 		return silentExit(code)
 	}
+}
+
+// repeatsOnResume reports a failure that a resume would meet again
+// identically (SPEC §9.6): the recursion limit and a replace conflict
+// depend only on the recorded workflow and state, so suggesting `lgx
+// resume` would only send the user round in a circle.
+func repeatsOnResume(err error) bool {
+	var re *runner.RecursionError
+	var ce *runner.ConflictError
+	return errors.As(err, &re) || errors.As(err, &ce)
 }
 
 // execute runs (or resumes) a run the way both commands do: Ctrl-C
