@@ -13,6 +13,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
 )
 
 // ExprScope says which variables an expression sees (SPEC §3.1).
@@ -22,6 +24,10 @@ type ExprScope struct {
 	LoopVar string
 	// Output adds `result` and `error` (a node's or a tool's `output`).
 	Output bool
+	// ResultType is the catalog type whose result `result` is: its
+	// `result.FIELD` reads are checked against the type's result fields.
+	// "" = not checked.
+	ResultType string
 	// Args adds `args` (a tool's node and output).
 	Args bool
 	// EnvOnly leaves only `env` and `secrets` (provider fields).
@@ -287,6 +293,16 @@ func (c *exprChecker) members(src string, tree *parser.Tree, scope ExprScope) []
 				return
 			}
 			ps = append(ps, exprProblem{off, CodeExpr, fmt.Sprintf("error has no field %q", prop.Value), "error has message and kind (and is null when the node succeeded)"})
+		case "result":
+			fields := resultFields(scope)
+			if fields == nil || contains(fields, prop.Value) {
+				return
+			}
+			hint := didYouMean(prop.Value, fields)
+			if hint == "" {
+				hint = fmt.Sprintf("%s results have: %s", scope.ResultType, strings.Join(fields, ", "))
+			}
+			ps = append(ps, exprProblem{off, CodeExpr, fmt.Sprintf("%s result has no field %q", scope.ResultType, prop.Value), hint})
 		}
 	})
 	return ps
@@ -517,4 +533,26 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 		}
 	}
 	return nil
+}
+
+// resultFields lists the result fields of the scope's node type, or nil
+// when `result.FIELD` is not checked: outside output, an unknown type, a
+// type that documents no result, or a result that is a whole value (a
+// pseudo field like `(state)`: a subgraph's state, a template's value).
+func resultFields(scope ExprScope) []string {
+	if !scope.Output || scope.ResultType == "" {
+		return nil
+	}
+	t, ok := nodes.Lookup(scope.ResultType)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, f := range t.Doc().Result {
+		if strings.HasPrefix(f.Name, "(") {
+			return nil
+		}
+		names = append(names, f.Name)
+	}
+	return names
 }

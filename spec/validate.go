@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -18,10 +19,18 @@ import (
 // returns the diagnostics Load did not already report, sorted; callers run
 // Load first and append. It tolerates a partially loaded workflow.
 func Validate(w *Workflow) (ds Diagnostics) {
+	return ValidateReading(w, os.ReadFile)
+}
+
+// ValidateReading is Validate with the files a workflow names (subgraph
+// children) read by read instead of from disk: a resumed run validates
+// against the texts recorded when it started.
+func ValidateReading(w *Workflow, read func(path string) ([]byte, error)) (ds Diagnostics) {
 	if w == nil || w.Root == nil {
 		return nil
 	}
 	v := newValidator(w)
+	v.read = read
 	defer func() {
 		if r := recover(); r != nil {
 			v.errorf(Pos{Line: 1, Col: 1}, CodeBadValue, "", "internal error while validating the workflow (please report it): %v", r)
@@ -47,6 +56,7 @@ func Validate(w *Workflow) (ds Diagnostics) {
 type validator struct {
 	w     *Workflow
 	diags Diagnostics
+	read  func(path string) ([]byte, error) // files the workflow names
 
 	state     map[string]*StateKey
 	nodes     map[string]*Node
@@ -330,7 +340,11 @@ func (v *validator) checkTools() {
 			}
 		}
 		if t.Output != nil {
-			v.checkValue(t.Output, ExprScope{Args: true, Output: true})
+			scope := ExprScope{Args: true, Output: true}
+			if t.Node != nil {
+				scope.ResultType = t.Node.Type
+			}
+			v.checkValue(t.Output, scope)
 		}
 	}
 }
@@ -358,6 +372,7 @@ func (v *validator) node(n *Node) {
 	}
 	out := scope
 	out.Output = true
+	out.ResultType = n.Type
 	for _, o := range n.Output {
 		if _, ok := v.state[o.Key]; !ok {
 			hint := didYouMean(o.Key, stateNames(v.w))
