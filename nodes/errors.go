@@ -24,6 +24,7 @@ const (
 	KindPanic     Kind = "panic"     // the node panicked (recovered)
 	KindCancelled Kind = "cancelled" // the run was cancelled
 	KindProvider  Kind = "provider"  // an LLM provider returned an error
+	KindLimit     Kind = "limit"     // a resource limit was reached (size budget, subgraph depth)
 )
 
 // Error is a node failure with a kind the retry policy can read.

@@ -36,7 +36,7 @@ func (h *fetchTestHost) Provider(string) (*Provider, error) {
 func (h *fetchTestHost) Tools([]string) ([]ToolSpec, error) {
 	return nil, errors.New("fetchTestHost: no tools")
 }
-func (h *fetchTestHost) RunTool(context.Context, string, map[string]any) (any, error) {
+func (h *fetchTestHost) RunTool(context.Context, ToolCall) (any, error) {
 	return nil, errors.New("fetchTestHost: no tools")
 }
 func (h *fetchTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {

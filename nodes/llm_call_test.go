@@ -53,7 +53,7 @@ func (h *llmTestHost) Tools(names []string) ([]ToolSpec, error) {
 	}
 	return out, nil
 }
-func (h *llmTestHost) RunTool(context.Context, string, map[string]any) (any, error) {
+func (h *llmTestHost) RunTool(context.Context, ToolCall) (any, error) {
 	return nil, errors.New("not used")
 }
 func (h *llmTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {

@@ -89,6 +89,9 @@ type Invocation struct {
 	// `result.NAME` and nothing else of `result`). A type may leave the
 	// other fields out when they cost work to build; nil means all.
 	ResultFields map[string]bool
+	// MaxValueBytes is config.max_value_bytes: the most a template may
+	// render or build (0 = DefaultMaxValueBytes).
+	MaxValueBytes int64
 
 	Host Host
 }
@@ -97,8 +100,9 @@ type Invocation struct {
 type Host interface {
 	// HTTPClient is the run's shared, tuned client.
 	HTTPClient() *http.Client
-	// IdempotencyKey is derived from run id, node and item index: the same
-	// across retries and resumes.
+	// IdempotencyKey is derived from the run id and the invocation's path
+	// (SPEC §9.1): the same across retries and resumes, different for every
+	// other invocation (loop visits, items, tool calls, subgraph children).
 	IdempotencyKey() string
 	// Token streams a piece of model output as a `token` event.
 	Token(text string)
@@ -108,8 +112,9 @@ type Host interface {
 	// Tools returns the declarations of the named tools, in order.
 	Tools(names []string) ([]ToolSpec, error)
 	// RunTool runs one tool call under the caps of its node and returns the
-	// tool message content.
-	RunTool(ctx context.Context, name string, args map[string]any) (any, error)
+	// tool message content. The call is an invocation of its own, with the
+	// path …/tool:ID: recorded when it finishes, never run again on resume.
+	RunTool(ctx context.Context, call ToolCall) (any, error)
 	// RunSubgraph runs a child workflow (path relative to the parent file)
 	// sharing the parent's caps, and returns its final state.
 	RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error)
@@ -122,6 +127,25 @@ type Provider struct {
 	Model   string
 	BaseURL string
 	APIKey  string
+}
+
+// ToolCall is one call of a declared tool, as a model asked for it.
+type ToolCall struct {
+	// ID is the call id the model gave; it names the call's invocation
+	// (…/tool:ID). Position is the call's place in the list, used instead
+	// when the id is empty or repeated.
+	ID       string
+	Position int
+	Name     string
+	Args     map[string]any
+}
+
+// Composite is implemented by types whose invocations run a child workflow
+// (subgraph). Subworkflow returns the child's path, relative to the file
+// that names it, from the node's prepared value, so that the runner can
+// load, check and record every child before a run starts (SPEC §9.2).
+type Composite interface {
+	Subworkflow(prepared any) string
 }
 
 // ToolSpec is a tool as offered to a model.

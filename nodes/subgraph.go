@@ -34,6 +34,12 @@ func (subgraphType) Prepare(static map[string]any) (any, error) {
 	return p, nil
 }
 
+// Subworkflow returns the child's path from the prepared value.
+func (subgraphType) Subworkflow(prepared any) string {
+	p, _ := prepared.(string)
+	return p
+}
+
 // Run runs the child workflow.
 func (subgraphType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	path, _ := inv.Prepared.(string)

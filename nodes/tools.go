@@ -36,6 +36,8 @@ func (toolsType) Doc() Doc {
 // toolCall is one call to run.
 type toolCall struct {
 	id, name string
+	position int
+	uniqueID bool // no earlier call of the list has this id
 	args     map[string]any
 	argErr   error // the arguments could not be read
 }
@@ -64,7 +66,11 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	if limit > 0 {
 		g.SetLimit(limit)
 	}
+	seen := make(map[string]bool, len(calls))
 	for i, c := range calls {
+		c.position = i
+		c.uniqueID = c.id != "" && !seen[c.id]
+		seen[c.id] = true
 		g.Go(func() error {
 			out[i] = toolMessage(c, runToolCall(ctx, inv.Host, &specs, c))
 			return nil
@@ -133,7 +139,11 @@ func runToolCall(ctx context.Context, host Host, specs *toolSpecCache, c toolCal
 			return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, err)
 		}
 	}
-	res, err := host.RunTool(ctx, c.name, c.args)
+	call := ToolCall{Position: c.position, Name: c.name, Args: c.args}
+	if c.uniqueID {
+		call.ID = c.id
+	}
+	res, err := host.RunTool(ctx, call)
 	if err != nil {
 		return fmt.Sprintf("error: %v", err)
 	}

@@ -46,7 +46,8 @@ func (h *toolsTestHost) Tools(names []string) ([]ToolSpec, error) {
 	}
 	return out, nil
 }
-func (h *toolsTestHost) RunTool(ctx context.Context, name string, args map[string]any) (any, error) {
+func (h *toolsTestHost) RunTool(ctx context.Context, c ToolCall) (any, error) {
+	name, args := c.Name, c.Args
 	h.mu.Lock()
 	h.inFlight++
 	h.maxInFlight = max(h.maxInFlight, h.inFlight)

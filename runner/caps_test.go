@@ -239,18 +239,18 @@ edges:
 }
 
 func TestRetryDelay(t *testing.T) {
-	p := retryPolicy{attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: time.Second}
+	p := retryPolicy{attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: time.Second, maxWait: time.Minute}
 	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
 		3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 9: time.Second} {
 		for range 20 {
-			d := p.delay(attempt, errors.New("x"))
-			if d < want/2 || d > want {
+			d, err := p.delay(attempt, errors.New("x"))
+			if err != nil || d < want/2 || d > want {
 				t.Fatalf("attempt %d: delay %s outside [%s, %s]", attempt, d, want/2, want)
 			}
 		}
 	}
 	ra := &nodes.Error{Kind: nodes.KindStatus, Status: 429, RetryAfter: 7 * time.Second}
-	if d := p.delay(1, fmt.Errorf("wrapped: %w", ra)); d != 7*time.Second {
+	if d, err := p.delay(1, fmt.Errorf("wrapped: %w", ra)); err != nil || d != 7*time.Second {
 		t.Errorf("Retry-After delay = %s, want 7s", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -190,7 +191,7 @@ func TestInterruptResumeAndRedaction(t *testing.T) {
 		t.Errorf("redacted value not found in %s", all)
 	}
 
-	res2, err := Resume(context.Background(), st, res.RunID, map[string]any{"ok": true, "note": "lgtm"}, Options{Environ: env})
+	res2, err := Resume(context.Background(), st, res.RunID, Options{Environ: env, Answer: Answer{Values: map[string]any{"ok": true, "note": "lgtm"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestInterruptResumeAndRedaction(t *testing.T) {
 	if rr.Status != store.StatusCompleted {
 		t.Errorf("stored status %s", rr.Status)
 	}
-	if _, err := Resume(context.Background(), st, res.RunID, nil, Options{}); err == nil {
+	if _, err := Resume(context.Background(), st, res.RunID, Options{}); err == nil {
 		t.Error("resuming a completed run succeeded")
 	}
 }
@@ -217,7 +218,13 @@ func TestInterruptResumeAndRedaction(t *testing.T) {
 // invocations of the failed step whose writes were recorded.
 func TestResumeAfterFailureReusesRecordedInvocations(t *testing.T) {
 	okg := resetGroup("rf_ok")
-	st := store.NewMemory()
+	// SQLite: it keeps every step's checkpoint (the memory store merges
+	// them), which the end of the test inspects.
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	src := `
 lgx: 1
 name: rf
@@ -247,7 +254,7 @@ edges:
 	if okg.calls != 2 {
 		t.Fatalf("ok items ran %d times", okg.calls)
 	}
-	res2, err := Resume(context.Background(), st, rid, nil, Options{Environ: []string{}})
+	res2, err := Resume(context.Background(), st, rid, Options{Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,10 +275,14 @@ edges:
 }
 
 func TestIdempotencyKeyStableAcrossRetries(t *testing.T) {
-	c1 := &call{r: &run{id: "RUN"}, n: &node{name: "post"}, index: 2}
-	c2 := &call{r: &run{id: "RUN"}, n: &node{name: "post"}, index: 2}
-	if c1.IdempotencyKey() != c2.IdempotencyKey() || c1.IdempotencyKey() == (&call{r: &run{id: "RUN"}, n: &node{name: "post"}, index: 1}).IdempotencyKey() {
-		t.Error("idempotency key not derived from run, node and index")
+	key := func(step, index int) string {
+		return (&call{r: &run{id: "RUN"}, n: &node{name: "post"}, step: step, index: index}).IdempotencyKey()
+	}
+	if got := key(3, 2); got != "lgx-RUN-3/post[2]" || got != key(3, 2) {
+		t.Errorf("key %q, want lgx-RUN-3/post[2] every time", got)
+	}
+	if key(3, 2) == key(3, 1) || key(3, 2) == key(4, 2) {
+		t.Error("idempotency key not derived from step, node and index")
 	}
 }
 

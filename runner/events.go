@@ -30,6 +30,9 @@ type Event struct {
 	Node  string    `json:"node,omitempty"`
 	// Index is the for_each item index; nil for a node without for_each.
 	Index *int `json:"index,omitempty"`
+	// Path names the invocation an event is about (SPEC §9.1), e.g.
+	// "3/charge[4]" or "5/tools/tool:call_1".
+	Path string `json:"path,omitempty"`
 
 	Workflow string   `json:"workflow,omitempty"` // run_start
 	Nodes    []string `json:"nodes,omitempty"`    // step_start: the step's nodes; checkpoint: the next step's

@@ -2,11 +2,12 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
-	"strconv"
+	"os"
+	"time"
 
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
@@ -28,18 +29,29 @@ func (c *call) HTTPClient() *http.Client {
 	return r.http
 }
 
-// IdempotencyKey derives from run id, node and item index, so it is the
-// same across retries and resumes.
+// IdempotencyKey derives from the run id and the invocation's path (SPEC
+// §9.1), so it is the same across retries and resumes and different for
+// every other invocation.
 func (c *call) IdempotencyKey() string {
-	return c.r.id + ":" + c.n.name + ":" + strconv.Itoa(c.index)
+	return idempotencyKey(c.r.id, c.pathOf())
 }
 
 // Token streams model output as a token event.
+// Secrets are redacted through the invocation's token stream, which holds
+// back text that may be the start of a secret split across tokens
+// (flushTokens emits the rest when the invocation ends).
 func (c *call) Token(text string) {
 	if c.r.sink == nil {
 		return
 	}
-	ev := Event{Event: EventToken, Node: c.n.name, Step: c.step, Token: c.r.red.str(text)}
+	if text = c.redactToken(text); text != "" {
+		c.emitToken(text)
+	}
+}
+
+// emitToken sends a token event of already redacted text.
+func (c *call) emitToken(text string) {
+	ev := Event{Event: EventToken, Node: c.n.name, Path: c.pathOf(), Step: c.step, Token: text}
 	if c.index >= 0 {
 		i := c.index
 		ev.Index = &i
@@ -74,17 +86,31 @@ func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
 	return out, nil
 }
 
-// RunTool runs a tool's node with `args` in scope, under the node's caps,
-// timeout and retry policy, and evaluates the tool's `output` (default: the
-// result).
-func (c *call) RunTool(ctx context.Context, name string, args map[string]any) (any, error) {
+// RunTool runs one tool call, an invocation of its own with the path
+// PARENT/tool:ID: its node with `args` in scope, under the node's caps,
+// timeout and retry policy, then the tool's `output` (default: the
+// result). A finished call is recorded, and a resume of the tools node
+// reuses it instead of calling again.
+func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 	r := c.r
+	name := tcall.Name
 	t, ok := r.g.tools[name]
 	if !ok {
 		return nil, nodes.Errorf(nodes.KindInput, "unknown tool %q", name)
 	}
-	tc := &call{r: r, n: t.node, caps: r.tcaps[name], step: c.step, index: c.index}
-	tc.env = exprEnv{State: c.env.State, Args: args, Env: r.env, Secrets: r.secrets, Run: c.env.Run}
+	path := toolCallPath(c.pathOf(), tcall.ID, tcall.Position)
+	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
+		var v any
+		if err := decodeJSON(rec.Writes, &v); err == nil {
+			return v, nil
+		}
+	}
+	var started time.Time
+	if r.rec != nil {
+		started = time.Now()
+	}
+	tc := &call{r: r, n: t.node, caps: r.tcaps[name], step: c.step, index: c.index, path: path}
+	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run}
 	tc.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: c.n.name + "." + name, Step: c.step,
 		Index: c.index, Prepared: t.node.prep, Host: tc}
 	if t.node.with != nil {
@@ -94,36 +120,50 @@ func (c *call) RunTool(ctx context.Context, name string, args map[string]any) (a
 		}
 		tc.inv.With = w
 	}
-	res, _, err := r.attempts(ctx, nil, t.node, tc.caps, &tc.inv, tc.onWait)
+	res, attempts, err := r.attempts(ctx, nil, t.node, tc.caps, &tc.inv, tc.onWait)
 	if err != nil {
 		return nil, err
 	}
-	if t.output == nil {
-		return res, nil
+	out := res
+	if t.output != nil {
+		tc.env.Result = res
+		if out, err = t.output.eval(&tc.env); err != nil {
+			return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("tool %s: output: %w", name, err)}
+		}
 	}
-	tc.env.Result = res
-	out, err := t.output.eval(&tc.env)
-	if err != nil {
-		return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("tool %s: output: %w", name, err)}
+	if r.rec != nil {
+		b, err := json.Marshal(r.red.value(out))
+		if err != nil {
+			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("tool %s: result is not JSON: %w", name, err)}
+		}
+		r.rec.add(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
+			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()})
 	}
 	return out, nil
 }
 
-// RunSubgraph loads the child workflow (relative to the parent file),
-// validates and compiles it, and runs it with input, sharing the parent's
-// global cap and pools. The child is not recorded separately: the parent
-// records the subgraph invocation's result.
+// RunSubgraph runs a child workflow (loaded, checked and recorded when the
+// run started; path is relative to the file naming it) with input, sharing
+// the parent's global cap, pools and recorder. The child's invocations
+// live under this invocation's path: they are recorded as they finish, and
+// a resume reuses them while the child runs again. A child paused at
+// interrupts pauses this invocation (and the run).
 func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error) {
 	r := c.r
-	if !filepath.IsAbs(path) && r.g.wf.File != "" {
-		path = filepath.Join(filepath.Dir(r.g.wf.File), path)
+	if r.depth >= MaxSubgraphDepth {
+		return nil, &nodes.Error{Kind: nodes.KindLimit, Err: fmt.Errorf("subgraph %s: nesting deeper than %d subgraphs", path, MaxSubgraphDepth)}
 	}
-	g, err := LoadGraph(path)
-	if err != nil {
-		return nil, &nodes.Error{Kind: nodes.KindInput, Err: err}
+	key := resolveSubgraph(r.g.wf.File, path)
+	var g *Graph
+	if r.subs != nil {
+		g = r.subs.graphs[key]
 	}
-	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim,
-		RunID: r.id + "/" + c.n.name}
+	if g == nil {
+		return nil, &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("subgraph %s was not loaded when the run started", key)}
+	}
+	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim, RunID: r.id,
+		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
+			rec: r.rec, recorded: r.recorded, answers: r.answers}}
 	res, err := Run(ctx, g, opts)
 	if err != nil {
 		var ie *InputError
@@ -132,10 +172,13 @@ func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]an
 		}
 		return nil, fmt.Errorf("subgraph %s: %w", path, err)
 	}
-	if res.Status != store.StatusCompleted {
-		return nil, fmt.Errorf("subgraph %s ended %s", path, res.Status)
+	switch res.Status {
+	case store.StatusCompleted:
+		return res.State, nil
+	case store.StatusInterrupted:
+		return nil, &pausedChild{intr: nodes.Interrupt{Message: res.InterruptMessage}, list: res.Interrupts}
 	}
-	return res.State, nil
+	return nil, fmt.Errorf("subgraph %s ended %s", path, res.Status)
 }
 
 // LoadGraph loads, validates and compiles a workflow file; validation
@@ -148,12 +191,13 @@ func LoadGraph(path string) (*Graph, error) {
 	if ds.HasErrors() {
 		return nil, &InvalidWorkflowError{File: path, Diagnostics: ds.Errors()}
 	}
-	return compileValid(w)
+	return compileValid(w, os.ReadFile)
 }
 
-// compileValid validates then compiles a loaded workflow.
-func compileValid(w *spec.Workflow) (*Graph, error) {
-	if ds := spec.Validate(w); ds.HasErrors() {
+// compileValid validates then compiles a loaded workflow, reading the
+// files it names (subgraphs) with read.
+func compileValid(w *spec.Workflow, read func(string) ([]byte, error)) (*Graph, error) {
+	if ds := spec.ValidateReading(w, read); ds.HasErrors() {
 		return nil, &InvalidWorkflowError{File: w.File, Diagnostics: ds.Errors()}
 	}
 	return Compile(w)

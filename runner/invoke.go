@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -23,10 +26,13 @@ type call struct {
 	caps  *caps
 	step  int
 	index int
-	env   exprEnv
-	inv   nodes.Invocation
-	buf   []write     // reusable writes buffer
-	ac    *attemptCtx // the calling goroutine's; nil: a context per attempt
+	// path names the invocation (SPEC §9.1); "" until something needs it
+	// (see pathOf).
+	path string
+	env  exprEnv
+	inv  nodes.Invocation
+	buf  []write     // reusable writes buffer
+	ac   *attemptCtx // the calling goroutine's; nil: a context per attempt
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -49,8 +55,9 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
 	var started time.Time
-	if r.st != nil || r.sink != nil {
+	if r.rec != nil || r.sink != nil {
 		started = time.Now()
+		c.pathOf()
 	}
 	var idxp *int
 	if index >= 0 && r.sink != nil {
@@ -58,7 +65,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		*idxp = index
 	}
 	if r.sink != nil {
-		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, TS: started})
+		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, Path: c.path, TS: started})
 	}
 
 	var result any
@@ -68,6 +75,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		res.attempts = 0
 	} else {
 		result, res.attempts, err = c.run(ctx, item)
+		c.flushTokens() // streamed text held back in case it began a secret
 	}
 	if err == nil {
 		res.writes, err = c.outputs(result, nil)
@@ -80,7 +88,13 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	case err == nil:
 		res.status = store.InvocationOK
 	case intr != nil:
-		res.status, res.intr = store.InvocationInterrupted, intr
+		res.status = store.InvocationInterrupted
+		var pc *pausedChild
+		if errors.As(err, &pc) {
+			res.intrs, res.child = pc.list, true
+		} else {
+			res.intrs = []Interrupt{{Path: c.pathOf(), Node: n.name, Index: index, Message: intr.Message}}
+		}
 	case ctx.Err() != nil:
 		// Cancelled: by the run, its deadline, or a failing sibling.
 		res.err, res.kind = err, nodes.KindCancelled
@@ -98,23 +112,31 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	}
 
 	var ended time.Time
-	if r.st != nil || r.sink != nil {
+	if r.rec != nil || r.sink != nil {
 		ended = time.Now()
 	}
-	if r.st != nil && res.status != "" {
-		inv := r.invocation(n, index, res, started, ended)
-		if r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued) {
+	// A subgraph paused inside is not recorded: its interrupt invocations
+	// are, under their own paths, and resume runs the subgraph again.
+	if r.rec != nil && res.status != "" && !res.child {
+		inv := r.invocation(n, c.path, index, res, started, ended)
+		if r.st != nil && r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued) {
 			r.pending = inv // recorded with the checkpoint (see run.pending)
 		} else {
 			r.rec.add(inv) // durable by the barrier (see recorder)
 		}
 	}
 	if r.sink != nil {
-		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Attempt: res.attempts, Step: c.step,
+		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Path: c.path, Attempt: res.attempts, Step: c.step,
 			DurationMS: ended.Sub(started).Milliseconds(), TS: ended}
 		switch res.status {
 		case store.InvocationInterrupted:
-			r.emit(Event{Event: EventInterrupt, Node: n.name, Index: idxp, Step: c.step, Message: intr.Message})
+			for _, in := range res.intrs {
+				var ip *int
+				if in.Index >= 0 {
+					ip = &in.Index
+				}
+				r.emit(Event{Event: EventInterrupt, Node: in.Node, Index: ip, Path: in.Path, Step: c.step, Message: in.Message})
+			}
 			return
 		case store.InvocationFailed, "":
 			ev.Event = EventNodeError
@@ -188,9 +210,12 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if attempt >= n.retry.attempts || !n.retry.retryable(err) {
 			return nil, attempt, err
 		}
-		d := n.retry.delay(attempt, err)
+		d, werr := n.retry.delay(attempt, err)
+		if werr != nil {
+			return nil, attempt, werr
+		}
 		if r.sink != nil {
-			ev := Event{Event: EventRetry, Node: n.name, Step: inv.Step, Attempt: attempt, Error: err.Error(),
+			ev := Event{Event: EventRetry, Node: n.name, Path: pathOf(inv), Step: inv.Step, Attempt: attempt, Error: err.Error(),
 				Kind: string(nodes.KindOf(err)), DelayMS: d.Milliseconds()}
 			if inv.Index >= 0 {
 				i := inv.Index
@@ -263,6 +288,9 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: write to state key %q: expected %s, got %s",
 				n.name, o.key.name, expectedType(o.key), bad)}
 		}
+		if o.key.reducerName == spec.ReducerMessages {
+			fitted = withMessageIDs(fitted, c.pathOf())
+		}
 		ws = append(ws, write{key: o.key, val: fitted})
 	}
 	return ws, nil
@@ -273,7 +301,7 @@ func (c *call) onWait(what string) {
 	if c.r.sink == nil {
 		return
 	}
-	ev := Event{Event: EventWait, Node: c.n.name, Step: c.step, Waiting: what}
+	ev := Event{Event: EventWait, Node: c.n.name, Path: c.pathOf(), Step: c.step, Waiting: what}
 	if c.index >= 0 {
 		i := c.index
 		ev.Index = &i
@@ -282,8 +310,9 @@ func (c *call) onWait(what string) {
 }
 
 // invocation builds the store record of a finished invocation and its
-// writes (secrets redacted).
-func (r *run) invocation(n *node, index int, res *invResult, started, ended time.Time) *store.Invocation {
+// writes (secrets redacted). An interrupted invocation keeps its message
+// in Error, so that resume can show what it waits for.
+func (r *run) invocation(n *node, path string, index int, res *invResult, started, ended time.Time) *store.Invocation {
 	b := make([]byte, 0, 64)
 	b = append(b, '{')
 	for i, w := range res.writes {
@@ -308,11 +337,14 @@ func (r *run) invocation(n *node, index int, res *invResult, started, ended time
 		}
 	}
 	b = append(b, '}')
-	inv := &store.Invocation{RunID: r.id, Step: r.step, Node: n.name, Index: index, Status: res.status,
+	inv := &store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
 		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
 	if res.err != nil {
 		inv.Error = r.red.str(res.err.Error())
 		inv.ErrorKind = string(res.kind)
+	}
+	if res.status == store.InvocationInterrupted && len(res.intrs) == 1 {
+		inv.Error = r.red.str(res.intrs[0].Message)
 	}
 	return inv
 }
@@ -358,6 +390,76 @@ func deepNormalize(v any) any {
 		return x
 	}
 	return normalize(v)
+}
+
+// pathOf returns the invocation's path, building it on first use.
+func (c *call) pathOf() string {
+	if c.path == "" {
+		c.path = invocationPath(c.r.prefix, c.step, c.n.name, c.index)
+	}
+	return c.path
+}
+
+// pathOf returns the path of the invocation inv belongs to.
+func pathOf(inv *nodes.Invocation) string {
+	if c, ok := inv.Host.(*call); ok {
+		return c.pathOf()
+	}
+	return ""
+}
+
+// recordStep is the top-level step the run's invocations are recorded
+// under: its own step, or for a subgraph's run the parent's.
+func (r *run) recordStep() int {
+	if r.prefix != "" {
+		return r.topStep
+	}
+	return r.step
+}
+
+// withMessageIDs gives every message of a messages write that has no id a
+// deterministic one from the invocation's path and the message's position
+// in the write (SPEC §9.6). Messages are copied, never modified in place:
+// they may be shared with the state or a result.
+func withMessageIDs(v any, path string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if nm, changed := withMessageID(x, path, 0); changed {
+			return nm
+		}
+	case []any:
+		var out []any
+		for i, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				continue
+			}
+			if nm, changed := withMessageID(m, path, i); changed {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = nm
+			}
+		}
+		if out != nil {
+			return out
+		}
+	}
+	return v
+}
+
+// withMessageID returns m with an id added when it has none (changed), or
+// m itself.
+func withMessageID(m map[string]any, path string, position int) (map[string]any, bool) {
+	if id, ok := m["id"]; ok && id != nil {
+		return m, false
+	}
+	if rm, _ := m["remove"].(bool); rm {
+		return m, false // the reducer reports the missing id
+	}
+	nm := maps.Clone(m)
+	nm["id"] = messageID(path, position)
+	return nm, true
 }
 
 // asInterrupt returns the *nodes.Interrupt in err's chain, or nil.

@@ -133,7 +133,7 @@ func (toolCaller) Run(ctx context.Context, inv *nodes.Invocation) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := inv.Host.RunTool(ctx, name, args)
+	out, err := inv.Host.RunTool(ctx, nodes.ToolCall{ID: "c1", Name: name, Args: args})
 	if err != nil {
 		return nil, err
 	}

@@ -2,25 +2,43 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
+// Answer is what a resume says to the interrupts a run waits at (SPEC
+// §9.4).
+type Answer struct {
+	// Values are the `result` of the interrupt answered; nil when none
+	// were given.
+	Values map[string]any
+	// Node picks the interrupt to answer, by path or, when unambiguous,
+	// by node name; "" answers the only one waiting.
+	Node string
+	// Empty says that the empty answer {} is meant when Values is nil.
+	Empty bool
+}
+
 // Resume continues a recorded run (SPEC §6): it reloads the workflow text
-// recorded with the run, rebuilds the state by replaying its checkpoints,
-// and continues with the step after the last checkpoint, reusing every
-// invocation of that step whose writes were recorded. values are the
-// `result` of the interrupt node(s) the run paused at (nil = {}).
-// opts.Store and opts.RunID are ignored (st and runID are used); a fresh
-// config.timeout deadline starts. Errors are as for Run; an unknown or
-// completed run is an *InputError.
-func Resume(ctx context.Context, st store.Store, runID string, values map[string]any, opts Options) (*Result, error) {
+// (and its subgraphs' texts) recorded with the run, rebuilds the state by
+// replaying its checkpoints, and continues with the step after the last
+// checkpoint, reusing every invocation of that step whose writes were
+// recorded — subgraph children and tool calls included, by path. opts.Answer
+// answers one waiting interrupt: an *InputError when it is ambiguous or
+// missing (SPEC §9.4). opts.Store and opts.RunID are ignored (st and runID
+// are used); a fresh config.timeout deadline starts. Errors are as for Run;
+// an unknown or completed run is an *InputError.
+func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*Result, error) {
 	if st == nil {
 		return nil, &InputError{Msg: "resume needs a store"}
 	}
@@ -38,7 +56,17 @@ func Resume(ctx context.Context, st store.Store, runID string, values map[string
 	if ds.HasErrors() {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, &InvalidWorkflowError{File: rec.File, Diagnostics: ds.Errors()})
 	}
-	g, err := compileValid(w)
+	read := func(path string) ([]byte, error) {
+		src, ok := rec.Subgraphs[path]
+		if !ok {
+			return nil, fmt.Errorf("its text was not recorded with run %s", runID)
+		}
+		return src, nil
+	}
+	if rec.Subgraphs == nil {
+		read = os.ReadFile // recorded before lgx recorded subgraphs
+	}
+	g, err := compileValid(w, read)
 	if err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
@@ -46,6 +74,9 @@ func Resume(ctx context.Context, st store.Store, runID string, values map[string
 	r, err := newRun(g, opts)
 	if err != nil {
 		return nil, err
+	}
+	if r.subs, err = loadSubgraphs(g, read); err != nil {
+		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
 	cps, err := st.Checkpoints(ctx, runID)
 	if err != nil {
@@ -76,24 +107,146 @@ func Resume(ctx context.Context, st store.Store, runID string, values map[string
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	r.resumeStep = r.step + 1
-	r.recorded = map[invKey]*store.Invocation{}
+	r.recorded = map[string]*store.Invocation{}
 	for _, inv := range invs {
-		if inv.Step == r.resumeStep {
-			r.recorded[invKey{inv.Node, inv.Index}] = inv
+		if inv.Step == r.step+1 {
+			r.recorded[inv.Path] = inv
 		}
 	}
-	if rec.Status == store.StatusInterrupted {
-		r.resumeValues = values
-		if r.resumeValues == nil {
-			r.resumeValues = map[string]any{}
-		}
+	if r.answers, err = answers(runID, waitingAt(invs, r.step+1), opts.Answer); err != nil {
+		return nil, err
 	}
 	if err := st.SetStatus(ctx, runID, store.StatusRunning); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	r.emit(Event{Event: EventRunStart, Workflow: g.wf.Name})
 	return r.loop(ctx)
+}
+
+// Waiting returns the interrupts a recorded run waits at, in the order
+// they were recorded (SPEC §9.4): the interrupt invocations of the step
+// after its last checkpoint that are still paused.
+func Waiting(ctx context.Context, st store.Store, runID string) ([]Interrupt, error) {
+	cps, err := st.Checkpoints(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	step := 1
+	if len(cps) > 0 {
+		step = cps[len(cps)-1].Step + 1
+	}
+	invs, err := st.Invocations(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return waitingAt(invs, step), nil
+}
+
+// waitingAt lists the paused interrupt invocations of one step, by path.
+func waitingAt(invs []*store.Invocation, step int) []Interrupt {
+	var out []Interrupt
+	for _, inv := range invs {
+		if inv.Step == step && inv.Status == store.InvocationInterrupted {
+			out = append(out, Interrupt{Path: inv.Path, Node: inv.Node, Index: inv.Index, Message: inv.Error})
+		}
+	}
+	slices.SortFunc(out, func(a, b Interrupt) int { return comparePaths(a.Path, b.Path) })
+	return out
+}
+
+// comparePaths orders paths as a run forms them: numbers (steps, item
+// indexes) by value, so "2/a[10]" comes after "2/a[9]".
+func comparePaths(a, b string) int {
+	for a != "" && b != "" {
+		na, ra := leadingDigits(a)
+		nb, rb := leadingDigits(b)
+		switch {
+		case na != "" && nb != "":
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = ra, rb
+		case a[0] != b[0]:
+			return cmp.Compare(a[0], b[0])
+		default:
+			a, b = a[1:], b[1:]
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// leadingDigits splits s into its leading decimal digits (leading zeros
+// dropped) and the rest.
+func leadingDigits(s string) (string, string) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return strings.TrimLeft(s[:i], "0"), s[i:]
+}
+
+// answers turns a resume's Answer into values by interrupt path: exactly
+// one waiting interrupt is answered, and never by accident — several
+// waiting need a Node, and no values need Empty.
+func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string]any, error) {
+	if len(waiting) == 0 {
+		if a.Node != "" {
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; --node %s answers nothing", runID, a.Node)}
+		}
+		return nil, nil
+	}
+	var target *Interrupt
+	switch {
+	case a.Node != "":
+		var matches []*Interrupt
+		for i := range waiting {
+			if waiting[i].Path == a.Node {
+				matches = []*Interrupt{&waiting[i]}
+				break
+			}
+			if waiting[i].Node == a.Node {
+				matches = append(matches, &waiting[i])
+			}
+		}
+		switch len(matches) {
+		case 0:
+			return nil, &InputError{Msg: fmt.Sprintf("run %s does not wait at %q; it waits at:\n%s", runID, a.Node, listInterrupts(waiting))}
+		case 1:
+			target = matches[0]
+		default:
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts of node %s; name one by path with --node:\n%s",
+				runID, len(matches), a.Node, listInterrupts(waiting))}
+		}
+	case len(waiting) > 1:
+		return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts; answer one at a time with --node PATH:\n%s",
+			runID, len(waiting), listInterrupts(waiting))}
+	default:
+		target = &waiting[0]
+	}
+	values := a.Values
+	if values == nil {
+		if !a.Empty {
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nanswer with -i key=value (or --empty to answer with no values)",
+				runID, target.Path, target.Message)}
+		}
+		values = map[string]any{}
+	}
+	return map[string]map[string]any{target.Path: values}, nil
+}
+
+// listInterrupts renders waiting interrupts one per line: "  PATH: MESSAGE".
+func listInterrupts(list []Interrupt) string {
+	var b strings.Builder
+	for i, in := range list {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "  %s: %s", in.Path, in.Message)
+	}
+	return b.String()
 }
 
 // replay rebuilds state, step, next set and join progress from checkpoints.

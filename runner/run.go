@@ -44,8 +44,14 @@ type Options struct {
 	// (for `--stream values`); it costs a map copy per step.
 	StepState bool
 
+	// Answer answers the interrupts a resumed run waits at (Resume only).
+	Answer Answer
+
 	// limits, set for subgraphs, are the parent's caps.
 	limits *limits
+	// parent, set for subgraphs, links the child run to the invocation
+	// that runs it.
+	parent *parentLink
 }
 
 // Result is the outcome of Run or Resume. It is returned (non-nil) whenever
@@ -65,12 +71,25 @@ type Result struct {
 	// Steps is the number of the last super-step started (for a completed
 	// run: the number of steps that ran).
 	Steps int
+	// Interrupts lists every interrupt the run waits at when Status is
+	// interrupted, in file and index order (inside subgraphs too).
+	Interrupts []Interrupt
 	// InterruptNode, InterruptIndex (-1 without for_each) and
-	// InterruptMessage (secrets redacted) describe the pause when Status
-	// is interrupted.
+	// InterruptMessage (secrets redacted) describe the first of them.
 	InterruptNode    string
 	InterruptIndex   int
 	InterruptMessage string
+}
+
+// Interrupt is one interrupt a run waits at (SPEC §9.4).
+type Interrupt struct {
+	// Path is the interrupt invocation's path, e.g. "2/review" or
+	// "3/approve_each[1]/2/review" inside a subgraph.
+	Path string `json:"path"`
+	// Node is the interrupt node's name, Index its for_each item (-1: none).
+	Node    string `json:"node"`
+	Index   int    `json:"index"`
+	Message string `json:"message"`
 }
 
 // run is the state of one execution of a Graph.
@@ -124,20 +143,30 @@ type run struct {
 	// which resume re-runs with the same result.
 	stepPure bool
 	batch    []store.StepRecord
+
+	// batchBytes is the size of the values batch holds (maxBatchBytes).
+	batchBytes int
+
 	tasks    chan task // to the workers; nil until a step needs them
 	workers  int
 	workerWG sync.WaitGroup
 
-	// resume: recorded invocations of step resumeStep, and the values fed
-	// to its interrupted invocations.
-	resumeStep   int
-	recorded     map[invKey]*store.Invocation
-	resumeValues map[string]any
-}
+	// prefix is "" for a top-level run and "PARENT/" for a subgraph's run:
+	// its invocations' paths start with it (SPEC §9.1).
+	prefix string
+	// topStep is the top-level step a subgraph's run belongs to (its
+	// invocations are recorded under it); a top-level run uses step.
+	topStep int
+	// depth counts subgraph nesting: 0 for a top-level run.
+	depth int
+	// subs are the child workflows the run can call, shared by the tree.
+	subs *subgraphs
 
-type invKey struct {
-	node  string
-	index int
+	// resume: the recorded invocations of the step a resume continues,
+	// keyed by path (shared with subgraphs run in that step; nil once the
+	// step has passed), and the answers to its waiting interrupts.
+	recorded map[string]*store.Invocation
+	answers  map[string]map[string]any
 }
 
 // write is one state write of an invocation.
@@ -156,12 +185,16 @@ type nodeRun struct {
 
 // invResult is the outcome of one invocation.
 type invResult struct {
-	writes    []write
-	wbuf      [2]write // backing store of writes for small outputs
-	status    string   // a store.Invocation* status
-	err       error    // failure (status failed) or cancellation
-	kind      nodes.Kind
-	intr      *nodes.Interrupt
+	writes []write
+	wbuf   [2]write // backing store of writes for small outputs
+	status string   // a store.Invocation* status
+	err    error    // failure (status failed) or cancellation
+	kind   nodes.Kind
+	// intrs are the interrupts the invocation waits at: its own, or those
+	// of the subgraph it runs (child is then true: only the interrupt
+	// invocations themselves are recorded).
+	intrs     []Interrupt
+	child     bool
 	attempts  int
 	reused    bool
 	resumeVal map[string]any // feed as result instead of running (resume of an interrupt)
@@ -183,6 +216,13 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 	if err := r.initState(opts.Inputs); err != nil {
 		return nil, err
 	}
+	if r.subs == nil {
+		// A top-level run: every child workflow is loaded and checked now,
+		// and recorded with the run.
+		if r.subs, err = loadSubgraphs(g, os.ReadFile); err != nil {
+			return nil, err
+		}
+	}
 	if r.st != nil {
 		inputs, err := json.Marshal(r.red.value(opts.Inputs))
 		if err != nil {
@@ -192,7 +232,7 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 			inputs = []byte("{}")
 		}
 		err = r.st.CreateRun(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
-			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt})
+			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt, Subgraphs: r.subs.sources})
 		if err != nil {
 			return nil, fmt.Errorf("store: create run: %w", err)
 		}
@@ -239,6 +279,11 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	if r.sink == Discard {
 		r.sink = nil
 	}
+	if p := opts.parent; p != nil {
+		r.prefix, r.topStep, r.depth, r.subs = p.prefix, p.topStep, p.depth, p.subs
+		r.rec, r.recorded, r.answers = p.rec, p.recorded, p.answers
+		r.st, r.sink = nil, nil // the parent records the run
+	}
 	if r.id == "" {
 		r.id = ulid.Make().String()
 	}
@@ -271,7 +316,12 @@ func newRun(g *Graph, opts Options) (*run, error) {
 			}
 		}
 		if err != nil {
-			return nil, &InputError{Msg: fmt.Sprintf("provider %s: %v", name, err)}
+			// The failing expression's text may quote a secret's value (or
+			// the default key env var's): redact it like any output.
+			oa, _ := r.env["OPENAI_API_KEY"].(string)
+			an, _ := r.env["ANTHROPIC_API_KEY"].(string)
+			red := newRedactor(append(secretVals, oa, an))
+			return nil, &InputError{Msg: red.str(fmt.Sprintf("provider %s: %v", name, err))}
 		}
 		if rp.APIKey == "" {
 			switch p.kind {
@@ -551,8 +601,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 
 		// Outcome of the step, in file order.
 		var failure *NodeError
-		var intr *nodeRun
-		intrIdx := -1
+		var intrs []Interrupt
 		cancelled := false
 		for _, nr := range runs {
 			for i := range nr.res {
@@ -560,8 +609,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				switch {
 				case ir.failed() && failure == nil:
 					failure = &NodeError{Step: r.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: ir.kind, Err: ir.err}
-				case ir.status == store.InvocationInterrupted && intr == nil:
-					intr, intrIdx = nr, i
+				case ir.status == store.InvocationInterrupted:
+					intrs = append(intrs, ir.intrs...)
 				case ir.status == "" && ir.err != nil:
 					cancelled = true
 				}
@@ -575,11 +624,13 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				return r.finish(ctx, r.ctxStatus(), err)
 			}
 		}
-		if intr != nil {
+		if len(intrs) > 0 {
 			res, err := r.finish(ctx, store.StatusInterrupted, nil)
-			res.InterruptNode = intr.n.name
-			res.InterruptIndex = itemIndex(intr, intrIdx)
-			res.InterruptMessage = r.red.str(intr.res[intrIdx].intr.Message)
+			for i := range intrs {
+				intrs[i].Message = r.red.str(intrs[i].Message)
+			}
+			res.Interrupts = intrs
+			res.InterruptNode, res.InterruptIndex, res.InterruptMessage = intrs[0].Node, intrs[0].Index, intrs[0].Message
 			return res, err
 		}
 		if err := r.apply(runs); err != nil {
@@ -611,6 +662,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
 		r.pool = append(r.pool, runs...)
+		if r.prefix == "" {
+			r.recorded, r.answers = nil, nil // the resumed step has passed
+		}
 	}
 	return r.finish(ctx, store.StatusCompleted, nil)
 }
@@ -694,9 +748,10 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 		nr.one[0] = invResult{}
 		nr.res = nr.one[:]
 	}
-	if r.recorded != nil && r.step == r.resumeStep {
+	if r.recorded != nil {
 		for i := range nr.res {
-			rec, ok := r.recorded[invKey{n.name, itemIndex(nr, i)}]
+			path := invocationPath(r.prefix, r.step, n.name, itemIndex(nr, i))
+			rec, ok := r.recorded[path]
 			if !ok {
 				continue
 			}
@@ -704,12 +759,12 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 			case store.InvocationOK, store.InvocationContinued:
 				ws, err := r.decodeWrites(n, rec.Writes)
 				if err != nil {
-					return nil, fmt.Errorf("resume: node %s: %w", n.name, err)
+					return nil, fmt.Errorf("resume: %s: %w", path, err)
 				}
 				nr.res[i] = invResult{writes: ws, status: rec.Status, reused: true, attempts: rec.Attempts}
 			case store.InvocationInterrupted:
-				if r.resumeValues != nil {
-					nr.res[i].resumeVal = r.resumeValues
+				if v, ok := r.answers[path]; ok {
+					nr.res[i].resumeVal = v
 				}
 			}
 		}
@@ -903,8 +958,16 @@ func (r *run) apply(runs []*nodeRun) error {
 }
 
 // maxBatchSteps bounds how many pure steps are recorded in one transaction
-// (and so how many a crash can make resume run again).
-const maxBatchSteps = 64
+// (and so how many a crash can make resume run again). maxBatchBytes bounds
+// the encoded values (checkpoint keys, invocation writes) a batch holds
+// before it is written: without it, 64 steps of a state that grows by a
+// megabyte a step held 64 copies of that state, gigabytes for a 100 MB
+// one. With it a pending batch costs at most this plus its last step, and
+// a step whose record alone exceeds it is written at once.
+const (
+	maxBatchSteps = 64
+	maxBatchBytes = 4 << 20
+)
 
 // flush makes the batched step records durable, in one transaction.
 func (r *run) flush(ctx context.Context) error {
@@ -913,7 +976,7 @@ func (r *run) flush(ctx context.Context) error {
 	}
 	err := store.CommitSteps(context.WithoutCancel(ctx), r.st, r.batch)
 	clear(r.batch)
-	r.batch = r.batch[:0]
+	r.batch, r.batchBytes = r.batch[:0], 0
 	if err != nil {
 		return fmt.Errorf("store: record steps up to %d: %w", r.step, err)
 	}
@@ -936,6 +999,7 @@ func (r *run) checkpoint(ctx context.Context) error {
 				return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 			}
 			cp.Changed[name] = b
+			r.batchBytes += len(b)
 		}
 		joins := make(map[string][]bool, len(r.joinDone))
 		for i, d := range r.joinDone {
@@ -945,10 +1009,11 @@ func (r *run) checkpoint(ctx context.Context) error {
 		rec := store.StepRecord{Checkpoint: cp}
 		if r.pending != nil {
 			rec.Invocations = []*store.Invocation{r.pending}
+			r.batchBytes += len(r.pending.Writes)
 			r.pending = nil
 		}
 		r.batch = append(r.batch, rec)
-		if !r.stepPure || len(r.batch) >= maxBatchSteps {
+		if !r.stepPure || len(r.batch) >= maxBatchSteps || r.batchBytes >= maxBatchBytes {
 			if err := r.flush(ctx); err != nil {
 				return err
 			}
@@ -972,6 +1037,7 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		if r.red.r != nil && errors.As(err, &ne) && ne.Err != nil {
 			ne.Err = &redactedError{msg: r.red.str(ne.Err.Error()), err: ne.Err}
 		}
+		err = r.red.err(err) // any other error (a store's) is printed too
 	}
 	if r.st != nil {
 		// Record the outcome even when ctx was cancelled.

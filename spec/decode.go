@@ -283,6 +283,7 @@ func defaultRetry() RetryPolicy {
 		Attempts:   DefaultAttempts,
 		Backoff:    DefaultBackoff,
 		MaxBackoff: DefaultMaxBackoff,
+		MaxWait:    DefaultMaxWait,
 		On:         append([]string(nil), DefaultRetryOn...),
 	}
 }
@@ -417,6 +418,11 @@ func (d *decoder) retry(n *yaml.Node, what string, base RetryPolicy) RetryPolicy
 	if v := o.get("max_backoff"); v != nil {
 		if t, ok := d.duration(v, what+".max_backoff"); ok {
 			r.MaxBackoff = t
+		}
+	}
+	if v := o.get("max_wait"); v != nil {
+		if t, ok := d.duration(v, what+".max_wait"); ok {
+			r.MaxWait = t
 		}
 	}
 	if v := o.get("on"); v != nil {

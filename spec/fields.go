@@ -158,6 +158,8 @@ var Blocks = []Block{
 				Description: "Delay before the first retry."},
 			{Name: "max_backoff", Types: str, Format: FormatDuration, Default: "30s", Example: "10s",
 				Description: "Largest delay between tries."},
+			{Name: "max_wait", Types: str, Format: FormatDuration, Default: "5m", Example: "2m",
+				Description: "Longest wait between tries, a Retry-After included: a server asking for a longer one fails the attempt for good."},
 			{Name: "on", Types: []string{JSONString, JSONInteger, JSONArray}, Items: JSONString, ItemFormat: FormatRetryOn, Default: `[network, timeout, "429", 5xx]`, Example: `[timeout, "429", 5xx, network]`,
 				Description: "Failures that are retried: error kinds (network, timeout, status, schema, template, type, input, expr, panic, provider) or statuses (\"429\", \"5xx\")."},
 		},

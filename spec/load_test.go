@@ -85,7 +85,7 @@ func TestLoadFull(t *testing.T) {
 		cd.OnError != OnErrorContinue || cd.With == nil {
 		t.Errorf("collect_documents: %+v", cd)
 	}
-	if r := cd.Retry; r == nil || r.Attempts != 3 || r.Backoff != 500*time.Millisecond || r.MaxBackoff != 10*time.Second ||
+	if r := cd.Retry; r == nil || r.Attempts != 3 || r.Backoff != 500*time.Millisecond || r.MaxBackoff != 10*time.Second || r.MaxWait != 2*time.Minute ||
 		!reflect.DeepEqual(r.On, []string{"timeout", "429", "5xx", "network"}) {
 		t.Errorf("collect_documents retry: %+v", cd.Retry)
 	}
@@ -136,7 +136,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(ds.String())
 	}
 	want := Config{Concurrency: 32, RecursionLimit: 100, NodeTimeout: 60 * time.Second,
-		Retry: RetryPolicy{Attempts: 3, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, On: []string{"network", "timeout", "429", "5xx"}}}
+		Retry: RetryPolicy{Attempts: 3, Backoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxWait: 5 * time.Minute, On: []string{"network", "timeout", "429", "5xx"}}}
 	if !reflect.DeepEqual(w.Config, want) {
 		t.Errorf("config\n got %+v\nwant %+v", w.Config, want)
 	}

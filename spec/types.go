@@ -106,6 +106,9 @@ const (
 	DefaultAttempts       = 3
 	DefaultBackoff        = 500 * time.Millisecond
 	DefaultMaxBackoff     = 30 * time.Second
+	// DefaultMaxWait bounds every wait between attempts, Retry-After
+	// included (SPEC §9.6).
+	DefaultMaxWait = 5 * time.Minute
 )
 
 // DefaultRetryOn is the default `retry.on` list.
@@ -117,7 +120,8 @@ type RetryPolicy struct {
 	Attempts   int // total tries, the first included
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	On         []string // error kinds ("network", "timeout", "status", …) or status patterns ("429", "5xx")
+	MaxWait    time.Duration // longest wait between attempts, Retry-After included
+	On         []string      // error kinds ("network", "timeout", "status", …) or status patterns ("429", "5xx")
 }
 
 // Rate is a token-bucket refill rate: Count tokens every Per.

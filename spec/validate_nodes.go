@@ -352,11 +352,12 @@ func (v *validator) subgraphRef(who string, n, input *yaml.Node) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(v.w.File), path)
 	}
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		v.errorf(posOf(n), CodeBadValue, "", "%s: child workflow %s is not a regular file", who, n.Value)
-		return
+	data, err := v.read(path)
+	var child *Workflow
+	var ds Diagnostics
+	if err == nil {
+		child, ds = Load(path, data)
 	}
-	child, ds, err := LoadFile(path)
 	if err != nil {
 		v.errorf(posOf(n), CodeBadValue, "the path is relative to this workflow file", "%s: child workflow %s: %v", who, n.Value, unwrapPathError(err))
 		return

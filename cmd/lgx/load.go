@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -28,6 +29,16 @@ func loadAndValidate(path string) (*loaded, error) {
 	// (Validate tolerates what Load could not decode).
 	if wf != nil {
 		diags = append(diags, spec.Validate(wf)...)
+	}
+	if wf != nil && !diags.HasErrors() {
+		// Subgraphs: every child the workflow can call, transitively,
+		// loads and is valid, and none calls itself (SPEC §9.2).
+		var iwe *runner.InvalidWorkflowError
+		if err := runner.CheckSubgraphs(wf); errors.As(err, &iwe) {
+			diags = append(diags, iwe.Diagnostics...)
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	diags = dedupe(diags)
 	diags.Sort()

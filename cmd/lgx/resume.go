@@ -16,6 +16,8 @@ func (a *app) resumeCmd() *cobra.Command {
 	var (
 		inputs    []string
 		inputFile string
+		node      string
+		empty     bool
 		out       outputFlags
 		st        storeFlag
 	)
@@ -28,9 +30,13 @@ are never run again; POSTs re-sent after a crash carry the same
 Idempotency-Key as before.
 
 For a run paused at an interrupt node, the -i values, as one object, become
-that node's result.`,
+that node's result. When several interrupts wait (parallel approvals, or
+interrupts inside subgraphs), --node names the one to answer, by path or by
+node name; the run stays paused while others wait. Without -i, resume
+refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 		Example: `  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
-  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i approved=true -i comment="ship it"`,
+  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i approved=true -i comment="ship it"
+  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 --node 2/review_legal -i approved=false`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out.outputSet = cmd.Flags().Changed("output")
@@ -40,6 +46,9 @@ that node's result.`,
 			values, err := parseInputs(inputFile, inputs)
 			if err != nil {
 				return err
+			}
+			if len(inputs) == 0 && inputFile == "" {
+				values = nil // no answer given (not an empty one)
 			}
 			s, err := st.open()
 			if err != nil {
@@ -63,13 +72,16 @@ that node's result.`,
 
 			return a.execute(cmd, "run "+run.ID+" (resumed)", out, outputKeys(wf), st.kind != "memory",
 				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
-					return runner.Resume(ctx, s, run.ID, values, opts)
+					opts.Answer = runner.Answer{Values: values, Node: node, Empty: empty}
+					return runner.Resume(ctx, s, run.ID, opts)
 				})
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (JSON if valid, else a string; key=@file reads a file)")
 	f.StringVar(&inputFile, "input-file", "", "read the values from a JSON or YAML object `file`")
+	f.StringVar(&node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
+	f.BoolVar(&empty, "empty", false, "answer the waiting interrupt with no values ({})")
 	a.addOutputFlags(cmd, &out)
 	f.StringVar(&st.kind, "store", "sqlite", "the store the run was recorded in: sqlite or memory")
 	return cmd

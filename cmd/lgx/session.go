@@ -84,14 +84,18 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		}
 		return nil
 	case exitInterrupted:
-		if res != nil && res.InterruptNode != "" {
-			where := res.InterruptNode
-			if res.InterruptIndex >= 0 {
-				where = fmt.Sprintf("%s[%d]", where, res.InterruptIndex)
-			}
-			fmt.Fprintf(a.ios.Err, "paused at %s: %s\n", where, res.InterruptMessage)
+		var waiting []runner.Interrupt
+		if res != nil {
+			waiting = res.Interrupts
 		}
-		if runID != "" {
+		for _, in := range waiting {
+			fmt.Fprintf(a.ios.Err, "paused at %s: %s\n", in.Path, in.Message)
+		}
+		switch {
+		case runID == "":
+		case len(waiting) > 1:
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s --node PATH -i key=value (one interrupt at a time)\n", runID)
+		default:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i key=value\n", runID)
 		}
 		return silentExit(code)
