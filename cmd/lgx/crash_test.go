@@ -369,3 +369,203 @@ func TestKillAndResumePureLoop(t *testing.T) {
 		t.Error("every run finished before its kill; the test exercised no resume")
 	}
 }
+
+// The agent-shaped crash test: a for_each subgraph whose child POSTs a
+// charge, then has a tools node POST two notifications. The parent file
+// names the child by a relative path, and resume runs from another
+// directory.
+var subgraphCrashFiles = map[string]string{
+	"flows/orders.yaml": `lgx: 1
+name: orders
+state:
+  orders:  {type: list, default: [1, 2, 3, 4, 5, 6]}
+  results: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ state.orders }}
+    concurrency: 3
+    with: {workflow: lib/order.yaml, input: {n: "${{ item }}"}}
+    output: {results: "${{ result.summary }}"}
+edges:
+  - {from: START, to: each}
+output: [results]
+`,
+	"flows/lib/order.yaml": `lgx: 1
+name: order
+state:
+  n: integer
+  square: integer
+  calls: list
+  summary: string
+tools:
+  notify:
+    description: Notify about an order
+    parameters: {type: object, properties: {n: {type: integer}, k: {type: integer}}, required: [n, k]}
+    node:
+      type: http_fetch
+      with: {url: "${{ env.ITEMS_URL }}/items/${{ args.n }}-${{ args.k }}", method: POST, json: {n: "${{ args.k }}"}}
+    output: ${{ result.json.square }}
+nodes:
+  charge:
+    type: http_fetch
+    with: {url: "${{ env.ITEMS_URL }}/items/${{ state.n }}", method: POST, json: {n: "${{ state.n }}"}}
+    output: {square: "${{ result.json.square }}"}
+  plan:
+    type: template
+    with:
+      format: json
+      template: '[{"id": "a{{ .state.n }}", "name": "notify", "arguments": {"n": {{ .state.n }}, "k": 2}}, {"id": "b{{ .state.n }}", "name": "notify", "arguments": {"n": {{ .state.n }}, "k": 3}}]'
+    output: {calls: "${{ result }}"}
+  notify_all:
+    type: tools
+    with: {calls: "${{ state.calls }}"}
+    output: {summary: "${{ string(state.n) + ':' + string(state.square) + ':' + join(map(result.messages, .content), ',') }}"}
+edges:
+  - {from: START, to: charge}
+  - {from: charge, to: plan}
+  - {from: plan, to: notify_all}
+`,
+}
+
+// TestKillAndResumeSubgraphsAndTools SIGKILLs the real binary at many
+// moments of the subgraph workflow, resumes from another directory, and
+// checks that the final state equals an uninterrupted run's, that no
+// invocation recorded before the kill (a charge, a tool call, a whole
+// child) was sent again, and that re-sent ones reused their key.
+func TestKillAndResumeSubgraphsAndTools(t *testing.T) {
+	bin, err := buildLGX()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, src := range subgraphCrashFiles {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []any
+	for n := 1; n <= 6; n++ {
+		want = append(want, fmt.Sprintf("%d:%d:4,9", n, n*n))
+	}
+	partial := 0
+	for _, kp := range []struct {
+		request int
+		after   time.Duration
+	}{{1, 0}, {3, 5}, {5, 0}, {7, 21}, {9, 0}, {11, 10}, {13, 0}, {15, 22}, {17, 0}, {18, 30}} {
+		t.Run(fmt.Sprintf("request%d+%dms", kp.request, kp.after), func(t *testing.T) {
+			srv := &postServer{seen: map[string][]string{}, delay: 20 * time.Millisecond, killAt: kp.request, reached: make(chan struct{})}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			home := filepath.Join(t.TempDir(), "lgx")
+			env := append(os.Environ(), "LGX_HOME="+home, "ITEMS_URL="+ts.URL, "CI=true")
+
+			cmd := exec.Command(bin, "run", filepath.Join("flows", "orders.yaml"))
+			cmd.Dir, cmd.Env = dir, env
+			stderr := &syncBuffer{}
+			cmd.Stderr, cmd.Stdout = stderr, io.Discard
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			runID := waitForRunID(t, stderr)
+			select {
+			case <-srv.reached:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("server never saw request %d; stderr:\n%s", kp.request, stderr.String())
+			}
+			time.Sleep(kp.after * time.Millisecond)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			before := srv.snapshot()
+			recorded, status := recordedPaths(t, filepath.Join(home, "lgx.db"), runID)
+			if status == store.StatusCompleted {
+				return
+			}
+			if status != store.StatusStale {
+				t.Errorf("a killed run shows %s, want stale", status)
+			}
+			if len(recorded) > 0 {
+				partial++
+			}
+
+			res := exec.Command(bin, "resume", runID, "-o", "json")
+			res.Dir, res.Env = t.TempDir(), env // another directory: the texts come from the store
+			var out, errOut bytes.Buffer
+			res.Stdout, res.Stderr = &out, &errOut
+			if err := res.Run(); err != nil {
+				t.Fatalf("resume: %v\n%s", err, errOut.String())
+			}
+			var got map[string]any
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("resume output %q: %v", out.String(), err)
+			}
+			if !reflect.DeepEqual(got["results"], want) {
+				t.Errorf("final state:\n got %v\nwant %v", got["results"], want)
+			}
+			prefix := "lgx-" + runID + "-"
+			for item, keys := range srv.snapshot() {
+				for _, k := range keys {
+					if !strings.HasPrefix(k, prefix) || k != keys[0] {
+						t.Errorf("item %s: keys %q (want one key, lgx-RUN-PATH)", item, keys)
+						break
+					}
+				}
+				path := strings.TrimPrefix(keys[0], prefix)
+				if len(keys) > len(before[item]) && recordedUnder(recorded, path) {
+					t.Errorf("item %s (%s) was recorded before the kill but sent again on resume", item, path)
+				}
+			}
+			if n := len(srv.snapshot()); n != 18 {
+				t.Errorf("%d of 18 items sent", n)
+			}
+		})
+	}
+	if partial < 3 {
+		t.Errorf("only %d kills landed with some invocations recorded; the test no longer exercises resume", partial)
+	}
+}
+
+// recordedUnder reports whether path, or an invocation it runs inside
+// (a subgraph child, a tools node), was recorded as finished.
+func recordedUnder(recorded map[string]bool, path string) bool {
+	for p := path; ; {
+		if recorded[p] {
+			return true
+		}
+		i := strings.LastIndex(p, "/")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}
+
+// recordedPaths returns the paths of the invocations the store holds as
+// finished, and the run's status as readers see it.
+func recordedPaths(t *testing.T, db, runID string) (map[string]bool, store.Status) {
+	t.Helper()
+	s, err := store.OpenSQLite(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	run, err := s.GetRun(context.Background(), runID)
+	if err != nil {
+		t.Fatalf("run %s not recorded: %v", runID, err)
+	}
+	invs, err := s.Invocations(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := map[string]bool{}
+	for _, inv := range invs {
+		if inv.Status == store.InvocationOK {
+			rec[inv.Path] = true
+		}
+	}
+	return rec, run.Status
+}
