@@ -346,7 +346,7 @@ func (r *fetchRequest) do(parent context.Context, host Host) (any, error) {
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		if resp != nil && errors.Is(err, ErrTooManyRedirects) {
+		if resp != nil && (errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrCrossOriginBody)) {
 			return nil, &Error{Kind: KindStatus, Status: resp.StatusCode,
 				Err: fmt.Errorf("%s %s: %w", r.method, r.url.Redacted(), unwrapFetchURLError(err))}
 		}

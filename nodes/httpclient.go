@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -64,6 +66,20 @@ func WithRedirectPolicy(c *http.Client, follow bool) *http.Client {
 // redirected more than MaxRedirects times (usually a redirect loop).
 var ErrTooManyRedirects = errors.New("too many redirects")
 
+// ErrCrossOriginBody is wrapped by the error of a request with a body that
+// a 307 or 308 redirected to another origin (SPEC §9.7): the body may hold
+// a secret meant for the server the workflow named, so it is not re-sent.
+var ErrCrossOriginBody = errors.New("not following a redirect to another origin with the request body")
+
+// redirectPolicyFunc is the clients' CheckRedirect. Following a redirect,
+// net/http copies the first request's headers to every hop and adds a
+// Referer naming the previous URL (query included). Once a hop leaves the
+// first request's origin (scheme, host or port differ), every header is
+// dropped instead — the workflow's `headers`, Idempotency-Key and Referer —
+// for that hop and all later ones (a redirect back does not restore them:
+// the other origin chose it); the transport then adds only User-Agent and
+// Accept-Encoding. A 307/308 that would carry the body there fails with
+// ErrCrossOriginBody. Same-origin redirects keep net/http's behaviour.
 func redirectPolicyFunc(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
@@ -73,8 +89,41 @@ func redirectPolicyFunc(follow bool) func(*http.Request, []*http.Request) error 
 			return fmt.Errorf("%w: stopped after %d redirects (a redirect loop?), next was %s",
 				ErrTooManyRedirects, MaxRedirects, req.URL.Redacted())
 		}
+		first := origin(via[0].URL)
+		crossed := origin(req.URL) != first
+		for _, r := range via[1:] {
+			crossed = crossed || origin(r.URL) != first
+		}
+		if !crossed {
+			return nil
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			status := 0
+			if req.Response != nil {
+				status = req.Response.StatusCode
+			}
+			return fmt.Errorf("%w (%d from %s to %s)", ErrCrossOriginBody, status,
+				via[len(via)-1].URL.Redacted(), req.URL.Redacted())
+		}
+		req.Header = make(http.Header)
 		return nil
 	}
+}
+
+// origin is a URL's scheme, host and port (the scheme's default when
+// absent), in lower case, as browsers compare them.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // userAgentTransport sets the User-Agent header of requests that have none.
