@@ -28,6 +28,12 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		os.Exit(crashChild(path))
 	}
+	if path := os.Getenv(leaseChildEnv); path != "" {
+		os.Exit(leaseChild(path))
+	}
+	if path := os.Getenv(readOnlyChildEnv); path != "" {
+		os.Exit(readOnlyChild(path))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -3,12 +3,15 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // rawDB opens path with the driver alone, bypassing OpenSQLite, to build
@@ -111,6 +114,7 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 		make func(t *testing.T, path string)
 		want string
 		is   error
+		mode string // journal mode the file must keep, if it has one
 	}{
 		{"newer schema", func(t *testing.T, path string) {
 			s, err := OpenSQLite(path)
@@ -121,34 +125,41 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA user_version = 99")
 			db.Close()
-		}, "has schema version 99, newer than this lgx supports", ErrNewerSchema},
+		}, "has schema version 99, newer than this lgx supports", ErrNewerSchema, "wal"},
+		{"newer schema in rollback mode", func(t *testing.T, path string) {
+			db := rawDB(t, path)
+			exec(t, db, "CREATE TABLE future (x INTEGER)")
+			exec(t, db, fmt.Sprintf("PRAGMA application_id = %d", applicationID))
+			exec(t, db, "PRAGMA user_version = 99")
+			db.Close()
+		}, "has schema version 99, newer than this lgx supports", ErrNewerSchema, "delete"},
 		{"garbage file", func(t *testing.T, path string) {
 			junk := []byte(strings.Repeat("this is not a database\n", 400))
 			if err := os.WriteFile(path, junk, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not an lgx store: ", ErrNotLgxStore},
+		}, "is not an lgx store: ", ErrNotLgxStore, ""},
 		{"another program's database", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "CREATE TABLE contacts (name TEXT)")
 			db.Close()
-		}, "is not an lgx store: it is an SQLite database with other tables", ErrNotLgxStore},
+		}, "is not an lgx store: it is an SQLite database with other tables", ErrNotLgxStore, "delete"},
 		{"another application id", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA application_id = 42")
 			exec(t, db, "PRAGMA user_version = 1")
 			db.Close()
-		}, "is not an lgx store: its application id is 0x2a", ErrNotLgxStore},
+		}, "is not an lgx store: its application id is 0x2a", ErrNotLgxStore, "delete"},
 		{"a directory", func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o700); err != nil {
 				t.Fatal(err)
 			}
-		}, "is a directory, not an lgx store", ErrNotLgxStore},
+		}, "is a directory, not an lgx store", ErrNotLgxStore, ""},
 		{"versioned without application id", func(t *testing.T, path string) {
 			db := rawDB(t, path)
 			exec(t, db, "PRAGMA user_version = 1")
 			db.Close()
-		}, "is not an lgx store: schema version 1 without the lgx application id", ErrNotLgxStore},
+		}, "is not an lgx store: schema version 1 without the lgx application id", ErrNotLgxStore, "delete"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,10 +178,18 @@ func TestOpenSQLiteRefuses(t *testing.T) {
 			if !errors.Is(err, tc.is) {
 				t.Errorf("error does not wrap %v", tc.is)
 			}
-			if tc.name == "garbage file" {
-				after, _ := os.ReadFile(path)
-				if string(after) != string(before) {
-					t.Error("OpenSQLite modified a file that is not a database")
+			// Refused before anything is written: same bytes, same journal
+			// mode (switching to WAL rewrites the header), no files beside.
+			if after, _ := os.ReadFile(path); string(after) != string(before) {
+				t.Error("OpenSQLite modified a file it refused")
+			}
+			if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+				t.Errorf("the directory holds %d entries after the refusal, want 1", len(ents))
+			}
+			if tc.mode != "" {
+				var mode string
+				if err := rawDB(t, path).QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != tc.mode {
+					t.Errorf("journal_mode after the refusal = %q, %v; want %q", mode, err, tc.mode)
 				}
 			}
 		})
@@ -368,5 +387,99 @@ func TestTwoStoresOneFile(t *testing.T) {
 		if err != nil || len(invs) != n {
 			t.Errorf("run %s: %d invocations, %v; want %d", id, len(invs), err, n)
 		}
+	}
+}
+
+// TestOpenSQLiteUpgradesV3 opens a store of schema version 3 holding
+// invocations (one re-recorded, so finishing order differs from key order)
+// and checks version 4 gives each the path of its (step, node, idx), keeps
+// the order, and then takes paths, subgraph sources and leases.
+func TestOpenSQLiteUpgradesV3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	db := rawDB(t, "file:"+path+"?_txlock=immediate")
+	if err := migrate(ctx, db, path, migrations[:3]); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `INSERT INTO runs (id, workflow, status, started_at) VALUES ('old', 'wf', 'running', 1700000000000000000)`)
+	exec(t, db, `INSERT INTO invocations (run_id, step, node, idx, status, writes, attempts) VALUES
+		('old', 1, 'b', -1, 'ok', '{"b":1}', 1),
+		('old', 1, 'a', 0, 'ok', '{"a":0}', 1),
+		('old', 2, 'each', 3, 'failed', NULL, 2),
+		('old', 1, 'a', 1, 'ok', '{"a":1}', 1)`)
+	exec(t, db, `INSERT OR REPLACE INTO invocations (run_id, step, node, idx, status, writes, attempts) VALUES
+		('old', 1, 'b', -1, 'ok', '{"b":"again"}', 2)`)
+	exec(t, db, `INSERT INTO checkpoints (run_id, step, changed, next) VALUES ('old', 1, '{"k": 1}', '["each"]')`)
+	db.Close()
+
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("OpenSQLite on a v3 store: %v", err)
+	}
+	defer s.Close()
+	invs, err := s.Invocations(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, inv := range invs {
+		got = append(got, fmt.Sprintf("%s=%s", inv.Path, inv.Writes))
+	}
+	want := []string{`1/a[0]={"a":0}`, `1/a[1]={"a":1}`, `1/b={"b":"again"}`, `2/each[3]=`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("invocations after upgrade = %v, want %v", got, want)
+	}
+	// Re-recording an upgraded record by its derived path replaces it;
+	// another path with the same step, node and index is a new record.
+	for _, inv := range []*Invocation{
+		{RunID: "old", Step: 1, Node: "b", Index: -1, Status: InvocationOK, Writes: json.RawMessage(`{"b":3}`)},
+		{RunID: "old", Path: "1/b/1/b", Step: 1, Node: "b", Index: -1, Status: InvocationOK},
+	} {
+		if err := s.RecordInvocation(ctx, inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if invs, err := s.Invocations(ctx, "old"); err != nil || len(invs) != 5 || invs[2].Path != "1/b" || string(invs[2].Writes) != `{"b":3}` {
+		t.Errorf("after re-recording: %d invocations, %v", len(invs), err)
+	}
+	r, err := s.GetRun(ctx, "old")
+	if err != nil || r.Lease != nil || r.Status != StatusStale || r.Subgraphs != nil {
+		t.Fatalf("v3 run after upgrade = %+v, %v; want no lease, stale, no subgraphs", r, err)
+	}
+	if err := s.AcquireLease(ctx, "old", Lease{Owner: "o", PID: os.Getpid(), Host: Hostname(), Expires: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatalf("AcquireLease on an upgraded run: %v", err)
+	}
+	if err := s.CreateRun(ctx, &Run{ID: "new", Status: StatusRunning, Subgraphs: map[string][]byte{"/c.yaml": []byte("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.GetRun(ctx, "new"); err != nil || string(r.Subgraphs["/c.yaml"]) != "c" {
+		t.Errorf("subgraphs after upgrade: %+v, %v", r, err)
+	}
+	if v := pragmaInt(t, s.db, "user_version"); v != 4 || len(migrations) != 4 {
+		t.Errorf("user_version = %d (migrations %d), want 4", v, len(migrations))
+	}
+}
+
+// TestOpenSQLiteReadOnlyOldSchema: a read-only store cannot be migrated,
+// so one at an older version is refused with a message saying so.
+func TestOpenSQLiteReadOnlyOldSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	db := rawDB(t, "file:"+path+"?_txlock=immediate")
+	if err := migrate(ctx, db, path, migrations[:3]); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, _ := os.ReadFile(path)
+	s, err := OpenSQLiteReadOnly(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("OpenSQLiteReadOnly on a v3 store succeeded")
+	}
+	if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), "schema version 3") {
+		t.Errorf("error = %v, want ErrReadOnly naming schema version 3", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("the store changed")
 	}
 }

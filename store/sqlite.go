@@ -133,20 +133,26 @@ func openSQLite(path, abs string, readOnly error) (*SQLite, error) {
 		return openDSN(path, abs, nil, false)
 	}
 	s, err := openDSN(path, abs, readOnly, false)
-	if err != nil && isCantOpen(err) {
+	if err != nil && needsImmutable(err) {
 		// A WAL database whose -shm file is gone (lgx removes it on a clean
 		// close) cannot be opened read-only when the directory is not
-		// writable either: SQLite would need to create it. immutable=1
-		// reads the file as is, which is right for a store nobody here can
-		// write.
+		// writable either: SQLite would need to create it
+		// (SQLITE_READONLY_DIRECTORY). immutable=1 reads the file as is,
+		// which is right for a store nobody here can write.
 		return openDSN(path, abs, readOnly, true)
 	}
 	return s, err
 }
 
-func isCantOpen(err error) bool {
+// needsImmutable reports whether a read-only open failed for want of the
+// WAL's shared-memory file.
+func needsImmutable(err error) bool {
 	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_CANTOPEN || c == sqlite3.SQLITE_READONLY
 }
 
 func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) {
