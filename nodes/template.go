@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -51,6 +53,33 @@ func TemplateFuncs() template.FuncMap {
 	return fm
 }
 
+// preparedTemplate is a parsed template and a pool of clones whose
+// functions are bound to a Budget: text/template fixes functions at parse
+// time, so bounding one execution needs a clone per concurrent execution.
+type preparedTemplate struct {
+	base *template.Template
+	pool sync.Pool // of *boundTemplate
+}
+
+// boundTemplate is a clone of a template whose functions count against b.
+type boundTemplate struct {
+	t *template.Template
+	b Budget
+}
+
+func (p *preparedTemplate) get() (*boundTemplate, error) {
+	if bt, ok := p.pool.Get().(*boundTemplate); ok {
+		return bt, nil
+	}
+	bt := &boundTemplate{}
+	t, err := p.base.Clone()
+	if err != nil {
+		return nil, err
+	}
+	bt.t = t.Funcs(boundedFuncs(&bt.b))
+	return bt, nil
+}
+
 // Prepare parses the template.
 func (templateType) Prepare(static map[string]any) (any, error) {
 	text, ok := static["template"].(string)
@@ -61,7 +90,7 @@ func (templateType) Prepare(static map[string]any) (any, error) {
 	if err != nil {
 		return nil, cleanTemplateErr(err)
 	}
-	return t, nil
+	return &preparedTemplate{base: t}, nil
 }
 
 // templateErr is a text/template error reworded for people: Go's
@@ -84,26 +113,37 @@ func cleanTemplateErr(err error) error {
 	return &templateErr{msg: "line " + msg, err: err}
 }
 
-// Run renders the template with the invocation's data root.
-func (tt templateType) Run(_ context.Context, inv *Invocation) (any, error) {
-	t, _ := inv.Prepared.(*template.Template)
-	if t == nil {
-		p, err := tt.Prepare(inv.With)
+// Run renders the template with the invocation's data root, under ctx
+// and the invocation's size budget (SPEC §9.6): functions and the output
+// writer stop the execution once ctx is done or the text or the values it
+// builds outgrow config.max_value_bytes.
+func (tt templateType) Run(ctx context.Context, inv *Invocation) (any, error) {
+	p, _ := inv.Prepared.(*preparedTemplate)
+	if p == nil {
+		prep, err := tt.Prepare(inv.With)
 		if err != nil {
 			return nil, &Error{Kind: KindTemplate, Err: err}
 		}
-		t = p.(*template.Template)
+		p = prep.(*preparedTemplate)
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, inv.Data); err != nil {
-		return nil, &Error{Kind: KindTemplate, Err: cleanTemplateErr(err)}
+	bt, err := p.get()
+	if err != nil {
+		return nil, &Error{Kind: KindTemplate, Err: err}
+	}
+	bt.b.Reset(ctx, inv.MaxValueBytes, "a value built by the template")
+	out := &limitWriter{b: &bt.b, limit: bt.b.Limit()}
+	err = bt.t.Execute(out, inv.Data)
+	bt.b.Reset(nil, 0, "") // drop ctx before pooling
+	p.pool.Put(bt)
+	if err != nil {
+		return nil, templateRunErr(err, out)
 	}
 	format, _ := inv.With["format"].(string)
 	switch format {
 	case "", "text":
-		return buf.String(), nil
+		return out.buf.String(), nil
 	case "json":
-		dec := json.NewDecoder(&buf)
+		dec := json.NewDecoder(&out.buf)
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
@@ -112,6 +152,47 @@ func (tt templateType) Run(_ context.Context, inv *Invocation) (any, error) {
 		return fromJSONNumbers(v), nil
 	}
 	return nil, Errorf(KindInput, "template: format must be text or json, got %q", format)
+}
+
+// templateRunErr classifies an execution error: a limit or a deadline
+// reached inside the template keeps its kind (the runner names a timeout
+// itself), anything else is a template error.
+func templateRunErr(err error, out *limitWriter) error {
+	if out.err != nil {
+		return out.err
+	}
+	var ne *Error
+	if errors.As(err, &ne) && ne.Kind == KindLimit {
+		return &Error{Kind: KindLimit, Err: fmt.Errorf("template: %w", ne.Err)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("template: stopped: %w", err)
+	}
+	return &Error{Kind: KindTemplate, Err: cleanTemplateErr(err)}
+}
+
+// limitWriter collects rendered text up to limit bytes, checking the
+// budget's context as text arrives.
+type limitWriter struct {
+	buf   bytes.Buffer
+	b     *Budget
+	limit int64
+	err   error // the first refusal, reported instead of text/template's wrapping
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if int64(w.buf.Len())+int64(len(p)) > w.limit {
+		w.err = &Error{Kind: KindLimit, Err: fmt.Errorf("template: %w", &LimitError{What: "rendered text", Limit: w.limit})}
+		return 0, w.err
+	}
+	if err := w.b.Tick(); err != nil {
+		w.err = fmt.Errorf("template: stopped: %w", err)
+		return 0, w.err
+	}
+	return w.buf.Write(p)
 }
 
 // fromJSONNumbers turns json.Number into int (when integral) or float64.

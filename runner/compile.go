@@ -239,7 +239,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	if !ok {
 		return nil, g.errorf(n.TypePos, "node %s: unknown type %q", n.Name, n.Type)
 	}
-	c := &compiler{file: g.wf.File, loopVar: n.As}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As}
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	if p, ok := typ.(nodes.Pure); ok && p.Pure() {
 		cn.pure = true
@@ -415,7 +415,7 @@ func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
 		return nil
 	}
 	ce := &condEdge{}
-	c := &compiler{file: g.wf.File}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
 	for _, cs := range e.When {
 		if cs.If == nil {
 			return g.errorf(cs.Pos, "when case without if")
@@ -488,7 +488,7 @@ func (g *Graph) compileEdges() error {
 }
 
 func (g *Graph) compileProvider(p *spec.Provider) (*provider, error) {
-	c := &compiler{file: g.wf.File}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
 	cp := &provider{name: p.Name, kind: p.Kind, pool: p.Pool.Value}
 	var err error
 	if cp.model, err = c.str(p.Model, p.Pos); err != nil {
@@ -519,7 +519,7 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 	cn.poolNames = g.poolNames(cn)
 	ct.node = cn
 	if t.Output != nil {
-		c := &compiler{file: g.wf.File}
+		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
 		if ct.output, err = c.value(t.Output); err != nil {
 			return nil, fmt.Errorf("tool %s: output: %w", t.Name, err)
 		}

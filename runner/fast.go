@@ -86,31 +86,48 @@ func compileFast(n ast.Node) fastFn {
 			}
 			return b(e)
 		}
+	case *ast.CallNode:
+		// `a + b` that may join strings, as limitPatch rewrote it.
+		id, ok := x.Callee.(*ast.IdentifierNode)
+		if !ok || id.Value != addFn || len(x.Arguments) != 3 {
+			return nil
+		}
+		return fastBinary("+", x.Arguments[1], x.Arguments[2])
 	case *ast.BinaryNode:
-		l, r := compileFast(x.Left), compileFast(x.Right)
-		if l == nil || r == nil {
-			return nil
-		}
-		op := x.Operator
-		switch op {
-		case "+", "-", "*", "<", "<=", ">", ">=", "==", "!=":
-		default:
-			return nil
-		}
-		return func(e *exprEnv) (any, bool) {
-			a, ok := l(e)
-			if !ok {
-				return nil, false
-			}
-			b, ok := r(e)
-			if !ok {
-				return nil, false
-			}
-			return binary(op, a, b)
-		}
+		return fastBinary(x.Operator, x.Left, x.Right)
 	}
 	return nil
 }
+
+// fastBinary compiles `left op right` when both sides are in the fast
+// subset.
+func fastBinary(op string, left, right ast.Node) fastFn {
+	l, r := compileFast(left), compileFast(right)
+	if l == nil || r == nil {
+		return nil
+	}
+	switch op {
+	case "+", "-", "*", "<", "<=", ">", ">=", "==", "!=":
+	default:
+		return nil
+	}
+	return func(e *exprEnv) (any, bool) {
+		a, ok := l(e)
+		if !ok {
+			return nil, false
+		}
+		b, ok := r(e)
+		if !ok {
+			return nil, false
+		}
+		return binary(op, a, b)
+	}
+}
+
+// maxFastConcat is the longest string the fast path joins; longer ones go
+// through the VM's bounded `+`, which counts them against
+// config.max_value_bytes, so the fast path never bypasses the budget.
+const maxFastConcat = 4 << 10
 
 // binary applies op to ints, floats (or an int and a float) or strings.
 func binary(op string, a, b any) (any, bool) {
@@ -132,6 +149,9 @@ func binary(op string, a, b any) (any, bool) {
 	case string:
 		if y, ok := b.(string); ok {
 			if op == "+" {
+				if len(x)+len(y) > maxFastConcat {
+					return nil, false // the VM counts it against the budget
+				}
 				return x + y, true
 			}
 			return compareOp(op, x, y)

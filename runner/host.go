@@ -110,13 +110,13 @@ func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 		started = time.Now()
 	}
 	tc := &call{r: r, n: t.node, caps: r.tcaps[name], step: c.step, index: c.index, path: path}
-	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run}
+	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run, ctx: ctx, timeout: t.node.timeout}
 	tc.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: c.n.name + "." + name, Step: c.step,
-		Index: c.index, Prepared: t.node.prep, Host: tc}
+		Index: c.index, Prepared: t.node.prep, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: tc}
 	if t.node.with != nil {
 		w, err := t.node.with.evalMap(&tc.env)
 		if err != nil {
-			return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("tool %s: with.%w", name, err)}
+			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: with.%w", name, err)}
 		}
 		tc.inv.With = w
 	}
@@ -128,7 +128,7 @@ func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 	if t.output != nil {
 		tc.env.Result = res
 		if out, err = t.output.eval(&tc.env); err != nil {
-			return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("tool %s: output: %w", name, err)}
+			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: output: %w", name, err)}
 		}
 	}
 	if r.rec != nil {

@@ -53,7 +53,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		buf = res.wbuf[:0]
 	}
 	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac}
-	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
 		started = time.Now()
@@ -158,11 +158,11 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 func (c *call) run(ctx context.Context, item any) (any, int, error) {
 	r, n := c.r, c.n
 	c.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: n.name, Step: c.step, Index: c.index,
-		Prepared: n.prep, ResultFields: n.resultFields, Host: c}
+		Prepared: n.prep, ResultFields: n.resultFields, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: c}
 	if n.with != nil {
 		w, err := n.with.evalMap(&c.env)
 		if err != nil {
-			return nil, 0, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("with.%w", err)}
+			return nil, 0, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("with.%w", err)}
 		}
 		c.inv.With = w
 	}
@@ -281,7 +281,7 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 	for _, o := range n.output {
 		v, err := o.val.eval(&c.env)
 		if err != nil {
-			return nil, &nodes.Error{Kind: nodes.KindExpr, Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
+			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
 		}
 		fitted, bad := fitWrite(o.key, v)
 		if bad != "" {

@@ -462,7 +462,7 @@ func (r *run) emit(e Event) {
 // barrier. It is reused from step to step (edges are evaluated by the loop
 // goroutine only).
 func (r *run) edgeEnv() *exprEnv {
-	r.eenv = exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+	r.eenv = exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: r.parentCtx}
 	return &r.eenv
 }
 
@@ -639,12 +639,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		env := r.edgeEnv()
 		for _, nr := range runs {
 			if err := r.fire(&nr.n.edges, env); err != nil {
-				return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: nodes.KindExpr, Err: err})
+				return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
 			}
 			for _, jr := range nr.n.joins {
 				r.joinDone[jr.j.idx][jr.slot] = true
 				if err := r.tryJoin(jr.j, env); err != nil {
-					return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: nodes.KindExpr, Err: err})
+					return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
 				}
 			}
 		}
@@ -729,10 +729,10 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 		nr.n = n
 	}
 	if n.each != nil {
-		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo}
+		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: r.parentCtx}
 		v, err := n.each.eval(env)
 		if err != nil {
-			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: nodes.KindExpr, Err: fmt.Errorf("for_each: %w", err)}
+			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: exprKind(err), Err: fmt.Errorf("for_each: %w", err)}
 		}
 		switch x := v.(type) {
 		case nil:

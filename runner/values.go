@@ -1,17 +1,20 @@
 package runner
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -36,6 +39,15 @@ type exprEnv struct {
 	Env     map[string]any `expr:"env"`
 	Secrets map[string]any `expr:"secrets"`
 	Run     RunInfo        `expr:"run"`
+	// Budget is the running evaluation's size budget and deadline, which
+	// the bounded functions receive (exprlimit.go); it points at budget.
+	Budget *nodes.Budget `expr:"__budget"`
+
+	budget nodes.Budget
+	// ctx stops a running expression when done (nil = never); timeout is
+	// the node's timeout for `with` and `output` (0 = none).
+	ctx     context.Context
+	timeout time.Duration
 
 	// cloneState is set by a program that uses `state` as a whole value
 	// (not `state.key`): it then sees a copy, so that the live state map
@@ -63,6 +75,7 @@ type progVal struct {
 	pos        spec.Pos
 	wholeState bool   // uses `state` other than as `state.key`
 	fast       fastFn // nil = always the VM
+	limit      int64  // config.max_value_bytes (0 = the default)
 }
 
 func (p *progVal) eval(env *exprEnv) (any, error) {
@@ -82,11 +95,23 @@ func (p *progVal) eval(env *exprEnv) (any, error) {
 		env.State = env.stateCopy
 		defer func() { env.State = live }()
 	}
+	env.budget.Reset(env.ctx, p.limit, "expression value")
+	env.budget.SetDeadline(env.timeout)
+	env.Budget = &env.budget
 	m := vmPool.Get().(*vm.VM)
+	// The VM counts elements (ranges, list and map literals); 16 bytes each.
+	m.MemoryBudget = uint(max(env.budget.Limit()/16, 1))
 	v, err := m.Run(p.prog, env)
 	vmPool.Put(m)
+	if err == nil {
+		if size := nodes.ValueSize(v, env.budget.Limit()+1); size > env.budget.Limit() {
+			err = &nodes.Error{Kind: nodes.KindLimit, Err: &nodes.LimitError{What: "expression value", Limit: env.budget.Limit()}}
+		}
+	}
+	limit := env.budget.Limit()
+	env.budget.Reset(nil, 0, "") // drop ctx
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, err)
+		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, limitErr(err, limit))
 	}
 	return normalize(v), nil
 }
@@ -173,6 +198,8 @@ type compiler struct {
 	// result, when set, collects how the compiled expressions read
 	// `result` (set while compiling a node's `output`).
 	result *resultUse
+	// limit is config.max_value_bytes (0 = the default).
+	limit int64
 }
 
 // resultUse is how a node's `output` reads its result: the top-level
@@ -234,7 +261,7 @@ func (s *stateUse) Visit(n *ast.Node) {
 // program compiles one expression found at pos.
 func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 	use := &stateUse{loopVar: c.loopVar}
-	prog, err := expr.Compile(src, expr.Env(exprEnv{}), expr.Patch(use))
+	prog, err := expr.Compile(src, append([]expr.Option{expr.Env(exprEnv{}), expr.Patch(use)}, limitOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
 	}
@@ -249,7 +276,7 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 			u.fields[f] = true
 		}
 	}
-	pv := &progVal{prog: prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member}
+	pv := &progVal{prog: prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member, limit: c.limit}
 	if !pv.wholeState {
 		pv.fast = compileFast(prog.Node())
 	}

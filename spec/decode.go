@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
 )
 
 // decoder turns the YAML node tree into a Workflow, collecting diagnostics.
@@ -394,6 +396,35 @@ func (d *decoder) config(n *yaml.Node) {
 	if v := o.get("retry"); v != nil {
 		c.Retry = d.retry(v, "config.retry", defaultRetry())
 	}
+	if v := o.get("max_value_bytes"); v != nil {
+		if n, ok := d.byteSize(v, "config.max_value_bytes"); ok {
+			c.MaxValueBytes = n
+		}
+	}
+}
+
+// byteSize decodes a positive byte size: an integer or a string like
+// "512KB" or "16MiB" (nodes.ParseByteSize).
+func (d *decoder) byteSize(n *yaml.Node, what string) (int64, bool) {
+	n = resolveAlias(n)
+	if n == nil {
+		return 0, false
+	}
+	hint := "write a number of bytes, or one with a unit: 512KB, 16MiB"
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		d.errorf(posOf(n), CodeBadValue, hint, "%s must be a byte size, not %s", what, describe(n))
+		return 0, false
+	}
+	size, err := nodes.ParseByteSize(n.Value)
+	if err != nil {
+		d.errorf(posOf(n), CodeBadValue, hint, "%s: %v", what, err)
+		return 0, false
+	}
+	if size < 1 {
+		d.errorf(posOf(n), CodeBadValue, hint, "%s must be at least 1 byte", what)
+		return 0, false
+	}
+	return size, true
 }
 
 // retryKinds are the failure kinds `retry.on` may name, besides statuses.

@@ -221,6 +221,9 @@ func (c *exprChecker) check(src string, scope ExprScope) (reflect.Type, []exprPr
 	if ps := c.members(src, tree, scope); len(ps) > 0 {
 		return nil, ps
 	}
+	if ps := pureProblems(src, tree, scope); len(ps) > 0 {
+		return nil, ps
+	}
 	if wholeState(tree.Node) {
 		scope.stateAsMap = true
 		cfg = c.config(scope)

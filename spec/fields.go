@@ -146,6 +146,8 @@ var Blocks = []Block{
 				Description: "Default per-attempt timeout of every node."},
 			{Name: "retry", Types: object, Block: BlockRetry,
 				Description: "Default retry policy of every node."},
+			{Name: "max_value_bytes", Types: []string{JSONInteger, JSONString}, Pattern: sizePattern, Positive: true, Default: "16MiB", Example: "64MiB",
+				Description: "Most bytes one template may render or build, and one expression may build (`1000`, `512KB`, `16MiB`); exceeding it fails the invocation with kind limit."},
 		},
 	},
 	{

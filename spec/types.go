@@ -96,6 +96,9 @@ type Config struct {
 	Timeout        time.Duration // whole run; 0 = none
 	NodeTimeout    time.Duration // per attempt; default 60s
 	Retry          RetryPolicy   // default for every node
+	// MaxValueBytes bounds every rendered template and evaluated
+	// expression (SPEC §9.6); 0 = nodes.DefaultMaxValueBytes.
+	MaxValueBytes int64
 }
 
 // Default values of Config and RetryPolicy (SPEC §1, §3.2).

@@ -38,6 +38,7 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("WORKFLOWS", workflows)
 			env.Values["docservers"] = map[string]*docServer{}
+			env.Values["payservers"] = map[string]*payServer{}
 			return nil
 		},
 		Cmds: scriptCmds(),

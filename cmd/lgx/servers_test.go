@@ -29,6 +29,8 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"expect-brief": cmdExpectBrief,
 		"exits":        cmdExits,
 		"llmserver":    cmdLLMServer,
+		"payserver":    cmdPayServer,
+		"paystats":     cmdPayStats,
 	}
 }
 
