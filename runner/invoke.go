@@ -278,10 +278,17 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 	if cap(ws) < len(n.output) {
 		ws = make([]write, 0, len(n.output))
 	}
-	for _, o := range n.output {
+	for i, o := range n.output {
 		v, err := o.val.eval(&c.env)
 		if err != nil {
 			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
+		}
+		// Only JSON is written (SPEC §9.6): what the record could not hold
+		// fails here, naming the write, never stored as null.
+		v, problem := jsonValue(v)
+		if problem != "" {
+			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: write to state key %q (%s): the value is not JSON: %s",
+				n.name, o.key.name, c.r.outputPos(n, i), problem)}
 		}
 		fitted, bad := fitWrite(o.key, v)
 		if bad != "" {
@@ -313,9 +320,33 @@ func (c *call) onWait(what string) {
 // writes (secrets redacted). An interrupted invocation keeps its message
 // in Error, so that resume can show what it waits for.
 func (r *run) invocation(n *node, path string, index int, res *invResult, started, ended time.Time) *store.Invocation {
+	b, err := r.encodeWrites(res.writes)
+	if err != nil {
+		// outputs lets only JSON through, so this is a bug; but a write
+		// recorded as null would let a resume complete the run without
+		// it (SPEC §9.6). The invocation fails instead.
+		res.status, res.kind, res.writes = store.InvocationFailed, nodes.KindType, nil
+		res.err = &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: %w", n.name, err)}
+		b = []byte("{}")
+	}
+	inv := &store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
+		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
+	if res.err != nil {
+		inv.Error = r.red.str(res.err.Error())
+		inv.ErrorKind = string(res.kind)
+	}
+	if res.status == store.InvocationInterrupted && len(res.intrs) == 1 {
+		inv.Error = r.red.str(res.intrs[0].Message)
+	}
+	return inv
+}
+
+// encodeWrites encodes writes as the JSON object of an invocation record
+// (secrets redacted); a value that does not encode is an error, never null.
+func (r *run) encodeWrites(ws []write) ([]byte, error) {
 	b := make([]byte, 0, 64)
 	b = append(b, '{')
-	for i, w := range res.writes {
+	for i, w := range ws {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -331,22 +362,12 @@ func (r *run) invocation(n *node, path string, index int, res *invResult, starte
 		default:
 			j, err := json.Marshal(r.red.value(v))
 			if err != nil {
-				j = []byte("null")
+				return nil, fmt.Errorf("record the write to state key %q: %w", w.key.name, err)
 			}
 			b = append(b, j...)
 		}
 	}
-	b = append(b, '}')
-	inv := &store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
-		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
-	if res.err != nil {
-		inv.Error = r.red.str(res.err.Error())
-		inv.ErrorKind = string(res.kind)
-	}
-	if res.status == store.InvocationInterrupted && len(res.intrs) == 1 {
-		inv.Error = r.red.str(res.intrs[0].Message)
-	}
-	return inv
+	return append(b, '}'), nil
 }
 
 // decodeWrites turns recorded writes back into writes, in output order.
