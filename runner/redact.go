@@ -1,89 +1,91 @@
 package runner
 
 import (
-	"slices"
 	"strings"
+	"sync"
+
+	"github.com/lgx-run/lgx/internal/redact"
 )
 
-// redactor replaces declared secret values by `***` in text and values
-// (SPEC §8). The zero redactor (no secrets) returns its input unchanged.
+// redactor is the run's one redactor (internal/redact), used by every
+// output path: events, errors, results and the store (SPEC §8, §9.7). The
+// zero redactor (no secrets) returns its input unchanged without
+// allocating.
 type redactor struct {
-	r *strings.Replacer
+	r      *redact.Redactor // nil: no secrets
+	tokens *tokenStreams    // nil when r is
 }
 
 func newRedactor(secrets []string) redactor {
-	var pairs []string
-	vals := slices.Clone(secrets)
-	// Longest first, so that a secret containing another is replaced whole.
-	slices.SortFunc(vals, func(a, b string) int { return len(b) - len(a) })
-	for _, s := range slices.Compact(vals) {
-		if s != "" {
-			pairs = append(pairs, s, "***")
-		}
-	}
-	if len(pairs) == 0 {
+	rd := redact.New(secrets...)
+	if rd == nil {
 		return redactor{}
 	}
-	return redactor{r: strings.NewReplacer(pairs...)}
+	return redactor{r: rd, tokens: &tokenStreams{m: map[*call]*redact.Stream{}}}
 }
 
 // str redacts a string.
-func (rd redactor) str(s string) string {
-	if rd.r == nil {
-		return s
-	}
-	return rd.r.Replace(s)
+func (rd redactor) str(s string) string { return rd.r.String(s) }
+
+// value returns v with secrets replaced in every string it holds, object
+// keys included; v itself is never modified.
+func (rd redactor) value(v any) any { return rd.r.Value(v) }
+
+// err returns err with its message redacted, still unwrapping to err.
+func (rd redactor) err(err error) error { return rd.r.Error(err) }
+
+// tokenStreams holds back, per invocation in flight, the streamed text that
+// could be the start of a secret split across tokens.
+type tokenStreams struct {
+	mu sync.Mutex
+	m  map[*call]*redact.Stream
 }
 
-// value returns v with secrets replaced in every string it holds; v itself
-// is never modified (containers holding a secret are copied).
-func (rd redactor) value(v any) any {
-	if rd.r == nil {
-		return v
+// redactToken passes a streamed token through c's stream and returns the
+// text that can be emitted now ("" while it may be part of a secret).
+func (c *call) redactToken(text string) string {
+	ts := c.r.red.tokens
+	if ts == nil {
+		return text
 	}
-	out, _ := rd.walk(v, 0)
-	return out
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	st := ts.m[c]
+	if st == nil {
+		st = c.r.red.r.NewStream()
+		ts.m[c] = st
+	}
+	return st.Write(text)
 }
 
-func (rd redactor) walk(v any, depth int) (any, bool) {
-	if depth > 100 {
-		return v, false
+// flushTokens emits what c's token stream still holds, and what the
+// streams of the tool calls c made hold (their Node is "c.tool"), once c's
+// attempts are over: the invocation's tokens joined are then its whole
+// output, redacted.
+func (c *call) flushTokens() {
+	ts := c.r.red.tokens
+	if ts == nil {
+		return
 	}
-	switch x := v.(type) {
-	case string:
-		s := rd.r.Replace(x)
-		return s, s != x
-	case []any:
-		var out []any
-		for i, e := range x {
-			ne, changed := rd.walk(e, depth+1)
-			if changed && out == nil {
-				out = slices.Clone(x)
+	type held struct {
+		c    *call
+		text string
+	}
+	var out []held
+	ts.mu.Lock()
+	prefix := c.n.name + "."
+	for k, st := range ts.m {
+		if k == c || (k.step == c.step && k.index == c.index && strings.HasPrefix(k.inv.Node, prefix)) {
+			if text := st.Flush(); text != "" {
+				out = append(out, held{k, text})
 			}
-			if out != nil {
-				out[i] = ne
-			}
-		}
-		if out != nil {
-			return out, true
-		}
-	case map[string]any:
-		var out map[string]any
-		for k, e := range x {
-			ne, changed := rd.walk(e, depth+1)
-			if changed {
-				if out == nil {
-					out = make(map[string]any, len(x))
-					for k2, v2 := range x {
-						out[k2] = v2
-					}
-				}
-				out[k] = ne
-			}
-		}
-		if out != nil {
-			return out, true
+			delete(ts.m, k)
 		}
 	}
-	return v, false
+	ts.mu.Unlock()
+	for _, h := range out {
+		if h.c.r.sink != nil {
+			h.c.emitToken(h.text)
+		}
+	}
 }
