@@ -21,7 +21,7 @@ func newRedactor(secrets []string) redactor {
 	if rd == nil {
 		return redactor{}
 	}
-	return redactor{r: rd, tokens: &tokenStreams{m: map[*call]*redact.Stream{}}}
+	return redactor{r: rd, tokens: &tokenStreams{m: map[*call]tokenStream{}}}
 }
 
 // str redacts a string.
@@ -38,7 +38,14 @@ func (rd redactor) err(err error) error { return rd.r.Error(err) }
 // could be the start of a secret split across tokens.
 type tokenStreams struct {
 	mu sync.Mutex
-	m  map[*call]*redact.Stream
+	m  map[*call]tokenStream
+}
+
+// tokenStream is one invocation's stream and its path (taken by the
+// invocation's own goroutine: call.pathOf is not safe to call from others).
+type tokenStream struct {
+	st   *redact.Stream
+	path string
 }
 
 // redactToken passes a streamed token through c's stream and returns the
@@ -48,18 +55,19 @@ func (c *call) redactToken(text string) string {
 	if ts == nil {
 		return text
 	}
+	path := c.pathOf()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	st := ts.m[c]
-	if st == nil {
-		st = c.r.red.r.NewStream()
-		ts.m[c] = st
+	s, ok := ts.m[c]
+	if !ok {
+		s = tokenStream{st: c.r.red.r.NewStream(), path: path}
+		ts.m[c] = s
 	}
-	return st.Write(text)
+	return s.st.Write(text)
 }
 
 // flushTokens emits what c's token stream still holds, and what the
-// streams of the tool calls c made hold (their Node is "c.tool"), once c's
+// streams of the tool calls c made hold (their paths extend c's), once c's
 // attempts are over: the invocation's tokens joined are then its whole
 // output, redacted.
 func (c *call) flushTokens() {
@@ -72,11 +80,11 @@ func (c *call) flushTokens() {
 		text string
 	}
 	var out []held
+	prefix := c.pathOf() + "/"
 	ts.mu.Lock()
-	prefix := c.n.name + "."
-	for k, st := range ts.m {
-		if k == c || (k.step == c.step && k.index == c.index && strings.HasPrefix(k.inv.Node, prefix)) {
-			if text := st.Flush(); text != "" {
+	for k, s := range ts.m {
+		if k == c || strings.HasPrefix(s.path, prefix) {
+			if text := s.st.Flush(); text != "" {
 				out = append(out, held{k, text})
 			}
 			delete(ts.m, k)
