@@ -29,6 +29,9 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"expect-brief": cmdExpectBrief,
 		"exits":        cmdExits,
 		"llmserver":    cmdLLMServer,
+		"echoserver":   cmdEchoServer, // secrets_script_test.go
+		"noleak":       cmdNoLeak,
+		"runid":        cmdRunID,
 		"payserver":    cmdPayServer,
 		"paystats":     cmdPayStats,
 	}
