@@ -88,7 +88,7 @@ var ErrCancelled = errors.New("run cancelled")
 func ExitCode(res *Result, err error) int {
 	var ie *InputError
 	switch {
-	case errors.As(err, &ie), errors.As(err, new(*InvalidWorkflowError)):
+	case errors.As(err, &ie), errors.As(err, new(*InvalidWorkflowError)), errors.As(err, new(*store.LeaseError)):
 		return 2
 	case errors.Is(err, ErrCancelled):
 		return 130

@@ -78,6 +78,23 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
+	// One owner per run (SPEC §9.3): a run another live process executes
+	// is refused, naming it; two resumes at once, one wins.
+	if r.lease, err = acquireLease(ctx, st, runID); err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			r.releaseLease()
+		}
+	}()
+	// Another process may have finished the run between GetRun and now.
+	if now, err := st.GetRun(ctx, runID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	} else if !now.Status.Resumable() {
+		return nil, &InputError{Msg: fmt.Sprintf("run %s already %s; nothing to resume", runID, now.Status)}
+	}
 	cps, err := st.Checkpoints(ctx, runID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -98,6 +115,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 		if err := r.initState(inputs); err != nil {
 			return nil, err
 		}
+		started = true
 		return r.begin(ctx)
 	}
 	if err := r.replay(cps); err != nil {
@@ -120,6 +138,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	r.emit(Event{Event: EventRunStart, Workflow: g.wf.Name})
+	started = true
 	return r.loop(ctx)
 }
 

@@ -144,8 +144,8 @@ type run struct {
 	stepPure bool
 	batch    []store.StepRecord
 
-	// batchBytes is the size of the values batch holds (maxBatchBytes).
-	batchBytes int
+	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
+	cpEnc cpEncoder
 
 	tasks    chan task // to the workers; nil until a step needs them
 	workers  int
@@ -167,6 +167,10 @@ type run struct {
 	// step has passed), and the answers to its waiting interrupts.
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
+
+	// lease is this process's claim to execute the run (SPEC §9.3), held
+	// from start (or resume) to finish; nil without a store.
+	lease *heldLease
 }
 
 // write is one state write of an invocation.
@@ -236,6 +240,9 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: create run: %w", err)
 		}
+		if r.lease, err = acquireLease(ctx, r.st, r.id); err != nil {
+			return nil, fmt.Errorf("store: lease of run %s: %w", r.id, err)
+		}
 	}
 	return r.begin(ctx)
 }
@@ -297,6 +304,9 @@ func newRun(g *Graph, opts Options) (*run, error) {
 			r.env[k] = v
 		}
 	}
+	if err := checkSecrets(g.wf, r.env); err != nil {
+		return nil, err
+	}
 	r.secrets = make(map[string]any, len(g.wf.Secrets))
 	var secretVals []string
 	for _, s := range g.wf.Secrets {
@@ -322,6 +332,15 @@ func newRun(g *Graph, opts Options) (*run, error) {
 			an, _ := r.env["ANTHROPIC_API_KEY"].(string)
 			red := newRedactor(append(secretVals, oa, an))
 			return nil, &InputError{Msg: red.str(fmt.Sprintf("provider %s: %v", name, err))}
+		}
+		for _, f := range []struct {
+			name string
+			c    cval
+			got  string
+		}{{"model", p.model, rp.Model}, {"base_url", p.baseURL, rp.BaseURL}, {"api_key", p.key, rp.APIKey}} {
+			if err := emptyProviderField(name, f.name, f.c, f.got, r.env); err != nil {
+				return nil, err
+			}
 		}
 		if rp.APIKey == "" {
 			switch p.kind {
@@ -551,6 +570,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	for len(r.next) > 0 {
 		if err := r.ctxErr(runCtx); err != nil {
 			return r.finish(ctx, r.ctxStatus(), err)
+		}
+		if r.lease != nil && r.lease.lost() {
+			return r.finish(ctx, store.StatusFailed, nil)
 		}
 		if r.step >= r.g.recursionLimit {
 			return r.finish(ctx, store.StatusFailed, &RecursionError{Limit: r.g.recursionLimit, Nodes: r.nodeNames(r.next)})
@@ -976,7 +998,7 @@ func (r *run) flush(ctx context.Context) error {
 	}
 	err := store.CommitSteps(context.WithoutCancel(ctx), r.st, r.batch)
 	clear(r.batch)
-	r.batch, r.batchBytes = r.batch[:0], 0
+	r.batch, r.cpEnc.batchBytes = r.batch[:0], 0
 	if err != nil {
 		return fmt.Errorf("store: record steps up to %d: %w", r.step, err)
 	}
@@ -994,12 +1016,12 @@ func (r *run) checkpoint(ctx context.Context) error {
 			Changed: make(map[string]json.RawMessage, len(r.changed))}
 		for _, k := range r.changed {
 			name := r.g.keys[k].name
-			b, err := json.Marshal(r.red.value(r.state[name]))
+			b, err := r.cpEnc.encode(k, r.state[name], r.red)
 			if err != nil {
 				return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 			}
 			cp.Changed[name] = b
-			r.batchBytes += len(b)
+			r.cpEnc.batchBytes += len(b)
 		}
 		joins := make(map[string][]bool, len(r.joinDone))
 		for i, d := range r.joinDone {
@@ -1009,11 +1031,11 @@ func (r *run) checkpoint(ctx context.Context) error {
 		rec := store.StepRecord{Checkpoint: cp}
 		if r.pending != nil {
 			rec.Invocations = []*store.Invocation{r.pending}
-			r.batchBytes += len(r.pending.Writes)
+			r.cpEnc.batchBytes += len(r.pending.Writes)
 			r.pending = nil
 		}
 		r.batch = append(r.batch, rec)
-		if !r.stepPure || len(r.batch) >= maxBatchSteps || r.batchBytes >= maxBatchBytes {
+		if !r.stepPure || len(r.batch) >= maxBatchSteps || r.cpEnc.batchBytes >= maxBatchBytes {
 			if err := r.flush(ctx); err != nil {
 				return err
 			}
@@ -1039,9 +1061,17 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		}
 		err = r.red.err(err) // any other error (a store's) is printed too
 	}
+	if r.lease != nil && r.lease.lost() {
+		// Another process executes the run now: record nothing more.
+		if err == nil {
+			err = r.lease.lostReason()
+		}
+		return res, fmt.Errorf("run %s: stopped: %w", r.id, err)
+	}
 	if r.st != nil {
 		// Record the outcome even when ctx was cancelled.
 		fctx := context.WithoutCancel(ctx)
+		defer r.releaseLease()
 		var ferr error
 		if r.rec != nil {
 			ferr = r.rec.flush()
@@ -1065,6 +1095,15 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: res.Output})
 	}
 	return res, err
+}
+
+// releaseLease gives the run's lease back once its outcome is recorded.
+// A failed release only delays the next resume (the lease expires).
+func (r *run) releaseLease() {
+	if r.lease != nil {
+		_ = r.lease.release()
+		r.lease = nil
+	}
 }
 
 // output returns the workflow's output keys from a state.
