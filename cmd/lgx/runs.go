@@ -174,6 +174,9 @@ func stateAt(cps []*store.Checkpoint) map[string]json.RawMessage {
 }
 
 type invocationJSON struct {
+	// Path names the invocation (SPEC §9.1): "2/review",
+	// "3/each[1]/2/charge", "5/tools/tool:call_1".
+	Path       string          `json:"path"`
 	Step       int             `json:"step"`
 	Node       string          `json:"node"`
 	Index      *int            `json:"index,omitempty"`
@@ -196,7 +199,7 @@ func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) erro
 	}
 	list := make([]invocationJSON, len(invs))
 	for i, inv := range invs {
-		j := invocationJSON{Step: inv.Step, Node: inv.Node, Status: inv.Status, Attempts: inv.Attempts,
+		j := invocationJSON{Path: inv.Path, Step: inv.Step, Node: inv.Node, Status: inv.Status, Attempts: inv.Attempts,
 			DurationMS: float64(inv.EndedAt.Sub(inv.StartedAt).Microseconds()) / 1000,
 			Error:      inv.Error, Kind: inv.ErrorKind, Writes: inv.Writes}
 		if inv.Index >= 0 {
@@ -223,15 +226,14 @@ func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) erro
 	if run.Error != "" {
 		fmt.Fprintf(w, "error     %s\n", run.Error)
 	}
+	if l := run.Lease; l != nil && run.Status == store.StatusRunning {
+		fmt.Fprintf(w, "owner     process %d on %s\n", l.PID, l.Host)
+	}
 	fmt.Fprintf(w, "steps     %d\n\n", steps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tNODE\tSTATUS\tATTEMPTS\tDURATION\tERROR")
+	fmt.Fprintln(tw, "STEP\tPATH\tSTATUS\tATTEMPTS\tDURATION\tERROR")
 	for _, j := range list {
-		node := j.Node
-		if j.Index != nil {
-			node = fmt.Sprintf("%s[%d]", j.Node, *j.Index)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1fms\t%s\n", j.Step, node, j.Status, j.Attempts, j.DurationMS, oneLine(j.Error, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1fms\t%s\n", j.Step, j.Path, j.Status, j.Attempts, j.DurationMS, oneLine(j.Error, 80))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
