@@ -12,8 +12,9 @@ import (
 // zero redactor (no secrets) returns its input unchanged without
 // allocating.
 type redactor struct {
-	r      *redact.Redactor // nil: no secrets
-	tokens *tokenStreams    // nil when r is
+	r       *redact.Redactor // nil: no secrets
+	tokens  *tokenStreams    // nil when r is
+	secrets []string         // the values r masks, for a subgraph's run to mask too
 }
 
 func newRedactor(secrets []string) redactor {
@@ -21,7 +22,7 @@ func newRedactor(secrets []string) redactor {
 	if rd == nil {
 		return redactor{}
 	}
-	return redactor{r: rd, tokens: &tokenStreams{m: map[*call]tokenStream{}}}
+	return redactor{r: rd, tokens: &tokenStreams{m: map[*call]tokenStream{}}, secrets: secrets}
 }
 
 // str redacts a string.

@@ -353,6 +353,9 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		secretVals = append(secretVals, rp.APIKey)
 		r.providers[name] = rp
 	}
+	if opts.parent != nil { // a secret handed to a child stays one there
+		secretVals = append(secretVals, opts.parent.red.secrets...)
+	}
 	r.red = newRedactor(secretVals)
 	r.runInfo = RunInfo{ID: r.id, Workflow: g.wf.Name}
 

@@ -262,3 +262,55 @@ edges:
 		t.Errorf("provider error: %v", err)
 	}
 }
+
+// TestSubgraphKeepsParentSecrets: a parent's secret handed to a child
+// workflow (which declares none) is masked in what the child records, its
+// errors and its tokens, as in the parent.
+func TestSubgraphKeepsParentSecrets(t *testing.T) {
+	const secret = "parent-secret-0042"
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", map[string]string{
+		"parent.yaml": `
+lgx: 1
+name: parent
+secrets: [T]
+state: {out: any}
+nodes:
+  call: {type: subgraph, with: {workflow: child.yaml, input: {tok: "${{ secrets.T }}"}}, output: {out: "${{ result }}"}}
+edges:
+  - {from: START, to: call}
+`,
+		"child.yaml": `
+lgx: 1
+name: child
+state: {tok: string, said: string}
+nodes:
+  talk: {type: test_streamer, with: {text: "${{ state.tok }}", cuts: [4]}, output: {said: "${{ result }}"}}
+  fail: {type: probe, with: {fail: status, status: 400, msg: "${{ ': ' + state.tok }}"}, retry: {attempts: 1}}
+edges:
+  - {from: START, to: talk}
+  - {from: talk, to: fail}
+`,
+	})
+	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	rec := &eventLog{}
+	res, runErr := Run(context.Background(), g, Options{Store: st, Sink: rec, Environ: []string{"T=" + secret}})
+	if runErr == nil {
+		t.Fatal("the child's failing node should fail the run")
+	}
+	var all []byte
+	invs, _ := st.Invocations(context.Background(), res.RunID)
+	cps, _ := st.Checkpoints(context.Background(), res.RunID)
+	for _, v := range []any{invs, cps, rec.events, res, runErr.Error()} {
+		b, _ := json.Marshal(v)
+		all = append(all, b...)
+	}
+	if !bytes.Contains(all, []byte(`"said\":\"***\"`)) && !bytes.Contains(all, []byte(`"said":"***"`)) {
+		t.Errorf("the child's recorded write is not masked: %s", all)
+	}
+	assertNoSecret(t, "records, events and error", all, secret)
+}

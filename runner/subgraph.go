@@ -38,6 +38,7 @@ type parentLink struct {
 	rec      *recorder // the top-level run's; nil without a store
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
+	red      redactor // the parent's: the child masks its parent's secrets too
 }
 
 // pausedChild is a subgraph's run paused at interrupts: the subgraph

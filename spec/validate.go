@@ -320,6 +320,18 @@ func (v *validator) checkProviders() {
 		if p.Pool.Value != "" {
 			v.poolRef(p.Pool, "provider "+p.Name)
 		}
+		// A field written empty would silently become the SDK's default
+		// (the public endpoint, a key from the environment): fail closed
+		// (SPEC §9.6).
+		if p.Node != nil && p.Node.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(p.Node.Content); i += 2 {
+				k, f := p.Node.Content[i], resolveAlias(p.Node.Content[i+1])
+				if contains([]string{"model", "base_url", "api_key"}, k.Value) && f.Kind == yaml.ScalarNode && f.ShortTag() == "!!str" && strings.TrimSpace(f.Value) == "" {
+					v.errorf(posOf(f), CodeBadValue, "leave "+k.Value+" out to use the default, or give a value",
+						"provider %s: %s is empty", p.Name, k.Value)
+				}
+			}
+		}
 		// Provider fields may read env and secrets.
 		o := v.providerFields(p)
 		for _, f := range o {
