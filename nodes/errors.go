@@ -25,6 +25,7 @@ const (
 	KindCancelled Kind = "cancelled" // the run was cancelled
 	KindProvider  Kind = "provider"  // an LLM provider returned an error
 	KindLimit     Kind = "limit"     // a resource limit was reached (size budget, subgraph depth)
+	KindCassette  Kind = "cassette"  // a replayed request has no recording (lgx run --replay, lgx test)
 )
 
 // Error is a node failure with a kind the retry policy can read.
@@ -49,19 +50,34 @@ func Errorf(kind Kind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
 }
 
-// KindOf returns the kind of err, or "" when err carries none.
+// KindOf returns the kind of err, or "" when err carries none. A cassette
+// miss anywhere in the chain wins over the kind a caller wrapped it in
+// (http_fetch and the LLM adapters see it as a transport failure): calling
+// it a network error would send the user looking for the wrong cause.
 func KindOf(err error) Kind {
 	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
+	if !errors.As(err, &e) {
+		return ""
 	}
-	return ""
+	for inner := e; ; {
+		if inner.Kind == KindCassette {
+			return KindCassette
+		}
+		if !errors.As(inner.Err, &inner) {
+			break
+		}
+	}
+	return e.Kind
 }
 
 // Matches reports whether err is selected by one `retry.on` entry: a kind
 // ("network", "timeout", "status", …), an exact status ("429"), or a status
 // class ("5xx", "4xx").
 func Matches(err error, on string) bool {
+	if KindOf(err) == KindCassette {
+		// Retrying cannot make a recording appear.
+		return on == string(KindCassette)
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		return false

@@ -31,3 +31,17 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestCassetteKindWinsOverItsWrapper(t *testing.T) {
+	miss := &Error{Kind: KindCassette, Err: errors.New("no recording")}
+	wrapped := &Error{Kind: KindNetwork, Err: fmt.Errorf("GET u: %w", fmt.Errorf("url: %w", miss))}
+	if got := KindOf(wrapped); got != KindCassette {
+		t.Errorf("KindOf = %q, want cassette", got)
+	}
+	if Matches(wrapped, "network") || !Matches(wrapped, "cassette") {
+		t.Errorf("Matches: a cassette miss must match only `cassette`")
+	}
+	if got := KindOf(&Error{Kind: KindNetwork, Err: errors.New("refused")}); got != KindNetwork {
+		t.Errorf("KindOf(network) = %q", got)
+	}
+}

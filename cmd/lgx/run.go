@@ -17,6 +17,7 @@ func (a *app) runCmd() *cobra.Command {
 		out         outputFlags
 		concurrency int
 		st          storeFlag
+		cas         cassetteFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE",
@@ -35,7 +36,9 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 		Example: `  lgx run workflows/hello.yaml -i name=Ada
   lgx run research.yaml -i query="vector databases" -i 'urls=["https://a.example","https://b.example"]'
   lgx run flow.yaml --input-file inputs.yaml -o json
-  lgx run flow.yaml -i notes=@notes.txt --stream events | jq .event`,
+  lgx run flow.yaml -i notes=@notes.txt --stream events | jq .event
+  lgx run research.yaml -i query=lgx --record research.cassette.yaml
+  lgx run research.yaml -i query=lgx --replay research.cassette.yaml`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out.outputSet = cmd.Flags().Changed("output")
@@ -63,12 +66,18 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 			}
 			defer s.Close()
 
+			c, err := cas.open(wf)
+			if err != nil {
+				return err
+			}
 			runID := ulid.Make().String()
-			return a.execute(cmd, "run "+runID, out, outputKeys(wf), st.kind != "memory",
+			err = a.execute(cmd, "run "+runID, out, outputKeys(wf), st.kind != "memory",
 				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
 					opts.RunID, opts.Inputs, opts.Store, opts.Concurrency = runID, in, s, concurrency
+					opts.HTTPClient = wrapCassette(c, opts.HTTPClient)
 					return runner.Run(ctx, g, opts)
 				})
+			return closeCassette(c, err)
 		},
 	}
 	f := cmd.Flags()
@@ -77,6 +86,8 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 	a.addOutputFlags(cmd, &out)
 	f.IntVar(&concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
 	f.StringVar(&st.kind, "store", "sqlite", "where to record the run: sqlite or memory")
+	f.StringVar(&cas.record, "record", "", "write every HTTP request and response to the cassette `file` (YAML)")
+	f.StringVar(&cas.replay, "replay", "", "answer every HTTP request from the cassette `file`; send nothing")
 	return cmd
 }
 

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/lgx-run/lgx/internal/cassette"
+	"github.com/lgx-run/lgx/spec"
+)
+
+// cassetteFlags are run's --record and --replay.
+type cassetteFlags struct {
+	record, replay string
+}
+
+// open opens the cassette the flags name, or returns nil when neither is
+// set. Secrets come from the workflow and the process environment.
+func (f cassetteFlags) open(wf *spec.Workflow) (*cassette.Cassette, error) {
+	switch {
+	case f.record != "" && f.replay != "":
+		return nil, usageErrf("--record and --replay cannot be used together")
+	case f.record != "":
+		c, err := cassette.Open(f.record, cassette.Record, cassette.Secrets(wf, os.Environ()))
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		return c, nil
+	case f.replay != "":
+		c, err := cassette.Open(f.replay, cassette.Replay, cassette.Secrets(wf, os.Environ()))
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		return c, nil
+	}
+	return nil, nil
+}
+
+// wrap routes client through c (nil: client as is).
+func wrapCassette(c *cassette.Cassette, client *http.Client) *http.Client {
+	if c == nil {
+		return client
+	}
+	return c.Wrap(client)
+}
+
+// closeCassette writes a recorded cassette; runErr, the run's outcome,
+// wins over a failure to write it.
+func closeCassette(c *cassette.Cassette, runErr error) error {
+	if c == nil {
+		return runErr
+	}
+	if err := c.Close(); err != nil && runErr == nil {
+		return fmt.Errorf("%w", err)
+	}
+	return runErr
+}
