@@ -314,3 +314,48 @@ edges:
 	}
 	assertNoSecret(t, "records, events and error", all, secret)
 }
+
+// TestToolCallTokensFlushed: a tool whose node streams tokens has its held
+// tail emitted when the calling invocation ends, masked, per tool call.
+func TestToolCallTokensFlushed(t *testing.T) {
+	const secret = "tool-secret-99"
+	g := compileYAML(t, `
+lgx: 1
+name: t
+secrets: [K]
+state:
+  messages: {type: messages, default: []}
+tools:
+  speak:
+    description: streams its argument
+    parameters: {type: object, properties: {s: {type: string}}}
+    node: {type: test_streamer, with: {text: "${{ args.s }}", cuts: [5]}}
+nodes:
+  run_tools:
+    type: tools
+    with:
+      calls:
+        - {id: c1, name: speak, arguments: {s: "one ${{ secrets.K }} tool-sec"}}
+        - {id: c2, name: speak, arguments: {s: "two ${{ secrets.K }} tool-"}}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: run_tools}
+`)
+	rec := &eventLog{}
+	if _, err := Run(context.Background(), g, Options{Sink: rec, Environ: []string{"K=" + secret}}); err != nil {
+		t.Fatal(err)
+	}
+	byPath := map[string]string{}
+	for _, e := range rec.named(EventToken) {
+		byPath[e.Path] += e.Token
+	}
+	if len(byPath) != 2 {
+		t.Fatalf("token streams %v, want one per tool call", byPath)
+	}
+	for p, text := range byPath {
+		// The tails could have begun the secret: held, then flushed.
+		if text != "one *** tool-sec" && text != "two *** tool-" {
+			t.Errorf("%s: tokens joined %q", p, text)
+		}
+	}
+}
