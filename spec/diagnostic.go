@@ -60,8 +60,11 @@ const (
 
 // Diagnostic is one problem found in a workflow file.
 type Diagnostic struct {
-	File     string
-	Pos      Pos
+	File string
+	Pos  Pos
+	// End is the position of the last character the diagnostic covers,
+	// when it covers a known token (zero otherwise); see AddRanges.
+	End      Pos
 	Severity Severity
 	Code     string
 	Message  string
@@ -219,6 +222,8 @@ type jsonDiagnostic struct {
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
 	Column   int      `json:"column"`
+	EndLine  int      `json:"end_line,omitempty"`
+	EndCol   int      `json:"end_column,omitempty"`
 	Severity Severity `json:"severity"`
 	Code     string   `json:"code"`
 	Message  string   `json:"message"`
@@ -226,30 +231,38 @@ type jsonDiagnostic struct {
 }
 
 // WriteJSON writes the diagnostics as one JSON array of {file, line, column,
-// severity, code, message, hint?}; `[]` when there are none.
+// end_line?, end_column?, severity, code, message, hint?}; `[]` when there
+// are none.
 func (ds Diagnostics) WriteJSON(w io.Writer) error {
 	out := make([]jsonDiagnostic, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, jsonDiagnostic{
-			File: d.File, Line: d.Pos.Line, Column: d.Pos.Col,
+			File: d.File, Line: d.Pos.Line, Column: d.Pos.Col, EndLine: d.End.Line, EndCol: d.End.Col,
 			Severity: d.Severity, Code: d.Code, Message: d.Message, Hint: d.Hint,
 		})
 	}
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // people and jq read this: keep <, > and & as they are
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
 // WriteGitHub writes GitHub Actions workflow commands,
-// `::error file=F,line=L,col=C::message`, so that diagnostics show up as
-// annotations on a pull request.
+// `::error file=F,line=L,col=C,endLine=L,endColumn=C,title=CODE::message`,
+// so that diagnostics show up as annotations on a pull request. The title
+// is the code, which is what a reader searches the docs for; endLine and
+// endColumn (inclusive) appear when the diagnostic has a range.
 func (ds Diagnostics) WriteGitHub(w io.Writer) error {
 	var buf bytes.Buffer
 	for _, d := range ds {
 		fmt.Fprintf(&buf, "::%s file=%s", d.Severity, ghProperty(d.File))
 		if d.Pos.Line > 0 {
 			fmt.Fprintf(&buf, ",line=%d,col=%d", d.Pos.Line, d.Pos.Col)
+			if d.End.Line > 0 {
+				fmt.Fprintf(&buf, ",endLine=%d,endColumn=%d", d.End.Line, d.End.Col)
+			}
 		}
+		fmt.Fprintf(&buf, ",title=%s", ghProperty(d.Code))
 		msg := d.Message + " [" + d.Code + "]"
 		if d.Hint != "" {
 			msg += "\nhint: " + d.Hint

@@ -23,7 +23,7 @@ resumable runs.`,
 		Example: `  lgx run workflows/hello.yaml -i name=Ada
   lgx validate workflows/*.yaml
   lgx graph workflows/research.yaml > research.mmd`,
-		Version:       version,
+		Version:       versionString(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -39,6 +39,7 @@ resumable runs.`,
 		a.runCmd(),
 		a.resumeCmd(),
 		a.validateCmd(),
+		a.testCmd(),
 		a.graphCmd(),
 		a.runsCmd(),
 		a.nodesCmd(),

@@ -1,32 +1,62 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/lgx-run/lgx/spec"
 )
 
+var validateFormats = []string{"text", "json", "github", "sarif"}
+
 func (a *app) validateCmd() *cobra.Command {
-	var format string
+	var (
+		format string
+		strict bool
+	)
 	cmd := &cobra.Command{
-		Use:   "validate FILE...",
+		Use:   "validate FILE|DIR...",
 		Short: "Check workflow files and report every problem",
 		Long: `validate loads each workflow file and reports every problem in one pass:
 structure, names, durations, expressions type-checked against the state
 schema, templates, node fields, unreachable nodes, and parallel writers
 that would overwrite one state key in the same super-step.
 
-Diagnostics go to stdout. The exit code is 2 when any file has an error;
-warnings alone exit 0.`,
-		Example: `  lgx validate workflows/*.yaml
+A directory argument validates every workflow under it: the *.yaml and
+*.yml files with a top-level lgx: key, skipping *.test.yaml files, hidden
+directories and other YAML (cassettes, CI configuration).
+
+Diagnostics go to stdout: text for people, json for tools, github for
+GitHub Actions annotations (the default when GITHUB_ACTIONS=true), sarif
+(SARIF 2.1.0, paths relative to the repository root) for code scanning.
+
+The exit code is 2 when any file has an error, or any warning with
+--strict; warnings alone exit 0.`,
+		Example: `  lgx validate workflows/
+  lgx validate --strict workflows/*.yaml
   lgx validate --format json flow.yaml | jq '.[] | select(.severity=="error")'
-  lgx validate --format github flow.yaml   # annotations in GitHub Actions`,
+  lgx validate --format sarif workflows/ > lgx.sarif   # for github/codeql-action/upload-sarif`,
 		Args: minArgs(1),
-		RunE: func(cmd *cobra.Command, files []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("format") && a.ios.Getenv("GITHUB_ACTIONS") == "true" {
+				format = "github"
+			}
 			switch format {
-			case "text", "json", "github":
+			case "text", "json", "github", "sarif":
 			default:
-				return usageErrf("--format must be text, json or github, not %q", format)
+				return usageErrf("--format must be text, json, github or sarif, not %q", format)
+			}
+			files, err := workflowFiles(args)
+			if err != nil {
+				return err
 			}
 			var all spec.Diagnostics
 			sources := map[string][]byte{}
@@ -38,26 +68,166 @@ warnings alone exit 0.`,
 				sources[f] = sourceOf(l.wf)
 				all = append(all, l.diags...)
 			}
+			all.AddRanges(sources)
 			out := a.ios.Out
-			var err error
 			switch format {
 			case "json":
 				err = all.WriteJSON(out)
 			case "github":
 				err = all.WriteGitHub(out)
+			case "sarif":
+				err = repoRelative(all, a.ios.Getenv).WriteSARIF(out, spec.SARIFTool{
+					Name: "lgx", Version: versionString(), InformationURI: "https://github.com/lgx-run/lgx",
+				})
 			default:
 				err = all.WriteText(out, sources)
 			}
 			if err != nil {
 				return err
 			}
-			if all.HasErrors() {
+			if all.HasErrors() || (strict && len(all) > 0) {
 				return silentExit(exitUsage)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json or github")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", "github"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, github or sarif (github when GITHUB_ACTIONS=true)")
+	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) on warnings too")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(validateFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// workflowFiles expands the arguments of validate: files are taken as
+// given (so a file named explicitly is always checked), directories are
+// walked for workflow files in lexical order.
+func workflowFiles(args []string) ([]string, error) {
+	var files []string
+	for _, arg := range args {
+		info, err := os.Stat(arg)
+		if err != nil || !info.IsDir() {
+			files = append(files, arg) // loadAndValidate reports a missing file
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if d.IsDir() {
+				if path != arg && strings.HasPrefix(name, ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !isWorkflowName(name) {
+				return nil
+			}
+			ok, err := hasLGXKey(path)
+			if err != nil {
+				return err
+			}
+			if ok {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		if len(found) == 0 {
+			return nil, usageErrf("%s: no workflow files (*.yaml or *.yml with a top-level lgx: key)", arg)
+		}
+		sort.Strings(found)
+		files = append(files, found...)
+	}
+	return files, nil
+}
+
+// isWorkflowName reports whether a file name can hold a workflow: YAML,
+// and not a test file (*.test.yaml).
+func isWorkflowName(name string) bool {
+	for _, ext := range []string{".yaml", ".yml"} {
+		if base, ok := strings.CutSuffix(name, ext); ok {
+			return !strings.HasSuffix(base, ".test")
+		}
+	}
+	return false
+}
+
+// topLevelLGX matches an `lgx:` key at the start of a line, for files that
+// do not parse as YAML: a broken workflow must still be reported, not
+// skipped.
+var topLevelLGX = regexp.MustCompile(`(?m)^["']?lgx["']?\s*:`)
+
+// hasLGXKey reports whether the YAML file at path has a top-level lgx:
+// key, which is what makes it a workflow rather than a cassette, a test
+// file or another tool's configuration.
+func hasLGXKey(path string) (bool, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil || len(doc.Content) == 0 {
+		return topLevelLGX.Match(src), nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return false, nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "lgx" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// repoRelative rewrites diagnostic file names relative to the repository
+// root, which is what code scanning resolves SARIF paths against:
+// $GITHUB_WORKSPACE under Actions, else the closest directory above the
+// working directory that holds .git. Files outside the root keep an
+// absolute path; with no root found, names stay as given.
+func repoRelative(ds spec.Diagnostics, getenv func(string) string) spec.Diagnostics {
+	root := getenv("GITHUB_WORKSPACE")
+	if root == "" {
+		root = findRepoRoot()
+	}
+	if root == "" {
+		return ds
+	}
+	out := make(spec.Diagnostics, len(ds))
+	for i, d := range ds {
+		if abs, err := filepath.Abs(d.File); err == nil {
+			if rel, err := filepath.Rel(root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				d.File = rel
+			} else {
+				d.File = abs
+			}
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// findRepoRoot returns the closest directory at or above the working
+// directory that contains .git ("" when there is none).
+func findRepoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+			return dir
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return ""
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
 }
