@@ -87,6 +87,13 @@ func (b *Budget) Tick() error {
 	if b.ticks&63 != 0 {
 		return nil
 	}
+	return b.Check()
+}
+
+// Check reports, on every call, whether the deadline passed or the
+// context ended; for callers whose steps are slow enough (a template
+// function) that waiting for the 64th would overshoot the deadline.
+func (b *Budget) Check() error {
 	if b.timeout > 0 && time.Now().After(b.deadline) {
 		return Errorf(KindTimeout, "stopped after the node's timeout (%s)", b.timeout)
 	}

@@ -47,7 +47,7 @@ func wrapFunc(fn any, b *Budget) any {
 		return fn
 	}
 	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
-		if err := b.Tick(); err != nil {
+		if err := b.Check(); err != nil {
 			panic(err)
 		}
 		var out []reflect.Value
