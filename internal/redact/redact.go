@@ -20,10 +20,13 @@ const Mask = "***"
 // run with no secrets pays nothing. A Redactor is safe for concurrent use.
 type Redactor struct {
 	forms []string // every form of every secret, longest first, unique
-	rep   *strings.Replacer
-	// byFirst indexes forms (longest first) by their first byte, for
-	// Stream's scan.
+	// byFirst indexes forms (longest first) by their first byte.
 	byFirst [256][]string
+	// pairs has bit a<<8|b set when some form starts with bytes a, b; single
+	// marks the bytes that are whole forms. Together they let the scan skip
+	// almost every position of text that holds no secret with one load.
+	pairs  [1 << 16 / 64]uint64
+	single [256]bool
 }
 
 // New returns a Redactor for secrets, or nil when none is non-empty.
@@ -43,9 +46,9 @@ func New(secrets ...string) *Redactor {
 	if len(forms) == 0 {
 		return nil
 	}
-	// strings.Replacer prefers, at each position, the earliest argument
-	// that matches: longest first makes that the longest match. Ties are
-	// broken by text so that the order, and so the result, is stable.
+	// At each position the scan takes the first form that matches: longest
+	// first makes that the longest match. Ties are broken by text so that
+	// the order, and so the result, is stable.
 	slices.SortFunc(forms, func(a, b string) int {
 		if len(a) != len(b) {
 			return len(b) - len(a)
@@ -53,12 +56,15 @@ func New(secrets ...string) *Redactor {
 		return strings.Compare(a, b)
 	})
 	rd := &Redactor{forms: forms}
-	pairs := make([]string, 0, 2*len(forms))
 	for _, f := range forms {
-		pairs = append(pairs, f, Mask)
 		rd.byFirst[f[0]] = append(rd.byFirst[f[0]], f)
+		if len(f) == 1 {
+			rd.single[f[0]] = true
+		} else {
+			k := uint16(f[0])<<8 | uint16(f[1])
+			rd.pairs[k>>6] |= 1 << (k & 63)
+		}
 	}
-	rd.rep = strings.NewReplacer(pairs...)
 	return rd
 }
 
@@ -70,7 +76,8 @@ func (rd *Redactor) String(s string) string {
 	if rd == nil || s == "" {
 		return s
 	}
-	return rd.rep.Replace(s)
+	out, _ := rd.scan(s, true)
+	return out
 }
 
 // Error returns err with its message redacted: err itself when nothing
@@ -81,7 +88,7 @@ func (rd *Redactor) Error(err error) error {
 		return err
 	}
 	msg := err.Error()
-	if red := rd.rep.Replace(msg); red != msg {
+	if red := rd.String(msg); red != msg {
 		return &redactedError{msg: red, err: err}
 	}
 	return err
@@ -114,7 +121,7 @@ func (rd *Redactor) walk(v any) (any, bool) {
 	case nil, bool, int, int64, float64, json.Number:
 		return v, false
 	case string:
-		s := rd.rep.Replace(x)
+		s := rd.String(x)
 		return s, s != x
 	case []any:
 		var out []any
@@ -136,7 +143,7 @@ func (rd *Redactor) walk(v any) (any, bool) {
 	case []string:
 		var out []string
 		for i, e := range x {
-			ne := rd.rep.Replace(e)
+			ne := rd.String(e)
 			if ne != e && out == nil {
 				out = slices.Clone(x)
 			}
@@ -163,7 +170,7 @@ func (rd *Redactor) walk(v any) (any, bool) {
 	if err != nil {
 		return v, false
 	}
-	red := rd.rep.Replace(string(b))
+	red := rd.String(string(b))
 	if red == string(b) {
 		return v, false
 	}
@@ -190,7 +197,7 @@ func (rd *Redactor) walkMap(x map[string]any) (any, bool) {
 		}
 	}
 	for k, e := range x {
-		if rk := rd.rep.Replace(k); rk != k {
+		if rk := rd.String(k); rk != k {
 			renamed = append(renamed, k)
 		}
 		if ne, changed := rd.walk(e); changed {
@@ -207,7 +214,7 @@ func (rd *Redactor) walkMap(x map[string]any) (any, bool) {
 			delete(out, k)
 		}
 		for i, k := range renamed {
-			rk := rd.rep.Replace(k)
+			rk := rd.String(k)
 			name := rk
 			for n := 2; ; n++ {
 				if _, taken := out[name]; !taken {

@@ -267,6 +267,15 @@ func FuzzRedact(f *testing.F) {
 		enc := encodings[int(which)%len(encodings)]
 		text := prefix + enc.enc(secret) + suffix
 		out := rd.String(text)
+		// The scan replaces as strings.Replacer does with the forms
+		// longest first: leftmost match, the longest at its position.
+		var pairs []string
+		for _, f := range rd.forms {
+			pairs = append(pairs, f, Mask)
+		}
+		if want := strings.NewReplacer(pairs...).Replace(text); out != want {
+			t.Fatalf("String(%q) = %q, strings.Replacer gives %q", text, out, want)
+		}
 		for _, e := range encodings {
 			if f := e.enc(secret); strings.Contains(out, f) {
 				t.Fatalf("%s form %q of secret %q survives in %q (text %q, %s)", e.name, f, secret, out, text, enc.name)

@@ -47,17 +47,26 @@ func (st *Stream) Flush() string {
 // Held reports how many bytes the stream holds back.
 func (st *Stream) Held() int { return len(st.held) }
 
-// scan redacts buf the way strings.Replacer does (left to right, at each
-// position the longest form that matches, no overlaps), and stops at the
-// first position where the choice depends on text after buf: some form is
-// longer than what remains and starts with it. It returns the redacted text
-// before that position and buf from it on. With final set it never stops.
+// scan redacts buf left to right, replacing at each position the longest
+// form that matches there and going on after it (as strings.Replacer
+// would), and stops at the first position where the choice depends on text
+// after buf: some form is longer than what remains and starts with it. It
+// returns the redacted text before that position and buf from it on. With
+// final set it never stops. Text without a secret is returned as is,
+// without allocating.
 func (rd *Redactor) scan(buf string, final bool) (emit, rest string) {
 	var b strings.Builder
 	last := 0 // buf[last:p] is plain text not yet written
 	p := 0
 scan:
 	for p < len(buf) {
+		if p+1 < len(buf) && !rd.single[buf[p]] {
+			// The common case: no form starts with these two bytes.
+			if k := uint16(buf[p])<<8 | uint16(buf[p+1]); rd.pairs[k>>6]&(1<<(k&63)) == 0 {
+				p++
+				continue
+			}
+		}
 		remain := buf[p:]
 		for _, f := range rd.byFirst[buf[p]] { // longest first
 			if len(f) > len(remain) {
