@@ -254,6 +254,10 @@ edges:
 	if okg.calls != 2 {
 		t.Fatalf("ok items ran %d times", okg.calls)
 	}
+	var ie *InputError
+	if _, err := Resume(context.Background(), st, rid, Options{Environ: []string{}, Answer: Answer{Values: map[string]any{"ok": true}}}); !errors.As(err, &ie) {
+		t.Fatalf("-i values for a run that waits at no interrupt: %v", err)
+	}
 	res2, err := Resume(context.Background(), st, rid, Options{Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)

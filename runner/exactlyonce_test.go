@@ -454,6 +454,7 @@ edges:
 	if err != nil || res.Status != store.StatusCompleted {
 		t.Fatalf("after answering finance: %v, %s", err, res.Status)
 	}
+
 	if res.State["legal"] != true || res.State["finance"] != nil {
 		t.Errorf("state %v", res.State)
 	}

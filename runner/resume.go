@@ -75,6 +75,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 	if err != nil {
 		return nil, err
 	}
+	defer r.closeMCP()
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
@@ -212,8 +213,11 @@ func leadingDigits(s string) (string, string) {
 // waiting need a Node, and no values need Empty.
 func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string]any, error) {
 	if len(waiting) == 0 {
-		if a.Node != "" {
+		switch {
+		case a.Node != "":
 			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; --node %s answers nothing", runID, a.Node)}
+		case a.Values != nil:
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; the -i values would answer nothing (resume it without them)", runID)}
 		}
 		return nil, nil
 	}
