@@ -802,7 +802,7 @@ func (s *SQLite) checkpointArgs(args []any, cp *Checkpoint) ([]any, func(), erro
 				delete(cache, k) // too short to be a delta's base
 				continue
 			}
-			cache[k] = cachedValue{step: cp.Step, val: bytes.Clone(v)}
+			cache[k] = newCachedValue(cp.Step, v)
 		}
 	}, nil
 }

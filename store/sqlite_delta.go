@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"slices"
 )
 
@@ -33,9 +34,103 @@ import (
 const minDeltaPrefix = 32
 
 // cachedValue is the last value this process wrote for a key of a run.
+// A small value is kept as is; a large one (at least bigCached bytes) only
+// as checksums of its prefixes (see summary), so that the cache does not
+// hold a second copy of a large state: 100 steps growing a value to 100 MB
+// would otherwise clone 5 GB and keep 100 MB.
 type cachedValue struct {
 	step int
-	val  []byte
+	val  []byte   // the value, when small
+	sum  *summary // its summary, when large
+}
+
+// bigCached is the size from which a cached value is summarized.
+const bigCached = 64 << 10
+
+// summary describes a large value by the checksums of its prefixes: every
+// summaryBlock bytes, and all but its last byte (what an extension keeps:
+// a list or an object loses its closing bracket, a string its quote).
+// Each checksum is CRC-32C, the one delta records carry, plus a seeded
+// 64-bit hash: a value taken for a prefix it is not would be stored wrong,
+// so 32 bits are not enough to decide.
+type summary struct {
+	n      int
+	blocks []prefixSum // at summaryBlock, 2*summaryBlock, … < n-1
+	end    prefixSum   // of all but the last byte
+}
+
+type prefixSum struct {
+	crc  uint32
+	hash uint64
+}
+
+const summaryBlock = 64 << 10
+
+// hashSeed seeds the prefix hashes; summaries live only in this process.
+var hashSeed = maphash.MakeSeed()
+
+// prefixHasher computes prefixSums of successive prefixes of one value.
+type prefixHasher struct {
+	crc uint32
+	h   maphash.Hash
+}
+
+func newPrefixHasher() *prefixHasher {
+	ph := &prefixHasher{}
+	ph.h.SetSeed(hashSeed)
+	return ph
+}
+
+// add extends the prefix by b and returns the sums of the new prefix.
+func (ph *prefixHasher) add(b []byte) prefixSum {
+	ph.crc = crc32.Update(ph.crc, castagnoli, b)
+	_, _ = ph.h.Write(b)
+	return prefixSum{crc: ph.crc, hash: ph.h.Sum64()}
+}
+
+// newCachedValue returns what the cache keeps of v, the value of a key at
+// step; v is not retained.
+func newCachedValue(step int, v []byte) cachedValue {
+	if len(v) < bigCached {
+		return cachedValue{step: step, val: bytes.Clone(v)}
+	}
+	sm := &summary{n: len(v), blocks: make([]prefixSum, 0, (len(v)-1)/summaryBlock)}
+	ph := newPrefixHasher()
+	at := 0
+	for at+summaryBlock < len(v)-1 {
+		sm.blocks = append(sm.blocks, ph.add(v[at:at+summaryBlock]))
+		at += summaryBlock
+	}
+	sm.end = ph.add(v[at : len(v)-1])
+	return cachedValue{step: step, sum: sm}
+}
+
+// sharedPrefix returns the length of a prefix v shares with the cached
+// value, and the CRC-32C of that prefix. For a summarized value it is the
+// longest prefix whose checksums match: all but the value's last byte, or
+// a whole number of blocks.
+func (c cachedValue) sharedPrefix(v []byte) (int, uint32) {
+	if c.sum == nil {
+		p := commonPrefix(c.val, v)
+		return p, crc32.Checksum(v[:p], castagnoli)
+	}
+	sm := c.sum
+	ph := newPrefixHasher()
+	p, crc := 0, uint32(0)
+	for _, want := range sm.blocks {
+		if p+summaryBlock > len(v) {
+			return p, crc
+		}
+		if ph.add(v[p:p+summaryBlock]) != want {
+			return p, crc
+		}
+		p += summaryBlock
+		crc = want.crc
+	}
+	if sm.n-1 <= len(v) && ph.add(v[p:sm.n-1]) == sm.end {
+		return sm.n - 1, sm.end.crc
+	}
+	return p, crc
 }
 
 // delta is one key stored relative to an earlier checkpoint's value.
@@ -143,9 +238,8 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 	for _, k := range keys {
 		v := bytes.TrimSpace(changed[k])
 		if c, ok := cache[k]; ok && c.step < step {
-			if p := commonPrefix(c.val, v); p >= minDeltaPrefix {
-				deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p,
-					sum: crc32.Checksum(v[:p], castagnoli), tail: v[p:]})
+			if p, sum := c.sharedPrefix(v); p >= minDeltaPrefix {
+				deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p, sum: sum, tail: v[p:]})
 				continue
 			}
 		}

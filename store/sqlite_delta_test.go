@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -226,4 +227,99 @@ func FuzzDecodeDeltas(f *testing.F) {
 			t.Fatalf("re-encoded deltas do not decode: %v", err)
 		}
 	})
+}
+
+// TestLargeValueGrowthStoresTheTail grows a string and a list past
+// bigCached, 256 KiB a step: each checkpoint stores about what the step
+// added, although the delta cache keeps only checksums of large values,
+// and every step reads back byte for byte.
+func TestLargeValueGrowthStoresTheTail(t *testing.T) {
+	const steps, chunk = 12, 256 << 10
+	piece := strings.Repeat("0123456789abcdef", chunk/16)
+	s := openStore(t, filepath.Join(t.TempDir(), "lgx.db"))
+	ctx := context.Background()
+	if err := s.CreateRun(ctx, &Run{ID: "r", Status: StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	var want []map[string]json.RawMessage
+	text, list := "", []string{}
+	for step := range steps {
+		text += piece
+		list = append(list, piece)
+		str, _ := json.Marshal(text)
+		lst, _ := json.Marshal(list)
+		cp := &Checkpoint{RunID: "r", Step: step, Changed: map[string]json.RawMessage{"text": str, "list": lst}}
+		if err := s.WriteCheckpoint(ctx, cp); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, cp.Changed)
+	}
+	for _, c := range s.cache["r"] {
+		if c.val != nil {
+			t.Errorf("the cache holds a copy of a %d-byte value", len(c.val))
+		}
+	}
+	var stored int64
+	if err := s.db.QueryRow("SELECT sum(coalesce(length(changed), 0)) + sum(coalesce(length(deltas), 0)) FROM checkpoints").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if written := int64(2 * steps * chunk); stored > written*11/10 {
+		t.Errorf("stored %d bytes for %d bytes written: not proportional to the writes", stored, written)
+	}
+	cps, err := s.Checkpoints(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cp := range cps {
+		for k, v := range want[i] {
+			if !bytes.Equal(cp.Changed[k], v) {
+				t.Errorf("step %d key %s: read back %d bytes, want %d", i, k, len(cp.Changed[k]), len(v))
+			}
+		}
+	}
+}
+
+func TestSharedPrefixOfSummary(t *testing.T) {
+	base := []byte(`"` + strings.Repeat("abcdefgh", 3*summaryBlock/8+100) + `"`) // 3 blocks and some
+	n := len(base)
+	withByte := func(i int, c byte) []byte {
+		b := bytes.Clone(base)
+		b[i] = c
+		return b
+	}
+	tests := []struct {
+		name string
+		v    []byte
+		want int
+	}{
+		{"extended", append(bytes.Clone(base[:n-1]), `xyz"`...), n - 1},
+		{"same", base, n - 1},
+		{"last byte differs", append(bytes.Clone(base[:n-1]), 'Q'), n - 1},
+		{"changed in block 3", withByte(2*summaryBlock+5, 'Z'), 2 * summaryBlock},
+		{"changed in block 1", withByte(10, 'Z'), 0},
+		{"changed just before the end", withByte(n-2, 'Z'), 3 * summaryBlock},
+		{"shorter", base[:summaryBlock+10], summaryBlock},
+		{"empty", nil, 0},
+	}
+	c := newCachedValue(1, base)
+	if c.sum == nil || c.val != nil {
+		t.Fatalf("a %d-byte value is cached whole", n)
+	}
+	for _, tc := range tests {
+		p, sum := c.sharedPrefix(tc.v)
+		if p != tc.want {
+			t.Errorf("%s: shared prefix %d, want %d", tc.name, p, tc.want)
+		}
+		if want := crc32.Checksum(tc.v[:p], castagnoli); sum != want {
+			t.Errorf("%s: checksum %08x, want %08x (of the prefix)", tc.name, sum, want)
+		}
+		// A summarized value never claims more than it shares.
+		if cp := commonPrefix(base, tc.v); p > cp {
+			t.Errorf("%s: claims %d shared bytes, only %d are", tc.name, p, cp)
+		}
+	}
+	small := newCachedValue(1, base[:100])
+	if small.sum != nil || !bytes.Equal(small.val, base[:100]) {
+		t.Errorf("a small value is not cached whole")
+	}
 }

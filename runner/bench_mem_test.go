@@ -1,0 +1,119 @@
+package runner
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// appendMBWorkflow is a pure loop of 100 steps, each appending a 1 MiB
+// string to a list: 100 MiB of state at the end, written 1 MiB at a time.
+const appendMBWorkflow = `lgx: 1
+name: append_mb
+config: {recursion_limit: 500}
+state:
+  i:     {type: integer, default: 0}
+  blobs: {type: list, reducer: append, default: []}
+nodes:
+  grow:
+    type: template
+    with: {template: '{{ repeat 1048576 "x" }}'}
+    output:
+      i: ${{ state.i + 1 }}
+      blobs: ${{ result }}
+edges:
+  - {from: START, to: grow}
+  - from: grow
+    when:
+      - {if: state.i < 100, to: grow}
+    else: END
+output: [i]
+`
+
+// heapPeak samples the live heap (objects not yet freed, garbage
+// included: what the process must hold pages for) every millisecond
+// until stopped, and reports the highest sample.
+type heapPeak struct {
+	stop chan struct{}
+	done sync.WaitGroup
+	peak uint64
+}
+
+func startHeapPeak() *heapPeak {
+	runtime.GC()
+	h := &heapPeak{stop: make(chan struct{})}
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() {
+		metrics.Read(sample)
+		h.peak = max(h.peak, sample[0].Value.Uint64())
+	}
+	read()
+	h.done.Add(1)
+	go func() {
+		defer h.done.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				read()
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
+	return h
+}
+
+// Stop ends the sampling and returns the peak in bytes.
+func (h *heapPeak) Stop() uint64 {
+	close(h.stop)
+	h.done.Wait()
+	return h.peak
+}
+
+// BenchmarkStateGrowth runs appendMBWorkflow on the memory and the SQLite
+// store and reports the peak heap per MiB of final state: memory must be
+// proportional to the state, not to the state times the steps a batch of
+// pure steps holds (SPEC §9.6, issue 12).
+func BenchmarkStateGrowth(b *testing.B) {
+	g := compileYAML(b, appendMBWorkflow)
+	const stateMiB = 100
+	for _, tc := range []struct {
+		name string
+		open func(b *testing.B) store.Store
+	}{
+		{"memory", func(*testing.B) store.Store { return store.NewMemory() }},
+		{"sqlite", func(b *testing.B) store.Store {
+			st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "lgx.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var peak uint64
+			cpu0 := cpuTime()
+			for b.Loop() {
+				st := tc.open(b)
+				h := startHeapPeak()
+				res, err := Run(context.Background(), g, Options{Environ: []string{}, Sink: benchSink, Store: st})
+				peak = max(peak, h.Stop())
+				if err != nil || res.State["i"] != 100 {
+					b.Fatalf("%v %v", err, res)
+				}
+			}
+			b.ReportMetric(float64(peak)/(1<<20)/stateMiB, "peak-heap-MiB/state-MiB")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/stateMiB/1e6, "cpu-ms/state-MiB")
+		})
+	}
+}
