@@ -151,3 +151,28 @@ edges:
 		})
 	}
 }
+
+// BenchmarkJSONValue: the write check on a typical structured write (100
+// small objects) and on a scalar.
+func BenchmarkJSONValue(b *testing.B) {
+	list := make([]any, 100)
+	for i := range list {
+		list[i] = map[string]any{"id": i, "name": "x", "score": 0.5, "tags": []any{"a", "b"}}
+	}
+	b.Run("list100", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, p := jsonValue(list); p != "" {
+				b.Fatal(p)
+			}
+		}
+	})
+	b.Run("scalar", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, p := jsonValue(42); p != "" {
+				b.Fatal(p)
+			}
+		}
+	})
+}
