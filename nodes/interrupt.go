@@ -13,6 +13,9 @@ type interruptType struct{}
 
 func (interruptType) Name() string { return "interrupt" }
 
+// Capabilities: an interrupt does no work; it pauses the run.
+func (interruptType) Capabilities() Capabilities { return Capabilities{Instant: true, Pauses: true} }
+
 func (interruptType) Doc() Doc {
 	return Doc{
 		Summary: "Pauses the run (exit 3). `lgx resume RUN -i key=value…` continues it; the given values, as one object, are the result.",

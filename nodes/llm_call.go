@@ -24,6 +24,9 @@ type llmCall struct{}
 
 func (llmCall) Name() string { return "llm_call" }
 
+// Capabilities: a call takes its provider's pool.
+func (llmCall) Capabilities() Capabilities { return Capabilities{ProviderField: "provider"} }
+
 func (llmCall) Doc() Doc {
 	return Doc{
 		Summary: "Calls an LLM provider (OpenAI-compatible or Anthropic) once, streaming tokens to the event stream. With `tools` the model may ask for tool calls (run them with a `tools` node); with `response_format.json_schema` the answer is parsed and validated as JSON.",

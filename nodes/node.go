@@ -61,12 +61,44 @@ type Preparer interface {
 	Prepare(static map[string]any) (any, error)
 }
 
-// Pure is implemented by types whose invocations have no effect outside
-// the run and depend only on their inputs (set, template). The runner may
-// record a run of steps made only of pure invocations in one write: after a
-// crash, resume re-runs the unrecorded ones, which gives the same writes.
-type Pure interface {
-	Pure() bool
+// Capabilities are what validation, the runner, the graph drawing and the
+// docs need to know of a type besides its fields. They are declared once,
+// beside the type, so that no other package names a node type.
+type Capabilities struct {
+	// Pure invocations have no effect outside the run and depend only on
+	// their inputs (set, template). The runner may record a run of steps
+	// made only of pure invocations in one write: after a crash, resume
+	// re-runs the unrecorded ones, which gives the same writes.
+	Pure bool
+	// Instant types do no work worth a goroutine or a timeout (set,
+	// interrupt): their invocations run inline, without an attempt timeout.
+	Instant bool
+	// HoldsNoSlot types hold no cap slot themselves: the invocations they
+	// start do (a subgraph's children, a tools node's calls). Otherwise a
+	// global cap of 1 would deadlock. They get no default attempt timeout.
+	HoldsNoSlot bool
+	// ReadsData types read Invocation.Data, the template data root.
+	ReadsData bool
+	// Pauses types may pause the run (interrupt).
+	Pauses bool
+	// ProviderField names the `with` field whose literal names the
+	// provider an invocation calls (llm_call: "provider"); the invocation
+	// takes that provider's pool.
+	ProviderField string
+}
+
+// Capable is implemented by types that have capabilities; a type that is
+// not has none (an ordinary type with effects, like http_fetch).
+type Capable interface {
+	Capabilities() Capabilities
+}
+
+// CapabilitiesOf returns t's capabilities.
+func CapabilitiesOf(t Type) Capabilities {
+	if c, ok := t.(Capable); ok {
+		return c.Capabilities()
+	}
+	return Capabilities{}
 }
 
 // Invocation is everything one attempt of a node (or of one for_each item)

@@ -11,7 +11,8 @@ type setType struct{}
 func (setType) Name() string { return "set" }
 
 // Pure: a set node only computes its output from the state.
-func (setType) Pure() bool { return true }
+// Capabilities: a set node only evaluates its output.
+func (setType) Capabilities() Capabilities { return Capabilities{Pure: true, Instant: true} }
 
 func (setType) Doc() Doc {
 	return Doc{Summary: "Does no work: the node's `output` writes computed values to state. Without `output` it is a no-op, useful for routing."}

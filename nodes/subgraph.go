@@ -14,6 +14,9 @@ type subgraphType struct{}
 
 func (subgraphType) Name() string { return "subgraph" }
 
+// Capabilities: the child's invocations hold the slots.
+func (subgraphType) Capabilities() Capabilities { return Capabilities{HoldsNoSlot: true} }
+
 func (subgraphType) Doc() Doc {
 	return Doc{
 		Summary: "Runs a child workflow file with the given input and returns its final state. The child shares the parent's global cap and pools; the subgraph node itself holds no slot.",

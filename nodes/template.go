@@ -22,7 +22,8 @@ type templateType struct{}
 func (templateType) Name() string { return "template" }
 
 // Pure: templates are hermetic (no environment, clock or randomness).
-func (templateType) Pure() bool { return true }
+// Capabilities: rendering depends only on the data root.
+func (templateType) Capabilities() Capabilities { return Capabilities{Pure: true, ReadsData: true} }
 
 func (templateType) Doc() Doc {
 	return Doc{

@@ -20,6 +20,9 @@ type toolsType struct{}
 
 func (toolsType) Name() string { return "tools" }
 
+// Capabilities: each tool call holds its tool node's slots.
+func (toolsType) Capabilities() Capabilities { return Capabilities{HoldsNoSlot: true} }
+
 func (toolsType) Doc() Doc {
 	return Doc{
 		Summary: "Runs tool calls in parallel (LangGraph's ToolNode) and returns one tool message per call, in call order. Arguments are checked against each tool's `parameters` schema; bad arguments, unknown tools and failing tools become tool messages starting with `error: `, never a failed node.",

@@ -66,7 +66,7 @@ type node struct {
 	// timeout per attempt; 0 = none (types that do no work)
 	timeout   time.Duration
 	continue_ bool
-	// pure nodes have no effect outside the run (nodes.Pure): steps made
+	// pure nodes have no effect outside the run (nodes.Capabilities.Pure): steps made
 	// only of them may be recorded in batches.
 	pure   bool
 	output []outWrite
@@ -133,17 +133,6 @@ type tool struct {
 	node   *node
 	output cval // nil = result
 }
-
-// instantTypes do no work worth a timeout context.
-var instantTypes = map[string]bool{"set": true, "interrupt": true}
-
-// dataTypes read Invocation.Data.
-var dataTypes = map[string]bool{"template": true}
-
-// noSlotTypes hold no cap slot themselves: their inner invocations do (SPEC
-// §8: a subgraph's child invocations; a tools node's tool calls, each under
-// its tool node's caps). Otherwise a global cap of 1 would deadlock.
-var noSlotTypes = map[string]bool{"subgraph": true, "tools": true}
 
 // Compile turns a workflow that passed spec.Validate into a Graph: every
 // expression compiled once, Static `with` fields passed to the type's
@@ -241,9 +230,8 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	}
 	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As}
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
-	if p, ok := typ.(nodes.Pure); ok && p.Pure() {
-		cn.pure = true
-	}
+	capab := nodes.CapabilitiesOf(typ)
+	cn.pure = capab.Pure
 	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
 	cn.timeout = n.Timeout
 	if cn.timeout <= 0 {
@@ -252,11 +240,11 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	if cn.timeout <= 0 {
 		cn.timeout = spec.DefaultNodeTimeout
 	}
-	if instantTypes[n.Type] {
+	if capab.Instant {
 		cn.timeout = 0
 		cn.instant = true
 	}
-	if noSlotTypes[n.Type] && n.Timeout <= 0 {
+	if capab.HoldsNoSlot && n.Timeout <= 0 {
 		// Its inner invocations have their own timeouts; their cap waits
 		// must not count against one of the outer node (SPEC §4.2).
 		cn.timeout = 0
@@ -345,21 +333,21 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 
 	// Caps: the node's own semaphore is created per run (see newRunCaps);
 	// here only the pool names, sorted for a deadlock-free acquire order.
-	cn.caps.none = noSlotTypes[n.Type]
-	cn.wantsData = dataTypes[n.Type]
+	cn.caps.none = capab.HoldsNoSlot
+	cn.wantsData = capab.ReadsData
 	return cn, nil
 }
 
 // poolNames returns the pools a node takes, sorted: the ones it names plus,
-// for llm_call, its provider's pool.
+// for a type that calls a provider (llm_call), the provider's pool.
 func (g *Graph) poolNames(n *node) []string {
 	var names []string
 	for _, p := range n.spec.Pools {
 		names = append(names, p.Value)
 	}
-	if n.spec.Type == "llm_call" {
+	if field := nodes.CapabilitiesOf(n.typ).ProviderField; field != "" {
 		prov := "default"
-		if lit, ok := n.withLiteral("provider"); ok {
+		if lit, ok := n.withLiteral(field); ok {
 			if s, ok := lit.(string); ok && s != "" {
 				prov = s
 			}
@@ -369,6 +357,9 @@ func (g *Graph) poolNames(n *node) []string {
 				names = append(names, p.Pool.Value)
 			}
 		}
+	}
+	if n.spec.Type == "mcp_call" {
+		names = append(names, g.mcpServerCaps(n)...)
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

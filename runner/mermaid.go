@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -66,7 +67,7 @@ func mermaidNode(n *spec.Node) string {
 		}
 		return fmt.Sprintf("%s[[\"%s<br/>%s\"]]", mermaidID(n.Name), mermaidText(label), mermaidText(loop))
 	}
-	if n.Type == "interrupt" {
+	if t, ok := nodes.Lookup(n.Type); ok && nodes.CapabilitiesOf(t).Pauses {
 		return fmt.Sprintf("%s{{\"%s\"}}", mermaidID(n.Name), mermaidText(label))
 	}
 	return fmt.Sprintf("%s[\"%s\"]", mermaidID(n.Name), mermaidText(label))

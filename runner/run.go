@@ -40,12 +40,20 @@ type Options struct {
 	// HTTPClient is shared by the run's nodes; nil builds one with
 	// nodes.NewHTTPClient.
 	HTTPClient *http.Client
+	// MCPTransport, when set, connects MCP servers instead of their
+	// declarations (in-process servers in tests).
+	MCPTransport MCPTransportFunc
 	// StepState attaches a copy of the full state to every step_end event
 	// (for `--stream values`); it costs a map copy per step.
 	StepState bool
 
 	// Answer answers the interrupts a resumed run waits at (Resume only).
 	Answer Answer
+	// Stubs, when set, is asked before each invocation of the run (not of
+	// its subgraphs) runs: ok means result is the invocation's result and
+	// the node type does not run (`lgx test` stubs). The result goes
+	// through the node's `output` as a real one would.
+	Stubs func(path, node string, index int) (result any, ok bool)
 
 	// limits, set for subgraphs, are the parent's caps.
 	limits *limits
@@ -136,7 +144,7 @@ type run struct {
 	// the barrier follows at once, so it is as durable, at half the cost.
 	pending *store.Invocation
 	// stepPure is true when every node of the current step is pure
-	// (nodes.Pure). Such steps are recorded in batches of up to
+	// (nodes.Capabilities.Pure). Such steps are recorded in batches of up to
 	// maxBatchSteps steps, one transaction each; a step with any other node
 	// first makes the batch durable, so no side effect starts before the
 	// steps that led to it are recorded. A crash loses at most the batch,
@@ -171,6 +179,10 @@ type run struct {
 	// lease is this process's claim to execute the run (SPEC §9.3), held
 	// from start (or resume) to finish; nil without a store.
 	lease *heldLease
+
+	// mcp holds the MCP servers the run started (see mcp.go).
+	mcp     *mcpRun
+	mcpOnce sync.Once
 }
 
 // write is one state write of an invocation.
@@ -217,6 +229,7 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer r.closeMCP()
 	if err := r.initState(opts.Inputs); err != nil {
 		return nil, err
 	}
