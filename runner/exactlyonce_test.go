@@ -319,7 +319,7 @@ func TestSubgraphChildrenDurable(t *testing.T) {
 	}
 	st := store.NewMemory()
 	inputs := map[string]any{"orders": []any{"A", "B", "C"}}
-	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, RunID: "R4", Inputs: inputs})
+	_, err = Run(context.Background(), g, Options{Store: st, Environ: []string{}, RunID: "R4", Inputs: inputs})
 	var ne *NodeError
 	if !errors.As(err, &ne) || ne.Node != "charge_each" || ne.Index != 1 {
 		t.Fatalf("want charge_each[1] to fail, got %v", err)
@@ -331,7 +331,7 @@ func TestSubgraphChildrenDurable(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "child.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	res, err = Resume(context.Background(), st, "R4", Options{Environ: []string{}})
+	res, err := Resume(context.Background(), st, "R4", Options{Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
