@@ -77,6 +77,15 @@ func (c *call) Provider(name string) (*nodes.Provider, error) {
 func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
 	out := make([]nodes.ToolSpec, 0, len(names))
 	for _, n := range names {
+		if server, tool, ok := c.r.g.mcpRef(n); ok {
+			// MCP tools are listed by their server (started now if needed).
+			specs, err := c.mcpToolSpecs(context.Background(), server, tool)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, specs...)
+			continue
+		}
 		t, ok := c.r.g.tools[n]
 		if !ok {
 			return nil, nodes.Errorf(nodes.KindInput, "unknown tool %q", n)
@@ -94,6 +103,9 @@ func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
 func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 	r := c.r
 	name := tcall.Name
+	if server, tool, ok := r.g.mcpRef(name); ok {
+		return c.runMCPTool(ctx, tcall, server, tool)
+	}
 	t, ok := r.g.tools[name]
 	if !ok {
 		return nil, nodes.Errorf(nodes.KindInput, "unknown tool %q", name)

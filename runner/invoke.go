@@ -73,6 +73,8 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	if res.resumeVal != nil {
 		result = res.resumeVal
 		res.attempts = 0
+	} else if stub, ok := r.stubbed(c); ok {
+		result, res.attempts = stub, 1
 	} else {
 		result, res.attempts, err = c.run(ctx, item)
 		c.flushTokens() // streamed text held back in case it began a secret
@@ -152,6 +154,18 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		}
 		r.emit(ev)
 	}
+}
+
+// stubbed returns the result Options.Stubs gives c, if any.
+func (r *run) stubbed(c *call) (any, bool) {
+	if r.opts.Stubs == nil || r.opts.parent != nil {
+		return nil, false
+	}
+	v, ok := r.opts.Stubs(c.pathOf(), c.n.name, c.index)
+	if !ok {
+		return nil, false
+	}
+	return normalize(v), true
 }
 
 // run evaluates `with` and performs the attempts.

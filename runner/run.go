@@ -54,6 +54,11 @@ type Options struct {
 	// the node type does not run (`lgx test` stubs). The result goes
 	// through the node's `output` as a real one would.
 	Stubs func(path, node string, index int) (result any, ok bool)
+	// Stubs, when set, is asked before each invocation of the run (not of
+	// its subgraphs) runs: ok means result is the invocation's result and
+	// the node type does not run (`lgx test` stubs). The result goes
+	// through the node's `output` as a real one would.
+	Stubs func(path, node string, index int) (result any, ok bool)
 
 	// limits, set for subgraphs, are the parent's caps.
 	limits *limits

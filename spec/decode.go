@@ -42,6 +42,7 @@ var (
 	toolNodeKeys = blockKeys(BlockToolNode)
 	edgeKeys     = blockKeys(BlockEdge)
 	caseKeys     = blockKeys(BlockCase)
+	mcpKeys      = blockKeys(BlockMCP)
 )
 
 func blockKeys(name string) []string {
@@ -348,6 +349,9 @@ func (d *decoder) workflow(n *yaml.Node) {
 	}
 	for _, p := range d.pairs(o.get("tools"), "tools") {
 		d.tool(p)
+	}
+	for _, p := range d.pairs(o.get("mcp"), "mcp") {
+		d.mcpServer(p)
 	}
 	if o.get("nodes") == nil {
 		d.warnf(top, CodeMissingKey, "add `nodes:` and `edges:`", "the workflow has no nodes: a run does nothing")
@@ -784,4 +788,75 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// mcpServer decodes one entry of `mcp:`; validate_mcp.go checks the rest.
+func (d *decoder) mcpServer(p pair) {
+	name := resolveAlias(p.key).Value
+	m := &MCPServer{Name: name, Pos: posOf(p.key)}
+	what := "mcp server " + name
+	o := d.object(p.value, what, mcpKeys)
+	if v := o.get("command"); v != nil {
+		m.Command, _ = d.str(v, what+": command")
+		m.CommandPos = posOf(v)
+	}
+	strs := func(key string) []string {
+		v := resolveAlias(o.get(key))
+		if v == nil || isNull(v) {
+			return nil
+		}
+		if v.Kind != yaml.SequenceNode {
+			d.errorf(posOf(v), CodeBadValue, "write a list, e.g. [a, b]", "%s: %s must be a list of strings, not %s", what, key, describe(v))
+			return nil
+		}
+		out := make([]string, 0, len(v.Content))
+		for _, c := range v.Content {
+			if s, ok := d.str(c, what+": "+key+" item"); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	m.Args = strs("args")
+	if v := resolveAlias(o.get("env")); v != nil && !isNull(v) {
+		if v.Kind != yaml.SequenceNode {
+			d.errorf(posOf(v), CodeBadValue, "write e.g. `env: [API_TOKEN]`", "%s: env must be a list of environment variable names, not %s", what, describe(v))
+		} else {
+			m.Env = d.names(v, what+": env name")
+		}
+	}
+	if v := o.get("cwd"); v != nil {
+		m.Cwd, _ = d.str(v, what+": cwd")
+	}
+	if v := o.get("url"); v != nil {
+		m.URL, _ = d.str(v, what+": url")
+		m.URLPos = posOf(v)
+	}
+	for _, h := range d.pairs(o.get("headers"), what+": headers") {
+		k := resolveAlias(h.key).Value
+		if s, ok := d.str(h.value, what+": headers."+k); ok {
+			if m.Headers == nil {
+				m.Headers, m.HeaderPos = map[string]string{}, map[string]Pos{}
+			}
+			m.Headers[k] = s
+			m.HeaderPos[k] = posOf(h.value)
+		}
+	}
+	if v := o.get("pool"); v != nil {
+		m.Pool, _ = d.name(v, what+": pool")
+	}
+	if v := o.get("timeout"); v != nil {
+		m.Timeout, _ = d.duration(v, what+": timeout")
+	}
+	if v := resolveAlias(o.get("tools")); v != nil && !isNull(v) {
+		if v.Kind != yaml.SequenceNode {
+			d.errorf(posOf(v), CodeBadValue, "write e.g. `tools: [echo]`", "%s: tools must be a list of tool names, not %s", what, describe(v))
+		} else {
+			m.Tools = d.names(v, what+": tool name")
+			if m.Tools == nil {
+				m.Tools = []Name{}
+			}
+		}
+	}
+	d.w.MCP = append(d.w.MCP, m)
 }

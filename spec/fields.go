@@ -39,6 +39,7 @@ const (
 	BlockNode     = "node"
 	BlockEdge     = "edge"
 	BlockCase     = "when_case"
+	BlockMCP      = "mcp_server"
 )
 
 // Block is one mapping of the workflow format and the keys it accepts.
@@ -124,6 +125,8 @@ var Blocks = []Block{
 				Description: "The run state: each key's type, reducer, default and whether it is a required input."},
 			{Name: "tools", Types: object, Block: BlockTool, Map: true,
 				Description: "Tools that models may call (llm_call `tools`) and the tools node runs: each a JSON-Schema `parameters` and a catalog `node` doing the work."},
+			{Name: "mcp", Types: object, Block: BlockMCP, Map: true,
+				Description: "MCP servers whose tools models may call (llm_call `tools: [server.tool]` or `server.*`) and mcp_call nodes call: stdio (`command`) or streamable HTTP (`url`). Each starts on first use in a run and stops when the run ends."},
 			{Name: "nodes", Types: object, Block: BlockNode, Map: true,
 				Description: "The nodes, by name. The order as written is significant: writes of one super-step are applied in this order."},
 			{Name: "edges", Types: array, Block: BlockEdge,
@@ -192,6 +195,30 @@ var Blocks = []Block{
 				Description: "API key, treated as a secret; default: the kind's usual environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY)."},
 			{Name: "pool", Types: str, Format: FormatName, Example: "llm",
 				Description: "Pool every call to this provider takes a slot (and rate token) of."},
+		},
+	},
+	{
+		Name:        BlockMCP,
+		Description: "An MCP server: `command` (stdio) or `url` (streamable HTTP), not both. Strings in `headers` may use ${{ env.X }} and ${{ secrets.X }}.",
+		Fields: []BlockField{
+			{Name: "command", Types: str, Example: "npx",
+				Description: "Program of a stdio server, looked up in PATH."},
+			{Name: "args", Types: array, Items: JSONString, Example: `["-y", "@modelcontextprotocol/server-everything"]`,
+				Description: "Arguments of the command."},
+			{Name: "env", Types: array, Items: JSONString, ItemFormat: FormatName, Example: "[API_TOKEN]",
+				Description: "Names of environment variables passed to the server; it gets these and PATH and HOME, never the rest of lgx's environment."},
+			{Name: "cwd", Types: str, Example: "./tools",
+				Description: "Working directory of the command, relative to the workflow file (default: lgx's)."},
+			{Name: "url", Types: str, Example: "http://127.0.0.1:8931/mcp",
+				Description: "Endpoint of a streamable-HTTP server (http or https)."},
+			{Name: "headers", Types: object, Example: `{Authorization: "Bearer ${{ secrets.DOCS_TOKEN }}"}`,
+				Description: "HTTP headers sent with every request to `url`."},
+			{Name: "pool", Types: str, Format: FormatName, Example: "mcp",
+				Description: "Pool every call to this server takes a slot (and rate token) of."},
+			{Name: "timeout", Types: str, Format: FormatDuration, Example: "30s",
+				Description: "Per call attempt (default: config.node_timeout)."},
+			{Name: "tools", Types: array, Items: JSONString, Example: "[echo, get-sum]",
+				Description: "The only tools of the server lgx offers and calls (default: all it lists)."},
 		},
 	},
 	{

@@ -76,6 +76,7 @@ type Workflow struct {
 	Providers []*Provider
 	State     []*StateKey
 	Tools     []*Tool
+	MCP       []*MCPServer
 	Nodes     []*Node
 	Edges     []*Edge
 
@@ -246,4 +247,23 @@ type Case struct {
 	Pos Pos
 	If  *yaml.Node // expression string (with or without ${{ }})
 	To  []Name
+}
+
+// MCPServer is one entry of `mcp:` (SPEC §9.9): a stdio server (Command)
+// or a streamable-HTTP one (URL).
+type MCPServer struct {
+	Name       string
+	Pos        Pos
+	Command    string
+	CommandPos Pos
+	Args       []string
+	Env        []Name // allowlist of variable names
+	Cwd        string
+	URL        string
+	URLPos     Pos
+	Headers    map[string]string // values may hold ${{ }} expressions
+	HeaderPos  map[string]Pos
+	Pool       Name
+	Timeout    time.Duration // per call attempt; 0 = config.node_timeout
+	Tools      []Name        // allowlist; nil = all
 }

@@ -43,6 +43,7 @@ func ValidateReading(w *Workflow, read func(path string) ([]byte, error)) (ds Di
 	v.checkPools()
 	v.checkProviders()
 	v.checkTools()
+	v.checkMCP()
 	for _, n := range w.Nodes {
 		v.node(n)
 	}

@@ -88,6 +88,8 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 		v.llmRefs(n, who, given)
 	case "subgraph":
 		v.subgraphRef(who, given["workflow"], given["input"])
+	case "mcp_call":
+		v.mcpCallRefs(who, given)
 	}
 }
 
@@ -329,7 +331,7 @@ func (v *validator) llmRefs(n *Node, who string, given map[string]*yaml.Node) {
 			if t.Kind != yaml.ScalarNode || isExprString(t) {
 				continue
 			}
-			if _, ok := v.tools[t.Value]; !ok {
+			if _, ok := v.tools[t.Value]; !ok && !v.mcpToolRef(t, who) {
 				hint := didYouMean(t.Value, sortedKeys(v.tools))
 				if hint == "" {
 					hint = "declare it under `tools:`"

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/internal/wftest"
+)
+
+// testOptions are lgx test's flags.
+type testOptions struct {
+	paths    []string
+	run      string
+	format   string
+	update   bool
+	parallel int
+	verbose  bool
+}
+
+func (a *app) testCmd() *cobra.Command {
+	var o testOptions
+	cmd := &cobra.Command{
+		Use:   "test [PATH...]",
+		Short: "Run workflow tests (*.test.yaml) offline with cassettes or stubs",
+		Long: `test runs every *.test.yaml under the paths (default: the current
+directory, recursively). A test file names a workflow and lists cases: inputs,
+a cassette (recorded with lgx run --record) or stubbed node results, interrupts
+to answer, and expectations on the exit code, the final state, the path of
+nodes and free assertions. See docs/testing.md.
+
+Cases run in parallel, each on its own in-memory store, and never reach the
+network: a request without a cassette or stub fails with kind cassette.
+
+Exit codes: 0 every case passed, 1 a case failed, 2 an invalid test file or
+workflow (with file:line:col).`,
+		Example: `  lgx test workflows/
+  lgx test -run 'brief' workflows/research.test.yaml
+  lgx test --format junit . > report.xml
+  lgx test --update workflows/agent.test.yaml   # re-record its cassettes`,
+		// go test's single-dash -run is what users type; pflag would read
+		// it as -r -u -n, so flags are parsed here with -run spelled --run.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for i, a := range args {
+				if a == "--" {
+					break
+				}
+				if a == "-run" || strings.HasPrefix(a, "-run=") {
+					args[i] = "-" + a
+				}
+			}
+			if err := cmd.Flags().Parse(args); err != nil {
+				return usageErr(err)
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			args = cmd.Flags().Args()
+			o.paths = args
+			if len(o.paths) == 0 {
+				o.paths = []string{"."}
+			}
+			if !cmd.Flags().Changed("format") && a.ios.Getenv("GITHUB_ACTIONS") == "true" {
+				o.format = "github"
+			}
+			return a.runTests(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.run, "run", "", "run only the cases whose name (or FILE/NAME) matches the `regex`")
+	f.StringVar(&o.format, "format", "text", "report format: text, github or junit")
+	f.BoolVar(&o.update, "update", false, "re-record the cases' cassettes against the real servers and rewrite exact-value state expectations")
+	f.IntVar(&o.parallel, "parallel", 4, "how many cases run at once")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "also list the cases that passed (text format)")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "github", "junit"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
+	switch o.format {
+	case "text", "github", "junit":
+	default:
+		return usageErrf("--format must be text, github or junit, not %q", o.format)
+	}
+	if o.parallel < 1 {
+		return usageErrf("--parallel must be at least 1")
+	}
+	opts := wftest.Options{Parallel: o.parallel, Record: o.update, Version: version}
+	if o.run != "" {
+		re, err := regexp.Compile(o.run)
+		if err != nil {
+			return usageErrf("-run: %v", err)
+		}
+		opts.Filter = re
+	}
+	paths, err := wftest.Find(o.paths)
+	if err != nil {
+		return usageErr(err)
+	}
+	if len(paths) == 0 {
+		return usageErrf("no *.test.yaml under %v", o.paths)
+	}
+	files, graphs, err := wftest.Load(paths)
+	if err != nil {
+		var fe *wftest.Error
+		if errors.As(err, &fe) && o.format == "github" {
+			fmt.Fprintf(a.ios.Out, "::error file=%s,line=%d,col=%d::%s\n", fe.Pos.File, fe.Pos.Line, fe.Pos.Col, fe.Msg)
+		}
+		return usageErr(err)
+	}
+	results := wftest.Run(cmd.Context(), files, graphs, opts)
+	if o.update {
+		if err := wftest.Update(results); err != nil {
+			return err
+		}
+	}
+	switch o.format {
+	case "github":
+		err = wftest.WriteGitHub(a.ios.Out, results)
+	case "junit":
+		err = wftest.WriteJUnit(a.ios.Out, results)
+	default:
+		err = wftest.WriteText(a.ios.Out, results, o.verbose)
+	}
+	if err != nil {
+		return err
+	}
+	if _, failed := wftest.Summary(results); failed > 0 {
+		return silentExit(exitFailed)
+	}
+	return nil
+}

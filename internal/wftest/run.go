@@ -1,0 +1,255 @@
+package wftest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lgx-run/lgx/internal/cassette"
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Options configure Run.
+type Options struct {
+	// Filter selects cases by "FILE_BASE/CASE NAME" or case name; nil
+	// runs all.
+	Filter *regexp.Regexp
+	// Parallel caps the cases running at once (<= 0: 4).
+	Parallel int
+	// Record re-records the cassettes of cases that have one, against the
+	// real servers (--update).
+	Record bool
+	// Version goes into the User-Agent of requests.
+	Version string
+}
+
+// Failure is one expectation that did not hold.
+type Failure struct {
+	Pos Pos
+	Msg string
+}
+
+// Result is the outcome of one case.
+type Result struct {
+	File     *File
+	Case     *Case
+	Failures []Failure
+	Duration time.Duration
+	// State is the final state, Exit the exit code the run would have
+	// had (for --update).
+	State map[string]any
+	Exit  int
+}
+
+// Passed reports whether every expectation held.
+func (r *Result) Passed() bool { return len(r.Failures) == 0 }
+
+// Load parses each test file and checks it against its workflow; the
+// workflows are compiled once per file.
+func Load(paths []string) ([]*File, []*runner.Graph, error) {
+	var files []*File
+	var graphs []*runner.Graph
+	for _, p := range paths {
+		f, err := Parse(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		wf, ds, err := spec.LoadFile(f.Workflow)
+		if err != nil {
+			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow: %v", err)}
+		}
+		if !ds.HasErrors() {
+			ds = append(ds, spec.Validate(wf)...)
+		}
+		if ds.HasErrors() {
+			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, ds.Errors().String())}
+		}
+		if err := f.Check(wf); err != nil {
+			return nil, nil, err
+		}
+		g, err := runner.Compile(wf)
+		if err != nil {
+			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)}
+		}
+		files = append(files, f)
+		graphs = append(graphs, g)
+	}
+	return files, graphs, nil
+}
+
+// Run runs the selected cases of files (graphs[i] compiled from
+// files[i].Workflow), at most opts.Parallel at once, and returns their
+// results in file and case order.
+func Run(ctx context.Context, files []*File, graphs []*runner.Graph, opts Options) []*Result {
+	var results []*Result
+	type job struct {
+		r *Result
+		g *runner.Graph
+	}
+	var jobs []job
+	for i, f := range files {
+		for _, c := range f.Cases {
+			if opts.Filter != nil && !opts.Filter.MatchString(c.Name) && !opts.Filter.MatchString(f.Path+"/"+c.Name) {
+				continue
+			}
+			r := &Result{File: f, Case: c}
+			results = append(results, r)
+			jobs = append(jobs, job{r, graphs[i]})
+		}
+	}
+	par := opts.Parallel
+	if par <= 0 {
+		par = 4
+	}
+	var g errgroup.Group
+	g.SetLimit(par)
+	for _, j := range jobs {
+		g.Go(func() error {
+			start := time.Now()
+			runCase(ctx, j.g, j.r, opts)
+			j.r.Duration = time.Since(start)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return results
+}
+
+// observer folds a case's events into what the expectations read: the
+// nodes of each step in order, and the most invocations of each node in
+// flight at once (from node_start to its end).
+type observer struct {
+	mu       sync.Mutex
+	path     []string
+	inFlight map[string]map[string]bool // node -> paths started, not ended
+	max      map[string]int
+}
+
+func (o *observer) Emit(e runner.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch e.Event {
+	case runner.EventStepStart:
+		o.path = append(o.path, e.Nodes...)
+	case runner.EventNodeStart:
+		m := o.inFlight[e.Node]
+		if m == nil {
+			m = map[string]bool{}
+			o.inFlight[e.Node] = m
+		}
+		m[e.Path] = true
+		o.max[e.Node] = max(o.max[e.Node], len(m))
+	case runner.EventNodeEnd, runner.EventNodeError, runner.EventInterrupt:
+		delete(o.inFlight[e.Node], e.Path)
+	}
+}
+
+// refusing answers every request with a failure of kind cassette: a case
+// without a cassette runs offline, so a node that would reach the network
+// must be stubbed.
+type refusing struct{ name string }
+
+func (t refusing) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return nil, &nodes.Error{Kind: nodes.KindCassette, Err: fmt.Errorf(
+		"case %q has no cassette: %s %s was not sent (stub the node or give the case a cassette)", t.name, req.Method, req.URL.Redacted())}
+}
+
+func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
+	c := r.Case
+	fail := func(pos Pos, format string, args ...any) {
+		r.Failures = append(r.Failures, Failure{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	}
+	environ := os.Environ()
+	for k, v := range c.Env {
+		environ = append(environ, k+"="+v) // later entries win
+	}
+	client := &http.Client{Transport: refusing{c.Name}}
+	if c.Cassette != "" {
+		mode := cassette.Replay
+		if opts.Record {
+			mode = cassette.Record
+		}
+		cas, err := cassette.Open(c.Cassette, mode, cassette.Secrets(g.Workflow(), environ))
+		if err != nil {
+			fail(c.Pos, "%v", err)
+			return
+		}
+		defer func() {
+			if err := cas.Close(); err != nil {
+				fail(c.Pos, "%v", err)
+			}
+		}()
+		client = cas.Wrap(nodes.NewHTTPClient(opts.Version))
+	}
+	obs := &observer{inFlight: map[string]map[string]bool{}, max: map[string]int{}}
+	st := store.NewMemory()
+	defer st.Close()
+	ro := runner.Options{Inputs: c.Inputs, Store: st, Sink: obs, HTTPClient: client, Stubs: stubsFor(c), Environ: environ}
+	res, err := runner.Run(ctx, g, ro)
+	for _, step := range c.Resume {
+		if res == nil || res.Status != store.StatusInterrupted {
+			status := "not started"
+			if res != nil {
+				status = string(res.Status)
+			}
+			fail(step.Pos, "resume %s: the run is not paused at an interrupt (it is %s: %v)", step.Node, status, err)
+			return
+		}
+		ro.Answer = runner.Answer{Values: step.Values, Node: step.Node, Empty: step.Values == nil}
+		res, err = runner.Resume(ctx, st, res.RunID, ro)
+	}
+	r.Exit = runner.ExitCode(res, err)
+	if res != nil {
+		r.State = res.State
+	}
+	check(r, err, obs)
+}
+
+// stubsFor returns the runner's stub lookup for c: a list gives the i-th
+// result to the i-th item of a for_each node, or to the node's i-th
+// invocation otherwise; a single result answers every invocation.
+func stubsFor(c *Case) func(path, node string, index int) (any, bool) {
+	if len(c.Stubs) == 0 {
+		return nil
+	}
+	byNode := map[string]*Stub{}
+	for _, s := range c.Stubs {
+		byNode[s.Node] = s
+	}
+	var mu sync.Mutex
+	visits := map[string]int{}
+	return func(path, node string, index int) (any, bool) {
+		s, ok := byNode[node]
+		if !ok {
+			return nil, false
+		}
+		if !s.List {
+			return s.Results[0], true
+		}
+		i := index
+		if i < 0 {
+			mu.Lock()
+			i = visits[node]
+			visits[node]++
+			mu.Unlock()
+		}
+		if i >= len(s.Results) {
+			// More invocations than results: the node runs for real
+			// (and, without a cassette, cannot reach the network).
+			return nil, false
+		}
+		return s.Results[i], true
+	}
+}

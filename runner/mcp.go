@@ -1,0 +1,312 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/nodes/mcp"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// EventMCPStderr carries one line a stdio MCP server wrote to its stderr
+// (Node names the server, Message holds the line, secrets redacted): the
+// terminal stays the run's.
+const EventMCPStderr = "mcp_stderr"
+
+// mcpRun is a run's MCP side: the servers' connections (made on first
+// use) and one compiled node per server tool called as a model's tool,
+// carrying the server's pool and timeout.
+type mcpRun struct {
+	once sync.Once
+	m    *mcp.Manager
+	err  error
+
+	mu    sync.Mutex
+	nodes map[string]*node
+	caps  map[string]*caps
+}
+
+// mcpServer returns the declaration of a server, or nil.
+func (g *Graph) mcpServer(name string) *spec.MCPServer {
+	for _, s := range g.wf.MCP {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// mcpServerCaps returns the pools an mcp_call node takes beyond its own:
+// its server's. It also gives the node its server's timeout when the node
+// sets none (both are read once, at compile time).
+func (g *Graph) mcpServerCaps(n *node) []string {
+	lit, ok := n.withLiteral("server")
+	if !ok {
+		return nil
+	}
+	name, _ := lit.(string)
+	s := g.mcpServer(name)
+	if s == nil {
+		return nil
+	}
+	if n.spec.Timeout <= 0 && s.Timeout > 0 {
+		n.timeout = s.Timeout
+	}
+	if s.Pool.Value != "" {
+		return []string{s.Pool.Value}
+	}
+	return nil
+}
+
+// mcpRef splits a tool name that names an MCP tool: `server.tool`,
+// `server.*`, or the model-facing `server__tool` (nodes.MCPToolName). A
+// declared tool of that name wins.
+func (g *Graph) mcpRef(name string) (server, tool string, ok bool) {
+	if _, declared := g.tools[name]; declared {
+		return "", "", false
+	}
+	for _, sep := range []string{".", "__"} {
+		if s, t, found := strings.Cut(name, sep); found && t != "" && g.mcpServer(s) != nil {
+			return s, t, true
+		}
+	}
+	return "", "", false
+}
+
+// mcpManager returns the run's manager, built on first use: header
+// expressions evaluated, cwd made relative to the workflow file.
+func (r *run) mcpManager() (*mcp.Manager, error) {
+	st := r.mcpState()
+	st.once.Do(func() {
+		environ := r.opts.Environ
+		if environ == nil {
+			environ = os.Environ()
+		}
+		env := &exprEnv{Env: r.env, Secrets: r.secrets}
+		servers := make([]mcp.Server, 0, len(r.g.wf.MCP))
+		for _, s := range r.g.wf.MCP {
+			ms := mcp.Server{Name: s.Name, Command: s.Command, Args: s.Args, URL: s.URL}
+			for _, e := range s.Env {
+				ms.Env = append(ms.Env, e.Value)
+			}
+			if s.Tools != nil {
+				ms.Tools = []string{}
+				for _, t := range s.Tools {
+					ms.Tools = append(ms.Tools, t.Value)
+				}
+			}
+			if s.Cwd != "" {
+				ms.Cwd = s.Cwd
+				if !filepath.IsAbs(ms.Cwd) && r.g.wf.File != "" {
+					ms.Cwd = filepath.Join(filepath.Dir(r.g.wf.File), ms.Cwd)
+				}
+			}
+			for k, v := range s.Headers {
+				c := &compiler{file: r.g.wf.File, limit: r.g.wf.Config.MaxValueBytes}
+				cv, err := c.str(v, s.HeaderPos[k])
+				if err == nil {
+					v, err = evalString(cv, env)
+				}
+				if err != nil {
+					st.err = &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("mcp server %s: headers.%s: %w", s.Name, k, err)}
+					return
+				}
+				if ms.Headers == nil {
+					ms.Headers = map[string]string{}
+				}
+				ms.Headers[k] = v
+			}
+			servers = append(servers, ms)
+		}
+		st.m = mcp.NewManager(servers, mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient,
+			Transport: r.opts.MCPTransport,
+			Stderr: func(server, line string) {
+				r.emit(Event{Event: EventMCPStderr, Node: server, Message: line})
+			}})
+	})
+	return st.m, st.err
+}
+
+// mcpState returns the run's MCP state (made at most once per run).
+func (r *run) mcpState() *mcpRun {
+	r.mcpOnce.Do(func() { r.mcp = &mcpRun{nodes: map[string]*node{}, caps: map[string]*caps{}} })
+	return r.mcp
+}
+
+// closeMCP stops every server the run started; it runs whatever way the
+// run ends (completed, failed, cancelled, interrupted).
+func (r *run) closeMCP() {
+	if r.mcp == nil || r.mcp.m == nil {
+		return
+	}
+	if err := r.mcp.m.Close(); err != nil {
+		r.emit(Event{Event: EventMCPStderr, Message: err.Error()})
+	}
+}
+
+// mcpError gives a manager error its lgx kind.
+func mcpError(ctx context.Context, err error) error {
+	var ue *mcp.UnknownError
+	var se *mcp.ServerError
+	switch {
+	case errors.As(err, &ue):
+		return &nodes.Error{Kind: nodes.KindInput, Err: err}
+	case ctx.Err() != nil:
+		kind := nodes.KindCancelled
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			kind = nodes.KindTimeout
+		}
+		return &nodes.Error{Kind: kind, Err: err}
+	case errors.As(err, &se):
+		return &nodes.Error{Kind: nodes.KindNetwork, Err: err}
+	}
+	return &nodes.Error{Kind: nodes.KindProvider, Err: err}
+}
+
+var _ nodes.MCPHost = (*call)(nil)
+
+// MCPTool implements nodes.MCPHost.
+func (c *call) MCPTool(ctx context.Context, server, tool string) (*nodes.ToolSpec, error) {
+	m, err := c.r.mcpManager()
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.Tool(ctx, server, tool)
+	if err != nil {
+		return nil, mcpError(ctx, err)
+	}
+	return &nodes.ToolSpec{Name: nodes.MCPToolName(server, t.Name), Description: t.Description, Parameters: t.InputSchema}, nil
+}
+
+// CallMCP implements nodes.MCPHost.
+func (c *call) CallMCP(ctx context.Context, server, tool string, args map[string]any) (*nodes.MCPResult, error) {
+	m, err := c.r.mcpManager()
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Call(ctx, server, tool, args)
+	if err != nil {
+		return nil, mcpError(ctx, err)
+	}
+	return &nodes.MCPResult{Text: res.Text, Structured: res.Structured, IsError: res.IsError}, nil
+}
+
+// mcpToolSpecs returns the tools a `server.tool` or `server.*` name offers
+// a model.
+func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.ToolSpec, error) {
+	if tool != "*" {
+		s, err := c.MCPTool(ctx, server, tool)
+		if err != nil {
+			return nil, err
+		}
+		return []nodes.ToolSpec{*s}, nil
+	}
+	m, err := c.r.mcpManager()
+	if err != nil {
+		return nil, err
+	}
+	list, err := m.Tools(ctx, server)
+	if err != nil {
+		return nil, mcpError(ctx, err)
+	}
+	out := make([]nodes.ToolSpec, len(list))
+	for i, t := range list {
+		out[i] = nodes.ToolSpec{Name: nodes.MCPToolName(server, t.Name), Description: t.Description, Parameters: t.InputSchema}
+	}
+	return out, nil
+}
+
+// mcpNode returns the compiled node a model's call of server.tool runs
+// as: an mcp_call under the server's pool, timeout and the run's default
+// retry policy (network failures are retried; a dead stdio server is
+// restarted once).
+func (r *run) mcpNode(server, tool string) (*node, *caps, error) {
+	st := r.mcpState()
+	key := server + "\x00" + tool
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n, ok := st.nodes[key]; ok {
+		return n, st.caps[key], nil
+	}
+	s := r.g.mcpServer(server)
+	if s == nil {
+		return nil, nil, nodes.Errorf(nodes.KindInput, "unknown mcp server %q", server)
+	}
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	sn := &spec.Node{Name: server + "." + tool, Pos: s.Pos, Index: -1, Type: "mcp_call", Timeout: s.Timeout,
+		With: &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("server"), str(server), str("tool"), str(tool)}}}
+	if s.Pool.Value != "" {
+		sn.Pools = []spec.Name{s.Pool}
+	}
+	n, err := r.g.compileNode(sn, -1)
+	if err != nil {
+		return nil, nil, err
+	}
+	n.poolNames = nil
+	if s.Pool.Value != "" {
+		n.poolNames = []string{s.Pool.Value}
+	}
+	cp := r.nodeCaps(n)
+	st.nodes[key], st.caps[key] = n, &cp
+	return n, &cp, nil
+}
+
+// runMCPTool runs a model's call of an MCP tool as RunTool runs a declared
+// one: an invocation with the path PARENT/tool:ID, under the server's caps
+// and timeout, recorded when it finishes so that a resume reuses it. An
+// isError answer is recorded too, as the "error: …" message the model
+// reads.
+func (c *call) runMCPTool(ctx context.Context, tcall nodes.ToolCall, server, tool string) (any, error) {
+	r := c.r
+	path := toolCallPath(c.pathOf(), tcall.ID, tcall.Position)
+	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
+		var v any
+		if err := decodeJSON(rec.Writes, &v); err == nil {
+			return v, nil
+		}
+	}
+	n, cp, err := r.mcpNode(server, tool)
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	tc := &call{r: r, n: n, caps: cp, step: c.step, index: c.index, path: path}
+	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run, ctx: ctx, timeout: n.timeout}
+	tc.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: c.n.name + "." + server + "." + tool, Step: c.step,
+		Index: c.index, Prepared: n.prep, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: tc,
+		With: map[string]any{"server": server, "tool": tool, "arguments": tcall.Args, "allow_error": true}}
+	res, attempts, err := r.attempts(ctx, nil, n, tc.caps, &tc.inv, tc.onWait)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := res.(map[string]any)
+	out := m["content"]
+	if isErr, _ := m["is_error"].(bool); isErr {
+		text, _ := m["text"].(string)
+		out = "error: " + text
+	}
+	if r.rec != nil {
+		b, err := json.Marshal(r.red.value(out))
+		if err != nil {
+			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("mcp tool %s.%s: result is not JSON: %w", server, tool, err)}
+		}
+		r.rec.add(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: server + "." + tool, Index: -1,
+			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()})
+	}
+	return out, nil
+}
+
+// MCPTransportFunc connects one declared MCP server (Options.MCPTransport).
+type MCPTransportFunc = func(s *mcp.Server) (sdk.Transport, error)
