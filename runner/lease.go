@@ -1,0 +1,131 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// releaseTimeout bounds the final ReleaseLease, which runs after the run's
+// context may be cancelled (Ctrl-C): a store that hangs must not keep lgx
+// from exiting. An unreleased lease only delays the next resume until the
+// pid is seen dead, or the lease expires.
+const releaseTimeout = 10 * time.Second
+
+// heldLease is this process's claim to execute one run (SPEC §9.3): taken
+// by acquireLease, renewed in the background every leaseTTL/3 so it never
+// expires while the process lives, and given back by release.
+type heldLease struct {
+	st    store.Store
+	runID string
+	owner string
+	ctx   context.Context // values only: the run's context, without its cancellation
+
+	stop     chan struct{} // closed by release
+	done     chan struct{} // closed when the renewal goroutine has returned
+	lostC    chan struct{} // closed once another owner took the run
+	isLost   atomic.Bool
+	lostErr  atomic.Value // error: why, once lost
+	released sync.Once
+	relErr   error
+}
+
+// acquireLease takes the lease of run runID for this process and starts
+// renewing it. It fails with a *store.LeaseError naming the holder when
+// another live process executes the run.
+func acquireLease(ctx context.Context, st store.Store, runID string) (*heldLease, error) {
+	return acquireLeaseTTL(ctx, st, runID, store.LeaseTTL)
+}
+
+// acquireLeaseTTL is acquireLease with a lease that lives ttl unrenewed
+// (tests shorten it).
+func acquireLeaseTTL(ctx context.Context, st store.Store, runID string, ttl time.Duration) (*heldLease, error) {
+	h := &heldLease{
+		st:    st,
+		runID: runID,
+		owner: ulid.Make().String(),
+		ctx:   context.WithoutCancel(ctx),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		lostC: make(chan struct{}),
+	}
+	l := store.Lease{Owner: h.owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(ttl)}
+	if err := st.AcquireLease(ctx, runID, l); err != nil {
+		return nil, err
+	}
+	go h.renew(ttl, l.Expires)
+	return h, nil
+}
+
+// renew extends the lease every ttl/3 until release. Renewal that fails
+// for another reason than a lost lease (a busy store) is retried at the
+// next tick; once the last lease it did extend has expired, another
+// process may take the run at any moment, so the lease counts as lost.
+func (h *heldLease) renew(ttl time.Duration, expires time.Time) {
+	defer close(h.done)
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		next := time.Now().Add(ttl)
+		err := h.st.RenewLease(h.ctx, h.runID, h.owner, next)
+		switch {
+		case err == nil:
+			expires = next
+		case errors.Is(err, store.ErrLeaseLost):
+			h.markLost(err)
+			return
+		case !time.Now().Before(expires):
+			h.markLost(fmt.Errorf("lease of run %s expired: renewing failed: %w", h.runID, err))
+			return
+		}
+	}
+}
+
+func (h *heldLease) markLost(err error) {
+	h.lostErr.Store(err)
+	if h.isLost.CompareAndSwap(false, true) {
+		close(h.lostC)
+	}
+}
+
+// lost reports whether another process took the run: this one must stop
+// executing it.
+func (h *heldLease) lost() bool { return h.isLost.Load() }
+
+// lostCh is closed when the lease is lost, for a runner that waits on it.
+func (h *heldLease) lostCh() <-chan struct{} { return h.lostC }
+
+// lostReason is why the lease was lost, nil while it is held.
+func (h *heldLease) lostReason() error {
+	err, _ := h.lostErr.Load().(error)
+	return err
+}
+
+// release stops the renewal, waits for it, and gives the lease back (a
+// no-op in the store when another owner took it). It is safe to call more
+// than once; later calls return the first result.
+func (h *heldLease) release() error {
+	h.released.Do(func() {
+		close(h.stop)
+		<-h.done
+		ctx, cancel := context.WithTimeout(h.ctx, releaseTimeout)
+		defer cancel()
+		if err := h.st.ReleaseLease(ctx, h.runID, h.owner); err != nil {
+			h.relErr = fmt.Errorf("release lease of run %s: %w", h.runID, err)
+		}
+	})
+	return h.relErr
+}
