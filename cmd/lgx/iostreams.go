@@ -27,18 +27,45 @@ type IOStreams struct {
 	Getenv func(string) string
 }
 
+// env reads an environment variable ("" when Getenv is not set).
+func (s *IOStreams) env(key string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(key)
+}
+
 // systemStreams builds the IOStreams of this process.
 func systemStreams() *IOStreams {
-	s := &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Width: 80, Getenv: os.Getenv}
-	fd := int(os.Stderr.Fd())
+	return newStreams(os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+}
+
+// newStreams decides the streams for the given files and environment.
+//
+// Layout and colour are separate choices: CI and TERM=dumb mean nobody
+// watches a redrawing screen, so the live view is off; NO_COLOR
+// (no-color.org) only removes colour, the live view stays on a terminal.
+// FORCE_COLOR or CLICOLOR_FORCE (set, and not "0" or "false") turn colour on
+// even where it would be off, and win over NO_COLOR because they are the
+// more specific request.
+func newStreams(in io.Reader, out io.Writer, errF *os.File, getenv func(string) string) *IOStreams {
+	s := &IOStreams{In: in, Out: out, Err: errF, Width: 80, Getenv: getenv}
+	fd := int(errF.Fd())
 	isTerm := term.IsTerminal(fd)
-	plain := os.Getenv("CI") != "" || os.Getenv("TERM") == "dumb" || os.Getenv("NO_COLOR") != ""
-	s.ErrTTY = isTerm && !plain
-	s.Color = s.ErrTTY
+	s.ErrTTY = isTerm && getenv("CI") == "" && getenv("TERM") != "dumb"
+	s.Color = s.ErrTTY && getenv("NO_COLOR") == ""
+	if forced(getenv("FORCE_COLOR")) || forced(getenv("CLICOLOR_FORCE")) {
+		s.Color = true
+	}
 	if isTerm {
 		if w, _, err := term.GetSize(fd); err == nil && w > 0 {
 			s.Width = w
 		}
 	}
 	return s
+}
+
+// forced reports whether a FORCE_COLOR-style variable asks for colour.
+func forced(v string) bool {
+	return v != "" && v != "0" && v != "false"
 }

@@ -59,6 +59,7 @@ func (a *app) mustBeValid(path string) (*spec.Workflow, error) {
 	if l.diags.HasErrors() {
 		return nil, silentExit(exitUsage)
 	}
+	a.wf = l.wf
 	return l.wf, nil
 }
 

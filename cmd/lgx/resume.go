@@ -69,6 +69,7 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 			if diags.HasErrors() {
 				return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
 			}
+			a.wf = wf
 
 			return a.execute(cmd, "run "+run.ID+" (resumed)", out, outputKeys(wf), st.kind != "memory",
 				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/spec"
 )
 
 // app is the state shared by the commands of one lgx invocation.
@@ -10,6 +12,11 @@ type app struct {
 	// ran is set once a command's own code starts; errors before that
 	// (unknown command, wrong argument count) are usage errors.
 	ran bool
+	// wf is the workflow being run or resumed, once loaded: the Actions
+	// integration masks its secrets.
+	wf *spec.Workflow
+	// progress is --progress of run and resume: auto, live or plain.
+	progress string
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -26,8 +33,13 @@ resumable runs.`,
 		Version:       versionString(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRunE: func(*cobra.Command, []string) error {
 			a.ran = true
+			switch a.progress {
+			case "", "auto", "live", "plain":
+				return nil
+			}
+			return usageErrf("--progress must be auto, live or plain, not %q", a.progress)
 		},
 	}
 	root.SetOut(a.ios.Out)
@@ -40,12 +52,17 @@ resumable runs.`,
 		a.resumeCmd(),
 		a.validateCmd(),
 		a.testCmd(),
-		a.testCmd(),
 		a.graphCmd(),
 		a.runsCmd(),
 		a.nodesCmd(),
 		a.schemaCmd(),
 	)
+	for _, c := range root.Commands() {
+		if c.Name() == "run" || c.Name() == "resume" {
+			c.Flags().StringVar(&a.progress, "progress", "auto", "progress on stderr: auto (live on a terminal, else plain), live or plain")
+			_ = c.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "live", "plain"}, cobra.ShellCompDirectiveNoFileComp))
+		}
+	}
 	// cobra adds the completion command itself; give it examples too.
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

@@ -46,7 +46,7 @@ The exit code is 2 when any file has an error, or any warning with
   lgx validate --format sarif workflows/ > lgx.sarif   # for github/codeql-action/upload-sarif`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("format") && a.ios.Getenv("GITHUB_ACTIONS") == "true" {
+			if !cmd.Flags().Changed("format") && a.ios.env("GITHUB_ACTIONS") == "true" {
 				format = "github"
 			}
 			switch format {
@@ -76,7 +76,7 @@ The exit code is 2 when any file has an error, or any warning with
 			case "github":
 				err = all.WriteGitHub(out)
 			case "sarif":
-				err = repoRelative(all, a.ios.Getenv).WriteSARIF(out, spec.SARIFTool{
+				err = repoRelative(all, a.ios.env).WriteSARIF(out, spec.SARIFTool{
 					Name: "lgx", Version: versionString(), InformationURI: "https://github.com/lgx-run/lgx",
 				})
 			default:

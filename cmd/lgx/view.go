@@ -25,13 +25,31 @@ type runView interface {
 const redrawInterval = 100 * time.Millisecond
 
 // progressView picks the view for this process: live on an interactive
-// terminal, plain timestamped lines everywhere else (CI, pipes, TERM=dumb,
-// NO_COLOR).
+// terminal, plain timestamped lines everywhere else (CI, pipes, TERM=dumb),
+// unless --progress live or plain says otherwise. Under GitHub Actions it
+// first masks the workflow's secrets, groups the plain lines by step, and
+// appends a job summary to $GITHUB_STEP_SUMMARY when the run ends.
 func (a *app) progressView() runView {
-	if a.ios.ErrTTY {
-		return newLiveView(a.ios.Err, a.ios.Width, a.ios.Color, time.Now, redrawInterval)
+	a.maskSecrets(a.ios.Err, a.wf)
+	live := a.ios.ErrTTY
+	switch a.progress {
+	case "live":
+		live = true
+	case "plain":
+		live = false
 	}
-	return newPlainView(a.ios.Err, time.Now)
+	var v runView
+	if live {
+		v = newLiveView(a.ios.Err, a.ios.Width, a.ios.Color, time.Now, redrawInterval)
+	} else {
+		pv := newPlainView(a.ios.Err, time.Now)
+		pv.groups = a.inActions()
+		v = pv
+	}
+	if path := a.ios.env("GITHUB_STEP_SUMMARY"); path != "" && a.inActions() {
+		v = newSummaryView(v, path, time.Now)
+	}
+	return v
 }
 
 // invKey names one invocation: a node, or one for_each item of it.

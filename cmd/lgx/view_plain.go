@@ -19,6 +19,9 @@ type plainView struct {
 	now    func() time.Time
 	m      *model
 	closed bool
+	// groups folds each step's lines into a GitHub Actions log group
+	// (::group:: … ::endgroup::); open says one is open.
+	groups, open bool
 }
 
 // newPlainView returns a plain view writing to w; now stamps events that
@@ -43,7 +46,25 @@ func (v *plainView) Emit(e runner.Event) {
 	if line == "" {
 		return
 	}
+	if v.groups && (e.Event == runner.EventStepStart || e.Event == runner.EventRunEnd) {
+		v.endGroup()
+		if e.Event == runner.EventStepStart {
+			// The group's title is the step line itself, so the collapsed
+			// log still reads as one line per step.
+			fmt.Fprintf(v.w, "::group::%s %s\n", ts.Format("15:04:05.000"), ghEscapeData(line))
+			v.open = true
+			return
+		}
+	}
 	fmt.Fprintf(v.w, "%s %s\n", ts.Format("15:04:05.000"), line)
+}
+
+// endGroup closes the open log group, if any.
+func (v *plainView) endGroup() {
+	if v.open {
+		fmt.Fprintln(v.w, "::endgroup::")
+		v.open = false
+	}
 }
 
 // plainLine is the text of one event ("" for events not shown: node_start,
@@ -92,6 +113,7 @@ func (v *plainView) Close() {
 		return
 	}
 	v.closed = true
+	v.endGroup()
 	writeSummaryTable(v.w, v.m)
 }
 
