@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 
 	"github.com/lgx-run/lgx/spec"
@@ -116,19 +117,33 @@ func reduceSum(cur, w any, _ bool) (any, error) {
 	case int:
 		switch x := w.(type) {
 		case int:
-			return c + x, nil
+			s := c + x
+			if (x > 0 && s < c) || (x < 0 && s > c) {
+				return nil, fmt.Errorf("sum overflows an integer: %d + %d", c, x)
+			}
+			return s, nil
 		case float64:
-			return float64(c) + x, nil
+			return finiteSum(float64(c), x)
 		}
 	case float64:
 		switch x := w.(type) {
 		case int:
-			return c + float64(x), nil
+			return finiteSum(c, float64(x))
 		case float64:
-			return c + x, nil
+			return finiteSum(c, x)
 		}
 	}
 	return nil, fmt.Errorf("sum needs numbers, got %s + %s", typeName(cur), typeName(w))
+}
+
+// finiteSum adds two numbers; a sum beyond float64 (±Inf) is not JSON and
+// fails the write instead of being stored (SPEC §9.6).
+func finiteSum(a, b float64) (any, error) {
+	s := a + b
+	if math.IsInf(s, 0) || math.IsNaN(s) {
+		return nil, fmt.Errorf("sum overflows a number: %g + %g", a, b)
+	}
+	return s, nil
 }
 
 // compare orders two numbers or two strings.

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -41,6 +42,10 @@ func TestReducers(t *testing.T) {
 		{"sum mixed", spec.ReducerSum, 1, []any{0.5}, 1.5, ""},
 		{"sum from null", spec.ReducerSum, nil, []any{2}, 2, ""},
 		{"sum string", spec.ReducerSum, 1, []any{"a"}, nil, "needs numbers"},
+		{"sum int overflow", spec.ReducerSum, math.MaxInt, []any{1}, nil, "overflows an integer"},
+		{"sum int underflow", spec.ReducerSum, math.MinInt, []any{-1}, nil, "overflows an integer"},
+		{"sum float overflow", spec.ReducerSum, math.MaxFloat64, []any{math.MaxFloat64}, nil, "overflows a number"},
+		{"sum int + float overflow", spec.ReducerSum, 1, []any{math.Inf(1)}, nil, "overflows a number"},
 		{"min numbers", spec.ReducerMin, 5, []any{3, 4, 2.5}, 2.5, ""},
 		{"min strings", spec.ReducerMin, "b", []any{"c", "a"}, "a", ""},
 		{"max numbers", spec.ReducerMax, 5, []any{3, 7, 6}, 7, ""},
