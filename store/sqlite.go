@@ -194,9 +194,10 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 // ReadOnly reports why the store cannot be written, nil when it can.
 func (s *SQLite) ReadOnly() error { return s.readOnly }
 
-// errReadOnly is the error of a write to a read-only store.
-func (s *SQLite) errReadOnly(what string) error {
-	return fmt.Errorf("%s: %w: %s cannot be written (%v)", what, ErrReadOnly, s.path, s.readOnly)
+// errReadOnly is the error of a write to a read-only store; callers add
+// what was being written.
+func (s *SQLite) errReadOnly() error {
+	return fmt.Errorf("%w: %s cannot be written (%v)", ErrReadOnly, s.path, s.readOnly)
 }
 
 // initRetrying runs init, retrying while the file is busy for up to
@@ -380,7 +381,7 @@ func (s *SQLite) write(ctx context.Context, st *sql.Stmt, args ...any) (sql.Resu
 // writeLocked is write for a caller already holding wmu.
 func (s *SQLite) writeLocked(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
 	if s.readOnly != nil {
-		return nil, s.errReadOnly("write")
+		return nil, s.errReadOnly()
 	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	return res, s.readOnlyErr(err)
@@ -409,26 +410,24 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	wctx := context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	err := s.inTx(wctx, "create run "+r.ID, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(wctx, s.createRun).ExecContext(wctx, r.ID, r.Workflow, r.File, r.Source, []byte(r.Inputs),
-			string(r.Status), r.Error, nanos(r.StartedAt), nanos(r.EndedAt), owner, pid, host, expires); err != nil {
-			return err
+		_, err := tx.StmtContext(wctx, s.createRun).ExecContext(wctx, r.ID, r.Workflow, r.File, r.Source, []byte(r.Inputs),
+			string(r.Status), r.Error, nanos(r.StartedAt), nanos(r.EndedAt), owner, pid, host, expires)
+		if isCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+			return fmt.Errorf("create run %s: %w", r.ID, errRunExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create run %s: %w", r.ID, s.readOnlyErr(err))
 		}
 		ins := tx.StmtContext(wctx, s.insertSource)
 		for _, p := range slices.Sorted(maps.Keys(r.Subgraphs)) {
 			if _, err := ins.ExecContext(wctx, r.ID, p, r.Subgraphs[p]); err != nil {
-				return err
+				return fmt.Errorf("create run %s: subgraph %s: %w", r.ID, p, err)
 			}
 		}
 		return nil
 	})
 	s.wmu.Unlock()
-	if isCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
-		return fmt.Errorf("create run %s: %w", r.ID, errRunExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create run %s: %w", r.ID, err)
-	}
-	return nil
+	return err
 }
 
 // AcquireLease makes l the run's lease when it has none, its holder is
@@ -569,7 +568,7 @@ func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) erro
 // The caller holds wmu.
 func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
 	if s.readOnly != nil {
-		return s.errReadOnly(what)
+		return fmt.Errorf("%s: %w", what, s.errReadOnly())
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
