@@ -208,6 +208,12 @@ func (c *call) CallMCP(ctx context.Context, server, tool string, args map[string
 func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.ToolSpec, error) {
 	if tool != "*" {
 		s, err := c.MCPTool(ctx, server, tool)
+		if nodes.KindOf(err) == nodes.KindNetwork {
+			// The server is unreachable now: offer the tool without a
+			// schema, so that calling it reports (after retries) why the
+			// server is gone, not "unknown tool".
+			return []nodes.ToolSpec{{Name: nodes.MCPToolName(server, tool)}}, nil
+		}
 		if err != nil {
 			return nil, err
 		}

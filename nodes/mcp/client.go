@@ -278,6 +278,9 @@ func (m *Manager) connect(ctx context.Context, c *conn) (*sdk.ClientSession, err
 			c.stderr.flush()
 		}
 		if s.Command != "" {
+			if tail := c.stderr.tail(); tail != "" {
+				return nil, fmt.Errorf("start %s: %w; its stderr ends: %s", s.Command, err, tail)
+			}
 			return nil, fmt.Errorf("start %s: %w", s.Command, err)
 		}
 		return nil, fmt.Errorf("connect %s: %w", s.URL, err)
@@ -431,11 +434,31 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return base.RoundTrip(r)
 }
 
-// lineWriter turns a stderr stream into lines.
+// lineWriter turns a stderr stream into lines, keeping the last few for
+// error messages.
 type lineWriter struct {
 	mu   sync.Mutex
 	buf  []byte
+	last []string
 	emit func(string)
+}
+
+// tailLines is how many stderr lines a start failure quotes.
+const tailLines = 3
+
+func (w *lineWriter) line(s string) {
+	w.emit(s)
+	w.last = append(w.last, s)
+	if len(w.last) > tailLines {
+		w.last = w.last[1:]
+	}
+}
+
+// tail returns the last lines written, joined by " | ".
+func (w *lineWriter) tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.last, " | ")
 }
 
 // maxLine bounds a line held back waiting for its newline.
@@ -450,11 +473,11 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.emit(strings.TrimRight(string(w.buf[:i]), "\r"))
+		w.line(strings.TrimRight(string(w.buf[:i]), "\r"))
 		w.buf = w.buf[i+1:]
 	}
 	if len(w.buf) > maxLine {
-		w.emit(string(w.buf))
+		w.line(string(w.buf))
 		w.buf = nil
 	}
 	return len(p), nil
@@ -464,7 +487,7 @@ func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
-		w.emit(string(w.buf))
+		w.line(string(w.buf))
 		w.buf = nil
 	}
 }

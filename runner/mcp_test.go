@@ -1,0 +1,233 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/nodes/mcp"
+	"github.com/lgx-run/lgx/store"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// mcpTestServer is an in-process Go SDK server: echo (text required),
+// fail (isError), slow (counts calls in flight) and their call counts.
+type mcpTestServer struct {
+	srv               *sdk.Server
+	inFlight, maxSeen atomic.Int32
+	calls             atomic.Int32
+	conns             atomic.Int32
+}
+
+func newMCPTestServer() *mcpTestServer {
+	ts := &mcpTestServer{srv: sdk.NewServer(&sdk.Implementation{Name: "t", Version: "1"}, nil)}
+	obj := map[string]any{"type": "object", "properties": map[string]any{"text": map[string]any{"type": "string"}}, "required": []any{"text"}}
+	text := func(r *sdk.CallToolRequest) string {
+		var a struct{ Text string }
+		_ = json.Unmarshal(r.Params.Arguments, &a)
+		return a.Text
+	}
+	ts.srv.AddTool(&sdk.Tool{Name: "echo", InputSchema: obj}, func(_ context.Context, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		ts.calls.Add(1)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "echo: " + text(r)}}}, nil
+	})
+	ts.srv.AddTool(&sdk.Tool{Name: "fail", InputSchema: map[string]any{"type": "object"}}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		ts.calls.Add(1)
+		return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: "no such city"}}}, nil
+	})
+	ts.srv.AddTool(&sdk.Tool{Name: "slow", InputSchema: obj}, func(_ context.Context, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		ts.calls.Add(1)
+		n := ts.inFlight.Add(1)
+		for {
+			m := ts.maxSeen.Load()
+			if n <= m || ts.maxSeen.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		ts.inFlight.Add(-1)
+		return &sdk.CallToolResult{StructuredContent: map[string]any{"word": text(r)}, Content: []sdk.Content{&sdk.TextContent{Text: text(r)}}}, nil
+	})
+	return ts
+}
+
+func (ts *mcpTestServer) transport(*mcp.Server) (sdk.Transport, error) {
+	ts.conns.Add(1)
+	ct, st := sdk.NewInMemoryTransports()
+	if _, err := ts.srv.Connect(context.Background(), st, nil); err != nil {
+		return nil, err
+	}
+	return ct, nil
+}
+
+const mcpWorkflow = `
+lgx: 1
+name: mcp-test
+pools:
+	mcp: {concurrency: 2}
+mcp:
+	t: {command: not-started-in-tests, pool: mcp, timeout: 5s}
+state:
+	words: {type: list, default: [a, b, c, d, e]}
+	got: {type: list, reducer: append}
+	msgs: any
+nodes:
+	each:
+		type: mcp_call
+		for_each: ${{ state.words }}
+		with: {server: t, tool: slow, arguments: {text: "${{ item }}"}}
+		output: {got: "${{ [result.content.word] }}"}
+	run_tools:
+		type: tools
+		with:
+			calls:
+				- {id: c1, name: t.echo, arguments: {text: hi}}
+				- {id: c2, name: t__fail, arguments: {}}
+				- {id: c3, name: t.echo, arguments: {}}
+				- {id: c4, name: t.nope, arguments: {}}
+		output: {msgs: "${{ result.messages }}"}
+edges:
+	- {from: START, to: [each, run_tools]}
+	- {from: [each, run_tools], to: END}
+`
+
+func TestMCPInProcess(t *testing.T) {
+	ts := newMCPTestServer()
+	g := compileYAML(t, mcpWorkflow)
+	ev := &eventLog{}
+	res, err := Run(context.Background(), g, Options{MCPTransport: ts.transport, Sink: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.maxSeen.Load(); got != 2 {
+		t.Errorf("at most %d slow calls were in flight, want 2 (the pool's cap, reached)", got)
+	}
+	if got, _ := json.Marshal(res.State["got"]); string(got) != `["a","b","c","d","e"]` {
+		t.Errorf("got = %s", got)
+	}
+	msgs, _ := res.State["msgs"].([]any)
+	want := []string{"echo: hi", "error: no such city", "error: invalid arguments for t.echo", `error: unknown tool "t.nope"`}
+	if len(msgs) != len(want) {
+		t.Fatalf("messages = %v", msgs)
+	}
+	for i, w := range want {
+		m := msgs[i].(map[string]any)
+		if c, _ := m["content"].(string); !strings.HasPrefix(c, w) {
+			t.Errorf("message %d content = %q, want prefix %q", i, c, w)
+		}
+	}
+	if n := ts.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 for the run", n)
+	}
+}
+
+func TestMCPCallFailures(t *testing.T) {
+	tests := []struct {
+		name, with string
+		kind       nodes.Kind
+		msg        string
+	}{
+		{"is_error", `{server: t, tool: fail}`, nodes.KindStatus, "the tool answered with an error: no such city"},
+		{"schema", `{server: t, tool: echo, arguments: {text: 3}}`, nodes.KindSchema, "invalid arguments"},
+		{"unknown tool", `{server: t, tool: ecko}`, nodes.KindInput, `did you mean "echo"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newMCPTestServer()
+			g := compileYAML(t, `
+lgx: 1
+name: mcp-fail
+mcp:
+	t: {command: x}
+state:
+	out: any
+nodes:
+	call:
+		type: mcp_call
+		with: `+tc.with+`
+		retry: {attempts: 1}
+		output: {out: "${{ result.content }}"}
+edges:
+	- {from: START, to: call}
+	- {from: call, to: END}
+`)
+			_, err := Run(context.Background(), g, Options{MCPTransport: ts.transport})
+			var ne *NodeError
+			if !errors.As(err, &ne) || ne.Kind != tc.kind || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v, want kind %s containing %q", err, tc.kind, tc.msg)
+			}
+		})
+	}
+}
+
+// TestMCPToolCallsNotRepeatedOnResume cancels a run while one MCP call of
+// a tools node has finished and another hangs: the finished call is
+// recorded under its path, and the resume sends only the other.
+func TestMCPToolCallsNotRepeatedOnResume(t *testing.T) {
+	ts := newMCPTestServer()
+	echoed := make(chan struct{}, 4)
+	ts.srv.AddTool(&sdk.Tool{Name: "hold", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		ts.calls.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "held"}}}, nil
+	})
+	ts.srv.AddTool(&sdk.Tool{Name: "mark", InputSchema: map[string]any{"type": "object"}}, func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		ts.calls.Add(1)
+		echoed <- struct{}{}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "marked"}}}, nil
+	})
+	g := compileYAML(t, `
+lgx: 1
+name: mcp-resume
+mcp:
+	t: {command: x}
+state:
+	msgs: any
+nodes:
+	run_tools:
+		type: tools
+		with:
+			calls:
+				- {id: c1, name: t.mark, arguments: {}}
+				- {id: c2, name: t.hold, arguments: {}}
+		output: {msgs: "${{ result.messages }}"}
+edges:
+	- {from: START, to: run_tools}
+	- {from: run_tools, to: END}
+`)
+	st := store.NewMemory()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-echoed
+		time.Sleep(30 * time.Millisecond) // let the call record its answer
+		cancel()
+	}()
+	_, err := Run(ctx, g, Options{MCPTransport: ts.transport, Store: st, RunID: "M1", Environ: []string{}})
+	if !errors.Is(err, ErrCancelled) {
+		t.Fatalf("run: %v", err)
+	}
+	if got := recordedPaths(t, st, "M1"); !slices.Equal(got, []string{"1/run_tools/tool:c1"}) {
+		t.Fatalf("recorded before resume: %q", got)
+	}
+	before := ts.calls.Load()
+	res, err := Resume(context.Background(), st, "M1", Options{MCPTransport: ts.transport, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent := ts.calls.Load() - before; sent != 1 {
+		t.Errorf("the resume sent %d calls, want 1 (hold; mark was recorded)", sent)
+	}
+	msgs, _ := res.State["msgs"].([]any)
+	if len(msgs) != 2 || msgs[0].(map[string]any)["content"] != "marked" || msgs[1].(map[string]any)["content"] != "held" {
+		t.Errorf("messages %v", msgs)
+	}
+}
