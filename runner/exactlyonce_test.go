@@ -568,3 +568,38 @@ func TestIdempotencyKeyDerivation(t *testing.T) {
 		}
 	}
 }
+
+// renewLost is a store whose lease renewals report that another owner took
+// the run.
+type renewLost struct{ *store.Memory }
+
+func (renewLost) RenewLease(context.Context, string, string, time.Time) error {
+	return fmt.Errorf("renew: %w", store.ErrLeaseLost)
+}
+
+// A run whose lease another process took stops at once, mid-step, and
+// records nothing more (SPEC §9.3).
+func TestRunStopsWhenItsLeaseIsLost(t *testing.T) {
+	g := compileYAML(t, `
+lgx: 1
+name: lost
+state: {x: any}
+nodes:
+  wait: {type: probe, with: {block: true}}
+edges:
+  - {from: START, to: wait}
+`)
+	st := renewLost{store.NewMemory()}
+	start := time.Now()
+	_, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, RunID: "R7", leaseTTL: 60 * time.Millisecond})
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("err = %v, want the lost lease", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopped after %v", d)
+	}
+	run, _ := st.GetRun(context.Background(), "R7")
+	if run.Status == store.StatusFailed || run.Status == store.StatusCompleted {
+		t.Errorf("a process without the lease recorded the run as %s", run.Status)
+	}
+}

@@ -81,7 +81,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 	}
 	// One owner per run (SPEC §9.3): a run another live process executes
 	// is refused, naming it; two resumes at once, one wins.
-	if r.lease, err = acquireLease(ctx, st, runID); err != nil {
+	if r.lease, err = r.acquireLease(ctx); err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
 	started := false

@@ -54,12 +54,9 @@ type Options struct {
 	// the node type does not run (`lgx test` stubs). The result goes
 	// through the node's `output` as a real one would.
 	Stubs func(path, node string, index int) (result any, ok bool)
-	// Stubs, when set, is asked before each invocation of the run (not of
-	// its subgraphs) runs: ok means result is the invocation's result and
-	// the node type does not run (`lgx test` stubs). The result goes
-	// through the node's `output` as a real one would.
-	Stubs func(path, node string, index int) (result any, ok bool)
 
+	// leaseTTL, when set (tests), replaces store.LeaseTTL.
+	leaseTTL time.Duration
 	// limits, set for subgraphs, are the parent's caps.
 	limits *limits
 	// parent, set for subgraphs, links the child run to the invocation
@@ -258,7 +255,7 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: create run: %w", err)
 		}
-		if r.lease, err = acquireLease(ctx, r.st, r.id); err != nil {
+		if r.lease, err = r.acquireLease(ctx); err != nil {
 			return nil, fmt.Errorf("store: lease of run %s: %w", r.id, err)
 		}
 	}
@@ -586,6 +583,21 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		runCtx, cancel = context.WithTimeout(ctx, r.deadline-elapsed)
 		defer cancel()
 	}
+	if r.lease != nil {
+		// Another process took the run (SPEC §9.3): stop its invocations
+		// at once, not only at the next step.
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithCancel(runCtx)
+		defer cancel()
+		lost := r.lease.lostCh()
+		go func() {
+			select {
+			case <-lost:
+				cancel()
+			case <-runCtx.Done():
+			}
+		}()
+	}
 	var runs []*nodeRun
 	var cur []int
 	for len(r.next) > 0 {
@@ -736,6 +748,9 @@ func itemIndex(nr *nodeRun, i int) int {
 func (r *run) ctxErr(runCtx context.Context) error {
 	if runCtx.Err() == nil {
 		return nil
+	}
+	if r.lease != nil && r.lease.lost() {
+		return r.lease.lostReason()
 	}
 	if r.parentCtx.Err() != nil {
 		return fmt.Errorf("%w at step %d: %w", ErrCancelled, r.step, r.parentCtx.Err())
@@ -1116,6 +1131,14 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: res.Output})
 	}
 	return res, err
+}
+
+// acquireLease takes the run's lease (SPEC §9.3).
+func (r *run) acquireLease(ctx context.Context) (*heldLease, error) {
+	if r.opts.leaseTTL > 0 {
+		return acquireLeaseTTL(ctx, r.st, r.id, r.opts.leaseTTL)
+	}
+	return acquireLease(ctx, r.st, r.id)
 }
 
 // releaseLease gives the run's lease back once its outcome is recorded.
