@@ -123,6 +123,11 @@ type jsonStyle struct {
 // jsonForms returns s escaped as the inside of a JSON string in every
 // jsonStyle.
 func jsonForms(s string) []string {
+	if !strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x20 || r >= utf8.RuneSelf || strings.ContainsRune(`"\<>&/`, r)
+	}) {
+		return []string{s} // the same in every style (most forms: base64, %XX)
+	}
 	out := make([]string, 0, 16)
 	for i := range 16 {
 		st := jsonStyle{html: i&1 != 0, ascii: i&2 != 0, slash: i&4 != 0, upper: i&8 != 0}
