@@ -38,9 +38,9 @@ network: a request without a cassette or stub fails with kind cassette.
 Exit codes: 0 every case passed, 1 a case failed, 2 an invalid test file or
 workflow (with file:line:col).`,
 		Example: `  lgx test workflows/
-  lgx test -run 'brief' workflows/research.test.yaml
+  lgx test -run 'brief' workflows/tests/research.test.yaml
   lgx test --format junit . > report.xml
-  lgx test --update workflows/agent.test.yaml   # re-record its cassettes`,
+  lgx test --update workflows/tests/agent.test.yaml   # re-record its cassettes`,
 		// go test's single-dash -run is what users type; pflag would read
 		// it as -r -u -n, so flags are parsed here with -run spelled --run.
 		DisableFlagParsing: true,
