@@ -45,7 +45,7 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		ds.Sort()
 	}()
 	if len(src) > MaxFileSize {
-		d.errorf(Pos{Line: 1, Col: 1}, CodeTooLarge, "", "file is larger than %d bytes", MaxFileSize)
+		d.errorf(Pos{Line: 1, Col: 1}, CodeTooLarge, "", "file is larger than %d MiB", MaxFileSize>>20)
 		return w, d.diags
 	}
 	w.lines = lineStarts(src)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -71,4 +72,61 @@ func FuzzParseValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = parseValue(s) // must not panic
 	})
+}
+
+// TestParseTypedInputs: -i values are read by the key's declared type.
+func TestParseTypedInputs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	types := map[string]string{"label": "string", "urls": "list", "cfg": "object", "n": "integer", "ok": "boolean", "anything": "any"}
+	listJSON := write("urls.json", `["https://a.example", "https://b.example"]`)
+	listYAML := write("urls.yaml", "- a\n- b\n")
+	obj := write("cfg.yaml", "depth: 2\nname: x\n")
+	num := write("n.txt", "42\n")
+	raw := write("label.txt", "[not a list]\n")
+	bad := write("bad.yaml", "a: [\n")
+	tests := []struct {
+		name string
+		flag string
+		want any
+		err  bool
+	}{
+		{"string key keeps true as text", "label=true", "true", false},
+		{"string key keeps 007", "label=007", "007", false},
+		{"string key keeps JSON text", `label={"a":1}`, `{"a":1}`, false},
+		{"string key file is raw", "label=@" + raw, "[not a list]\n", false},
+		{"list key file as JSON", "urls=@" + listJSON, []any{"https://a.example", "https://b.example"}, false},
+		{"list key file as YAML", "urls=@" + listYAML, []any{"a", "b"}, false},
+		{"object key file as YAML", "cfg=@" + obj, map[string]any{"depth": 2, "name": "x"}, false},
+		{"integer key file", "n=@" + num, 42, false},
+		{"boolean key flag", "ok=true", true, false},
+		{"any key keeps untyped rules", "anything=true", true, false},
+		{"undeclared key keeps untyped rules", "other=3", 3, false},
+		{"any key file is raw", "anything=@" + num, "42\n", false},
+		{"object key file that is not YAML", "cfg=@" + bad, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseTypedInputs("", []string{tt.flag}, types)
+			if tt.err {
+				if err == nil || exitCode(err) != exitUsage {
+					t.Fatalf("want a usage error, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _, _ := strings.Cut(tt.flag, "=")
+			if !reflect.DeepEqual(got[key], tt.want) {
+				t.Errorf("got %#v, want %#v", got[key], tt.want)
+			}
+		})
+	}
 }

@@ -56,6 +56,9 @@ func TestLimitsRejectFast(t *testing.T) {
 			if elapsed > time.Second {
 				t.Errorf("took %v, want under a second", elapsed)
 			}
+			if name == "too large" && !strings.Contains(string(out), "file is larger than 2 MiB") {
+				t.Errorf("the limit should read in MiB:\n%.300s", out)
+			}
 			if strings.Contains(string(out), "goroutine ") || strings.Contains(string(out), "panic") {
 				t.Errorf("output looks like a crash:\n%s", out)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,8 +63,8 @@ func printResult(w io.Writer, format string, keys []string, state map[string]any
 			if i > 0 {
 				b.WriteString(",")
 			}
-			kj, _ := json.Marshal(k)
-			vj, err := json.MarshalIndent(state[k], "  ", "  ")
+			kj, _ := marshalJSON(k, "", "")
+			vj, err := marshalJSON(state[k], "  ", "  ")
 			if err != nil {
 				return fmt.Errorf("output %s: %w", k, err)
 			}
@@ -101,7 +102,7 @@ func writeText(w io.Writer, v any, indent string) error {
 	if s, ok := v.(string); ok {
 		text = s
 	} else {
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := marshalJSON(v, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -113,6 +114,19 @@ func writeText(w io.Writer, v any, indent string) error {
 	}
 	_, err := fmt.Fprintln(w, text)
 	return err
+}
+
+// marshalJSON is json.MarshalIndent without HTML escaping: people and
+// tools read lgx's output, and "a < b" must not come out as "a \u003c b".
+func marshalJSON(v any, prefix, indent string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent(prefix, indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // streamSink writes `--stream` JSON lines to stdout. Lines are written whole

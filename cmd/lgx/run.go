@@ -52,7 +52,7 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 			if err != nil {
 				return err
 			}
-			in, err := parseInputs(inputFile, inputs)
+			in, err := parseTypedInputs(inputFile, inputs, inputTypes(wf))
 			if err != nil {
 				return err
 			}
