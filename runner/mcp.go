@@ -85,8 +85,7 @@ func (g *Graph) mcpRef(name string) (server, tool string, ok bool) {
 	return "", "", false
 }
 
-// mcpManager returns the run's manager, built on first use: header
-// expressions evaluated, cwd made relative to the workflow file.
+// mcpManager returns the run's manager, built on first use.
 func (r *run) mcpManager() (*mcp.Manager, error) {
 	st := r.mcpState()
 	st.once.Do(func() {
@@ -94,41 +93,10 @@ func (r *run) mcpManager() (*mcp.Manager, error) {
 		if environ == nil {
 			environ = os.Environ()
 		}
-		env := &exprEnv{Env: r.env, Secrets: r.secrets}
-		servers := make([]mcp.Server, 0, len(r.g.wf.MCP))
-		for _, s := range r.g.wf.MCP {
-			ms := mcp.Server{Name: s.Name, Command: s.Command, Args: s.Args, URL: s.URL}
-			for _, e := range s.Env {
-				ms.Env = append(ms.Env, e.Value)
-			}
-			if s.Tools != nil {
-				ms.Tools = []string{}
-				for _, t := range s.Tools {
-					ms.Tools = append(ms.Tools, t.Value)
-				}
-			}
-			if s.Cwd != "" {
-				ms.Cwd = s.Cwd
-				if !filepath.IsAbs(ms.Cwd) && r.g.wf.File != "" {
-					ms.Cwd = filepath.Join(filepath.Dir(r.g.wf.File), ms.Cwd)
-				}
-			}
-			for k, v := range s.Headers {
-				c := &compiler{file: r.g.wf.File, limit: r.g.wf.Config.MaxValueBytes}
-				cv, err := c.str(v, s.HeaderPos[k])
-				if err == nil {
-					v, err = evalString(cv, env)
-				}
-				if err != nil {
-					st.err = &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("mcp server %s: headers.%s: %w", s.Name, k, err)}
-					return
-				}
-				if ms.Headers == nil {
-					ms.Headers = map[string]string{}
-				}
-				ms.Headers[k] = v
-			}
-			servers = append(servers, ms)
+		var servers []mcp.Server
+		servers, st.err = mcpServers(r.g.wf, &exprEnv{Env: r.env, Secrets: r.secrets})
+		if st.err != nil {
+			return
 		}
 		st.m = mcp.NewManager(servers, mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient,
 			Transport: r.opts.MCPTransport,
@@ -137,6 +105,68 @@ func (r *run) mcpManager() (*mcp.Manager, error) {
 			}})
 	})
 	return st.m, st.err
+}
+
+// NewMCPManager returns a manager of a workflow's MCP servers outside a
+// run (`lgx mcp list`, `lgx validate --online`): header expressions are
+// evaluated against environ, with the workflow's secrets taken from it.
+func NewMCPManager(g *Graph, environ []string, stderr func(server, line string)) (*mcp.Manager, error) {
+	env := map[string]any{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	secrets := map[string]any{}
+	for _, s := range g.wf.Secrets {
+		v, _ := env[s.Value].(string)
+		secrets[s.Value] = v
+	}
+	servers, err := mcpServers(g.wf, &exprEnv{Env: env, Secrets: secrets})
+	if err != nil {
+		return nil, err
+	}
+	return mcp.NewManager(servers, mcp.Options{Environ: environ, Stderr: stderr}), nil
+}
+
+// mcpServers resolves the `mcp:` declarations: header expressions
+// evaluated, cwd made relative to the workflow file.
+func mcpServers(w *spec.Workflow, env *exprEnv) ([]mcp.Server, error) {
+	servers := make([]mcp.Server, 0, len(w.MCP))
+	for _, s := range w.MCP {
+		ms := mcp.Server{Name: s.Name, Command: s.Command, Args: s.Args, URL: s.URL}
+		for _, e := range s.Env {
+			ms.Env = append(ms.Env, e.Value)
+		}
+		if s.Tools != nil {
+			ms.Tools = []string{}
+			for _, t := range s.Tools {
+				ms.Tools = append(ms.Tools, t.Value)
+			}
+		}
+		if s.Cwd != "" {
+			ms.Cwd = s.Cwd
+			if !filepath.IsAbs(ms.Cwd) && w.File != "" {
+				ms.Cwd = filepath.Join(filepath.Dir(w.File), ms.Cwd)
+			}
+		}
+		for k, v := range s.Headers {
+			c := &compiler{file: w.File, limit: w.Config.MaxValueBytes}
+			cv, err := c.str(v, s.HeaderPos[k])
+			if err == nil {
+				v, err = evalString(cv, env)
+			}
+			if err != nil {
+				return nil, &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("mcp server %s: headers.%s: %w", s.Name, k, err)}
+			}
+			if ms.Headers == nil {
+				ms.Headers = map[string]string{}
+			}
+			ms.Headers[k] = v
+		}
+		servers = append(servers, ms)
+	}
+	return servers, nil
 }
 
 // mcpState returns the run's MCP state (made at most once per run).

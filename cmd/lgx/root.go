@@ -56,6 +56,7 @@ resumable runs.`,
 		a.runsCmd(),
 		a.nodesCmd(),
 		a.schemaCmd(),
+		a.mcpCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Name() == "run" || c.Name() == "resume" {

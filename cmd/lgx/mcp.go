@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lgx-run/lgx/nodes/mcp"
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
+)
+
+// mcpConnectTimeout bounds starting or reaching one server and listing
+// its tools.
+const mcpConnectTimeout = 60 * time.Second
+
+func (a *app) mcpCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mcp",
+		Short: "Inspect a workflow's MCP servers",
+		Long: `mcp works with the MCP servers a workflow declares under "mcp:" (SPEC §9.9).
+"lgx mcp list FILE" starts or connects each server, as a run would, and prints
+its tools with their parameters: the names to write as server.tool in an
+llm_call's tools, or as with.tool of an mcp_call.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrf("unknown mcp command %q (try lgx mcp list FILE)", args[0])
+			}
+			return usageErrf("lgx mcp needs a command: lgx mcp list FILE")
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	var format string
+	list := &cobra.Command{
+		Use:   "list FILE",
+		Short: "List each MCP server's tools and their parameters",
+		Long: `list starts (stdio) or connects to (streamable HTTP) every server under the
+workflow's "mcp:", lists its tools (after the server's tools: allowlist) and
+stops it. A parameter marked * is required. A server that cannot be reached is
+reported and the command exits 1 after listing the others. Servers' stderr is
+not shown.`,
+		Example: `  lgx mcp list workflows/mcp_agent.yaml
+  lgx mcp list -o json workflows/mcp_agent.yaml | jq '.[].tools[].name'`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return usageErrf("-o must be text or json, not %q", format)
+			}
+			wf, err := a.mustBeValid(args[0])
+			if err != nil {
+				return err
+			}
+			listed, failed := listMCP(cmd.Context(), wf)
+			if format == "json" {
+				enc := json.NewEncoder(a.ios.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(listed); err != nil {
+					return err
+				}
+			} else {
+				writeMCPList(a.ios.Out, listed)
+			}
+			if failed {
+				return silentExit(exitFailed)
+			}
+			return nil
+		},
+	}
+	list.Flags().StringVarP(&format, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+// mcpListing is one server in `lgx mcp list -o json`.
+type mcpListing struct {
+	Server string     `json:"server"`
+	Kind   string     `json:"kind"` // stdio | http
+	Target string     `json:"target"`
+	Tools  []mcp.Tool `json:"tools"`
+	Error  string     `json:"error,omitempty"`
+}
+
+// connectMCP compiles the workflow and returns a manager of its servers.
+func connectMCP(wf *spec.Workflow) (*mcp.Manager, error) {
+	g, err := runner.Compile(wf)
+	if err != nil {
+		return nil, err
+	}
+	return runner.NewMCPManager(g, os.Environ(), nil)
+}
+
+// listMCP lists every server's tools, in file order; failed is true when
+// any server could not be listed.
+func listMCP(ctx context.Context, wf *spec.Workflow) (out []mcpListing, failed bool) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	m, err := connectMCP(wf)
+	for _, s := range wf.MCP {
+		l := mcpListing{Server: s.Name, Kind: "stdio", Target: strings.TrimSpace(s.Command + " " + strings.Join(s.Args, " ")), Tools: []mcp.Tool{}}
+		if s.URL != "" {
+			l.Kind, l.Target = "http", s.URL
+		}
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, mcpConnectTimeout)
+			var tools []mcp.Tool
+			tools, lerr := m.Tools(cctx, s.Name)
+			cancel()
+			if lerr != nil {
+				l.Error = lerr.Error()
+			} else {
+				l.Tools = tools
+			}
+		} else {
+			l.Error = err.Error()
+		}
+		failed = failed || l.Error != ""
+		out = append(out, l)
+	}
+	if m != nil {
+		_ = m.Close()
+	}
+	return out, failed
+}
+
+func writeMCPList(w io.Writer, list []mcpListing) {
+	if len(list) == 0 {
+		fmt.Fprintln(w, "no MCP servers (declare them under mcp:)")
+		return
+	}
+	for i, l := range list {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s (%s: %s)\n", l.Server, l.Kind, l.Target)
+		if l.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", l.Error)
+			continue
+		}
+		for _, t := range l.Tools {
+			fmt.Fprintf(w, "  %s.%s(%s)\n", l.Server, t.Name, paramList(t.InputSchema))
+			if d := firstLine(t.Description); d != "" {
+				fmt.Fprintf(w, "      %s\n", d)
+			}
+		}
+	}
+}
+
+// paramList renders a JSON Schema's top-level properties as
+// "name: type*, …" (* = required), sorted by name.
+func paramList(schema map[string]any) string {
+	props, _ := schema["properties"].(map[string]any)
+	req := map[string]bool{}
+	if rs, ok := schema["required"].([]any); ok {
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				req[s] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(props))
+	for n := range props {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		typ := "any"
+		if p, ok := props[n].(map[string]any); ok {
+			switch t := p["type"].(type) {
+			case string:
+				typ = t
+			case []any:
+				var ts []string
+				for _, x := range t {
+					ts = append(ts, fmt.Sprint(x))
+				}
+				typ = strings.Join(ts, "|")
+			}
+		}
+		parts[i] = n + ": " + typ
+		if req[n] {
+			parts[i] += "*"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
