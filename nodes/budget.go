@@ -43,6 +43,10 @@ func (b *Budget) Reset(ctx context.Context, limit int64, what string) {
 	*b = Budget{ctx: ctx, limit: limit, what: what}
 }
 
+// Release forgets the evaluation (its context above all), for a budget
+// kept in a pool or a reused environment.
+func (b *Budget) Release() { *b = Budget{} }
+
 // SetDeadline stops the evaluation timeout from now (0 = never).
 func (b *Budget) SetDeadline(timeout time.Duration) {
 	b.timeout = timeout

@@ -134,7 +134,7 @@ func (tt templateType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	bt.b.Reset(ctx, inv.MaxValueBytes, "a value built by the template")
 	out := &limitWriter{b: &bt.b, limit: bt.b.Limit()}
 	err = bt.t.Execute(out, inv.Data)
-	bt.b.Reset(nil, 0, "") // drop ctx before pooling
+	bt.b.Release()
 	p.pool.Put(bt)
 	if err != nil {
 		return nil, templateRunErr(err, out)

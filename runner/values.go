@@ -109,7 +109,7 @@ func (p *progVal) eval(env *exprEnv) (any, error) {
 		}
 	}
 	limit := env.budget.Limit()
-	env.budget.Reset(nil, 0, "") // drop ctx
+	env.budget.Release()
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, limitErr(err, limit))
 	}
