@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lgx-run/lgx/nodes/mcp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -219,4 +222,68 @@ edges:
 		t.Fatalf("err = %v, want kind network naming the server", err)
 	}
 	t.Logf("reported: %v", err)
+}
+
+// TestEverythingHTTP runs the real server over streamable HTTP on
+// loopback: an mcp_call and a model's tool call through a tools node.
+func TestEverythingHTTP(t *testing.T) {
+	exe := everything(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(exe, "streamableHttp")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 200 {
+			t.Fatalf("server-everything did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g := compileYAML(t, `
+lgx: 1
+name: everything-http
+secrets: [LGX_TEST_TOKEN]
+mcp:
+	remote: {url: "http://`+addr+`/mcp", headers: {Authorization: "Bearer ${{ secrets.LGX_TEST_TOKEN }}"}}
+state:
+	sum: any
+	msgs: any
+nodes:
+	add:
+		type: mcp_call
+		with: {server: remote, tool: get-sum, arguments: {a: 20, b: 22}}
+		output: {sum: "${{ result.text }}"}
+	act:
+		type: tools
+		with:
+			calls: [{id: c1, name: remote__echo, arguments: {message: over http}}]
+		output: {msgs: "${{ result.messages }}"}
+edges:
+	- {from: START, to: [add, act]}
+	- {from: [add, act], to: END}
+`)
+	res, err := Run(context.Background(), g, Options{Environ: append(os.Environ(), "LGX_TEST_TOKEN=tok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := res.State["sum"].(string); !strings.Contains(s, "42") {
+		t.Errorf("sum = %q", s)
+	}
+	msgs := res.State["msgs"].([]any)
+	if c := msgs[0].(map[string]any)["content"]; c != "Echo: over http" {
+		t.Errorf("echo = %v", c)
+	}
 }
