@@ -50,7 +50,7 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 			if len(inputs) == 0 && inputFile == "" {
 				values = nil // no answer given (not an empty one)
 			}
-			s, err := st.open()
+			s, err := st.openRecorded()
 			if err != nil {
 				return err
 			}
@@ -84,6 +84,6 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 	f.StringVar(&node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
 	f.BoolVar(&empty, "empty", false, "answer the waiting interrupt with no values ({})")
 	a.addOutputFlags(cmd, &out)
-	f.StringVar(&st.kind, "store", "sqlite", "the store the run was recorded in: sqlite or memory")
+	f.StringVar(&st.kind, "store", "sqlite", "the store the run was recorded in: sqlite (runs made with --store memory are not kept)")
 	return cmd
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/lgx-run/lgx/spec"
@@ -76,22 +78,72 @@ resumable runs.`,
 	return root
 }
 
-// exactArgs is cobra.ExactArgs whose failure is a usage error.
+// exactArgs checks the number of arguments and, when it is wrong, says
+// what is missing or extra in lgx's words (from the command's Use line)
+// rather than cobra's "accepts 1 arg(s), received 0".
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageErr(err)
+		if len(args) < n {
+			return missingArgs(cmd, args)
+		}
+		if len(args) > n && n == 0 {
+			return usageErrf("%s takes no arguments, got %d: %s", cmd.CommandPath(), len(args), strings.Join(args, " "))
+		}
+		if len(args) > n {
+			return usageErrf("%s takes %d argument%s (%s), got %d: %s",
+				cmd.CommandPath(), n, plural(n), strings.Join(useArgs(cmd), " "), len(args), strings.Join(args, " "))
 		}
 		return nil
 	}
 }
 
-// minArgs is cobra.MinimumNArgs whose failure is a usage error.
+// minArgs checks that at least n arguments were given.
 func minArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
-			return usageErr(err)
+		if len(args) < n {
+			return missingArgs(cmd, args)
 		}
 		return nil
 	}
+}
+
+// missingArgs names the first argument the command line lacks, e.g.
+// "missing the workflow FILE (usage: lgx run FILE [flags]; see lgx run --help)".
+func missingArgs(cmd *cobra.Command, args []string) error {
+	names := useArgs(cmd)
+	what := "an argument"
+	if len(args) < len(names) {
+		name := strings.TrimSuffix(names[len(args)], "...")
+		switch name {
+		case "FILE", "FILE|DIR":
+			what = "the workflow " + name
+		case "RUN", "RUN_ID":
+			what = "the run id " + name
+		default:
+			what = "the " + name
+		}
+	}
+	return usageErrf("missing %s (usage: %s; see %s --help)", what, cmd.UseLine(), cmd.CommandPath())
+}
+
+// useArgs are the argument names of a command's Use line ("FILE", "RUN_ID").
+func useArgs(cmd *cobra.Command) []string {
+	fields := strings.Fields(cmd.Use)
+	if len(fields) <= 1 {
+		return nil
+	}
+	var out []string
+	for _, f := range fields[1:] {
+		if !strings.HasPrefix(f, "[") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

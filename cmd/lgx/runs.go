@@ -33,7 +33,7 @@ func (a *app) runsCmd() *cobra.Command {
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&format, "output", "o", "text", "format: text or json")
-	pf.StringVar(&st.kind, "store", "sqlite", "the store to read: sqlite or memory")
+	pf.StringVar(&st.kind, "store", "sqlite", "the store to read: sqlite (runs made with --store memory are not kept)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -100,7 +100,7 @@ func (a *app) runsList(cmd *cobra.Command, st storeFlag, format string, limit in
 	if err := checkFormat(format); err != nil {
 		return err
 	}
-	s, err := st.open()
+	s, err := st.openRecorded()
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func loadRun(cmd *cobra.Command, st storeFlag, format, id string) (*store.Run, [
 	if err := checkFormat(format); err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := st.open()
+	s, err := st.openRecorded()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -295,4 +295,15 @@ func oneLine(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// openRecorded opens the store of recorded runs for runs and resume. A
+// memory store lives only inside the lgx process that ran with it, so a
+// later command can never find a run there: asking for it is a mistake
+// worth naming rather than an empty list.
+func (f storeFlag) openRecorded() (store.Store, error) {
+	if f.kind == "memory" {
+		return nil, usageErrf("--store memory: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)")
+	}
+	return f.open()
 }
