@@ -75,6 +75,10 @@ type node struct {
 	edges        outEdges
 	joins        []joinRef
 	poolNames    []string // pools taken per attempt, sorted
+	// keyPool is the pool taken with a key (`pool: {name, key}`), poolKey
+	// the key's compiled value; "" and nil when none.
+	keyPool string
+	poolKey cval
 	// instant: the type does no work (set, interrupt); it runs inline.
 	instant bool
 	// wantsData: the type reads Invocation.Data (the template data root).
@@ -330,6 +334,14 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	}
 	c.result = nil
 	cn.resultFields = use.wanted()
+
+	if pk := n.PoolKey; pk != nil && idx >= 0 {
+		v, err := c.str(pk.Key.Value, spec.Pos{Line: pk.Key.Line, Col: pk.Key.Column})
+		if err != nil {
+			return nil, fmt.Errorf("node %s: pool.key: %w", n.Name, err)
+		}
+		cn.keyPool, cn.poolKey = pk.Pool.Value, v
+	}
 
 	// Caps: the node's own semaphore is created per run (see newRunCaps);
 	// here only the pool names, sorted for a deadlock-free acquire order.

@@ -33,6 +33,8 @@ type call struct {
 	inv  nodes.Invocation
 	buf  []write     // reusable writes buffer
 	ac   *attemptCtx // the calling goroutine's; nil: a context per attempt
+	// kcaps is caps with this invocation's pool key (keyed pools only).
+	kcaps caps
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -188,7 +190,17 @@ func (c *call) run(ctx context.Context, item any) (any, int, error) {
 		c.inv.Data = map[string]any{"state": c.env.State, "item": item, "index": index,
 			"run": map[string]any{"id": r.id, "step": c.step, "workflow": r.g.wf.Name}}
 	}
-	return r.attempts(ctx, c.ac, n, c.caps, &c.inv, c.onWait)
+	cp := c.caps
+	if cp.keyAt > 0 {
+		key, err := evalString(n.poolKey, &c.env)
+		if err != nil {
+			return nil, 0, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("pool.key: %w", err)}
+		}
+		c.kcaps = *cp
+		c.kcaps.key = key
+		cp = &c.kcaps
+	}
+	return r.attempts(ctx, c.ac, n, cp, &c.inv, c.onWait)
 }
 
 // attempts runs inv under caps until it succeeds, fails for good, or the

@@ -56,6 +56,11 @@ type pool struct {
 	name    string
 	sem     *semaphore
 	limiter *rate.Limiter // nil = no rate limit
+	// keyed holds the key buckets for nodes that take the pool with a key.
+	keyed *keyedPool
+	// total: keyed invocations take sem and limiter too (the pool has
+	// per_key caps, so its own caps bound the total over keys).
+	total bool
 }
 
 func newPool(p *spec.Pool) *pool {
@@ -66,6 +71,11 @@ func newPool(p *spec.Pool) *pool {
 			burst = max(1, p.Concurrency)
 		}
 		pl.limiter = rate.NewLimiter(rate.Limit(ps), burst)
+	}
+	if p.PerKey != nil {
+		pl.keyed, pl.total = newKeyedPool(*p.PerKey), true
+	} else {
+		pl.keyed = newKeyedPool(spec.PoolLimits{Concurrency: p.Concurrency, Rate: p.Rate, Burst: p.Burst})
 	}
 	return pl
 }
@@ -107,11 +117,27 @@ type caps struct {
 	node  *semaphore
 	pools []*pool
 	none  bool // the invocation holds no slot (a subgraph node)
+	// keyAt is 1 + the index in pools of the pool taken with a key (0 =
+	// none); key is the invocation's key value. A node's shared caps have
+	// keyAt set and key unset: each invocation takes a copy with its key
+	// (see call.run).
+	keyAt int
+	key   string
+	// held is the key bucket taken by the current attempt.
+	held *bucket
 }
 
+// keyed reports whether c takes pool i with a key.
+func (c *caps) keyed(i int) bool { return c.keyAt == i+1 }
+
 // acquire takes every slot and token of c for one attempt, in a fixed order:
-// node, pools, rate tokens, global. onWait reports what it waits for. On
-// error everything taken is released.
+// node, pools (a keyed pool: the key's bucket, then its total), rate
+// tokens, global. onWait reports what it waits for. On error everything
+// taken is released.
+//
+// A keyed invocation waits for its key's bucket before it takes a slot of
+// the total: one busy key then never holds total slots that other keys
+// could use.
 func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string)) error {
 	if c.none {
 		return nil
@@ -126,13 +152,26 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string))
 		return err
 	}
 	for i, p := range c.pools {
+		if c.keyed(i) {
+			b := p.keyed.get(c.key)
+			if err := b.acquire(ctx, p.name, onWait); err != nil {
+				p.keyed.put(b)
+				l.releasePartial(c, i)
+				return err
+			}
+			c.held = b
+			if !p.total {
+				continue
+			}
+		}
 		if err := p.sem.acquire(ctx, wait("pool "+p.name)); err != nil {
+			l.releaseBucket(c, i)
 			l.releasePartial(c, i)
 			return err
 		}
 	}
-	for _, p := range c.pools {
-		if p.limiter == nil {
+	for i, p := range c.pools {
+		if p.limiter == nil || (c.keyed(i) && !p.total) {
 			continue
 		}
 		if !p.limiter.Allow() {
@@ -152,10 +191,23 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string))
 	return nil
 }
 
-// releasePartial releases the node slot and the first n pool slots.
+// releaseBucket gives back the key bucket pool i of c holds, if any.
+func (l *limits) releaseBucket(c *caps, i int) {
+	if c.keyed(i) && c.held != nil {
+		c.held.sem.release()
+		c.pools[i].keyed.put(c.held)
+		c.held = nil
+	}
+}
+
+// releasePartial releases the node slot and the first n pools' slots.
 func (l *limits) releasePartial(c *caps, n int) {
 	for i := n - 1; i >= 0; i-- {
-		c.pools[i].sem.release()
+		p := c.pools[i]
+		if !c.keyed(i) || p.total {
+			p.sem.release()
+		}
+		l.releaseBucket(c, i)
 	}
 	c.node.release()
 }

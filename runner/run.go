@@ -421,6 +421,9 @@ func (r *run) nodeCaps(n *node) caps {
 	for _, name := range n.poolNames {
 		if p, ok := r.lim.pools[name]; ok {
 			c.pools = append(c.pools, p)
+			if name == n.keyPool && n.poolKey != nil {
+				c.keyAt = len(c.pools)
+			}
 		}
 	}
 	return c

@@ -43,6 +43,8 @@ var (
 	edgeKeys     = blockKeys(BlockEdge)
 	caseKeys     = blockKeys(BlockCase)
 	mcpKeys      = blockKeys(BlockMCP)
+	perKeyKeys   = blockKeys(BlockPerKey)
+	poolRefKeys  = blockKeys(BlockPoolRef)
 )
 
 func blockKeys(name string) []string {
@@ -517,7 +519,91 @@ func (d *decoder) pool(p pair) {
 			pl.Burst = b
 		}
 	}
+	if v := o.get("per_key"); v != nil {
+		pl.PerKey = d.poolLimits(v, what+": per_key")
+	}
 	d.w.Pools = append(d.w.Pools, pl)
+}
+
+// poolLimits decodes a pool's `per_key:` caps.
+func (d *decoder) poolLimits(n *yaml.Node, what string) *PoolLimits {
+	pl := &PoolLimits{Pos: posOf(n)}
+	o := d.object(n, what, perKeyKeys)
+	if v := o.get("concurrency"); v != nil {
+		pl.Concurrency, _ = d.integer(v, what+": concurrency", 1)
+	}
+	if v := o.get("rate"); v != nil {
+		if s, ok := d.str(v, what+": rate"); ok {
+			r, err := ParseRate(s)
+			if err != nil {
+				d.errorf(posOf(v), CodeBadRate, "write N/s, N/min or N/h, e.g. 2/s", "%s: %v", what, err)
+			}
+			pl.Rate = r
+		}
+	}
+	pl.Burst = max(1, pl.Concurrency)
+	if v := o.get("burst"); v != nil {
+		if b, ok := d.integer(v, what+": burst", 1); ok {
+			pl.Burst = b
+		}
+	}
+	return pl
+}
+
+// nodePools decodes a node's `pool:`: a name, a keyed pool {name: P, key:
+// EXPR}, or a list of those with at most one keyed pool.
+func (d *decoder) nodePools(nd *Node, v *yaml.Node, what string) {
+	v = resolveAlias(v)
+	if v == nil {
+		return
+	}
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+		if len(items) == 0 {
+			d.errorf(posOf(v), CodeBadValue, "", "%s must not be an empty list", what)
+		}
+	}
+	for _, it := range items {
+		it = resolveAlias(it)
+		if it.Kind != yaml.MappingNode {
+			if nm, ok := d.name(it, what); ok {
+				nd.Pools = append(nd.Pools, nm)
+			}
+			continue
+		}
+		if pk, ok := d.poolKey(it, what); ok {
+			nd.Pools = append(nd.Pools, pk.Pool)
+			if nd.PoolKey != nil {
+				d.errorf(posOf(it), CodeBadValue, "key one pool per node; take the others by name", "%s: a node takes at most one pool with a key", what)
+				continue
+			}
+			nd.PoolKey = pk
+		}
+	}
+}
+
+// poolKey decodes a keyed pool reference {name: P, key: EXPR}.
+func (d *decoder) poolKey(v *yaml.Node, what string) (*PoolKey, bool) {
+	o := d.object(v, what, poolRefKeys)
+	nm := o.get("name")
+	if nm == nil {
+		d.errorf(posOf(v), CodeMissingKey, "add `name: POOL`", "%s: missing required key `name`", what)
+		return nil, false
+	}
+	name, ok := d.name(nm, what+": name")
+	if !ok {
+		return nil, false
+	}
+	k := o.get("key")
+	if k == nil {
+		d.errorf(posOf(v), CodeMissingKey, "add e.g. `key: ${{ item.tenant }}`, or write `pool: "+name.Value+"` for an unkeyed pool", "%s: missing required key `key`", what)
+		return nil, false
+	}
+	if _, ok := d.str(k, what+": key"); !ok {
+		return nil, false
+	}
+	return &PoolKey{Pool: name, Key: resolveAlias(k)}, true
 }
 
 func (d *decoder) provider(p pair) {
@@ -666,7 +752,7 @@ func (d *decoder) node(p pair, kind string, known []string) *Node {
 		nd.Concurrency, _ = d.integer(v, what+": concurrency", 1)
 	}
 	if v := o.get("pool"); v != nil {
-		nd.Pools = d.names(v, what+": pool")
+		d.nodePools(nd, v, what+": pool")
 	}
 	if v := o.get("timeout"); v != nil {
 		nd.Timeout, _ = d.duration(v, what+": timeout")

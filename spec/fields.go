@@ -40,6 +40,8 @@ const (
 	BlockEdge     = "edge"
 	BlockCase     = "when_case"
 	BlockMCP      = "mcp_server"
+	BlockPerKey   = "pool_per_key"
+	BlockPoolRef  = "pool_ref"
 )
 
 // Block is one mapping of the workflow format and the keys it accepts.
@@ -179,6 +181,30 @@ var Blocks = []Block{
 				Description: "Attempts allowed per time unit: N/s, N/min or N/h (a token bucket)."},
 			{Name: "burst", Types: integer, Positive: true, Example: "4",
 				Description: "Tokens the rate's bucket holds (default: the concurrency, at least 1)."},
+			{Name: "per_key", Types: object, Block: BlockPerKey,
+				Description: "Caps of each key's bucket for nodes that take the pool with a key (`pool: {name, key}`); the pool's own concurrency, rate and burst then cap the total over all keys. Without it each key gets the pool's caps and keys share no total."},
+		},
+	},
+	{
+		Name:        BlockPerKey,
+		Description: "The caps of one key bucket of a keyed pool; buckets are created on first use and dropped when idle.",
+		Fields: []BlockField{
+			{Name: "concurrency", Types: integer, Positive: true, Example: "2",
+				Description: "Invocations with one key value in flight at once."},
+			{Name: "rate", Types: str, Format: FormatRate, Example: "2/s",
+				Description: "Attempts per time unit for one key value: N/s, N/min or N/h."},
+			{Name: "burst", Types: integer, Positive: true, Example: "2",
+				Description: "Tokens one key's rate bucket holds (default: its concurrency, at least 1)."},
+		},
+	},
+	{
+		Name:        BlockPoolRef,
+		Description: "A node's keyed use of a pool: the invocation takes the bucket of the key's value.",
+		Fields: []BlockField{
+			{Name: "name", Types: str, Format: FormatName, Required: true, Example: "crawl",
+				Description: "The pool."},
+			{Name: "key", Types: str, Required: true, Example: `${{ split(item, "/")[2] }}`,
+				Description: "The bucket: a string whose ${{ }} expressions see the invocation's scope (state, item, index, env, run)."},
 		},
 	},
 	{
@@ -286,8 +312,8 @@ var Blocks = []Block{
 				Description: "Name of the loop variable (`index` is set too)."},
 			{Name: "concurrency", Types: integer, Positive: true, Example: "3",
 				Description: "Cap on this node's invocations (for_each items) in flight."},
-			{Name: "pool", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "web",
-				Description: "Pool (or list of pools) each invocation takes a slot of."},
+			{Name: "pool", Types: []string{JSONString, JSONArray, JSONObject}, Block: BlockPoolRef, Example: "web",
+				Description: "Pool (or list of pools) each invocation takes a slot of; `{name: P, key: EXPR}` (alone or in the list, once per node) takes the slot of the key value's bucket of P."},
 			{Name: "timeout", Types: str, Format: FormatDuration, Example: "10s",
 				Description: "Per-attempt timeout (default config.node_timeout)."},
 			{Name: "retry", Types: object, Block: BlockRetry,

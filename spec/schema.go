@@ -131,6 +131,10 @@ func blockSchema(b *Block) (obj, error) {
 func fieldSchema(f BlockField) (obj, error) {
 	s := obj{}
 	switch {
+	case f.Block != "" && hasType(f.Types, JSONString):
+		// A name, a block, or a list of either (a node's `pool`).
+		one := []any{obj{"type": JSONString, "pattern": namePattern}, obj{"$ref": "#/$defs/" + f.Block}}
+		s["anyOf"] = append(one[:2:2], obj{"type": JSONArray, "minItems": 1, "items": obj{"anyOf": one}})
 	case f.Block != "" && f.Map:
 		s["type"] = JSONObject
 		s["propertyNames"] = obj{"pattern": namePattern}

@@ -149,6 +149,26 @@ type Pool struct {
 	Concurrency int  // 0 = no concurrency cap
 	Rate        Rate // zero = no rate limit
 	Burst       int  // default: max(1, Concurrency)
+	// PerKey, when set, is each key bucket's cap for nodes that take the
+	// pool with a key (`pool: {name, key}`); the fields above then cap the
+	// total over every key. Without it each key bucket gets the fields
+	// above and keys share no total (see docs/decisions.md).
+	PerKey *PoolLimits
+}
+
+// PoolLimits are the caps of one key bucket of a keyed pool.
+type PoolLimits struct {
+	Pos         Pos
+	Concurrency int  // 0 = no concurrency cap
+	Rate        Rate // zero = no rate limit
+	Burst       int  // default: max(1, Concurrency)
+}
+
+// PoolKey is a node's `pool: {name: P, key: EXPR}`: the invocation takes
+// the bucket of pool P named by the key's value (SPEC §9.9).
+type PoolKey struct {
+	Pool Name
+	Key  *yaml.Node // a string with ${{ }} expressions over the node's scope
 }
 
 // Provider is an LLM endpoint for llm_call. String fields may hold
@@ -208,8 +228,9 @@ type Node struct {
 	As      string     // loop variable; default "item"
 	AsPos   Pos
 
-	Concurrency int    // cap on this node's items in flight; 0 = none
-	Pools       []Name // pools named by the node
+	Concurrency int      // cap on this node's items in flight; 0 = none
+	Pools       []Name   // pools named by the node
+	PoolKey     *PoolKey // the keyed entry of `pool:`; its pool is in Pools too
 
 	Timeout time.Duration // per attempt; 0 = config.node_timeout
 	Retry   *RetryPolicy  // nil = config.retry

@@ -41,6 +41,7 @@ func ValidateReading(w *Workflow, read func(path string) ([]byte, error)) (ds Di
 	v.header()
 	v.stateKeys()
 	v.checkPools()
+	v.checkCaps()
 	v.checkProviders()
 	v.checkTools()
 	v.checkMCP()
