@@ -59,6 +59,10 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
 		started = time.Now()
+	}
+	if r.rec != nil || r.sink != nil || n.caps.none {
+		// Built before the attempts: the tool calls and children of a
+		// type that holds no slot read it from their own goroutines.
 		c.pathOf()
 	}
 	var idxp *int
