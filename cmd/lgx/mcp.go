@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/nodes/mcp"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
@@ -199,4 +201,136 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// onlineMCP is `lgx validate --online` for MCP: it connects every server,
+// lists its tools and checks each server.tool an llm_call names, and each
+// mcp_call's tool and literal arguments against the tool's input schema,
+// with "did you mean". Servers are stopped before it returns.
+func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
+	if len(wf.MCP) == 0 {
+		return nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var ds spec.Diagnostics
+	errorf := func(p spec.Pos, hint, format string, args ...any) {
+		ds = append(ds, spec.Diagnostic{File: wf.File, Pos: p, Severity: spec.SeverityError, Code: spec.CodeMCP, Message: fmt.Sprintf(format, args...), Hint: hint})
+	}
+	m, err := connectMCP(wf)
+	if err != nil {
+		errorf(wf.MCP[0].Pos, "", "mcp: %v", err)
+		return ds
+	}
+	defer m.Close()
+	tools := map[string]map[string]mcp.Tool{}
+	for _, s := range wf.MCP {
+		cctx, cancel := context.WithTimeout(ctx, mcpConnectTimeout)
+		list, err := m.Tools(cctx, s.Name)
+		cancel()
+		if err != nil {
+			errorf(s.Pos, "check the declaration with lgx mcp list", "%v", err)
+			continue
+		}
+		tools[s.Name] = map[string]mcp.Tool{}
+		for _, t := range list {
+			tools[s.Name][t.Name] = t
+		}
+	}
+	// lookup reports a tool missing from a server that listed its tools.
+	lookup := func(server, tool string, p spec.Pos, who string) (mcp.Tool, bool) {
+		ts, ok := tools[server]
+		if !ok {
+			return mcp.Tool{}, false // unknown (static check) or unreachable (reported)
+		}
+		t, ok := ts[tool]
+		if !ok {
+			names := make([]string, 0, len(ts))
+			for n := range ts {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			hint := "lgx mcp list shows its tools"
+			if s := spec.Suggest(tool, names); s != "" {
+				hint = fmt.Sprintf("did you mean %s.%s?", server, s)
+			}
+			errorf(p, hint, "%s: mcp server %s has no tool %q", who, server, tool)
+		}
+		return t, ok
+	}
+	for _, n := range wf.Nodes {
+		with := withMap(n.With)
+		who := "node " + n.Name
+		switch n.Type {
+		case "llm_call":
+			if ts := with["tools"]; ts != nil && ts.Kind == yaml.SequenceNode {
+				for _, t := range ts.Content {
+					server, tool, ok := strings.Cut(t.Value, ".")
+					if ok && tool != "*" && t.Kind == yaml.ScalarNode {
+						lookup(server, tool, spec.Pos{Line: t.Line, Col: t.Column}, who)
+					}
+				}
+			}
+		case "mcp_call":
+			sn, tn := with["server"], with["tool"]
+			if sn == nil || tn == nil {
+				continue
+			}
+			t, ok := lookup(sn.Value, tn.Value, spec.Pos{Line: tn.Line, Col: tn.Column}, who)
+			if !ok {
+				continue
+			}
+			an := with["arguments"]
+			if an != nil && hasExpr(an) {
+				continue // checked at run time, before the call
+			}
+			args := map[string]any{}
+			at := spec.Pos{Line: tn.Line, Col: tn.Column}
+			if an != nil {
+				at = spec.Pos{Line: an.Line, Col: an.Column}
+				v, err := spec.DecodeValue(an)
+				if m, ok := v.(map[string]any); err == nil && ok {
+					args = m
+				}
+			}
+			ts := nodes.ToolSpec{Name: t.Name, Parameters: t.InputSchema}
+			if err := nodes.CheckToolArgs(&ts, args); err != nil {
+				errorf(at, "lgx mcp list shows its parameters", "%s: %s.%s: %v", who, sn.Value, tn.Value, err)
+			}
+		}
+	}
+	return ds
+}
+
+// withMap returns a node's `with` values by key.
+func withMap(n *yaml.Node) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		v := n.Content[i+1]
+		for v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		out[n.Content[i].Value] = v
+	}
+	return out
+}
+
+// hasExpr reports whether a YAML value holds a ${{ }} expression anywhere.
+func hasExpr(n *yaml.Node) bool {
+	if n.Kind == yaml.ScalarNode {
+		return strings.Contains(n.Value, "${{")
+	}
+	for _, c := range n.Content {
+		if hasExpr(c) {
+			return true
+		}
+	}
+	return false
 }

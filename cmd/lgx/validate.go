@@ -21,6 +21,7 @@ func (a *app) validateCmd() *cobra.Command {
 	var (
 		format string
 		strict bool
+		online bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate FILE|DIR...",
@@ -67,6 +68,9 @@ The exit code is 2 when any file has an error, or any warning with
 				}
 				sources[f] = sourceOf(l.wf)
 				all = append(all, l.diags...)
+				if online && !l.diags.HasErrors() {
+					all = append(all, onlineMCP(cmd.Context(), l.wf)...)
+				}
 			}
 			all.AddRanges(sources)
 			out := a.ios.Out
@@ -93,6 +97,7 @@ The exit code is 2 when any file has an error, or any warning with
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, github or sarif (github when GITHUB_ACTIONS=true)")
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) on warnings too")
+	cmd.Flags().BoolVar(&online, "online", false, "also start or connect every MCP server and check each server.tool and mcp_call's arguments against the listed tools")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(validateFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
