@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,8 +67,80 @@ func (a *app) runsCmd() *cobra.Command {
 			return a.runsHistory(cmd, st, format, args[0])
 		},
 	}
-	cmd.AddCommand(list, show, history)
+	var olderThan string
+	prune := &cobra.Command{
+		Use:   "prune --older-than AGE",
+		Short: "Delete finished runs that ended more than AGE ago",
+		Long: `prune deletes the completed, failed and cancelled runs that ended more
+than AGE ago, with everything recorded for them (invocations, checkpoints,
+workflow sources). Running runs and runs paused at an interrupt are kept.
+AGE is a number and a unit: d (days), w (weeks), or a Go duration (36h).`,
+		Example: `  lgx runs prune --older-than 30d
+  lgx runs prune --older-than 2w -o json | jq length`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runsPrune(cmd, st, format, olderThan)
+		},
+	}
+	prune.Flags().StringVar(&olderThan, "older-than", "", "delete finished runs that ended more than `AGE` ago (30d, 2w, 36h)")
+	cmd.AddCommand(list, show, history, prune)
 	return cmd
+}
+
+// parseAge reads --older-than: a non-negative integer with d or w, or a Go
+// duration; days are 24 hours (no calendar or DST arithmetic).
+func parseAge(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, errors.New("--older-than is required, e.g. --older-than 30d")
+	}
+	for unit, d := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, unit); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 0 || v > 100000 {
+				return 0, fmt.Errorf("--older-than %q: want a number of days or weeks, e.g. 30d or 2w", s)
+			}
+			return time.Duration(v) * d, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--older-than %q: want an age such as 30d, 2w or 36h", s)
+	}
+	return d, nil
+}
+
+func (a *app) runsPrune(cmd *cobra.Command, st storeFlag, format, olderThan string) error {
+	if err := checkFormat(format); err != nil {
+		return err
+	}
+	age, err := parseAge(olderThan)
+	if err != nil {
+		return usageErr(err)
+	}
+	s, err := st.openRecorded()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	p, ok := s.(store.Pruner)
+	if !ok {
+		return fmt.Errorf("the %s store cannot delete runs", st.kind)
+	}
+	ids, err := p.PruneRuns(cmd.Context(), time.Now().Add(-age))
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		if ids == nil {
+			ids = []string{}
+		}
+		return writeJSON(a.ios.Out, ids)
+	}
+	for _, id := range ids {
+		fmt.Fprintln(a.ios.Out, id)
+	}
+	fmt.Fprintf(a.ios.Err, "pruned %d run%s that ended more than %s ago\n", len(ids), plural(len(ids)), olderThan)
+	return nil
 }
 
 func checkFormat(format string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestVersionFromBuildInfo(t *testing.T) {
@@ -36,5 +37,30 @@ func TestVersionStampWins(t *testing.T) {
 	version = "9.9.9-ci"
 	if got := versionString(); got != "9.9.9-ci" {
 		t.Errorf("versionString() = %q with -X main.version set", got)
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"30d", 30 * 24 * time.Hour, false},
+		{"2w", 14 * 24 * time.Hour, false},
+		{"36h", 36 * time.Hour, false},
+		{"0s", 0, false},
+		{"", 0, true},
+		{"30", 0, true},
+		{"-1d", 0, true},
+		{"-1h", 0, true},
+		{"xd", 0, true},
+		{"99999999999d", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseAge(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseAge(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
 	}
 }
