@@ -123,7 +123,7 @@ func valueEnd(rest string) int {
 			depth++
 		case c == '}' || c == ']' || c == ',':
 			if depth == 0 {
-				return i
+				return len(strings.TrimRight(rest[:i], " \t"))
 			}
 			if c != ',' {
 				depth--
