@@ -236,6 +236,17 @@ func (c *call) CallMCP(ctx context.Context, server, tool string, args map[string
 // mcpToolSpecs returns the tools a `server.tool` or `server.*` name offers
 // a model.
 func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.ToolSpec, error) {
+	// Host.Tools has no context of its own: bound starting the server and
+	// listing its tools by the server's timeout (else the node timeout).
+	limit := c.r.g.wf.Config.NodeTimeout
+	if s := c.r.g.mcpServer(server); s != nil && s.Timeout > 0 {
+		limit = s.Timeout
+	}
+	if limit <= 0 {
+		limit = spec.DefaultNodeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	if tool != "*" {
 		s, err := c.MCPTool(ctx, server, tool)
 		if nodes.KindOf(err) == nodes.KindNetwork {
