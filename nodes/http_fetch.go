@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/lgx-run/lgx/internal/retryafter"
 )
@@ -382,7 +383,8 @@ func (r *fetchRequest) result(resp *http.Response, data []byte, truncated bool, 
 		res["url"] = resp.Request.URL.String()
 	}
 	if want("body") {
-		text := string(data)
+		// The body buffer is never written again: the string shares it.
+		text := unsafe.String(unsafe.SliceData(data), len(data))
 		if !utf8.ValidString(text) {
 			text = strings.ToValidUTF8(text, "\uFFFD")
 		}
@@ -504,35 +506,47 @@ func unwrapFetchURLError(err error) error {
 }
 
 // readBodyAtMost reads up to max bytes of r; truncated reports that r had more.
-// It never buffers more than max+1 bytes, whatever the server sends, and
-// preallocates from Content-Length only up to 1 MiB.
+// It never buffers more than max bytes, whatever the server sends. With a
+// Content-Length (net/http never reads past it) the body is read into one
+// buffer of exactly min(Content-Length, max) bytes, whose string the
+// result shares: a response costs its size once, not the growth copies
+// and conversions of a buffer grown from a guess. Without one, the buffer
+// grows by a quarter at a time (at most max), so its slack and the copy a
+// move makes stay near the body's size.
 func readBodyAtMost(r io.Reader, max, contentLength int64) (data []byte, truncated bool, err error) {
 	max = min(max, math.MaxInt64-1)
-	size := min(max, 1<<20)
+	size := int64(512)
 	if contentLength >= 0 {
-		size = min(size, contentLength)
-	} else {
-		size = min(size, 512)
+		size = contentLength
 	}
-	buf := make([]byte, 0, size+1)
-	lr := io.LimitReader(r, max+1)
+	buf := make([]byte, 0, min(size, max))
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // let append pick the growth
+			// Full: one more byte tells an end from a longer body.
+			var probe [1]byte
+			n, err := io.ReadFull(r, probe[:])
+			if n == 0 {
+				if err == io.EOF {
+					return buf, false, nil
+				}
+				return nil, false, err
+			}
+			if int64(len(buf)) >= max {
+				return buf, true, nil
+			}
+			grown := min(max, int64(cap(buf))+int64(cap(buf))/4+512)
+			buf = append(make([]byte, 0, grown), buf...)
+			buf = append(buf, probe[0])
 		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
+		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			break
+			return buf, false, nil
 		}
 		if err != nil {
 			return nil, false, err
 		}
 	}
-	if int64(len(buf)) > max {
-		return buf[:max], true, nil
-	}
-	return buf, false, nil
 }
 
 // bodyExcerpt returns the start of body as one line of at most n bytes of
@@ -572,18 +586,9 @@ func isJSONContentType(ct string) bool {
 
 // decodeFetchJSON parses one JSON document; integral numbers that fit an int64
 // become int (the runner's integer state keys expect int), other numbers
-// float64.
+// float64. It reads data in place (parseFetchJSON).
 func decodeFetchJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after JSON value")
-	}
-	return fetchNumbers(v), nil
+	return parseFetchJSON(data)
 }
 
 func fetchNumbers(v any) any {
