@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 
@@ -36,7 +35,7 @@ func (f cassetteFlags) open(wf *spec.Workflow) (*cassette.Cassette, error) {
 	return nil, nil
 }
 
-// wrap routes client through c (nil: client as is).
+// wrapCassette routes client through c (nil: client as is).
 func wrapCassette(c *cassette.Cassette, client *http.Client) *http.Client {
 	if c == nil {
 		return client
@@ -51,7 +50,7 @@ func closeCassette(c *cassette.Cassette, runErr error) error {
 		return runErr
 	}
 	if err := c.Close(); err != nil && runErr == nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return runErr
 }

@@ -187,3 +187,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStubsFor(t *testing.T) {
+	c := &Case{Stubs: []*Stub{
+		{Node: "each", List: true, Results: []any{"a", "b"}},
+		{Node: "loop", List: true, Results: []any{1, 2}},
+		{Node: "one", Results: []any{"x"}},
+	}}
+	stub := stubsFor(c)
+	type call struct {
+		node  string
+		index int
+		want  any
+		ok    bool
+	}
+	for i, tt := range []call{
+		{"each", 1, "b", true}, {"each", 0, "a", true}, {"each", 2, nil, false}, // by item index
+		{"loop", -1, 1, true}, {"loop", -1, 2, true}, {"loop", -1, nil, false}, // by visit
+		{"one", -1, "x", true}, {"one", 5, "x", true},
+		{"other", -1, nil, false},
+	} {
+		got, ok := stub("p", tt.node, tt.index)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("call %d %s[%d] = %v, %v; want %v, %v", i, tt.node, tt.index, got, ok, tt.want, tt.ok)
+		}
+	}
+	if stubsFor(&Case{}) != nil {
+		t.Errorf("a case without stubs must leave Options.Stubs nil")
+	}
+}
