@@ -26,6 +26,7 @@ const (
 	KindProvider  Kind = "provider"  // an LLM provider returned an error
 	KindLimit     Kind = "limit"     // a resource limit was reached (size budget, subgraph depth)
 	KindCassette  Kind = "cassette"  // a replayed request has no recording (lgx run --replay, lgx test)
+	KindBudget    Kind = "budget"    // a token budget cannot cover the call (SPEC §9.9)
 )
 
 // Error is a node failure with a kind the retry policy can read.

@@ -39,6 +39,7 @@ func (llmCall) Doc() Doc {
 			{Name: "tools", Type: "list", Static: true, Doc: "Names of top-level tools the model may call."},
 			{Name: "temperature", Type: "number", Doc: "Sampling temperature."},
 			{Name: "max_tokens", Type: "integer", Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
+			{Name: "reserve", Type: "integer", Doc: "Tokens reserved from the token budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4); settled with the reported usage after it."},
 			{Name: "response_format", Type: "object", Static: true, Doc: "{json_schema: SCHEMA}: a bare JSON Schema the answer must fit. lgx wraps it as the provider requires (OpenAI: response_format json_schema, strict when the schema already meets the strict subset; Anthropic: output_config.format) and validates the parsed answer itself; a mismatch fails the node with kind schema."},
 		},
 		Result: []Field{
@@ -49,6 +50,7 @@ func (llmCall) Doc() Doc {
 			{Name: "usage", Type: "object", Doc: "{input_tokens, output_tokens}."},
 			{Name: "finish_reason", Type: "string", Doc: "The provider's own stop value (stop, tool_calls, length, end_turn, tool_use, max_tokens…)."},
 			{Name: "model", Type: "string", Doc: "The model that answered."},
+			{Name: "provider", Type: "string", Doc: "The provider that answered (a fallback's name when the call fell back)."},
 		},
 		OneOf: []OneOf{{Fields: []string{"prompt", "messages"}, Required: true}},
 	}
@@ -142,11 +144,67 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindInput, Err: fmt.Errorf("llm_call: provider %s: %w", prov.Name, err)}
 	}
+	settle := func(int) {}
+	if tb, ok := inv.Host.(TokenBudgets); ok {
+		n, err := llmReserve(inv.With, req)
+		if err != nil {
+			return nil, &Error{Kind: KindInput, Err: fmt.Errorf("llm_call: %w", err)}
+		}
+		if settle, err = tb.ReserveTokens(ctx, prov.Name, n); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := client.Complete(ctx, req, inv.Host.Token)
 	if err != nil {
+		// A failed call reports no usage; its reservation is given back.
+		settle(0)
 		return nil, llmError(prov, err)
 	}
-	return llmResult(resp, prep)
+	settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
+	res, err := llmResult(resp, prep)
+	if m, ok := res.(map[string]any); ok {
+		m["provider"] = prov.Name
+	}
+	return res, err
+}
+
+// TokenBudgets is implemented by a Host that enforces token budgets
+// (SPEC §9.9). ReserveTokens takes tokens from every budget the call to
+// provider falls under, waiting or failing (kind budget) as each budget's
+// on_exhausted says; settle gives back the reservation and charges the
+// tokens the call used. settle must be called exactly once.
+type TokenBudgets interface {
+	ReserveTokens(ctx context.Context, provider string, tokens int) (settle func(used int), err error)
+}
+
+// llmReserve is what a call reserves: with.reserve, else its max_tokens
+// (llm.DefaultMaxTokens when unset) plus an estimate of the prompt of one
+// token per 4 bytes, the usual ratio for English text.
+func llmReserve(with map[string]any, req llm.Request) (int, error) {
+	if v, ok := with["reserve"]; ok && v != nil {
+		f, ok := llmNumber(v)
+		if !ok || f != float64(int(f)) || f < 1 {
+			return 0, fmt.Errorf("with.reserve must be a positive integer, got %v", v)
+		}
+		return int(f), nil
+	}
+	n := req.MaxTokens
+	if n <= 0 {
+		n = llm.DefaultMaxTokens
+	}
+	bytes := len(req.System)
+	for _, m := range req.Messages {
+		bytes += len(m.Content)
+		for _, tc := range m.ToolCalls {
+			b, _ := json.Marshal(tc.Arguments)
+			bytes += len(tc.Name) + len(b)
+		}
+	}
+	for _, t := range req.Tools {
+		b, _ := json.Marshal(t.Parameters)
+		bytes += len(t.Name) + len(t.Description) + len(b)
+	}
+	return n + (bytes+3)/4, nil
 }
 
 // llmError maps an adapter error to a node error the retry policy reads.

@@ -162,6 +162,7 @@ func TestLLMCallResult(t *testing.T) {
 				"usage":         map[string]any{"input_tokens": 20, "output_tokens": 5},
 				"finish_reason": finish,
 				"model":         "test-model",
+				"provider":      "default",
 			}
 			if !reflect.DeepEqual(res, want) {
 				t.Errorf("result = %#v\nwant %#v", res, want)

@@ -13,6 +13,7 @@ const (
 	EventRetry      = "retry"
 	EventToken      = "token"
 	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
+	EventBudget     = "budget"     // an llm_call settled its tokens with a budget (Budget, Tokens, Used, Limit)
 	EventStepEnd    = "step_end"   // after the barrier; State when Options.StepState
 	EventCheckpoint = "checkpoint" // the step boundary was recorded; Nodes = next step's nodes
 	EventInterrupt  = "interrupt"
@@ -48,6 +49,13 @@ type Event struct {
 	Token      string `json:"token,omitempty"`
 	Waiting    string `json:"waiting,omitempty"` // wait: "global", "node", "pool NAME" or "rate NAME"
 	Message    string `json:"message,omitempty"` // interrupt: the message
+
+	// budget: the budget ("run", "pool NAME", "provider NAME"), the tokens
+	// the call used, and the budget's usage and limit after it.
+	Budget string `json:"budget,omitempty"`
+	Tokens int64  `json:"tokens,omitempty"`
+	Used   int64  `json:"used,omitempty"`
+	Limit  int64  `json:"limit,omitempty"`
 
 	// Writes are the state writes of one invocation (node_end, and
 	// node_error with on_error: continue): key -> value as written, before

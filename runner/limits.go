@@ -61,10 +61,12 @@ type pool struct {
 	// total: keyed invocations take sem and limiter too (the pool has
 	// per_key caps, so its own caps bound the total over keys).
 	total bool
+	// budget is the pool's token budget; nil = none.
+	budget *tokenBudget
 }
 
 func newPool(p *spec.Pool) *pool {
-	pl := &pool{name: p.Name, sem: newSemaphore(p.Concurrency)}
+	pl := &pool{name: p.Name, sem: newSemaphore(p.Concurrency), budget: newTokenBudget("pool "+p.Name, p.Budget)}
 	if ps := p.Rate.PerSecond(); ps > 0 {
 		burst := p.Burst
 		if burst <= 0 {
@@ -85,10 +87,14 @@ func newPool(p *spec.Pool) *pool {
 type limits struct {
 	global *semaphore
 	pools  map[string]*pool
+	// run and providers are the token budgets (see setBudgets); nil = none.
+	run        *tokenBudget
+	providers  map[string]*tokenBudget
+	parentless bool // the limits of a top-level run
 }
 
 func newLimits(concurrency int, pools []*spec.Pool) *limits {
-	l := &limits{global: newSemaphore(concurrency), pools: make(map[string]*pool, len(pools))}
+	l := &limits{global: newSemaphore(concurrency), pools: make(map[string]*pool, len(pools)), parentless: true}
 	for _, p := range pools {
 		l.pools[p.Name] = newPool(p)
 	}
@@ -98,7 +104,11 @@ func newLimits(concurrency int, pools []*spec.Pool) *limits {
 // child returns the limits of a subgraph: the parent's global cap and
 // pools, plus the child's own pools where the parent has none of that name.
 func (l *limits) child(pools []*spec.Pool) *limits {
-	c := &limits{global: l.global, pools: make(map[string]*pool, len(l.pools)+len(pools))}
+	c := &limits{global: l.global, pools: make(map[string]*pool, len(l.pools)+len(pools)), run: l.run,
+		providers: make(map[string]*tokenBudget, len(l.providers))}
+	for n, b := range l.providers {
+		c.providers[n] = b
+	}
 	for n, p := range l.pools {
 		c.pools[n] = p
 	}

@@ -89,6 +89,9 @@ type Result struct {
 	InterruptNode    string
 	InterruptIndex   int
 	InterruptMessage string
+	// Budgets are the token budgets' usage against their limits (SPEC
+	// §9.9), the run's first; nil when the workflow declares none.
+	Budgets []BudgetUsage
 }
 
 // Interrupt is one interrupt a run waits at (SPEC §9.4).
@@ -384,6 +387,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	} else {
 		r.lim = r.lim.child(g.wf.Pools)
 	}
+	r.lim.setBudgets(g.wf)
 	r.caps = make([]caps, len(g.nodes))
 	for i, n := range g.nodes {
 		r.caps[i] = r.nodeCaps(n)
@@ -1087,6 +1091,7 @@ func (r *run) checkpoint(ctx context.Context) error {
 // finish ends the run: records the status and emits run_end.
 func (r *run) finish(ctx context.Context, status store.Status, err error) (*Result, error) {
 	res := &Result{RunID: r.id, Workflow: r.g.wf.Name, Status: status, Steps: r.step, InterruptIndex: -1}
+	res.Budgets = r.lim.budgetUsage()
 	if r.state != nil {
 		res.State = r.red.value(r.state).(map[string]any)
 	}

@@ -45,6 +45,7 @@ var (
 	mcpKeys      = blockKeys(BlockMCP)
 	perKeyKeys   = blockKeys(BlockPerKey)
 	poolRefKeys  = blockKeys(BlockPoolRef)
+	budgetKeys   = blockKeys(BlockBudget)
 )
 
 func blockKeys(name string) []string {
@@ -407,6 +408,30 @@ func (d *decoder) config(n *yaml.Node) {
 			c.MaxValueBytes = n
 		}
 	}
+	if v := o.get("budget"); v != nil {
+		c.Budget = d.budget(v, "config.budget")
+	}
+}
+
+// budget decodes a token budget.
+func (d *decoder) budget(n *yaml.Node, what string) *Budget {
+	b := &Budget{Pos: posOf(n)}
+	o := d.object(n, what, budgetKeys)
+	if v := o.get("tokens"); v == nil {
+		d.errorf(posOf(n), CodeMissingKey, "add e.g. `tokens: 200000`", "%s: missing required key `tokens`", what)
+	} else if i, ok := d.integer(v, what+": tokens", 1); ok {
+		b.Tokens = int64(i)
+	}
+	if v := o.get("on_exhausted"); v != nil {
+		if s, ok := d.str(v, what+": on_exhausted"); ok {
+			if s != BudgetFail && s != BudgetWait {
+				d.errorf(posOf(v), CodeBadValue, didYouMean(s, []string{BudgetFail, BudgetWait}), "%s: on_exhausted must be fail or wait, not %q", what, s)
+			} else {
+				b.OnExhausted = s
+			}
+		}
+	}
+	return b
 }
 
 // byteSize decodes a positive byte size: an integer or a string like
@@ -522,6 +547,9 @@ func (d *decoder) pool(p pair) {
 	if v := o.get("per_key"); v != nil {
 		pl.PerKey = d.poolLimits(v, what+": per_key")
 	}
+	if v := o.get("budget"); v != nil {
+		pl.Budget = d.budget(v, what+": budget")
+	}
 	d.w.Pools = append(d.w.Pools, pl)
 }
 
@@ -627,6 +655,12 @@ func (d *decoder) provider(p pair) {
 	}
 	if v := o.get("pool"); v != nil {
 		pr.Pool, _ = d.name(v, what+": pool")
+	}
+	if v := o.get("budget"); v != nil {
+		pr.Budget = d.budget(v, what+": budget")
+	}
+	if v := o.get("fallbacks"); v != nil {
+		pr.Fallbacks = d.names(v, what+": fallbacks")
 	}
 	d.w.Providers = append(d.w.Providers, pr)
 }

@@ -42,6 +42,7 @@ const (
 	BlockMCP      = "mcp_server"
 	BlockPerKey   = "pool_per_key"
 	BlockPoolRef  = "pool_ref"
+	BlockBudget   = "budget"
 )
 
 // Block is one mapping of the workflow format and the keys it accepts.
@@ -153,6 +154,8 @@ var Blocks = []Block{
 				Description: "Default retry policy of every node."},
 			{Name: "max_value_bytes", Types: []string{JSONInteger, JSONString}, Pattern: sizePattern, Positive: true, Default: "16MiB", Example: "64MiB",
 				Description: "Most bytes one template may render or build, and one expression may build (`1000`, `512KB`, `16MiB`); exceeding it fails the invocation with kind limit."},
+			{Name: "budget", Types: object, Block: BlockBudget,
+				Description: "Token budget of the run's llm_calls (counted per `lgx run` or `lgx resume` process); a call it cannot cover fails with kind budget."},
 		},
 	},
 	{
@@ -183,6 +186,18 @@ var Blocks = []Block{
 				Description: "Tokens the rate's bucket holds (default: the concurrency, at least 1)."},
 			{Name: "per_key", Types: object, Block: BlockPerKey,
 				Description: "Caps of each key's bucket for nodes that take the pool with a key (`pool: {name, key}`); the pool's own concurrency, rate and burst then cap the total over all keys. Without it each key gets the pool's caps and keys share no total."},
+			{Name: "budget", Types: object, Block: BlockBudget,
+				Description: "Token budget of the llm_calls taking the pool (the provider's pool included); a call it cannot cover fails with kind budget."},
+		},
+	},
+	{
+		Name:        BlockBudget,
+		Description: "A token budget. Before an llm_call, lgx reserves its `with.reserve` tokens, else `max_tokens` (default 4096) plus the prompt's bytes / 4; after it, the reservation is settled with the usage the provider reports.",
+		Fields: []BlockField{
+			{Name: "tokens", Types: integer, Positive: true, Required: true, Example: "200000",
+				Description: "Input plus output tokens allowed."},
+			{Name: "on_exhausted", Types: str, Enum: []any{BudgetFail, BudgetWait}, Default: BudgetWait, Example: BudgetFail,
+				Description: "A call whose reservation does not fit while others are in flight: wait for them to settle, or fail at once with kind budget. Once the settled usage alone leaves too little, the call fails with kind budget either way."},
 		},
 	},
 	{
@@ -221,6 +236,9 @@ var Blocks = []Block{
 				Description: "API key, treated as a secret; default: the kind's usual environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY)."},
 			{Name: "pool", Types: str, Format: FormatName, Example: "llm",
 				Description: "Pool every call to this provider takes a slot (and rate token) of."},
+			{Name: "budget", Types: object, Block: BlockBudget,
+				Description: "Token budget of every call to this provider; a call it cannot cover fails with kind budget."},
+
 		},
 	},
 	{

@@ -100,7 +100,26 @@ type Config struct {
 	// MaxValueBytes bounds every rendered template and evaluated
 	// expression (SPEC §9.6); 0 = nodes.DefaultMaxValueBytes.
 	MaxValueBytes int64
+	// Budget caps the tokens of the run's llm_calls; nil = none.
+	Budget *Budget
 }
+
+// Budget is a token budget (SPEC §9.9) on the run, a pool or a provider.
+type Budget struct {
+	Pos    Pos
+	Tokens int64
+	// OnExhausted is what a call does whose reservation does not fit while
+	// other calls are in flight: BudgetWait (the default: wait for them to
+	// settle) or BudgetFail (fail at once). Once settled usage alone leaves
+	// too little, a call fails with kind budget either way.
+	OnExhausted string
+}
+
+// Values of Budget.OnExhausted.
+const (
+	BudgetFail = "fail"
+	BudgetWait = "wait"
+)
 
 // Default values of Config and RetryPolicy (SPEC §1, §3.2).
 const (
@@ -154,6 +173,7 @@ type Pool struct {
 	// total over every key. Without it each key bucket gets the fields
 	// above and keys share no total (see docs/decisions.md).
 	PerKey *PoolLimits
+	Budget *Budget // tokens of the llm_calls taking the pool; nil = none
 }
 
 // PoolLimits are the caps of one key bucket of a keyed pool.
@@ -181,8 +201,12 @@ type Provider struct {
 	Model   string
 	BaseURL string
 	APIKey  string
-	Pool    Name // optional
-	Node    *yaml.Node
+	Pool    Name    // optional
+	Budget  *Budget // tokens of every call to this provider; nil = none
+	// Fallbacks are the providers asked, in order, when a call still
+	// fails with a retryable kind after its retries.
+	Fallbacks []Name
+	Node      *yaml.Node
 }
 
 // StateKey declares one key of the run state.
