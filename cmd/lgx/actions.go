@@ -60,6 +60,7 @@ func ghEscapeData(s string) string {
 type summaryView struct {
 	runView
 	path string
+	errW io.Writer // where a failure to write the summary is reported
 	now  func() time.Time
 
 	mu    sync.Mutex
@@ -69,8 +70,8 @@ type summaryView struct {
 	done  bool
 }
 
-func newSummaryView(inner runView, path string, now func() time.Time) *summaryView {
-	return &summaryView{runView: inner, path: path, now: now, m: newModel(), bad: map[string]bool{}}
+func newSummaryView(inner runView, path string, errW io.Writer, now func() time.Time) *summaryView {
+	return &summaryView{runView: inner, path: path, errW: errW, now: now, m: newModel(), bad: map[string]bool{}}
 }
 
 func (v *summaryView) Emit(e runner.Event) {
@@ -108,12 +109,12 @@ func (v *summaryView) Close() {
 	v.done = true
 	f, err := os.OpenFile(v.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "lgx: job summary: %v\n", err)
+		fmt.Fprintf(v.errW, "lgx: job summary: %v\n", err)
 		return
 	}
 	defer f.Close()
 	if _, err := io.WriteString(f, v.markdown()); err != nil {
-		fmt.Fprintf(os.Stderr, "lgx: job summary: %v\n", err)
+		fmt.Fprintf(v.errW, "lgx: job summary: %v\n", err)
 	}
 }
 

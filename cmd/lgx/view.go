@@ -47,7 +47,7 @@ func (a *app) progressView() runView {
 		v = pv
 	}
 	if path := a.ios.env("GITHUB_STEP_SUMMARY"); path != "" && a.inActions() {
-		v = newSummaryView(v, path, time.Now)
+		v = newSummaryView(v, path, a.ios.Err, time.Now)
 	}
 	return v
 }
