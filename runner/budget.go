@@ -3,7 +3,9 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -186,20 +188,21 @@ func (c *call) ReserveTokens(ctx context.Context, provider string, tokens int) (
 }
 
 // callPools are the pools whose budgets a call to provider spends: those
-// the invocation takes, and the provider's pool (a fallback provider's pool
-// is not among the node's).
+// the node names and provider's pool (for a fallback, the fallback's).
 func (c *call) callPools(provider string) []*pool {
-	out := append([]*pool(nil), c.caps.pools...)
-	if p := c.r.g.providers[provider]; p != nil && p.pool != "" {
-		if pl, ok := c.r.lim.pools[p.pool]; ok {
-			found := false
-			for _, x := range out {
-				found = found || x == pl
-			}
-			if !found {
-				out = append(out, pl)
-			}
+	var out []*pool
+	add := func(name string) {
+		if p, ok := c.r.lim.pools[name]; ok && !slices.Contains(out, p) {
+			out = append(out, p)
 		}
 	}
+	for _, p := range c.n.spec.Pools {
+		add(p.Value)
+	}
+	if p := c.r.g.providers[provider]; p != nil && p.pool != "" {
+		add(p.pool)
+	}
+	// One order for every call, so that waiting calls cannot deadlock.
+	slices.SortFunc(out, func(a, b *pool) int { return strings.Compare(a.name, b.name) })
 	return out
 }

@@ -79,6 +79,8 @@ type node struct {
 	// the key's compiled value; "" and nil when none.
 	keyPool string
 	poolKey cval
+	// fallbacks are the providers an llm_call falls back to, in order.
+	fallbacks []string
 	// instant: the type does no work (set, interrupt); it runs inline.
 	instant bool
 	// wantsData: the type reads Invocation.Data (the template data root).
@@ -201,6 +203,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 	}
 	for _, n := range g.nodes {
 		n.poolNames = g.poolNames(n)
+		n.fallbacks = g.fallbackChain(n)
 	}
 	if err := g.compileEdges(); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ const (
 	EventNodeEnd    = "node_end"
 	EventNodeError  = "node_error"
 	EventRetry      = "retry"
+	EventFallback   = "fallback" // an llm_call goes to its next provider (Message says which; Kind, Error why)
 	EventToken      = "token"
 	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
 	EventBudget     = "budget"     // an llm_call settled its tokens with a budget (Budget, Tokens, Used, Limit)

@@ -204,7 +204,7 @@ func (c *call) run(ctx context.Context, item any) (any, int, error) {
 		c.kcaps.key = key
 		cp = &c.kcaps
 	}
-	return r.attempts(ctx, c.ac, n, cp, &c.inv, c.onWait)
+	return c.withFallbacks(ctx, cp)
 }
 
 // attempts runs inv under caps until it succeeds, fails for good, or the

@@ -238,7 +238,8 @@ var Blocks = []Block{
 				Description: "Pool every call to this provider takes a slot (and rate token) of."},
 			{Name: "budget", Types: object, Block: BlockBudget,
 				Description: "Token budget of every call to this provider; a call it cannot cover fails with kind budget."},
-
+			{Name: "fallbacks", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[backup]",
+				Description: "Providers asked in order when a call still fails with a retryable kind (network, timeout, 429, 5xx) after its retries; each under its own pool and budget. result.provider names the one that answered."},
 		},
 	},
 	{

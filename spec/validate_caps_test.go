@@ -78,3 +78,33 @@ edges:
 		t.Fatalf("diagnostics %v", ds)
 	}
 }
+
+// Provider fallbacks: declared, not the provider itself, no cycle.
+func TestFallbackValidation(t *testing.T) {
+	tests := []struct {
+		name, providers, want string
+	}{
+		{"fine", "main: {kind: openai, fallbacks: [backup]}\n  backup: {kind: anthropic, fallbacks: local}\n  local: {kind: openai}", ""},
+		{"unknown", "main: {kind: openai, fallbacks: [bakup]}\n  backup: {kind: openai}", `unknown fallback provider "bakup"`},
+		{"itself", "main: {kind: openai, fallbacks: [main]}", "falls back to itself"},
+		{"cycle", "a: {kind: openai, fallbacks: [b]}\n  b: {kind: openai, fallbacks: [c]}\n  c: {kind: openai, fallbacks: [a]}", "cycle: a → b → c → a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "lgx: 1\nname: t\nproviders:\n  " + tt.providers + "\nstate: {}\nnodes:\n  f: {type: set, with: {}}\nedges:\n  - {from: START, to: f}\n"
+			w, ds := Load("t.yaml", []byte(src))
+			if !ds.HasErrors() {
+				ds = append(ds, Validate(w)...)
+			}
+			if tt.want == "" {
+				if ds.HasErrors() {
+					t.Fatalf("diagnostics: %v", ds)
+				}
+				return
+			}
+			if len(ds) != 1 || !strings.Contains(ds[0].Message, tt.want) {
+				t.Fatalf("diagnostics %v, want one containing %q", ds, tt.want)
+			}
+		})
+	}
+}
