@@ -71,6 +71,11 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 // suggested for it.
 func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string, durable bool) error {
 	code := runner.ExitCode(res, runErr)
+	if res != nil {
+		for _, b := range res.Budgets { // token budgets: usage against limit (SPEC §9.9)
+			fmt.Fprintf(a.ios.Err, "budget %s: %d of %d tokens used\n", b.Name, b.Used, b.Limit)
+		}
+	}
 	runID := ""
 	if res != nil && durable {
 		runID = res.RunID
