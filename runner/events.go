@@ -48,7 +48,7 @@ type Event struct {
 	DelayMS    int64  `json:"delay_ms,omitempty"` // retry: delay before the next attempt
 	DurationMS int64  `json:"duration_ms,omitempty"`
 	Token      string `json:"token,omitempty"`
-	Waiting    string `json:"waiting,omitempty"` // wait: "global", "node", "pool NAME" or "rate NAME"
+	Waiting    string `json:"waiting,omitempty"` // wait: "global", "node", "pool NAME", "rate NAME", "pool NAME key K", "rate NAME key K" or "budget NAME"
 	Message    string `json:"message,omitempty"` // interrupt: the message
 
 	// budget: the budget ("run", "pool NAME", "provider NAME"), the tokens
