@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/google/jsonschema-go/jsonschema"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/lgx-run/lgx/nodes/llm"
 )
@@ -443,8 +442,10 @@ func llmResult(resp *llm.Response, prep *llmPrepared) (any, error) {
 		}
 		calls[i] = map[string]any{"id": tc.ID, "name": tc.Name, "arguments": args}
 	}
+	// No id: the runner gives a message written to state without one an
+	// id derived from the invocation's path (SPEC §9.6), so a replay or a
+	// resume produces the same state; a random id here would not.
 	message := map[string]any{
-		"id":         "msg_" + ulid.Make().String(),
 		"role":       "assistant",
 		"content":    resp.Content,
 		"tool_calls": calls,
