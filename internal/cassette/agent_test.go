@@ -65,7 +65,6 @@ edges:
   - {from: act, to: model}
 `
 
-
 // tokenLog keeps the token events of a run, in order per path.
 type tokenLog struct {
 	mu     sync.Mutex
