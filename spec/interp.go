@@ -53,8 +53,8 @@ type InterpError struct {
 func (e *InterpError) Error() string { return e.Msg }
 
 // ParseInterpolation splits s at `${{` … `}}`. The closing `}}` is the first
-// one that is not inside a quoted string literal of the expression, so
-// `${{ {"a": {"b": 1}} }}` works as long as maps are separated by a space.
+// one outside the expression's quoted string literals and map literals, so
+// `${{ {a: {b: 1}} }}` and `${{ {a: 1}}}` work.
 func ParseInterpolation(s string) (Interpolation, error) {
 	var in Interpolation
 	pos := 0
@@ -87,9 +87,11 @@ func ParseInterpolation(s string) (Interpolation, error) {
 }
 
 // closingBraces finds the index of the `}}` that closes an expression
-// starting at from, skipping quoted strings; -1 if there is none.
+// starting at from, skipping quoted strings and the braces of map literals;
+// -1 if there is none.
 func closingBraces(s string, from int) int {
 	var quote byte
+	depth := 0 // open map literals
 	for i := from; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -101,6 +103,10 @@ func closingBraces(s string, from int) int {
 			}
 		case c == '"' || c == '\'' || c == '`':
 			quote = c
+		case c == '{':
+			depth++
+		case c == '}' && depth > 0:
+			depth--
 		case c == '}' && i+1 < len(s) && s[i+1] == '}':
 			return i
 		}

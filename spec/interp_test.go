@@ -19,6 +19,12 @@ func TestParseInterpolation(t *testing.T) {
 			{Text: "Source: "}, {Text: "url", IsExpr: true, Offset: 12}, {Text: "\n", Offset: 18}, {Text: "result.body", IsExpr: true, Offset: 23},
 		}},
 		{in: `${{ "}}" + x }}`, want: []Segment{{Text: `"}}" + x`, IsExpr: true, Offset: 4}}, single: true},
+		{in: "${{ {a: {b: 1}} }}", want: []Segment{{Text: "{a: {b: 1}}", IsExpr: true, Offset: 4}}, single: true},
+		{in: "${{ {a: 1}}}", want: []Segment{{Text: "{a: 1}", IsExpr: true, Offset: 4}}, single: true},
+		{in: "${{ {a: {b: '}}'}} }} and ${{ x }}", want: []Segment{
+			{Text: "{a: {b: '}}'}}", IsExpr: true, Offset: 4}, {Text: " and ", Offset: 21}, {Text: "x", IsExpr: true, Offset: 30},
+		}},
+		{in: "${{ {a: 1 }}", err: true},
 		{in: "${{ x", err: true},
 		{in: "${{   }}", err: true},
 	}
