@@ -526,24 +526,7 @@ func (d *decoder) pool(p pair) {
 	pl := &Pool{Name: name, Pos: posOf(p.key)}
 	what := "pool " + name
 	o := d.object(p.value, what, poolKeys)
-	if v := o.get("concurrency"); v != nil {
-		pl.Concurrency, _ = d.integer(v, what+": concurrency", 1)
-	}
-	if v := o.get("rate"); v != nil {
-		if s, ok := d.str(v, what+": rate"); ok {
-			r, err := ParseRate(s)
-			if err != nil {
-				d.errorf(posOf(v), CodeBadRate, "write N/s, N/min or N/h, e.g. 60/min", "%s: %v", what, err)
-			}
-			pl.Rate = r
-		}
-	}
-	pl.Burst = max(1, pl.Concurrency)
-	if v := o.get("burst"); v != nil {
-		if b, ok := d.integer(v, what+": burst", 1); ok {
-			pl.Burst = b
-		}
-	}
+	pl.Concurrency, pl.Rate, pl.Burst = d.caps(o, what, "60/min")
 	if v := o.get("per_key"); v != nil {
 		pl.PerKey = d.poolLimits(v, what+": per_key")
 	}
@@ -557,25 +540,32 @@ func (d *decoder) pool(p pair) {
 func (d *decoder) poolLimits(n *yaml.Node, what string) *PoolLimits {
 	pl := &PoolLimits{Pos: posOf(n)}
 	o := d.object(n, what, perKeyKeys)
+	pl.Concurrency, pl.Rate, pl.Burst = d.caps(o, what, "2/s")
+	return pl
+}
+
+// caps decodes the concurrency, rate and burst of a pool or of its per_key
+// block; burst defaults to max(1, concurrency).
+func (d *decoder) caps(o *keyMap, what, rateExample string) (concurrency int, rate Rate, burst int) {
 	if v := o.get("concurrency"); v != nil {
-		pl.Concurrency, _ = d.integer(v, what+": concurrency", 1)
+		concurrency, _ = d.integer(v, what+": concurrency", 1)
 	}
 	if v := o.get("rate"); v != nil {
 		if s, ok := d.str(v, what+": rate"); ok {
 			r, err := ParseRate(s)
 			if err != nil {
-				d.errorf(posOf(v), CodeBadRate, "write N/s, N/min or N/h, e.g. 2/s", "%s: %v", what, err)
+				d.errorf(posOf(v), CodeBadRate, "write N/s, N/min or N/h, e.g. "+rateExample, "%s: %v", what, err)
 			}
-			pl.Rate = r
+			rate = r
 		}
 	}
-	pl.Burst = max(1, pl.Concurrency)
+	burst = max(1, concurrency)
 	if v := o.get("burst"); v != nil {
 		if b, ok := d.integer(v, what+": burst", 1); ok {
-			pl.Burst = b
+			burst = b
 		}
 	}
-	return pl
+	return concurrency, rate, burst
 }
 
 // nodePools decodes a node's `pool:`: a name, a keyed pool {name: P, key:
