@@ -245,6 +245,20 @@ func waitForRunID(t *testing.T, stderr *syncBuffer) string {
 // store holds, and the run's recorded status.
 func recordedItems(t *testing.T, db, runID string) (map[string]bool, store.Status) {
 	t.Helper()
+	run, invs := loadRecords(t, db, runID)
+	rec := map[string]bool{}
+	for _, inv := range invs {
+		if inv.Status == store.InvocationOK && inv.Node == "post" {
+			rec[fmt.Sprint(inv.Index+1)] = true
+		}
+	}
+	return rec, run.Status
+}
+
+// loadRecords reads a run (its status as readers see it) and its
+// invocation records from the SQLite store at db.
+func loadRecords(t *testing.T, db, runID string) (*store.Run, []*store.Invocation) {
+	t.Helper()
 	s, err := store.OpenSQLite(db)
 	if err != nil {
 		t.Fatal(err)
@@ -258,16 +272,7 @@ func recordedItems(t *testing.T, db, runID string) (map[string]bool, store.Statu
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := map[string]bool{}
-	for _, inv := range invs {
-		if inv.Status != store.InvocationOK {
-			continue
-		}
-		if inv.Node == "post" {
-			rec[fmt.Sprint(inv.Index+1)] = true
-		}
-	}
-	return rec, run.Status
+	return run, invs
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -548,19 +553,7 @@ func recordedUnder(recorded map[string]bool, path string) bool {
 // finished, and the run's status as readers see it.
 func recordedPaths(t *testing.T, db, runID string) (map[string]bool, store.Status) {
 	t.Helper()
-	s, err := store.OpenSQLite(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	run, err := s.GetRun(context.Background(), runID)
-	if err != nil {
-		t.Fatalf("run %s not recorded: %v", runID, err)
-	}
-	invs, err := s.Invocations(context.Background(), runID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run, invs := loadRecords(t, db, runID)
 	rec := map[string]bool{}
 	for _, inv := range invs {
 		if inv.Status == store.InvocationOK {
