@@ -84,6 +84,6 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 	f.StringVar(&node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
 	f.BoolVar(&empty, "empty", false, "answer the waiting interrupt with no values ({})")
 	a.addOutputFlags(cmd, &out)
-	f.StringVar(&st.kind, "store", "sqlite", "the store the run was recorded in: sqlite (runs made with --store memory are not kept)")
+	f.StringVar(&st.kind, "store", "", "the store the run was recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
 	return cmd
 }

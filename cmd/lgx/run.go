@@ -85,7 +85,7 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 	f.StringVar(&inputFile, "input-file", "", "read inputs from a JSON or YAML object `file`")
 	a.addOutputFlags(cmd, &out)
 	f.IntVar(&concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
-	f.StringVar(&st.kind, "store", "sqlite", "where to record the run: sqlite or memory")
+	f.StringVar(&st.kind, "store", "", "where to record the run: sqlite:PATH, memory or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME)")
 	f.StringVar(&cas.record, "record", "", "write every HTTP request and response to the cassette `file` (YAML)")
 	f.StringVar(&cas.replay, "replay", "", "answer every HTTP request from the cassette `file`; send nothing")
 	return cmd

@@ -34,7 +34,7 @@ func (a *app) runsCmd() *cobra.Command {
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&format, "output", "o", "text", "format: text or json")
-	pf.StringVar(&st.kind, "store", "sqlite", "the store to read: sqlite (runs made with --store memory are not kept)")
+	pf.StringVar(&st.kind, "store", "", "the store to read: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -375,7 +375,7 @@ func oneLine(s string, n int) string {
 // later command can never find a run there: asking for it is a mistake
 // worth naming rather than an empty list.
 func (f storeFlag) openRecorded() (store.Store, error) {
-	if f.kind == "memory" {
+	if f.url() == "memory" {
 		return nil, usageErrf("--store memory: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)")
 	}
 	return f.open()

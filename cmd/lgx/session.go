@@ -13,27 +13,35 @@ import (
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
+	_ "github.com/lgx-run/lgx/store/postgres" // registers postgres:// with store.Open
 )
 
-// storeFlag selects where runs are recorded.
+// storeFlag selects where runs are recorded: --store URL, else $LGX_STORE,
+// else the SQLite file under $LGX_HOME (SPEC §9.8).
 type storeFlag struct {
-	kind string // sqlite | memory
+	kind string // the --store URL as given; "" when the flag was not set
 }
 
-// open returns the run store: SQLite under $LGX_HOME by default, or memory.
-func (f storeFlag) open() (store.Store, error) {
-	switch f.kind {
-	case "memory":
-		return store.NewMemory(), nil
-	case "sqlite", "":
-		path, err := store.DefaultPath()
-		if err != nil {
-			return nil, err
-		}
-		return store.OpenSQLite(path)
-	default:
-		return nil, usageErrf("--store must be sqlite or memory, not %q", f.kind)
+// url returns the store URL in effect.
+func (f storeFlag) url() string {
+	if f.kind != "" {
+		return f.kind
 	}
+	return os.Getenv("LGX_STORE")
+}
+
+// open returns the run store the URL names: sqlite:PATH (or sqlite, the
+// default file), memory, or postgres://….
+func (f storeFlag) open() (store.Store, error) {
+	st, err := store.Open(context.Background(), f.url())
+	if errors.Is(err, store.ErrBadStoreURL) {
+		src := "--store"
+		if f.kind == "" {
+			src = "LGX_STORE"
+		}
+		return nil, usageErr(fmt.Errorf("%s: %w", src, err))
+	}
+	return st, err
 }
 
 // signalContext returns a context cancelled by the first SIGINT or
