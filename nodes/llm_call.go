@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -153,7 +154,15 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 			return nil, err
 		}
 	}
+	rep, _ := inv.Host.(GenAIReporter)
+	var started time.Time
+	if rep != nil {
+		started = time.Now()
+	}
 	resp, err := client.Complete(ctx, req, inv.Host.Token)
+	if rep != nil {
+		rep.ReportGenAI(llmGenAI(prov, req, resp, err, started))
+	}
 	if err != nil {
 		// A failed call reports no usage; its reservation is given back.
 		settle(0)
@@ -165,6 +174,22 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 		m["provider"] = prov.Name
 	}
 	return res, err
+}
+
+// llmGenAI describes a finished call for a GenAIReporter.
+func llmGenAI(prov *Provider, req llm.Request, resp *llm.Response, err error, started time.Time) GenAIInfo {
+	g := GenAIInfo{Provider: prov.Kind, RequestModel: req.Model, MaxTokens: req.MaxTokens,
+		Temperature: req.Temperature, Started: started, Ended: time.Now()}
+	if b, merr := json.Marshal(map[string]any{"system": req.System, "messages": req.Messages}); merr == nil {
+		g.Prompt = string(b)
+	}
+	if err != nil {
+		g.Error = err.Error()
+		return g
+	}
+	g.ResponseModel, g.FinishReason, g.Completion = resp.Model, resp.FinishReason, resp.Content
+	g.InputTokens, g.OutputTokens = resp.Usage.InputTokens, resp.Usage.OutputTokens
+	return g
 }
 
 // TokenBudgets is implemented by a Host that enforces token budgets

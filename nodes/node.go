@@ -7,6 +7,7 @@ package nodes
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // Field documents one `with` input or one result field of a type.
@@ -150,6 +151,32 @@ type Host interface {
 	// RunSubgraph runs a child workflow (path relative to the parent file)
 	// sharing the parent's caps, and returns its final state.
 	RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error)
+}
+
+// GenAIInfo describes one model call for observers (tracing): what was
+// asked of which provider, what came back and when. Prompt and Completion
+// are raw and may hold secrets; the runner redacts them before anyone sees
+// them.
+type GenAIInfo struct {
+	Provider      string // the provider's kind: openai | anthropic
+	RequestModel  string
+	ResponseModel string
+	MaxTokens     int
+	Temperature   *float64
+	InputTokens   int
+	OutputTokens  int
+	FinishReason  string
+	Started       time.Time
+	Ended         time.Time
+	Prompt        string // the system prompt and messages as JSON
+	Completion    string
+	Error         string
+}
+
+// GenAIReporter is implemented by a Host that observes model calls
+// (llm_call reports each call it makes).
+type GenAIReporter interface {
+	ReportGenAI(GenAIInfo)
 }
 
 // Provider is a resolved LLM endpoint.

@@ -1,6 +1,10 @@
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/lgx-run/lgx/nodes"
+)
 
 // Event names (SPEC §7 `--stream events`). Every event carries Event, Run
 // and TS; the others are set where they apply.
@@ -66,6 +70,11 @@ type Event struct {
 	// Options.StepState: `--stream values`) or, in run_end, the output keys.
 	State  map[string]any `json:"state,omitempty"`
 	Status string         `json:"status,omitempty"` // run_end: completed|failed|cancelled|interrupted
+
+	// GenAI describes the last model call of an llm_call invocation
+	// (node_end, node_error), for tracing; Prompt and Completion are
+	// redacted. Not part of the event stream.
+	GenAI *nodes.GenAIInfo `json:"-"`
 }
 
 // Sink receives a run's events. Emit is called from the executor's

@@ -59,6 +59,16 @@ func (c *call) emitToken(text string) {
 	c.r.emit(ev)
 }
 
+// ReportGenAI keeps a model call's report for the invocation's node_end
+// event, its prompt and completion redacted. Without a sink it is dropped.
+func (c *call) ReportGenAI(g nodes.GenAIInfo) {
+	if c.r.sink == nil {
+		return
+	}
+	g.Prompt, g.Completion, g.Error = c.r.red.str(g.Prompt), c.r.red.str(g.Completion), c.r.red.str(g.Error)
+	c.genai = &g
+}
+
 // Provider returns a provider resolved at run start (env and secret
 // expressions evaluated, the kind's API key env var as default).
 func (c *call) Provider(name string) (*nodes.Provider, error) {

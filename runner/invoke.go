@@ -35,6 +35,8 @@ type call struct {
 	ac   *attemptCtx // the calling goroutine's; nil: a context per attempt
 	// kcaps is caps with this invocation's pool key (keyed pools only).
 	kcaps caps
+	// genai is the last model call's report (only when events are sent).
+	genai *nodes.GenAIInfo
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -152,6 +154,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		if res.err != nil {
 			ev.Error, ev.Kind = res.err.Error(), string(res.kind)
 		}
+		ev.GenAI = c.genai
 		if len(res.writes) > 0 {
 			ev.Writes = make(map[string]any, len(res.writes))
 			for _, w := range res.writes {

@@ -1,0 +1,295 @@
+package tracing
+
+import (
+	"context"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lgx-run/lgx/internal/llmtest"
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+// receiver is an in-process OTLP/HTTP trace endpoint keeping every span
+// and the raw bodies it was sent.
+type receiver struct {
+	mu     sync.Mutex
+	spans  []*tracepb.Span
+	bodies [][]byte
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil || r.URL.Path != "/v1/traces" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	var req coltrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(body, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	rc.bodies = append(rc.bodies, body)
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			rc.spans = append(rc.spans, ss.Spans...)
+		}
+	}
+	rc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+	_, _ = w.Write(b)
+}
+
+func attrs(s *tracepb.Span) map[string]any {
+	m := map[string]any{}
+	for _, kv := range s.Attributes {
+		m[kv.Key] = value(kv.Value)
+	}
+	return m
+}
+
+func value(v *commonpb.AnyValue) any {
+	switch x := v.Value.(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_ArrayValue:
+		var out []any
+		for _, e := range x.ArrayValue.Values {
+			out = append(out, value(e))
+		}
+		return out
+	}
+	return nil
+}
+
+const secret = "s3cr3t-TOKEN-9f8e7d"
+
+// The workflow fans out over two documents with an llm_call that retries
+// once and is sent a secret, then waits at an interrupt; the run is
+// resumed to completion.
+const workflowSrc = `
+lgx: 1
+name: traced
+secrets: [LGX_TEST_TOKEN]
+providers:
+  default: {kind: openai, model: gpt-test, base_url: "BASE", api_key: test-key}
+state:
+  docs: {type: list}
+  sums: {type: list, reducer: append, default: []}
+  ok: {type: any}
+nodes:
+  summarise:
+    type: llm_call
+    for_each: ${{ state.docs }}
+    as: doc
+    retry: {attempts: 2, backoff: 1ms, max_backoff: 2ms}
+    with:
+      prompt: "key ${{ secrets.LGX_TEST_TOKEN }}: ${{ doc }}"
+      max_tokens: 50
+    output: {sums: "${{ result.content }}"}
+  approve:
+    type: interrupt
+    with: {message: "approve?"}
+    output: {ok: "${{ result }}"}
+edges:
+  - {from: START, to: summarise}
+  - {from: summarise, to: approve}
+`
+
+func TestSpansOverOTLP(t *testing.T) {
+	rc := &receiver{}
+	collector := httptest.NewServer(rc)
+	defer collector.Close()
+	llm := llmtest.New(t)
+	llm.Enqueue(llmtest.Reply{Status: 503, ErrorMessage: "overloaded"})
+	llm.SetResponder(func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Text: "summary mentioning " + secret, Usage: &llmtest.Usage{InputTokens: 7, OutputTokens: 3}, Model: "gpt-test-2026"}
+	})
+
+	// The exporter reads the process environment itself.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "lgx-test")
+	t.Setenv("LGX_TRACE_CONTENT", "1")
+	ctx := context.Background()
+	p, err := FromEnv(ctx, os.Getenv)
+	if err != nil || p == nil {
+		t.Fatalf("FromEnv: %v, %v", p, err)
+	}
+	w, ds := spec.Load("traced.yaml", []byte(strings.ReplaceAll(workflowSrc, "BASE", llm.OpenAIURL())))
+	if ds.HasErrors() {
+		t.Fatal(ds.Errors())
+	}
+	g, err := runner.Compile(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	client := &http.Client{Transport: p.Transport(nil)}
+	opts := runner.Options{Store: st, Sink: p.Sink(), HTTPClient: client, Environ: []string{"LGX_TEST_TOKEN=" + secret},
+		Inputs: map[string]any{"docs": []any{"first", "second"}}}
+	res, err := runner.Run(ctx, g, opts)
+	if err != nil || res.Status != store.StatusInterrupted {
+		t.Fatalf("run: %v %v", res, err)
+	}
+	opts.Inputs = nil
+	opts.Answer = runner.Answer{Values: map[string]any{"yes": true}}
+	if res2, err := runner.Resume(ctx, st, res.RunID, opts); err != nil || res2.Status != store.StatusCompleted {
+		t.Fatalf("resume: %v %v", res2, err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, b := range rc.bodies {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("a span carries the secret")
+		}
+	}
+	wantTrace := TraceID(res.RunID)
+	byID := map[string]*tracepb.Span{}
+	var runs, chats, items []*tracepb.Span
+	for _, s := range rc.spans {
+		byID[hex.EncodeToString(s.SpanId)] = s
+	}
+	for _, s := range rc.spans {
+		a := attrs(s)
+		switch {
+		case strings.HasPrefix(s.Name, "invoke_workflow "):
+			runs = append(runs, s)
+		case strings.HasPrefix(s.Name, "chat "):
+			chats = append(chats, s)
+		case s.Name == "summarise":
+			items = append(items, s)
+		}
+		// otelhttp client spans are traces of their own (see docs/tracing.md).
+		if _, isHTTP := a["http.request.method"]; !isHTTP && string(s.TraceId) != string(wantTrace[:]) {
+			t.Errorf("span %q in trace %x, want %x (derived from the run id)", s.Name, s.TraceId, wantTrace)
+		}
+	}
+	if len(runs) != 2 {
+		t.Fatalf("run spans %d, want 2 (the run and its resume): %v", len(runs), names(rc.spans))
+	}
+	for _, r := range runs {
+		a := attrs(r)
+		if r.Name != "invoke_workflow traced" || a[keyOperationName] != "invoke_workflow" || a[keyRunID] != res.RunID || len(r.ParentSpanId) != 0 {
+			t.Errorf("run span %q %v parent %x", r.Name, a, r.ParentSpanId)
+		}
+	}
+	if len(items) != 2 {
+		t.Fatalf("summarise spans %d, want 2 (fan-out): %v", len(items), names(rc.spans))
+	}
+	retried := 0
+	for _, s := range items {
+		a := attrs(s)
+		parent := byID[hex.EncodeToString(s.ParentSpanId)]
+		if parent == nil || !strings.HasPrefix(parent.Name, "invoke_workflow") {
+			t.Errorf("item span's parent is %v, want the run", parent)
+		}
+		if a[keyNode] != "summarise" || a[keyOutcome] != "ok" || a[keyStep] != int64(1) || !strings.Contains(a[keyPath].(string), "summarise[") {
+			t.Errorf("item attributes %v", a)
+		}
+		if _, ok := a[keyIndex]; !ok {
+			t.Errorf("item attributes lack %s: %v", keyIndex, a)
+		}
+		for _, ev := range s.Events {
+			if ev.Name == "retry" {
+				retried++
+				ea := map[string]any{}
+				for _, kv := range ev.Attributes {
+					ea[kv.Key] = value(kv.Value)
+				}
+				if _, ok := ea[keyDelayMS]; !ok || ea[keyErrorType] == "" || !strings.Contains(ea[keyReason].(string), "overloaded") {
+					t.Errorf("retry event attributes %v", ea)
+				}
+				if a[keyAttempts] != int64(2) {
+					t.Errorf("retried item attempts %v, want 2", a[keyAttempts])
+				}
+			}
+		}
+	}
+	if retried != 1 {
+		t.Errorf("retry events %d, want 1", retried)
+	}
+	if len(chats) != 2 {
+		t.Fatalf("chat spans %d, want 2: %v", len(chats), names(rc.spans))
+	}
+	for _, c := range chats {
+		a := attrs(c)
+		parent := byID[hex.EncodeToString(c.ParentSpanId)]
+		if parent == nil || parent.Name != "summarise" {
+			t.Errorf("chat span's parent %v, want an invocation", parent)
+		}
+		want := map[string]any{keyOperationName: "chat", keyProviderName: "openai", keyRequestModel: "gpt-test",
+			keyResponseModel: "gpt-test-2026", keyUsageInputTokens: int64(7), keyUsageOutputTokens: int64(3), keyRequestMaxTokens: int64(50)}
+		for k, v := range want {
+			if a[k] != v {
+				t.Errorf("chat %s = %v, want %v", k, a[k], v)
+			}
+		}
+		if c.Name != "chat gpt-test" || c.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+			t.Errorf("chat span %q kind %v", c.Name, c.Kind)
+		}
+		fr, _ := a[keyResponseFinish].([]any)
+		if len(fr) != 1 || fr[0] != "stop" {
+			t.Errorf("finish reasons %v", a[keyResponseFinish])
+		}
+		// Content is opted in here; the secret in it is redacted.
+		if in, _ := a[keyInputMessages].(string); !strings.Contains(in, "***") {
+			t.Errorf("input messages %q: want the secret redacted", in)
+		}
+		if out, _ := a[keyOutputMessages].(string); out != "summary mentioning ***" {
+			t.Errorf("output messages %q", out)
+		}
+	}
+}
+
+func names(spans []*tracepb.Span) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func TestFromEnvOff(t *testing.T) {
+	p, err := FromEnv(context.Background(), func(string) string { return "" })
+	if p != nil || err != nil {
+		t.Fatalf("no endpoint: got %v, %v; want tracing off", p, err)
+	}
+	env := map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1/v1/traces", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
+	if _, err := FromEnv(context.Background(), func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "http/json") {
+		t.Fatalf("unsupported protocol: %v", err)
+	}
+}
+
+func TestTraceIDIsStable(t *testing.T) {
+	a, b := TraceID("01J0RUN"), TraceID("01J0RUN")
+	if a != b || !a.IsValid() || a == TraceID("01J0OTHER") {
+		t.Fatalf("TraceID not a stable function of the run id: %v %v", a, b)
+	}
+}
