@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lgx-run/lgx/internal/tracing"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
@@ -152,10 +154,29 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	defer stop()
 	fmt.Fprintln(a.ios.Err, header)
 	sink, closeView := a.sinks(out)
+	client := nodes.NewHTTPClient(version)
+	// Traces when an OTLP endpoint is configured (docs/tracing.md). The
+	// exporter reads the OTEL_* variables from the process environment.
+	tp, err := tracing.FromEnv(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		sink = multiSink{sink, tp.Sink()}
+		client.Transport = tp.Transport(client.Transport)
+		defer func() {
+			// Bounded: an unreachable collector must not hold the exit.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				fmt.Fprintf(a.ios.Err, "lgx: warning: %v\n", err)
+			}
+		}()
+	}
 	res, runErr := start(ctx, runner.Options{
 		Sink:       sink,
 		StepState:  out.stream == "values",
-		HTTPClient: nodes.NewHTTPClient(version),
+		HTTPClient: client,
 	})
 	closeView()
 	return a.finish(res, runErr, out, keys, durable)
