@@ -60,12 +60,16 @@ var (
 	_ store.InvocationBatcher = (*Store)(nil)
 )
 
+// connectTimeout bounds each connection attempt unless the URL sets
+// connect_timeout.
+const connectTimeout = 10 * time.Second
+
 // Open connects to the database at url (a postgres:// URL or a libpq
 // key=value string) and brings its schema up to date. It fails with an
 // error wrapping store.ErrNewerSchema for a database written by a newer lgx.
 func Open(ctx context.Context, url string) (*Store, error) {
 	red := store.Redact(url)
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := poolConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w: %w", red, store.ErrBadStoreURL, err)
 	}
@@ -79,6 +83,20 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// poolConfig parses url, bounding connection attempts by connectTimeout
+// when it sets no connect_timeout: a server behind a firewall that drops
+// packets would otherwise hang lgx until TCP gives up (minutes).
+func poolConfig(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	return cfg, nil
 }
 
 // Close closes the connection pool.

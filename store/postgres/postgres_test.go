@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,7 +34,11 @@ func testURL(t *testing.T) string {
 // and returns a URL whose connections use it.
 func freshSchema(t *testing.T) string {
 	t.Helper()
-	base := testURL(t)
+	return freshSchemaTB(t, testURL(t))
+}
+
+func freshSchemaTB(t testing.TB, base string) string {
+	t.Helper()
 	ctx := context.Background()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -167,4 +174,84 @@ func TestOpenBadURL(t *testing.T) {
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("error %q shows the password", err)
 	}
+}
+
+// TestOpenUnreachable needs no server: nothing listens on port 1, so Open
+// fails at once, saying which store, without the password.
+func TestOpenUnreachable(t *testing.T) {
+	_, err := Open(context.Background(), "postgres://u:secret@127.0.0.1:1/x?sslmode=disable")
+	if err == nil {
+		t.Fatal("Open(127.0.0.1:1) succeeded")
+	}
+	if !strings.Contains(err.Error(), "open store postgres://u:xxxxx@127.0.0.1:1/x") {
+		t.Errorf("error %q does not name the store", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q shows the password", err)
+	}
+}
+
+func TestConnectTimeout(t *testing.T) {
+	for u, want := range map[string]time.Duration{
+		"postgres://h/db":                   connectTimeout,
+		"postgres://h/db?connect_timeout=3": 3 * time.Second,
+	} {
+		cfg, err := poolConfig(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.ConnConfig.ConnectTimeout; got != want {
+			t.Errorf("poolConfig(%s): connect timeout %v, want %v", u, got, want)
+		}
+	}
+}
+
+// BenchmarkRecordInvocation measures one durable invocation record, one
+// round trip and commit each.
+func BenchmarkRecordInvocation(b *testing.B) {
+	s, runID := benchStore(b)
+	ctx := context.Background()
+	writes := []byte(`{"summary":"a short summary of a document"}`)
+	b.ResetTimer()
+	for i := range b.N {
+		inv := &store.Invocation{RunID: runID, Step: 1, Node: "summarise", Index: i, Status: store.InvocationOK, Writes: writes}
+		if err := s.RecordInvocation(ctx, inv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCommitStep measures a step of 10 invocations and its checkpoint
+// recorded in one transaction.
+func BenchmarkCommitStep(b *testing.B) {
+	s, runID := benchStore(b)
+	ctx := context.Background()
+	writes := []byte(`{"summary":"a short summary of a document"}`)
+	b.ResetTimer()
+	for i := range b.N {
+		rec := store.StepRecord{Checkpoint: &store.Checkpoint{RunID: runID, Step: i,
+			Changed: map[string]json.RawMessage{"n": json.RawMessage(strconv.Itoa(i))}, Next: []string{"summarise"}}}
+		for j := range 10 {
+			rec.Invocations = append(rec.Invocations, &store.Invocation{RunID: runID, Step: i, Node: "summarise", Index: j, Status: store.InvocationOK, Writes: writes})
+		}
+		if err := s.CommitSteps(ctx, []store.StepRecord{rec}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchStore(b *testing.B) (*Store, string) {
+	u := os.Getenv("LGX_TEST_POSTGRES")
+	if u == "" {
+		b.Skip("LGX_TEST_POSTGRES is not set")
+	}
+	s, err := Open(context.Background(), freshSchemaTB(b, u))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.CreateRun(context.Background(), &store.Run{ID: "bench", Status: store.StatusRunning}); err != nil {
+		b.Fatal(err)
+	}
+	return s, "bench"
 }
