@@ -152,16 +152,18 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	start func(ctx context.Context, opts runner.Options) (*runner.Result, error)) error {
 	ctx, stop := a.signalContext(cmd.Context())
 	defer stop()
-	fmt.Fprintln(a.ios.Err, header)
-	sink, closeView := a.sinks(out)
-	client := nodes.NewHTTPClient(version)
 	// Traces when an OTLP endpoint is configured (docs/tracing.md). The
 	// exporter reads the OTEL_* variables from the process environment.
+	// Checked before the run is announced: a bad setting runs nothing.
 	tp, err := tracing.FromEnv(ctx, os.Getenv)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(a.ios.Err, header)
+	sink, closeView := a.sinks(out)
+	client := nodes.NewHTTPClient(version)
 	if tp != nil {
+		tracing.WarnTo(a.ios.Err)
 		sink = multiSink{sink, tp.Sink()}
 		client.Transport = tp.Transport(client.Transport)
 		defer func() {

@@ -7,10 +7,12 @@ import (
 	"context"
 	crand "crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -96,6 +98,14 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing: export: %w", err)
 	}
 	return nil
+}
+
+// WarnTo reports export failures (an unreachable collector) to w as
+// warnings, instead of the SDK's default log line.
+func WarnTo(w io.Writer) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		fmt.Fprintf(w, "lgx: warning: traces: %v\n", err)
+	}))
 }
 
 type runTraceKey struct{}
