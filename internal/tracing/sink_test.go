@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lgx-run/lgx/internal/llmtest"
@@ -26,9 +28,29 @@ import (
 // receiver is an in-process OTLP/HTTP trace endpoint keeping every span
 // and the raw bodies it was sent.
 type receiver struct {
-	mu     sync.Mutex
-	spans  []*tracepb.Span
-	bodies [][]byte
+	mu       sync.Mutex
+	spans    []*tracepb.Span
+	bodies   [][]byte
+	services map[string]bool // resource service.name values seen
+}
+
+// add keeps the spans of one export request.
+func (rc *receiver) add(req *coltrace.ExportTraceServiceRequest) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.services == nil {
+		rc.services = map[string]bool{}
+	}
+	for _, rs := range req.ResourceSpans {
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.Key == "service.name" {
+				rc.services[kv.Value.GetStringValue()] = true
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			rc.spans = append(rc.spans, ss.Spans...)
+		}
+	}
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,12 +66,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.mu.Lock()
 	rc.bodies = append(rc.bodies, body)
-	for _, rs := range req.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			rc.spans = append(rc.spans, ss.Spans...)
-		}
-	}
 	rc.mu.Unlock()
+	rc.add(&req)
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
 	_, _ = w.Write(b)
@@ -117,20 +135,16 @@ edges:
   - {from: summarise, to: approve}
 `
 
-func TestSpansOverOTLP(t *testing.T) {
-	rc := &receiver{}
-	collector := httptest.NewServer(rc)
-	defer collector.Close()
+// runTraced runs the workflow to its interrupt and resumes it, with
+// tracing configured by the environment set by the caller, and returns
+// the run id once the spans are flushed.
+func runTraced(t *testing.T) string {
+	t.Helper()
 	llm := llmtest.New(t)
 	llm.Enqueue(llmtest.Reply{Status: 503, ErrorMessage: "overloaded"})
 	llm.SetResponder(func(llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Text: "summary mentioning " + secret, Usage: &llmtest.Usage{InputTokens: 7, OutputTokens: 3}, Model: "gpt-test-2026"}
 	})
-
-	// The exporter reads the process environment itself.
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
-	t.Setenv("OTEL_SERVICE_NAME", "lgx-test")
-	t.Setenv("LGX_TRACE_CONTENT", "1")
 	ctx := context.Background()
 	p, err := FromEnv(ctx, os.Getenv)
 	if err != nil || p == nil {
@@ -162,6 +176,18 @@ func TestSpansOverOTLP(t *testing.T) {
 	if err := p.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
+	return res.RunID
+}
+
+func TestSpansOverOTLP(t *testing.T) {
+	rc := &receiver{}
+	collector := httptest.NewServer(rc)
+	defer collector.Close()
+	// The exporter reads the process environment itself.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "lgx-test")
+	t.Setenv("LGX_TRACE_CONTENT", "1")
+	runID := runTraced(t)
 
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -170,7 +196,10 @@ func TestSpansOverOTLP(t *testing.T) {
 			t.Errorf("a span carries the secret")
 		}
 	}
-	wantTrace := TraceID(res.RunID)
+	if !rc.services["lgx-test"] || len(rc.services) != 1 {
+		t.Errorf("service names %v, want OTEL_SERVICE_NAME's lgx-test", rc.services)
+	}
+	wantTrace := TraceID(runID)
 	byID := map[string]*tracepb.Span{}
 	var runs, chats, items []*tracepb.Span
 	for _, s := range rc.spans {
@@ -196,7 +225,7 @@ func TestSpansOverOTLP(t *testing.T) {
 	}
 	for _, r := range runs {
 		a := attrs(r)
-		if r.Name != "invoke_workflow traced" || a[keyOperationName] != "invoke_workflow" || a[keyRunID] != res.RunID || len(r.ParentSpanId) != 0 {
+		if r.Name != "invoke_workflow traced" || a[keyOperationName] != "invoke_workflow" || a[keyRunID] != runID || len(r.ParentSpanId) != 0 {
 			t.Errorf("run span %q %v parent %x", r.Name, a, r.ParentSpanId)
 		}
 	}
@@ -292,4 +321,69 @@ func TestTraceIDIsStable(t *testing.T) {
 	if a != b || !a.IsValid() || a == TraceID("01J0OTHER") {
 		t.Fatalf("TraceID not a stable function of the run id: %v %v", a, b)
 	}
+}
+
+// grpcReceiver is the receiver as an OTLP/gRPC trace service.
+type grpcReceiver struct {
+	coltrace.UnimplementedTraceServiceServer
+	rc *receiver
+}
+
+func (g grpcReceiver) Export(_ context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	g.rc.add(req)
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+// Without LGX_TRACE_CONTENT no prompt or completion is exported; the
+// service name defaults to lgx; OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports
+// over gRPC; OTEL_TRACES_SAMPLER=always_off exports nothing.
+func TestExportOptions(t *testing.T) {
+	t.Run("grpc, no content, default service", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := &receiver{}
+		srv := grpc.NewServer()
+		coltrace.RegisterTraceServiceServer(srv, grpcReceiver{rc: rc})
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Stop()
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+		runTraced(t)
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if !rc.services["lgx"] {
+			t.Errorf("service names %v, want the default lgx", rc.services)
+		}
+		chats := 0
+		for _, s := range rc.spans {
+			a := attrs(s)
+			if strings.HasPrefix(s.Name, "chat ") {
+				chats++
+			}
+			if _, ok := a[keyInputMessages]; ok {
+				t.Errorf("span %q has content without LGX_TRACE_CONTENT: %v", s.Name, a)
+			}
+			if _, ok := a[keyOutputMessages]; ok {
+				t.Errorf("span %q has content without LGX_TRACE_CONTENT: %v", s.Name, a)
+			}
+		}
+		if chats != 2 {
+			t.Errorf("chat spans over gRPC: %d, want 2: %v", chats, names(rc.spans))
+		}
+	})
+	t.Run("sampler off", func(t *testing.T) {
+		rc := &receiver{}
+		collector := httptest.NewServer(rc)
+		defer collector.Close()
+		t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.URL+"/v1/traces")
+		t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+		runTraced(t)
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if len(rc.spans) != 0 {
+			t.Errorf("always_off exported %v", names(rc.spans))
+		}
+	})
 }
