@@ -84,7 +84,11 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	} else if stub, ok := r.stubbed(c); ok {
 		result, res.attempts = stub, 1
 	} else {
-		result, res.attempts, err = c.run(ctx, item)
+		actx := ctx
+		if r.opts.InvocationContext != nil && r.opts.parent == nil {
+			actx = r.opts.InvocationContext(ctx, r.id, c.pathOf())
+		}
+		result, res.attempts, err = c.run(actx, item)
 		c.flushTokens() // streamed text held back in case it began a secret
 	}
 	if err == nil {

@@ -54,6 +54,11 @@ type Options struct {
 	// the node type does not run (`lgx test` stubs). The result goes
 	// through the node's `output` as a real one would.
 	Stubs func(path, node string, index int) (result any, ok bool)
+	// InvocationContext, when set, derives the context of each invocation
+	// of the run (not of its subgraphs) before its attempts, after its
+	// node_start event: tracing puts the invocation's span there so the
+	// HTTP requests it makes are its children.
+	InvocationContext func(ctx context.Context, run, path string) context.Context
 
 	// leaseTTL, when set (tests), replaces store.LeaseTTL.
 	leaseTTL time.Duration

@@ -175,11 +175,15 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 			}
 		}()
 	}
-	res, runErr := start(ctx, runner.Options{
+	opts := runner.Options{
 		Sink:       sink,
 		StepState:  out.stream == "values",
 		HTTPClient: client,
-	})
+	}
+	if tp != nil {
+		opts.InvocationContext = tp.Sink().InvocationContext
+	}
+	res, runErr := start(ctx, opts)
 	closeView()
 	return a.finish(res, runErr, out, keys, durable)
 }

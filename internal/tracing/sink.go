@@ -244,3 +244,16 @@ func (s *Sink) runEnd(e runner.Event) {
 	}
 	run.End(trace.WithTimestamp(e.TS))
 }
+
+// InvocationContext returns ctx carrying the span of the open invocation
+// at path (runner.Options.InvocationContext), so the HTTP client spans of
+// its requests (see Provider.Transport) are its children.
+func (s *Sink) InvocationContext(ctx context.Context, run, path string) context.Context {
+	s.mu.Lock()
+	span := s.spans[run][path]
+	s.mu.Unlock()
+	if span == nil {
+		return ctx
+	}
+	return trace.ContextWithSpan(ctx, span)
+}

@@ -161,7 +161,7 @@ func runTraced(t *testing.T) string {
 	st := store.NewMemory()
 	client := &http.Client{Transport: p.Transport(nil)}
 	opts := runner.Options{Store: st, Sink: p.Sink(), HTTPClient: client, Environ: []string{"LGX_TEST_TOKEN=" + secret},
-		Inputs: map[string]any{"docs": []any{"first", "second"}}}
+		Inputs: map[string]any{"docs": []any{"first", "second"}}, InvocationContext: p.Sink().InvocationContext}
 	res, err := runner.Run(ctx, g, opts)
 	if err != nil || res.Status != store.StatusInterrupted {
 		t.Fatalf("run: %v %v", res, err)
@@ -201,7 +201,7 @@ func TestSpansOverOTLP(t *testing.T) {
 	}
 	wantTrace := TraceID(runID)
 	byID := map[string]*tracepb.Span{}
-	var runs, chats, items []*tracepb.Span
+	var runs, chats, items, https []*tracepb.Span
 	for _, s := range rc.spans {
 		byID[hex.EncodeToString(s.SpanId)] = s
 	}
@@ -215,9 +215,21 @@ func TestSpansOverOTLP(t *testing.T) {
 		case s.Name == "summarise":
 			items = append(items, s)
 		}
-		// otelhttp client spans are traces of their own (see docs/tracing.md).
-		if _, isHTTP := a["http.request.method"]; !isHTTP && string(s.TraceId) != string(wantTrace[:]) {
+		if string(s.TraceId) != string(wantTrace[:]) {
 			t.Errorf("span %q in trace %x, want %x (derived from the run id)", s.Name, s.TraceId, wantTrace)
+		}
+		if _, ok := a["http.request.method"]; ok {
+			https = append(https, s)
+		}
+	}
+	// Three model requests (one failed and retried), each an HTTP client
+	// span under its invocation.
+	if len(https) != 3 {
+		t.Errorf("HTTP client spans %d, want 3: %v", len(https), names(rc.spans))
+	}
+	for _, h := range https {
+		if parent := byID[hex.EncodeToString(h.ParentSpanId)]; parent == nil || parent.Name != "summarise" {
+			t.Errorf("HTTP span %q's parent %v, want its invocation", h.Name, parent)
 		}
 	}
 	if len(runs) != 2 {
