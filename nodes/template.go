@@ -64,20 +64,21 @@ type preparedTemplate struct {
 
 // boundTemplate is a clone of a template whose functions count against b.
 type boundTemplate struct {
-	t *template.Template
-	b Budget
+	t     *template.Template
+	b     Budget
+	owned ownedMaps // the dicts this execution built (template_owned.go)
 }
 
 func (p *preparedTemplate) get() (*boundTemplate, error) {
 	if bt, ok := p.pool.Get().(*boundTemplate); ok {
 		return bt, nil
 	}
-	bt := &boundTemplate{}
+	bt := &boundTemplate{owned: ownedMaps{}}
 	t, err := p.base.Clone()
 	if err != nil {
 		return nil, err
 	}
-	bt.t = t.Funcs(boundedFuncs(&bt.b))
+	bt.t = t.Funcs(boundedFuncs(&bt.b, bt.owned))
 	return bt, nil
 }
 
@@ -132,6 +133,7 @@ func (tt templateType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		return nil, &Error{Kind: KindTemplate, Err: err}
 	}
 	bt.b.Reset(ctx, inv.MaxValueBytes, "a value built by the template")
+	clear(bt.owned)
 	out := &limitWriter{b: &bt.b, limit: bt.b.Limit()}
 	err = bt.t.Execute(out, inv.Data)
 	bt.b.Release()

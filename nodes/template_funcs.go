@@ -16,8 +16,11 @@ import (
 // (SPEC §9.6). Every function ticks b (so loops stop at the deadline) and
 // counts the value it returns; the functions whose output size is chosen by
 // an argument are replaced by versions that refuse before allocating.
-func boundedFuncs(b *Budget) template.FuncMap {
+func boundedFuncs(b *Budget, owned ownedMaps) template.FuncMap {
 	fm := TemplateFuncs()
+	for name, fn := range ownedFuncs(owned) {
+		fm[name] = fn
+	}
 	for name, fn := range fm {
 		fm[name] = wrapFunc(fn, b)
 	}
