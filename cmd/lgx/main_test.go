@@ -25,22 +25,25 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			// Each script gets its own store and a plain (non-terminal)
-			// environment, whatever the developer's shell has.
-			env.Setenv("LGX_HOME", filepath.Join(env.WorkDir, ".lgx"))
-			env.Setenv("NO_COLOR", "1")
-			env.Setenv("CI", "true")
-			env.Setenv("HOME", env.WorkDir)
-			workflows, err := filepath.Abs("../../workflows")
-			if err != nil {
-				return err
-			}
-			env.Setenv("WORKFLOWS", workflows)
-			env.Values["docservers"] = map[string]*docServer{}
-			env.Values["payservers"] = map[string]*payServer{}
-			return nil
-		},
-		Cmds: scriptCmds(),
+		Setup:               scriptEnv,
+		Cmds:                scriptCmds(),
 	})
+}
+
+// scriptEnv gives each script its own store and a plain (non-terminal)
+// environment, whatever the developer's shell has, $WORKFLOWS, and the
+// registries of the test servers its commands start.
+func scriptEnv(env *testscript.Env) error {
+	env.Setenv("LGX_HOME", filepath.Join(env.WorkDir, ".lgx"))
+	env.Setenv("NO_COLOR", "1")
+	env.Setenv("CI", "true")
+	env.Setenv("HOME", env.WorkDir)
+	workflows, err := filepath.Abs("../../workflows")
+	if err != nil {
+		return err
+	}
+	env.Setenv("WORKFLOWS", workflows)
+	env.Values["docservers"] = map[string]*docServer{}
+	env.Values["payservers"] = map[string]*payServer{}
+	return nil
 }

@@ -27,19 +27,8 @@ func TestMCPScripts(t *testing.T) {
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("LGX_HOME", filepath.Join(env.WorkDir, ".lgx"))
-			env.Setenv("NO_COLOR", "1")
-			env.Setenv("CI", "true")
-			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("PATH", filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
-			workflows, err := filepath.Abs("../../workflows")
-			if err != nil {
-				return err
-			}
-			env.Setenv("WORKFLOWS", workflows)
-			env.Values["docservers"] = map[string]*docServer{}
-			env.Values["payservers"] = map[string]*payServer{}
-			return nil
+			return scriptEnv(env)
 		},
 		Cmds: cmds,
 	})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -28,17 +27,9 @@ func TestPostgresScripts(t *testing.T) {
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("LGX_HOME", filepath.Join(env.WorkDir, ".lgx"))
-			env.Setenv("NO_COLOR", "1")
-			env.Setenv("CI", "true")
-			env.Setenv("HOME", env.WorkDir)
-			workflows, err := filepath.Abs("../../workflows")
-			if err != nil {
+			if err := scriptEnv(env); err != nil {
 				return err
 			}
-			env.Setenv("WORKFLOWS", workflows)
-			env.Values["docservers"] = map[string]*docServer{}
-			env.Values["payservers"] = map[string]*payServer{}
 			u, err := pgSchema(env, base)
 			if err != nil {
 				return err
