@@ -40,6 +40,33 @@ func EffectiveStatus(s Status, l *Lease, now time.Time) Status { return effectiv
 // (Step, Node, Index) when the caller left Path empty.
 func PathOf(inv *Invocation) string { return pathOf(inv) }
 
+// Rows is what ReadSources needs of a query's rows (*sql.Rows, pgx.Rows).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ReadSources reads the (path, source) rows of a run's subgraph texts into
+// Run.Subgraphs' form; nil when there are none.
+func ReadSources(rows Rows) (map[string][]byte, error) {
+	var out map[string][]byte
+	for rows.Next() {
+		var (
+			p   string
+			src []byte
+		)
+		if err := rows.Scan(&p, &src); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make(map[string][]byte)
+		}
+		out[p] = src
+	}
+	return out, rows.Err()
+}
+
 // EncodedCheckpoint is a checkpoint as an SQL store keeps it: Changed is a
 // JSON object of the keys stored whole (nil for none), Deltas the binary
 // records of the keys stored relative to an earlier step (sqlite_delta.go),

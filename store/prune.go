@@ -82,7 +82,7 @@ func (s *SQLite) PruneRuns(ctx context.Context, before time.Time) ([]string, err
 		if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE id = ?`, id); err != nil {
 			return nil, fmt.Errorf("prune run %s: %w", id, s.readOnlyErr(err))
 		}
-		delete(s.cache, id)
+		s.enc.Forget(id)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("prune runs: %w", s.readOnlyErr(err))

@@ -54,9 +54,10 @@ type SQLite struct {
 	// write then fails with ErrReadOnly instead of reaching SQLite.
 	readOnly error
 
-	// cache holds, per live run, the last value written for each
-	// checkpoint key, the base of checkpoint deltas (sqlite_delta.go).
-	cache map[string]map[string]cachedValue
+	// enc holds, per live run, the last value written for each checkpoint
+	// key, the base of checkpoint deltas (sqlite_delta.go); wmu serializes
+	// it.
+	enc *CheckpointEncoder
 	// chunks holds the multi-row INSERTs prepared so far (insertRows).
 	chunks map[chunkKey]*sql.Stmt
 
@@ -183,7 +184,7 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 
-	s := &SQLite{db: db, path: path, readOnly: readOnly, cache: make(map[string]map[string]cachedValue), chunks: make(map[chunkKey]*sql.Stmt)}
+	s := &SQLite{db: db, path: path, readOnly: readOnly, enc: NewCheckpointEncoder(), chunks: make(map[chunkKey]*sql.Stmt)}
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
@@ -493,7 +494,7 @@ func (s *SQLite) ReleaseLease(ctx context.Context, runID, owner string) error {
 func (s *SQLite) FinishRun(ctx context.Context, id string, status Status, errMsg string, at time.Time) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	delete(s.cache, id) // a resume starts from full values
+	s.enc.Forget(id) // a resume starts from full values
 	res, err := s.writeLocked(ctx, s.finishRun, string(status), errMsg, nanos(at), id)
 	return updated(res, err, "finish run", id)
 }
@@ -686,7 +687,7 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 		// The delta cache already holds values of these checkpoints, which
 		// were not stored: forget it, so later values are stored whole.
 		for _, st := range steps {
-			delete(s.cache, st.Checkpoint.RunID)
+			s.enc.Forget(st.Checkpoint.RunID)
 		}
 	}
 	return err
@@ -782,28 +783,8 @@ func (s *SQLite) chunkStmt(ctx context.Context, k chunkKey) (*sql.Stmt, error) {
 // and returns the function that updates the delta cache once the write
 // is done. The caller holds wmu.
 func (s *SQLite) checkpointArgs(args []any, cp *Checkpoint) ([]any, func(), error) {
-	next := encodeNames(cp.Next)
-	cache := s.cache[cp.RunID]
-	for k, c := range cache {
-		if c.step >= cp.Step { // being replaced, or later than a rewritten step
-			delete(cache, k)
-		}
-	}
-	full, deltas := splitChanged(cp.Changed, cp.Step, cache)
-	args = append(args, cp.RunID, cp.Step, encodeChanged(full), deltas, next, []byte(cp.Joins), nanos(cp.At))
-	return args, func() {
-		if cache == nil {
-			cache = make(map[string]cachedValue, len(cp.Changed))
-			s.cache[cp.RunID] = cache
-		}
-		for k, v := range cp.Changed {
-			if v = bytes.TrimSpace(v); len(v) < minDeltaPrefix {
-				delete(cache, k) // too short to be a delta's base
-				continue
-			}
-			cache[k] = newCachedValue(cp.Step, v)
-		}
-	}, nil
+	enc, update := s.enc.Encode(cp)
+	return append(args, cp.RunID, cp.Step, enc.Changed, enc.Deltas, enc.Next, enc.Joins, nanos(cp.At)), update, nil
 }
 
 // GetRun returns the run with the given id, or ErrNotFound.
@@ -820,20 +801,7 @@ func (s *SQLite) GetRun(ctx context.Context, id string) (*Run, error) {
 		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			p   string
-			src []byte
-		)
-		if err := rows.Scan(&p, &src); err != nil {
-			return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
-		}
-		if r.Subgraphs == nil {
-			r.Subgraphs = make(map[string][]byte)
-		}
-		r.Subgraphs[p] = src
-	}
-	if err := rows.Err(); err != nil {
+	if r.Subgraphs, err = ReadSources(rows); err != nil {
 		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
 	}
 	return r, nil

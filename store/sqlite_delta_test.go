@@ -254,7 +254,7 @@ func TestLargeValueGrowthStoresTheTail(t *testing.T) {
 		}
 		want = append(want, cp.Changed)
 	}
-	for _, c := range s.cache["r"] {
+	for _, c := range s.enc.cache["r"] {
 		if c.val != nil {
 			t.Errorf("the cache holds a copy of a %d-byte value", len(c.val))
 		}

@@ -424,20 +424,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (*store.Run, error) {
 		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			p   string
-			src []byte
-		)
-		if err := rows.Scan(&p, &src); err != nil {
-			return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
-		}
-		if r.Subgraphs == nil {
-			r.Subgraphs = make(map[string][]byte)
-		}
-		r.Subgraphs[p] = src
-	}
-	if err := rows.Err(); err != nil {
+	if r.Subgraphs, err = store.ReadSources(rows); err != nil {
 		return nil, fmt.Errorf("get run %s: subgraph sources: %w", id, err)
 	}
 	return r, nil
