@@ -136,6 +136,29 @@ ALTER TABLE runs ADD COLUMN lease_pid INTEGER;
 ALTER TABLE runs ADD COLUMN lease_host TEXT;
 ALTER TABLE runs ADD COLUMN lease_expires INTEGER;
 `,
+	// 5 (SPEC §9.9): machine-wide pools. machine_slots holds one row per
+	// slot taken (a lease: owner, pid, host, expiry; the run it serves is
+	// informational), machine_buckets one token bucket per rated pool.
+	// Neither refers to runs: a slot outlives no run but belongs to a
+	// process, and pruning runs must not touch them.
+	`
+CREATE TABLE machine_slots (
+	pool    TEXT NOT NULL,
+	slot    INTEGER NOT NULL,
+	owner   TEXT NOT NULL,
+	pid     INTEGER NOT NULL,
+	host    TEXT NOT NULL,
+	run_id  TEXT NOT NULL DEFAULT '',
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (pool, slot)
+) WITHOUT ROWID;
+CREATE INDEX machine_slots_owner ON machine_slots (owner);
+CREATE TABLE machine_buckets (
+	pool   TEXT PRIMARY KEY NOT NULL,
+	tokens REAL NOT NULL,
+	at     INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

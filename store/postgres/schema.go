@@ -14,7 +14,8 @@ import (
 // migrations is the PostgreSQL schema history. migrations[i] brings a
 // database from schema version i to i+1; the version is the one row of
 // lgx_schema. Never edit a released entry: append a new one. (It starts
-// where the SQLite schema is now, version 4, without its history.)
+// where the SQLite schema was at version 4, without its history; version
+// 2 here is SQLite version 5.)
 var migrations = []string{
 	// 1: runs with their lease, invocations keyed by (run_id, path) whose
 	// seq gives the finishing order (a replacement draws a new one),
@@ -71,6 +72,27 @@ CREATE TABLE run_sources (
 	path   text NOT NULL,
 	source bytea,
 	PRIMARY KEY (run_id, path)
+);
+`,
+	// 2 (SPEC §9.9, SQLite schema version 5): machine-wide pools' slot
+	// leases and token buckets, shared by every process (on any machine)
+	// that uses this database.
+	`
+CREATE TABLE machine_slots (
+	pool    text NOT NULL,
+	slot    integer NOT NULL,
+	owner   text NOT NULL,
+	pid     bigint NOT NULL,
+	host    text NOT NULL,
+	run_id  text NOT NULL DEFAULT '',
+	expires bigint NOT NULL,
+	PRIMARY KEY (pool, slot)
+);
+CREATE INDEX machine_slots_owner ON machine_slots (owner);
+CREATE TABLE machine_buckets (
+	pool   text PRIMARY KEY,
+	tokens double precision NOT NULL,
+	at     bigint NOT NULL
 );
 `,
 }
