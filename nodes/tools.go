@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -93,27 +94,53 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	return map[string]any{"messages": out}, nil
 }
 
+// UnknownToolError is a host's answer for a tool it does not have: Tool
+// is the unknown name, or its last part (the tool of `server.tool`), and
+// Suggest a near name in the same place, if any, so that the message a
+// model reads can say "did you mean" in the form it called.
+type UnknownToolError struct {
+	Tool, Suggest string
+	Err           error
+}
+
+func (e *UnknownToolError) Error() string { return e.Err.Error() }
+func (e *UnknownToolError) Unwrap() error { return e.Err }
+
 // toolSpecCache looks each tool up once per invocation.
 type toolSpecCache struct {
 	mu    sync.Mutex
 	specs map[string]*ToolSpec // nil entry: unknown
+	errs  map[string]error     // why an unknown tool is unknown
 }
 
-func (c *toolSpecCache) get(host Host, name string) *ToolSpec {
+func (c *toolSpecCache) get(host Host, name string) (*ToolSpec, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.specs[name]; ok {
-		return s
+		return s, c.errs[name]
 	}
 	if c.specs == nil {
-		c.specs = map[string]*ToolSpec{}
+		c.specs, c.errs = map[string]*ToolSpec{}, map[string]error{}
 	}
 	var spec *ToolSpec
-	if list, err := host.Tools([]string{name}); err == nil && len(list) == 1 {
+	list, err := host.Tools([]string{name})
+	if err == nil && len(list) == 1 {
 		spec = &list[0]
 	}
-	c.specs[name] = spec
-	return spec
+	c.specs[name], c.errs[name] = spec, err
+	return spec, err
+}
+
+// unknownTool is the message for a call of a tool the host does not have,
+// with the near name an *UnknownToolError suggests, written as the call
+// wrote its name (`t.nope` → `t.echo`, `t__nope` → `t__echo`).
+func unknownTool(name string, err error) string {
+	msg := fmt.Sprintf("error: unknown tool %q", name)
+	var ue *UnknownToolError
+	if errors.As(err, &ue) && ue.Suggest != "" && strings.HasSuffix(name, ue.Tool) {
+		msg += fmt.Sprintf(" (did you mean %q?)", name[:len(name)-len(ue.Tool)]+ue.Suggest)
+	}
+	return msg
 }
 
 // runToolCall runs one call and returns its message content.
@@ -126,9 +153,9 @@ func runToolCall(ctx context.Context, host Host, specs *toolSpecCache, c toolCal
 	if c.name == "" {
 		return "error: the tool call has no name"
 	}
-	spec := specs.get(host, c.name)
+	spec, err := specs.get(host, c.name)
 	if spec == nil {
-		return fmt.Sprintf("error: unknown tool %q", c.name)
+		return unknownTool(c.name, err)
 	}
 	if c.argErr != nil {
 		return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, c.argErr)

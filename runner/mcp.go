@@ -249,6 +249,11 @@ func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.T
 	defer cancel()
 	if tool != "*" {
 		s, err := c.MCPTool(ctx, server, tool)
+		var ue *mcp.UnknownError
+		if errors.As(err, &ue) && ue.Tool != "" {
+			// The tools node tells the model the near name.
+			return nil, &nodes.UnknownToolError{Tool: ue.Tool, Suggest: ue.Suggest, Err: err}
+		}
 		if nodes.KindOf(err) == nodes.KindNetwork {
 			// The server is unreachable now: offer the tool without a
 			// schema, so that calling it reports (after retries) why the

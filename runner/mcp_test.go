@@ -90,7 +90,8 @@ nodes:
 				- {id: c1, name: t.echo, arguments: {text: hi}}
 				- {id: c2, name: t__fail, arguments: {}}
 				- {id: c3, name: t.echo, arguments: {}}
-				- {id: c4, name: t.nope, arguments: {}}
+				- {id: c4, name: t.slw, arguments: {}}
+				- {id: c5, name: t__ecko, arguments: {text: x}}
 		output: {msgs: "${{ result.messages }}"}
 edges:
 	- {from: START, to: [each, run_tools]}
@@ -112,7 +113,7 @@ func TestMCPInProcess(t *testing.T) {
 		t.Errorf("got = %s", got)
 	}
 	msgs, _ := res.State["msgs"].([]any)
-	want := []string{"echo: hi", "error: no such city", "error: invalid arguments for t.echo", `error: unknown tool "t.nope"`}
+	want := []string{"echo: hi", "error: no such city", "error: invalid arguments for t.echo", `error: unknown tool "t.slw" (did you mean "t.slow"?)`, `error: unknown tool "t__ecko" (did you mean "t__echo"?)`}
 	if len(msgs) != len(want) {
 		t.Fatalf("messages = %v", msgs)
 	}

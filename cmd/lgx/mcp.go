@@ -259,9 +259,8 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 		}
 		return t, ok
 	}
-	for _, n := range wf.Nodes {
+	check := func(n *spec.Node, who string) {
 		with := withMap(n.With)
-		who := "node " + n.Name
 		switch n.Type {
 		case "llm_call":
 			if ts := with["tools"]; ts != nil && ts.Kind == yaml.SequenceNode {
@@ -272,18 +271,29 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 					}
 				}
 			}
+		case "tools":
+			// Literal calls a workflow writes itself (not a model's).
+			if cs := with["calls"]; cs != nil && cs.Kind == yaml.SequenceNode {
+				for _, c := range cs.Content {
+					if nn := withMap(c)["name"]; nn != nil && nn.Kind == yaml.ScalarNode && !hasExpr(nn) {
+						if server, tool, ok := mcpCallName(wf, nn.Value); ok {
+							lookup(server, tool, spec.Pos{Line: nn.Line, Col: nn.Column}, who)
+						}
+					}
+				}
+			}
 		case "mcp_call":
 			sn, tn := with["server"], with["tool"]
 			if sn == nil || tn == nil {
-				continue
+				return
 			}
 			t, ok := lookup(sn.Value, tn.Value, spec.Pos{Line: tn.Line, Col: tn.Column}, who)
 			if !ok {
-				continue
+				return
 			}
 			an := with["arguments"]
 			if an != nil && hasExpr(an) {
-				continue // checked at run time, before the call
+				return // checked at run time, before the call
 			}
 			args := map[string]any{}
 			at := spec.Pos{Line: tn.Line, Col: tn.Column}
@@ -300,7 +310,36 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 			}
 		}
 	}
+	for _, n := range wf.Nodes {
+		check(n, "node "+n.Name)
+	}
+	for _, t := range wf.Tools {
+		if t.Node != nil {
+			check(t.Node, "tool "+t.Name)
+		}
+	}
 	return ds
+}
+
+// mcpCallName splits a tool call's name that names an MCP tool, written
+// `server.tool` or as a model writes it, `server__tool`; a declared tool of
+// that name is not one (as at run time).
+func mcpCallName(wf *spec.Workflow, name string) (server, tool string, ok bool) {
+	for _, t := range wf.Tools {
+		if t.Name == name {
+			return "", "", false
+		}
+	}
+	for _, sep := range []string{".", "__"} {
+		if s, t, found := strings.Cut(name, sep); found && t != "" {
+			for _, m := range wf.MCP {
+				if m.Name == s {
+					return s, t, true
+				}
+			}
+		}
+	}
+	return "", "", false
 }
 
 // withMap returns a node's `with` values by key.
