@@ -194,7 +194,7 @@ func (l *limitWalker) walk(n *yaml.Node) (extent, *yaml.Node, string) {
 			e.height--
 		}
 		if e.size > MaxNodes {
-			return extent{}, n, fmt.Sprintf("document too large: more than %d YAML nodes once aliases are expanded (an alias bomb?)", MaxNodes)
+			return extent{}, n, fmt.Sprintf("document too large: more than %d YAML nodes once aliases are expanded (the limit)", MaxNodes)
 		}
 		if e.height > MaxDepth {
 			return extent{}, n, fmt.Sprintf("document nested too deeply: more than %d levels", MaxDepth)

@@ -151,13 +151,19 @@ func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
 	reached := map[string]bool{Start: true}
 	queue := []string{Start}
 	joined := map[*Edge]int{} // sources of a join reached so far
+	need := map[*Edge]int{}   // distinct sources of a join, counted once: a 10,000-branch join is visited 10,000 times
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
 		for _, e := range v.edgesFrom(n) {
 			if e.IsJoin() {
 				joined[e]++
-				if joined[e] < distinctSources(e) {
+				n, ok := need[e]
+				if !ok {
+					n = distinctSources(e)
+					need[e] = n
+				}
+				if joined[e] < n {
 					continue
 				}
 			}

@@ -19,9 +19,9 @@ import (
 // They reject YAML alias bombs ("billion laughs") and pathological nesting
 // quickly; real workflows are far below them.
 const (
-	MaxFileSize = 2 << 20 // bytes; yaml.v3 parses about 1.5 MB/s, so this bounds Load to ~1.5 s
-	MaxNodes    = 100_000 // YAML nodes visited, every alias expansion counted
-	MaxDepth    = 64      // nesting of mappings and sequences, aliases followed
+	MaxFileSize = 2 << 20   // bytes; yaml.v3 parses about 1.5 MB/s, so this bounds Load to ~1.5 s
+	MaxNodes    = 1_000_000 // YAML nodes visited, every alias expansion counted; a 10,000-node workflow has ~300,000
+	MaxDepth    = 64        // nesting of mappings and sequences, aliases followed
 )
 
 // errValueBudget is returned when a value is larger or deeper than the limits.
