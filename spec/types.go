@@ -104,22 +104,37 @@ type Config struct {
 	Budget *Budget
 }
 
-// Budget is a token budget (SPEC §9.9) on the run, a pool or a provider.
+// Budget is a token and/or money budget (SPEC §9.9) on the run, a pool or
+// a provider.
 type Budget struct {
 	Pos    Pos
-	Tokens int64
+	Tokens int64 // 0 = no token limit
+	// USD is the most the calls may cost, in US dollars, priced with each
+	// provider's Price; 0 = no money limit. USDPos locates it.
+	USD    float64
+	USDPos Pos
 	// OnExhausted is what a call does whose reservation does not fit while
 	// other calls are in flight: BudgetWait (the default: wait for them to
 	// settle) or BudgetFail (fail at once). Once settled usage alone leaves
-	// too little, a call fails with kind budget either way.
+	// too little, a call fails with kind budget (BudgetWait, BudgetFail)
+	// or pauses the run (BudgetInterrupt: a person may raise the limit on
+	// resume).
 	OnExhausted string
 }
 
 // Values of Budget.OnExhausted.
 const (
-	BudgetFail = "fail"
-	BudgetWait = "wait"
+	BudgetFail      = "fail"
+	BudgetWait      = "wait"
+	BudgetInterrupt = "interrupt"
 )
+
+// Price is what a provider charges, in US dollars per million tokens.
+type Price struct {
+	Pos           Pos
+	InputPerMTok  float64
+	OutputPerMTok float64
+}
 
 // Default values of Config and RetryPolicy (SPEC §1, §3.2).
 const (
@@ -174,6 +189,9 @@ type Pool struct {
 	// above and keys share no total (see docs/decisions.md).
 	PerKey *PoolLimits
 	Budget *Budget // tokens of the llm_calls taking the pool; nil = none
+	// Config is the user config file that declared the pool, "" for the
+	// workflow's own; a config's pools are machine-wide (SPEC §9.9).
+	Config string
 }
 
 // PoolLimits are the caps of one key bucket of a keyed pool.
@@ -203,10 +221,19 @@ type Provider struct {
 	APIKey  string
 	Pool    Name    // optional
 	Budget  *Budget // tokens of every call to this provider; nil = none
+	// Price prices its calls for money budgets (budget.usd); nil = unknown.
+	Price *Price
+	// Capabilities are what the provider's model can do (CapTools,
+	// CapStructuredOutput); nil = undeclared, taken as all that its kind
+	// supports.
+	Capabilities []string
 	// Fallbacks are the providers asked, in order, when a call still
 	// fails with a retryable kind after its retries.
 	Fallbacks []Name
 	Node      *yaml.Node
+	// Config is the user config file that declared the provider, "" for
+	// the workflow's own.
+	Config string
 }
 
 // StateKey declares one key of the run state.

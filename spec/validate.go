@@ -288,8 +288,11 @@ func fitsType(typ string, x any) bool {
 
 func (v *validator) checkPools() {
 	for _, p := range v.w.Pools {
+		if p.Config != "" {
+			continue // checked with the user config (userconfig.go)
+		}
 		v.identifier("pool", p.Name, p.Pos)
-		if p.Concurrency == 0 && p.Rate.Count == 0 {
+		if p.Concurrency == 0 && p.Rate.Count == 0 && p.Budget == nil { // a budget alone caps spending
 			v.warnf(p.Pos, CodeBadValue, "set concurrency, rate or both", "pool %s caps nothing", p.Name)
 		}
 	}
@@ -311,6 +314,9 @@ var providerKinds = []string{"openai", "anthropic"}
 
 func (v *validator) checkProviders() {
 	for _, p := range v.w.Providers {
+		if p.Config != "" {
+			continue // checked with the user config (userconfig.go)
+		}
 		v.identifier("provider", p.Name, p.Pos)
 		if p.Kind != "" && !contains(providerKinds, p.Kind) {
 			hint := didYouMean(p.Kind, providerKinds)
