@@ -199,15 +199,25 @@ func prefix(path string) string {
 	return strings.TrimPrefix(path, ".") + ": "
 }
 
+// short is v as JSON for a message: <, > and & as themselves (a message
+// is read by people, not pasted into HTML), cut at 200 bytes on a rune
+// boundary so that the reports stay valid UTF-8.
 func short(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Sprint(v)
 	}
-	if len(b) > 200 {
-		return string(b[:197]) + "..."
+	s := strings.TrimSuffix(buf.String(), "\n")
+	if len(s) > 200 {
+		cut := 197
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "..."
 	}
-	return string(b)
+	return s
 }
 
 // evalBool evaluates an assertion with `state` and `inputs` in scope.

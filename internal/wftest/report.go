@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Summary counts results.
@@ -58,43 +59,59 @@ func WriteGitHub(w io.Writer, results []*Result) error {
 	return err
 }
 
-// JUnit XML, in the shape CI systems read (the Ant/Surefire schema):
+// JUnit XML, in the shape CI systems read (Jenkins, GitLab and GitHub
+// reporters; testdata/junit.xsd is the schema the tests hold it to):
 // testsuites > testsuite (one per test file) > testcase (one per case),
-// with a failure element per failing case.
+// with a failure element per expectation that did not hold and an error
+// element per problem that kept the case from running as written.
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
 	Time     string       `xml:"time,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
+	Name      string      `xml:"name,attr"`
+	Tests     int         `xml:"tests,attr"`
+	Failures  int         `xml:"failures,attr"`
+	Errors    int         `xml:"errors,attr"`
+	Skipped   int         `xml:"skipped,attr"`
+	Time      string      `xml:"time,attr"`
+	Timestamp string      `xml:"timestamp,attr,omitempty"`
+	File      string      `xml:"file,attr"`
+	Cases     []junitCase `xml:"testcase"`
+	start     time.Time
+	secs      float64
 }
 
 type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
+	Name      string         `xml:"name,attr"`
+	Classname string         `xml:"classname,attr"`
+	Time      string         `xml:"time,attr"`
+	File      string         `xml:"file,attr"`
+	Line      int            `xml:"line,attr,omitempty"`
+	Failures  []junitProblem `xml:"failure"`
+	Errors    []junitProblem `xml:"error"`
 }
 
-type junitFailure struct {
+// junitProblem is a failure or an error: the first line of the message as
+// the attribute, the whole of it, at its position, as the text.
+type junitProblem struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
 	Text    string `xml:",chardata"`
 }
 
-// WriteJUnit writes the results as JUnit XML.
+// WriteJUnit writes the results as JUnit XML. A case's failures and errors
+// are each listed in one element (readers show the first of a kind), and
+// a case with an error counts as an error, not a failure, as JUnit counts
+// a test that threw.
 func WriteJUnit(w io.Writer, results []*Result) error {
-	out := junitSuites{}
+	out := junitSuites{Name: "lgx test"}
 	idx := map[string]int{}
 	var total float64
 	for _, r := range results {
@@ -102,33 +119,48 @@ func WriteJUnit(w io.Writer, results []*Result) error {
 		if !ok {
 			i = len(out.Suites)
 			idx[r.File.Path] = i
-			out.Suites = append(out.Suites, junitSuite{Name: r.File.Path})
+			out.Suites = append(out.Suites, junitSuite{Name: r.File.Path, File: r.File.Path})
 		}
 		s := &out.Suites[i]
 		secs := r.Duration.Seconds()
 		total += secs
-		tc := junitCase{Name: r.Case.Name, Classname: r.File.Path, Time: fmt.Sprintf("%.3f", secs)}
-		if !r.Passed() {
-			var lines []string
-			for _, f := range r.Failures {
-				lines = append(lines, f.Pos.String()+": "+f.Msg)
+		s.secs += secs
+		if !r.Start.IsZero() && (s.start.IsZero() || r.Start.Before(s.start)) {
+			s.start = r.Start
+		}
+		tc := junitCase{Name: r.Case.Name, Classname: r.File.Path, Time: fmt.Sprintf("%.3f", secs), File: r.File.Path, Line: r.Case.Pos.Line}
+		var failed, errored []string
+		for _, f := range r.Failures {
+			line := f.Pos.String() + ": " + f.Msg
+			if f.Error {
+				errored = append(errored, line)
+			} else {
+				failed = append(failed, line)
 			}
-			tc.Failure = &junitFailure{Message: r.Failures[0].Msg, Type: "expectation", Text: strings.Join(lines, "\n")}
-			s.Failures++
-			out.Failures++
+		}
+		if len(errored) > 0 {
+			tc.Errors = []junitProblem{{Message: firstMsg(r.Failures, true), Type: "case", Text: strings.Join(errored, "\n")}}
+			s.Errors++
+			out.Errors++
+		}
+		if len(failed) > 0 {
+			tc.Failures = []junitProblem{{Message: firstMsg(r.Failures, false), Type: "expectation", Text: strings.Join(failed, "\n")}}
+			if len(errored) == 0 {
+				s.Failures++
+				out.Failures++
+			}
 		}
 		s.Tests++
 		out.Tests++
 		s.Cases = append(s.Cases, tc)
 	}
 	for i := range out.Suites {
-		var t float64
-		for _, r := range results {
-			if r.File.Path == out.Suites[i].Name {
-				t += r.Duration.Seconds()
-			}
+		s := &out.Suites[i]
+		s.Time = fmt.Sprintf("%.3f", s.secs)
+		if !s.start.IsZero() {
+			// xs:dateTime, in UTC to the second: what every reader parses.
+			s.Timestamp = s.start.UTC().Format("2006-01-02T15:04:05Z")
 		}
-		out.Suites[i].Time = fmt.Sprintf("%.3f", t)
 	}
 	out.Time = fmt.Sprintf("%.3f", total)
 	if _, err := io.WriteString(w, xml.Header); err != nil {
@@ -141,4 +173,16 @@ func WriteJUnit(w io.Writer, results []*Result) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// firstMsg is the message of the first failure of the kind (errors when
+// errs), the one-line summary a reader shows.
+func firstMsg(fs []Failure, errs bool) string {
+	for _, f := range fs {
+		if f.Error == errs {
+			msg, _, _ := strings.Cut(f.Msg, "\n")
+			return msg
+		}
+	}
+	return ""
 }

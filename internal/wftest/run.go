@@ -36,6 +36,10 @@ type Options struct {
 type Failure struct {
 	Pos Pos
 	Msg string
+	// Error marks a problem that kept the case from running as written
+	// (its cassette cannot be read or written), not an expectation that
+	// did not hold: JUnit reports it as an error.
+	Error bool
 }
 
 // Result is the outcome of one case.
@@ -43,6 +47,7 @@ type Result struct {
 	File     *File
 	Case     *Case
 	Failures []Failure
+	Start    time.Time
 	Duration time.Duration
 	// State is the final state, Exit the exit code the run would have
 	// had (for --update).
@@ -114,9 +119,9 @@ func Run(ctx context.Context, files []*File, graphs []*runner.Graph, opts Option
 	g.SetLimit(par)
 	for _, j := range jobs {
 		g.Go(func() error {
-			start := time.Now()
+			j.r.Start = time.Now()
 			runCase(ctx, j.g, j.r, opts)
-			j.r.Duration = time.Since(start)
+			j.r.Duration = time.Since(j.r.Start)
 			return nil
 		})
 	}
@@ -168,6 +173,9 @@ func (t refusing) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 	c := r.Case
+	broken := func(pos Pos, err error) {
+		r.Failures = append(r.Failures, Failure{Pos: pos, Msg: err.Error(), Error: true})
+	}
 	fail := func(pos Pos, format string, args ...any) {
 		r.Failures = append(r.Failures, Failure{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -183,12 +191,12 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 		}
 		cas, err := cassette.Open(c.Cassette, mode, cassette.Secrets(g.Workflow(), environ))
 		if err != nil {
-			fail(c.Pos, "%v", err)
+			broken(c.Pos, err)
 			return
 		}
 		defer func() {
 			if err := cas.Close(); err != nil {
-				fail(c.Pos, "%v", err)
+				broken(c.Pos, err)
 			}
 		}()
 		client = cas.Wrap(nodes.NewHTTPClient(opts.Version))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func writeFile(t *testing.T, dir, name, src string) string {
@@ -214,5 +215,25 @@ func TestStubsFor(t *testing.T) {
 	}
 	if stubsFor(&Case{}) != nil {
 		t.Errorf("a case without stubs must leave Options.Stubs nil")
+	}
+}
+
+func TestShort(t *testing.T) {
+	tests := []struct {
+		v    any
+		want string
+	}{
+		{"a <b> & c", `"a <b> & c"`},
+		{[]any{1, "x"}, `[1,"x"]`},
+		{strings.Repeat("é", 150), `"` + strings.Repeat("é", 98) + "..."}, // 197 bytes end inside an é
+	}
+	for _, tt := range tests {
+		got := short(tt.v)
+		if got != tt.want {
+			t.Errorf("short(%.20v) = %q, want %q", tt.v, got, tt.want)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("short(%.20v) is not valid UTF-8", tt.v)
+		}
 	}
 }
