@@ -187,7 +187,7 @@ func llmGenAI(prov *Provider, req llm.Request, resp *llm.Response, err error, st
 		g.Error = err.Error()
 		return g
 	}
-	g.ResponseModel, g.FinishReason, g.Completion = resp.Model, resp.FinishReason, resp.Content
+	g.ResponseModel, g.ResponseID, g.FinishReason, g.Completion = resp.Model, resp.ID, resp.FinishReason, resp.Content
 	g.InputTokens, g.OutputTokens = resp.Usage.InputTokens, resp.Usage.OutputTokens
 	return g
 }

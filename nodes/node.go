@@ -161,6 +161,7 @@ type GenAIInfo struct {
 	Provider      string // the provider's kind: openai | anthropic
 	RequestModel  string
 	ResponseModel string
+	ResponseID    string // the provider's id of the response (gen_ai.response.id)
 	MaxTokens     int
 	Temperature   *float64
 	InputTokens   int

@@ -25,6 +25,16 @@ const (
 	EventRunEnd     = "run_end"
 )
 
+// Tool call events: a `tools` node running one of a model's tool calls
+// (a declared tool or an MCP tool), an invocation of its own at
+// Path …/tool:ID. Tool is the name the model called, ToolCallID its call
+// id; tool_end has DurationMS and, when the call failed, Kind and Error.
+// A call reused from the record on resume emits neither.
+const (
+	EventToolStart = "tool_start"
+	EventToolEnd   = "tool_end"
+)
+
 // Event is one observable moment of a run, JSON-encodable as one line of
 // `lgx run --stream events`. Values in Writes, State and Error have declared
 // secrets replaced by `***`.
@@ -62,6 +72,10 @@ type Event struct {
 	Used   int64  `json:"used,omitempty"`
 	Limit  int64  `json:"limit,omitempty"`
 
+	// tool_start, tool_end: the tool the model called and the call's id.
+	Tool       string `json:"tool,omitempty"`
+	ToolCallID string `json:"tool_call_id,omitempty"`
+
 	// Writes are the state writes of one invocation (node_end, and
 	// node_error with on_error: continue): key -> value as written, before
 	// reducers (`--stream updates`).
@@ -72,7 +86,8 @@ type Event struct {
 	Status string         `json:"status,omitempty"` // run_end: completed|failed|cancelled|interrupted
 
 	// GenAI describes the last model call of an llm_call invocation
-	// (node_end, node_error), for tracing; Prompt and Completion are
+	// (node_end, node_error; tool_end for a tool whose node is an
+	// llm_call), for tracing; Prompt and Completion are
 	// redacted. Not part of the event stream.
 	GenAI *nodes.GenAIInfo `json:"-"`
 }

@@ -109,23 +109,57 @@ func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
 // PARENT/tool:ID: its node with `args` in scope, under the node's caps,
 // timeout and retry policy, then the tool's `output` (default: the
 // result). A finished call is recorded, and a resume of the tools node
-// reuses it instead of calling again.
+// reuses it instead of calling again. A call that runs is reported as
+// tool_start and tool_end events; a reused one is not (it ran, and was
+// reported, in the attempt that recorded it).
 func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 	r := c.r
-	name := tcall.Name
-	if server, tool, ok := r.g.mcpRef(name); ok {
-		return c.runMCPTool(ctx, tcall, server, tool)
-	}
-	t, ok := r.g.tools[name]
-	if !ok {
-		return nil, nodes.Errorf(nodes.KindInput, "unknown tool %q", name)
-	}
 	path := toolCallPath(c.pathOf(), tcall.ID, tcall.Position)
 	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
 		var v any
 		if err := decodeJSON(rec.Writes, &v); err == nil {
 			return v, nil
 		}
+	}
+	if r.sink == nil {
+		out, _, err := c.runTool(ctx, tcall, path)
+		return out, err
+	}
+	ev := Event{Event: EventToolStart, Node: c.n.name, Path: path, Step: c.step, Tool: tcall.Name, ToolCallID: tcall.ID}
+	if c.index >= 0 {
+		i := c.index
+		ev.Index = &i
+	}
+	started := time.Now()
+	ev.TS = started
+	r.emit(ev)
+	if r.opts.InvocationContext != nil && r.opts.parent == nil {
+		// The call's HTTP requests are its children in a trace.
+		ctx = r.opts.InvocationContext(ctx, r.id, path)
+	}
+	out, genai, err := c.runTool(ctx, tcall, path)
+	ev.Event, ev.TS, ev.GenAI = EventToolEnd, time.Now(), genai
+	ev.DurationMS = ev.TS.Sub(started).Milliseconds()
+	if err != nil {
+		ev.Kind, ev.Error = string(nodes.KindOf(err)), err.Error()
+	}
+	r.emit(ev)
+	return out, err
+}
+
+// runTool runs a tool call at path that the record does not hold, and
+// returns with its result the report of the model call its node made (an
+// llm_call tool), if any.
+func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, *nodes.GenAIInfo, error) {
+	r := c.r
+	name := tcall.Name
+	if server, tool, ok := r.g.mcpRef(name); ok {
+		out, err := c.runMCPTool(ctx, tcall, server, tool)
+		return out, nil, err
+	}
+	t, ok := r.g.tools[name]
+	if !ok {
+		return nil, nil, nodes.Errorf(nodes.KindInput, "unknown tool %q", name)
 	}
 	var started time.Time
 	if r.rec != nil {
@@ -138,30 +172,30 @@ func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 	if t.node.with != nil {
 		w, err := t.node.with.evalMap(&tc.env)
 		if err != nil {
-			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: with.%w", name, err)}
+			return nil, nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: with.%w", name, err)}
 		}
 		tc.inv.With = w
 	}
 	res, attempts, err := r.attempts(ctx, nil, t.node, tc.caps, &tc.inv, tc.onWait)
 	if err != nil {
-		return nil, err
+		return nil, tc.genai, err
 	}
 	out := res
 	if t.output != nil {
 		tc.env.Result = res
 		if out, err = t.output.eval(&tc.env); err != nil {
-			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: output: %w", name, err)}
+			return nil, tc.genai, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: output: %w", name, err)}
 		}
 	}
 	if r.rec != nil {
 		b, err := json.Marshal(r.red.value(out))
 		if err != nil {
-			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("tool %s: result is not JSON: %w", name, err)}
+			return nil, tc.genai, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("tool %s: result is not JSON: %w", name, err)}
 		}
 		r.rec.add(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
 			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()})
 	}
-	return out, nil
+	return out, tc.genai, nil
 }
 
 // RunSubgraph runs a child workflow (loaded, checked and recorded when the
@@ -185,7 +219,7 @@ func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]an
 	}
 	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim, RunID: r.id,
 		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
-			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red}}
+			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf()}}
 	res, err := Run(ctx, g, opts)
 	if err != nil {
 		var ie *InputError

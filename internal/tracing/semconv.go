@@ -14,6 +14,7 @@ const (
 	keyRequestMaxTokens   = "gen_ai.request.max_tokens"
 	keyRequestTemperature = "gen_ai.request.temperature"
 	keyResponseModel      = "gen_ai.response.model"
+	keyResponseID         = "gen_ai.response.id"
 	keyResponseFinish     = "gen_ai.response.finish_reasons"
 	keyUsageInputTokens   = "gen_ai.usage.input_tokens"
 	keyUsageOutputTokens  = "gen_ai.usage.output_tokens"

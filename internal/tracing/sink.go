@@ -59,6 +59,10 @@ func (s *Sink) Emit(e runner.Event) {
 		s.nodeStart(e)
 	case runner.EventNodeEnd, runner.EventNodeError:
 		s.nodeEnd(e)
+	case runner.EventToolStart:
+		s.toolStart(e)
+	case runner.EventToolEnd:
+		s.toolEnd(e)
 	case runner.EventRetry:
 		s.addEvent(e, "retry", attribute.Int(keyAttempt, e.Attempt), attribute.Int64(keyDelayMS, e.DelayMS),
 			attribute.String(keyErrorType, e.Kind), attribute.String(keyReason, e.Error))
@@ -108,19 +112,6 @@ func (s *Sink) parent(run, path string) trace.Span {
 	return s.runs[run]
 }
 
-// toolName returns the tool of a tool call's path (…/tool:ID) as the node
-// is named for it (NODE.TOOL), or "" for another invocation.
-func toolName(e runner.Event) (string, bool) {
-	if !strings.Contains(e.Path, "/tool:") {
-		return "", false
-	}
-	name := e.Node
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		name = name[i+1:]
-	}
-	return name, true
-}
-
 func (s *Sink) nodeStart(e runner.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -128,23 +119,63 @@ func (s *Sink) nodeStart(e runner.Event) {
 	if parent == nil {
 		return // a run this sink did not see start
 	}
-	name := e.Node
 	attrs := []attribute.KeyValue{
 		attribute.String(keyNode, e.Node), attribute.String(keyPath, e.Path), attribute.Int(keyStep, e.Step),
 	}
 	if e.Index != nil {
 		attrs = append(attrs, attribute.Int(keyIndex, *e.Index))
 	}
-	if tool, ok := toolName(e); ok {
-		name = opExecuteTool + " " + tool
-		attrs = append(attrs, attribute.String(keyOperationName, opExecuteTool), attribute.String(keyToolName, tool))
-		if i := strings.LastIndex(e.Path, "/tool:"); i >= 0 {
-			attrs = append(attrs, attribute.String(keyToolCallID, e.Path[i+len("/tool:"):]))
-		}
+	ctx := trace.ContextWithSpan(context.Background(), parent)
+	_, span := s.tracer.Start(ctx, e.Node, trace.WithTimestamp(e.TS), trace.WithAttributes(attrs...))
+	s.spans[e.Run][e.Path] = span
+}
+
+// toolStart opens an `execute_tool {name}` span for a tool call, a child
+// of the tools invocation running it. Its cap waits and retries (events
+// at the call's path) land on it.
+func (s *Sink) toolStart(e runner.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parent := s.parent(e.Run, e.Path)
+	if parent == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String(keyOperationName, opExecuteTool), attribute.String(keyToolName, e.Tool),
+		attribute.String(keyNode, e.Node), attribute.String(keyPath, e.Path), attribute.Int(keyStep, e.Step),
+	}
+	if e.ToolCallID != "" {
+		attrs = append(attrs, attribute.String(keyToolCallID, e.ToolCallID))
+	}
+	if e.Index != nil {
+		attrs = append(attrs, attribute.Int(keyIndex, *e.Index))
 	}
 	ctx := trace.ContextWithSpan(context.Background(), parent)
-	_, span := s.tracer.Start(ctx, name, trace.WithTimestamp(e.TS), trace.WithAttributes(attrs...))
+	_, span := s.tracer.Start(ctx, opExecuteTool+" "+e.Tool, trace.WithTimestamp(e.TS), trace.WithAttributes(attrs...))
 	s.spans[e.Run][e.Path] = span
+}
+
+// toolEnd ends a tool call's span: its outcome, an error status when it
+// failed, and the model call of an llm_call tool as a chat child.
+func (s *Sink) toolEnd(e runner.Event) {
+	s.mu.Lock()
+	span := s.spans[e.Run][e.Path]
+	delete(s.spans[e.Run], e.Path)
+	s.mu.Unlock()
+	if span == nil {
+		return
+	}
+	outcome := "ok"
+	if e.Kind != "" {
+		outcome = e.Kind
+		span.SetAttributes(attribute.String(keyErrorType, e.Kind))
+		span.SetStatus(codes.Error, e.Error)
+	}
+	span.SetAttributes(attribute.String(keyOutcome, outcome))
+	if e.GenAI != nil {
+		s.chat(span, e.GenAI)
+	}
+	span.End(trace.WithTimestamp(e.TS))
 }
 
 func (s *Sink) nodeEnd(e runner.Event) {
@@ -184,6 +215,9 @@ func (s *Sink) chat(parent trace.Span, g *nodes.GenAIInfo) {
 		attrs = append(attrs, attribute.Float64(keyRequestTemperature, *g.Temperature))
 	}
 	if g.Error == "" {
+		if g.ResponseID != "" {
+			attrs = append(attrs, attribute.String(keyResponseID, g.ResponseID))
+		}
 		attrs = append(attrs,
 			attribute.String(keyResponseModel, g.ResponseModel),
 			attribute.Int(keyUsageInputTokens, g.InputTokens),

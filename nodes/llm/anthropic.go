@@ -58,6 +58,7 @@ func (c *anthropicClient) Complete(ctx context.Context, req Request, onToken fun
 			if ev.Message.Model != "" {
 				resp.Model = string(ev.Message.Model)
 			}
+			resp.ID = ev.Message.ID
 			resp.Usage.InputTokens = int(ev.Message.Usage.InputTokens)
 			resp.Usage.OutputTokens = int(ev.Message.Usage.OutputTokens)
 		case "content_block_start":

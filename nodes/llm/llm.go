@@ -69,6 +69,9 @@ type Response struct {
 	Usage        Usage
 	FinishReason string // the provider's own value (stop, tool_calls, end_turn, tool_use…)
 	Model        string
+	// ID is the provider's id of the response (OpenAI `chatcmpl-…`,
+	// Anthropic `msg_…`), for tracing; "" when the provider sent none.
+	ID string
 }
 
 // Client completes requests, streaming text pieces to onToken (which may be

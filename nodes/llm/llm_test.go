@@ -76,6 +76,10 @@ func TestStreamsTextInOrder(t *testing.T) {
 			if resp.Model != "served-model" {
 				t.Errorf("model = %q", resp.Model)
 			}
+			// The provider's response id, for gen_ai.response.id.
+			if wantID := map[string]string{KindOpenAI: "chatcmpl-llmtest1", KindAnthropic: "msg_llmtest1"}[kind]; resp.ID != wantID {
+				t.Errorf("response id = %q, want %q", resp.ID, wantID)
+			}
 			reqs := srv.Requests()
 			if len(reqs) != 1 || !reqs[0].Stream {
 				t.Fatalf("requests = %d, stream = %v", len(reqs), len(reqs) == 1 && reqs[0].Stream)

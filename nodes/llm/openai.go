@@ -54,6 +54,9 @@ func (c *openAIClient) Complete(ctx context.Context, req Request, onToken func(s
 		if chunk.Model != "" {
 			resp.Model = chunk.Model
 		}
+		if chunk.ID != "" {
+			resp.ID = chunk.ID
+		}
 		if chunk.JSON.Usage.Valid() {
 			resp.Usage = Usage{InputTokens: int(chunk.Usage.PromptTokens), OutputTokens: int(chunk.Usage.CompletionTokens)}
 		}
