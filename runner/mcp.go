@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,17 +26,73 @@ import (
 // terminal stays the run's.
 const EventMCPStderr = "mcp_stderr"
 
-// mcpRun is a run's MCP side: the servers' connections (made on first
-// use) and one compiled node per server tool called as a model's tool,
-// carrying the server's pool and timeout.
+// mcpRun is a run's MCP side: its servers (by name; each the run tree's
+// session for that declaration, made on first use) and one compiled node
+// per server tool called as a model's tool, carrying the server's pool
+// and timeout.
 type mcpRun struct {
-	once sync.Once
-	m    *mcp.Manager
-	err  error
+	once    sync.Once
+	servers map[string]*mcp.Manager
+	err     error
+
+	treeOnce sync.Once
+	tree     *mcpTree
+	own      bool // a top-level run: it stops the tree's servers when it ends
 
 	mu    sync.Mutex
 	nodes map[string]*node
 	caps  map[string]*caps
+}
+
+// mcpTree holds the MCP sessions of a run tree: the top-level run and
+// every subgraph it runs, at any depth. A server is started once per
+// distinct declaration (its name and everything that starts or reaches
+// it: command, args, env, cwd, url, headers, tools), so a child that
+// declares a server as its parent does uses the parent's session; a child
+// whose declaration differs gets its own. The top-level run stops them
+// all when it ends (docs/decisions.md, "MCP servers and subgraphs").
+type mcpTree struct {
+	opts mcp.Options // the top-level run's: environment, transport, stderr events
+
+	mu     sync.Mutex
+	byDecl map[string]*mcp.Manager
+	closed bool
+}
+
+// manager returns the session manager of a declaration, made on first use.
+func (t *mcpTree) manager(s mcp.Server) (*mcp.Manager, error) {
+	key, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("mcp server %s: %w", s.Name, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m := t.byDecl[string(key)]; m != nil {
+		return m, nil
+	}
+	m := mcp.NewManager([]mcp.Server{s}, t.opts)
+	if t.closed {
+		// The run has ended: the manager refuses every call.
+		_ = m.Close()
+	}
+	t.byDecl[string(key)] = m
+	return m, nil
+}
+
+// close stops every server of the tree; later calls fail.
+func (t *mcpTree) close() error {
+	t.mu.Lock()
+	t.closed = true
+	ms := make([]*mcp.Manager, 0, len(t.byDecl))
+	for _, m := range t.byDecl {
+		ms = append(ms, m)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, m := range ms {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // mcpServer returns the declaration of a server, or nil.
@@ -85,26 +142,63 @@ func (g *Graph) mcpRef(name string) (server, tool string, ok bool) {
 	return "", "", false
 }
 
-// mcpManager returns the run's manager, built on first use.
-func (r *run) mcpManager() (*mcp.Manager, error) {
+// mcpTreeOf returns the run tree's MCP sessions: a subgraph's run uses
+// its parent's; a top-level run makes them (nothing starts until used).
+func (r *run) mcpTreeOf() *mcpTree {
 	st := r.mcpState()
-	st.once.Do(func() {
+	st.treeOnce.Do(func() {
+		if p := r.opts.parent; p != nil && p.mcp != nil {
+			st.tree = p.mcp
+			return
+		}
 		environ := r.opts.Environ
 		if environ == nil {
 			environ = os.Environ()
 		}
+		st.own = true
+		st.tree = &mcpTree{byDecl: map[string]*mcp.Manager{}, opts: mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient,
+			Transport: r.opts.MCPTransport,
+			Stderr: func(server, line string) {
+				r.emit(Event{Event: EventMCPStderr, Node: server, Message: line})
+			}}}
+	})
+	return st.tree
+}
+
+// mcpManager returns the manager of one of the run's declared servers,
+// the declarations resolved on first use.
+func (r *run) mcpManager(server string) (*mcp.Manager, error) {
+	st := r.mcpState()
+	st.once.Do(func() {
 		var servers []mcp.Server
 		servers, st.err = mcpServers(r.g.wf, &exprEnv{Env: r.env, Secrets: r.secrets})
 		if st.err != nil {
 			return
 		}
-		st.m = mcp.NewManager(servers, mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient,
-			Transport: r.opts.MCPTransport,
-			Stderr: func(server, line string) {
-				r.emit(Event{Event: EventMCPStderr, Node: server, Message: line})
-			}})
+		tree := r.mcpTreeOf()
+		st.servers = make(map[string]*mcp.Manager, len(servers))
+		for _, s := range servers {
+			m, err := tree.manager(s)
+			if err != nil {
+				st.err = &nodes.Error{Kind: nodes.KindInput, Err: err}
+				return
+			}
+			st.servers[s.Name] = m
+		}
 	})
-	return st.m, st.err
+	if st.err != nil {
+		return nil, st.err
+	}
+	m := st.servers[server]
+	if m == nil {
+		names := make([]string, 0, len(st.servers))
+		for n := range st.servers {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return nil, &nodes.Error{Kind: nodes.KindInput, Err: &mcp.UnknownError{Server: server, Suggest: spec.Suggest(server, names)}}
+	}
+	return m, nil
 }
 
 // NewMCPManager returns a manager of a workflow's MCP servers outside a
@@ -175,13 +269,16 @@ func (r *run) mcpState() *mcpRun {
 	return r.mcp
 }
 
-// closeMCP stops every server the run started; it runs whatever way the
-// run ends (completed, failed, cancelled, interrupted).
+// closeMCP stops every server the run tree started; it runs whatever way
+// the run ends (completed, failed, cancelled, interrupted).
+//
+// A subgraph's run leaves its servers running: they belong to the run
+// tree, and the top-level run stops them.
 func (r *run) closeMCP() {
-	if r.mcp == nil || r.mcp.m == nil {
+	if r.mcp == nil || !r.mcp.own {
 		return
 	}
-	if err := r.mcp.m.Close(); err != nil {
+	if err := r.mcp.tree.close(); err != nil {
 		r.emit(Event{Event: EventMCPStderr, Message: err.Error()})
 	}
 }
@@ -209,7 +306,7 @@ var _ nodes.MCPHost = (*call)(nil)
 
 // MCPTool implements nodes.MCPHost.
 func (c *call) MCPTool(ctx context.Context, server, tool string) (*nodes.ToolSpec, error) {
-	m, err := c.r.mcpManager()
+	m, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +319,7 @@ func (c *call) MCPTool(ctx context.Context, server, tool string) (*nodes.ToolSpe
 
 // CallMCP implements nodes.MCPHost.
 func (c *call) CallMCP(ctx context.Context, server, tool string, args map[string]any) (*nodes.MCPResult, error) {
-	m, err := c.r.mcpManager()
+	m, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +362,7 @@ func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.T
 		}
 		return []nodes.ToolSpec{*s}, nil
 	}
-	m, err := c.r.mcpManager()
+	m, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}

@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,5 +287,75 @@ edges:
 	msgs := res.State["msgs"].([]any)
 	if c := msgs[0].(map[string]any)["content"]; c != "Echo: over http" {
 		t.Errorf("echo = %v", c)
+	}
+}
+
+// TestEverythingSubgraph: a parent and its for_each subgraph declare the
+// real server alike; the whole run tree starts one server process, and
+// the children's calls reach it.
+func TestEverythingSubgraph(t *testing.T) {
+	exe := everything(t)
+	decl := `mcp:
+	everything: {command: ` + exe + `, args: [stdio], timeout: 20s}
+`
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", map[string]string{
+		"parent.yaml": `
+lgx: 1
+name: everything-parent
+` + decl + `state:
+	words: {type: list, default: [one, two, three]}
+	got: {type: list, reducer: append}
+nodes:
+	sum:
+		type: mcp_call
+		with: {server: everything, tool: get-sum, arguments: {a: 1, b: 2}}
+		output: {got: "${{ [result.text] }}"}
+	each:
+		type: subgraph
+		for_each: ${{ state.words }}
+		as: word
+		with: {workflow: ./child.yaml, input: {word: "${{ word }}"}}
+		output: {got: "${{ result.got }}"}
+edges:
+	- {from: START, to: [sum, each]}
+	- {from: [sum, each], to: END}
+`,
+		"child.yaml": `
+lgx: 1
+name: everything-child
+` + decl + `state:
+	word: string
+	got: {type: list, reducer: append}
+nodes:
+	echo:
+		type: mcp_call
+		with: {server: everything, tool: echo, arguments: {message: "${{ state.word }}"}}
+		output: {got: "${{ [result.text] }}"}
+edges:
+	- {from: START, to: echo}
+`})
+	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started atomic.Int32
+	res, err := Run(context.Background(), g, Options{MCPTransport: func(s *mcp.Server) (sdk.Transport, error) {
+		started.Add(1)
+		cmd := exec.Command(s.Command, s.Args...)
+		cmd.Env = mcp.FilterEnv(os.Environ(), nil)
+		return &sdk.CommandTransport{Command: cmd}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(res.State["got"])
+	for _, w := range []string{"Echo: one", "Echo: two", "Echo: three", "3"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("got %s, want %q in it", got, w)
+		}
+	}
+	if n := started.Load(); n != 1 {
+		t.Errorf("%d server processes started, want 1 for the run tree", n)
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,5 +234,115 @@ edges:
 	msgs, _ := res.State["msgs"].([]any)
 	if len(msgs) != 2 || msgs[0].(map[string]any)["content"] != "marked" || msgs[1].(map[string]any)["content"] != "held" {
 		t.Errorf("messages %v", msgs)
+	}
+}
+
+const mcpParentWorkflow = `
+lgx: 1
+name: mcp-parent
+pools:
+	mcp: {concurrency: 1}
+mcp:
+	t: {command: srv, args: [a], pool: mcp}
+state:
+	words: {type: list, default: [x, y, z]}
+	got: {type: list, reducer: append}
+nodes:
+	first:
+		type: mcp_call
+		with: {server: t, tool: echo, arguments: {text: parent}}
+		output: {got: "${{ [result.text] }}"}
+	each:
+		type: subgraph
+		for_each: ${{ state.words }}
+		as: word
+		with: {workflow: ./child.yaml, input: {word: "${{ word }}"}}
+		output: {got: "${{ result.got }}"}
+edges:
+	- {from: START, to: first}
+	- {from: first, to: each}
+	- {from: each, to: END}
+`
+
+// The child declares t as its parent does (shared), and u, a server of
+// its own.
+const mcpChildWorkflow = `
+lgx: 1
+name: mcp-child
+pools:
+	mcp: {concurrency: 5}
+mcp:
+	t: {command: srv, args: [a], pool: mcp}
+	u: {command: srv, args: [b]}
+state:
+	word: string
+	got: {type: list, reducer: append}
+nodes:
+	call:
+		type: mcp_call
+		with: {server: t, tool: slow, arguments: {text: "${{ state.word }}"}}
+		output: {got: "${{ [result.content.word] }}"}
+	ask:
+		type: tools
+		with: {calls: [{id: c1, name: u.echo, arguments: {text: "${{ state.word }}"}}]}
+		output: {got: "${{ [result.messages[0].content] }}"}
+edges:
+	- {from: START, to: [call, ask]}
+`
+
+// TestMCPSubgraphSharesSessions: a subgraph whose server is declared as
+// its parent's uses the parent's session (one connection for the run
+// tree, not one per child), under the parent's pool; a server only the
+// child declares gets one session for every child; the children's calls
+// are recorded under their paths; the top-level run stops every session.
+func TestMCPSubgraphSharesSessions(t *testing.T) {
+	ts := newMCPTestServer()
+	var mu sync.Mutex
+	conns := map[string]int{}
+	transport := func(s *mcp.Server) (sdk.Transport, error) {
+		mu.Lock()
+		conns[s.Name+" "+strings.Join(s.Args, " ")]++
+		mu.Unlock()
+		return ts.transport(s)
+	}
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", map[string]string{"parent.yaml": mcpParentWorkflow, "child.yaml": mcpChildWorkflow})
+	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	res, err := Run(context.Background(), g, Options{MCPTransport: transport, Store: st, RunID: "S1", Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Clone(res.State["got"].([]any))
+	slices.SortFunc(got, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+	if want := []any{"echo: parent", "echo: x", "echo: y", "echo: z", "x", "y", "z"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got = %v, want %v", got, want)
+	}
+	if want := map[string]int{"t a": 1, "u b": 1}; !maps.Equal(conns, want) {
+		t.Errorf("connections %v, want %v (one per declaration for the whole run tree)", conns, want)
+	}
+	if n := ts.maxSeen.Load(); n != 1 {
+		t.Errorf("%d slow calls in flight, want 1: the children's calls take the parent's pool mcp (concurrency 1)", n)
+	}
+	paths := recordedPaths(t, st, "S1")
+	for _, w := range []string{"1/first", "2/each[0]/1/call", "2/each[2]/1/call", "2/each[1]/1/ask/tool:c1"} {
+		if !slices.Contains(paths, w) {
+			t.Errorf("no record of %s in %q", w, paths)
+		}
+	}
+	// Every session ended with the run (the client closed them all).
+	deadline := time.Now().Add(5 * time.Second)
+	for open := 1; open > 0; {
+		open = 0
+		for range ts.srv.Sessions() {
+			open++
+		}
+		if open > 0 && time.Now().After(deadline) {
+			t.Fatalf("%d server sessions still open after the run", open)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -39,6 +39,7 @@ type parentLink struct {
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
 	red      redactor // the parent's: the child masks its parent's secrets too
+	mcp      *mcpTree // the run tree's MCP sessions (see mcpTree)
 }
 
 // pausedChild is a subgraph's run paused at interrupts: the subgraph
