@@ -59,6 +59,7 @@ resumable runs.`,
 		a.nodesCmd(),
 		a.schemaCmd(),
 		a.mcpCmd(),
+		a.manCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Name() == "run" || c.Name() == "resume" {
@@ -75,6 +76,7 @@ resumable runs.`,
   lgx completion fish > ~/.config/fish/completions/lgx.fish`
 		}
 	}
+	addCompletions(root)
 	return root
 }
 
