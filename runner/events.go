@@ -18,6 +18,7 @@ const (
 	EventFallback   = "fallback" // an llm_call goes to its next provider (Message says which; Kind, Error why)
 	EventToken      = "token"
 	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
+	EventAcquired   = "acquired"   // the first attempt holds every slot and rate token (DurationMS: since node_start); none for subgraph nodes
 	EventBudget     = "budget"     // an llm_call settled its tokens with a budget (Budget, Tokens, Used, Limit)
 	EventStepEnd    = "step_end"   // after the barrier; State when Options.StepState
 	EventCheckpoint = "checkpoint" // the step boundary was recorded; Nodes = next step's nodes

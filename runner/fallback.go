@@ -117,6 +117,7 @@ func (c *call) withFallbacks(ctx context.Context, cp *caps) (any, int, error) {
 			}
 			r.emit(ev)
 		}
+		c.releaseHeld() // the failed provider's slots
 		with := make(map[string]any, len(c.inv.With))
 		for k, v := range c.inv.With {
 			with[k] = v

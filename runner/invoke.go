@@ -37,6 +37,17 @@ type call struct {
 	kcaps caps
 	// genai is the last model call's report (only when events are sent).
 	genai *nodes.GenAIInfo
+	// started is when the invocation began (node_start), set when events
+	// are sent; acquired is set once its first attempt holds its caps.
+	started  time.Time
+	acquired bool
+	// held are the caps of the last attempt, released once node_end is
+	// sent, so that in the event stream no invocation acquires a slot
+	// before the one that freed it has ended.
+	held *caps
+	// top: the call is an invocation of the graph (made by invoke), not
+	// a tool call; only those send acquired and keep held.
+	top bool
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -49,6 +60,7 @@ var callPool = sync.Pool{New: func() any { return new(call) }}
 func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, item any, res *invResult) {
 	c := callPool.Get().(*call)
 	defer func() {
+		c.releaseHeld() // after node_end: see call.held
 		*c = call{}
 		callPool.Put(c)
 	}()
@@ -56,7 +68,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	if cap(buf) == 0 {
 		buf = res.wbuf[:0]
 	}
-	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac}
+	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac, top: true}
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
@@ -73,6 +85,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		*idxp = index
 	}
 	if r.sink != nil {
+		c.started = started
 		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, Path: c.path, TS: started})
 	}
 
@@ -227,6 +240,9 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if err := r.lim.acquire(ctx, cp, onWait); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
+		if c, _ := inv.Host.(*call); c != nil && c.top && !c.acquired {
+			c.onAcquired(cp)
+		}
 		res, timedOut, err := attemptOnce(ctx, ac, n, inv)
 		if err != nil && ctx.Err() == nil && timedOut {
 			var ne *nodes.Error
@@ -234,7 +250,12 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 				err = &nodes.Error{Kind: nodes.KindTimeout, Err: fmt.Errorf("attempt %d timed out after %s: %w", attempt, n.timeout, err)}
 			}
 		}
-		r.lim.release(cp)
+		c, _ := inv.Host.(*call)
+		if c != nil && c.top && (err == nil || asInterrupt(err) != nil || ctx.Err() != nil || attempt >= n.retry.attempts || !n.retry.retryable(err)) {
+			c.held = cp // the last attempt: see call.held
+		} else {
+			r.lim.release(cp)
+		}
 		if err == nil {
 			return normalize(res), attempt, nil
 		}
@@ -346,6 +367,30 @@ func (c *call) onWait(what string) {
 		return
 	}
 	ev := Event{Event: EventWait, Node: c.n.name, Path: c.pathOf(), Step: c.step, Waiting: what}
+	if c.index >= 0 {
+		i := c.index
+		ev.Index = &i
+	}
+	c.r.emit(ev)
+}
+
+// releaseHeld releases the caps the last attempt kept, if any.
+func (c *call) releaseHeld() {
+	if c.held != nil {
+		c.r.lim.release(c.held)
+		c.held = nil
+	}
+}
+
+// onAcquired reports that the invocation's first attempt holds its caps.
+func (c *call) onAcquired(cp *caps) {
+	c.acquired = true
+	if c.r.sink == nil || cp.none {
+		return
+	}
+	now := time.Now()
+	ev := Event{Event: EventAcquired, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now,
+		DurationMS: now.Sub(c.started).Milliseconds()}
 	if c.index >= 0 {
 		i := c.index
 		ev.Index = &i
