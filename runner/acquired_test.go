@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/lgx-run/lgx/store"
 )
@@ -136,5 +138,80 @@ edges:
 				t.Errorf("no acquired event reports a queue time")
 			}
 		})
+	}
+}
+
+// The items of a for_each start and take their caps in index order: a
+// waiting item with a lower index gets a freed slot before a higher one,
+// whatever order the workers pick them up in.
+func TestForEachStartsInIndexOrder(t *testing.T) {
+	tests := []struct{ name, caps string }{
+		{"node cap", "concurrency: 1"},
+		{"pool", "pool: one"},
+		{"node cap 3", "concurrency: 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &eventLog{}
+			res, err := runYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 8}
+pools:
+  one: {concurrency: 1}
+state: {}
+nodes:
+  f: {type: probe, for_each: "${{ 0..19 }}", `+tt.caps+`, with: {rand_ms: 2}}
+edges:
+  - {from: START, to: f}
+`, nil, func(o *Options) { o.Sink = rec })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != store.StatusCompleted {
+				t.Fatalf("status %s", res.Status)
+			}
+			for _, name := range []string{EventNodeStart, EventAcquired} {
+				var order []int
+				for _, e := range rec.named(name) {
+					order = append(order, *e.Index)
+				}
+				for i, got := range order {
+					if got != i {
+						t.Fatalf("%s order %v, want 0..19", name, order)
+					}
+				}
+				if len(order) != 20 {
+					t.Fatalf("%d %s events", len(order), name)
+				}
+			}
+		})
+	}
+}
+
+// A turnstile moves past items that passed out of turn (cancelled while
+// waiting) and wakes only the item whose turn it is.
+func TestTurnstile(t *testing.T) {
+	ts := newTurnstile(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	turn{ts, 2}.wait(ctx) // cancelled: returns without its turn
+	turn{ts, 2}.pass()    // out of order: item 0 keeps the turn
+	woke := make(chan int, 4)
+	go func() { turn{ts, 3}.wait(context.Background()); woke <- 3 }()
+	go func() { turn{ts, 1}.wait(context.Background()); woke <- 1 }()
+	turn{ts, 0}.wait(context.Background())
+	select {
+	case k := <-woke:
+		t.Fatalf("item %d woke before item 0 passed", k)
+	case <-time.After(20 * time.Millisecond):
+	}
+	turn{ts, 0}.pass()
+	if k := <-woke; k != 1 {
+		t.Fatalf("item %d woke first, want 1", k)
+	}
+	turn{ts, 1}.pass() // 2 passed already: the turn goes to 3
+	if k := <-woke; k != 3 {
+		t.Fatalf("item %d woke, want 3", k)
 	}
 }

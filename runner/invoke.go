@@ -48,6 +48,9 @@ type call struct {
 	// top: the call is an invocation of the graph (made by invoke), not
 	// a tool call; only those send acquired and keep held.
 	top bool
+	// turn is the invocation's place among its for_each's items, passed
+	// once it holds its caps or ends (see turnstile).
+	turn turn
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -61,6 +64,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	c := callPool.Get().(*call)
 	defer func() {
 		c.releaseHeld() // after node_end: see call.held
+		c.passTurn()
 		*c = call{}
 		callPool.Put(c)
 	}()
@@ -69,6 +73,8 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		buf = res.wbuf[:0]
 	}
 	*c = call{r: r, n: n, caps: &r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac, top: true}
+	c.turn, res.turn = res.turn, turn{}
+	c.turn.wait(ctx)
 	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
@@ -382,9 +388,17 @@ func (c *call) releaseHeld() {
 	}
 }
 
+// passTurn lets the next item of the for_each take its caps; only the
+// first call counts.
+func (c *call) passTurn() {
+	c.turn.pass()
+	c.turn = turn{}
+}
+
 // onAcquired reports that the invocation's first attempt holds its caps.
 func (c *call) onAcquired(cp *caps) {
 	c.acquired = true
+	c.passTurn()
 	if c.r.sink == nil || cp.none {
 		return
 	}

@@ -224,6 +224,7 @@ type invResult struct {
 	attempts  int
 	reused    bool
 	resumeVal map[string]any // feed as result instead of running (resume of an interrupt)
+	turn      turn           // the item's place in its for_each's turnstile, if it has one
 }
 
 func (ir *invResult) failed() bool { return ir.status == store.InvocationFailed }
@@ -869,9 +870,15 @@ func (r *run) execute(ctx context.Context, runs []*nodeRun) {
 			if nr.n.instant {
 				continue
 			}
+			ts := r.turnstileFor(nr)
+			ord := 0
 			for i := range nr.res {
 				if nr.res[i].reused {
 					continue
+				}
+				if ts != nil {
+					nr.res[i].turn = turn{ts: ts, ord: ord}
+					ord++
 				}
 				t := task{ctx: sctx, cancel: cancel, wg: &wg, n: nr.n, index: itemIndex(nr, i), res: &nr.res[i]}
 				if nr.items != nil {
