@@ -190,7 +190,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 
 // stubbed returns the result Options.Stubs gives c, if any.
 func (r *run) stubbed(c *call) (any, bool) {
-	if r.opts.Stubs == nil || r.opts.parent != nil {
+	if r.opts.Stubs == nil {
 		return nil, false
 	}
 	v, ok := r.opts.Stubs(c.pathOf(), c.n.name, c.index)

@@ -49,10 +49,11 @@ type Options struct {
 
 	// Answer answers the interrupts a resumed run waits at (Resume only).
 	Answer Answer
-	// Stubs, when set, is asked before each invocation of the run (not of
-	// its subgraphs) runs: ok means result is the invocation's result and
-	// the node type does not run (`lgx test` stubs). The result goes
-	// through the node's `output` as a real one would.
+	// Stubs, when set, is asked before each invocation of the run runs:
+	// ok means result is the invocation's result and the node type does
+	// not run (`lgx test` stubs). The result goes through the node's
+	// `output` as a real one would. A subgraph's invocations ask it with
+	// node SUBGRAPH/NODE (see childStubs).
 	Stubs func(path, node string, index int) (result any, ok bool)
 	// InvocationContext, when set, derives the context of each invocation
 	// of the run (not of its subgraphs) before its attempts, after its

@@ -202,3 +202,15 @@ func callsSubgraphs(w *spec.Workflow) bool {
 	}
 	return false
 }
+
+// childStubs is the stub lookup of the child run of the subgraph node
+// named node: the parent's, asked for NODE/CHILD, so that a test can stub
+// a node inside a subgraph by that name (nested: A/B/CHILD).
+func childStubs(stubs func(path, node string, index int) (any, bool), node string) func(path, node string, index int) (any, bool) {
+	if stubs == nil {
+		return nil
+	}
+	return func(path, child string, index int) (any, bool) {
+		return stubs(path, node+"/"+child, index)
+	}
+}

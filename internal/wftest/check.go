@@ -1,7 +1,9 @@
 package wftest
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -27,10 +29,16 @@ func (f *File) Check(wf *spec.Workflow) error {
 	unknown := func(pos Pos, name string) error {
 		return &Error{Pos: pos, Msg: fmt.Sprintf("no node %q in %s (nodes: %s)", name, f.Workflow, strings.Join(names, ", "))}
 	}
+	children := map[string]*spec.Workflow{} // loaded subgraphs, by resolved path
 	for _, c := range f.Cases {
 		for _, s := range c.Stubs {
-			n, ok := byName[s.Node]
-			if !ok {
+			var n *spec.Node
+			if strings.Contains(s.Node, "/") {
+				var err error
+				if n, err = f.childNode(wf, s, children); err != nil {
+					return err
+				}
+			} else if n = byName[s.Node]; n == nil {
 				return unknown(s.Pos, s.Node)
 			}
 			t, ok := nodes.Lookup(n.Type)
@@ -68,10 +76,104 @@ func (f *File) Check(wf *spec.Workflow) error {
 	return nil
 }
 
+// childNode resolves the stub of a node inside a subgraph,
+// SUBGRAPH/NODE (SUBGRAPH/SUBGRAPH/NODE… when they nest): each name but
+// the last is a subgraph node of the workflow before it, the last a node
+// of the innermost child. The children are loaded, and kept in loaded, by
+// their resolved path.
+func (f *File) childNode(wf *spec.Workflow, s *Stub, loaded map[string]*spec.Workflow) (*spec.Node, error) {
+	names := strings.Split(s.Node, "/")
+	cur := wf
+	for i, name := range names {
+		n := nodeNamed(cur, name)
+		if n == nil {
+			msg := fmt.Sprintf("no node %q in %s (nodes: %s)", name, cur.File, strings.Join(nodeNames(cur), ", "))
+			if i > 0 {
+				msg = fmt.Sprintf("stub %s: %s, the subgraph of node %s", s.Node, msg, strings.Join(names[:i], "/"))
+			}
+			return nil, &Error{Pos: s.Pos, Msg: msg}
+		}
+		if i == len(names)-1 {
+			return n, nil
+		}
+		rel := subgraphPath(n)
+		if rel == "" {
+			return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("stub %s: node %s is of type %s, not a subgraph with a literal workflow path: only a subgraph's nodes are named NODE/CHILD", s.Node, strings.Join(names[:i+1], "/"), n.Type)}
+		}
+		path := rel
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(cur.File), path)
+		}
+		child := loaded[path]
+		if child == nil {
+			w, ds, err := spec.LoadFile(path)
+			if err == nil && ds.HasErrors() {
+				err = errors.New(ds.Errors().String())
+			}
+			if err != nil {
+				return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("stub %s: the subgraph of node %s: %v", s.Node, strings.Join(names[:i+1], "/"), err)}
+			}
+			child, loaded[path] = w, w
+		}
+		cur = child
+	}
+	return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("stub %q names no node", s.Node)} // unreachable: Split returns at least one name
+}
+
+func nodeNamed(wf *spec.Workflow, name string) *spec.Node {
+	for _, n := range wf.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func nodeNames(wf *spec.Workflow) []string {
+	names := make([]string, len(wf.Nodes))
+	for i, n := range wf.Nodes {
+		names[i] = n.Name
+	}
+	return names
+}
+
+// subgraphPath is the child workflow a node runs (a composite type, with
+// its path written literally, as the runner requires), or "".
+func subgraphPath(n *spec.Node) string {
+	t, ok := nodes.Lookup(n.Type)
+	if !ok {
+		return ""
+	}
+	comp, ok := t.(nodes.Composite)
+	if !ok {
+		return ""
+	}
+	var static map[string]any
+	if n.With != nil {
+		_ = n.With.Decode(&static)
+	}
+	var prep any = static
+	if p, ok := t.(nodes.Preparer); ok {
+		var err error
+		if prep, err = p.Prepare(static); err != nil {
+			return ""
+		}
+	}
+	return comp.Subworkflow(prep)
+}
+
 // fits returns why result does not fit a node type's result fields, or ""
 // when it does. A type without declared fields takes any result.
 func fits(result any, fields []nodes.Field) string {
 	if len(fields) == 0 {
+		return ""
+	}
+	if len(fields) == 1 && strings.HasPrefix(fields[0].Name, "(") {
+		// The result is one value, not fields: a subgraph's (state), an
+		// interrupt's (values), a template's (value).
+		if !typeFits(result, fields[0].Type) {
+			return fmt.Sprintf("the result %s must be of type %s, got %s", fields[0].Name, fields[0].Type, kindOf(result))
+		}
 		return ""
 	}
 	m, ok := result.(map[string]any)

@@ -40,7 +40,7 @@ func check(r *Result, runErr error, obs *observer) {
 		}
 	}
 	obs.mu.Lock()
-	path, maxes := obs.path, obs.max
+	path := obs.path
 	obs.mu.Unlock()
 	if e.Path != nil && !slices.Equal(e.Path, path) {
 		fail(e.PathPos, "path: expected [%s], got [%s]", strings.Join(e.Path, ", "), strings.Join(path, ", "))
@@ -55,7 +55,7 @@ func check(r *Result, runErr error, obs *observer) {
 		}
 	}
 	for _, m := range e.MaxInFlight {
-		if got := maxes[m.Node]; got > m.Max {
+		if got := obs.maxInFlight(m.Node); got > m.Max {
 			fail(m.Pos, "max_in_flight.%s: expected at most %d, got %d", m.Node, m.Max, got)
 		}
 	}

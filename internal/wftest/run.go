@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,11 @@ func Load(paths []string) ([]*File, []*runner.Graph, error) {
 		if ds.HasErrors() {
 			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, ds.Errors().String())}
 		}
+		if err := runner.CheckSubgraphs(wf); err != nil {
+			// A child that cannot run makes every case fail the same way:
+			// the file is invalid, as lgx validate says.
+			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)}
+		}
 		if err := f.Check(wf); err != nil {
 			return nil, nil, err
 		}
@@ -130,32 +136,116 @@ func Run(ctx context.Context, files []*File, graphs []*runner.Graph, opts Option
 }
 
 // observer folds a case's events into what the expectations read: the
-// nodes of each step in order, and the most invocations of each node in
-// flight at once (from node_start to its end).
+// nodes of each step in order, and what max_in_flight checks.
+//
+// An invocation is in flight while it holds its caps: from its acquired
+// event (its first attempt got every slot) to its end, so the time it
+// waits for a slot does not count. An invocation of a type that holds no
+// slot (a subgraph, a tools node) emits no acquired; it is in flight from
+// its node_start. Others that end without acquired never ran their type
+// (a stub answered, a resume supplied the value, or `with` failed) and are
+// not counted. Spans are measured in event order, which is causal: an
+// invocation's end is emitted before its slot is released, so the one
+// that gets the slot next is acquired after it.
 type observer struct {
 	mu       sync.Mutex
 	path     []string
-	inFlight map[string]map[string]bool // node -> paths started, not ended
-	max      map[string]int
+	slotless map[string]bool // nodes whose type holds no slot
+	seq      int
+	open     map[string]*span   // by invocation path
+	spans    map[string][]*span // by node, finished or not
+	stubbed  map[string]bool    // invocation paths a stub answered
+}
+
+// span is one invocation between events begin and end (numbers in the
+// order the observer saw them; end 0 while it runs). begin is its
+// node_start until it is acquired.
+type span struct {
+	path       string
+	begin, end int
+	acquired   bool
+}
+
+// newObserver returns an observer for a run of g.
+func newObserver(g *runner.Graph) *observer {
+	var slotless []string
+	for _, n := range g.Workflow().Nodes {
+		if t, ok := nodes.Lookup(n.Type); ok && nodes.CapabilitiesOf(t).HoldsNoSlot {
+			slotless = append(slotless, n.Name)
+		}
+	}
+	return observing(slotless...)
+}
+
+// observing returns an observer for a run whose nodes named slotless hold
+// no slot.
+func observing(slotless ...string) *observer {
+	o := &observer{slotless: map[string]bool{}, open: map[string]*span{}, spans: map[string][]*span{}, stubbed: map[string]bool{}}
+	for _, n := range slotless {
+		o.slotless[n] = true
+	}
+	return o
 }
 
 func (o *observer) Emit(e runner.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.seq++
 	switch e.Event {
 	case runner.EventStepStart:
 		o.path = append(o.path, e.Nodes...)
 	case runner.EventNodeStart:
-		m := o.inFlight[e.Node]
-		if m == nil {
-			m = map[string]bool{}
-			o.inFlight[e.Node] = m
+		s := &span{path: e.Path, begin: o.seq}
+		o.open[e.Path] = s
+		o.spans[e.Node] = append(o.spans[e.Node], s)
+	case runner.EventAcquired:
+		if s := o.open[e.Path]; s != nil {
+			s.begin, s.acquired = o.seq, true
 		}
-		m[e.Path] = true
-		o.max[e.Node] = max(o.max[e.Node], len(m))
 	case runner.EventNodeEnd, runner.EventNodeError, runner.EventInterrupt:
-		delete(o.inFlight[e.Node], e.Path)
+		if s := o.open[e.Path]; s != nil {
+			s.end = o.seq
+			delete(o.open, e.Path)
+		}
 	}
+}
+
+// stub records that a stub answered the invocation at path.
+func (o *observer) stub(path string) {
+	o.mu.Lock()
+	o.stubbed[path] = true
+	o.mu.Unlock()
+}
+
+// maxInFlight returns the most invocations of node in flight at once.
+func (o *observer) maxInFlight(node string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	// +1 at a span's begin, -1 after its end; sequence numbers are
+	// distinct, so no two changes tie.
+	delta := map[int]int{}
+	for _, s := range o.spans[node] {
+		if !s.acquired && (!o.slotless[node] || o.stubbed[s.path]) {
+			continue
+		}
+		end := s.end
+		if end == 0 {
+			end = o.seq + 1 // still running when the case ended
+		}
+		delta[s.begin]++
+		delta[end]--
+	}
+	at := make([]int, 0, len(delta))
+	for k := range delta {
+		at = append(at, k)
+	}
+	slices.Sort(at)
+	most, cur := 0, 0
+	for _, k := range at {
+		cur += delta[k]
+		most = max(most, cur)
+	}
+	return most
 }
 
 // refusing answers every request with a failure of kind cassette: a case
@@ -201,10 +291,10 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 		}()
 		client = cas.Wrap(nodes.NewHTTPClient(opts.Version))
 	}
-	obs := &observer{inFlight: map[string]map[string]bool{}, max: map[string]int{}}
+	obs := newObserver(g)
 	st := store.NewMemory()
 	defer st.Close()
-	ro := runner.Options{Inputs: c.Inputs, Store: st, Sink: obs, HTTPClient: client, Stubs: stubsFor(c), Environ: environ}
+	ro := runner.Options{Inputs: c.Inputs, Store: st, Sink: obs, HTTPClient: client, Stubs: observed(stubsFor(c), obs), Environ: environ}
 	res, err := runner.Run(ctx, g, ro)
 	for _, step := range c.Resume {
 		if res == nil || res.Status != store.StatusInterrupted {
@@ -223,6 +313,20 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 		r.State = res.State
 	}
 	check(r, err, obs)
+}
+
+// observed tells obs which invocations stub answers.
+func observed(stub func(path, node string, index int) (any, bool), obs *observer) func(path, node string, index int) (any, bool) {
+	if stub == nil {
+		return nil
+	}
+	return func(path, node string, index int) (any, bool) {
+		v, ok := stub(path, node, index)
+		if ok {
+			obs.stub(path)
+		}
+		return v, ok
+	}
 }
 
 // stubsFor returns the runner's stub lookup for c: a list gives the i-th

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/runner"
 )
 
 func writeFile(t *testing.T, dir, name, src string) string {
@@ -234,6 +237,93 @@ func TestShort(t *testing.T) {
 		}
 		if !utf8.ValidString(got) {
 			t.Errorf("short(%.20v) is not valid UTF-8", tt.v)
+		}
+	}
+}
+
+// TestMaxInFlight feeds the observer event sequences: an invocation
+// counts from acquired (waiting for a slot does not), or from node_start
+// for a type that holds no slot, unless a stub answered it.
+func TestMaxInFlight(t *testing.T) {
+	type ev struct{ event, path string }
+	start := func(p string) ev { return ev{runner.EventNodeStart, p} }
+	acq := func(p string) ev { return ev{runner.EventAcquired, p} }
+	end := func(p string) ev { return ev{runner.EventNodeEnd, p} }
+	tests := []struct {
+		name     string
+		slotless bool
+		stubbed  []string
+		events   []ev
+		want     int
+	}{
+		{"three start, two hold slots, the third waits", false, nil, []ev{
+			start("a"), start("b"), start("c"), acq("a"), acq("b"), end("a"), acq("c"), end("b"), end("c"),
+		}, 2},
+		{"one at a time though all started at once", false, nil, []ev{
+			start("a"), start("b"), start("c"), acq("a"), end("a"), acq("b"), end("b"), acq("c"), end("c"),
+		}, 1},
+		{"an invocation that never acquired (stub, resume) is not counted", false, []string{"b"}, []ev{
+			start("a"), start("b"), acq("a"), end("b"), end("a"),
+		}, 1},
+		{"a slotless node counts from node_start", true, nil, []ev{
+			start("a"), start("b"), start("c"), end("a"), end("b"), end("c"),
+		}, 3},
+		{"a stubbed slotless invocation is not counted", true, []string{"b", "c"}, []ev{
+			start("a"), start("b"), start("c"), end("b"), end("c"), end("a"),
+		}, 1},
+		{"still running at the end counts", false, nil, []ev{
+			start("a"), acq("a"), start("b"), acq("b"),
+		}, 2},
+		{"errors and interrupts end an invocation", false, nil, []ev{
+			start("a"), acq("a"), ev{runner.EventNodeError, "a"}, start("b"), acq("b"), ev{runner.EventInterrupt, "b"}, start("c"), acq("c"),
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o *observer
+			if tt.slotless {
+				o = observing("n")
+			} else {
+				o = observing()
+			}
+			for _, p := range tt.stubbed {
+				o.stub(p)
+			}
+			for _, e := range tt.events {
+				o.Emit(runner.Event{Event: e.event, Node: "n", Path: e.path})
+				o.Emit(runner.Event{Event: runner.EventWait, Node: "n", Path: e.path}) // ignored
+			}
+			if got := o.maxInFlight("n"); got != tt.want {
+				t.Errorf("maxInFlight = %d, want %d", got, tt.want)
+			}
+			if got := o.maxInFlight("other"); got != 0 {
+				t.Errorf("another node: %d", got)
+			}
+		})
+	}
+}
+
+func TestFits(t *testing.T) {
+	fetch := []nodes.Field{{Name: "status", Type: "integer"}, {Name: "body", Type: "string"}}
+	state := []nodes.Field{{Name: "(state)", Type: "object"}}
+	value := []nodes.Field{{Name: "(value)", Type: "any"}}
+	tests := []struct {
+		result any
+		fields []nodes.Field
+		want   string
+	}{
+		{map[string]any{"status": 200, "body": "x"}, fetch, ""},
+		{map[string]any{"stauts": 200}, fetch, `unknown result field "stauts" (fields: status, body)`},
+		{map[string]any{"status": "200"}, fetch, "result field status must be of type integer, got string"},
+		{"text", fetch, "a result is a mapping of status, body"},
+		{map[string]any{"pages": []any{"a"}}, state, ""}, // a subgraph's result is its state, any keys
+		{[]any{"a"}, state, "the result (state) must be of type object, got list"},
+		{"text", value, ""},
+		{[]any{1}, nil, ""},
+	}
+	for _, tt := range tests {
+		if got := fits(tt.result, tt.fields); got != tt.want {
+			t.Errorf("fits(%v, %v) = %q, want %q", tt.result, tt.fields, got, tt.want)
 		}
 	}
 }

@@ -1,0 +1,84 @@
+package runner
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// TestStubsReachSubgraphs: Options.Stubs is asked for the invocations of
+// subgraphs too, with node SUBGRAPH/NODE (nested: A/B/NODE) and the
+// invocation's own path; what it does not answer runs for real.
+func TestStubsReachSubgraphs(t *testing.T) {
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", map[string]string{
+		"parent.yaml": `
+lgx: 1
+name: parent
+state: {out: any, deep: any}
+nodes:
+  sub: {type: subgraph, with: {workflow: child.yaml}, output: {out: "${{ result.v }}"}}
+  mid: {type: subgraph, with: {workflow: middle.yaml}, output: {deep: "${{ result.v }}"}}
+edges:
+  - {from: START, to: [sub, mid]}
+`,
+		"middle.yaml": `
+lgx: 1
+name: middle
+state: {v: any}
+nodes:
+  inner: {type: subgraph, with: {workflow: child.yaml}, output: {v: "${{ result.v }}"}}
+edges:
+  - {from: START, to: inner}
+`,
+		"child.yaml": `
+lgx: 1
+name: child
+state: {v: any}
+nodes:
+  leaf: {type: set, output: {v: real}}
+  pick: {type: template, with: {template: "{{ .state.v }}"}, output: {v: "${{ result }}"}}
+edges:
+  - {from: START, to: leaf}
+  - {from: leaf, to: pick}
+`,
+	})
+	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var asked []string
+	stubs := func(path, node string, index int) (any, bool) {
+		mu.Lock()
+		asked = append(asked, node+" @ "+path)
+		mu.Unlock()
+		switch node {
+		case "sub/pick":
+			return "stubbed", true
+		case "mid/inner/pick":
+			return "deep stub", true
+		}
+		return nil, false
+	}
+	res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Stubs: stubs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State["out"] != "stubbed" || res.State["deep"] != "deep stub" {
+		t.Errorf("state = %v", res.State)
+	}
+	slices.Sort(asked)
+	want := []string{
+		"mid @ 1/mid", "mid/inner @ 1/mid/1/inner",
+		"mid/inner/leaf @ 1/mid/1/inner/1/leaf", "mid/inner/pick @ 1/mid/1/inner/2/pick",
+		"sub @ 1/sub", "sub/leaf @ 1/sub/1/leaf", "sub/pick @ 1/sub/2/pick",
+	}
+	if !slices.Equal(asked, want) {
+		t.Errorf("stubs asked for\n%q\nwant\n%q", asked, want)
+	}
+}
