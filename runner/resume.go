@@ -317,6 +317,12 @@ func (r *run) replay(cps []*store.Checkpoint) error {
 				return fmt.Errorf("checkpoint %d: joins do not match the workflow", last.Step)
 			}
 			copy(r.joinDone[i], done)
+			r.joinLeft[i] = len(done)
+			for _, d := range done {
+				if d {
+					r.joinLeft[i]--
+				}
+			}
 		}
 	}
 	return nil

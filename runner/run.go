@@ -138,6 +138,7 @@ type run struct {
 	state     map[string]any
 	step      int
 	joinDone  [][]bool
+	joinLeft  []int // per join, sources not done since it last fired: a wide join is O(1) per source, not O(sources)
 	ownedAt   []int // step in which a key's value was created by a reducer
 	changedAt []int // step in which a key last changed
 	writers   []int // writes to each replace key in step wstamp
@@ -282,7 +283,7 @@ func (r *run) begin(ctx context.Context) (*Result, error) {
 	for _, j := range g.joins {
 		for slot, src := range j.sources {
 			if src < 0 {
-				r.joinDone[j.idx][slot] = true
+				r.markJoin(j, slot)
 			}
 		}
 	}
@@ -406,8 +407,10 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	}
 	r.http = opts.HTTPClient
 	r.joinDone = make([][]bool, len(g.joins))
+	r.joinLeft = make([]int, len(g.joins))
 	for i, j := range g.joins {
 		r.joinDone[i] = make([]bool, len(j.sources))
+		r.joinLeft[i] = len(j.sources)
 	}
 	nk := len(g.keys)
 	r.ownedAt = make([]int, nk)
@@ -555,16 +558,24 @@ func (r *run) fire(oe *outEdges, env *exprEnv) error {
 
 // tryJoin fires j if every source completed since it last fired.
 func (r *run) tryJoin(j *join, env *exprEnv) error {
-	done := r.joinDone[j.idx]
-	for _, d := range done {
-		if !d {
-			return nil
-		}
+	if r.joinLeft[j.idx] > 0 {
+		return nil
 	}
+	done := r.joinDone[j.idx]
 	for i := range done {
 		done[i] = false
 	}
+	r.joinLeft[j.idx] = len(done)
 	return r.fire(&j.edge, env)
+}
+
+// markJoin records that source slot of j completed; a slot already done
+// since j last fired counts once.
+func (r *run) markJoin(j *join, slot int) {
+	if done := r.joinDone[j.idx]; !done[slot] {
+		done[slot] = true
+		r.joinLeft[j.idx]--
+	}
 }
 
 // nodeNames names node indexes. The slice for one node is shared
@@ -711,7 +722,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
 			}
 			for _, jr := range nr.n.joins {
-				r.joinDone[jr.j.idx][jr.slot] = true
+				r.markJoin(jr.j, jr.slot)
 				if err := r.tryJoin(jr.j, env); err != nil {
 					return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
 				}
