@@ -77,6 +77,9 @@ func (k invKey) String() string {
 type invState struct {
 	key     invKey
 	start   time.Time
+	// acquired is when its first attempt got its caps (the acquired
+	// event); zero until then, and for invocations that hold no slot.
+	acquired time.Time
 	waiting string    // the cap it waits for, "" = none
 	since   time.Time // when the wait began
 	attempt int       // the next attempt after a retry event, 0 = first
@@ -95,9 +98,19 @@ type nodeStats struct {
 	done      int
 	failed    int
 	cancelled int // stopped because the run was cancelled or a sibling failed
+	unstarted int // of those, cancelled before their first attempt: not runs
 	retries   int
-	tokens    int // token events (streamed chunks)
+	// stepStarted and stepEnded count the invocations of the node's
+	// latest step (reset by step_start): progress of the current for_each.
+	stepStarted, stepEnded int
+	// usage: some model call reported its tokens; in and out are the sums.
+	usage   bool
+	in, out int
+	// durations are the runs' work times (from their caps acquired, else
+	// from their start, to their end); queued the time each run waited
+	// before it got its caps.
 	durations []time.Duration
+	queued    []time.Duration
 }
 
 // model is what both views know about a run, built from its events.
@@ -145,8 +158,9 @@ func (m *model) inv(k invKey, ts time.Time) *invState {
 }
 
 // apply folds one event into the model. For node_end and node_error it
-// returns the invocation's duration (0 otherwise).
-func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
+// returns the invocation's work time and the time it waited for its caps
+// (0 otherwise).
+func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration) {
 	if m.run == "" {
 		m.run = e.Run
 	}
@@ -173,13 +187,24 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 		m.step = e.Step
 		m.stepNodes = e.Nodes
 		for _, name := range e.Nodes {
-			m.node(name) // file order, not finishing order
+			sn := m.node(name) // file order, not finishing order
+			sn.stepStarted, sn.stepEnded = 0, 0
 		}
 	case runner.EventNodeStart:
 		if n != nil {
 			n.started++
+			n.stepStarted++
 			s := m.inv(k, ts)
 			s.start, s.waiting = ts, ""
+		}
+	case runner.EventAcquired:
+		if n != nil {
+			s := m.inv(k, ts)
+			s.waiting, s.acquired = "", ts
+		}
+	case runner.EventToolEnd:
+		if n != nil {
+			n.addUsage(e)
 		}
 	case runner.EventWait:
 		if n != nil {
@@ -206,7 +231,6 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 		}
 	case runner.EventToken:
 		if n != nil {
-			n.tokens++
 			s := m.inv(k, ts)
 			s.waiting = ""
 			s.tail = lastLine(s.tail + e.Token)
@@ -215,10 +239,18 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 		if n == nil {
 			break
 		}
+		n.stepEnded++
+		n.addUsage(e)
 		d := time.Duration(e.DurationMS) * time.Millisecond
+		acquired := false
 		if s, ok := m.running[k]; ok {
 			if d == 0 || ts.Sub(s.start) > 0 {
 				d = ts.Sub(s.start)
+			}
+			if !s.acquired.IsZero() {
+				acquired = true
+				queued = s.acquired.Sub(s.start)
+				d = ts.Sub(s.acquired)
 			}
 			delete(m.running, k)
 			if s.waiting == "" {
@@ -227,13 +259,19 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 		}
 		if e.Kind == "cancelled" {
 			n.cancelled++
+			if e.Attempt == 0 && !acquired {
+				// Cancelled before its first attempt: it never ran.
+				n.unstarted++
+				return d, queued
+			}
 		} else if e.Event == runner.EventNodeError || e.Error != "" {
 			n.failed++
 		} else {
 			n.done++
 		}
 		n.durations = append(n.durations, d)
-		return d
+		n.queued = append(n.queued, queued)
+		return d, queued
 	case runner.EventInterrupt:
 		delete(m.running, k) // paused until resumed
 	case runner.EventRunEnd:
@@ -242,7 +280,23 @@ func (m *model) apply(e runner.Event, ts time.Time) time.Duration {
 		m.end = ts
 		clear(m.running) // nothing runs after the end (an interrupt pauses its node)
 	}
-	return 0
+	return 0, 0
+}
+
+// addUsage adds the model usage an event reports (node_end and
+// node_error of an llm_call, tool_end of an llm_call tool).
+func (n *nodeStats) addUsage(e runner.Event) {
+	if e.GenAI == nil || (e.GenAI.InputTokens == 0 && e.GenAI.OutputTokens == 0) {
+		return
+	}
+	n.usage = true
+	n.in += e.GenAI.InputTokens
+	n.out += e.GenAI.OutputTokens
+}
+
+// maxQueued is the longest time a run of n waited for its caps.
+func (n *nodeStats) maxQueued() time.Duration {
+	return maxDuration(n.queued)
 }
 
 // release is called when an invocation of node gives its slots back (it
@@ -387,27 +441,57 @@ func (m *model) endLine() string {
 	return fmt.Sprintf("run %s after %s", m.status, took)
 }
 
-// summaryRows are the summary table's rows (node, invocations, retries,
-// p50, max, tokens), nodes in first-run order; the tokens column is only
-// present when some node streamed tokens.
+// summaryRows are the summary table's rows, nodes in first-run order:
+// runs (invocations that began an attempt), failures, cancellations,
+// retries, p50 and max of the work time (waiting for caps excluded), the
+// longest wait for caps, and the model tokens used (input/output). The
+// CANCELLED, QUEUED and TOKENS columns are present only when some node
+// has something to show in them.
 func (m *model) summaryRows() (header []string, rows [][]string) {
-	tokens := false
+	var cancelled, queued, tokens bool
 	for _, n := range m.nodes {
-		tokens = tokens || n.tokens > 0
+		cancelled = cancelled || n.cancelled > 0
+		queued = queued || n.maxQueued() >= time.Millisecond
+		tokens = tokens || n.usage
 	}
-	header = []string{"NODE", "RUNS", "FAILED", "RETRIES", "P50", "MAX"}
+	header = []string{"NODE", "RUNS", "FAILED"}
+	if cancelled {
+		header = append(header, "CANCELLED")
+	}
+	header = append(header, "RETRIES", "P50", "MAX")
+	if queued {
+		header = append(header, "QUEUED")
+	}
 	if tokens {
 		header = append(header, "TOKENS")
 	}
 	for _, name := range m.order {
 		n := m.nodes[name]
-		if len(n.durations) == 0 {
+		if len(n.durations) == 0 && n.cancelled == 0 {
 			continue
 		}
-		row := []string{name, strconv.Itoa(len(n.durations)), strconv.Itoa(n.failed), strconv.Itoa(n.retries),
-			fmtDuration(percentile(n.durations, 50)), fmtDuration(slices.Max(n.durations))}
+		p50, most := "-", "-"
+		if len(n.durations) > 0 {
+			p50, most = fmtDuration(percentile(n.durations, 50)), fmtDuration(slices.Max(n.durations))
+		}
+		row := []string{name, strconv.Itoa(len(n.durations)), strconv.Itoa(n.failed)}
+		if cancelled {
+			row = append(row, strconv.Itoa(n.cancelled))
+		}
+		row = append(row, strconv.Itoa(n.retries), p50, most)
+		if queued {
+			q := "-"
+			if mq := n.maxQueued(); mq > 0 {
+				q = fmtDuration(mq)
+			}
+			row = append(row, q)
+		}
 		if tokens {
-			row = append(row, strconv.Itoa(n.tokens))
+			t := "-"
+			if n.usage {
+				t = strconv.Itoa(n.in) + "/" + strconv.Itoa(n.out)
+			}
+			row = append(row, t)
 		}
 		rows = append(rows, row)
 	}

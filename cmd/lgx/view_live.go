@@ -235,7 +235,7 @@ func (v *liveView) block(now time.Time) []string {
 		n := m.nodes[name]
 		running := m.runningOf(name)
 		if len(running) == 0 {
-			if len(n.durations) > 0 {
+			if len(n.durations) > 0 || n.cancelled > 0 {
 				lines = append(lines, "  "+v.finishedLine(n))
 				finished = append(finished, len(lines)-1)
 				if n.failed > 0 {
@@ -256,22 +256,28 @@ func (v *liveView) block(now time.Time) []string {
 		if n.total > 0 {
 			total = n.total
 		}
-		ended := n.done + n.failed
+		ended := n.stepEnded
 		waiting := 0
 		for _, s := range running {
 			if s.waiting != "" {
 				waiting++
 			}
 		}
-		line := fmt.Sprintf("  %s %s  %s %d/%d  %d running", spin, st.bold.Render(name), bar(ended, total), ended, total, len(running)-waiting)
+		sep := st.dim.Render(" · ")
+		line := fmt.Sprintf("  %s %s  %s %d/%d%s%d running", spin, st.bold.Render(name), bar(ended, total), ended, total, sep, len(running)-waiting)
 		if waiting > 0 {
-			line += "  " + st.warn.Render(fmt.Sprintf("%d waiting", waiting))
+			line += sep + st.warn.Render(fmt.Sprintf("%d waiting", waiting))
+		}
+		// Items not handed out yet (or waiting for their turn): without
+		// them the counts above would not add up to the total.
+		if queued := total - n.stepStarted; queued > 0 {
+			line += sep + st.dim.Render(fmt.Sprintf("%d queued", queued))
 		}
 		if n.failed > 0 {
-			line += "  " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
+			line += sep + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
 		}
 		if n.retries > 0 {
-			line += "  " + st.warn.Render(fmt.Sprintf("%d retries", n.retries))
+			line += sep + st.warn.Render(fmt.Sprintf("%d retries", n.retries))
 		}
 		lines = append(lines, line)
 		for i, s := range running {
@@ -314,9 +320,14 @@ func (v *liveView) block(now time.Time) []string {
 	return lines
 }
 
-// invStatus is an invocation's state: elapsed, waiting, or retrying.
+// invStatus is an invocation's state: waiting, retrying, or its elapsed
+// work time (from its caps acquired, else from its start).
 func (v *liveView) invStatus(s *invState, now time.Time) string {
 	st := v.st
+	from := s.start
+	if !s.acquired.IsZero() {
+		from = s.acquired
+	}
 	switch {
 	case s.waiting != "":
 		return st.warn.Render("waiting for " + waitText(s.waiting))
@@ -324,30 +335,46 @@ func (v *liveView) invStatus(s *invState, now time.Time) string {
 		return st.warn.Render(fmt.Sprintf("↻ attempt %d in %s", s.attempt, fmtDuration(s.retryAt.Sub(now)))) +
 			st.dim.Render(" ("+orUnknown(s.kind)+")")
 	case s.attempt > 0:
-		return st.dim.Render(fmtDuration(now.Sub(s.start))) + st.warn.Render(fmt.Sprintf("  attempt %d", s.attempt))
+		return st.dim.Render(fmtDuration(now.Sub(from))) + st.warn.Render(fmt.Sprintf("  attempt %d", s.attempt))
 	}
-	return st.dim.Render(fmtDuration(now.Sub(s.start)))
+	return st.dim.Render(fmtDuration(now.Sub(from)))
 }
 
-// finishedLine collapses a node with nothing in flight into one line.
+// finishedLine collapses a node with nothing in flight into one line: ✓
+// when every run succeeded, ✗ when one failed, a dim – when runs were
+// cancelled (by a failing sibling or the run's end) and none failed.
 func (v *liveView) finishedLine(n *nodeStats) string {
 	st := v.st
 	mark := st.ok.Render("✓")
-	if n.failed > 0 {
+	switch {
+	case n.failed > 0:
 		mark = st.fail.Render("✗")
+	case n.cancelled > 0:
+		mark = st.dim.Render("–")
 	}
 	var detail string
-	if n.loop || len(n.durations) > 1 {
-		detail = fmt.Sprintf("%d runs · p50 %s · max %s", len(n.durations),
-			fmtDuration(percentile(n.durations, 50)), fmtDuration(maxDuration(n.durations)))
-	} else {
+	switch {
+	case n.loop || len(n.durations) > 1:
+		detail = fmt.Sprintf("%d runs", len(n.durations))
+		if len(n.durations) > 0 {
+			detail += fmt.Sprintf(" · p50 %s · max %s", fmtDuration(percentile(n.durations, 50)), fmtDuration(maxDuration(n.durations)))
+		}
+	case len(n.durations) == 1:
 		detail = fmtDuration(n.durations[0])
+	default:
+		detail = "not started"
+	}
+	if q := n.maxQueued(); q >= time.Millisecond {
+		detail += " · queued up to " + fmtDuration(q)
 	}
 	if n.failed > 0 {
 		detail += " · " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
 	}
 	if n.cancelled > 0 {
 		detail += fmt.Sprintf(" · %d cancelled", n.cancelled)
+		if n.unstarted > 0 && n.unstarted < n.cancelled {
+			detail += fmt.Sprintf(" (%d before they started)", n.unstarted)
+		}
 	}
 	if n.retries > 0 {
 		detail += " · " + fmt.Sprintf("%d retries", n.retries)
@@ -366,11 +393,17 @@ func (v *liveView) tail(s string, width int) string {
 	return s
 }
 
-// summary renders the end-of-run table with lipgloss.
+// summary renders the end-of-run table with lipgloss, or as the plain
+// view's borderless table when the borders would not fit the terminal.
 func (v *liveView) summary() string {
 	header, rows := v.m.summaryRows()
 	if len(rows) == 0 {
 		return ""
+	}
+	if tableWidth(header, rows) > v.width-1 {
+		var b strings.Builder
+		writeSummaryTable(&b, v.m)
+		return b.String()
 	}
 	t := table.New().Headers(header...).Rows(rows...).
 		Border(lipgloss.RoundedBorder()).
@@ -385,6 +418,21 @@ func (v *liveView) summary() string {
 			return s
 		})
 	return t.Render() + "\n"
+}
+
+// tableWidth is the width of the bordered summary table: each column as
+// wide as its widest cell plus one space of padding on either side, and
+// a border before each column and after the last.
+func tableWidth(header []string, rows [][]string) int {
+	w := 1
+	for c := range header {
+		cw := ansi.StringWidth(header[c])
+		for _, r := range rows {
+			cw = max(cw, ansi.StringWidth(r[c]))
+		}
+		w += cw + 3
+	}
+	return w
 }
 
 // bar is a progress bar of done out of total.

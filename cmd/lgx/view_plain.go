@@ -41,8 +41,8 @@ func (v *plainView) Emit(e runner.Event) {
 	if ts.IsZero() {
 		ts = v.now()
 	}
-	d := v.m.apply(e, ts)
-	line := plainLine(e, v.m, d)
+	d, queued := v.m.apply(e, ts)
+	line := plainLine(e, v.m, d, queued)
 	if line == "" {
 		return
 	}
@@ -68,8 +68,9 @@ func (v *plainView) endGroup() {
 }
 
 // plainLine is the text of one event ("" for events not shown: node_start,
-// token, checkpoint, step_end).
-func plainLine(e runner.Event, m *model, d time.Duration) string {
+// acquired, token, checkpoint, step_end). An invocation's end shows its
+// work time d, and the time it waited for caps when that is 1ms or more.
+func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
 	k := keyOf(e)
 	switch e.Event {
 	case runner.EventRunStart:
@@ -80,9 +81,16 @@ func plainLine(e runner.Event, m *model, d time.Duration) string {
 		if e.Error != "" { // failed under on_error: continue
 			return fmt.Sprintf("✗ %s [%s] %s (on_error: continue)", k, orUnknown(e.Kind), oneLineText(e.Error))
 		}
-		return fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
+		line := fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
+		if queued >= time.Millisecond {
+			line += fmt.Sprintf(" (queued %s)", fmtDuration(queued))
+		}
+		return line
 	case runner.EventNodeError:
 		if e.Kind == "cancelled" {
+			if e.Attempt == 0 {
+				return fmt.Sprintf("- %s cancelled before it started", k)
+			}
 			return fmt.Sprintf("- %s cancelled", k)
 		}
 		return fmt.Sprintf("✗ %s [%s] %s", k, orUnknown(e.Kind), oneLineText(e.Error))

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/term"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -47,19 +48,24 @@ func script() []runner.Event {
 		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(1)},
 		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(2)},
 		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(3)},
+		{Event: runner.EventAcquired, TS: at(3), Step: 2, Node: "fetch", Index: idx(0)},
+		{Event: runner.EventAcquired, TS: at(3), Step: 2, Node: "fetch", Index: idx(1)},
 		{Event: runner.EventWait, TS: at(3), Step: 2, Node: "fetch", Index: idx(2), Waiting: "node"},
 		{Event: runner.EventWait, TS: at(3), Step: 2, Node: "fetch", Index: idx(3), Waiting: "pool web"},
 		{Event: runner.EventNodeEnd, TS: at(123), Step: 2, Node: "fetch", Index: idx(0), DurationMS: 120},
+		{Event: runner.EventAcquired, TS: at(123), Step: 2, Node: "fetch", Index: idx(2), DurationMS: 120},
+		{Event: runner.EventAcquired, TS: at(130), Step: 2, Node: "fetch", Index: idx(3), DurationMS: 127},
 		{Event: runner.EventRetry, TS: at(200), Step: 2, Node: "fetch", Index: idx(1), Attempt: 1, DelayMS: 500, Kind: "timeout", Error: "attempt timed out after 200ms"},
 		{Event: runner.EventNodeEnd, TS: at(253), Step: 2, Node: "fetch", Index: idx(3), Kind: "status", Error: "GET http://127.0.0.1/doc/3:\n404 Not Found"},
 		{Event: runner.EventNodeEnd, TS: at(400), Step: 2, Node: "fetch", Index: idx(2)},
 		{Event: runner.EventNodeEnd, TS: at(900), Step: 2, Node: "fetch", Index: idx(1)},
 		{Event: runner.EventStepStart, TS: at(901), Step: 3, Nodes: []string{"write"}},
 		{Event: runner.EventNodeStart, TS: at(901), Step: 3, Node: "write"},
+		{Event: runner.EventAcquired, TS: at(901), Step: 3, Node: "write"},
 		{Event: runner.EventToken, TS: at(1000), Step: 3, Node: "write", Token: "Dear reader,"},
 		{Event: runner.EventToken, TS: at(1100), Step: 3, Node: "write", Token: "\nthe sources"},
 		{Event: runner.EventToken, TS: at(1200), Step: 3, Node: "write", Token: " agree."},
-		{Event: runner.EventNodeEnd, TS: at(2400), Step: 3, Node: "write"},
+		{Event: runner.EventNodeEnd, TS: at(2400), Step: 3, Node: "write", GenAI: &nodes.GenAIInfo{InputTokens: 1200, OutputTokens: 345}},
 		{Event: runner.EventStepStart, TS: at(2401), Step: 4, Nodes: []string{"approve"}},
 		{Event: runner.EventNodeStart, TS: at(2401), Step: 4, Node: "approve"},
 		{Event: runner.EventInterrupt, TS: at(2402), Step: 4, Node: "approve", Message: "Approve the brief?"},
@@ -143,8 +149,18 @@ func TestPlainViewLines(t *testing.T) {
 		}, "15:04:05.000 start w\n15:04:05.010 run failed after 10ms\n"},
 		{"cancelled invocation", []runner.Event{
 			{Event: runner.EventNodeStart, TS: at(0), Node: "f", Index: idx(1)},
-			{Event: runner.EventNodeError, TS: at(5), Node: "f", Index: idx(1), Kind: "cancelled", Error: "context canceled"},
+			{Event: runner.EventNodeError, TS: at(5), Node: "f", Index: idx(1), Attempt: 1, Kind: "cancelled", Error: "context canceled"},
 		}, "15:04:05.005 - f[1] cancelled\n"},
+		{"cancelled before its first attempt", []runner.Event{
+			{Event: runner.EventNodeStart, TS: at(0), Node: "f", Index: idx(7)},
+			{Event: runner.EventNodeError, TS: at(5), Node: "f", Index: idx(7), Kind: "cancelled", Error: "context canceled"},
+		}, "15:04:05.005 - f[7] cancelled before it started\n"},
+		{"work time and time queued for caps", []runner.Event{
+			{Event: runner.EventNodeStart, TS: at(0), Node: "f", Index: idx(2)},
+			{Event: runner.EventWait, TS: at(0), Node: "f", Index: idx(2), Waiting: "node"},
+			{Event: runner.EventAcquired, TS: at(1500), Node: "f", Index: idx(2), DurationMS: 1500},
+			{Event: runner.EventNodeEnd, TS: at(1620), Node: "f", Index: idx(2), Attempt: 1, DurationMS: 1620},
+		}, "15:04:05.000 f[2] waits for the node's cap\n15:04:06.620 ✓ f[2] 120ms (queued 1.50s)\n"},
 		{"cancelled", []runner.Event{
 			{Event: runner.EventRunStart, Run: "R1", TS: at(0), Workflow: "w"},
 			{Event: runner.EventRunEnd, Run: "R1", TS: at(10), Status: "cancelled"},
@@ -212,7 +228,7 @@ func TestLiveViewBlock(t *testing.T) {
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventNodeEnd && e.Node == "fetch" }), now: at(100),
 			want: []string{
 				"✓ english  0.3ms", "✓ french  0.5ms",
-				"fetch  [░░░░░░░░░░░░░░░░░░░░] 0/4  2 running  2 waiting",
+				"fetch  [░░░░░░░░░░░░░░░░░░░░] 0/4 · 2 running · 2 waiting",
 				"fetch[0]  97ms", "fetch[1]  97ms",
 				"fetch[2]  waiting for the node's cap", "fetch[3]  waiting for pool web",
 				"pool web: 2 in use · 1 waiting",
@@ -222,8 +238,8 @@ func TestLiveViewBlock(t *testing.T) {
 			name: "a finished item hands its slots to the waiters",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventRetry }), now: at(150),
 			want: []string{
-				"fetch  [█████░░░░░░░░░░░░░░░] 1/4  3 running",
-				"fetch[1]  147ms", "fetch[2]  147ms", "fetch[3]  147ms",
+				"fetch  [█████░░░░░░░░░░░░░░░] 1/4 · 3 running",
+				"fetch[1]  147ms", "fetch[2]  27ms", "fetch[3]  20ms",
 				"pool web: 3 in use",
 			},
 			avoid: []string{"fetch[0]", "waiting"},
@@ -236,12 +252,12 @@ func TestLiveViewBlock(t *testing.T) {
 		{
 			name: "failure under on_error: continue",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventNodeEnd && e.Index != nil && *e.Index == 2 }), now: at(350),
-			want: []string{"2/4  2 running  1 failed  1 retries"},
+			want: []string{"2/4 · 2 running · 1 failed · 1 retries"},
 		},
 		{
 			name: "streamed tokens: last line",
 			upto: find(func(e runner.Event) bool { return e.Event == runner.EventToken && e.Token == " agree." }) + 1, now: at(1300),
-			want:  []string{"✗ fetch  4 runs · p50 250ms · max 897ms · 1 failed · 1 retries", "write  399ms", "› the sources agree."},
+			want:  []string{"✗ fetch  4 runs · p50 123ms · max 897ms · queued up to 127ms · 1 failed · 1 retries", "write  399ms", "› the sources agree."},
 			avoid: []string{"Dear reader"},
 		},
 		{
@@ -358,17 +374,20 @@ func TestLiveViewCloseDrawsSummary(t *testing.T) {
 		"⏸ approve: Approve the brief?",
 		"✗ fetch[3] [status] GET http://127.0.0.1/doc/3: 404 Not Found (on_error: continue)",
 		"run paused at an interrupt after 2.40s",
-		"NODE", "TOKENS",
+		"NODE", "QUEUED", "TOKENS",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
-	// The summary row of fetch: 4 runs, 1 failed, 1 retry, p50, max, 0 tokens.
-	if !regexpMatch(`│\s*fetch\s*│\s*4\s*│\s*1\s*│\s*1\s*│\s*250ms\s*│\s*897ms\s*│\s*0\s*│`, out) {
+	// The summary row of fetch: 4 runs, 1 failed, 1 retry, p50 and max of
+	// the work time, the longest wait for caps, no model tokens.
+	if !regexpMatch(`│\s*fetch\s*│\s*4\s*│\s*1\s*│\s*1\s*│\s*123ms\s*│\s*897ms\s*│\s*127ms\s*│\s*-\s*│`, out) {
 		t.Errorf("summary lacks the fetch row:\n%s", out)
 	}
-	if !regexpMatch(`│\s*write\s*│\s*1\s*│\s*0\s*│\s*0\s*│\s*1\.50s\s*│\s*1\.50s\s*│\s*3\s*│`, out) {
+	// write: the tokens its model call used (input/output), not the
+	// number of streamed chunks.
+	if !regexpMatch(`│\s*write\s*│\s*1\s*│\s*0\s*│\s*0\s*│\s*1\.50s\s*│\s*1\.50s\s*│\s*-\s*│\s*1200/345\s*│`, out) {
 		t.Errorf("summary lacks the write row:\n%s", out)
 	}
 }
@@ -542,3 +561,77 @@ func TestPercentile(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestLiveViewCountsQueuedItems: items not started yet show as queued, so
+// that done, running, waiting and queued add up to the total.
+func TestLiveViewCountsQueuedItems(t *testing.T) {
+	v := newLiveView(io.Discard, 120, false, fixedClock(at(10)), 0)
+	evs := []runner.Event{{Event: runner.EventStepStart, TS: at(0), Step: 1, Nodes: []string{"fetch"}, Items: map[string]int{"fetch": 500}}}
+	for i := 0; i < 181; i++ { // 149 done, 20 running, 12 waiting
+		evs = append(evs, runner.Event{Event: runner.EventNodeStart, TS: at(1), Step: 1, Node: "fetch", Index: idx(i)})
+		switch {
+		case i < 169:
+			evs = append(evs, runner.Event{Event: runner.EventAcquired, TS: at(1), Step: 1, Node: "fetch", Index: idx(i)})
+		default:
+			evs = append(evs, runner.Event{Event: runner.EventWait, TS: at(1), Step: 1, Node: "fetch", Index: idx(i), Waiting: "node"})
+		}
+		if i < 149 {
+			evs = append(evs, runner.Event{Event: runner.EventNodeEnd, TS: at(2), Step: 1, Node: "fetch", Index: idx(i), Attempt: 1})
+		}
+	}
+	feed(v, evs)
+	got := screen(v, at(10))
+	if !strings.Contains(got, "149/500 · 20 running · 12 waiting · 319 queued") {
+		t.Errorf("want 149/500 · 20 running · 12 waiting · 319 queued:\n%s", got)
+	}
+	// A later step of the same node counts afresh.
+	v = newLiveView(io.Discard, 120, false, fixedClock(at(10)), 0)
+	feed(v, []runner.Event{
+		{Event: runner.EventStepStart, TS: at(0), Step: 1, Nodes: []string{"fetch"}, Items: map[string]int{"fetch": 1}},
+		{Event: runner.EventNodeStart, TS: at(0), Step: 1, Node: "fetch", Index: idx(0)},
+		{Event: runner.EventNodeEnd, TS: at(1), Step: 1, Node: "fetch", Index: idx(0), Attempt: 1},
+		{Event: runner.EventStepStart, TS: at(3), Step: 2, Nodes: []string{"fetch"}, Items: map[string]int{"fetch": 3}},
+		{Event: runner.EventNodeStart, TS: at(3), Step: 2, Node: "fetch", Index: idx(0)},
+	})
+	if got := screen(v, at(10)); !strings.Contains(got, "0/3 · 1 running · 2 queued") {
+		t.Errorf("want 0/3 · 1 running · 2 queued in step 2:\n%s", got)
+	}
+}
+
+// A node whose runs were cancelled is not shown as succeeded, and items
+// cancelled before their first attempt are no runs.
+func TestViewsShowCancelledNodes(t *testing.T) {
+	evs := []runner.Event{
+		{Event: runner.EventRunStart, TS: at(0), Workflow: "w"},
+		{Event: runner.EventStepStart, TS: at(0), Step: 1, Nodes: []string{"fetch", "slow"}, Items: map[string]int{"fetch": 4}},
+		{Event: runner.EventNodeStart, TS: at(0), Step: 1, Node: "slow"},
+		{Event: runner.EventAcquired, TS: at(0), Step: 1, Node: "slow"},
+		{Event: runner.EventNodeStart, TS: at(0), Step: 1, Node: "fetch", Index: idx(0)},
+		{Event: runner.EventAcquired, TS: at(0), Step: 1, Node: "fetch", Index: idx(0)},
+		{Event: runner.EventNodeStart, TS: at(0), Step: 1, Node: "fetch", Index: idx(1)},
+		{Event: runner.EventWait, TS: at(0), Step: 1, Node: "fetch", Index: idx(1), Waiting: "node"},
+		{Event: runner.EventNodeError, TS: at(50), Step: 1, Node: "fetch", Index: idx(0), Attempt: 1, Kind: "status", Error: "404"},
+		{Event: runner.EventNodeError, TS: at(51), Step: 1, Node: "fetch", Index: idx(1), Kind: "cancelled", Error: "context canceled"},
+		{Event: runner.EventNodeError, TS: at(52), Step: 1, Node: "slow", Attempt: 1, Kind: "cancelled", Error: "context canceled"},
+		{Event: runner.EventRunEnd, TS: at(60), Status: "failed"},
+	}
+	var buf bytes.Buffer
+	v := newLiveView(&buf, 120, false, fixedClock(at(100)), 0)
+	feed(v, evs)
+	got := screen(v, at(100))
+	for _, w := range []string{"✗ fetch  1 runs · p50 50ms · max 50ms · 1 failed · 1 cancelled", "– slow  52ms · 1 cancelled"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("screen lacks %q:\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, "✓") {
+		t.Errorf("a cancelled node shows ✓:\n%s", got)
+	}
+	v.Close()
+	out := ansi.Strip(buf.String())
+	// NODE RUNS FAILED CANCELLED RETRIES P50 MAX
+	if !regexpMatch(`│\s*fetch\s*│\s*1\s*│\s*1\s*│\s*1\s*│\s*0\s*│\s*50ms\s*│\s*50ms\s*│`, out) ||
+		!regexpMatch(`│\s*slow\s*│\s*1\s*│\s*0\s*│\s*1\s*│`, out) {
+		t.Errorf("summary should count 1 fetch run (the cancelled waiter is none) and 1 cancelled each:\n%s", out)
+	}
+}
