@@ -75,17 +75,17 @@ func (k invKey) String() string {
 
 // invState is an invocation in flight.
 type invState struct {
-	key     invKey
-	start   time.Time
+	key   invKey
+	start time.Time
 	// acquired is when its first attempt got its caps (the acquired
 	// event); zero until then, and for invocations that hold no slot.
 	acquired time.Time
-	waiting string    // the cap it waits for, "" = none
-	since   time.Time // when the wait began
-	attempt int       // the next attempt after a retry event, 0 = first
-	retryAt time.Time // when that attempt starts
-	kind    string    // kind of the failure being retried
-	tail    string    // last line of streamed tokens
+	waiting  string    // the cap it waits for, "" = none
+	since    time.Time // when the wait began
+	attempt  int       // the next attempt after a retry event, 0 = first
+	retryAt  time.Time // when that attempt starts
+	kind     string    // kind of the failure being retried
+	tail     string    // last line of streamed tokens
 }
 
 // nodeStats aggregates one node's invocations for the view and summary.
