@@ -3,7 +3,12 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lgx-run/lgx/store"
@@ -13,19 +18,42 @@ import (
 // call id, path, duration, and the error kind when it fails); a call
 // reused from the record on resume is not reported again.
 func TestToolCallEvents(t *testing.T) {
-	pay := newPayments(t)
-	g := compileYAML(t, strings.ReplaceAll(refundsWorkflow, "URL", pay.srv.URL))
+	// refund's POST is echoed; the first hold waits until its client goes
+	// away, after saying it is held; later holds answer.
+	holding := make(chan struct{})
+	var holds atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/hold" {
+			if holds.Add(1) == 1 {
+				close(holding)
+				<-r.Context().Done()
+				return
+			}
+			fmt.Fprint(w, `{"held": true}`)
+			return
+		}
+		_, _ = io.Copy(w, r.Body)
+	}))
+	defer srv.Close()
+	g := compileYAML(t, strings.ReplaceAll(refundsWorkflow, "URL", srv.URL))
 	calls := []any{[]any{toolCall("c1", "refund", "A"), toolCall("c2", "hold", "")}}
 	st := store.NewMemory()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Cancel once the refund has finished (its tool_end follows its
-	// record), while hold waits for an answer that never comes.
+	// record) while hold waits for an answer.
+	refunded := make(chan struct{})
+	go func() {
+		<-refunded
+		<-holding
+		cancel()
+	}()
 	rec := &eventLog{}
 	sink := SinkFunc(func(e Event) {
 		rec.Emit(e)
 		if e.Event == EventToolEnd && e.ToolCallID == "c1" {
-			cancel()
+			close(refunded)
 		}
 	})
 	_, err := Run(ctx, g, Options{Store: st, Environ: []string{}, RunID: "T1", Sink: sink, Inputs: map[string]any{"calls": calls}})
