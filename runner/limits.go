@@ -63,6 +63,9 @@ type pool struct {
 	total bool
 	// budget is the pool's token budget; nil = none.
 	budget *tokenBudget
+	// machine, for a pool of the user's config, takes its slots and rate
+	// tokens machine-wide (machinepool.go); nil = a pool of this run.
+	machine *machineSlots
 }
 
 func newPool(p *spec.Pool) *pool {
@@ -179,6 +182,12 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string))
 			l.releasePartial(c, i)
 			return err
 		}
+		if err := p.machine.acquire(ctx, wait("machine-wide pool "+p.name)); err != nil {
+			p.sem.release()
+			l.releaseBucket(c, i)
+			l.releasePartial(c, i)
+			return err
+		}
 	}
 	for i, p := range c.pools {
 		if p.limiter == nil || (c.keyed(i) && !p.total) {
@@ -215,6 +224,7 @@ func (l *limits) releasePartial(c *caps, n int) {
 	for i := n - 1; i >= 0; i-- {
 		p := c.pools[i]
 		if !c.keyed(i) || p.total {
+			p.machine.release()
 			p.sem.release()
 		}
 		l.releaseBucket(c, i)

@@ -53,6 +53,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 		return nil, &InputError{Msg: fmt.Sprintf("run %s already %s; nothing to resume", runID, rec.Status)}
 	}
 	w, ds := spec.Load(rec.File, rec.Source)
+	opts.Machine.apply(w) // the config's pools, as for `lgx run`
 	if ds.HasErrors() {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, &InvalidWorkflowError{File: rec.File, Diagnostics: ds.Errors()})
 	}

@@ -61,6 +61,12 @@ type Options struct {
 	// HTTP requests it makes are its children.
 	InvocationContext func(ctx context.Context, run, path string) context.Context
 
+	// Machine takes the slots and rate tokens of the workflow's
+	// machine-wide pools (those of the user's config); a workflow that
+	// names one fails to start without it. Resume applies its config to
+	// the recorded workflow.
+	Machine *MachinePools
+
 	// leaseTTL, when set (tests), replaces store.LeaseTTL.
 	leaseTTL time.Duration
 	// limits, set for subgraphs, are the parent's caps.
@@ -392,6 +398,9 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	r.lim = opts.limits
 	if r.lim == nil {
 		r.lim = newLimits(conc, g.wf.Pools)
+		if err := r.lim.attachMachine(opts.Machine, g.wf.Pools, r.id); err != nil {
+			return nil, err
+		}
 	} else {
 		r.lim = r.lim.child(g.wf.Pools)
 	}

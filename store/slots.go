@@ -59,9 +59,11 @@ type SlotRequest struct {
 type SlotGrant struct {
 	OK   bool
 	Slot int // the slot taken; -1 when the pool has no concurrency cap
-	// Wait, when the grant is not OK, is when asking again can succeed if
-	// nobody else releases anything first (0 = unknown: a slot is held by
-	// a live owner).
+	// Busy, when the grant is not OK, says every slot is held; Wait is
+	// then when the soonest lease expires (a holder may release earlier:
+	// poll). Otherwise a slot was free but no rate token, and Wait is
+	// exactly when the next one is due.
+	Busy bool
 	Wait time.Duration
 }
 
@@ -116,7 +118,7 @@ func PlanSlot(req SlotRequest, slots []SlotLease, b TokenBucket) (g SlotGrant, n
 			}
 		}
 		if len(live) >= req.Concurrency {
-			return SlotGrant{Slot: -1, Wait: max(0, soonest.Sub(req.Now))}, b, false, false
+			return SlotGrant{Slot: -1, Busy: true, Wait: max(0, soonest.Sub(req.Now))}, b, false, false
 		}
 		for n := 0; ; n++ {
 			if !live[n] {

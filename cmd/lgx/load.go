@@ -25,6 +25,15 @@ func loadAndValidate(path string) (*loaded, error) {
 		}
 		return nil, usageErr(fmt.Errorf("read %s: %w", path, err))
 	}
+	// The pools and providers of the user's config (SPEC §9.9), which the
+	// workflow may name.
+	if wf != nil {
+		cds, err := applyUserConfig(wf)
+		if err != nil {
+			return nil, err
+		}
+		diags = append(diags, cds...)
+	}
 	// Validate the partial workflow too, so one pass reports every problem
 	// (Validate tolerates what Load could not decode).
 	if wf != nil {

@@ -69,6 +69,12 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.`,
 			if diags.HasErrors() {
 				return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
 			}
+			if cds, err := applyUserConfig(wf); err != nil {
+				return err
+			} else if cds.HasErrors() {
+				cds.WriteText(a.ios.Err, nil)
+				return silentExit(exitUsage)
+			}
 			a.wf = wf
 
 			return a.execute(cmd, "run "+run.ID+" (resumed)", out, outputKeys(wf), st.kind != "memory",

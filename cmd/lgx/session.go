@@ -183,6 +183,17 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	if tp != nil {
 		opts.InvocationContext = tp.Sink().InvocationContext
 	}
+	m, closeMachine, err := machinePools(ctx, a.wf)
+	if err != nil {
+		closeView()
+		return err
+	}
+	defer func() {
+		if err := closeMachine(); err != nil {
+			fmt.Fprintf(a.ios.Err, "lgx: warning: %v\n", err)
+		}
+	}()
+	opts.Machine = m
 	res, runErr := start(ctx, opts)
 	closeView()
 	return a.finish(res, runErr, out, keys, durable)

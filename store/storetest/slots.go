@@ -78,8 +78,8 @@ func testSlotCapacity(t *testing.T, s store.SlotLeaser) {
 		}
 	}
 	g := mustAcquire(t, s, slotReq("llm", 2, holder("c", now, time.Minute), now))
-	if g.OK {
-		t.Fatalf("third owner of a pool of 2 got %+v", g)
+	if g.OK || !g.Busy {
+		t.Fatalf("third owner of a pool of 2 got %+v, want busy", g)
 	}
 	if g.Wait <= 50*time.Second || g.Wait > time.Minute {
 		t.Errorf("Wait = %v, want the soonest expiry (about 1m)", g.Wait)
@@ -196,7 +196,7 @@ func testSlotRate(t *testing.T, s store.SlotLeaser) {
 		}
 	}
 	g := mustAcquire(t, s, req(0))
-	if g.OK || g.Wait < 99*time.Millisecond || g.Wait > 101*time.Millisecond {
+	if g.OK || g.Busy || g.Wait < 99*time.Millisecond || g.Wait > 101*time.Millisecond {
 		t.Fatalf("after the burst: %+v, want a wait of 100ms", g)
 	}
 	if g := mustAcquire(t, s, req(50*time.Millisecond)); g.OK || g.Wait < 49*time.Millisecond || g.Wait > 51*time.Millisecond {
