@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,5 +96,46 @@ func TestToolCallEvents(t *testing.T) {
 	starts, ends = byCall(rec.named(EventToolStart)), byCall(rec.named(EventToolEnd))
 	if len(starts) != 1 || len(ends) != 1 || starts["c2"].Tool != "hold" || ends["c2"].Kind != "" {
 		t.Errorf("resume: tool_start %v, tool_end %v; want only hold's (refund is reused)", starts, ends)
+	}
+}
+
+// A model's calls of MCP tools are reported like declared tools' calls,
+// under the name the model used; an isError answer is a result the model
+// reads, not a failed call.
+func TestMCPToolCallEvents(t *testing.T) {
+	ts := newMCPTestServer()
+	g := compileYAML(t, `
+lgx: 1
+name: mcp-events
+mcp:
+  t: {command: not-started-in-tests}
+state:
+  msgs: any
+nodes:
+  run_tools:
+    type: tools
+    with:
+      calls:
+        - {id: c1, name: t.echo, arguments: {text: hi}}
+        - {id: c2, name: t__fail, arguments: {}}
+    output: {msgs: "${{ result.messages }}"}
+edges:
+  - {from: START, to: run_tools}
+`)
+	rec := &eventLog{}
+	if _, err := Run(context.Background(), g, Options{MCPTransport: ts.transport, Sink: rec}); err != nil {
+		t.Fatal(err)
+	}
+	starts, ends := rec.named(EventToolStart), rec.named(EventToolEnd)
+	if len(starts) != 2 || len(ends) != 2 {
+		t.Fatalf("tool_start %d, tool_end %d; want 2 each", len(starts), len(ends))
+	}
+	got := map[string]string{}
+	for _, e := range ends {
+		got[e.ToolCallID] = e.Tool + " " + e.Path + " " + e.Kind
+	}
+	want := map[string]string{"c1": "t.echo 1/run_tools/tool:c1 ", "c2": "t__fail 1/run_tools/tool:c2 "}
+	if !maps.Equal(got, want) {
+		t.Errorf("tool_end events %q, want %q", got, want)
 	}
 }
