@@ -80,6 +80,7 @@ type invState struct {
 	// acquired is when its first attempt got its caps (the acquired
 	// event); zero until then, and for invocations that hold no slot.
 	acquired time.Time
+	waited   bool      // a wait event came before it got its caps
 	waiting  string    // the cap it waits for, "" = none
 	since    time.Time // when the wait began
 	attempt  int       // the next attempt after a retry event, 0 = first
@@ -103,6 +104,9 @@ type nodeStats struct {
 	// stepStarted and stepEnded count the invocations of the node's
 	// latest step (reset by step_start): progress of the current for_each.
 	stepStarted, stepEnded int
+	// waited: some run waited for a cap (a wait event); only then
+	// are queue times shown, so that a run without contention shows none.
+	waited bool
 	// usage: some model call reported its tokens; in and out are the sums.
 	usage   bool
 	in, out int
@@ -209,7 +213,7 @@ func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration)
 	case runner.EventWait:
 		if n != nil {
 			s := m.inv(k, ts)
-			s.waiting, s.since = e.Waiting, ts
+			s.waiting, s.since, s.waited = e.Waiting, ts, true
 			if e.Waiting != "node" {
 				if m.capUsers[e.Waiting] == nil {
 					m.capUsers[e.Waiting] = map[string]bool{}
@@ -242,8 +246,9 @@ func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration)
 		n.stepEnded++
 		n.addUsage(e)
 		d := time.Duration(e.DurationMS) * time.Millisecond
-		acquired := false
+		acquired, waited := false, false
 		if s, ok := m.running[k]; ok {
+			waited = s.waited
 			if d == 0 || ts.Sub(s.start) > 0 {
 				d = ts.Sub(s.start)
 			}
@@ -271,6 +276,10 @@ func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration)
 		}
 		n.durations = append(n.durations, d)
 		n.queued = append(n.queued, queued)
+		n.waited = n.waited || waited
+		if !waited {
+			queued = 0 // not worth a mention: it waited for no cap
+		}
 		return d, queued
 	case runner.EventInterrupt:
 		delete(m.running, k) // paused until resumed
@@ -444,14 +453,15 @@ func (m *model) endLine() string {
 // summaryRows are the summary table's rows, nodes in first-run order:
 // runs (invocations that began an attempt), failures, cancellations,
 // retries, p50 and max of the work time (waiting for caps excluded), the
-// longest wait for caps, and the model tokens used (input/output). The
+// longest wait for caps (shown for nodes that waited for one), and the
+// model tokens used (input/output). The
 // CANCELLED, QUEUED and TOKENS columns are present only when some node
 // has something to show in them.
 func (m *model) summaryRows() (header []string, rows [][]string) {
 	var cancelled, queued, tokens bool
 	for _, n := range m.nodes {
 		cancelled = cancelled || n.cancelled > 0
-		queued = queued || n.maxQueued() >= time.Millisecond
+		queued = queued || n.waited
 		tokens = tokens || n.usage
 	}
 	header = []string{"NODE", "RUNS", "FAILED"}
@@ -481,8 +491,8 @@ func (m *model) summaryRows() (header []string, rows [][]string) {
 		row = append(row, strconv.Itoa(n.retries), p50, most)
 		if queued {
 			q := "-"
-			if mq := n.maxQueued(); mq > 0 {
-				q = fmtDuration(mq)
+			if n.waited {
+				q = fmtDuration(n.maxQueued())
 			}
 			row = append(row, q)
 		}

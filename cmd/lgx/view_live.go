@@ -364,8 +364,8 @@ func (v *liveView) finishedLine(n *nodeStats) string {
 	default:
 		detail = "not started"
 	}
-	if q := n.maxQueued(); q >= time.Millisecond {
-		detail += " · queued up to " + fmtDuration(q)
+	if n.waited {
+		detail += " · queued up to " + fmtDuration(n.maxQueued())
 	}
 	if n.failed > 0 {
 		detail += " · " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))

@@ -69,7 +69,8 @@ func (v *plainView) endGroup() {
 
 // plainLine is the text of one event ("" for events not shown: node_start,
 // acquired, token, checkpoint, step_end). An invocation's end shows its
-// work time d, and the time it waited for caps when that is 1ms or more.
+// work time d, and queued, the time it waited for caps (0: it waited for
+// none).
 func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
 	k := keyOf(e)
 	switch e.Event {
@@ -82,7 +83,7 @@ func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
 			return fmt.Sprintf("✗ %s [%s] %s (on_error: continue)", k, orUnknown(e.Kind), oneLineText(e.Error))
 		}
 		line := fmt.Sprintf("✓ %s %s", k, fmtDuration(d))
-		if queued >= time.Millisecond {
+		if queued > 0 {
 			line += fmt.Sprintf(" (queued %s)", fmtDuration(queued))
 		}
 		return line
