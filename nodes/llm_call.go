@@ -39,7 +39,7 @@ func (llmCall) Doc() Doc {
 			{Name: "tools", Type: "list", Static: true, Doc: "Names of top-level tools the model may call."},
 			{Name: "temperature", Type: "number", Doc: "Sampling temperature."},
 			{Name: "max_tokens", Type: "integer", Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
-			{Name: "reserve", Type: "integer", Doc: "Tokens reserved from the token budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4); settled with the reported usage after it."},
+			{Name: "reserve", Type: "integer", Doc: "Tokens reserved from the budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4; a money budget prices a declared reserve at the output price); settled with the reported usage after it."},
 			{Name: "response_format", Type: "object", Static: true, Doc: "{json_schema: SCHEMA}: a bare JSON Schema the answer must fit. lgx wraps it as the provider requires (OpenAI: response_format json_schema, strict when the schema already meets the strict subset; Anthropic: output_config.format) and validates the parsed answer itself; a mismatch fails the node with kind schema."},
 		},
 		Result: []Field{
@@ -144,7 +144,7 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindInput, Err: fmt.Errorf("llm_call: provider %s: %w", prov.Name, err)}
 	}
-	settle := func(int) {}
+	settle := func(TokenUsage) {}
 	if tb, ok := inv.Host.(TokenBudgets); ok {
 		n, err := llmReserve(inv.With, req)
 		if err != nil {
@@ -165,10 +165,10 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 	}
 	if err != nil {
 		// A failed call reports no usage; its reservation is given back.
-		settle(0)
+		settle(TokenUsage{})
 		return nil, llmError(prov, err)
 	}
-	settle(resp.Usage.InputTokens + resp.Usage.OutputTokens)
+	settle(TokenUsage{Input: resp.Usage.InputTokens, Output: resp.Usage.OutputTokens})
 	res, err := llmResult(resp, prep)
 	if m, ok := res.(map[string]any); ok {
 		m["provider"] = prov.Name
@@ -192,25 +192,37 @@ func llmGenAI(prov *Provider, req llm.Request, resp *llm.Response, err error, st
 	return g
 }
 
-// TokenBudgets is implemented by a Host that enforces token budgets
-// (SPEC §9.9). ReserveTokens takes tokens from every budget the call to
-// provider falls under, waiting or failing (kind budget) as each budget's
+// TokenBudgets is implemented by a Host that enforces token and money
+// budgets (SPEC §9.9). ReserveTokens takes a reservation from every
+// budget the call to provider falls under, waiting, failing (kind budget)
+// or pausing the run (an error wrapping *Interrupt) as each budget's
 // on_exhausted says; settle gives back the reservation and charges the
 // tokens the call used. settle must be called exactly once.
 type TokenBudgets interface {
-	ReserveTokens(ctx context.Context, provider string, tokens int) (settle func(used int), err error)
+	ReserveTokens(ctx context.Context, provider string, r TokenUsage) (settle func(used TokenUsage), err error)
 }
 
-// llmReserve is what a call reserves: with.reserve, else its max_tokens
-// (llm.DefaultMaxTokens when unset) plus an estimate of the prompt of one
-// token per 4 bytes, the usual ratio for English text.
-func llmReserve(with map[string]any, req llm.Request) (int, error) {
+// TokenUsage counts a call's tokens: input (prompt) and output. As a
+// reservation, Input is the prompt estimate and Output the most the model
+// may write.
+type TokenUsage struct {
+	Input, Output int
+}
+
+// Total is input plus output tokens.
+func (u TokenUsage) Total() int { return u.Input + u.Output }
+
+// llmReserve is what a call reserves: with.reserve (all counted as output,
+// the dearer kind when priced), else its max_tokens (llm.DefaultMaxTokens
+// when unset) plus an estimate of the prompt of one token per 4 bytes,
+// the usual ratio for English text.
+func llmReserve(with map[string]any, req llm.Request) (TokenUsage, error) {
 	if v, ok := with["reserve"]; ok && v != nil {
 		f, ok := llmNumber(v)
 		if !ok || f != float64(int(f)) || f < 1 {
-			return 0, fmt.Errorf("with.reserve must be a positive integer, got %v", v)
+			return TokenUsage{}, fmt.Errorf("with.reserve must be a positive integer, got %v", v)
 		}
-		return int(f), nil
+		return TokenUsage{Output: int(f)}, nil
 	}
 	n := req.MaxTokens
 	if n <= 0 {
@@ -228,7 +240,7 @@ func llmReserve(with map[string]any, req llm.Request) (int, error) {
 		b, _ := json.Marshal(t.Parameters)
 		bytes += len(t.Name) + len(t.Description) + len(b)
 	}
-	return n + (bytes+3)/4, nil
+	return TokenUsage{Input: (bytes + 3) / 4, Output: n}, nil
 }
 
 // llmError maps an adapter error to a node error the retry policy reads.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,11 +82,21 @@ edges:
 // usage (50) the others go on, so all 10 complete.
 func TestPoolTokenBudgetWaits(t *testing.T) {
 	srv := llmtest.New(t)
-	var mu sync.Mutex
+	// In flight from the request's arrival to its text being written: the
+	// client settles only after that (the usage comes last), so these
+	// calls surely hold reservations. (The server's own count ends when
+	// its handler returns, which may be after the client settled.)
+	var inFlight, maxInFlight atomic.Int64
 	srv.SetResponder(func(llmtest.Request) llmtest.Reply {
-		mu.Lock()
-		defer mu.Unlock()
-		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 30, OutputTokens: 20}, Delay: 5 * time.Millisecond}
+		n := inFlight.Add(1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 30, OutputTokens: 20}, Delay: 5 * time.Millisecond,
+			OnChunk: func(i int) {
+				if i == 0 {
+					inFlight.Add(-1)
+				}
+			}}
 	})
 	rec := &eventLog{}
 	res, err := runYAML(t, `
@@ -111,7 +120,7 @@ edges:
 	if err != nil || res.State["n"] != 10 {
 		t.Fatalf("run: %v, n = %v", err, res.State["n"])
 	}
-	if m := srv.MaxInFlight(); m > 3 {
+	if m := maxInFlight.Load(); m > 3 {
 		t.Errorf("server saw %d calls in flight, want <= 3 (1000 / 300)", m)
 	}
 	waited := false
@@ -133,11 +142,11 @@ func TestTokenBudgetReserve(t *testing.T) {
 	for _, mode := range []string{spec.BudgetWait, spec.BudgetFail} {
 		t.Run(mode, func(t *testing.T) {
 			b := newTokenBudget("run", &spec.Budget{Tokens: 100, OnExhausted: mode})
-			if err := b.reserve(ctx, 60, nil); err != nil {
+			if err := b.reserve(ctx, amount{tokens: 60}, nil); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
-			go func() { done <- b.reserve(ctx, 60, nil) }()
+			go func() { done <- b.reserve(ctx, amount{tokens: 60}, nil) }()
 			if mode == spec.BudgetFail {
 				if err := <-done; nodes.KindOf(err) != nodes.KindBudget {
 					t.Fatalf("contention with fail: %v", err)
@@ -149,14 +158,14 @@ func TestTokenBudgetReserve(t *testing.T) {
 				t.Fatalf("second reservation did not wait: %v", err)
 			case <-time.After(20 * time.Millisecond):
 			}
-			if used, _ := b.settle(60, 30); used != 30 {
-				t.Fatalf("used %d", used)
+			if u := b.settle(amount{tokens: 60}, amount{tokens: 30}); u.Used != 30 {
+				t.Fatalf("used %d", u.Used)
 			}
 			if err := <-done; err != nil {
 				t.Fatalf("after settle: %v", err)
 			}
-			b.settle(60, 60) // used 90
-			if err := b.reserve(ctx, 20, nil); nodes.KindOf(err) != nodes.KindBudget {
+			b.settle(amount{tokens: 60}, amount{tokens: 60}) // used 90
+			if err := b.reserve(ctx, amount{tokens: 20}, nil); nodes.KindOf(err) != nodes.KindBudget {
 				t.Fatalf("exhausted: %v", err)
 			}
 		})

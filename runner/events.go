@@ -19,7 +19,7 @@ const (
 	EventToken      = "token"
 	EventWait       = "wait"       // an invocation waits for a cap (Waiting names it)
 	EventAcquired   = "acquired"   // the first attempt holds every slot and rate token (DurationMS: since node_start); none for subgraph nodes
-	EventBudget     = "budget"     // an llm_call settled its tokens with a budget (Budget, Tokens, Used, Limit)
+	EventBudget     = "budget"     // an llm_call settled its tokens with a budget (Budget, Tokens, Used, Limit; USD, USDUsed, USDLimit)
 	EventStepEnd    = "step_end"   // after the barrier; State when Options.StepState
 	EventCheckpoint = "checkpoint" // the step boundary was recorded; Nodes = next step's nodes
 	EventInterrupt  = "interrupt"
@@ -67,11 +67,16 @@ type Event struct {
 	Message    string `json:"message,omitempty"` // interrupt: the message
 
 	// budget: the budget ("run", "pool NAME", "provider NAME"), the tokens
-	// the call used, and the budget's usage and limit after it.
-	Budget string `json:"budget,omitempty"`
-	Tokens int64  `json:"tokens,omitempty"`
-	Used   int64  `json:"used,omitempty"`
-	Limit  int64  `json:"limit,omitempty"`
+	// the call used, and the budget's usage and limit after it; for a
+	// money budget also the call's cost and the dollars used and allowed.
+	// interrupt: the budget a call paused for (on_exhausted: interrupt).
+	Budget   string  `json:"budget,omitempty"`
+	Tokens   int64   `json:"tokens,omitempty"`
+	Used     int64   `json:"used,omitempty"`
+	Limit    int64   `json:"limit,omitempty"`
+	USD      float64 `json:"usd,omitempty"`
+	USDUsed  float64 `json:"usd_used,omitempty"`
+	USDLimit float64 `json:"usd_limit,omitempty"`
 
 	// tool_start, tool_end: the tool the model called and the call's id.
 	Tool       string `json:"tool,omitempty"`

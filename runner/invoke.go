@@ -37,6 +37,10 @@ type call struct {
 	kcaps caps
 	// genai is the last model call's report (only when events are sent).
 	genai *nodes.GenAIInfo
+	// llm is an llm_call's usage and budgets; provider the provider that
+	// answered (recorded with the writes, see LLMRecord).
+	llm      llmCharges
+	provider string
 	// started is when the invocation began (node_start), set when events
 	// are sent; acquired is set once its first attempt holds its caps.
 	started  time.Time
@@ -113,6 +117,11 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	if err == nil {
 		res.writes, err = c.outputs(result, nil)
 	}
+	if r.rec != nil {
+		if ex := exhaustedBudget(err); c.llm.used || c.provider != "" || ex != "" {
+			res.llm = c.llm.record(c.provider, ex)
+		}
+	}
 	var intr *nodes.Interrupt
 	if err != nil {
 		intr = asInterrupt(err)
@@ -126,7 +135,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 		if errors.As(err, &pc) {
 			res.intrs, res.child = pc.list, true
 		} else {
-			res.intrs = []Interrupt{{Path: c.pathOf(), Node: n.name, Index: index, Message: intr.Message}}
+			res.intrs = []Interrupt{{Path: c.pathOf(), Node: n.name, Index: index, Message: intr.Message, Budget: exhaustedBudget(err)}}
 		}
 	case ctx.Err() != nil:
 		// Cancelled: by the run, its deadline, or a failing sibling.
@@ -425,6 +434,11 @@ func (r *run) invocation(n *node, path string, index int, res *invResult, starte
 		res.err = &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: %w", n.name, err)}
 		b = []byte("{}")
 	}
+	if res.llm != nil {
+		if withLLM, err := appendLLMRecord(b, res.llm); err == nil {
+			b = withLLM
+		}
+	}
 	inv := &store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
 		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
 	if res.err != nil {
@@ -433,6 +447,9 @@ func (r *run) invocation(n *node, path string, index int, res *invResult, starte
 	}
 	if res.status == store.InvocationInterrupted && len(res.intrs) == 1 {
 		inv.Error = r.red.str(res.intrs[0].Message)
+		if res.intrs[0].Budget != "" {
+			inv.ErrorKind = string(nodes.KindBudget)
+		}
 	}
 	return inv
 }

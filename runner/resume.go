@@ -133,7 +133,14 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 			r.recorded[inv.Path] = inv
 		}
 	}
-	if r.answers, err = answers(runID, waitingAt(invs, r.step+1), opts.Answer); err != nil {
+	r.lim.seedBudgets(invs) // a budget spans the run (SPEC §9.9)
+	waiting := waitingAt(invs, r.step+1)
+	if raised, err := r.lim.budgetAnswer(runID, waiting, opts.Answer); err != nil {
+		return nil, err
+	} else if raised {
+		waiting, opts.Answer = nil, Answer{} // the paused calls run again under the raised budget
+	}
+	if r.answers, err = answers(runID, waiting, opts.Answer); err != nil {
 		return nil, err
 	}
 	if err := st.SetStatus(ctx, runID, store.StatusRunning); err != nil {
@@ -168,7 +175,7 @@ func waitingAt(invs []*store.Invocation, step int) []Interrupt {
 	var out []Interrupt
 	for _, inv := range invs {
 		if inv.Step == step && inv.Status == store.InvocationInterrupted {
-			out = append(out, Interrupt{Path: inv.Path, Node: inv.Node, Index: inv.Index, Message: inv.Error})
+			out = append(out, Interrupt{Path: inv.Path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)})
 		}
 	}
 	slices.SortFunc(out, func(a, b Interrupt) int { return comparePaths(a.Path, b.Path) })

@@ -115,6 +115,9 @@ type Interrupt struct {
 	Node    string `json:"node"`
 	Index   int    `json:"index"`
 	Message string `json:"message"`
+	// Budget names the budget an llm_call paused for (on_exhausted:
+	// interrupt); "" for an interrupt node.
+	Budget string `json:"budget,omitempty"`
 }
 
 // run is the state of one execution of a Graph.
@@ -232,6 +235,7 @@ type invResult struct {
 	attempts  int
 	reused    bool
 	resumeVal map[string]any // feed as result instead of running (resume of an interrupt)
+	llm       *LLMRecord     // an llm_call's provider and usage, recorded with its writes
 	turn      turn           // the item's place in its for_each's turnstile, if it has one
 }
 

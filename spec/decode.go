@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +48,7 @@ var (
 	perKeyKeys   = blockKeys(BlockPerKey)
 	poolRefKeys  = blockKeys(BlockPoolRef)
 	budgetKeys   = blockKeys(BlockBudget)
+	priceKeys    = blockKeys(BlockPrice)
 )
 
 func blockKeys(name string) []string {
@@ -413,25 +416,84 @@ func (d *decoder) config(n *yaml.Node) {
 	}
 }
 
-// budget decodes a token budget.
+// budget decodes a token and/or money budget.
 func (d *decoder) budget(n *yaml.Node, what string) *Budget {
 	b := &Budget{Pos: posOf(n)}
 	o := d.object(n, what, budgetKeys)
-	if v := o.get("tokens"); v == nil {
-		d.errorf(posOf(n), CodeMissingKey, "add e.g. `tokens: 200000`", "%s: missing required key `tokens`", what)
-	} else if i, ok := d.integer(v, what+": tokens", 1); ok {
-		b.Tokens = int64(i)
+	tokens, usd := o.get("tokens"), o.get("usd")
+	if tokens == nil && usd == nil {
+		d.errorf(posOf(n), CodeMissingKey, "add e.g. `tokens: 200000` or `usd: 5`", "%s: give `tokens`, `usd` or both", what)
+	}
+	if tokens != nil {
+		if i, ok := d.integer(tokens, what+": tokens", 1); ok {
+			b.Tokens = int64(i)
+		}
+	}
+	if usd != nil {
+		if f, ok := d.positiveNumber(usd, what+": usd"); ok {
+			b.USD, b.USDPos = f, posOf(usd)
+		}
 	}
 	if v := o.get("on_exhausted"); v != nil {
 		if s, ok := d.str(v, what+": on_exhausted"); ok {
-			if s != BudgetFail && s != BudgetWait {
-				d.errorf(posOf(v), CodeBadValue, didYouMean(s, []string{BudgetFail, BudgetWait}), "%s: on_exhausted must be fail or wait, not %q", what, s)
+			modes := []string{BudgetFail, BudgetWait, BudgetInterrupt}
+			if !slices.Contains(modes, s) {
+				d.errorf(posOf(v), CodeBadValue, didYouMean(s, modes), "%s: on_exhausted must be fail, wait or interrupt, not %q", what, s)
 			} else {
 				b.OnExhausted = s
 			}
 		}
 	}
 	return b
+}
+
+// price decodes a provider's price per million tokens.
+func (d *decoder) price(n *yaml.Node, what string) *Price {
+	p := &Price{Pos: posOf(n)}
+	o := d.object(n, what, priceKeys)
+	for _, f := range []struct {
+		key string
+		to  *float64
+	}{{"input_per_mtok", &p.InputPerMTok}, {"output_per_mtok", &p.OutputPerMTok}} {
+		v := o.get(f.key)
+		if v == nil {
+			d.errorf(posOf(n), CodeMissingKey, "add e.g. `"+f.key+": 0.15` (US dollars per million tokens)", "%s: missing required key `%s`", what, f.key)
+			continue
+		}
+		if x, ok := d.number(v, what+": "+f.key); ok {
+			if x < 0 {
+				d.errorf(posOf(v), CodeBadValue, "", "%s: %s must not be negative, not %v", what, f.key, x)
+				continue
+			}
+			*f.to = x
+		}
+	}
+	return p
+}
+
+// number decodes a finite integer or float.
+func (d *decoder) number(n *yaml.Node, what string) (float64, bool) {
+	n = resolveAlias(n)
+	if n == nil {
+		return 0, false
+	}
+	var f float64
+	tag := n.ShortTag()
+	if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		d.errorf(posOf(n), CodeBadValue, "", "%s must be a number, not %s", what, describe(n))
+		return 0, false
+	}
+	return f, true
+}
+
+// positiveNumber decodes a number above zero.
+func (d *decoder) positiveNumber(n *yaml.Node, what string) (float64, bool) {
+	f, ok := d.number(n, what)
+	if ok && f <= 0 {
+		d.errorf(posOf(n), CodeBadValue, "", "%s must be above 0, not %v", what, f)
+		return 0, false
+	}
+	return f, ok
 }
 
 // byteSize decodes a positive byte size: an integer or a string like
@@ -648,6 +710,24 @@ func (d *decoder) provider(p pair) {
 	}
 	if v := o.get("budget"); v != nil {
 		pr.Budget = d.budget(v, what+": budget")
+	}
+	if v := o.get("price"); v != nil {
+		pr.Price = d.price(v, what+": price")
+	}
+	if v := o.get("capabilities"); v != nil {
+		pr.Capabilities = []string{}
+		var list []Name
+		if vv := resolveAlias(v); vv.Kind != yaml.SequenceNode || len(vv.Content) > 0 {
+			list = d.names(v, what+": capabilities") // [] declares none
+		}
+		for _, c := range list {
+			caps := []string{CapTools, CapStructuredOutput}
+			if !slices.Contains(caps, c.Value) {
+				d.errorf(c.Pos, CodeBadValue, didYouMean(c.Value, caps), "%s: capabilities: unknown capability %q (want tools or structured_output)", what, c.Value)
+				continue
+			}
+			pr.Capabilities = append(pr.Capabilities, c.Value)
+		}
 	}
 	if v := o.get("fallbacks"); v != nil {
 		pr.Fallbacks = d.names(v, what+": fallbacks")

@@ -43,6 +43,7 @@ const (
 	BlockPerKey   = "pool_per_key"
 	BlockPoolRef  = "pool_ref"
 	BlockBudget   = "budget"
+	BlockPrice    = "price"
 )
 
 // Block is one mapping of the workflow format and the keys it accepts.
@@ -155,7 +156,7 @@ var Blocks = []Block{
 			{Name: "max_value_bytes", Types: []string{JSONInteger, JSONString}, Pattern: sizePattern, Positive: true, Default: "16MiB", Example: "64MiB",
 				Description: "Most bytes one template may render or build, and one expression may build (`1000`, `512KB`, `16MiB`); exceeding it fails the invocation with kind limit."},
 			{Name: "budget", Types: object, Block: BlockBudget,
-				Description: "Token budget of the run's llm_calls (counted per `lgx run` or `lgx resume` process); a call it cannot cover fails with kind budget."},
+				Description: "Token and/or money budget of the run's llm_calls, counted over the whole run (a resume counts the usage recorded before it)."},
 		},
 	},
 	{
@@ -187,17 +188,29 @@ var Blocks = []Block{
 			{Name: "per_key", Types: object, Block: BlockPerKey,
 				Description: "Caps of each key's bucket for nodes that take the pool with a key (`pool: {name, key}`); the pool's own concurrency, rate and burst then cap the total over all keys. Without it each key gets the pool's caps and keys share no total."},
 			{Name: "budget", Types: object, Block: BlockBudget,
-				Description: "Token budget of the llm_calls taking the pool (the provider's pool included); a call it cannot cover fails with kind budget."},
+				Description: "Token and/or money budget of the llm_calls taking the pool (the provider's pool included)."},
 		},
 	},
 	{
 		Name:        BlockBudget,
-		Description: "A token budget. Before an llm_call, lgx reserves its `with.reserve` tokens, else `max_tokens` (default 4096) plus the prompt's bytes / 4; after it, the reservation is settled with the usage the provider reports.",
+		Description: "A token and/or money budget (give tokens, usd or both). Before an llm_call, lgx reserves its `with.reserve` tokens, else `max_tokens` (default 4096) plus the prompt's bytes / 4, priced with the provider's `price` for usd; after it, the reservation is settled with the usage the provider reports. Usage recorded with the run counts again on resume.",
 		Fields: []BlockField{
-			{Name: "tokens", Types: integer, Positive: true, Required: true, Example: "200000",
+			{Name: "tokens", Types: integer, Positive: true, Example: "200000",
 				Description: "Input plus output tokens allowed."},
-			{Name: "on_exhausted", Types: str, Enum: []any{BudgetFail, BudgetWait}, Default: BudgetWait, Example: BudgetFail,
-				Description: "A call whose reservation does not fit while others are in flight: wait for them to settle, or fail at once with kind budget. Once the settled usage alone leaves too little, the call fails with kind budget either way."},
+			{Name: "usd", Types: []string{JSONNumber}, Example: "5",
+				Description: "US dollars the calls may cost, priced with each provider's `price` (every provider the budget covers needs one)."},
+			{Name: "on_exhausted", Types: str, Enum: []any{BudgetFail, BudgetWait, BudgetInterrupt}, Default: BudgetWait, Example: BudgetInterrupt,
+				Description: "A call whose reservation does not fit while others are in flight waits for them to settle (wait, interrupt) or fails at once with kind budget (fail). Once the settled usage alone leaves too little, the call fails with kind budget (fail, wait) or pauses the run (interrupt: exit 3; `lgx resume RUN -i tokens=N` or `-i usd=X` raises the limit and runs the paused calls)."},
+		},
+	},
+	{
+		Name:        BlockPrice,
+		Description: "What a provider charges, for money budgets (`budget: {usd: …}`).",
+		Fields: []BlockField{
+			{Name: "input_per_mtok", Types: []string{JSONNumber}, Required: true, Example: "0.15",
+				Description: "US dollars per million input (prompt) tokens."},
+			{Name: "output_per_mtok", Types: []string{JSONNumber}, Required: true, Example: "0.6",
+				Description: "US dollars per million output tokens."},
 		},
 	},
 	{
@@ -237,7 +250,11 @@ var Blocks = []Block{
 			{Name: "pool", Types: str, Format: FormatName, Example: "llm",
 				Description: "Pool every call to this provider takes a slot (and rate token) of."},
 			{Name: "budget", Types: object, Block: BlockBudget,
-				Description: "Token budget of every call to this provider; a call it cannot cover fails with kind budget."},
+				Description: "Token and/or money budget of every call to this provider."},
+			{Name: "price", Types: object, Block: BlockPrice,
+				Description: "Price per million input and output tokens, for money budgets."},
+			{Name: "capabilities", Types: array, Items: JSONString, Example: "[tools]",
+				Description: "What the model can do, of tools and structured_output; default: both (all its kind supports). validate warns when an llm_call using tools or response_format may reach, directly or as a fallback, a provider that does not list them."},
 			{Name: "fallbacks", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[backup]",
 				Description: "Providers asked in order when a call still fails with a retryable kind (network, timeout, 429, 5xx) after its retries; each under its own pool and budget. result.provider names the one that answered."},
 		},

@@ -1,6 +1,12 @@
 package spec
 
-import "strings"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // checkCaps checks what SPEC §9.9 adds to caps: keyed pool references
 // (their key expressions are type-checked in the node's scope) and pools'
@@ -27,6 +33,8 @@ func (v *validator) checkCaps() {
 		}
 	}
 	v.checkFallbacks()
+	v.checkBudgetPrices()
+	v.checkCapabilities()
 	for _, t := range v.w.Tools {
 		if t.Node != nil && t.Node.PoolKey != nil {
 			v.errorf(t.Node.PoolKey.Pool.Pos, CodeBadValue, "write `pool: "+t.Node.PoolKey.Pool.Value+"`",
@@ -104,4 +112,177 @@ func fallbackCycle(byName map[string]*Provider, start string) []string {
 		return path
 	}
 	return nil
+}
+
+// llmCallProvider is the provider an llm_call node names: with.provider
+// when it is a literal, else "default"; "" when it is an expression.
+func llmCallProvider(n *Node) string {
+	for _, p := range withPairs(n.With) {
+		if resolveAlias(p.key).Value != "provider" {
+			continue
+		}
+		val := resolveAlias(p.value)
+		if val.Kind != yaml.ScalarNode || isExprString(val) {
+			return ""
+		}
+		if isNull(val) || val.Value == "" {
+			return "default"
+		}
+		return val.Value
+	}
+	return "default"
+}
+
+// withGiven is the value of a node's `with.NAME`, or nil.
+func withGiven(n *Node, name string) *yaml.Node {
+	for _, p := range withPairs(n.With) {
+		if resolveAlias(p.key).Value == name {
+			return resolveAlias(p.value)
+		}
+	}
+	return nil
+}
+
+// fallbackOrder is the providers a call to main may reach: main, then its
+// fallbacks depth first, each once (the runner's order).
+func fallbackOrder(byName map[string]*Provider, main string) []string {
+	out := []string{main}
+	seen := map[string]bool{main: true}
+	var walk func(string)
+	walk = func(name string) {
+		p := byName[name]
+		if p == nil {
+			return
+		}
+		for _, f := range p.Fallbacks {
+			if !seen[f.Value] {
+				seen[f.Value] = true
+				out = append(out, f.Value)
+				walk(f.Value)
+			}
+		}
+	}
+	walk(main)
+	return out
+}
+
+// checkBudgetPrices reports a money budget (budget.usd) that covers a
+// provider without a price: its calls could not be priced, so the budget
+// would not hold. The run's budget covers every provider; a pool's, the
+// providers that take the pool and those (fallbacks included) of the
+// llm_call nodes naming it; a provider's, that provider.
+func (v *validator) checkBudgetPrices() {
+	byName := map[string]*Provider{}
+	for _, p := range v.w.Providers {
+		byName[p.Name] = p
+	}
+	check := func(b *Budget, who string, providers []string) {
+		if b == nil || b.USD == 0 {
+			return
+		}
+		for _, name := range providers {
+			if p := byName[name]; p != nil && p.Price == nil {
+				v.errorf(b.USDPos, CodeBadValue, fmt.Sprintf("add `price: {input_per_mtok: …, output_per_mtok: …}` to provider %s", name),
+					"%s: budget.usd covers provider %s, which has no price", who, name)
+			}
+		}
+	}
+	var all []string
+	for _, p := range v.w.Providers {
+		all = append(all, p.Name)
+	}
+	check(v.w.Config.Budget, "config", all)
+	for _, pl := range v.w.Pools {
+		if pl.Budget == nil || pl.Budget.USD == 0 {
+			continue
+		}
+		var in []string
+		add := func(names ...string) {
+			for _, n := range names {
+				if !slices.Contains(in, n) {
+					in = append(in, n)
+				}
+			}
+		}
+		for _, p := range v.w.Providers {
+			if p.Pool.Value == pl.Name {
+				add(p.Name)
+			}
+		}
+		for _, n := range v.w.Nodes {
+			if n.Type != "llm_call" || !slices.ContainsFunc(n.Pools, func(x Name) bool { return x.Value == pl.Name }) {
+				continue
+			}
+			if main := llmCallProvider(n); main != "" {
+				add(fallbackOrder(byName, main)...)
+			} else {
+				add(all...) // an expression may name any provider
+			}
+		}
+		check(pl.Budget, "pool "+pl.Name, in)
+	}
+	for _, p := range v.w.Providers {
+		check(p.Budget, "provider "+p.Name, []string{p.Name})
+	}
+}
+
+// CodeCapability marks an llm_call using a capability (tools, structured
+// output) that its provider or a fallback declares it lacks.
+const CodeCapability = "capability"
+
+// Provider capabilities a call may need (a provider's `capabilities:`).
+const (
+	CapTools            = "tools"
+	CapStructuredOutput = "structured_output"
+)
+
+// checkCapabilities warns when an llm_call uses a capability (tools,
+// response_format) that its provider, or a fallback it may reach,
+// declares it lacks: the call would fail there, or, on a fallback, only
+// when the primary is already down.
+func (v *validator) checkCapabilities() {
+	byName := map[string]*Provider{}
+	for _, p := range v.w.Providers {
+		byName[p.Name] = p
+	}
+	for _, n := range v.w.Nodes {
+		if n.Type != "llm_call" {
+			continue
+		}
+		main := llmCallProvider(n)
+		if main == "" {
+			continue
+		}
+		var uses []string
+		if withGiven(n, "tools") != nil {
+			uses = append(uses, CapTools)
+		}
+		if withGiven(n, "response_format") != nil {
+			uses = append(uses, CapStructuredOutput)
+		}
+		if len(uses) == 0 {
+			continue
+		}
+		for i, name := range fallbackOrder(byName, main) {
+			p := byName[name]
+			if p == nil || p.Capabilities == nil {
+				continue
+			}
+			for _, c := range uses {
+				if slices.Contains(p.Capabilities, c) {
+					continue
+				}
+				field := map[string]string{CapTools: "with.tools", CapStructuredOutput: "with.response_format"}[c]
+				pos := posOf(withGiven(n, map[string]string{CapTools: "tools", CapStructuredOutput: "response_format"}[c]))
+				if i == 0 {
+					v.warnf(pos, CodeCapability, fmt.Sprintf("use a provider with %s, or add %s to provider %s's capabilities", c, c, name),
+						"node %s: %s needs %s, which provider %s does not declare (capabilities: [%s])", n.Name, field, c, name, strings.Join(p.Capabilities, ", "))
+				} else {
+					v.warnf(pos, CodeCapability, fmt.Sprintf("add %s to provider %s's capabilities if it has it, or drop it from the fallbacks of %s", c, name, main),
+						"node %s: %s needs %s, which fallback provider %s (of %s) does not declare (capabilities: [%s]); a call that falls back to it would fail",
+						n.Name, field, c, name, main, strings.Join(p.Capabilities, ", "))
+				}
+			}
+		}
+	}
 }

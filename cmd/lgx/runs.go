@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -259,6 +260,38 @@ type invocationJSON struct {
 	Error      string          `json:"error,omitempty"`
 	Kind       string          `json:"kind,omitempty"`
 	Writes     json.RawMessage `json:"writes,omitempty"`
+	// LLM is an llm_call's provider (the one that answered) and usage.
+	LLM *runner.LLMRecord `json:"llm,omitempty"`
+}
+
+// toInvocationJSON is a recorded invocation as `lgx runs show` prints it.
+func toInvocationJSON(inv *store.Invocation) invocationJSON {
+	j := invocationJSON{Path: inv.Path, Step: inv.Step, Node: inv.Node, Status: inv.Status, Attempts: inv.Attempts,
+		DurationMS: float64(inv.EndedAt.Sub(inv.StartedAt).Microseconds()) / 1000,
+		Error:      inv.Error, Kind: inv.ErrorKind, Writes: runner.WritesWithoutLLM(inv.Writes)}
+	if inv.Index >= 0 {
+		idx := inv.Index
+		j.Index = &idx
+	}
+	if rec, ok := runner.RecordedLLM(inv); ok {
+		j.LLM = &rec
+	}
+	return j
+}
+
+// llmSummary is "backup, 120+30 tokens" for an llm_call's record.
+func llmSummary(rec *runner.LLMRecord) string {
+	s := rec.Provider
+	if s == "" {
+		s = "-"
+	}
+	if rec.InputTokens+rec.OutputTokens > 0 {
+		s += fmt.Sprintf(", %d+%d tokens", rec.InputTokens, rec.OutputTokens)
+	}
+	if rec.USD > 0 {
+		s += fmt.Sprintf(", $%.4f", rec.USD)
+	}
+	return s
 }
 
 func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) error {
@@ -271,15 +304,10 @@ func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) erro
 		steps = cps[len(cps)-1].Step
 	}
 	list := make([]invocationJSON, len(invs))
+	llm := false
 	for i, inv := range invs {
-		j := invocationJSON{Path: inv.Path, Step: inv.Step, Node: inv.Node, Status: inv.Status, Attempts: inv.Attempts,
-			DurationMS: float64(inv.EndedAt.Sub(inv.StartedAt).Microseconds()) / 1000,
-			Error:      inv.Error, Kind: inv.ErrorKind, Writes: inv.Writes}
-		if inv.Index >= 0 {
-			idx := inv.Index
-			j.Index = &idx
-		}
-		list[i] = j
+		list[i] = toInvocationJSON(inv)
+		llm = llm || list[i].LLM != nil
 	}
 	state := stateAt(cps)
 	if format == "json" {
@@ -304,9 +332,21 @@ func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) erro
 	}
 	fmt.Fprintf(w, "steps     %d\n\n", steps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tPATH\tSTATUS\tATTEMPTS\tDURATION\tERROR")
+	if llm { // the PROVIDER column only for runs that called a model
+		fmt.Fprintln(tw, "STEP\tPATH\tSTATUS\tATTEMPTS\tDURATION\tPROVIDER\tERROR")
+	} else {
+		fmt.Fprintln(tw, "STEP\tPATH\tSTATUS\tATTEMPTS\tDURATION\tERROR")
+	}
 	for _, j := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1fms\t%s\n", j.Step, j.Path, j.Status, j.Attempts, j.DurationMS, oneLine(j.Error, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1fms\t", j.Step, j.Path, j.Status, j.Attempts, j.DurationMS)
+		if llm {
+			prov := ""
+			if j.LLM != nil {
+				prov = llmSummary(j.LLM)
+			}
+			fmt.Fprintf(tw, "%s\t", prov)
+		}
+		fmt.Fprintf(tw, "%s\n", oneLine(j.Error, 80))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -323,12 +363,26 @@ type checkpointJSON struct {
 	At      time.Time                  `json:"at"`
 	Changed map[string]json.RawMessage `json:"changed"`
 	Next    []string                   `json:"next"`
+	// LLMCalls are the step's llm_call invocations: which provider
+	// answered each, with its usage.
+	LLMCalls []llmCallJSON `json:"llm_calls,omitempty"`
+}
+
+type llmCallJSON struct {
+	Path string `json:"path"`
+	runner.LLMRecord
 }
 
 func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) error {
-	_, _, cps, err := loadRun(cmd, st, format, id)
+	_, invs, cps, err := loadRun(cmd, st, format, id)
 	if err != nil {
 		return err
+	}
+	calls := map[int][]llmCallJSON{}
+	for _, inv := range invs {
+		if rec, ok := runner.RecordedLLM(inv); ok {
+			calls[inv.Step] = append(calls[inv.Step], llmCallJSON{Path: inv.Path, LLMRecord: rec})
+		}
 	}
 	list := make([]checkpointJSON, len(cps))
 	for i, cp := range cps {
@@ -336,7 +390,7 @@ func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) e
 		if next == nil {
 			next = []string{}
 		}
-		list[i] = checkpointJSON{Step: cp.Step, At: cp.At, Changed: cp.Changed, Next: next}
+		list[i] = checkpointJSON{Step: cp.Step, At: cp.At, Changed: cp.Changed, Next: next, LLMCalls: calls[cp.Step]}
 	}
 	if format == "json" {
 		return writeJSON(a.ios.Out, list)
@@ -349,6 +403,9 @@ func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) e
 		fmt.Fprintf(a.ios.Out, "step %d  %s  next: %s\n", cp.Step, cp.At.Local().Format("15:04:05.000"), next)
 		for _, k := range sortedKeys(cp.Changed) {
 			fmt.Fprintf(a.ios.Out, "  %s = %s\n", k, oneLine(string(cp.Changed[k]), 200))
+		}
+		for _, c := range cp.LLMCalls {
+			fmt.Fprintf(a.ios.Out, "  llm %s: %s\n", c.Path, llmSummary(&c.LLMRecord))
 		}
 	}
 	return nil

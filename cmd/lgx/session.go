@@ -82,8 +82,8 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string, durable bool) error {
 	code := runner.ExitCode(res, runErr)
 	if res != nil {
-		for _, b := range res.Budgets { // token budgets: usage against limit (SPEC §9.9)
-			fmt.Fprintf(a.ios.Err, "budget %s: %d of %d tokens used\n", b.Name, b.Used, b.Limit)
+		for _, b := range res.Budgets { // budgets: usage against limit (SPEC §9.9)
+			fmt.Fprintln(a.ios.Err, b.String())
 		}
 	}
 	runID := ""
@@ -108,6 +108,8 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		}
 		switch {
 		case runID == "":
+		case budgetsOnly(waiting) != "":
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i tokens=N (or -i usd=X): the new limit of budget %s\n", runID, budgetsOnly(waiting))
 		case len(waiting) > 1:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s --node PATH -i key=value (one interrupt at a time)\n", runID)
 		default:
@@ -159,9 +161,7 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	if err != nil {
 		return err
 	}
-	if header != "" { // "" when start announces the run itself (lgx run)
-		fmt.Fprintln(a.ios.Err, header)
-	}
+	fmt.Fprintln(a.ios.Err, header)
 	sink, closeView := a.sinks(out)
 	client := nodes.NewHTTPClient(version)
 	if tp != nil {
@@ -199,4 +199,18 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	res, runErr := start(ctx, opts)
 	closeView()
 	return a.finish(res, runErr, out, keys, durable)
+}
+
+// budgetsOnly names the budget every waiting interrupt is a call paused
+// for, or "" when an interrupt node waits or several budgets do: the calls
+// paused for one budget are answered at once (SPEC §9.9).
+func budgetsOnly(waiting []runner.Interrupt) string {
+	name := ""
+	for _, in := range waiting {
+		if in.Budget == "" || (name != "" && in.Budget != name) {
+			return ""
+		}
+		name = in.Budget
+	}
+	return name
 }
