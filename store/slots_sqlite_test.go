@@ -40,28 +40,3 @@ func TestSQLiteSlotsShared(t *testing.T) {
 		t.Fatalf("second handle took a held slot: %+v, %v", g, err)
 	}
 }
-
-// BenchmarkSQLiteSlot is one machine-wide slot: acquire (slot and rate
-// token, one transaction) and release, on a store file.
-func BenchmarkSQLiteSlot(b *testing.B) {
-	s, err := store.OpenSQLite(filepath.Join(b.TempDir(), "lgx.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	h := store.Lease{Owner: "bench", PID: os.Getpid(), Host: store.Hostname()}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		now := time.Now()
-		h.Expires = now.Add(store.SlotTTL)
-		g, err := s.AcquireSlot(ctx, store.SlotRequest{Pool: "llm", Concurrency: 3, Rate: 1e9, Burst: 3, Holder: h, Now: now})
-		if err != nil || !g.OK {
-			b.Fatalf("%+v, %v", g, err)
-		}
-		if err := s.ReleaseSlot(ctx, "llm", g.Slot, h.Owner); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
@@ -71,8 +73,13 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 				return err
 			}
 			runID := ulid.Make().String()
-			err = a.execute(cmd, "run "+runID, out, outputKeys(wf), st.kind != "memory",
+			// "run ID" is printed once the store holds the run (its
+			// run_start event): an id printed earlier could name a run that
+			// `runs show` and `resume` do not know, if lgx is killed then
+			// or the run fails to start.
+			err = a.execute(cmd, "", out, outputKeys(wf), st.kind != "memory",
 				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
+					opts.Sink = &announceSink{w: a.ios.Err, line: "run " + runID, next: opts.Sink}
 					opts.RunID, opts.Inputs, opts.Store, opts.Concurrency = runID, in, s, concurrency
 					opts.HTTPClient = wrapCassette(c, opts.HTTPClient)
 					return runner.Run(ctx, g, opts)
@@ -110,4 +117,23 @@ func (a *app) sinks(out outputFlags) (runner.Sink, func()) {
 	view := a.progressView()
 	sinks = append(sinks, view)
 	return sinks, view.Close
+}
+
+// announceSink prints line on w when the run's first run_start event
+// arrives, before passing it on: Run sends it after the store recorded the
+// run.
+type announceSink struct {
+	w    io.Writer
+	line string
+	next runner.Sink
+	once sync.Once
+}
+
+func (s *announceSink) Emit(e runner.Event) {
+	if e.Event == runner.EventRunStart {
+		s.once.Do(func() { fmt.Fprintln(s.w, s.line) })
+	}
+	if s.next != nil {
+		s.next.Emit(e)
+	}
 }

@@ -161,7 +161,9 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(a.ios.Err, header)
+	if header != "" { // "" when start announces the run itself (lgx run)
+		fmt.Fprintln(a.ios.Err, header)
+	}
 	sink, closeView := a.sinks(out)
 	client := nodes.NewHTTPClient(version)
 	if tp != nil {

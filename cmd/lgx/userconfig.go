@@ -43,11 +43,10 @@ func applyUserConfig(wf *spec.Workflow) (spec.Diagnostics, error) {
 	if l.cfg == nil {
 		return nil, nil
 	}
-	ds := append(spec.Diagnostics(nil), l.diags...)
-	if !l.diags.HasErrors() {
-		ds = append(ds, l.cfg.Apply(wf)...)
-	}
-	return ds, nil
+	// Applied even when the config has errors (which fail the command
+	// anyway), so that the workflow's diagnostics are not doubled by its
+	// references to the config's pools.
+	return append(append(spec.Diagnostics(nil), l.diags...), l.cfg.Apply(wf)...), nil
 }
 
 // machinePools opens the store of the config's pools when wf uses any
