@@ -50,11 +50,21 @@ func compileWithConfig(t *testing.T, cfg *spec.UserConfig, src string) *Graph {
 // config pool of concurrency 2: never more than 2 invocations in flight
 // over both runs.
 func TestMachinePoolConcurrencyAcrossOwners(t *testing.T) {
+	for _, pool := range []string{
+		"llm",
+		// Taken with a key, the machine-wide cap bounds the total.
+		`{name: llm, key: "${{ item % 3 }}"}`,
+	} {
+		t.Run(pool, func(t *testing.T) { testMachinePoolConcurrency(t, pool) })
+	}
+}
+
+func testMachinePoolConcurrency(t *testing.T, pool string) {
 	cfg, st := machineFixture(t, "pools: {llm: {concurrency: 2}}\n")
 	g := compileWithConfig(t, cfg, `lgx: 1
 name: t
 nodes:
-  f: {type: probe, for_each: "${{ 1..8 }}", pool: llm, with: {sleep_ms: 15, group: mp_conc}}
+  f: {type: probe, for_each: "${{ 1..8 }}", pool: `+pool+`, with: {sleep_ms: 15, group: mp_conc}}
 edges:
   - {from: START, to: f}
 `)
