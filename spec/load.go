@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -49,6 +51,12 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		return w, d.diags
 	}
 	w.lines = lineStarts(src)
+	if off := invalidUTF8(src); off >= 0 {
+		// yaml.v3 reports bad UTF-8 at line 1 column 1, wherever it is.
+		d.errorf(posAt(src, w.lines, off), CodeYAML, "lgx reads workflow files as UTF-8: save the file in that encoding",
+			"invalid UTF-8: byte 0x%02X here is not part of a UTF-8 character", src[off])
+		return w, d.diags
+	}
 	w.synthetic = map[*yaml.Node]bool{}
 	if line := tooIndented(src); line > 0 {
 		d.errorf(Pos{Line: line, Col: 1}, CodeTooLarge, "",
@@ -202,4 +210,21 @@ func (l *limitWalker) walk(n *yaml.Node) (extent, *yaml.Node, string) {
 	}
 	l.memo[n] = e
 	return e, nil, ""
+}
+
+// invalidUTF8 returns the byte offset of the first byte of src that is not
+// part of a valid UTF-8 sequence, or -1 when src is valid UTF-8 or starts
+// with a UTF-16 byte order mark (which yaml.v3 decodes itself).
+func invalidUTF8(src []byte) int {
+	if utf8.Valid(src) || bytes.HasPrefix(src, []byte{0xFE, 0xFF}) || bytes.HasPrefix(src, []byte{0xFF, 0xFE}) {
+		return -1
+	}
+	for off := 0; off < len(src); {
+		r, size := utf8.DecodeRune(src[off:])
+		if r == utf8.RuneError && size == 1 {
+			return off
+		}
+		off += size
+	}
+	return -1
 }

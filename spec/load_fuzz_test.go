@@ -27,14 +27,24 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("lgx: 1\nname: x\nnodes: {a: {type: test_echo, with: {msg: \"${{ state.\"}}}}\n"))
 	f.Add([]byte("lgx: 1\nname: x\nstate: {k: {type: list, default: &d [*d]}}\n"))
 	f.Add([]byte("<<: {lgx: 1}\nname: x\n"))
+	f.Add([]byte("lgx: 1\n# caf\xc3\xa9 \xe9t\xe9\nname: t\n"))
+	f.Add([]byte("lgx: 1\r\nname: \"\xe2\x82\""))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		start := time.Now()
 		done := make(chan bool)
 		go func() {
 			defer close(done)
-			w, _ := Load("fuzz.yaml", src)
+			w, ds := Load("fuzz.yaml", src)
 			if w == nil {
 				panic("nil workflow")
+			}
+			// Invalid UTF-8 is the one diagnostic, at the bad byte itself.
+			if off := invalidUTF8(src); off >= 0 && len(src) <= MaxFileSize {
+				if len(ds) != 1 {
+					t.Errorf("invalid UTF-8 at byte %d: %d diagnostics: %v", off, len(ds), ds)
+				} else if got := byteOffset(src, lineStarts(src), ds[0].Pos); got != off {
+					t.Errorf("invalid UTF-8 at byte %d reported at %d:%d (byte %d)", off, ds[0].Pos.Line, ds[0].Pos.Col, got)
+				}
 			}
 			Validate(w)
 		}()
