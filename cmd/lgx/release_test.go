@@ -54,12 +54,13 @@ func TestReleasePackages(t *testing.T) {
 	shells := []string{"bash", "zsh", "fish"}
 
 	hooks := strings.Join(cfg.Before.Hooks, "\n")
-	if !strings.Contains(hooks, "./cmd/lgx man man") {
-		t.Errorf("before hooks do not write the man pages (lgx man man):\n%s", hooks)
-	}
-	for _, sh := range shells {
-		if !strings.Contains(hooks, "./cmd/lgx completion "+sh+" > completions/lgx."+sh) {
-			t.Errorf("before hooks do not write completions/lgx.%s:\n%s", sh, hooks)
+	for _, want := range []string{
+		`-o "$tmp/lgx" ./cmd/lgx`,
+		`"$tmp/lgx" man man`,
+		"for sh in " + strings.Join(shells, " ") + `; do "$tmp/lgx" completion $sh > completions/lgx.$sh; done`,
+	} {
+		if !strings.Contains(hooks, want) {
+			t.Errorf("before hooks lack %q (lgx builds the man pages and completions):\n%s", want, hooks)
 		}
 	}
 
