@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lgx-run/lgx/store"
 )
@@ -116,6 +122,57 @@ func writeWorkflow(t *testing.T, src string) string {
 // 10/s (burst 3, the default: max(1, concurrency)): the server never sees
 // more than 3 requests in flight, nor more than 10 + 3 in any second.
 func TestMachinePoolSixProcesses(t *testing.T) {
+	sixProcesses(t, "pools:\n  api: {concurrency: 3, rate: 10/s}\n")
+}
+
+// With `store: postgres://…` in the config, the pools' slots live in the
+// database (where processes on other machines would take them too).
+func TestMachinePoolSixProcessesPostgres(t *testing.T) {
+	base := os.Getenv("LGX_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("LGX_TEST_POSTGRES is not set: start a server with eval \"$(tools/pgtest/start.sh)\" to run the PostgreSQL tests")
+	}
+	sixProcesses(t, fmt.Sprintf("store: %q\npools:\n  api: {concurrency: 3, rate: 10/s}\n", testSchema(t, base)))
+}
+
+// testSchema creates an empty schema, dropped when the test ends, and
+// returns base with its search_path set to it.
+func testSchema(t *testing.T, base string) string {
+	t.Helper()
+	ctx := context.Background()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "mp_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to LGX_TEST_POSTGRES: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func sixProcesses(t *testing.T, config string) {
 	bin, err := buildLGX()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +180,7 @@ func TestMachinePoolSixProcesses(t *testing.T) {
 	srv := &flightServer{delay: 30 * time.Millisecond}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	env := append(machineEnv(t, "pools:\n  api: {concurrency: 3, rate: 10/s}\n"), "SERVER="+ts.URL)
+	env := append(machineEnv(t, config), "SERVER="+ts.URL)
 	wf := writeWorkflow(t, machineWorkflow)
 
 	const procs, items = 6, 5
