@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,8 +83,14 @@ func TestRunTokenBudgetInterruptResume(t *testing.T) {
 	if int(firstCalls)+len(res.Interrupts) != 20 {
 		t.Errorf("%d calls made and %d paused, want 20 in all", firstCalls, len(res.Interrupts))
 	}
-	if evs := rec.named(EventInterrupt); len(evs) != len(res.Interrupts) {
+	evs := rec.named(EventInterrupt)
+	if len(evs) != len(res.Interrupts) {
 		t.Errorf("%d interrupt events for %d interrupts", len(evs), len(res.Interrupts))
+	}
+	for _, e := range evs {
+		if e.Budget != "run" {
+			t.Errorf("interrupt event %+v does not name budget run", e)
+		}
 	}
 
 	// Without an answer, a lower limit or an unknown key: refused.
@@ -254,5 +261,74 @@ func TestBudgetUsageString(t *testing.T) {
 		if got := tt.u.String(); got != tt.want {
 			t.Errorf("%+v: %q, want %q", tt.u, got, tt.want)
 		}
+	}
+}
+
+// A call paused for the run budget inside a subgraph pauses the whole
+// run; the resume's raise reaches it, the child's finished calls are
+// reused, and the budget counts the child's calls.
+func TestBudgetInterruptInsideSubgraph(t *testing.T) {
+	srv := llmtest.New(t)
+	var calls atomic.Int64
+	srv.SetResponder(func(llmtest.Request) llmtest.Reply {
+		calls.Add(1)
+		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 30, OutputTokens: 20}}
+	})
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", map[string]string{
+		"main.yaml": `
+lgx: 1
+name: main
+config: {budget: {tokens: 120, on_exhausted: interrupt}}
+providers:
+  default: {kind: openai, model: m, base_url: "` + srv.OpenAIURL() + `", api_key: test-key}
+state:
+  n: {type: integer, default: 0}
+nodes:
+  child:
+    type: subgraph
+    with: {workflow: sub.yaml}
+    output: {n: "${{ result.n }}"}
+edges:
+  - {from: START, to: child}
+`,
+		"sub.yaml": `
+lgx: 1
+name: sub
+providers:
+  default: {kind: openai, model: m, base_url: "` + srv.OpenAIURL() + `", api_key: test-key}
+state:
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  ask:
+    type: llm_call
+    for_each: ${{ 1..3 }}
+    concurrency: 1
+    with: {prompt: "q${{ item }}", reserve: 50}
+    output: {n: 1}
+edges:
+  - {from: START, to: ask}
+`})
+	g, err := LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}})
+	if err != nil || res.Status != store.StatusInterrupted || len(res.Interrupts) != 1 {
+		t.Fatalf("run: %v, %+v", err, res)
+	}
+	if in := res.Interrupts[0]; in.Path != "1/child/1/ask[2]" || in.Budget != "run" {
+		t.Fatalf("interrupt %+v", in)
+	}
+	res, err = Resume(context.Background(), st, res.RunID, Options{Environ: []string{}, Answer: Answer{Values: map[string]any{"tokens": 200}}})
+	if err != nil || res.Status != store.StatusCompleted || res.State["n"] != 3 {
+		t.Fatalf("resume: %v, %+v", err, res)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("%d calls, want 3", calls.Load())
+	}
+	if len(res.Budgets) != 1 || res.Budgets[0] != (BudgetUsage{Name: "run", Used: 150, Limit: 200}) {
+		t.Errorf("budgets %+v", res.Budgets)
 	}
 }

@@ -177,7 +177,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 				if in.Index >= 0 {
 					ip = &in.Index
 				}
-				r.emit(Event{Event: EventInterrupt, Node: in.Node, Index: ip, Path: in.Path, Step: c.step, Message: in.Message})
+				r.emit(Event{Event: EventInterrupt, Node: in.Node, Index: ip, Path: in.Path, Step: c.step, Message: in.Message, Budget: in.Budget})
 			}
 			return
 		case store.InvocationFailed, "":
