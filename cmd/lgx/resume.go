@@ -33,10 +33,15 @@ For a run paused at an interrupt node, the -i values, as one object, become
 that node's result. When several interrupts wait (parallel approvals, or
 interrupts inside subgraphs), --node names the one to answer, by path or by
 node name; the run stays paused while others wait. Without -i, resume
-refuses to answer an interrupt unless --empty says the empty answer is meant.`,
+refuses to answer an interrupt unless --empty says the empty answer is meant.
+
+For a run paused because a budget with on_exhausted: interrupt ran out,
+-i tokens=N and/or -i usd=X are the budget's new limits; every call paused
+for that budget runs again under them.`,
 		Example: `  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
   lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i approved=true -i comment="ship it"
-  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 --node 2/review_legal -i approved=false`,
+  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 --node 2/review_legal -i approved=false
+  lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i tokens=20000`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out.outputSet = cmd.Flags().Changed("output")
