@@ -2,145 +2,142 @@ package runner
 
 import (
 	"encoding/json"
-	"runtime"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/lgx-run/lgx/store"
 )
 
 // Checkpoint encoding that grows with what a step wrote.
 //
 // A checkpoint holds the JSON of every key that changed, and a key that
-// grows (a list appended to, a string extended) changes every step: encoded
-// from scratch, 100 steps appending 1 MB each re-encode 5 GB and allocate
-// as much. So for a key whose encoding is large (bigEncoding), the run
-// keeps its last encoding and the value it encoded, and when the new value
-// extends that one, it appends only the new part to the encoding, in place.
+// grows (a list appended to, a string extended) changes every step:
+// encoded from scratch, 100 steps appending 1 MB each re-encode 5 GB, and
+// the store validates and compares as much. So for a key whose encoding
+// is not small (keepFrom), the run remembers the value it last gave the
+// store and the length of its JSON; when the new value extends that one,
+// the checkpoint carries only the elements or text added, as a
+// store.Extension, which the store turns into its delta. Nothing of the
+// encoding is kept: what is remembered is the state's own list or string.
 //
-// In place is safe because such an encoding exceeds maxBatchBytes: the
-// checkpoint holding it is written (and the store copies what it keeps)
-// before checkpoint returns, so nothing still refers to the bytes when the
-// next step appends to them.
+// Only for a store that WritesExtensions; any other gets full values.
 
-// bigEncoding is the size from which a key's encoding is kept between
-// steps; below it a key is encoded afresh, as cheap as checking for an
-// extension. It must be at least maxBatchBytes (see above).
-const bigEncoding = maxBatchBytes
+// keepFrom is the encoding size from which a key's value is remembered;
+// below it an extension saves nothing worth a comparison.
+const keepFrom = 1 << 10
 
-// keptEncoding is the last encoding of one key and what it encoded.
-type keptEncoding struct {
-	buf   []byte
-	list  []any  // the list encoded, when the value was a list
-	str   string // the string encoded, when it was one needing no escapes
+// keptValue is the value of one key the store last received, and the
+// length of its JSON.
+type keptValue struct {
+	n     int
+	list  []any  // the list given, when the value was a list
+	str   string // the string given, when it was one (and no secret is declared)
 	isStr bool
 }
 
 // cpEncoder encodes checkpoint values and counts what a batch holds.
 type cpEncoder struct {
-	batchBytes int                   // size of the values the pending batch holds (maxBatchBytes)
-	kept       map[int]*keptEncoding // by state key index
+	batchBytes int                // size of the values the pending batch holds (maxBatchBytes)
+	kept       map[int]*keptValue // by state key index
 }
 
-// encode returns the JSON of v, the new value of state key k, redacted by
-// rd. The result may alias a kept buffer: it is valid until the next call
-// for k, and only when it is at least bigEncoding long.
-func (e *cpEncoder) encode(k int, v any, rd redactor) ([]byte, error) {
-	if ke := e.kept[k]; ke != nil {
-		if b, ok := ke.extend(v, rd); ok {
-			return b, nil
+// put sets the new value v of state key k (named name) in cp, redacted by
+// rd: as an extension when ext (the store WritesExtensions) and v extends
+// the value cp's store last received for k, else whole.
+func (e *cpEncoder) put(cp *store.Checkpoint, k int, name string, v any, rd redactor, ext bool) error {
+	if ext {
+		if x, ok := e.extension(k, v, rd); ok {
+			if cp.Extended == nil {
+				cp.Extended = make(map[string]store.Extension)
+			}
+			cp.Extended[name] = x
+			e.batchBytes += len(x.Tail)
+			return nil
 		}
-		delete(e.kept, k)
 	}
+	delete(e.kept, k)
 	b, err := json.Marshal(rd.value(v))
-	if err != nil || len(b) < bigEncoding {
-		return b, err
+	if err != nil {
+		return err
 	}
-	ke := &keptEncoding{buf: b}
+	cp.Changed[name] = b
+	e.batchBytes += len(b)
+	if ext && len(b) >= keepFrom {
+		e.keep(k, v, b, rd)
+	}
+	return nil
+}
+
+// keep remembers v, whose JSON given to the store is b, when it is a list
+// or a string a later value may extend.
+func (e *cpEncoder) keep(k int, v any, b []byte, rd redactor) {
+	kv := &keptValue{n: len(b)}
 	switch x := v.(type) {
 	case []any:
-		ke.list = x
-	case string:
-		if rd.r == nil && len(b) == len(x)+2 && endsWholeRune(x) {
-			// No byte was escaped: buf is the string between quotes. Keep
-			// it, not x, which is garbage once the state moves on.
-			ke.str, ke.isStr = unsafe.String(unsafe.SliceData(b[1:]), len(x)), true
+		if b[0] != '[' {
+			return // a nil list encodes as null
 		}
-	}
-	if ke.list == nil && !ke.isStr {
-		return b, nil
+		kv.list = x
+	case string:
+		// Only without secrets: one could straddle the old end. And only
+		// when x ends with a whole rune: text appended is then encoded
+		// as if on its own.
+		if rd.r != nil || !endsWholeRune(x) {
+			return
+		}
+		kv.str, kv.isStr = x, true
+	default:
+		return
 	}
 	if e.kept == nil {
-		e.kept = make(map[int]*keptEncoding)
+		e.kept = make(map[int]*keptValue)
 	}
-	e.kept[k] = ke
-	return b, nil
+	e.kept[k] = kv
 }
 
-// extend appends to ke's encoding the part of v that extends the value ke
-// encoded, and reports whether v does extend it.
-func (ke *keptEncoding) extend(v any, rd redactor) ([]byte, bool) {
+// extension returns v as an extension of the value kept for k, and
+// remembers v in its place; false when v does not extend it.
+func (e *cpEncoder) extension(k int, v any, rd redactor) (store.Extension, bool) {
+	kv := e.kept[k]
+	if kv == nil {
+		return store.Extension{}, false
+	}
 	switch x := v.(type) {
 	case []any:
-		if ke.list == nil || !sameElems(ke.list, x) {
-			return nil, false
+		if kv.list == nil || !sameElems(kv.list, x) {
+			return store.Extension{}, false
 		}
 		// Element by element, redaction and encoding give the bytes
 		// they give as part of the whole list.
-		var tail []byte // replaces the closing ']'
-		for i, el := range x[len(ke.list):] {
-			b, err := json.Marshal(rd.value(el))
-			if err != nil {
-				return nil, false
-			}
-			if len(ke.list)+i > 0 {
-				tail = append(tail, ',')
-			}
-			tail = append(tail, b...)
-		}
-		ke.list = x
-		return ke.appendTail(append(tail, ']'), 0), true
-	case string:
-		// Only without secrets: one could straddle the old end.
-		if !ke.isStr || rd.r != nil || len(x) < len(ke.str) || x[:len(ke.str)] != ke.str {
-			return nil, false
-		}
-		tail, err := json.Marshal(x[len(ke.str):])
+		added := x[len(kv.list):]
+		tail, err := json.Marshal(rd.value(added))
 		if err != nil {
-			return nil, false
+			return store.Extension{}, false
 		}
-		if len(tail) != len(x)-len(ke.str)+2 || !endsWholeRune(x) {
-			return nil, false // the tail needed escapes: encode afresh
+		xt := store.Extension{Base: kv.n, Tail: tail}
+		switch {
+		case len(added) == 0:
+		case len(kv.list) == 0: // "[" + the elements + "]"
+			kv.n += len(tail) - 2
+		default: // "," + the elements, then "]"
+			kv.n += len(tail) - 1
 		}
-		return ke.appendTail(tail[1:], len(x)), true
+		kv.list = x
+		return xt, true
+	case string:
+		if !kv.isStr || len(x) < len(kv.str) || x[:len(kv.str)] != kv.str || !endsWholeRune(x) {
+			return store.Extension{}, false
+		}
+		tail, err := json.Marshal(x[len(kv.str):])
+		if err != nil {
+			return store.Extension{}, false
+		}
+		xt := store.Extension{Base: kv.n, Tail: tail}
+		kv.n += len(tail) - 2
+		kv.str = x
+		return xt, true
 	}
-	return nil, false
-}
-
-// appendTail replaces the last byte of the kept encoding (the closing
-// bracket or quote) with tail, and returns the encoding. For a kept
-// string, strLen is the new string's length: ke.str then refers to the
-// new encoding, never to the value the state just dropped.
-//
-// When the buffer must move, the heap is collected before (so that the
-// new buffer is added to what is live, not to what the pacer let pile up)
-// and after (so that the old one, as large as the state key, is freed
-// now, not when the heap has doubled): else a run growing a 100 MB key
-// peaks at several times that. Moves are few, append growing a large
-// buffer by a quarter, and the heap they scan is mostly bytes.
-func (ke *keptEncoding) appendTail(tail []byte, strLen int) []byte {
-	n := len(ke.buf) - 1
-	if n+len(tail) <= cap(ke.buf) {
-		ke.buf = append(ke.buf[:n], tail...)
-	} else {
-		runtime.GC()
-		buf := make([]byte, 0, (n+len(tail))/4*5)
-		buf = append(append(buf, ke.buf[:n]...), tail...)
-		ke.buf, ke.str = buf, ""
-		runtime.GC()
-	}
-	if ke.isStr {
-		ke.str = unsafe.String(unsafe.SliceData(ke.buf[1:]), strLen)
-	}
-	return ke.buf
+	return store.Extension{}, false
 }
 
 // sameElems reports whether the first len(old) elements of l are the very

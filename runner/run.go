@@ -1094,14 +1094,12 @@ func (r *run) checkpoint(ctx context.Context) error {
 	if r.st != nil {
 		cp := &store.Checkpoint{RunID: r.id, Step: r.step, Next: names, At: time.Now(),
 			Changed: make(map[string]json.RawMessage, len(r.changed))}
+		ext := store.WritesExtensions(r.st) // a growing key is given as what it gained
 		for _, k := range r.changed {
 			name := r.g.keys[k].name
-			b, err := r.cpEnc.encode(k, r.state[name], r.red)
-			if err != nil {
+			if err := r.cpEnc.put(cp, k, name, r.state[name], r.red, ext); err != nil {
 				return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 			}
-			cp.Changed[name] = b
-			r.cpEnc.batchBytes += len(b)
 		}
 		joins := make(map[string][]bool, len(r.joinDone))
 		for i, d := range r.joinDone {

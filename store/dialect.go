@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -90,29 +92,82 @@ func NewCheckpointEncoder() *CheckpointEncoder {
 
 // Encode returns cp's columns and the function that updates the cache; call
 // it once cp is stored (and before encoding the run's next checkpoint).
-// On a failed write call Forget instead.
-func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func()) {
+// On a failed write call Forget instead. It fails, wrapping
+// ErrExtensionBase, when cp extends a value the cache does not hold.
+//
+// An extended key whose cached value is summarized (large) becomes a delta
+// at once, from the summary: no byte of the value before the tail is read,
+// so a growing key costs what was added. A small one is rebuilt whole and
+// stored like any changed key.
+func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func(), error) {
 	cache := e.cache[cp.RunID]
 	for k, c := range cache {
 		if c.step >= cp.Step { // being replaced, or later than a rewritten step
 			delete(cache, k)
 		}
 	}
-	full, deltas := splitChanged(cp.Changed, cp.Step, cache)
+	changed, copied := cp.Changed, false
+	var ext []delta
+	for _, k := range sortedKeys(cp.Extended) {
+		x := cp.Extended[k]
+		c, ok := cache[k]
+		if !ok {
+			return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: key %q: %w", cp.RunID, cp.Step, k, ErrExtensionBase)
+		}
+		if c.sum == nil {
+			v, err := extendValue(k, c.val, x)
+			if err != nil {
+				return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+			}
+			if !copied { // never change the caller's map
+				changed, copied = make(map[string]json.RawMessage, len(cp.Changed)+len(cp.Extended)), true
+				maps.Copy(changed, cp.Changed)
+			}
+			changed[k] = v
+			continue
+		}
+		sm := c.sum
+		suf, err := extSuffix(k, sm.first, sm.n, sm.emptyList, x)
+		if err != nil {
+			return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+		}
+		ext = append(ext, delta{key: k, baseStep: c.step, prefix: sm.n - 1, sum: sm.end.crc, tail: suf})
+	}
+	full, deltas := splitChanged(changed, cp.Step, cache)
+	for _, d := range ext {
+		deltas = appendDelta(deltas, d)
+	}
+	if full == nil && len(ext) > 0 {
+		full = map[string]json.RawMessage{} // as for a checkpoint given full values
+	}
 	enc := EncodedCheckpoint{Changed: encodeChanged(full), Deltas: deltas, Next: encodeNames(cp.Next), Joins: cp.Joins}
 	return enc, func() {
 		if cache == nil {
-			cache = make(map[string]cachedValue, len(cp.Changed))
+			cache = make(map[string]cachedValue, len(changed)+len(ext))
 			e.cache[cp.RunID] = cache
 		}
-		for k, v := range cp.Changed {
-			if v = bytes.TrimSpace(v); len(v) < minDeltaPrefix {
-				delete(cache, k) // too short to be a delta's base
-				continue
-			}
-			cache[k] = newCachedValue(cp.Step, v)
+		for k, v := range changed {
+			// Even a value too short to be a delta's base: a later
+			// checkpoint may extend it.
+			cache[k] = newCachedValue(cp.Step, bytes.TrimSpace(v))
 		}
+		for _, d := range ext {
+			c := cache[d.key]
+			c.sum.extend(d.tail)
+			c.step = cp.Step
+			cache[d.key] = c
+		}
+	}, nil
+}
+
+// sortedKeys returns m's keys in order: deltas are encoded in key order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
+	slices.Sort(keys)
+	return keys
 }
 
 // Forget drops the run's cache: its later values are stored whole. Call it

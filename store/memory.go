@@ -31,6 +31,9 @@ type memRun struct {
 	// the latest step drop keys its first version changed.
 	base map[string]json.RawMessage
 	last *Checkpoint
+	// inPlace lists the keys whose value in last was built by extending
+	// their value in base in its own buffer (see WriteCheckpoint).
+	inPlace []string
 }
 
 type memInv struct {
@@ -170,6 +173,12 @@ func (m *Memory) RecordInvocation(ctx context.Context, inv *Invocation) error {
 // the latest; the latest step again replaces it. A step older than the
 // latest fails with ErrCheckpointOrder: its successors' values are already
 // merged, so there is nothing to rewrite it in.
+//
+// An extended key's new value is built from its value in base, in that
+// value's buffer when it has room: base's value then loses its closing
+// byte to the new one, which shadows it. Only a rewrite of the latest
+// step can show it again, so such a rewrite first puts the byte back.
+// That keeps a growing key's writes proportional to what was added.
 func (m *Memory) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	if err := checkCheckpoint(cp); err != nil {
 		return err
@@ -180,9 +189,14 @@ func (m *Memory) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	if !ok {
 		return fmt.Errorf("write checkpoint of run %s: %w", cp.RunID, ErrNotFound)
 	}
-	c := copyCheckpoint(cp)
 	switch last := mr.last; {
-	case last == nil || cp.Step == last.Step:
+	case last == nil:
+	case cp.Step == last.Step:
+		for _, k := range mr.inPlace {
+			v := mr.base[k]
+			v[len(v)-1] = closingByte(v[0])
+		}
+		mr.inPlace = nil
 	case cp.Step > last.Step:
 		if mr.base == nil {
 			mr.base = make(map[string]json.RawMessage, len(last.Changed))
@@ -190,12 +204,49 @@ func (m *Memory) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 		for k, v := range last.Changed {
 			mr.base[k] = v
 		}
+		mr.inPlace = nil
 	default:
 		return fmt.Errorf("write checkpoint of run %s step %d: the latest is step %d: %w", cp.RunID, cp.Step, last.Step, ErrCheckpointOrder)
+	}
+	// Check every extension before building any: a failed write changes
+	// nothing.
+	sufs := make(map[string][]byte, len(cp.Extended))
+	for k, e := range cp.Extended {
+		prev := mr.base[k]
+		if len(prev) < 2 {
+			return fmt.Errorf("write checkpoint of run %s step %d: key %q: %w", cp.RunID, cp.Step, k, ErrExtensionBase)
+		}
+		suf, err := extSuffix(k, prev[0], len(prev), isEmptyList(prev), e)
+		if err != nil {
+			return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+		}
+		sufs[k] = suf
+	}
+	c := copyCheckpoint(cp)
+	c.Extended = nil
+	if len(sufs) > 0 && c.Changed == nil {
+		c.Changed = make(map[string]json.RawMessage, len(sufs))
+	}
+	for k, suf := range sufs {
+		prev := mr.base[k]
+		c.Changed[k] = append(prev[:len(prev)-1], suf...)
+		mr.inPlace = append(mr.inPlace, k)
 	}
 	mr.last = &c
 	return nil
 }
+
+// closingByte returns the last byte of a JSON list or string starting
+// with first.
+func closingByte(first byte) byte {
+	if first == '[' {
+		return ']'
+	}
+	return '"'
+}
+
+// WritesExtensions reports true: Memory builds extended values itself.
+func (m *Memory) WritesExtensions() bool { return true }
 
 // MergesCheckpoints reports true: Memory keeps one merged checkpoint per
 // run (see CheckpointMerger), so `--store memory` holds state, not steps.
@@ -331,6 +382,11 @@ func checkCheckpoint(cp *Checkpoint) error {
 	for k, v := range cp.Changed {
 		if !json.Valid(v) {
 			return fmt.Errorf("write checkpoint of run %s step %d: key %q: value is not valid JSON", cp.RunID, cp.Step, k)
+		}
+	}
+	for k, e := range cp.Extended {
+		if err := checkExtension(cp, k, e); err != nil {
+			return err
 		}
 	}
 	if len(cp.Joins) > 0 && !json.Valid(cp.Joins) {

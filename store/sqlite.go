@@ -634,6 +634,10 @@ func checkpointErr(cp *Checkpoint, err error) error {
 	return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 }
 
+// WritesExtensions reports true: the checkpoint encoder stores extended
+// values as deltas (see CheckpointEncoder.Encode).
+func (s *SQLite) WritesExtensions() bool { return true }
+
 // CommitSteps records steps (invocations, then the checkpoint, step by
 // step) in one transaction: one commit instead of one per record, which is
 // most of what a durable step costs. Rows go in with multi-row INSERTs
@@ -783,7 +787,10 @@ func (s *SQLite) chunkStmt(ctx context.Context, k chunkKey) (*sql.Stmt, error) {
 // and returns the function that updates the delta cache once the write
 // is done. The caller holds wmu.
 func (s *SQLite) checkpointArgs(args []any, cp *Checkpoint) ([]any, func(), error) {
-	enc, update := s.enc.Encode(cp)
+	enc, update, err := s.enc.Encode(cp)
+	if err != nil {
+		return args, nil, err
+	}
 	return append(args, cp.RunID, cp.Step, enc.Changed, enc.Deltas, enc.Next, enc.Joins, nanos(cp.At)), update, nil
 }
 

@@ -57,6 +57,11 @@ type summary struct {
 	n      int
 	blocks []prefixSum // at summaryBlock, 2*summaryBlock, … < n-1
 	end    prefixSum   // of all but the last byte
+	// What an extension needs (extend): the first byte (the kind), whether
+	// the value is an empty list, and the hasher that summed end.
+	first     byte
+	emptyList bool
+	ph        *prefixHasher
 }
 
 type prefixSum struct {
@@ -102,7 +107,27 @@ func newCachedValue(step int, v []byte) cachedValue {
 		at += summaryBlock
 	}
 	sm.end = ph.add(v[at : len(v)-1])
+	sm.first, sm.emptyList, sm.ph = v[0], isEmptyList(v), ph
 	return cachedValue{step: step, sum: sm}
+}
+
+// extend makes sm the summary of its value with the closing byte replaced
+// by suf (extSuffix's result, whose last byte is the new closing byte),
+// hashing only suf: the blocks the value now spans are added as the
+// hasher passes their ends.
+func (sm *summary) extend(suf []byte) {
+	add := suf[:len(suf)-1]
+	pos := sm.n - 1 // bytes summed so far
+	for len(add) > 0 {
+		if pos > 0 && pos%summaryBlock == 0 {
+			sm.blocks = append(sm.blocks, sm.end) // a block end now before the value's end
+		}
+		take := min(summaryBlock-pos%summaryBlock, len(add))
+		sm.end = sm.ph.add(add[:take])
+		add, pos = add[take:], pos+take
+	}
+	sm.n = pos + 1
+	sm.emptyList = sm.emptyList && sm.first == '[' && len(bytes.TrimSpace(suf[:len(suf)-1])) == 0
 }
 
 // sharedPrefix returns the length of a prefix v shares with the cached

@@ -92,9 +92,14 @@ type Checkpoint struct {
 	RunID   string
 	Step    int
 	Changed map[string]json.RawMessage // key -> new value
-	Next    []string                   // nodes triggered for step Step+1, in file order
-	Joins   json.RawMessage            // executor-defined join progress
-	At      time.Time
+	// Extended holds changed keys given as what was added to their
+	// previous value (extension.go), for a store that WritesExtensions;
+	// a key is in Changed or in Extended, not both. Readers get every
+	// value in Changed.
+	Extended map[string]Extension
+	Next     []string        // nodes triggered for step Step+1, in file order
+	Joins    json.RawMessage // executor-defined join progress
+	At       time.Time
 }
 
 // Store persists runs. Implementations are safe for concurrent use.

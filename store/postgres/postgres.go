@@ -342,7 +342,10 @@ func (s *Store) WriteCheckpoint(ctx context.Context, cp *store.Checkpoint) error
 	}
 	s.cpMu.Lock()
 	defer s.cpMu.Unlock()
-	enc, commit := s.enc.Encode(cp)
+	enc, commit, err := s.enc.Encode(cp)
+	if err != nil {
+		return err
+	}
 	if _, err := s.pool.Exec(context.WithoutCancel(ctx), insertCP, cpArgs(cp, enc)...); err != nil {
 		s.enc.Forget(cp.RunID)
 		return checkpointErr(cp, err)
@@ -361,6 +364,10 @@ func checkpointErr(cp *store.Checkpoint, err error) error {
 	}
 	return fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 }
+
+// WritesExtensions reports true: the checkpoint encoder stores extended
+// values as deltas (see store.CheckpointEncoder.Encode).
+func (s *Store) WritesExtensions() bool { return true }
 
 // CommitSteps records steps (invocations, then the checkpoint, step by
 // step) in one transaction, its statements pipelined in one round trip.
@@ -386,7 +393,11 @@ func (s *Store) CommitSteps(ctx context.Context, steps []store.StepRecord) error
 		for _, inv := range st.Invocations {
 			b.Queue(insertInv, invArgs(inv)...)
 		}
-		enc, commit := s.enc.Encode(st.Checkpoint)
+		enc, commit, err := s.enc.Encode(st.Checkpoint)
+		if err != nil {
+			s.enc.Forget(runID) // the steps before it were committed to the cache, not stored
+			return err
+		}
 		b.Queue(insertCP, cpArgs(st.Checkpoint, enc)...)
 		commit() // the next checkpoint's deltas are computed against this one
 	}

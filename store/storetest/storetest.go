@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CheckpointOrderAndReplace", testCheckpointOrder},
 		{"CheckpointRejectsInvalidJSON", testCheckpointRejects},
 		{"CheckpointGrowingValues", testCheckpointGrowing},
+		{"CheckpointExtensions", testCheckpointExtensions},
 		{"RunsAreIsolated", testIsolation},
 		{"CopiesInAndOut", testCopies},
 		{"WritesOutliveCancel", testWritesOutliveCancel},
