@@ -101,7 +101,7 @@ func (c *call) withFallbacks(ctx context.Context, cp *caps) (any, int, error) {
 	r, n := c.r, c.n
 	res, attempts, err := r.attempts(ctx, c.ac, n, cp, &c.inv, c.onWait)
 	if err == nil && len(n.fallbacks) == 0 {
-		if r.rec != nil {
+		if r.rec != nil && c.llm.used { // an llm_call (it reserved tokens): record its provider
 			c.provider = c.providerName()
 		}
 		return res, attempts, err
