@@ -19,7 +19,8 @@ const minShiftedBase64 = 8
 // larger base64 value); each of those URL-escaped (query, path segment,
 // path, upper- and lower-case %XX); and each of those JSON-escaped as
 // encoding/json writes it (with and without HTML escaping) and as other
-// encoders do (`\/`, ASCII-only `\uXXXX`, upper-case hex). The result has
+// encoders do (`\/`, ASCII-only `\uXXXX`, upper-case hex); and, for those
+// the escaping changed, escaped twice (JSON inside JSON). The result has
 // no duplicates and no empty string; it is nil for an empty secret.
 func Forms(secret string) []string {
 	if secret == "" {
@@ -46,8 +47,29 @@ func Forms(secret string) []string {
 		for _, j := range jsonForms(f) {
 			add(j)
 		}
+		// JSON inside JSON (a server's error body quoting a JSON request):
+		// each form that escaping changed, escaped again in its own style
+		// or as encoding/json writes it (with and without HTML escaping).
+		if len(jsonForms(f)) == 1 {
+			continue // escaping leaves f as is, so twice too
+		}
+		for i := range 16 {
+			st := jsonStyleOf(i)
+			once := jsonEscape(f, st)
+			if once == f {
+				continue
+			}
+			add(jsonEscape(once, st))
+			add(jsonEscape(once, jsonStyle{html: true}))
+			add(jsonEscape(once, jsonStyle{}))
+		}
 	}
 	return out
+}
+
+// jsonStyleOf returns the i-th of the 16 jsonStyles.
+func jsonStyleOf(i int) jsonStyle {
+	return jsonStyle{html: i&1 != 0, ascii: i&2 != 0, slash: i&4 != 0, upper: i&8 != 0}
 }
 
 // base64Forms returns s encoded in both alphabets, padded and not, plus,
@@ -130,8 +152,7 @@ func jsonForms(s string) []string {
 	}
 	out := make([]string, 0, 16)
 	for i := range 16 {
-		st := jsonStyle{html: i&1 != 0, ascii: i&2 != 0, slash: i&4 != 0, upper: i&8 != 0}
-		out = append(out, jsonEscape(s, st))
+		out = append(out, jsonEscape(s, jsonStyleOf(i)))
 	}
 	return out
 }

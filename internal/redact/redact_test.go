@@ -35,11 +35,28 @@ var encodings = []struct {
 		return string(b[1 : len(b)-1])
 	}},
 	{"json of query", func(s string) string { b, _ := json.Marshal(url.QueryEscape(s)); return string(b[1 : len(b)-1]) }},
+	{"json twice", func(s string) string { return jsonInner(jsonInner(s, true), true) }},
+	{"json twice no html", func(s string) string { return jsonInner(jsonInner(s, false), false) }},
+	{"json no html, then json", func(s string) string { return jsonInner(jsonInner(s, false), true) }},
+	{"json of base64, twice", func(s string) string {
+		return jsonInner(jsonInner(base64.StdEncoding.EncodeToString([]byte(s)), true), true)
+	}},
 	{"base64 std", func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }},
 	{"base64 std raw", func(s string) string { return base64.RawStdEncoding.EncodeToString([]byte(s)) }},
 	{"base64 url", func(s string) string { return base64.URLEncoding.EncodeToString([]byte(s)) }},
 	{"base64 url raw", func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }},
 	{"query of base64", func(s string) string { return url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(s))) }},
+}
+
+// jsonInner returns s as the inside of a JSON string, as encoding/json
+// writes it (with or without HTML escaping).
+func jsonInner(s string, html bool) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(html)
+	_ = enc.Encode(s)
+	b := bytes.TrimSpace(buf.Bytes())
+	return string(b[1 : len(b)-1])
 }
 
 func TestFormsCoverEncodings(t *testing.T) {
@@ -116,6 +133,34 @@ func TestString(t *testing.T) {
 		if got := rd.String(tt.in); got != tt.want {
 			t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestJSONInsideJSON: a server's error body quoting, as a JSON string, the
+// JSON request that held the secret escapes the secret twice; only secrets
+// that JSON escaping changes get the extra forms.
+func TestJSONInsideJSON(t *testing.T) {
+	secret := `p&ss"w\rd<1>`
+	rd := New(secret)
+	inner, _ := json.Marshal(map[string]string{"api_key": secret})
+	body, _ := json.Marshal(map[string]string{"error": "bad request", "request": string(inner)})
+	var noHTML bytes.Buffer
+	enc := json.NewEncoder(&noHTML)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(map[string]string{"request": jsonInner(secret, false)})
+	tests := []struct{ name, in, want string }{
+		{"encoding/json, twice", string(body), `{"error":"bad request","request":"{\"api_key\":\"***\"}"}`},
+		{"without HTML escaping, twice", strings.TrimSpace(noHTML.String()), `{"request":"***"}`},
+		{"Python style twice", `"` + jsonEscape(jsonEscape(secret, jsonStyle{ascii: true, slash: true}), jsonStyle{ascii: true, slash: true}) + `"`, `"***"`},
+	}
+	for _, tt := range tests {
+		if got := rd.String(tt.in); got != tt.want {
+			t.Errorf("%s: String(%s) = %s, want %s", tt.name, tt.in, got, tt.want)
+		}
+	}
+	// Nothing to escape: no extra forms.
+	if n, m := len(Forms("plain-token-123")), len(Forms(secret)); n >= m || n > 40 {
+		t.Errorf("Forms of a plain secret: %d (of one needing escapes: %d)", n, m)
 	}
 }
 
