@@ -46,7 +46,8 @@ type tokenBudget struct {
 	used     amount        // settled usage (a resume starts with the recorded usage)
 	reserved amount        // reservations of calls in flight
 	raised   bool          // a resume raised a limit (recorded with each call, see llmRecord)
-	freed    chan struct{} // closed (and replaced) whenever a reservation ends
+	freed    chan struct{} // closed (and replaced) when a reservation ends while calls wait
+	waiters  int           // calls waiting on freed
 }
 
 func newTokenBudget(name string, b *spec.Budget) *tokenBudget {
@@ -80,9 +81,13 @@ func (b *tokenBudget) fits(n amount, inFlight bool) bool {
 // the run. Otherwise it waits for reservations to settle; onWait is
 // called once.
 func (b *tokenBudget) reserve(ctx context.Context, n amount, onWait func()) error {
-	waited := false
+	waited, waiting := false, false
 	for {
 		b.mu.Lock()
+		if waiting {
+			b.waiters--
+			waiting = false
+		}
 		if b.fits(n, true) {
 			b.reserved = b.reserved.plus(n)
 			b.mu.Unlock()
@@ -95,6 +100,8 @@ func (b *tokenBudget) reserve(ctx context.Context, n amount, onWait func()) erro
 			return err
 		}
 		freed := b.freed
+		b.waiters++
+		waiting = true
 		b.mu.Unlock()
 		if !waited && onWait != nil {
 			onWait()
@@ -103,6 +110,9 @@ func (b *tokenBudget) reserve(ctx context.Context, n amount, onWait func()) erro
 		select {
 		case <-freed:
 		case <-ctx.Done():
+			b.mu.Lock()
+			b.waiters--
+			b.mu.Unlock()
 			return ctx.Err()
 		}
 	}
@@ -145,10 +155,13 @@ func (b *tokenBudget) settle(n, used amount) BudgetUsage {
 	return b.usageLocked()
 }
 
-// wake lets waiting reservations look again. b.mu is held.
+// wake lets waiting reservations look again. b.mu is held. Without
+// waiters nothing is closed, so a settle allocates nothing.
 func (b *tokenBudget) wake() {
-	close(b.freed)
-	b.freed = make(chan struct{})
+	if b.waiters > 0 {
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
 }
 
 // raise sets new limits (0 = keep), never lowering one: a resume's answer

@@ -171,3 +171,18 @@ func TestTokenBudgetReserve(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTokenBudgetReserveSettle is one call's reserve and settle on a
+// budget with tokens and dollars, as an llm_call pays per budget.
+func BenchmarkTokenBudgetReserveSettle(b *testing.B) {
+	ctx := context.Background()
+	tb := newTokenBudget("run", &spec.Budget{Tokens: 1 << 62, USD: 1e12})
+	n := amount{tokens: 400, usd: 0.004}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tb.reserve(ctx, n, nil); err != nil {
+			b.Fatal(err)
+		}
+		tb.settle(n, amount{tokens: 350, usd: 0.0035})
+	}
+}
