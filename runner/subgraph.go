@@ -133,7 +133,7 @@ func (s *subgraphs) visit(g *Graph, stack []string, read func(string) ([]byte, e
 		}
 		if i := slices.Index(stack, key); i >= 0 {
 			cycle := strings.Join(append(slices.Clone(stack[i:]), key), " → ")
-			return diag("subgraph-cycle", fmt.Sprintf("node %s: subgraph cycle: %s (a workflow must not call itself)", ref.node, cycle))
+			return diag(spec.CodeSubgraphCycle, fmt.Sprintf("node %s: subgraph cycle: %s (a workflow must not call itself)", ref.node, cycle))
 		}
 		if _, done := s.graphs[key]; done {
 			continue
@@ -141,9 +141,9 @@ func (s *subgraphs) visit(g *Graph, stack []string, read func(string) ([]byte, e
 		src, err := read(key)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return diag("subgraph-missing", fmt.Sprintf("node %s: subgraph workflow %s does not exist", ref.node, key))
+				return diag(spec.CodeSubgraphMissing, fmt.Sprintf("node %s: subgraph workflow %s does not exist", ref.node, key))
 			}
-			return diag("subgraph-unreadable", fmt.Sprintf("node %s: subgraph workflow %s: %v", ref.node, key, err))
+			return diag(spec.CodeSubgraphRead, fmt.Sprintf("node %s: subgraph workflow %s: %v", ref.node, key, err))
 		}
 		w, ds := spec.Load(key, src)
 		if ds.HasErrors() {

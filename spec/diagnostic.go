@@ -56,6 +56,11 @@ const (
 	CodeJoin            = "join"             // a join whose sources cannot all complete
 	CodeReplaceConflict = "replace-conflict" // two writers of a replace key in one super-step
 	CodeNoEntry         = "no-entry"         // no edge leaves START
+	CodeCapability      = "capability"       // an llm_call uses a capability its provider or a fallback lacks
+	CodeMCP             = "mcp"              // a malformed `mcp:` server declaration, or a tool a server lacks
+	CodeSubgraphCycle   = "subgraph-cycle"   // a subgraph that calls itself, directly or not
+	CodeSubgraphMissing = "subgraph-missing" // a subgraph file that does not exist
+	CodeSubgraphRead    = "subgraph-unreadable"
 )
 
 // Diagnostic is one problem found in a workflow file.

@@ -46,6 +46,11 @@ var codeHelp = map[string]string{
 	CodeJoin:            "A join whose sources cannot all complete.",
 	CodeReplaceConflict: "Two writers of a replace key in one super-step.",
 	CodeNoEntry:         "No edge leaves START.",
+	CodeCapability:      "An llm_call uses a capability (tools, structured output) that its provider or a fallback declares it lacks.",
+	CodeMCP:             "A malformed `mcp:` server declaration, or (with --online) a tool or argument the server does not have.",
+	CodeSubgraphCycle:   "A subgraph workflow that calls itself, directly or through other subgraphs.",
+	CodeSubgraphMissing: "A subgraph workflow file that does not exist.",
+	CodeSubgraphRead:    "A subgraph workflow file that cannot be read.",
 }
 
 // SARIFTool names the program in a SARIF log.

@@ -226,10 +226,6 @@ func (v *validator) checkBudgetPrices() {
 	}
 }
 
-// CodeCapability marks an llm_call using a capability (tools, structured
-// output) that its provider or a fallback declares it lacks.
-const CodeCapability = "capability"
-
 // Provider capabilities a call may need (a provider's `capabilities:`).
 const (
 	CapTools            = "tools"

@@ -10,9 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// CodeMCP marks a malformed `mcp:` server declaration.
-const CodeMCP = "mcp"
-
 // secretRefRE finds secrets.NAME in header expressions.
 var secretRefRE = regexp.MustCompile(`secrets\.([A-Za-z_][A-Za-z0-9_]*)`)
 
