@@ -13,6 +13,11 @@ import (
 var version = "dev"
 
 func main() {
+	// run, resume and test execute in a supervised child, so that a Go
+	// runtime crash exits 1 with one line (supervise.go).
+	if code, ok := supervise(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	os.Exit(Main())
 }
 
