@@ -116,3 +116,75 @@ func TestAgentLoopStoreGrowth(t *testing.T) {
 		t.Errorf("last checkpoint does not hold the whole conversation")
 	}
 }
+
+// surviveWorkflow writes a 10 MiB string once, then runs 50 more steps
+// that change only a counter.
+const surviveWorkflow = `lgx: 1
+name: survive
+config: {recursion_limit: 200}
+state:
+  i:    {type: integer, default: 0}
+  text: {type: string, default: ""}
+nodes:
+  write:
+    type: template
+    with: {template: '{{ repeat 10485760 "t" }}'}
+    output: {text: "${{ result }}"}
+  count:
+    type: set
+    output: {i: "${{ state.i + 1 }}"}
+edges:
+  - {from: START, to: write}
+  - {from: write, to: count}
+  - from: count
+    when:
+      - {if: state.i < 50, to: count}
+    else: END
+`
+
+// TestReplacedStringStoredOnce: a large string written once is stored
+// once in the invocation that wrote it and once in the checkpoint of its
+// step, not once per step it survives (issue 12). It pins what the
+// store already did: invocation records hold an invocation's own writes,
+// and checkpoints only the keys a step changed.
+func TestReplacedStringStoredOnce(t *testing.T) {
+	g := compileYAML(t, surviveWorkflow)
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}})
+	if err != nil || res.State["i"] != 50 {
+		t.Fatalf("%v %v", err, res.State["i"])
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	size, err := reopened.DiskSize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d steps, database %d KiB", res.Steps, size>>10)
+	if size > 25<<20 {
+		t.Errorf("database is %d MiB for a 10 MiB string written once; want under 25 MiB", size>>20)
+	}
+	cps, err := reopened.Checkpoints(context.Background(), res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cp := range cps {
+		if v, ok := cp.Changed["text"]; ok && len(v) > 1<<20 {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the string is in %d checkpoints, want 1", n)
+	}
+}
