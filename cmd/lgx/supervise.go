@@ -16,6 +16,7 @@ import (
 
 	"github.com/lgx-run/lgx/internal/cassette"
 	"github.com/lgx-run/lgx/internal/redact"
+	"github.com/lgx-run/lgx/internal/wftest"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
@@ -234,36 +235,60 @@ func writeCrashFile(text string, now time.Time, pid int) (string, error) {
 }
 
 // crashSecrets returns the secret values to redact from a crash dump: the
-// provider keys, and the secrets declared by the workflow the command line
-// names (run FILE), or that the resumed run recorded (resume RUN). It runs
-// only after a crash, in the parent, and never fails: what it cannot find
-// it leaves out.
+// provider keys, and the secrets declared by the workflows the command line
+// names (run FILE; for test PATH…, each test file's workflow, with the
+// values its cases set), or that the resumed run recorded (resume RUN). It
+// runs only after a crash, in the parent, and never fails: what it cannot
+// find it leaves out.
 func crashSecrets(args []string) (secrets []string) {
-	wf := &spec.Workflow{}
+	environ := os.Environ()
+	secrets = cassette.Secrets(&spec.Workflow{}, environ)
 	defer func() {
 		if recover() != nil {
-			secrets = cassette.Secrets(&spec.Workflow{}, os.Environ())
+			secrets = cassette.Secrets(&spec.Workflow{}, environ)
 		}
 	}()
 	a := &app{ios: &IOStreams{In: os.Stdin, Out: io.Discard, Err: io.Discard, Width: 80, Getenv: os.Getenv}}
-	root := a.rootCmd()
-	c, rest, err := root.Find(args)
-	if err == nil && c.ParseFlags(rest) == nil {
-		pos := c.Flags().Args()
-		switch {
-		case c.Name() == "run" && len(pos) > 0:
-			if src, err := os.ReadFile(pos[0]); err == nil {
-				if w, _ := spec.Load(pos[0], src); w != nil {
-					wf = w
-				}
+	c, rest, err := a.rootCmd().Find(args)
+	// Parse the flags here: lgx test parses its own (DisableFlagParsing).
+	if err != nil || c.Flags().Parse(rest) != nil {
+		return secrets
+	}
+	pos := c.Flags().Args()
+	switch {
+	case c.Name() == "run" && len(pos) > 0:
+		if wf, _, err := spec.LoadFile(pos[0]); err == nil && wf != nil {
+			secrets = append(secrets, cassette.Secrets(wf, environ)...)
+		}
+	case c.Name() == "resume" && len(pos) > 0:
+		if wf := recordedWorkflow(c.Flags().Lookup("store").Value.String(), pos[0]); wf != nil {
+			secrets = append(secrets, cassette.Secrets(wf, environ)...)
+		}
+	case c.Name() == "test":
+		if len(pos) == 0 {
+			pos = []string{"."}
+		}
+		paths, _ := wftest.Find(pos)
+		for _, p := range paths {
+			f, err := wftest.Parse(p)
+			if err != nil {
+				continue
 			}
-		case c.Name() == "resume" && len(pos) > 0:
-			if w := recordedWorkflow(c.Flags().Lookup("store").Value.String(), pos[0]); w != nil {
-				wf = w
+			wf, _, err := spec.LoadFile(f.Workflow)
+			if err != nil || wf == nil {
+				continue
+			}
+			secrets = append(secrets, cassette.Secrets(wf, environ)...)
+			for _, tc := range f.Cases {
+				env := append([]string(nil), environ...)
+				for k, v := range tc.Env {
+					env = append(env, k+"="+v) // later entries win
+				}
+				secrets = append(secrets, cassette.Secrets(wf, env)...)
 			}
 		}
 	}
-	return cassette.Secrets(wf, os.Environ())
+	return secrets
 }
 
 // recordedWorkflow loads the workflow a run recorded, or returns nil.

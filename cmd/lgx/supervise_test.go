@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func TestReportCrashRedacts(t *testing.T) {
 	t.Setenv("LGX_HOME", dir)
 	t.Setenv("CRASH_TOKEN", "s3cr3t-value-42")
 	wf := dir + "/wf.yaml"
-	supWriteFile(t, wf, "lgx: 1\nname: w\nsecrets: [CRASH_TOKEN]\nnodes:\n  a: {type: set, output: {}}\nedges:\n  - {from: START, to: a}\n  - {from: a, to: END}\n")
+	supWriteFile(t, wf, crashSecretWorkflow)
 	dump := "panic: bad value s3cr3t-value-42\n\ngoroutine 9 [running]:\nmain.f({0x1, \"s3cr3t-value-42\"})\n"
 	var errOut bytes.Buffer
 	line := reportCrash(&errOut, []string{"run", "-i", "x=1", wf}, []byte(dump), supNow, 4242)
@@ -120,6 +121,72 @@ func TestReportCrashRedacts(t *testing.T) {
 	}
 	if mode != 0o600 {
 		t.Errorf("crash file mode %o, want 600", mode)
+	}
+}
+
+const crashSecretWorkflow = `lgx: 1
+name: w
+secrets: [CRASH_TOKEN]
+state:
+  x: {type: string, default: ""}
+nodes:
+  a:
+    type: set
+    output: {x: done}
+edges:
+  - {from: START, to: a}
+  - {from: a, to: END}
+`
+
+// TestCrashSecrets checks which secrets the parent finds after a crash,
+// for each command it supervises: those the workflow declares (for
+// resume, the recorded one; for test, also the values a case sets) and
+// the provider keys.
+func TestCrashSecrets(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LGX_HOME", dir)
+	t.Setenv("CRASH_TOKEN", "token-from-env")
+	t.Setenv("OPENAI_API_KEY", "sk-provider")
+	wf := dir + "/wf.yaml"
+	supWriteFile(t, wf, crashSecretWorkflow)
+	supWriteFile(t, dir+"/wf.test.yaml", "workflow: wf.yaml\ncases:\n  - name: c\n    env: {CRASH_TOKEN: token-from-case}\n    expect: {exit: 0}\n")
+
+	// A recorded run to resume, of a file that changes afterwards.
+	rec := dir + "/rec.yaml"
+	supWriteFile(t, rec, crashSecretWorkflow)
+	var out, errOut bytes.Buffer
+	ios := &IOStreams{In: strings.NewReader(""), Out: &out, Err: &errOut, Width: 80, Getenv: os.Getenv}
+	if code := execute(t.Context(), []string{"run", rec}, ios); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, errOut.String())
+	}
+	m := runIDLine.FindStringSubmatch(errOut.String())
+	if m == nil {
+		t.Fatalf("no run id in %q", errOut.String())
+	}
+	supWriteFile(t, rec, "lgx: 1\nname: changed\n") // resume reads the recorded workflow
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"run", []string{"run", "--progress", "plain", wf}, []string{"token-from-env", "sk-provider"}},
+		{"test", []string{"test", dir}, []string{"token-from-env", "token-from-case", "sk-provider"}},
+		{"resume", []string{"resume", m[1]}, []string{"token-from-env", "sk-provider"}},
+		{"unreadable", []string{"run", dir + "/missing.yaml"}, []string{"sk-provider"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := crashSecrets(tt.args)
+			for _, w := range tt.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("secrets %q lack %q", got, w)
+				}
+			}
+			if tt.name == "unreadable" && slices.Contains(got, "token-from-env") {
+				t.Errorf("secrets %q: no workflow declares CRASH_TOKEN here", got)
+			}
+		})
 	}
 }
 
