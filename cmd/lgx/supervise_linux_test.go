@@ -406,3 +406,41 @@ func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
 	}
 	return nil
 }
+
+// TestSupervisorChildSignalled: when the child dies of a signal (the
+// kernel's OOM killer, say), lgx dies of the same signal, as the shell
+// would have seen without the supervisor; SIGQUIT, which asks the Go
+// runtime for a goroutine dump, shows that dump and exits 131.
+func TestSupervisorChildSignalled(t *testing.T) {
+	bin, err := buildLGX()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("SIGKILL", func(t *testing.T) {
+		h := startHeld(t, bin, nil, nil)
+		child := childOf(t, h.cmd.Process.Pid)
+		if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		h.wait(t)
+		ws := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("lgx ended with %v, want killed by SIGKILL; stderr:\n%s", h.cmd.ProcessState, h.stderr.String())
+		}
+	})
+	t.Run("SIGQUIT", func(t *testing.T) {
+		h := startHeld(t, bin, nil, nil)
+		childOf(t, h.cmd.Process.Pid)
+		if err := h.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+			t.Fatal(err)
+		}
+		code := h.wait(t)
+		stderr := h.stderr.String()
+		if code != 128+int(syscall.SIGQUIT) || !strings.Contains(stderr, "SIGQUIT: quit") || !strings.Contains(stderr, "goroutine ") {
+			t.Errorf("exit code %d, want 131 and the dump; stderr:\n%s", code, stderr)
+		}
+		if strings.Contains(stderr, "internal error") {
+			t.Errorf("a requested dump reported as a crash:\n%s", stderr)
+		}
+	})
+}
