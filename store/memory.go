@@ -311,6 +311,16 @@ func (m *Memory) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, 
 	return []*Checkpoint{&c}, nil
 }
 
+// MergedCheckpoint returns the run's merged checkpoint (what Checkpoints
+// returns), nil when none was written.
+func (m *Memory) MergedCheckpoint(ctx context.Context, runID string) (*Checkpoint, error) {
+	cps, err := m.Checkpoints(ctx, runID)
+	if err != nil || len(cps) == 0 {
+		return nil, err
+	}
+	return cps[0], nil
+}
+
 // Invocations returns a run's invocations ordered by step, then by the
 // order they were recorded (finishing order), or ErrNotFound for an
 // unknown run.

@@ -842,48 +842,59 @@ func (s *SQLite) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
 // Checkpoints returns a run's checkpoints in step order, or ErrNotFound
 // for an unknown run.
 func (s *SQLite) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, error) {
-	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+	var (
+		out []*Checkpoint
+		dec CheckpointDecoder
+	)
+	err := s.scanCheckpoints(ctx, runID, func(cp *Checkpoint, enc EncodedCheckpoint) error {
+		if err := dec.Decode(cp, enc); err != nil {
+			return err
+		}
+		out = append(out, cp)
+		return nil
+	})
+	return out, err
+}
+
+// MergedCheckpoint returns the run's checkpoints folded into one (see
+// CheckpointFolder), in memory proportional to the state: what resume
+// replays.
+func (s *SQLite) MergedCheckpoint(ctx context.Context, runID string) (*Checkpoint, error) {
+	var m CheckpointMerge
+	if err := s.scanCheckpoints(ctx, runID, m.Add); err != nil {
 		return nil, err
+	}
+	return m.Result(), nil
+}
+
+// scanCheckpoints calls each with the run's checkpoint rows in step order.
+func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*Checkpoint, EncodedCheckpoint) error) error {
+	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+		return err
 	}
 	rows, err := s.checkpoints.QueryContext(ctx, runID)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
 	defer rows.Close()
-	var (
-		out []*Checkpoint
-		rb  rebuilder
-	)
 	for rows.Next() {
 		var (
-			cp                           Checkpoint
-			changed, deltas, next, joins []byte
-			at                           sql.NullInt64
+			cp  Checkpoint
+			enc EncodedCheckpoint
+			at  sql.NullInt64
 		)
-		if err := rows.Scan(&cp.RunID, &cp.Step, &changed, &deltas, &next, &joins, &at); err != nil {
-			return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		if err := rows.Scan(&cp.RunID, &cp.Step, &enc.Changed, &enc.Deltas, &enc.Next, &enc.Joins, &at); err != nil {
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
-		if changed != nil {
-			if err := json.Unmarshal(changed, &cp.Changed); err != nil {
-				return nil, fmt.Errorf("checkpoints of run %s step %d: changed keys: %w", runID, cp.Step, err)
-			}
-		}
-		if cp.Changed, err = rb.apply(cp.Step, cp.Changed, deltas); err != nil {
-			return nil, fmt.Errorf("checkpoints of run %s step %d: %w", runID, cp.Step, err)
-		}
-		if next != nil {
-			if err := json.Unmarshal(next, &cp.Next); err != nil {
-				return nil, fmt.Errorf("checkpoints of run %s step %d: next nodes: %w", runID, cp.Step, err)
-			}
-		}
-		cp.Joins = joins
 		cp.At = fromNanos(at)
-		out = append(out, &cp)
+		if err := each(&cp, enc); err != nil {
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // Invocations returns a run's invocations ordered by step, then by the

@@ -277,6 +277,10 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 // values.
 type rebuilder struct {
 	last map[string]cachedValue
+	// inPlace builds a value from its base in the base's buffer: only for
+	// a reader that keeps the latest value of each key (CheckpointMerge),
+	// never one that returns every step's.
+	inPlace bool
 }
 
 // apply resolves deltas of the checkpoint at step into changed, then
@@ -299,6 +303,16 @@ func (rb *rebuilder) apply(step int, changed map[string]json.RawMessage, raw []b
 		if !ok || d.prefix > len(base.val) || crc32.Checksum(base.val[:d.prefix], castagnoli) != d.sum {
 			return nil, fmt.Errorf("key %q: its value at step %d, which this step extends, is missing or was replaced: %w",
 				d.key, d.baseStep, errBadDelta)
+		}
+		if rb.inPlace {
+			v := base.val[:d.prefix]
+			if n := d.prefix + len(d.tail); n > cap(v) {
+				// Doubling: append's 1.25 for large slices would copy
+				// a value grown step by step five times over.
+				v = append(make([]byte, 0, max(2*cap(v), n)), v...)
+			}
+			changed[d.key] = append(v, d.tail...)
+			continue
 		}
 		v := make([]byte, 0, d.prefix+len(d.tail))
 		v = append(v, base.val[:d.prefix]...)

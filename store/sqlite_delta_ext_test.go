@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,65 @@ func TestExtensionsStoreOnlyTheTail(t *testing.T) {
 	}
 	if got := cps[len(cps)-1].Changed["l"]; !bytes.Equal(got, v) {
 		t.Errorf("last value is %d bytes, want %d", len(got), len(v))
+	}
+}
+
+// TestMergedCheckpointMemory: folding a run whose list grew to 15 MiB over
+// 60 steps allocates in proportion to the list (it is rebuilt in one
+// buffer), where Checkpoints allocates every step's value (500 MiB).
+func TestMergedCheckpointMemory(t *testing.T) {
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "lgx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.CreateRun(ctx, &Run{ID: "r", Workflow: "w", Status: StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	elem := `"` + strings.Repeat("m", 256<<10) + `"`
+	n := 0
+	for step := range 60 {
+		cp := &Checkpoint{RunID: "r", Step: step, Changed: map[string]json.RawMessage{"i": json.RawMessage(fmt.Sprint(step))}}
+		if step == 0 {
+			cp.Changed["l"] = json.RawMessage("[" + elem + "]")
+			n = len(elem) + 2
+		} else {
+			cp.Extended = map[string]Extension{"l": {Base: n, Tail: json.RawMessage("[" + elem + "]")}}
+			n += len(elem) + 1
+		}
+		if err := s.WriteCheckpoint(ctx, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alloc := func(f func()) uint64 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		f()
+		runtime.ReadMemStats(&b)
+		return b.TotalAlloc - a.TotalAlloc
+	}
+	var merged *Checkpoint
+	mergedAlloc := alloc(func() {
+		var err error
+		if merged, err = s.MergedCheckpoint(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	allAlloc := alloc(func() {
+		cps, err := s.Checkpoints(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := cps[len(cps)-1]
+		if !bytes.Equal(merged.Changed["l"], last.Changed["l"]) || string(merged.Changed["i"]) != "59" || merged.Step != 59 {
+			t.Fatalf("merged checkpoint differs from the last step's values")
+		}
+	})
+	t.Logf("list %d MiB: MergedCheckpoint allocates %d MiB, Checkpoints %d MiB", n>>20, mergedAlloc>>20, allAlloc>>20)
+	// The list's buffer (doubling: up to 2 times) and each tail read
+	// three times (the driver, database/sql's copy, the delta record).
+	if mergedAlloc > uint64(8*n) {
+		t.Errorf("MergedCheckpoint allocates %d MiB for a %d MiB list; want under 8 times the list", mergedAlloc>>20, n>>20)
 	}
 }

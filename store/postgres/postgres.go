@@ -471,18 +471,41 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]*store.Run, error) {
 // Checkpoints returns a run's checkpoints in step order, or
 // store.ErrNotFound for an unknown run.
 func (s *Store) Checkpoints(ctx context.Context, runID string) ([]*store.Checkpoint, error) {
-	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = $1 ORDER BY step`, runID)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
-	}
-	defer rows.Close()
 	var (
 		out []*store.Checkpoint
 		dec store.CheckpointDecoder
 	)
+	err := s.scanCheckpoints(ctx, runID, func(cp *store.Checkpoint, enc store.EncodedCheckpoint) error {
+		if err := dec.Decode(cp, enc); err != nil {
+			return err
+		}
+		out = append(out, cp)
+		return nil
+	})
+	return out, err
+}
+
+// MergedCheckpoint returns the run's checkpoints folded into one (see
+// store.CheckpointFolder), in memory proportional to the state: what
+// resume replays.
+func (s *Store) MergedCheckpoint(ctx context.Context, runID string) (*store.Checkpoint, error) {
+	var m store.CheckpointMerge
+	if err := s.scanCheckpoints(ctx, runID, m.Add); err != nil {
+		return nil, err
+	}
+	return m.Result(), nil
+}
+
+// scanCheckpoints calls each with the run's checkpoint rows in step order.
+func (s *Store) scanCheckpoints(ctx context.Context, runID string, each func(*store.Checkpoint, store.EncodedCheckpoint) error) error {
+	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = $1 ORDER BY step`, runID)
+	if err != nil {
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var (
 			enc store.EncodedCheckpoint
@@ -490,18 +513,17 @@ func (s *Store) Checkpoints(ctx context.Context, runID string) ([]*store.Checkpo
 		)
 		cp := &store.Checkpoint{RunID: runID}
 		if err := rows.Scan(&cp.Step, &enc.Changed, &enc.Deltas, &enc.Next, &enc.Joins, &at); err != nil {
-			return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
-		}
-		if err := dec.Decode(cp, enc); err != nil {
-			return nil, fmt.Errorf("checkpoints of run %s %w", runID, err)
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
 		cp.At = fromNanos(at)
-		out = append(out, cp)
+		if err := each(cp, enc); err != nil {
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // Invocations returns a run's invocations ordered by step, then by the

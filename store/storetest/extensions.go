@@ -150,4 +150,41 @@ func testCheckpointExtensions(t *testing.T, s store.Store) {
 	write(cp(9, nil, map[string]store.Extension{"text": ext("text", `"?"`), "big": ext("big", `[9]`)}))
 	state["text"], state["big"] = before["text"], before["big"]
 	write(cp(9, map[string]json.RawMessage{"counter": raw(`9`)}, nil))
+	checkMerged(t, s, "run")
+}
+
+// checkMerged checks that store.ResumeCheckpoints gives the run's
+// checkpoints folded into one (for a store.CheckpointFolder), or all of
+// them, and that replaying it gives the state replaying Checkpoints gives.
+func checkMerged(t *testing.T, s store.Store, runID string) {
+	t.Helper()
+	ctx := context.Background()
+	all := mustCheckpoints(t, s, runID)
+	got, err := store.ResumeCheckpoints(ctx, s, runID)
+	if err != nil {
+		t.Fatalf("ResumeCheckpoints: %v", err)
+	}
+	if _, ok := s.(store.CheckpointFolder); !ok {
+		if len(got) != len(all) {
+			t.Fatalf("ResumeCheckpoints = %d checkpoints, want all %d", len(got), len(all))
+		}
+		return
+	}
+	if len(all) == 0 {
+		if len(got) != 0 {
+			t.Fatalf("ResumeCheckpoints = %d checkpoints of a run with none", len(got))
+		}
+		return
+	}
+	if len(got) != 1 {
+		t.Fatalf("ResumeCheckpoints = %d checkpoints, want 1 merged", len(got))
+	}
+	want := *all[len(all)-1]
+	want.Changed = map[string]json.RawMessage{}
+	for _, cp := range all {
+		for k, v := range cp.Changed {
+			want.Changed[k] = v
+		}
+	}
+	checkCheckpoint(t, got[0], &want)
 }

@@ -520,6 +520,7 @@ func checkCheckpoint(t *testing.T, got, want *store.Checkpoint) {
 
 func testCheckpointRoundTrip(t *testing.T, s store.Store) {
 	mustCreate(t, s, newRun("run", at(0)))
+	checkMerged(t, s, "run") // none yet
 	tests := []struct {
 		name string
 		cp   *store.Checkpoint
@@ -559,6 +560,7 @@ func testCheckpointRoundTrip(t *testing.T, s store.Store) {
 	for i := range want {
 		checkCheckpoint(t, cps[i], want[i])
 	}
+	checkMerged(t, s, "run")
 }
 
 // expected returns what Checkpoints must return for a run whose
@@ -731,6 +733,7 @@ func testCheckpointGrowing(t *testing.T, s store.Store) {
 	for i := range want {
 		checkCheckpoint(t, cps[i], want[i])
 	}
+	checkMerged(t, s, "run")
 }
 
 func testIsolation(t *testing.T, s store.Store) {
