@@ -116,6 +116,6 @@ func TestReleasePackages(t *testing.T) {
 	slices.Sort(made)
 	listed := slices.Sorted(slices.Values(c.Manpages))
 	if !slices.Equal(made, listed) {
-		t.Errorf("cask manpages differ from the pages lgx man writes\n listed %q\n   made %q", listed, made)
+		t.Errorf("homebrew_casks manpages in .goreleaser.yaml differ from the pages lgx man writes (a command was added or removed: list its page)\n listed %q\n   made %q", listed, made)
 	}
 }
