@@ -97,7 +97,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 	} else if !now.Status.Resumable() {
 		return nil, &InputError{Msg: fmt.Sprintf("run %s already %s; nothing to resume", runID, now.Status)}
 	}
-	cps, err := st.Checkpoints(ctx, runID)
+	cps, err := store.ResumeCheckpoints(ctx, st, runID) // merged: memory proportional to the state, not state × steps
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -155,7 +155,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 // they were recorded (SPEC §9.4): the interrupt invocations of the step
 // after its last checkpoint that are still paused.
 func Waiting(ctx context.Context, st store.Store, runID string) ([]Interrupt, error) {
-	cps, err := st.Checkpoints(ctx, runID)
+	cps, err := store.ResumeCheckpoints(ctx, st, runID) // merged: memory proportional to the state, not state × steps
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
