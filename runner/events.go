@@ -91,11 +91,12 @@ type Event struct {
 	State  map[string]any `json:"state,omitempty"`
 	Status string         `json:"status,omitempty"` // run_end: completed|failed|cancelled|interrupted
 
-	// GenAI describes the last model call of an llm_call invocation
-	// (node_end, node_error; tool_end for a tool whose node is an
-	// llm_call), for tracing; Prompt and Completion are
+	// GenAI describes every model call of an llm_call invocation, in
+	// order (node_end, node_error; tool_end for a tool whose node is an
+	// llm_call): one per attempt that reached the model, so usage sums
+	// over retries and a trace shows each call. Prompt and Completion are
 	// redacted. Not part of the event stream.
-	GenAI *nodes.GenAIInfo `json:"-"`
+	GenAI []nodes.GenAIInfo `json:"-"`
 }
 
 // Sink receives a run's events. Emit is called from the executor's

@@ -66,7 +66,7 @@ func (c *call) ReportGenAI(g nodes.GenAIInfo) {
 		return
 	}
 	g.Prompt, g.Completion, g.Error = c.r.red.str(g.Prompt), c.r.red.str(g.Completion), c.r.red.str(g.Error)
-	c.genai = &g
+	c.genai = append(c.genai, g)
 }
 
 // Provider returns a provider resolved at run start (env and secret
@@ -148,9 +148,9 @@ func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
 }
 
 // runTool runs a tool call at path that the record does not hold, and
-// returns with its result the report of the model call its node made (an
-// llm_call tool), if any.
-func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, *nodes.GenAIInfo, error) {
+// returns with its result the reports of the model calls its node made
+// (an llm_call tool), if any.
+func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, []nodes.GenAIInfo, error) {
 	r := c.r
 	name := tcall.Name
 	if server, tool, ok := r.g.mcpRef(name); ok {

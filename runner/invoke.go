@@ -35,8 +35,9 @@ type call struct {
 	ac   *attemptCtx // the calling goroutine's; nil: a context per attempt
 	// kcaps is caps with this invocation's pool key (keyed pools only).
 	kcaps caps
-	// genai is the last model call's report (only when events are sent).
-	genai *nodes.GenAIInfo
+	// genai are the reports of the model calls made so far (only when
+	// events are sent).
+	genai []nodes.GenAIInfo
 	// llm is an llm_call's usage and budgets; provider the provider that
 	// answered (recorded with the writes, see LLMRecord).
 	llm      llmCharges

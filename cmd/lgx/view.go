@@ -295,12 +295,14 @@ func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration)
 // addUsage adds the model usage an event reports (node_end and
 // node_error of an llm_call, tool_end of an llm_call tool).
 func (n *nodeStats) addUsage(e runner.Event) {
-	if e.GenAI == nil || (e.GenAI.InputTokens == 0 && e.GenAI.OutputTokens == 0) {
-		return
+	for _, g := range e.GenAI { // every model call, retries included
+		if g.InputTokens == 0 && g.OutputTokens == 0 {
+			continue
+		}
+		n.usage = true
+		n.in += g.InputTokens
+		n.out += g.OutputTokens
 	}
-	n.usage = true
-	n.in += e.GenAI.InputTokens
-	n.out += e.GenAI.OutputTokens
 }
 
 // maxQueued is the longest time a run of n waited for its caps.

@@ -65,7 +65,7 @@ func script() []runner.Event {
 		{Event: runner.EventToken, TS: at(1000), Step: 3, Node: "write", Token: "Dear reader,"},
 		{Event: runner.EventToken, TS: at(1100), Step: 3, Node: "write", Token: "\nthe sources"},
 		{Event: runner.EventToken, TS: at(1200), Step: 3, Node: "write", Token: " agree."},
-		{Event: runner.EventNodeEnd, TS: at(2400), Step: 3, Node: "write", GenAI: &nodes.GenAIInfo{InputTokens: 1200, OutputTokens: 345}},
+		{Event: runner.EventNodeEnd, TS: at(2400), Step: 3, Node: "write", GenAI: []nodes.GenAIInfo{{InputTokens: 1000, OutputTokens: 300}, {InputTokens: 200, OutputTokens: 45}}}, // two model calls (a retry): usage sums
 		{Event: runner.EventStepStart, TS: at(2401), Step: 4, Nodes: []string{"approve"}},
 		{Event: runner.EventNodeStart, TS: at(2401), Step: 4, Node: "approve"},
 		{Event: runner.EventInterrupt, TS: at(2402), Step: 4, Node: "approve", Message: "Approve the brief?"},

@@ -172,8 +172,8 @@ func (s *Sink) toolEnd(e runner.Event) {
 		span.SetStatus(codes.Error, e.Error)
 	}
 	span.SetAttributes(attribute.String(keyOutcome, outcome))
-	if e.GenAI != nil {
-		s.chat(span, e.GenAI)
+	for i := range e.GenAI { // a chat span per model call, retries included
+		s.chat(span, &e.GenAI[i])
 	}
 	span.End(trace.WithTimestamp(e.TS))
 }
@@ -195,8 +195,8 @@ func (s *Sink) nodeEnd(e runner.Event) {
 		span.SetAttributes(attribute.String(keyErrorType, e.Kind))
 		span.SetStatus(codes.Error, e.Error)
 	}
-	if e.GenAI != nil {
-		s.chat(span, e.GenAI)
+	for i := range e.GenAI { // a chat span per model call, retries included
+		s.chat(span, &e.GenAI[i])
 	}
 	span.End(trace.WithTimestamp(e.TS))
 }
