@@ -16,17 +16,27 @@ import (
 // LoadFile reads and loads a workflow file. The error is only for I/O
 // problems; everything wrong with the content is in the diagnostics.
 func LoadFile(path string) (*Workflow, Diagnostics, error) {
-	f, err := os.Open(path)
+	src, err := readFile(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	w, ds := Load(path, src)
+	return w, ds, nil
+}
+
+// readFile reads at most MaxFileSize+1 bytes of path: enough for Load to
+// tell a file that is too large, never a whole huge file in memory.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	w, ds := Load(path, src)
-	return w, ds, nil
+	return src, nil
 }
 
 // Load parses a workflow file and decodes every construct of the format into

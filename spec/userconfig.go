@@ -3,7 +3,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,17 +51,12 @@ func UserConfigPath(getenv func(string) string) (string, error) {
 // problems; what is wrong with the content is in the diagnostics, at the
 // config file's line and column.
 func LoadUserConfig(path string) (*UserConfig, Diagnostics, error) {
-	f, err := os.Open(path)
+	src, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	c, ds := ParseUserConfig(path, src)
 	return c, ds, nil

@@ -158,10 +158,7 @@ func (s *Sink) toolStart(e runner.Event) {
 // toolEnd ends a tool call's span: its outcome, an error status when it
 // failed, and the model call of an llm_call tool as a chat child.
 func (s *Sink) toolEnd(e runner.Event) {
-	s.mu.Lock()
-	span := s.spans[e.Run][e.Path]
-	delete(s.spans[e.Run], e.Path)
-	s.mu.Unlock()
+	span := s.take(e)
 	if span == nil {
 		return
 	}
@@ -178,11 +175,17 @@ func (s *Sink) toolEnd(e runner.Event) {
 	span.End(trace.WithTimestamp(e.TS))
 }
 
-func (s *Sink) nodeEnd(e runner.Event) {
+// take removes and returns the open span of e's invocation or tool call.
+func (s *Sink) take(e runner.Event) trace.Span {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	span := s.spans[e.Run][e.Path]
 	delete(s.spans[e.Run], e.Path)
-	s.mu.Unlock()
+	return span
+}
+
+func (s *Sink) nodeEnd(e runner.Event) {
+	span := s.take(e)
 	if span == nil {
 		return
 	}

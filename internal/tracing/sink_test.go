@@ -276,10 +276,20 @@ func TestSpansOverOTLP(t *testing.T) {
 	if retried != 1 {
 		t.Errorf("retry events %d, want 1", retried)
 	}
-	if len(chats) != 2 {
-		t.Fatalf("chat spans %d, want 2: %v", len(chats), names(rc.spans))
+	// Three model calls: two answered, and the one the retry followed,
+	// which failed (a span per call, so a trace shows the failure too).
+	if len(chats) != 3 {
+		t.Fatalf("chat spans %d, want 3: %v", len(chats), names(rc.spans))
 	}
+	failed := 0
 	for _, c := range chats {
+		if c.Status != nil && c.Status.Code == tracepb.Status_STATUS_CODE_ERROR {
+			failed++
+			if a := attrs(c); a[keyErrorType] != "provider" {
+				t.Errorf("failed chat span's error.type %v", a[keyErrorType])
+			}
+			continue
+		}
 		a := attrs(c)
 		parent := byID[hex.EncodeToString(c.ParentSpanId)]
 		if parent == nil || parent.Name != "summarise" {
@@ -306,6 +316,9 @@ func TestSpansOverOTLP(t *testing.T) {
 		if out, _ := a[keyOutputMessages].(string); out != "summary mentioning ***" {
 			t.Errorf("output messages %q", out)
 		}
+	}
+	if failed != 1 {
+		t.Errorf("failed chat spans %d, want 1", failed)
 	}
 }
 
@@ -381,8 +394,8 @@ func TestExportOptions(t *testing.T) {
 				t.Errorf("span %q has content without LGX_TRACE_CONTENT: %v", s.Name, a)
 			}
 		}
-		if chats != 2 {
-			t.Errorf("chat spans over gRPC: %d, want 2: %v", chats, names(rc.spans))
+		if chats != 3 {
+			t.Errorf("chat spans over gRPC: %d, want 3 (one failed): %v", chats, names(rc.spans))
 		}
 	})
 	t.Run("sampler off", func(t *testing.T) {
