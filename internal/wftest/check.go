@@ -53,8 +53,9 @@ func (f *File) Check(wf *spec.Workflow) error {
 			}
 		}
 		for _, r := range c.Resume {
-			if _, ok := byName[r.Node]; !ok {
-				return unknown(r.Pos, r.Node)
+			name := resumeNode(r.Node)
+			if _, ok := byName[name]; !ok {
+				return unknown(r.Pos, name)
 			}
 		}
 		for _, name := range c.Expect.Path {
@@ -74,6 +75,21 @@ func (f *File) Check(wf *spec.Workflow) error {
 		}
 	}
 	return nil
+}
+
+// resumeNode is the top-level node a resume entry names: the entry
+// itself, or for an invocation path (1/research[0]/2/ask, SPEC §9.1) the
+// node of its first step. Only that node can be checked before the run:
+// what a child waits at is known once it pauses, and the run then reports
+// a path it does not wait at with the paths it does.
+func resumeNode(node string) string {
+	step, rest, ok := strings.Cut(node, "/")
+	if !ok || step == "" || strings.Trim(step, "0123456789") != "" {
+		return node
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	name, _, _ = strings.Cut(name, "[")
+	return name
 }
 
 // childNode resolves the stub of a node inside a subgraph,

@@ -2,6 +2,7 @@ package wftest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -307,6 +308,13 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 		}
 		ro.Answer = runner.Answer{Values: step.Values, Node: step.Node, Empty: step.Values == nil}
 		res, err = runner.Resume(ctx, st, res.RunID, ro)
+		var ie *runner.InputError
+		if errors.As(err, &ie) {
+			// The answer was refused (no interrupt waits there, values
+			// missing): the resume entry is what to fix, not the exit code.
+			fail(step.Pos, "resume %s: %v", step.Node, err)
+			return
+		}
 	}
 	r.Exit = runner.ExitCode(res, err)
 	if res != nil {
