@@ -138,17 +138,21 @@ func ParseUserConfig(file string, src []byte) (c *UserConfig, ds Diagnostics) {
 	return c, append(d.diags, v.diags...)
 }
 
-// Apply adds the config's pools and providers to w, so that the workflow
-// may name them (validation, compilation and runs see them as declared).
-// A name the workflow declares itself stays the workflow's: its pool is
-// local to the run, and Apply returns a warning saying that it shadows
-// the machine-wide one (see docs/decisions.md). Applying a nil config does
-// nothing.
+// Apply adds the config's pools and providers that w names to w, so that
+// the workflow may use them (validation, compilation and runs see them as
+// declared). Only those it reaches are added (see reached): a provider of
+// the config the workflow never calls must not fail its run for an unset
+// key nor its money budget for a missing price, and an unnamed pool must
+// not open the slot store. A name the workflow declares itself stays the
+// workflow's: its pool is local to the run, and Apply returns a warning
+// saying that it shadows the machine-wide one (see docs/decisions.md).
+// Applying a nil config does nothing.
 func (c *UserConfig) Apply(w *Workflow) Diagnostics {
 	if c == nil || w == nil {
 		return nil
 	}
 	var ds Diagnostics
+	usePools, useProviders := c.reached(w)
 	pools := make(map[string]*Pool, len(w.Pools))
 	for _, p := range w.Pools {
 		pools[p.Name] = p
@@ -162,7 +166,9 @@ func (c *UserConfig) Apply(w *Workflow) Diagnostics {
 			}
 			continue
 		}
-		w.Pools = append(w.Pools, p)
+		if usePools[p.Name] {
+			w.Pools = append(w.Pools, p)
+		}
 	}
 	providers := make(map[string]*Provider, len(w.Providers))
 	for _, p := range w.Providers {
@@ -177,7 +183,67 @@ func (c *UserConfig) Apply(w *Workflow) Diagnostics {
 			}
 			continue
 		}
-		w.Providers = append(w.Providers, p)
+		if useProviders[p.Name] {
+			w.Providers = append(w.Providers, p)
+		}
 	}
 	return ds
+}
+
+// reached returns the names of the pools and providers w may use: the
+// providers its llm_calls (tools' included) and its own providers name,
+// with their fallbacks transitively, and the pools its nodes, tools, MCP
+// servers and those providers take. An llm_call whose provider is not a
+// literal may reach any provider.
+func (c *UserConfig) reached(w *Workflow) (pools, providers map[string]bool) {
+	pools, providers = map[string]bool{}, map[string]bool{}
+	byName := map[string]*Provider{}
+	for _, p := range c.Providers {
+		byName[p.Name] = p
+	}
+	for _, p := range w.Providers { // the workflow's win, as in Apply
+		byName[p.Name] = p
+	}
+	var queue []string
+	nodes := append([]*Node(nil), w.Nodes...)
+	for _, t := range w.Tools {
+		if t.Node != nil {
+			nodes = append(nodes, t.Node)
+		}
+	}
+	for _, n := range nodes {
+		for _, p := range n.Pools {
+			pools[p.Value] = true
+		}
+		if n.Type != "llm_call" {
+			continue
+		}
+		if main := llmCallProvider(n); main != "" {
+			queue = append(queue, main)
+		} else {
+			for name := range byName {
+				queue = append(queue, name)
+			}
+		}
+	}
+	for _, s := range w.MCP {
+		pools[s.Pool.Value] = true
+	}
+	for _, p := range w.Providers {
+		queue = append(queue, p.Name)
+	}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		p := byName[name]
+		if providers[name] || p == nil {
+			continue
+		}
+		providers[name] = true
+		pools[p.Pool.Value] = true
+		for _, f := range p.Fallbacks {
+			queue = append(queue, f.Value)
+		}
+	}
+	return pools, providers
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -167,4 +168,81 @@ func FuzzParseUserConfig(f *testing.F) {
 		w, _ := Load("w.yaml", []byte("lgx: 1\nname: w\nnodes: {}\n"))
 		c.Apply(w)
 	})
+}
+
+// Apply adds only the config's pools and providers the workflow reaches:
+// a provider its llm_calls name (and their fallbacks, transitively), the
+// pools its nodes, tools, MCP servers and providers name. An unrelated
+// provider of the config (an unset key, no price) must not make the
+// workflow invalid, nor its run fail, nor an unrelated pool open the
+// slot store.
+func TestUserConfigApplyOnlyReached(t *testing.T) {
+	const cfgSrc = `pools:
+  llm: {concurrency: 3}
+  backup_pool: {concurrency: 1}
+  web: {concurrency: 2}
+  mcp_pool: {concurrency: 1}
+  unused_pool: {concurrency: 1}
+providers:
+  main: {kind: openai, model: m, pool: llm, fallbacks: [backup], price: {input_per_mtok: 1, output_per_mtok: 1}}
+  backup: {kind: openai, model: m, pool: backup_pool, price: {input_per_mtok: 1, output_per_mtok: 1}}
+  unpriced: {kind: openai, model: m, api_key: "${{ env.NOT_SET }}", pool: unused_pool}
+`
+	cfg, ds := ParseUserConfig("config.yaml", []byte(cfgSrc))
+	if len(ds) > 0 {
+		t.Fatal(ds)
+	}
+	tests := []struct {
+		name, body       string
+		pools, providers []string
+	}{
+		{"nothing named", `config: {budget: {usd: 1}}
+nodes:
+  a: {type: set}
+edges: [{from: START, to: a}]`, nil, nil},
+		{"llm_call and its fallbacks", `config: {budget: {usd: 1}}
+nodes:
+  a: {type: llm_call, with: {provider: main, prompt: hi}}
+edges: [{from: START, to: a}]`, []string{"llm", "backup_pool"}, []string{"main", "backup"}},
+		{"node, tool and mcp pools", `tools:
+  t:
+    parameters: {type: object}
+    node: {type: http_fetch, with: {url: "http://127.0.0.1/"}, pool: web}
+mcp:
+  s: {command: x, pool: mcp_pool}
+nodes:
+  a: {type: set, pool: [web]}
+edges: [{from: START, to: a}]`, []string{"web", "mcp_pool"}, nil},
+		{"own provider falls back to the config's", `providers:
+  mine: {kind: openai, model: m, fallbacks: [backup]}
+nodes:
+  a: {type: llm_call, with: {provider: mine, prompt: hi}}
+edges: [{from: START, to: a}]`, []string{"backup_pool"}, []string{"backup"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, ds := Load("wf.yaml", []byte("lgx: 1\nname: t\n"+tt.body+"\n"))
+			ds = append(ds, cfg.Apply(w)...)
+			ds = append(ds, Validate(w)...)
+			for _, d := range ds {
+				if d.Severity == SeverityError {
+					t.Errorf("diagnostic: %s", d)
+				}
+			}
+			var pools, providers []string
+			for _, p := range w.Pools {
+				if p.Config != "" {
+					pools = append(pools, p.Name)
+				}
+			}
+			for _, p := range w.Providers {
+				if p.Config != "" {
+					providers = append(providers, p.Name)
+				}
+			}
+			if !slices.Equal(pools, tt.pools) || !slices.Equal(providers, tt.providers) {
+				t.Errorf("config pools %v, providers %v; want %v, %v", pools, providers, tt.pools, tt.providers)
+			}
+		})
+	}
 }
