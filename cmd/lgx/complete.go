@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/store"
@@ -37,8 +38,10 @@ func addCompletions(root *cobra.Command) {
 			c.ValidArgsFunction = completeNodeTypes
 		case "lgx run", "lgx graph", "lgx mcp list":
 			c.ValidArgsFunction = completeWorkflowFiles(1)
-		case "lgx validate", "lgx test":
+		case "lgx validate":
 			c.ValidArgsFunction = completeWorkflowFiles(-1)
+		case "lgx test":
+			c.ValidArgsFunction = completeOwnFlags(completeWorkflowFiles(-1))
 		}
 	})
 }
@@ -59,6 +62,78 @@ func completeWorkflowFiles(n int) cobra.CompletionFunc {
 		}
 		return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
 	}
+}
+
+// completeOwnFlags completes the arguments of a command that parses its
+// own flags (DisableFlagParsing: lgx test, for go test's -run). Cobra then
+// hands every argument, flags included, to the command's ValidArgsFunction
+// and completes no flag, so this does what cobra would: flag names after a
+// dash, a flag's value with its registered completion (nothing for a flag
+// without one: its value is no file), and args for the rest.
+func completeOwnFlags(args cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, given []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		// The flag a value is completed for: "--format" then "", or "--format=j".
+		flagName, prefix := "", ""
+		if n := len(given); n > 0 && strings.HasPrefix(given[n-1], "-") && !strings.Contains(given[n-1], "=") {
+			if f := ownFlag(cmd, given[n-1]); f != nil && f.Value.Type() != "bool" {
+				flagName = f.Name
+			}
+		}
+		if flagName == "" && strings.HasPrefix(toComplete, "-") {
+			if name, value, ok := strings.Cut(toComplete, "="); ok {
+				if f := ownFlag(cmd, name); f != nil {
+					flagName, prefix, toComplete = f.Name, name+"=", value
+				}
+			} else {
+				var out []cobra.Completion
+				cmd.Flags().VisitAll(func(f *pflag.Flag) {
+					if f.Hidden {
+						return
+					}
+					if name := flagSpelling(f); strings.HasPrefix(name, toComplete) {
+						out = append(out, cobra.CompletionWithDesc(name, f.Usage))
+					}
+				})
+				return out, cobra.ShellCompDirectiveNoFileComp
+			}
+		}
+		if flagName == "" {
+			return args(cmd, given, toComplete)
+		}
+		values, ok := cmd.GetFlagCompletionFunc(flagName)
+		if !ok {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		out, dir := values(cmd, given, toComplete)
+		var kept []cobra.Completion
+		for _, v := range out {
+			if strings.HasPrefix(v, toComplete) {
+				kept = append(kept, prefix+v)
+			}
+		}
+		return kept, dir
+	}
+}
+
+// ownFlag is the flag an argument names (--name, -name or -n), or nil.
+func ownFlag(cmd *cobra.Command, arg string) *pflag.Flag {
+	name := strings.TrimLeft(arg, "-")
+	if f := cmd.Flags().Lookup(name); f != nil {
+		return f
+	}
+	if len(name) == 1 && !strings.HasPrefix(arg, "--") {
+		return cmd.Flags().ShorthandLookup(name)
+	}
+	return nil
+}
+
+// flagSpelling is how a flag is offered: --name, except lgx test's -run,
+// which is spelled as go test spells it.
+func flagSpelling(f *pflag.Flag) string {
+	if f.Name == "run" {
+		return "-run"
+	}
+	return "--" + f.Name
 }
 
 // completeNodeTypes offers the catalog's type names, each with its summary.
