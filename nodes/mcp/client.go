@@ -57,9 +57,11 @@ type Options struct {
 
 // Tool is a tool as a server lists it.
 type Tool struct {
-	Name        string
-	Description string
-	InputSchema map[string]any
+	// JSON names as `lgx mcp list -o json` prints them: lower case like
+	// every other JSON lgx prints.
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	InputSchema map[string]any `json:"input_schema"`
 }
 
 // Result is a tool call's outcome, mapped for lgx.
