@@ -74,6 +74,21 @@ resumable runs.`,
 			c.Example = `  source <(lgx completion bash)
   lgx completion zsh > "${fpath[1]}/_lgx"
   lgx completion fish > ~/.config/fish/completions/lgx.fish`
+			// cobra's completion command has no Run: an unknown shell
+			// printed its help and exited 0, and `lgx completion tcsh >
+			// file` left a useless file behind without a word.
+			var shells []string
+			for _, sub := range c.Commands() {
+				shells = append(shells, sub.Name())
+			}
+			list := strings.Join(shells[:len(shells)-1], ", ") + " or " + shells[len(shells)-1]
+			c.Args = func(_ *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErrf("unknown shell %q for lgx completion (%s)", args[0], list)
+				}
+				return usageErrf("lgx completion needs a shell: %s", list)
+			}
+			c.RunE = func(*cobra.Command, []string) error { return nil }
 		}
 	}
 	addCompletions(root)
