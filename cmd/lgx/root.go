@@ -89,6 +89,7 @@ resumable runs.`,
 				return usageErrf("lgx completion needs a shell: %s", list)
 			}
 			c.RunE = func(*cobra.Command, []string) error { return nil }
+			c.Use = "completion SHELL"
 		}
 	}
 	addCompletions(root)
