@@ -38,8 +38,8 @@ func (llmCall) Doc() Doc {
 			{Name: "messages", Type: "messages", Doc: "The conversation: message objects {id?, role, content, tool_calls?, tool_call_id?, name?}."},
 			{Name: "tools", Type: "list", Static: true, Doc: "Names of top-level tools the model may call."},
 			{Name: "temperature", Type: "number", Doc: "Sampling temperature."},
-			{Name: "max_tokens", Type: "integer", Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
-			{Name: "reserve", Type: "integer", Doc: "Tokens reserved from the budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4; a money budget prices a declared reserve at the output price); settled with the reported usage after it."},
+			{Name: "max_tokens", Type: "integer", Positive: true, Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
+			{Name: "reserve", Type: "integer", Positive: true, Doc: "Tokens reserved from the budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4; a money budget prices a declared reserve at the output price); settled with the reported usage after it."},
 			{Name: "response_format", Type: "object", Static: true, Doc: "{json_schema: SCHEMA}: a bare JSON Schema the answer must fit. lgx wraps it as the provider requires (OpenAI: response_format json_schema, strict when the schema already meets the strict subset; Anthropic: output_config.format) and validates the parsed answer itself; a mismatch fails the node with kind schema."},
 		},
 		Result: []Field{

@@ -21,7 +21,11 @@ type Field struct {
 	// expression (e.g. a Go template's own text), and they are available to
 	// Prepare at compile time.
 	Static bool
-	Doc    string
+	// Positive integer fields must be at least 1: validate checks a
+	// literal and the schema says `minimum: 1`, so that a value the node
+	// would refuse is reported before the run starts.
+	Positive bool
+	Doc      string
 }
 
 // Doc describes a type for `lgx nodes`, the schema and the docs.

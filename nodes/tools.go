@@ -29,7 +29,7 @@ func (toolsType) Doc() Doc {
 		Summary: "Runs tool calls in parallel (LangGraph's ToolNode) and returns one tool message per call, in call order. Arguments are checked against each tool's `parameters` schema; bad arguments, unknown tools and failing tools become tool messages starting with `error: `, never a failed node.",
 		With: []Field{
 			{Name: "calls", Type: "list", Required: true, Doc: "Tool calls [{id, name, arguments}], usually ${{ last(state.messages).tool_calls }}."},
-			{Name: "concurrency", Type: "integer", Doc: "Cap on calls in flight (default: all at once, under the node's caps)."},
+			{Name: "concurrency", Type: "integer", Positive: true, Doc: "Cap on calls in flight (default: all at once, under the node's caps)."},
 		},
 		Result: []Field{
 			{Name: "messages", Type: "messages", Doc: "Tool messages {role: tool, tool_call_id, name, content}, in call order; content that is not a string is JSON-encoded."},

@@ -330,6 +330,9 @@ func withFieldSchema(f nodes.Field) obj {
 	if len(f.Enum) > 0 {
 		base["enum"] = f.Enum
 	}
+	if f.Positive {
+		base["minimum"] = 1
+	}
 	desc := f.Doc
 	if f.Default != "" {
 		desc += " Default: " + f.Default + "."

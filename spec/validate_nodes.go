@@ -161,6 +161,9 @@ func literalMismatch(f *nodes.Field, n *yaml.Node) string {
 		if tag != "!!int" {
 			return bad()
 		}
+		if i, err := strconv.ParseInt(n.Value, 0, 64); f.Positive && (err != nil || i < 1) {
+			return fmt.Sprintf("must be at least 1, not %s", n.Value)
+		}
 	case "number":
 		if tag != "!!int" && tag != "!!float" {
 			return bad()
