@@ -162,6 +162,14 @@ func (s *streamSink) Emit(e runner.Event) {
 	switch s.mode {
 	case "events":
 		line = e
+		if e.DurationMS == 0 && timedEvent(e.Event) {
+			// DurationMS is omitempty for the events that have no
+			// duration; these have one, and 0 ms is a value.
+			line = struct {
+				runner.Event
+				DurationMS int64 `json:"duration_ms"`
+			}{Event: e}
+		}
 	case "updates":
 		if e.Event != runner.EventNodeEnd {
 			return
@@ -182,6 +190,15 @@ func (s *streamSink) Emit(e runner.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_ = s.enc.Encode(line)
+}
+
+// timedEvent reports whether an event always carries duration_ms.
+func timedEvent(name string) bool {
+	switch name {
+	case runner.EventAcquired, runner.EventNodeEnd, runner.EventNodeError, runner.EventToolEnd:
+		return true
+	}
+	return false
 }
 
 // multiSink sends each event to several sinks in order.
