@@ -69,6 +69,11 @@ type BlockField struct {
 	Pattern string
 	// Positive requires an integer value of at least 1.
 	Positive bool
+	// AboveZero requires a number above 0; NonNegative, at least 0 (as
+	// validate requires of money budgets and prices).
+	AboveZero, NonNegative bool
+	// ItemEnum, when set, lists the only values array elements may take.
+	ItemEnum []any
 	// Block names the block the value is: for JSONObject, the mapping
 	// itself (or, with Map, each value of it); for JSONArray, each element.
 	Block string
@@ -197,7 +202,7 @@ var Blocks = []Block{
 		Fields: []BlockField{
 			{Name: "tokens", Types: integer, Positive: true, Example: "200000",
 				Description: "Input plus output tokens allowed."},
-			{Name: "usd", Types: []string{JSONNumber}, Example: "5",
+			{Name: "usd", Types: []string{JSONNumber}, AboveZero: true, Example: "5",
 				Description: "US dollars the calls may cost, priced with each provider's `price` (every provider the budget covers needs one)."},
 			{Name: "on_exhausted", Types: str, Enum: []any{BudgetFail, BudgetWait, BudgetInterrupt}, Default: BudgetWait, Example: BudgetInterrupt,
 				Description: "A call whose reservation does not fit while others are in flight waits for them to settle (wait, interrupt) or fails at once with kind budget (fail). Once the settled usage alone leaves too little, the call fails with kind budget (fail, wait) or pauses the run (interrupt: exit 3; `lgx resume RUN -i tokens=N` or `-i usd=X` raises the limit and runs the paused calls)."},
@@ -207,9 +212,9 @@ var Blocks = []Block{
 		Name:        BlockPrice,
 		Description: "What a provider charges, for money budgets (`budget: {usd: …}`).",
 		Fields: []BlockField{
-			{Name: "input_per_mtok", Types: []string{JSONNumber}, Required: true, Example: "0.15",
+			{Name: "input_per_mtok", Types: []string{JSONNumber}, NonNegative: true, Required: true, Example: "0.15",
 				Description: "US dollars per million input (prompt) tokens."},
-			{Name: "output_per_mtok", Types: []string{JSONNumber}, Required: true, Example: "0.6",
+			{Name: "output_per_mtok", Types: []string{JSONNumber}, NonNegative: true, Required: true, Example: "0.6",
 				Description: "US dollars per million output tokens."},
 		},
 	},
@@ -232,7 +237,7 @@ var Blocks = []Block{
 			{Name: "name", Types: str, Format: FormatName, Required: true, Example: "crawl",
 				Description: "The pool."},
 			{Name: "key", Types: str, Required: true, Example: `${{ split(item, "/")[2] }}`,
-				Description: "The bucket: a string whose ${{ }} expressions see the invocation's scope (state, item, index, env, run)."},
+				Description: "The bucket: a string whose ${{ }} expressions see the invocation's scope (state, item, index, env, secrets, run)."},
 		},
 	},
 	{
@@ -253,7 +258,7 @@ var Blocks = []Block{
 				Description: "Token and/or money budget of every call to this provider."},
 			{Name: "price", Types: object, Block: BlockPrice,
 				Description: "Price per million input and output tokens, for money budgets."},
-			{Name: "capabilities", Types: array, Items: JSONString, Example: "[tools]",
+			{Name: "capabilities", Types: array, Items: JSONString, ItemEnum: []any{CapTools, CapStructuredOutput}, Example: "[tools]",
 				Description: "What the model can do, of tools and structured_output; default: both (all its kind supports). validate warns when an llm_call using tools or response_format may reach, directly or as a fallback, a provider that does not list them."},
 			{Name: "fallbacks", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[backup]",
 				Description: "Providers asked in order when a call still fails with a retryable kind (network, timeout, 429, 5xx) after its retries; each under its own pool and budget. result.provider names the one that answered."},

@@ -176,10 +176,19 @@ func fieldSchema(f BlockField) (obj, error) {
 		if p := formatPattern(f.ItemFormat); p != "" {
 			items["pattern"] = p
 		}
+		if len(f.ItemEnum) > 0 {
+			items["enum"] = f.ItemEnum
+		}
 		s["items"] = items
 	}
 	if f.Positive {
 		s["minimum"] = 1
+	}
+	if f.AboveZero {
+		s["exclusiveMinimum"] = 0
+	}
+	if f.NonNegative {
+		s["minimum"] = 0
 	}
 	desc := f.Description
 	if f.Default != "" {
