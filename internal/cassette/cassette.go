@@ -14,8 +14,11 @@ package cassette
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -60,6 +63,11 @@ func Open(path string, mode Mode, secrets []string) (*Cassette, error) {
 	if !ok {
 		return nil, fmt.Errorf("cassette %s: the file name must end in .yaml", path)
 	}
+	if mode == Record {
+		if err := writable(path); err != nil {
+			return nil, fmt.Errorf("cassette %s: %w", path, err)
+		}
+	}
 	c := &Cassette{path: path, mode: mode, red: redact.New(secrets...)}
 	vmode := recorder.ModeRecordOnly
 	if mode == Replay {
@@ -86,6 +94,28 @@ func Open(path string, mode Mode, secrets []string) (*Cassette, error) {
 		c.recorded = loaded.Interactions
 	}
 	return c, nil
+}
+
+// writable checks, before a recording run sends anything, that the file
+// can be written when it ends (the recorder writes it only then): its
+// directory is made as the recorder would, and a file that did not exist
+// is removed again.
+func writable(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Close()
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if rmErr := os.Remove(path); err == nil {
+			err = rmErr
+		}
+	}
+	return err
 }
 
 // Wrap returns a shallow copy of client whose requests go through the
