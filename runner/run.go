@@ -522,6 +522,9 @@ func (r *run) emit(e Event) {
 	if e.Message != "" {
 		e.Message = r.red.str(e.Message)
 	}
+	if e.Waiting != "" { // a pool key may be computed from a secret
+		e.Waiting = r.red.str(e.Waiting)
+	}
 	r.sink.Emit(e)
 }
 
