@@ -36,7 +36,7 @@ func (llmCall) Doc() Doc {
 			{Name: "system", Type: "string", Doc: "System prompt."},
 			{Name: "prompt", Type: "string", Doc: "A single user message."},
 			{Name: "messages", Type: "messages", Doc: "The conversation: message objects {id?, role, content, tool_calls?, tool_call_id?, name?}."},
-			{Name: "tools", Type: "list", Static: true, Doc: "Names of top-level tools the model may call."},
+			{Name: "tools", Type: "list", Static: true, Doc: "Tools the model may call: names of top-level `tools:`, `server.tool` for a tool of an MCP server under `mcp:`, or `server.*` for every tool its allowlist keeps."},
 			{Name: "temperature", Type: "number", Doc: "Sampling temperature."},
 			{Name: "max_tokens", Type: "integer", Positive: true, Doc: "Maximum output tokens (sent to OpenAI as max_completion_tokens; Anthropic default: 4096)."},
 			{Name: "reserve", Type: "integer", Positive: true, Doc: "Tokens reserved from the budgets before the call (default: max_tokens, or 4096, plus the prompt's bytes / 4; a money budget prices a declared reserve at the output price); settled with the reported usage after it."},
