@@ -101,6 +101,12 @@ func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
 			line += fmt.Sprintf(" after [%s] %s", orUnknown(e.Kind), oneLineText(e.Error))
 		}
 		return line
+	case runner.EventFallback:
+		line := fmt.Sprintf("fallback %s: %s", k, oneLineText(e.Message))
+		if e.Kind != "" || e.Error != "" {
+			line += fmt.Sprintf(", after [%s] %s", orUnknown(e.Kind), oneLineText(e.Error))
+		}
+		return line
 	case runner.EventWait:
 		return fmt.Sprintf("%s waits for %s", k, waitText(e.Waiting))
 	case runner.EventInterrupt:
