@@ -108,7 +108,7 @@ func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
 	if err != nil {
 		var fe *wftest.Error
 		if errors.As(err, &fe) && o.format == "github" {
-			fmt.Fprintf(a.ios.Out, "::error file=%s,line=%d,col=%d::%s\n", fe.Pos.File, fe.Pos.Line, fe.Pos.Col, fe.Msg)
+			fmt.Fprintf(a.ios.Out, "::error file=%s,line=%d,col=%d::%s\n", fe.Pos.File, fe.Pos.Line, fe.Pos.Col, ghEscapeData(fe.Msg))
 		}
 		return usageErr(err)
 	}

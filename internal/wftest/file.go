@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -139,6 +141,21 @@ func Find(paths []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// yamlLine is yaml.v3's error prefix, which names the line of a syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// yamlError places a YAML syntax error at the line yaml.v3 names.
+func yamlError(path string, err error) *Error {
+	pos, msg := Pos{path, 1, 1}, err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = m[2]
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
+			pos.Line = n
+		}
+	}
+	return &Error{Pos: pos, Msg: "not valid YAML: " + msg}
+}
+
 // Parse reads a test file; every structural problem is an *Error.
 func Parse(path string) (*File, error) {
 	src, err := os.ReadFile(path)
@@ -148,7 +165,7 @@ func Parse(path string) (*File, error) {
 	p := &parser{file: path}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, &Error{Pos: Pos{path, 1, 1}, Msg: "not valid YAML: " + err.Error()}
+		return nil, yamlError(path, err)
 	}
 	f := &File{Path: path, src: src}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {

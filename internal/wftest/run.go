@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func Load(paths []string) ([]*File, []*runner.Graph, error) {
 			ds = append(ds, spec.Validate(wf)...)
 		}
 		if ds.HasErrors() {
-			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, ds.Errors().String())}
+			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, strings.TrimRight(ds.Errors().String(), "\n"))}
 		}
 		if err := runner.CheckSubgraphs(wf); err != nil {
 			// A child that cannot run makes every case fail the same way:

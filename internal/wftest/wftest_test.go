@@ -40,6 +40,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown expect key", "workflow: w.yaml\ncases:\n  - name: a\n    expect: {status: 0}\n", `unknown key "status" in expect`},
 		{"env not strings", "workflow: w.yaml\ncases:\n  - name: a\n    env: {A: [1]}\n", "env.A must be a string"},
 		{"invalid yaml", "workflow: [\n", "not valid YAML"},
+		// At the line yaml.v3 names, not 1:1, and without its own prefix.
+		{"invalid yaml line", "workflow: w.yaml\ncases: [\n", "x.test.yaml:2:1: not valid YAML: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
