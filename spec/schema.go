@@ -18,7 +18,7 @@ const SchemaDraft = "https://json-schema.org/draft/2020-12/schema"
 // accept what ParseDuration, ParseRate and ParseByteSize accept.
 const (
 	durationPattern = `^\s*[+]?(0|([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+)\s*$`
-	ratePattern     = `^\s*[0-9]+\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$`
+	ratePattern     = `^\s*0*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$`
 	sizePattern     = `^\s*[0-9]+\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$`
 	exprPattern     = `\$\{\{`
 	retryOnPattern  = `^(network|timeout|status|schema|template|type|input|expr|panic|provider|[1-5]xx|[1-5][0-9][0-9])$`

@@ -25,6 +25,9 @@ func TestJSONSchemaBudgetsAndCapabilities(t *testing.T) {
 		{"negative input price", head + "providers: {p: {kind: openai, price: {input_per_mtok: -1, output_per_mtok: 1}}}\n", false},
 		{"negative output price", head + "providers: {p: {kind: openai, price: {input_per_mtok: 1, output_per_mtok: -0.1}}}\n", false},
 		{"unknown capability", head + "providers: {p: {kind: openai, capabilities: [vision]}}\n", false},
+		{"rate", head + "pools: {p: {rate: 10/min, per_key: {rate: \" 010 / s \"}}}\n", true},
+		{"rate zero", head + "pools: {p: {rate: 0/s}}\n", false},
+		{"per_key rate zero", head + "pools: {p: {per_key: {rate: 00/h}}}\n", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
