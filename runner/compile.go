@@ -523,6 +523,7 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 		return nil, fmt.Errorf("tool %s: %w", t.Name, err)
 	}
 	cn.poolNames = g.poolNames(cn)
+	cn.fallbacks = g.fallbackChain(cn) // an llm_call tool falls back like a node
 	ct.node = cn
 	if t.Output != nil {
 		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}

@@ -176,7 +176,7 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 		}
 		tc.inv.With = w
 	}
-	res, attempts, err := r.attempts(ctx, nil, t.node, tc.caps, &tc.inv, tc.onWait)
+	res, attempts, err := tc.withFallbacks(ctx, tc.caps) // an llm_call tool falls back as a node does
 	if err != nil {
 		return nil, tc.genai, err
 	}
