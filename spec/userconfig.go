@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -134,6 +135,16 @@ func ParseUserConfig(file string, src []byte) (c *UserConfig, ds Diagnostics) {
 	}
 	for _, p := range c.Providers {
 		p.Config = file
+	}
+	// The workflow's hints suggest declaring secrets, which a config
+	// cannot: it reads the environment only.
+	for i := range v.diags {
+		switch {
+		case v.diags[i].Code == CodeUnknownSecret:
+			v.diags[i].Hint = "the config declares no secrets: read the variable with ${{ env.NAME }}"
+		case strings.Contains(v.diags[i].Hint, "see only env and secrets"):
+			v.diags[i].Hint = "provider fields of the config see only env"
+		}
 	}
 	return c, append(d.diags, v.diags...)
 }

@@ -246,3 +246,17 @@ edges: [{from: START, to: a}]`, []string{"backup_pool"}, []string{"backup"}},
 		})
 	}
 }
+
+// The config declares no secrets: its hints say to read env instead of
+// suggesting a `secrets:` it cannot have.
+func TestUserConfigSecretHints(t *testing.T) {
+	_, ds := ParseUserConfig("config.yaml", []byte("providers:\n  p: {kind: openai, api_key: \"${{ secrets.KEY }}\", model: \"${{ state.x }}\"}\n"))
+	if len(ds) != 2 {
+		t.Fatalf("diagnostics %q, want 2", ds)
+	}
+	for _, d := range ds {
+		if strings.Contains(d.Hint, "secrets:") && !strings.Contains(d.Hint, "declares no secrets") || !strings.Contains(d.Hint, "env") {
+			t.Errorf("%s: hint %q, want one saying the config reads env only", d, d.Hint)
+		}
+	}
+}
