@@ -255,7 +255,7 @@ func TestUserConfigSecretHints(t *testing.T) {
 		t.Fatalf("diagnostics %q, want 2", ds)
 	}
 	for _, d := range ds {
-		if strings.Contains(d.Hint, "secrets:") && !strings.Contains(d.Hint, "declares no secrets") || !strings.Contains(d.Hint, "env") {
+		if strings.Contains(d.Hint, "secrets:") && !strings.Contains(d.Hint, "declares no secrets") || strings.Contains(d.Hint, "and secrets") || !strings.Contains(d.Hint, "env") {
 			t.Errorf("%s: hint %q, want one saying the config reads env only", d, d.Hint)
 		}
 	}
