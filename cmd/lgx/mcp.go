@@ -237,6 +237,14 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 		for _, t := range list {
 			tools[s.Name][t.Name] = t
 		}
+		// The list is the allowlist applied: an entry missing from it is
+		// one the server does not have (a typo that server.* would hide).
+		for _, t := range s.Tools {
+			if _, ok := tools[s.Name][t.Value]; !ok {
+				errorf(t.Pos, "check its spelling; lgx mcp list without this entry shows the server's tools",
+					"mcp server %s: tools: the server lists no tool %q", s.Name, t.Value)
+			}
+		}
 	}
 	// lookup reports a tool missing from a server that listed its tools.
 	lookup := func(server, tool string, p spec.Pos, who string) (mcp.Tool, bool) {
