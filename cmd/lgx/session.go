@@ -49,23 +49,37 @@ func (f storeFlag) open() (store.Store, error) {
 // signalContext returns a context cancelled by the first SIGINT or
 // SIGTERM, so a run stops cleanly and stays resumable. A second signal exits
 // at once with code 130.
+// samePress is how close two interrupts must be to count as one Ctrl-C.
+const samePress = 250 * time.Millisecond
+
 func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		var first time.Time
 		select {
 		case <-sigs:
+			first = time.Now()
 			fmt.Fprintln(a.ios.Err, "lgx: cancelling (press Ctrl-C again to quit at once)")
 			cancel()
 		case <-done:
 			return
 		}
-		select {
-		case <-sigs:
-			os.Exit(exitCancelled)
-		case <-done:
+		for {
+			select {
+			case <-sigs:
+				// A Ctrl-C typed at the terminal reaches a supervised lgx
+				// twice, directly and passed on by its supervisor, within
+				// moments: that is one press, not a second.
+				if time.Since(first) < samePress {
+					continue
+				}
+				os.Exit(exitCancelled)
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {

@@ -187,14 +187,15 @@ func outcome(ws syscall.WaitStatus, dumped, quit bool) childOutcome {
 }
 
 // forwardSignal reports whether the parent passes sig on to the child.
-// SIGINT and SIGQUIT typed at a terminal reach the whole foreground process
-// group; when the child is in lgx's group and that group is in the
-// foreground, it got them already, and passing them on would make one
-// Ctrl-C count twice (the second quits at once). Otherwise (kill PID, no
-// terminal, a child with its own group) they are passed on, as SIGTERM and
-// SIGHUP always are.
+// SIGINT is always passed on: the parent cannot tell a Ctrl-C typed at the
+// terminal (which reached the child too, when it shares lgx's foreground
+// group) from `kill -INT PID` (which reached only lgx), and the child
+// counts two SIGINTs that arrive together as one (see signalContext).
+// SIGQUIT typed at a terminal reaches the whole foreground group, so it is
+// passed on only when the child did not get it (its own group, no
+// terminal, or lgx in the background). SIGTERM and SIGHUP always are.
 func forwardSignal(sig os.Signal, sameGroup bool) bool {
-	if sig != syscall.SIGINT && sig != syscall.SIGQUIT {
+	if sig != syscall.SIGQUIT {
 		return true
 	}
 	return !sameGroup || !inForegroundGroup()

@@ -376,6 +376,23 @@ func TestSupervisorCtrlC(t *testing.T) {
 	checkCleanCancel(t, h.wait(t), h.stderr.String())
 }
 
+// TestSupervisorKillINTInForeground sends `kill -INT PID` to an lgx in the
+// foreground of its terminal: only lgx gets that signal (not its group),
+// so the supervisor must pass it on; the run is cancelled cleanly, once.
+func TestSupervisorKillINTInForeground(t *testing.T) {
+	bin, err := buildLGX()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, slave := openPTY(t)
+	h := startHeld(t, bin, &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}, slave)
+	childOf(t, h.cmd.Process.Pid)
+	if err := syscall.Kill(h.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	checkCleanCancel(t, h.wait(t), h.stderr.String())
+}
+
 // openPTY opens a pseudo-terminal pair.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
