@@ -123,7 +123,8 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		switch {
 		case runID == "":
 		case budgetsOnly(waiting) != "":
-			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i tokens=N (or -i usd=X): the new limit of budget %s\n", runID, budgetsOnly(waiting))
+			name := budgetsOnly(waiting)
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s %s: the new limit of budget %s\n", runID, raiseFlags(res.Budgets, name), name)
 		case len(waiting) > 1:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s --node PATH -i key=value (one interrupt at a time)\n", runID)
 		default:
@@ -215,6 +216,25 @@ func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys [
 	res, runErr := start(ctx, opts)
 	closeView()
 	return a.finish(res, runErr, out, keys, durable)
+}
+
+// raiseFlags is the -i a budget's limit is raised with: tokens, usd or
+// either, as the budget has limits (a budget without a token limit refuses
+// -i tokens=N).
+func raiseFlags(budgets []runner.BudgetUsage, name string) string {
+	for _, b := range budgets {
+		if b.Name != name {
+			continue
+		}
+		switch {
+		case b.Limit > 0 && b.USDLimit > 0:
+			return "-i tokens=N and/or -i usd=X"
+		case b.USDLimit > 0:
+			return "-i usd=X"
+		}
+		return "-i tokens=N"
+	}
+	return "-i tokens=N (or -i usd=X)"
 }
 
 // budgetsOnly names the budget every waiting interrupt is a call paused
