@@ -162,43 +162,46 @@ func (c *UserConfig) Apply(w *Workflow) Diagnostics {
 	if c == nil || w == nil {
 		return nil
 	}
-	var ds Diagnostics
 	usePools, useProviders := c.reached(w)
-	pools := make(map[string]*Pool, len(w.Pools))
-	for _, p := range w.Pools {
-		pools[p.Name] = p
-	}
-	for _, p := range c.Pools {
-		if own, ok := pools[p.Name]; ok {
-			if own.Config == "" {
-				ds = append(ds, Diagnostic{File: w.File, Pos: own.Pos, Severity: SeverityWarning, Code: CodeDuplicate,
-					Hint:    "rename this pool to use the machine-wide one",
-					Message: fmt.Sprintf("pool %s shadows the machine-wide pool %s of %s: this workflow's pool caps only its own run", p.Name, p.Name, c.File)})
-			}
-			continue
-		}
-		if usePools[p.Name] {
-			w.Pools = append(w.Pools, p)
-		}
-	}
-	providers := make(map[string]*Provider, len(w.Providers))
-	for _, p := range w.Providers {
-		providers[p.Name] = p
-	}
-	for _, p := range c.Providers {
-		if own, ok := providers[p.Name]; ok {
-			if own.Config == "" {
-				ds = append(ds, Diagnostic{File: w.File, Pos: own.Pos, Severity: SeverityWarning, Code: CodeDuplicate,
-					Hint:    "rename this provider to use the one of the config",
-					Message: fmt.Sprintf("provider %s shadows the provider %s of %s", p.Name, p.Name, c.File)})
-			}
-			continue
-		}
-		if useProviders[p.Name] {
-			w.Providers = append(w.Providers, p)
-		}
-	}
+	var ds Diagnostics
+	w.Pools = addReached(w.Pools, c.Pools, usePools, func(p *Pool) (string, string, Pos) { return p.Name, p.Config, p.Pos },
+		func(own Pos, name string) Diagnostic {
+			return Diagnostic{File: w.File, Pos: own, Severity: SeverityWarning, Code: CodeDuplicate,
+				Hint:    "rename this pool to use the machine-wide one",
+				Message: fmt.Sprintf("pool %s shadows the machine-wide pool %s of %s: this workflow's pool caps only its own run", name, name, c.File)}
+		}, &ds)
+	w.Providers = addReached(w.Providers, c.Providers, useProviders, func(p *Provider) (string, string, Pos) { return p.Name, p.Config, p.Pos },
+		func(own Pos, name string) Diagnostic {
+			return Diagnostic{File: w.File, Pos: own, Severity: SeverityWarning, Code: CodeDuplicate,
+				Hint:    "rename this provider to use the one of the config",
+				Message: fmt.Sprintf("provider %s shadows the provider %s of %s", name, name, c.File)}
+		}, &ds)
 	return ds
+}
+
+// addReached appends to own the declarations of cfg that use names, except
+// those own declares itself: a workflow's own declaration shadows the
+// config's, with the warning shadow builds (once per name, and not for a
+// declaration an earlier Apply added from the config).
+func addReached[T any](own, cfg []T, use map[string]bool, id func(T) (name, config string, pos Pos), shadow func(own Pos, name string) Diagnostic, ds *Diagnostics) []T {
+	mine := make(map[string]T, len(own))
+	for _, d := range own {
+		name, _, _ := id(d)
+		mine[name] = d
+	}
+	for _, d := range cfg {
+		name, _, _ := id(d)
+		if m, ok := mine[name]; ok {
+			if _, config, pos := id(m); config == "" {
+				*ds = append(*ds, shadow(pos, name))
+			}
+			continue
+		}
+		if use[name] {
+			own = append(own, d)
+		}
+	}
+	return own
 }
 
 // reached returns the names of the pools and providers w may use: the
