@@ -54,6 +54,10 @@ for that budget runs again under them.`,
 			}
 			if len(inputs) == 0 && inputFile == "" {
 				values = nil // no answer given (not an empty one)
+			} else if empty {
+				// Both say what the answer is, and they disagree: using
+				// either silently would answer something the user may not mean.
+				return usageErrf("--empty answers with no values; it cannot be combined with -i or --input-file")
 			}
 			s, err := st.openRecorded()
 			if err != nil {
