@@ -209,8 +209,9 @@ func (v *validator) checkBudgetPrices() {
 				add(p.Name)
 			}
 		}
-		for _, n := range v.w.Nodes {
-			if n.Type != "llm_call" || !slices.ContainsFunc(n.Pools, func(x Name) bool { return x.Value == pl.Name }) {
+		for _, c := range v.llmCalls() {
+			n := c.node
+			if !slices.ContainsFunc(n.Pools, func(x Name) bool { return x.Value == pl.Name }) {
 				continue
 			}
 			if main := llmCallProvider(n); main != "" {
@@ -224,6 +225,31 @@ func (v *validator) checkBudgetPrices() {
 	for _, p := range v.w.Providers {
 		check(p.Budget, "provider "+p.Name, []string{p.Name})
 	}
+}
+
+// llmCall is an llm_call node and how diagnostics name it ("node ask",
+// "tool summarize").
+type llmCall struct {
+	node *Node
+	who  string
+}
+
+// llmCalls is every llm_call node: those of `nodes:`, then the nodes of
+// declared tools, which call providers just the same (when a model calls
+// the tool), so the capability and price checks must see them too.
+func (v *validator) llmCalls() []llmCall {
+	var out []llmCall
+	for _, n := range v.w.Nodes {
+		if n.Type == "llm_call" {
+			out = append(out, llmCall{n, "node " + n.Name})
+		}
+	}
+	for _, t := range v.w.Tools {
+		if t.Node != nil && t.Node.Type == "llm_call" {
+			out = append(out, llmCall{t.Node, "tool " + t.Name})
+		}
+	}
+	return out
 }
 
 // Provider capabilities a call may need (a provider's `capabilities:`).
@@ -241,10 +267,8 @@ func (v *validator) checkCapabilities() {
 	for _, p := range v.w.Providers {
 		byName[p.Name] = p
 	}
-	for _, n := range v.w.Nodes {
-		if n.Type != "llm_call" {
-			continue
-		}
+	for _, call := range v.llmCalls() {
+		n := call.node
 		main := llmCallProvider(n)
 		if main == "" {
 			continue
@@ -272,11 +296,11 @@ func (v *validator) checkCapabilities() {
 				pos := posOf(withGiven(n, map[string]string{CapTools: "tools", CapStructuredOutput: "response_format"}[c]))
 				if i == 0 {
 					v.warnf(pos, CodeCapability, fmt.Sprintf("use a provider with %s, or add %s to provider %s's capabilities", c, c, name),
-						"node %s: %s needs %s, which provider %s does not declare (capabilities: [%s])", n.Name, field, c, name, strings.Join(p.Capabilities, ", "))
+						"%s: %s needs %s, which provider %s does not declare (capabilities: [%s])", call.who, field, c, name, strings.Join(p.Capabilities, ", "))
 				} else {
 					v.warnf(pos, CodeCapability, fmt.Sprintf("add %s to provider %s's capabilities if it has it, or drop it from the fallbacks of %s", c, name, main),
-						"node %s: %s needs %s, which fallback provider %s (of %s) does not declare (capabilities: [%s]); a call that falls back to it would fail",
-						n.Name, field, c, name, main, strings.Join(p.Capabilities, ", "))
+						"%s: %s needs %s, which fallback provider %s (of %s) does not declare (capabilities: [%s]); a call that falls back to it would fail",
+						call.who, field, c, name, main, strings.Join(p.Capabilities, ", "))
 				}
 			}
 		}

@@ -108,3 +108,46 @@ func TestFallbackValidation(t *testing.T) {
 		})
 	}
 }
+
+// The capability and price checks cover the llm_call nodes of declared
+// tools, not only those of `nodes:`; a finding is placed in the tool's node.
+func TestToolNodeCapabilitiesAndPrices(t *testing.T) {
+	const head = "lgx: 1\nname: t\n"
+	const tail = "state: {}\nnodes:\n  f: {type: set, with: {}}\nedges:\n  - {from: START, to: f}\n"
+	tests := []struct {
+		name, src, want string
+		code            string
+		sev             Severity
+		line, col       int
+	}{
+		{"tool node lacks structured output",
+			"providers:\n  main: {kind: openai, capabilities: [tools]}\ntools:\n  sum:\n    parameters: {type: object}\n    node: {type: llm_call, with: {provider: main, prompt: hi, response_format: {json_schema: {type: object}}}}\n",
+			"tool sum: with.response_format needs structured_output, which provider main does not declare", CodeCapability, SeverityWarning, 8, 80},
+		{"tool node's fallback lacks structured output",
+			"providers:\n  main: {kind: openai, fallbacks: [b]}\n  b: {kind: openai, capabilities: []}\ntools:\n  sum:\n    parameters: {type: object}\n    node: {type: llm_call, with: {prompt: hi, provider: main, response_format: {json_schema: {type: object}}}}\n",
+			"tool sum: with.response_format needs structured_output, which fallback provider b (of main)", CodeCapability, SeverityWarning, 0, 0},
+		{"tool node's pool budget covers an unpriced provider",
+			"pools:\n  llm: {budget: {usd: 1}}\nproviders:\n  main: {kind: openai}\ntools:\n  sum:\n    parameters: {type: object}\n    node: {type: llm_call, with: {provider: main, prompt: hi}, pool: llm}\n",
+			"pool llm: budget.usd covers provider main, which has no price", CodeBadValue, SeverityError, 4, 23},
+		{"tool node fine",
+			"pools:\n  llm: {budget: {usd: 1}}\nproviders:\n  main: {kind: openai, capabilities: [tools], price: {input_per_mtok: 1, output_per_mtok: 2}}\ntools:\n  sum:\n    parameters: {type: object}\n    node: {type: llm_call, with: {provider: main, prompt: hi}, pool: llm}\n",
+			"", "", "", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds := loadValidate(t, head+tt.src+tail)
+			if tt.want == "" {
+				if len(ds) != 0 {
+					t.Fatalf("diagnostics: %q", ds)
+				}
+				return
+			}
+			if len(ds) != 1 || ds[0].Code != tt.code || ds[0].Severity != tt.sev || !strings.Contains(ds[0].Message, tt.want) {
+				t.Fatalf("diagnostics %q, want one %s %s containing %q", ds, tt.sev, tt.code, tt.want)
+			}
+			if ds[0].Pos.Line == 0 || tt.line != 0 && (ds[0].Pos.Line != tt.line || ds[0].Pos.Col != tt.col) {
+				t.Errorf("at %d:%d, want %d:%d", ds[0].Pos.Line, ds[0].Pos.Col, tt.line, tt.col)
+			}
+		})
+	}
+}
