@@ -110,12 +110,19 @@ type nodeStats struct {
 	// usage: some model call reported its tokens; in and out are the sums.
 	usage   bool
 	in, out int
-	// durations are the runs' work times (from their caps acquired, else
-	// from their start, to their end); queued the time each run waited
-	// before it got its caps.
+	// durations are the work times (from their caps acquired, else from
+	// their start, to their end) of the runs that finished, succeeded or
+	// failed; cut those of the runs a cancellation stopped, kept apart
+	// because how long a run had worked when Ctrl-C came says nothing of
+	// how long the node takes. queued is the time each run (either kind)
+	// waited before it got its caps.
 	durations []time.Duration
+	cut       []time.Duration
 	queued    []time.Duration
 }
+
+// runs is how many invocations began an attempt, cancelled ones included.
+func (n *nodeStats) runs() int { return len(n.durations) + len(n.cut) }
 
 // model is what both views know about a run, built from its events.
 type model struct {
@@ -274,7 +281,11 @@ func (m *model) apply(e runner.Event, ts time.Time) (work, queued time.Duration)
 		} else {
 			n.done++
 		}
-		n.durations = append(n.durations, d)
+		if e.Kind == "cancelled" {
+			n.cut = append(n.cut, d)
+		} else {
+			n.durations = append(n.durations, d)
+		}
 		n.queued = append(n.queued, queued)
 		n.waited = n.waited || waited
 		if !waited {
@@ -454,7 +465,8 @@ func (m *model) endLine() string {
 
 // summaryRows are the summary table's rows, nodes in first-run order:
 // runs (invocations that began an attempt), failures, cancellations,
-// retries, p50 and max of the work time (waiting for caps excluded), the
+// retries, p50 and max of the work time (waiting for caps excluded; of the
+// runs that finished, not those cancelled), the
 // longest wait for caps (shown for nodes that waited for one), and the
 // model tokens used (input/output). The
 // CANCELLED, QUEUED and TOKENS columns are present only when some node
@@ -479,14 +491,14 @@ func (m *model) summaryRows() (header []string, rows [][]string) {
 	}
 	for _, name := range m.order {
 		n := m.nodes[name]
-		if len(n.durations) == 0 && n.cancelled == 0 {
+		if n.runs() == 0 && n.cancelled == 0 {
 			continue
 		}
 		p50, most := "-", "-"
 		if len(n.durations) > 0 {
 			p50, most = fmtDuration(percentile(n.durations, 50)), fmtDuration(slices.Max(n.durations))
 		}
-		row := []string{name, strconv.Itoa(len(n.durations)), strconv.Itoa(n.failed)}
+		row := []string{name, strconv.Itoa(n.runs()), strconv.Itoa(n.failed)}
 		if cancelled {
 			row = append(row, strconv.Itoa(n.cancelled))
 		}

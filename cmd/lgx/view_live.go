@@ -235,7 +235,7 @@ func (v *liveView) block(now time.Time) []string {
 		n := m.nodes[name]
 		running := m.runningOf(name)
 		if len(running) == 0 {
-			if len(n.durations) > 0 || n.cancelled > 0 {
+			if n.runs() > 0 || n.cancelled > 0 {
 				lines = append(lines, "  "+v.finishedLine(n))
 				finished = append(finished, len(lines)-1)
 				if n.failed > 0 {
@@ -354,13 +354,15 @@ func (v *liveView) finishedLine(n *nodeStats) string {
 	}
 	var detail string
 	switch {
-	case n.loop || len(n.durations) > 1:
-		detail = fmt.Sprintf("%d runs", len(n.durations))
-		if len(n.durations) > 0 {
+	case n.loop || n.runs() > 1:
+		detail = fmt.Sprintf("%d runs", n.runs())
+		if len(n.durations) > 0 { // of the runs that finished (the cancelled are counted below)
 			detail += fmt.Sprintf(" · p50 %s · max %s", fmtDuration(percentile(n.durations, 50)), fmtDuration(maxDuration(n.durations)))
 		}
 	case len(n.durations) == 1:
 		detail = fmtDuration(n.durations[0])
+	case len(n.cut) == 1:
+		detail = fmtDuration(n.cut[0]) // until it was cancelled
 	default:
 		detail = "not started"
 	}
