@@ -106,13 +106,24 @@ func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
 	}
 	files, graphs, err := wftest.Load(paths)
 	if err != nil {
-		var fe *wftest.Error
-		if errors.As(err, &fe) && o.format == "github" {
-			fmt.Fprintf(a.ios.Out, "::error file=%s,line=%d,col=%d::%s\n", fe.Pos.File, fe.Pos.Line, fe.Pos.Col, ghEscapeData(fe.Msg))
+		var fes wftest.Errors
+		if !errors.As(err, &fes) {
+			return usageErr(err)
 		}
-		return usageErr(err)
+		// Every problem, each on its own line (and annotation).
+		for _, fe := range fes {
+			if o.format == "github" {
+				fmt.Fprintf(a.ios.Out, "::error file=%s,line=%d,col=%d::%s\n", fe.Pos.File, fe.Pos.Line, fe.Pos.Col, ghEscapeData(fe.Msg))
+			}
+			fmt.Fprintf(a.ios.Err, "lgx: %v\n", fe)
+		}
+		return silentExit(exitUsage)
 	}
 	results := wftest.Run(cmd.Context(), files, graphs, opts)
+	if len(results) == 0 && opts.Filter != nil {
+		// As go test's "no tests to run": exit 0, but never silently.
+		fmt.Fprintf(a.ios.Err, "lgx test: no case matches -run %q\n", o.run)
+	}
 	if o.update {
 		if err := wftest.Update(results); err != nil {
 			return err

@@ -13,9 +13,12 @@ import (
 
 // Check validates f's cases against their workflow, as validate checks a
 // workflow: every node a stub, resume, path or max_in_flight names exists,
-// every state key an expectation reads is declared, and every stub result
-// fits its node type's result fields.
+// every state key an input sets or an expectation reads is declared, every
+// resume names a node that can pause the run, and every stub result fits
+// its node type's result fields. Every problem is reported, as Errors.
 func (f *File) Check(wf *spec.Workflow) error {
+	var errs Errors
+	add := func(err error) { errs.add(f.Path, err) }
 	byName := map[string]*spec.Node{}
 	var names []string
 	for _, n := range wf.Nodes {
@@ -36,10 +39,12 @@ func (f *File) Check(wf *spec.Workflow) error {
 			if strings.Contains(s.Node, "/") {
 				var err error
 				if n, err = f.childNode(wf, s, children); err != nil {
-					return err
+					add(err)
+					continue
 				}
 			} else if n = byName[s.Node]; n == nil {
-				return unknown(s.Pos, s.Node)
+				add(unknown(s.Pos, s.Node))
+				continue
 			}
 			t, ok := nodes.Lookup(n.Type)
 			if !ok {
@@ -48,33 +53,104 @@ func (f *File) Check(wf *spec.Workflow) error {
 			fields := t.Doc().Result
 			for i, r := range s.Results {
 				if err := fits(r, fields); err != "" {
-					return &Error{Pos: s.ResPos[i], Msg: fmt.Sprintf("stub for %s (type %s): %s", s.Node, n.Type, err)}
+					add(&Error{Pos: s.ResPos[i], Msg: fmt.Sprintf("stub for %s (type %s): %s", s.Node, n.Type, err)})
 				}
+			}
+		}
+		inputs := make([]string, 0, len(c.Inputs))
+		for k := range c.Inputs {
+			inputs = append(inputs, k)
+		}
+		slices.Sort(inputs)
+		for _, k := range inputs {
+			if !keys[k] {
+				// The runner refuses it when the case runs; here it is
+				// the entry to fix, like a state expectation's key.
+				add(&Error{Pos: c.InputPos[k], Msg: fmt.Sprintf("no state key %q in %s (inputs set state keys: %s)", k, f.Workflow, strings.Join(stateNames(wf), ", "))})
 			}
 		}
 		for _, r := range c.Resume {
 			name := resumeNode(r.Node)
-			if _, ok := byName[name]; !ok {
-				return unknown(r.Pos, name)
+			n, ok := byName[name]
+			if !ok {
+				add(unknown(r.Pos, name))
+				continue
+			}
+			if !canPause(wf, n) {
+				add(&Error{Pos: r.Pos, Msg: fmt.Sprintf("resume: node %s (type %s) cannot pause the run: a resume answers an interrupt node, a subgraph's interrupt, or an llm_call paused by a budget with on_exhausted: interrupt", name, n.Type)})
 			}
 		}
 		for _, name := range c.Expect.Path {
 			if _, ok := byName[name]; !ok {
-				return unknown(c.Expect.PathPos, name)
+				add(unknown(c.Expect.PathPos, name))
 			}
 		}
 		for _, m := range c.Expect.MaxInFlight {
 			if _, ok := byName[m.Node]; !ok {
-				return unknown(m.Pos, m.Node)
+				add(unknown(m.Pos, m.Node))
 			}
 		}
 		for _, se := range c.Expect.State {
 			if !keys[se.Key] {
-				return &Error{Pos: se.Pos, Msg: fmt.Sprintf("no state key %q in %s", se.Key, f.Workflow)}
+				add(&Error{Pos: se.Pos, Msg: fmt.Sprintf("no state key %q in %s", se.Key, f.Workflow)})
 			}
 		}
 	}
+	if len(errs) > 0 {
+		return errs
+	}
 	return nil
+}
+
+func stateNames(wf *spec.Workflow) []string {
+	names := make([]string, len(wf.State))
+	for i, k := range wf.State {
+		names[i] = k.Name
+	}
+	return names
+}
+
+// canPause reports whether an invocation of n can leave the run waiting
+// for a resume, which the runner answers by the waiting invocation's node
+// name or path (runner.answers, limits.budgetAnswer): a type that pauses
+// (interrupt), one that starts invocations of its own (a subgraph, whose
+// child may pause; a tools node), or one that calls a provider while a
+// budget of the workflow pauses when exhausted. Which budget a call takes
+// depends on its provider and pool, so any interrupt-mode budget counts:
+// a false "cannot pause" would reject a valid file.
+func canPause(wf *spec.Workflow, n *spec.Node) bool {
+	t, ok := nodes.Lookup(n.Type)
+	if !ok {
+		return true // validate reports the type; do not guess
+	}
+	caps := nodes.CapabilitiesOf(t)
+	if caps.Pauses || caps.HoldsNoSlot {
+		return true
+	}
+	if _, ok := t.(nodes.Composite); ok {
+		return true
+	}
+	return caps.ProviderField != "" && interruptBudget(wf)
+}
+
+// interruptBudget reports whether any budget of wf (the run's, a pool's,
+// a provider's) pauses the run when exhausted.
+func interruptBudget(wf *spec.Workflow) bool {
+	pauses := func(b *spec.Budget) bool { return b != nil && b.OnExhausted == spec.BudgetInterrupt }
+	if pauses(wf.Config.Budget) {
+		return true
+	}
+	for _, p := range wf.Pools {
+		if pauses(p.Budget) {
+			return true
+		}
+	}
+	for _, p := range wf.Providers {
+		if pauses(p.Budget) {
+			return true
+		}
+	}
+	return false
 }
 
 // resumeNode is the top-level node a resume entry names: the entry

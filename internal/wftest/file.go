@@ -6,6 +6,7 @@
 package wftest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,46 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 
+// Errors are every problem found in test files, in file and position
+// order: a file reports them all at once, as lgx validate does, so one
+// edit fixes them rather than one run per problem.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// add appends err to es, flattening Errors; an error that is not an
+// *Error is placed at the start of file.
+func (es *Errors) add(file string, err error) {
+	var list Errors
+	var one *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &list):
+		*es = append(*es, list...)
+	case errors.As(err, &one):
+		*es = append(*es, one)
+	default:
+		*es = append(*es, &Error{Pos: Pos{file, 1, 1}, Msg: err.Error()})
+	}
+}
+
+// sortErrors orders a file's problems by position (stable: a key's
+// problems stay in the order they were found).
+func sortErrors(es Errors) {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Col - b.Pos.Col
+	})
+}
+
 // File is one parsed test file.
 type File struct {
 	Path     string
@@ -47,6 +88,8 @@ type Case struct {
 	Name   string
 	Pos    Pos
 	Inputs map[string]any
+	// InputPos locates each key of Inputs.
+	InputPos map[string]Pos
 	// Env adds to (and overrides) the process environment for the case:
 	// the `env.*` and `secrets.*` the workflow reads.
 	Env      map[string]string
@@ -156,7 +199,10 @@ func yamlError(path string, err error) *Error {
 	return &Error{Pos: pos, Msg: "not valid YAML: " + msg}
 }
 
-// Parse reads a test file; every structural problem is an *Error.
+// Parse reads a test file. Its structural problems are all reported, as
+// Errors (a YAML syntax error alone, as the file then has no structure);
+// the File returned with them holds what could be read, for Check to
+// report the problems against the workflow too.
 func Parse(path string) (*File, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -165,53 +211,66 @@ func Parse(path string) (*File, error) {
 	p := &parser{file: path}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, yamlError(path, err)
+		return nil, Errors{yamlError(path, err)}
 	}
 	f := &File{Path: path, src: src}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, &Error{Pos: Pos{path, 1, 1}, Msg: "a test file is a mapping with workflow: and cases:"}
+		return nil, Errors{{Pos: Pos{path, 1, 1}, Msg: "a test file is a mapping with workflow: and cases:"}}
 	}
 	root := doc.Content[0]
-	err = p.mapping(root, "", map[string]func(k, v *yaml.Node) error{
+	casesSeen := false
+	p.add(p.mapping(root, "", map[string]func(k, v *yaml.Node) error{
 		"workflow": func(k, v *yaml.Node) error {
 			s, err := p.str(v, "workflow")
 			f.Workflow, f.WfPos = filepath.Join(filepath.Dir(path), s), p.pos(v)
 			return err
 		},
 		"cases": func(k, v *yaml.Node) error {
+			casesSeen = true // only an empty list is "no cases"
 			if v.Kind != yaml.SequenceNode {
 				return p.errf(v, "cases must be a list")
 			}
+			casesSeen = len(v.Content) > 0
 			for _, c := range v.Content {
-				cs, err := p.caseOf(c, filepath.Dir(path))
-				if err != nil {
-					return err
-				}
-				f.Cases = append(f.Cases, cs)
+				// A case with problems is kept, as far as it could be
+				// read, for Check to report its other problems.
+				f.Cases = append(f.Cases, p.caseOf(c, filepath.Dir(path)))
 			}
 			return nil
 		},
-	})
-	if err != nil {
-		return nil, err
+	}))
+	if f.Workflow == "" && !p.has(f.WfPos) {
+		p.add(&Error{Pos: p.pos(root), Msg: "missing workflow: (the workflow file, relative to this one)"})
 	}
-	if f.Workflow == "" {
-		return nil, &Error{Pos: p.pos(root), Msg: "missing workflow: (the workflow file, relative to this one)"}
-	}
-	if len(f.Cases) == 0 {
-		return nil, &Error{Pos: p.pos(root), Msg: "no cases"}
+	if !casesSeen {
+		p.add(&Error{Pos: p.pos(root), Msg: "no cases"})
 	}
 	seen := map[string]bool{}
 	for _, c := range f.Cases {
-		if seen[c.Name] {
-			return nil, &Error{Pos: c.Pos, Msg: fmt.Sprintf("two cases are named %q", c.Name)}
+		if c.Name != "" && seen[c.Name] {
+			p.add(&Error{Pos: c.Pos, Msg: fmt.Sprintf("two cases are named %q", c.Name)})
 		}
 		seen[c.Name] = true
+	}
+	if len(p.errs) > 0 {
+		sortErrors(p.errs)
+		return f, p.errs
 	}
 	return f, nil
 }
 
-type parser struct{ file string }
+type parser struct {
+	file string
+	errs Errors
+}
+
+// add records a problem (nil: none) and parsing goes on.
+func (p *parser) add(err error) { p.errs.add(p.file, err) }
+
+// has reports whether a problem was recorded at pos.
+func (p *parser) has(pos Pos) bool {
+	return slices.ContainsFunc(p.errs, func(e *Error) bool { return e.Pos == pos })
+}
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{p.file, n.Line, n.Column} }
 
@@ -220,7 +279,8 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
 }
 
 // mapping calls the handler of each key of n; an unknown key is an error
-// naming the keys allowed.
+// naming the keys allowed. The problems of the keys are recorded and the
+// other keys still read; only n not being a mapping is returned.
 func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(k, v *yaml.Node) error) error {
 	if n.Kind != yaml.MappingNode {
 		return p.errf(n, "%s must be a mapping", strings.TrimSpace(what))
@@ -234,11 +294,10 @@ func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(k, v *y
 				allowed = append(allowed, name)
 			}
 			slices.Sort(allowed)
-			return p.errf(k, "unknown key %q%s (allowed: %s)", k.Value, what, strings.Join(allowed, ", "))
+			p.add(p.errf(k, "unknown key %q%s (allowed: %s)", k.Value, what, strings.Join(allowed, ", ")))
+			continue
 		}
-		if err := h(k, v); err != nil {
-			return err
-		}
+		p.add(h(k, v))
 	}
 	return nil
 }
@@ -270,12 +329,19 @@ func (p *parser) object(n *yaml.Node, what string) (map[string]any, error) {
 	return m, nil
 }
 
-func (p *parser) caseOf(n *yaml.Node, dir string) (*Case, error) {
+// caseOf reads a case, recording its problems.
+func (p *parser) caseOf(n *yaml.Node, dir string) *Case {
 	c := &Case{Pos: p.pos(n)}
-	err := p.mapping(n, " in a case", map[string]func(k, v *yaml.Node) error{
+	p.add(p.mapping(n, " in a case", map[string]func(k, v *yaml.Node) error{
 		"name": func(k, v *yaml.Node) (err error) { c.Name, err = p.str(v, "name"); return },
 		"inputs": func(k, v *yaml.Node) (err error) {
 			c.Inputs, err = p.object(v, "inputs")
+			if err == nil {
+				c.InputPos = map[string]Pos{}
+				for i := 0; i+1 < len(v.Content); i += 2 {
+					c.InputPos[v.Content[i].Value] = p.pos(v.Content[i])
+				}
+			}
 			return
 		},
 		"env": func(k, v *yaml.Node) error {
@@ -285,9 +351,7 @@ func (p *parser) caseOf(n *yaml.Node, dir string) (*Case, error) {
 			c.Env = map[string]string{}
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				s, err := p.str(v.Content[i+1], "env."+v.Content[i].Value)
-				if err != nil {
-					return err
-				}
+				p.add(err)
 				c.Env[v.Content[i].Value] = s
 			}
 			return nil
@@ -310,9 +374,7 @@ func (p *parser) caseOf(n *yaml.Node, dir string) (*Case, error) {
 				}
 				for _, it := range items {
 					val, err := p.value(it)
-					if err != nil {
-						return err
-					}
+					p.add(err)
 					s.Results = append(s.Results, val)
 					s.ResPos = append(s.ResPos, p.pos(it))
 				}
@@ -326,29 +388,23 @@ func (p *parser) caseOf(n *yaml.Node, dir string) (*Case, error) {
 			}
 			for _, it := range v.Content {
 				r := &ResumeStep{Pos: p.pos(it)}
-				err := p.mapping(it, " in resume", map[string]func(k, v *yaml.Node) error{
+				p.add(p.mapping(it, " in resume", map[string]func(k, v *yaml.Node) error{
 					"node":   func(k, v *yaml.Node) (err error) { r.Node, err = p.str(v, "node"); return },
 					"values": func(k, v *yaml.Node) (err error) { r.Values, err = p.object(v, "values"); return },
-				})
-				if err != nil {
-					return err
-				}
+				}))
 				c.Resume = append(c.Resume, r)
 			}
 			return nil
 		},
 		"expect": func(k, v *yaml.Node) error { return p.expect(v, &c.Expect) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	if c.Name == "" {
-		return nil, p.errf(n, "a case needs a name")
+	}))
+	if c.Name == "" && n.Kind == yaml.MappingNode {
+		p.add(p.errf(n, "a case needs a name"))
 	}
 	if c.Cassette != "" && len(c.Stubs) > 0 {
-		return nil, p.errf(n, "case %q has both a cassette and stubs: use one", c.Name)
+		p.add(p.errf(n, "case %q has both a cassette and stubs: use one", c.Name))
 	}
-	return c, nil
+	return c
 }
 
 func (p *parser) expect(n *yaml.Node, e *Expect) error {

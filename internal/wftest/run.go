@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"regexp"
@@ -62,41 +63,67 @@ type Result struct {
 func (r *Result) Passed() bool { return len(r.Failures) == 0 }
 
 // Load parses each test file and checks it against its workflow; the
-// workflows are compiled once per file.
+// workflows are compiled once per file. The problems of every file are
+// reported together, as Errors.
 func Load(paths []string) ([]*File, []*runner.Graph, error) {
 	var files []*File
 	var graphs []*runner.Graph
+	var errs Errors
 	for _, p := range paths {
-		f, err := Parse(p)
+		f, g, err := load(p)
 		if err != nil {
-			return nil, nil, err
-		}
-		wf, ds, err := spec.LoadFile(f.Workflow)
-		if err != nil {
-			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow: %v", err)}
-		}
-		if !ds.HasErrors() {
-			ds = append(ds, spec.Validate(wf)...)
-		}
-		if ds.HasErrors() {
-			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, strings.TrimRight(ds.Errors().String(), "\n"))}
-		}
-		if err := runner.CheckSubgraphs(wf); err != nil {
-			// A child that cannot run makes every case fail the same way:
-			// the file is invalid, as lgx validate says.
-			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)}
-		}
-		if err := f.Check(wf); err != nil {
-			return nil, nil, err
-		}
-		g, err := runner.Compile(wf)
-		if err != nil {
-			return nil, nil, &Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)}
+			errs.add(p, err)
+			continue
 		}
 		files = append(files, f)
 		graphs = append(graphs, g)
 	}
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
 	return files, graphs, nil
+}
+
+// load parses one test file and checks it against its workflow; its
+// problems are Errors, those of the file's parts and of its workflow
+// together.
+func load(p string) (*File, *runner.Graph, error) {
+	f, err := Parse(p)
+	var errs Errors
+	if err != nil {
+		if f == nil || f.Workflow == "" {
+			return nil, nil, err
+		}
+		errs.add(p, err)
+	}
+	fail := func(err error) (*File, *runner.Graph, error) {
+		errs.add(p, err)
+		sortErrors(errs)
+		return nil, nil, errs
+	}
+	wf, ds, err := spec.LoadFile(f.Workflow)
+	if err != nil {
+		return fail(&Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow: %v", err)})
+	}
+	if !ds.HasErrors() {
+		ds = append(ds, spec.Validate(wf)...)
+	}
+	if ds.HasErrors() {
+		return fail(&Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s is invalid:\n%s", f.Workflow, strings.TrimRight(ds.Errors().String(), "\n"))})
+	}
+	if err := runner.CheckSubgraphs(wf); err != nil {
+		// A child that cannot run makes every case fail the same way:
+		// the file is invalid, as lgx validate says.
+		return fail(&Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)})
+	}
+	if err := f.Check(wf); err != nil || len(errs) > 0 {
+		return fail(err)
+	}
+	g, err := runner.Compile(wf)
+	if err != nil {
+		return fail(&Error{Pos: f.WfPos, Msg: fmt.Sprintf("workflow %s: %v", f.Workflow, err)})
+	}
+	return f, g, nil
 }
 
 // Run runs the selected cases of files (graphs[i] compiled from
@@ -280,6 +307,12 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 		mode := cassette.Replay
 		if opts.Record {
 			mode = cassette.Record
+		}
+		if _, err := os.Stat(c.Cassette); mode == cassette.Replay && errors.Is(err, fs.ErrNotExist) {
+			// cassette.Open's hint names lgx run; here it is recorded by
+			// lgx test --update.
+			broken(c.Pos, fmt.Errorf("cassette %s: file not found (record it with lgx test --update)", c.Cassette))
+			return
 		}
 		cas, err := cassette.Open(c.Cassette, mode, cassette.Secrets(g.Workflow(), environ))
 		if err != nil {

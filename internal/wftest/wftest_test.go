@@ -47,9 +47,9 @@ func TestParseErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "x.test.yaml", tt.src)
 			_, err := Parse(p)
-			var fe *Error
-			if !errors.As(err, &fe) {
-				t.Fatalf("err = %v, want *Error", err)
+			var fes Errors
+			if !errors.As(err, &fes) || len(fes) == 0 {
+				t.Fatalf("err = %v, want Errors", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v\nwant it to contain %q", err, tt.want)
@@ -187,9 +187,14 @@ func FuzzParse(f *testing.F) {
 		if err == nil && (file.Workflow == "" || len(file.Cases) == 0) {
 			t.Fatalf("accepted a file without workflow or cases: %q", src)
 		}
-		var fe *Error
-		if err != nil && !errors.As(err, &fe) {
+		var fes Errors
+		if err != nil && (!errors.As(err, &fes) || len(fes) == 0) {
 			t.Fatalf("error without a position: %v", err)
+		}
+		for _, fe := range fes {
+			if fe.Pos.File != p || fe.Pos.Line < 1 || fe.Pos.Col < 1 {
+				t.Fatalf("error without a position: %v", fe)
+			}
 		}
 	})
 }
