@@ -478,7 +478,16 @@ func (r *fetchRequest) transportError(parent, ctx context.Context, err error) *E
 	switch {
 	case parent.Err() != nil && errors.Is(context.Cause(parent), context.DeadlineExceeded):
 		// The attempt's deadline: context.WithTimeout's, or the runner's
-		// timer, which cancels with this cause.
+		// timer, which cancels with this cause. Name the timeout when the
+		// cause carries it (net/http may return the cause itself, which
+		// already reads "timed out after 2s").
+		var tc *TimeoutCause
+		if errors.As(err, &tc) {
+			return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: %w", where, err)}
+		}
+		if d := TimedOutAfter(parent); d > 0 {
+			return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: timed out after %s: %w", where, d, err)}
+		}
 		return &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: timed out: %w", where, err)}
 	case errors.Is(parent.Err(), context.Canceled):
 		return &Error{Kind: KindCancelled, Err: fmt.Errorf("%s: cancelled: %w", where, err)}

@@ -2,7 +2,10 @@ package runner
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
+
+	"github.com/lgx-run/lgx/nodes"
 )
 
 // attemptCtx gives the attempts one goroutine runs a context that ends
@@ -15,9 +18,12 @@ type attemptCtx struct {
 	parent context.Context
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// timer cancels ctx with the cause context.DeadlineExceeded, as a
-	// deadline would (node types report a timeout, not a cancellation).
+	// timer cancels ctx with a nodes.TimeoutCause (a
+	// context.DeadlineExceeded), as a deadline would (node types report a
+	// timeout, not a cancellation), naming the timeout in after: the
+	// timer is reused across attempts whose timeouts may differ.
 	timer *time.Timer
+	after *atomic.Int64
 }
 
 // begin returns the context for an attempt under parent that must end
@@ -30,9 +36,13 @@ func (a *attemptCtx) begin(parent context.Context, d time.Duration) context.Cont
 		a.ctx, a.cancel = context.WithCancelCause(parent)
 		a.parent = parent
 		cancel := a.cancel // the timer ends this context, never a later one
-		a.timer = time.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+		after := new(atomic.Int64)
+		after.Store(int64(d))
+		a.after = after
+		a.timer = time.AfterFunc(d, func() { cancel(&nodes.TimeoutCause{After: time.Duration(after.Load())}) })
 		return a.ctx
 	}
+	a.after.Store(int64(d))
 	a.timer.Reset(d)
 	return a.ctx
 }
@@ -55,5 +65,5 @@ func (a *attemptCtx) release() {
 	}
 	a.timer.Stop()
 	a.cancel(context.Canceled)
-	a.parent, a.ctx, a.cancel, a.timer = nil, nil, nil, nil
+	a.parent, a.ctx, a.cancel, a.timer, a.after = nil, nil, nil, nil, nil
 }

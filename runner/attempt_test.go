@@ -2,8 +2,11 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/lgx-run/lgx/nodes"
 )
 
 func TestAttemptCtx(t *testing.T) {
@@ -37,8 +40,8 @@ func TestAttemptCtx(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the attempt context did not end after its timeout")
 		}
-		if context.Cause(ctx) != context.DeadlineExceeded {
-			t.Errorf("cause = %v, want context.DeadlineExceeded", context.Cause(ctx))
+		if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) || nodes.TimedOutAfter(ctx) != 5*time.Millisecond {
+			t.Errorf("cause = %v, want a context.DeadlineExceeded naming 5ms", context.Cause(ctx))
 		}
 		if !a.end() {
 			t.Error("end did not report the timeout")
@@ -46,6 +49,17 @@ func TestAttemptCtx(t *testing.T) {
 		next := a.begin(context.Background(), time.Hour)
 		alive(t, next, "attempt after a timeout")
 		a.end()
+	})
+	t.Run("a reused timer's cause names the attempt's own timeout", func(t *testing.T) {
+		var a attemptCtx
+		defer a.release()
+		a.begin(context.Background(), time.Hour)
+		a.end()
+		ctx := a.begin(context.Background(), 5*time.Millisecond)
+		<-ctx.Done()
+		if got := nodes.TimedOutAfter(ctx); got != 5*time.Millisecond {
+			t.Errorf("timed out after %s, want 5ms", got)
+		}
 	})
 	t.Run("a stopped timer never ends a later attempt", func(t *testing.T) {
 		var a attemptCtx

@@ -318,7 +318,7 @@ func attemptOnce(ctx context.Context, ac *attemptCtx, n *node, inv *nodes.Invoca
 		res, err = safeRun(ac.begin(ctx, n.timeout), n.typ, inv)
 		return res, ac.end(), err
 	default:
-		actx, cancel := context.WithTimeout(ctx, n.timeout)
+		actx, cancel := context.WithTimeoutCause(ctx, n.timeout, &nodes.TimeoutCause{After: n.timeout})
 		defer cancel()
 		res, err = safeRun(actx, n.typ, inv)
 		return res, actx.Err() == context.DeadlineExceeded, err

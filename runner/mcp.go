@@ -291,11 +291,17 @@ func mcpError(ctx context.Context, err error) error {
 	case errors.As(err, &ue):
 		return &nodes.Error{Kind: nodes.KindInput, Err: err}
 	case ctx.Err() != nil:
-		kind := nodes.KindCancelled
 		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			kind = nodes.KindTimeout
+			// Name the timeout (the attempt's, or the bound on listing
+			// tools): "context deadline exceeded" alone says neither which
+			// limit nor how long.
+			var tc *nodes.TimeoutCause
+			if d := nodes.TimedOutAfter(ctx); d > 0 && !errors.As(err, &tc) {
+				err = fmt.Errorf("timed out after %s: %w", d, err)
+			}
+			return &nodes.Error{Kind: nodes.KindTimeout, Err: err}
 		}
-		return &nodes.Error{Kind: kind, Err: err}
+		return &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 	case errors.As(err, &se):
 		return &nodes.Error{Kind: nodes.KindNetwork, Err: err}
 	}
@@ -342,7 +348,7 @@ func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.T
 	if limit <= 0 {
 		limit = spec.DefaultNodeTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := context.WithTimeoutCause(ctx, limit, &nodes.TimeoutCause{After: limit})
 	defer cancel()
 	if tool != "*" {
 		s, err := c.MCPTool(ctx, server, tool)
