@@ -28,9 +28,9 @@ func (a *app) testCmd() *cobra.Command {
 		Short: "Run workflow tests (*.test.yaml) offline with cassettes or stubs",
 		Long: `test runs every *.test.yaml under the paths (default: the current
 directory, recursively). A test file names a workflow and lists cases: inputs,
-a cassette (recorded with lgx run --record) or stubbed node results, interrupts
-to answer, and expectations on the exit code, the final state, the path of
-nodes and free assertions. See docs/testing.md.
+a cassette (recorded with lgx test --update or lgx run --record) or stubbed
+node results, interrupts to answer, and expectations on the exit code, the
+final state, the path of nodes and free assertions. See docs/testing.md.
 
 Cases run in parallel, each on its own in-memory store, and never reach the
 network: a request without a cassette or stub fails with kind cassette.
