@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -110,10 +112,16 @@ edges:
 }
 
 // Waiting for a cap is reported as a wait event and does not count against
-// the node timeout.
+// the node timeout. It runs on the fake clock of a synctest bubble, so a
+// loaded machine cannot push a 40ms attempt past its 60ms timeout.
 func TestCapWaitIsNotTimedAndIsVisible(t *testing.T) {
+	synctest.Test(t, testCapWaitIsNotTimedAndIsVisible)
+}
+
+func testCapWaitIsNotTimedAndIsVisible(t *testing.T) {
 	resetGroup("w1")
 	rec := &eventLog{}
+	start := time.Now()
 	res, err := runYAML(t, `
 lgx: 1
 name: t
@@ -129,6 +137,11 @@ edges:
 	if res.Status != store.StatusCompleted {
 		t.Fatalf("status %s", res.Status)
 	}
+	// The four 40ms items run one after the other, each waiting for the
+	// previous one longer than the 60ms timeout.
+	if el := time.Since(start); el != 160*time.Millisecond {
+		t.Errorf("4 items of 40ms at concurrency 1 took %s, want 160ms", el)
+	}
 	waits := rec.named(EventWait)
 	if len(waits) == 0 || waits[0].Waiting != "node" {
 		t.Errorf("wait events = %+v, want some waiting for node", waits)
@@ -136,7 +149,12 @@ edges:
 }
 
 // A pool with a rate spaces attempts by the refill interval after the burst.
+// On the fake clock of a synctest bubble the spacing is exact.
 func TestPoolRateSpacing(t *testing.T) {
+	synctest.Test(t, testPoolRateSpacing)
+}
+
+func testPoolRateSpacing(t *testing.T) {
 	g := resetGroup("r1")
 	start := time.Now()
 	_, err := runYAML(t, `
@@ -153,12 +171,18 @@ edges:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 5 attempts, burst 1, 20ms apart: at least 80ms in total.
-	if el := time.Since(start); el < 75*time.Millisecond {
-		t.Errorf("5 attempts at 50/s burst 1 took %s, want >= 80ms", el)
+	// 5 attempts, burst 1, 20ms apart: 80ms in total.
+	if el := time.Since(start); el != 80*time.Millisecond {
+		t.Errorf("5 attempts at 50/s burst 1 took %s, want 80ms", el)
 	}
 	if len(g.starts) != 5 {
 		t.Fatalf("%d calls", len(g.starts))
+	}
+	starts := slices.SortedFunc(slices.Values(g.starts), time.Time.Compare)
+	for i := 1; i < len(starts); i++ {
+		if d := starts[i].Sub(starts[i-1]); d != 20*time.Millisecond {
+			t.Errorf("attempts %d and %d started %s apart, want 20ms", i-1, i, d)
+		}
 	}
 }
 
@@ -185,24 +209,29 @@ func TestRetryTimeoutAndRetryAfter(t *testing.T) {
 		{name: "retry.on names a kind", with: "{fail: schema, fail_times: 1}", retry: "{attempts: 2, backoff: 1ms, on: [schema]}",
 			calls: 2},
 		{name: "timeout per attempt is retried", with: "{sleep_ms: 200}", retry: "{attempts: 2, backoff: 1ms}", timeout: "20ms",
-			wantErr: "timed out", wantKind: nodes.KindTimeout, calls: 2, maxTime: 150 * time.Millisecond},
+			wantErr: "timed out", wantKind: nodes.KindTimeout, calls: 2,
+			// two 20ms attempts and a backoff jittered within [0.5ms, 1ms]
+			minTime: 40*time.Millisecond + 500*time.Microsecond, maxTime: 41 * time.Millisecond},
 		{name: "Retry-After honoured", with: "{fail: status, status: 429, fail_times: 1, retry_after_ms: 120}",
-			retry: "{attempts: 2, backoff: 1ms, max_backoff: 2ms}", calls: 2, minTime: 110 * time.Millisecond},
+			retry: "{attempts: 2, backoff: 1ms, max_backoff: 2ms}", calls: 2, minTime: 120 * time.Millisecond, maxTime: 120 * time.Millisecond},
 		{name: "backoff doubles", with: "{fail: network, fail_times: 3}", retry: "{attempts: 4, backoff: 20ms, max_backoff: 1s}",
-			calls: 4, minTime: (10 + 20 + 40) * time.Millisecond},
+			calls: 4, minTime: (10 + 20 + 40) * time.Millisecond, maxTime: (20 + 40 + 80) * time.Millisecond},
 		{name: "panic is recovered", with: "{panic: true}", retry: "{attempts: 3}",
 			wantErr: "probe panicked", wantKind: nodes.KindPanic, calls: 1},
 	}
 	for i, tt := range tests {
+		// The fake clock of a synctest bubble makes the durations exact
+		// fake-clock durations, which a loaded machine cannot stretch.
 		t.Run(tt.name, func(t *testing.T) {
-			grp := fmt.Sprintf("rt%d", i)
-			g := resetGroup(grp)
-			with := strings.TrimSuffix(tt.with, "}") + ", group: " + grp + "}"
-			to := ""
-			if tt.timeout != "" {
-				to = "\n    timeout: " + tt.timeout
-			}
-			src := `
+			synctest.Test(t, func(t *testing.T) {
+				grp := fmt.Sprintf("rt%d", i)
+				g := resetGroup(grp)
+				with := strings.TrimSuffix(tt.with, "}") + ", group: " + grp + "}"
+				to := ""
+				if tt.timeout != "" {
+					to = "\n    timeout: " + tt.timeout
+				}
+				src := `
 lgx: 1
 name: t
 state: {}
@@ -214,26 +243,27 @@ nodes:
 edges:
   - {from: START, to: f}
 `
-			start := time.Now()
-			_, err := runYAML(t, src, nil)
-			el := time.Since(start)
-			if tt.wantErr != "" {
-				var ne *NodeError
-				if !errors.As(err, &ne) || !strings.Contains(err.Error(), tt.wantErr) || ne.Kind != tt.wantKind {
-					t.Fatalf("err = %v (%T), want NodeError %q kind %s", err, err, tt.wantErr, tt.wantKind)
+				start := time.Now()
+				_, err := runYAML(t, src, nil)
+				el := time.Since(start)
+				if tt.wantErr != "" {
+					var ne *NodeError
+					if !errors.As(err, &ne) || !strings.Contains(err.Error(), tt.wantErr) || ne.Kind != tt.wantKind {
+						t.Fatalf("err = %v (%T), want NodeError %q kind %s", err, err, tt.wantErr, tt.wantKind)
+					}
+				} else if err != nil {
+					t.Fatal(err)
 				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if g.calls != tt.calls {
-				t.Errorf("calls = %d, want %d", g.calls, tt.calls)
-			}
-			if el < tt.minTime {
-				t.Errorf("took %s, want >= %s", el, tt.minTime)
-			}
-			if tt.maxTime > 0 && el > tt.maxTime {
-				t.Errorf("took %s, want <= %s", el, tt.maxTime)
-			}
+				if g.calls != tt.calls {
+					t.Errorf("calls = %d, want %d", g.calls, tt.calls)
+				}
+				if el < tt.minTime {
+					t.Errorf("took %s, want >= %s", el, tt.minTime)
+				}
+				if tt.maxTime > 0 && el > tt.maxTime {
+					t.Errorf("took %s, want <= %s", el, tt.maxTime)
+				}
+			})
 		})
 	}
 }
@@ -256,8 +286,13 @@ func TestRetryDelay(t *testing.T) {
 }
 
 // A failing node cancels its siblings in flight; writes of the nodes that
-// finished are recorded but the step is not applied.
+// finished are recorded but the step is not applied. On the fake clock of a
+// synctest bubble the run ends exactly when bad fails.
 func TestFailureCancelsSiblings(t *testing.T) {
+	synctest.Test(t, testFailureCancelsSiblings)
+}
+
+func testFailureCancelsSiblings(t *testing.T) {
 	resetGroup("c1")
 	st := store.NewMemory()
 	start := time.Now()
@@ -277,8 +312,8 @@ edges:
 	if !errors.As(err, &ne) || ne.Node != "bad" || ne.Index != -1 {
 		t.Fatalf("err = %v, want NodeError for bad", err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Fatal("siblings were not cancelled")
+	if el := time.Since(start); el != 20*time.Millisecond {
+		t.Fatalf("run ended after %s, want 20ms when bad fails: siblings were not cancelled", el)
 	}
 	if res.Status != store.StatusFailed || ExitCode(res, err) != 1 {
 		t.Errorf("status %s exit %d", res.Status, ExitCode(res, err))
