@@ -86,7 +86,7 @@ edges:
 		}
 		names = append(names, e.Event)
 	}
-	want := "run_start checkpoint step_start node_start acquired node_start acquired node_end node_end step_end checkpoint step_start node_start acquired node_end step_end checkpoint run_end"
+	want := "run_start checkpoint step_start node_start acquired attempt_start attempt_end node_start acquired attempt_start attempt_end node_end node_end step_end checkpoint step_start node_start acquired attempt_start attempt_end node_end step_end checkpoint run_end"
 	// node events of one step may interleave; compare as sorted per step.
 	if got := strings.Join(names, " "); got != want {
 		t.Logf("events: %s", got)

@@ -36,6 +36,18 @@ const (
 	EventToolEnd   = "tool_end"
 )
 
+// Attempt events: one attempt of a graph invocation, once it holds its
+// caps (after acquired, for the first) and when it ends. Attempt is
+// 1-based, counted over the whole invocation, fallback providers included;
+// attempt_end has DurationMS and, when the attempt failed, Kind and Error
+// (an attempt that paused at an interrupt has neither). None for tool
+// calls (tool_start/tool_end has them) nor for reused, resumed or stubbed
+// invocations, which make no attempt.
+const (
+	EventAttemptStart = "attempt_start"
+	EventAttemptEnd   = "attempt_end"
+)
+
 // Event is one observable moment of a run, JSON-encodable as one line of
 // `lgx run --stream events`. Values in Writes, State and Error have declared
 // secrets replaced by `***`.

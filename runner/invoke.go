@@ -53,6 +53,9 @@ type call struct {
 	// top: the call is an invocation of the graph (made by invoke), not
 	// a tool call; only those send acquired and keep held.
 	top bool
+	// attempt counts the invocation's attempts over all its providers,
+	// for attempt_start and attempt_end.
+	attempt int
 	// turn is the invocation's place among its for_each's items, passed
 	// once it holds its caps or ends (see turnstile).
 	turn turn
@@ -259,6 +262,11 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if c, _ := inv.Host.(*call); c != nil && c.top && !c.acquired {
 			c.onAcquired(cp)
 		}
+		c, _ := inv.Host.(*call)
+		var began time.Time
+		if r.sink != nil && c != nil && c.top {
+			began = c.onAttemptStart()
+		}
 		res, timedOut, err := attemptOnce(ctx, ac, n, inv)
 		if err != nil && ctx.Err() == nil && timedOut {
 			var ne *nodes.Error
@@ -266,7 +274,9 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 				err = &nodes.Error{Kind: nodes.KindTimeout, Err: fmt.Errorf("attempt %d timed out after %s: %w", attempt, n.timeout, err)}
 			}
 		}
-		c, _ := inv.Host.(*call)
+		if !began.IsZero() {
+			c.onAttemptEnd(began, err)
+		}
 		if c != nil && c.top && (err == nil || asInterrupt(err) != nil || ctx.Err() != nil || attempt >= n.retry.attempts || !n.retry.retryable(err)) {
 			c.held = cp // the last attempt: see call.held
 		} else {
@@ -418,6 +428,36 @@ func (c *call) onAcquired(cp *caps) {
 	if c.index >= 0 {
 		i := c.index
 		ev.Index = &i
+	}
+	c.r.emit(ev)
+}
+
+// onAttemptStart reports that an attempt of the invocation begins, its
+// caps held, and returns when.
+func (c *call) onAttemptStart() time.Time {
+	c.attempt++
+	now := time.Now()
+	ev := Event{Event: EventAttemptStart, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now, Attempt: c.attempt}
+	if c.index >= 0 {
+		i := c.index
+		ev.Index = &i
+	}
+	c.r.emit(ev)
+	return now
+}
+
+// onAttemptEnd reports that the attempt begun at began ended with err
+// (nil: it succeeded); emit redacts the error's message.
+func (c *call) onAttemptEnd(began time.Time, err error) {
+	now := time.Now()
+	ev := Event{Event: EventAttemptEnd, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now, Attempt: c.attempt,
+		DurationMS: now.Sub(began).Milliseconds()}
+	if c.index >= 0 {
+		i := c.index
+		ev.Index = &i
+	}
+	if err != nil && asInterrupt(err) == nil { // a pause is no failure: the interrupt event follows
+		ev.Error, ev.Kind = err.Error(), string(nodes.KindOf(err))
 	}
 	c.r.emit(ev)
 }

@@ -195,7 +195,7 @@ func (s *streamSink) Emit(e runner.Event) {
 // timedEvent reports whether an event always carries duration_ms.
 func timedEvent(name string) bool {
 	switch name {
-	case runner.EventAcquired, runner.EventNodeEnd, runner.EventNodeError, runner.EventToolEnd:
+	case runner.EventAcquired, runner.EventAttemptEnd, runner.EventNodeEnd, runner.EventNodeError, runner.EventToolEnd:
 		return true
 	}
 	return false
