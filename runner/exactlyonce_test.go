@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -578,8 +579,13 @@ func (renewLost) RenewLease(context.Context, string, string, time.Time) error {
 }
 
 // A run whose lease another process took stops at once, mid-step, and
-// records nothing more (SPEC §9.3).
+// records nothing more (SPEC §9.3). On the fake clock of a synctest bubble
+// "at once" is exact: the run ends at the first renewal, TTL/3 in.
 func TestRunStopsWhenItsLeaseIsLost(t *testing.T) {
+	synctest.Test(t, testRunStopsWhenItsLeaseIsLost)
+}
+
+func testRunStopsWhenItsLeaseIsLost(t *testing.T) {
 	g := compileYAML(t, `
 lgx: 1
 name: lost
@@ -595,8 +601,8 @@ edges:
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("err = %v, want the lost lease", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("stopped after %v", d)
+	if d := time.Since(start); d != 20*time.Millisecond {
+		t.Errorf("stopped after %v, want 20ms: at the first renewal, which found the lease lost", d)
 	}
 	run, _ := st.GetRun(context.Background(), "R7")
 	if run.Status == store.StatusFailed || run.Status == store.StatusCompleted {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/store"
@@ -77,40 +78,42 @@ func TestRecorder(t *testing.T) {
 			t.Errorf("100 records added at once took %d commits (%v), want 1 or 2", n, st.calls())
 		}
 	})
+	// The timing subtests run on the fake clock of a synctest bubble:
+	// synctest.Wait lets the recorder's goroutine do all it would before
+	// the clock moves, so "within the linger" and "at once" are exact.
 	t.Run("committed within the linger without a flush", func(t *testing.T) {
-		st := newCountingStore(t)
-		rc := newRecorder(st, recordLinger)
-		defer rc.close()
-		rc.add(recInv(1))
-		deadline := time.Now().Add(5 * time.Second)
-		for len(st.calls()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("a queued invocation was not committed within 5 s")
+		synctest.Test(t, func(t *testing.T) {
+			st := newCountingStore(t)
+			rc := newRecorder(st, recordLinger)
+			defer rc.close()
+			rc.add(recInv(1))
+			time.Sleep(recordLinger)
+			synctest.Wait()
+			if got := st.calls(); len(got) != 1 {
+				t.Fatalf("commits after the linger = %v, want one", got)
 			}
-			time.Sleep(time.Millisecond)
-		}
+		})
 	})
 	t.Run("a full batch commits at once, a partial one waits", func(t *testing.T) {
-		st := newCountingStore(t)
-		rc := newRecorder(st, time.Hour)
-		defer rc.close()
-		for i := range recordBatch + 10 {
-			rc.add(recInv(i))
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for len(st.calls()) == 0 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Microsecond)
-		}
-		time.Sleep(20 * time.Millisecond) // a wrong second commit would show
-		if got := st.calls(); len(got) != 1 || got[0] < recordBatch {
-			t.Fatalf("commits = %v, want one of at least %d before the linger", got, recordBatch)
-		}
-		if err := rc.flush(); err != nil {
-			t.Fatal(err)
-		}
-		if invs, _ := st.Invocations(context.Background(), "r"); len(invs) != recordBatch+10 {
-			t.Errorf("%d durable after flush, want %d", len(invs), recordBatch+10)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			st := newCountingStore(t)
+			rc := newRecorder(st, time.Hour)
+			defer rc.close()
+			for i := range recordBatch + 10 {
+				rc.add(recInv(i))
+			}
+			synctest.Wait()
+			time.Sleep(20 * time.Millisecond) // a wrong second commit would show
+			if got := st.calls(); len(got) != 1 || got[0] < recordBatch {
+				t.Fatalf("commits = %v, want one of at least %d before the linger", got, recordBatch)
+			}
+			if err := rc.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if invs, _ := st.Invocations(context.Background(), "r"); len(invs) != recordBatch+10 {
+				t.Errorf("%d durable after flush, want %d", len(invs), recordBatch+10)
+			}
+		})
 	})
 	t.Run("errors reach the next flush, once", func(t *testing.T) {
 		st := newCountingStore(t)
