@@ -4,19 +4,26 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
 )
 
 func TestAttemptCtx(t *testing.T) {
+	// Each case runs on the fake clock of a synctest bubble: a timer
+	// fires exactly when due, and a sleep that must outlast a timer does,
+	// however loaded the machine.
+	bubble := func(name string, f func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) { synctest.Test(t, f) })
+	}
 	alive := func(t *testing.T, ctx context.Context, what string) {
 		t.Helper()
 		if err := ctx.Err(); err != nil {
 			t.Fatalf("%s: context ended: %v", what, context.Cause(ctx))
 		}
 	}
-	t.Run("reused while attempts finish in time", func(t *testing.T) {
+	bubble("reused while attempts finish in time", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		parent := context.Background()
@@ -31,14 +38,18 @@ func TestAttemptCtx(t *testing.T) {
 		alive(t, c2, "second attempt")
 		a.end()
 	})
-	t.Run("timeout ends the attempt and the next one starts afresh", func(t *testing.T) {
+	bubble("timeout ends the attempt and the next one starts afresh", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
+		start := time.Now()
 		ctx := a.begin(context.Background(), 5*time.Millisecond)
 		select {
 		case <-ctx.Done():
 		case <-time.After(5 * time.Second):
 			t.Fatal("the attempt context did not end after its timeout")
+		}
+		if d := time.Since(start); d != 5*time.Millisecond {
+			t.Errorf("the attempt context ended after %s, want 5ms", d)
 		}
 		if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) || nodes.TimedOutAfter(ctx) != 5*time.Millisecond {
 			t.Errorf("cause = %v, want a context.DeadlineExceeded naming 5ms", context.Cause(ctx))
@@ -50,7 +61,7 @@ func TestAttemptCtx(t *testing.T) {
 		alive(t, next, "attempt after a timeout")
 		a.end()
 	})
-	t.Run("a reused timer's cause names the attempt's own timeout", func(t *testing.T) {
+	bubble("a reused timer's cause names the attempt's own timeout", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		a.begin(context.Background(), time.Hour)
@@ -61,7 +72,7 @@ func TestAttemptCtx(t *testing.T) {
 			t.Errorf("timed out after %s, want 5ms", got)
 		}
 	})
-	t.Run("a stopped timer never ends a later attempt", func(t *testing.T) {
+	bubble("a stopped timer never ends a later attempt", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		a.begin(context.Background(), 10*time.Millisecond)
@@ -71,7 +82,7 @@ func TestAttemptCtx(t *testing.T) {
 		alive(t, ctx, "attempt begun after a short one")
 		a.end()
 	})
-	t.Run("a timer that fired as the attempt ended spares the next", func(t *testing.T) {
+	bubble("a timer that fired as the attempt ended spares the next", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		a.begin(context.Background(), time.Millisecond)
@@ -82,7 +93,7 @@ func TestAttemptCtx(t *testing.T) {
 		alive(t, ctx, "attempt after a late one")
 		a.end()
 	})
-	t.Run("a new parent gets a new context and the old one ends", func(t *testing.T) {
+	bubble("a new parent gets a new context and the old one ends", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		p1, cancel1 := context.WithCancel(context.Background())
@@ -96,7 +107,7 @@ func TestAttemptCtx(t *testing.T) {
 		alive(t, c2, "attempt under the new parent")
 		a.end()
 	})
-	t.Run("a cancelled parent ends the attempt, not as a timeout", func(t *testing.T) {
+	bubble("a cancelled parent ends the attempt, not as a timeout", func(t *testing.T) {
 		var a attemptCtx
 		defer a.release()
 		p, cancel := context.WithCancel(context.Background())
