@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -258,7 +259,8 @@ func TestToolsCallShapes(t *testing.T) {
 
 // TestToolsCancelled: a cancelled context stops the calls; one ended by a
 // deadline, or cancelled with DeadlineExceeded as its cause (the runner's
-// attempt timer), is a timeout.
+// attempt timer), is a timeout. The cases run on the fake clock of a
+// synctest bubble, so "stops at once" is exact: at the cancellation, 30ms in.
 func TestToolsCancelled(t *testing.T) {
 	tests := []struct {
 		name string
@@ -270,28 +272,36 @@ func TestToolsCancelled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			host := newToolsHost(t)
-			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(30*time.Millisecond, func() { tt.end(cancel) })
-			start := time.Now()
-			_, err := runTools(t, ctx, host, map[string]any{"calls": []any{
-				call("1", "sleep", map[string]any{"ms": 5000}), call("2", "sleep", map[string]any{"ms": 5000}),
-			}})
-			if KindOf(err) != tt.want {
-				t.Fatalf("err = %v (%s), want kind %s", err, KindOf(err), tt.want)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v to stop", d)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				host := newToolsHost(t)
+				ctx, cancel := context.WithCancelCause(context.Background())
+				time.AfterFunc(30*time.Millisecond, func() { tt.end(cancel) })
+				start := time.Now()
+				_, err := runTools(t, ctx, host, map[string]any{"calls": []any{
+					call("1", "sleep", map[string]any{"ms": 5000}), call("2", "sleep", map[string]any{"ms": 5000}),
+				}})
+				if KindOf(err) != tt.want {
+					t.Fatalf("err = %v (%s), want kind %s", err, KindOf(err), tt.want)
+				}
+				if d := time.Since(start); d != 30*time.Millisecond {
+					t.Errorf("took %v to stop, want 30ms: at the cancellation", d)
+				}
+			})
 		})
 	}
 	t.Run("deadline", func(t *testing.T) {
-		host := newToolsHost(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-		defer cancel()
-		_, err := runTools(t, ctx, host, map[string]any{"calls": []any{call("1", "sleep", map[string]any{"ms": 5000})}})
-		if KindOf(err) != KindTimeout {
-			t.Fatalf("err = %v, want a timeout", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			host := newToolsHost(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := runTools(t, ctx, host, map[string]any{"calls": []any{call("1", "sleep", map[string]any{"ms": 5000})}})
+			if KindOf(err) != KindTimeout {
+				t.Fatalf("err = %v, want a timeout", err)
+			}
+			if d := time.Since(start); d != 30*time.Millisecond {
+				t.Errorf("took %v to stop, want 30ms: at the deadline", d)
+			}
+		})
 	})
 }
