@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -173,8 +174,15 @@ edges:
 
 // TestMCPToolCallsNotRepeatedOnResume cancels a run while one MCP call of
 // a tools node has finished and another hangs: the finished call is
-// recorded under its path, and the resume sends only the other.
+// recorded under its path, and the resume sends only the other. The
+// in-memory transports let it run on the fake clock of a synctest bubble:
+// the cancellation comes exactly 30ms after mark answered, when its answer
+// is recorded and hold (100ms) is not done, however loaded the machine.
 func TestMCPToolCallsNotRepeatedOnResume(t *testing.T) {
+	synctest.Test(t, testMCPToolCallsNotRepeatedOnResume)
+}
+
+func testMCPToolCallsNotRepeatedOnResume(t *testing.T) {
 	ts := newMCPTestServer()
 	echoed := make(chan struct{}, 4)
 	ts.srv.AddTool(&sdk.Tool{Name: "hold", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
