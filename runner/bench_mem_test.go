@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -11,30 +12,6 @@ import (
 
 	"github.com/lgx-run/lgx/store"
 )
-
-// appendMBWorkflow is a pure loop of 100 steps, each appending a 1 MiB
-// string to a list: 100 MiB of state at the end, written 1 MiB at a time.
-const appendMBWorkflow = `lgx: 1
-name: append_mb
-config: {recursion_limit: 500}
-state:
-  i:     {type: integer, default: 0}
-  blobs: {type: list, reducer: append, default: []}
-nodes:
-  grow:
-    type: template
-    with: {template: '{{ repeat 1048576 "x" }}'}
-    output:
-      i: ${{ state.i + 1 }}
-      blobs: ${{ result }}
-edges:
-  - {from: START, to: grow}
-  - from: grow
-    when:
-      - {if: state.i < 100, to: grow}
-    else: END
-output: [i]
-`
 
 // heapPeak samples the live heap (objects not yet freed, garbage
 // included: what the process must hold pages for) every millisecond
@@ -79,12 +56,16 @@ func (h *heapPeak) Stop() uint64 {
 	return h.peak
 }
 
-// BenchmarkStateGrowth runs appendMBWorkflow on the memory and the SQLite
+// BenchmarkStateGrowth runs testdata/append_mb.yaml on the memory and the SQLite
 // store and reports the peak heap per MiB of final state: memory must be
 // proportional to the state, not to the state times the steps a batch of
 // pure steps holds (SPEC §9.6, issue 12).
 func BenchmarkStateGrowth(b *testing.B) {
-	g := compileYAML(b, appendMBWorkflow)
+	src, err := os.ReadFile("testdata/append_mb.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := compileYAML(b, string(src))
 	const stateMiB = 100
 	for _, tc := range []struct {
 		name string

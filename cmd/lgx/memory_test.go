@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,32 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// growthWorkflow is a pure loop of `steps` steps, each appending a 1 MiB
-// string to a list.
-func growthWorkflow(steps int) string {
-	return fmt.Sprintf(`lgx: 1
-name: append_mb
-config: {recursion_limit: 500}
-state:
-  i:     {type: integer, default: 0}
-  blobs: {type: list, reducer: append, default: []}
-nodes:
-  grow:
-    type: template
-    with: {template: '{{ repeat 1048576 "x" }}'}
-    output:
-      i: ${{ state.i + 1 }}
-      blobs: ${{ result }}
-edges:
-  - {from: START, to: grow}
-  - from: grow
-    when:
-      - {if: state.i < %d, to: grow}
-    else: END
-output: [i]
-`, steps)
-}
 
 // TestRunMemoryProportionalToState runs the real binary on a loop that
 // grows the state by 1 MiB a step to 100 MiB, on the SQLite store, and
@@ -53,10 +26,7 @@ func TestRunMemoryProportionalToState(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	wf := filepath.Join(dir, "grow.yaml")
-	if err := os.WriteFile(wf, []byte(growthWorkflow(steps)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	wf := filepath.Join("..", "..", "runner", "testdata", "append_mb.yaml") // 100 steps of 1 MiB
 	cmd := exec.Command(bin, "run", wf, "-o", "json")
 	cmd.Env = append(os.Environ(), "LGX_HOME="+filepath.Join(dir, "lgx"), "CI=true")
 	out, err := cmd.CombinedOutput()
