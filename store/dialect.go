@@ -256,3 +256,37 @@ func ResumeCheckpoints(ctx context.Context, st Store, runID string) ([]*Checkpoi
 	}
 	return []*Checkpoint{cp}, nil
 }
+
+// ScanInvocations reads rows of the invocation columns (run_id, path,
+// step, node, idx, status, writes, error, error_kind, attempts,
+// started_at, ended_at; times as Unix nanoseconds or NULL), as every SQL
+// store selects them, into invocations. An error names the run.
+func ScanInvocations(rows Rows, runID string) ([]*Invocation, error) {
+	var out []*Invocation
+	for rows.Next() {
+		var (
+			inv            Invocation
+			writes         []byte
+			started, ended *int64
+		)
+		if err := rows.Scan(&inv.RunID, &inv.Path, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
+			&inv.Error, &inv.ErrorKind, &inv.Attempts, &started, &ended); err != nil {
+			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		}
+		inv.Writes = writes
+		inv.StartedAt, inv.EndedAt = unixNanos(started), unixNanos(ended)
+		out = append(out, &inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// unixNanos is the UTC time of n nanoseconds since the epoch; zero for NULL.
+func unixNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}

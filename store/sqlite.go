@@ -909,25 +909,7 @@ func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, 
 		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
 	}
 	defer rows.Close()
-	var out []*Invocation
-	for rows.Next() {
-		var (
-			inv            Invocation
-			writes         []byte
-			started, ended sql.NullInt64
-		)
-		if err := rows.Scan(&inv.RunID, &inv.Path, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
-			&inv.Error, &inv.ErrorKind, &inv.Attempts, &started, &ended); err != nil {
-			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
-		}
-		inv.Writes = writes
-		inv.StartedAt, inv.EndedAt = fromNanos(started), fromNanos(ended)
-		out = append(out, &inv)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
-	}
-	return out, nil
+	return ScanInvocations(rows, runID)
 }
 
 // mustExist returns ErrNotFound unless the run exists.

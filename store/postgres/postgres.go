@@ -537,25 +537,7 @@ func (s *Store) Invocations(ctx context.Context, runID string) ([]*store.Invocat
 		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
 	}
 	defer rows.Close()
-	var out []*store.Invocation
-	for rows.Next() {
-		var (
-			inv            store.Invocation
-			writes         []byte
-			started, ended *int64
-		)
-		if err := rows.Scan(&inv.RunID, &inv.Path, &inv.Step, &inv.Node, &inv.Index, &inv.Status, &writes,
-			&inv.Error, &inv.ErrorKind, &inv.Attempts, &started, &ended); err != nil {
-			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
-		}
-		inv.Writes = writes
-		inv.StartedAt, inv.EndedAt = fromNanos(started), fromNanos(ended)
-		out = append(out, &inv)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
-	}
-	return out, nil
+	return store.ScanInvocations(rows, runID)
 }
 
 // PruneRuns implements store.Pruner. The run's invocations, checkpoints and
