@@ -38,15 +38,7 @@ func RunSlots(t *testing.T, open func(t *testing.T) SlotStore) {
 		{"Race", testSlotRace},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			tc.fn(t, s)
-		})
+		runCase(t, tc.name, open, func(t *testing.T, s SlotStore) { tc.fn(t, s) })
 	}
 }
 

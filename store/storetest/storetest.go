@@ -58,15 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PruneRuns", testPruneRuns},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			tc.fn(t, s)
-		})
+		runCase(t, tc.name, open, tc.fn)
 	}
 }
 
@@ -1384,4 +1376,18 @@ func testLeaseRace(t *testing.T, s store.Store) {
 	if got := mustGet(t, s, "race").Lease; got == nil || got.Owner != want {
 		t.Errorf("stored lease %+v, want %s's", got, want)
 	}
+}
+
+// runCase runs fn as subtest name on a new store from open, closed (and
+// the close checked) when the subtest ends.
+func runCase[S interface{ Close() error }](t *testing.T, name string, open func(*testing.T) S, fn func(*testing.T, S)) {
+	t.Run(name, func(t *testing.T) {
+		s := open(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		fn(t, s)
+	})
 }
