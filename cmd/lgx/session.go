@@ -83,7 +83,12 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 		}
 	}()
 	return ctx, func() {
-		signal.Stop(sigs)
+		// Ignored, not just no longer caught: stop runs as lgx ends, and a
+		// supervised lgx receives a typed Ctrl-C twice (from the terminal
+		// and passed on by its supervisor). The second may arrive after
+		// the run was cancelled and ended; caught by no one it would kill
+		// the process by SIGINT instead of letting it exit 130.
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
 		close(done)
 		cancel()
 	}
