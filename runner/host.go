@@ -220,7 +220,7 @@ func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]an
 	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim, RunID: r.id,
 		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
 			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf()},
-		Stubs: childStubs(r.opts.Stubs, c.n.name)}
+		Stubs: childStubs(r.opts.Stubs, c.n.name, c.index)}
 	res, err := Run(ctx, g, opts)
 	if err != nil {
 		var ie *InputError

@@ -205,12 +205,20 @@ func callsSubgraphs(w *spec.Workflow) bool {
 
 // childStubs is the stub lookup of the child run of the subgraph node
 // named node: the parent's, asked for NODE/CHILD, so that a test can stub
-// a node inside a subgraph by that name (nested: A/B/CHILD).
-func childStubs(stubs func(path, node string, index int) (any, bool), node string) func(path, node string, index int) (any, bool) {
+// a node inside a subgraph by that name (nested: A/B/CHILD). When the
+// subgraph runs once per for_each item (index >= 0), a child node without
+// an item of its own is asked as that item: a list gives item i's child
+// the i-th result, whichever child gets there first. Counting visits
+// instead would hand the results out in the order the concurrent children
+// happen to run.
+func childStubs(stubs func(path, node string, index int) (any, bool), node string, index int) func(path, node string, index int) (any, bool) {
 	if stubs == nil {
 		return nil
 	}
-	return func(path, child string, index int) (any, bool) {
-		return stubs(path, node+"/"+child, index)
+	return func(path, child string, i int) (any, bool) {
+		if i < 0 {
+			i = index
+		}
+		return stubs(path, node+"/"+child, i)
 	}
 }
