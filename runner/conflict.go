@@ -8,7 +8,7 @@ import "fmt"
 // is known from its nodes and for_each items alone. A conflicting step sends
 // nothing. It returns the *ConflictError apply would (same key, same
 // writers, same order: nodes in file order, items in index order).
-func (r *run) planConflicts(runs []*nodeRun) error {
+func (c *core) planConflicts(runs []*nodeRun) error {
 	// writes reports how many invocations nr makes (each writes every
 	// key of the node's output once).
 	writes := func(nr *nodeRun) int {
@@ -26,7 +26,7 @@ func (r *run) planConflicts(runs []*nodeRun) error {
 		}
 		for _, o := range nr.n.output {
 			if o.key.replace {
-				return r.conflict(runs, o.key)
+				return c.conflict(runs, o.key)
 			}
 		}
 		return nil
@@ -66,12 +66,12 @@ func (r *run) planConflicts(runs []*nodeRun) error {
 	if first == nil {
 		return nil
 	}
-	return r.conflict(runs, first)
+	return c.conflict(runs, first)
 }
 
 // conflict builds the *ConflictError of key k for the step's runs.
-func (r *run) conflict(runs []*nodeRun, k *keyInfo) *ConflictError {
-	ce := &ConflictError{Key: k.name, Step: r.step}
+func (c *core) conflict(runs []*nodeRun, k *keyInfo) *ConflictError {
+	ce := &ConflictError{Key: k.name, Step: c.step}
 	for _, nr := range runs {
 		writes := false
 		for _, o := range nr.n.output {

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/lgx-run/lgx/nodes"
-	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -135,31 +133,20 @@ type run struct {
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
 
-	env       map[string]any
-	secrets   map[string]any
 	red       redactor
 	providers map[string]*nodes.Provider
-	runInfo   RunInfo
 	startedAt time.Time
 	deadline  time.Duration
 	parentCtx context.Context
 
-	state     map[string]any
-	step      int
-	joinDone  [][]bool
-	joinLeft  []int // per join, sources not done since it last fired: a wide join is O(1) per source, not O(sources)
-	ownedAt   []int // step in which a key's value was created by a reducer
-	changedAt []int // step in which a key last changed
-	writers   []int // writes to each replace key in step wstamp
-	wstamp    []int
-	mark      []int // step stamp of nodes triggered for the next step
-	next      []int
-	changed   []int
-	eenv      exprEnv
-	stepEnd   time.Time  // when the step's barrier was passed (shared by its events)
-	pool      []*nodeRun // nodeRuns reused from step to step
-	slab      []nodeRun  // fresh nodeRuns, allocated in bulk
-	stepSize  int        // nodes in the current step
+	// core holds the state and the super-step bookkeeping (core.go); its
+	// fields are the run's (r.state, r.step, …).
+	core
+
+	stepEnd  time.Time  // when the step's barrier was passed (shared by its events)
+	pool     []*nodeRun // nodeRuns reused from step to step
+	slab     []nodeRun  // fresh nodeRuns, allocated in bulk
+	stepSize int        // nodes in the current step
 	// pending is the invocation of a step that has only one, recorded
 	// with the step's checkpoint in one transaction (store.CommitSteps):
 	// the barrier follows at once, so it is as durable, at half the cost.
@@ -241,6 +228,8 @@ type invResult struct {
 
 func (ir *invResult) failed() bool { return ir.status == store.InvocationFailed }
 
+func (ir *invResult) interrupted() bool { return ir.status == store.InvocationInterrupted }
+
 // Run executes a compiled graph (SPEC §4.1) until no node is triggered, a
 // node fails, an interrupt pauses it, the recursion limit or config.timeout
 // is reached, or ctx is cancelled. The error is an *InputError (nothing
@@ -288,31 +277,13 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 func (r *run) begin(ctx context.Context) (*Result, error) {
 	g := r.g
 	r.emit(Event{Event: EventRunStart, Workflow: g.wf.Name})
-
-	// Step 0: the initial state and the nodes START triggers.
-	for _, j := range g.joins {
-		for slot, src := range j.sources {
-			if src < 0 {
-				r.markJoin(j, slot)
-			}
-		}
+	if err := r.core.begin(ctx); err != nil {
+		return r.finish(ctx, store.StatusFailed, err)
 	}
-	env := r.edgeEnv()
-	if err := r.fire(g.start, env); err != nil {
-		return r.finish(ctx, store.StatusFailed, &NodeError{Step: 0, Node: spec.Start, Index: -1, Kind: nodes.KindExpr, Err: err})
-	}
-	for _, j := range g.joins {
-		r.tryJoin(j, env)
-	}
-	all := make([]int, len(g.keys))
-	for i := range all {
-		all[i] = i
-	}
-	r.changed = all
 	if err := r.checkpoint(ctx); err != nil {
 		return r.finish(ctx, store.StatusFailed, err)
 	}
-	r.changed = nil
+	r.changed = r.changed[:0]
 	return r.loop(ctx)
 }
 
@@ -419,24 +390,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		r.tcaps[name] = &c
 	}
 	r.http = opts.HTTPClient
-	r.joinDone = make([][]bool, len(g.joins))
-	r.joinLeft = make([]int, len(g.joins))
-	for i, j := range g.joins {
-		r.joinDone[i] = make([]bool, len(j.sources))
-		r.joinLeft[i] = len(j.sources)
-	}
-	nk := len(g.keys)
-	r.ownedAt = make([]int, nk)
-	r.changedAt = make([]int, nk)
-	r.writers = make([]int, nk)
-	r.wstamp = make([]int, nk)
-	r.mark = make([]int, len(g.nodes))
-	for i := range r.ownedAt {
-		r.ownedAt[i], r.changedAt[i], r.wstamp[i] = -1, -1, -1
-	}
-	for i := range r.mark {
-		r.mark[i] = -1
-	}
+	r.core.init(g)
 	if g.timeout > 0 {
 		r.deadline = g.timeout
 	}
@@ -469,41 +423,6 @@ func evalString(c cval, env *exprEnv) (string, error) {
 	return b.String(), nil
 }
 
-// initState builds the initial state from defaults and inputs.
-func (r *run) initState(inputs map[string]any) error {
-	g := r.g
-	for k := range inputs {
-		if _, ok := g.keyIdx[k]; !ok {
-			msg := fmt.Sprintf("input %q is not a declared state key", k)
-			if s := spec.Suggest(k, slices.Collect(maps.Keys(g.keyIdx))); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			return &InputError{Msg: msg}
-		}
-	}
-	r.state = make(map[string]any, len(g.keys))
-	var missing []string
-	for _, k := range g.keys {
-		v, given := inputs[k.name]
-		if !given {
-			if k.required {
-				missing = append(missing, k.name)
-			}
-			r.state[k.name] = k.def
-			continue
-		}
-		fitted, bad := fitType(k.typ, v)
-		if bad != "" {
-			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s", k.name, k.typ, bad)}
-		}
-		r.state[k.name] = fitted
-	}
-	if len(missing) > 0 {
-		return &InputError{Msg: fmt.Sprintf("missing required input(s): %s (pass -i %s=VALUE)", strings.Join(missing, ", "), missing[0])}
-	}
-	return nil
-}
-
 // emit sends an event, stamping run id and time.
 func (r *run) emit(e Event) {
 	if r.sink == nil {
@@ -526,85 +445,6 @@ func (r *run) emit(e Event) {
 		e.Waiting = r.red.str(e.Waiting)
 	}
 	r.sink.Emit(e)
-}
-
-// edgeEnv is the environment of edge conditions: the state after the
-// barrier. It is reused from step to step (edges are evaluated by the loop
-// goroutine only).
-func (r *run) edgeEnv() *exprEnv {
-	r.eenv = exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: r.parentCtx}
-	return &r.eenv
-}
-
-func (r *run) trigger(to []int) {
-	for _, t := range to {
-		if r.mark[t] != r.step {
-			r.mark[t] = r.step
-			r.next = append(r.next, t)
-		}
-	}
-}
-
-// fire evaluates edges leaving one node (or START, or a join).
-func (r *run) fire(oe *outEdges, env *exprEnv) error {
-	r.trigger(oe.plain)
-	for _, ce := range oe.conds {
-		matched := false
-		for _, cs := range ce.cases {
-			v, err := cs.cond.eval(env)
-			if err != nil {
-				return fmt.Errorf("edge condition: %w", err)
-			}
-			b, ok := v.(bool)
-			if !ok && v != nil {
-				return fmt.Errorf("edge condition %q is %s, not boolean", cs.src, typeName(v))
-			}
-			if b {
-				r.trigger(cs.to)
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			r.trigger(ce.els)
-		}
-	}
-	return nil
-}
-
-// tryJoin fires j if every source completed since it last fired.
-func (r *run) tryJoin(j *join, env *exprEnv) error {
-	if r.joinLeft[j.idx] > 0 {
-		return nil
-	}
-	done := r.joinDone[j.idx]
-	for i := range done {
-		done[i] = false
-	}
-	r.joinLeft[j.idx] = len(done)
-	return r.fire(&j.edge, env)
-}
-
-// markJoin records that source slot of j completed; a slot already done
-// since j last fired counts once.
-func (r *run) markJoin(j *join, slot int) {
-	if done := r.joinDone[j.idx]; !done[slot] {
-		done[slot] = true
-		r.joinLeft[j.idx]--
-	}
-}
-
-// nodeNames names node indexes. The slice for one node is shared
-// (read-only), which keeps steps of one node free of allocations.
-func (r *run) nodeNames(idx []int) []string {
-	if len(idx) == 1 {
-		return r.g.nodes[idx[0]].self
-	}
-	out := make([]string, len(idx))
-	for i, n := range idx {
-		out[i] = r.g.nodes[n].name
-	}
-	return out
 }
 
 // loop runs super-steps until none is triggered.
@@ -648,17 +488,14 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if r.lease != nil && r.lease.lost() {
 			return r.finish(ctx, store.StatusFailed, nil)
 		}
-		if r.step >= r.g.recursionLimit {
-			return r.finish(ctx, store.StatusFailed, &RecursionError{Limit: r.g.recursionLimit, Nodes: r.nodeNames(r.next)})
+		var err error
+		if cur, err = r.plan(cur); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
 		}
-		cur, r.next = r.next, cur[:0]
-		slices.Sort(cur)
-		r.step++
-		r.runInfo.Step = r.step
 		runs = runs[:0]
 		r.stepSize = len(cur)
 		for _, ni := range cur {
-			nr, err := r.prepare(ni)
+			nr, err := r.prepare(ctx, ni)
 			if err != nil {
 				return r.finish(ctx, store.StatusFailed, err)
 			}
@@ -695,32 +532,16 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 		}
 
-		// Outcome of the step, in file order.
-		var failure *NodeError
-		var intrs []Interrupt
-		cancelled := false
-		for _, nr := range runs {
-			for i := range nr.res {
-				ir := &nr.res[i]
-				switch {
-				case ir.failed() && failure == nil:
-					failure = &NodeError{Step: r.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: ir.kind, Err: ir.err}
-				case ir.status == store.InvocationInterrupted:
-					intrs = append(intrs, ir.intrs...)
-				case ir.status == "" && ir.err != nil:
-					cancelled = true
-				}
-			}
+		out := r.outcome(runs)
+		if out.failure != nil {
+			return r.finish(ctx, store.StatusFailed, out.failure)
 		}
-		if failure != nil {
-			return r.finish(ctx, store.StatusFailed, failure)
-		}
-		if cancelled {
+		if out.cancelled {
 			if err := r.ctxErr(runCtx); err != nil {
 				return r.finish(ctx, r.ctxStatus(), err)
 			}
 		}
-		if len(intrs) > 0 {
+		if intrs := out.intrs; len(intrs) > 0 {
 			res, err := r.finish(ctx, store.StatusInterrupted, nil)
 			for i := range intrs {
 				intrs[i].Message = r.red.str(intrs[i].Message)
@@ -729,22 +550,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			res.InterruptNode, res.InterruptIndex, res.InterruptMessage = intrs[0].Node, intrs[0].Index, intrs[0].Message
 			return res, err
 		}
-		if err := r.apply(runs); err != nil {
+		if err := r.commit(ctx, runs); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
-		env := r.edgeEnv()
-		for _, nr := range runs {
-			if err := r.fire(&nr.n.edges, env); err != nil {
-				return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
-			}
-			for _, jr := range nr.n.joins {
-				r.markJoin(jr.j, jr.slot)
-				if err := r.tryJoin(jr.j, env); err != nil {
-					return r.finish(ctx, store.StatusFailed, &NodeError{Step: r.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err})
-				}
-			}
-		}
-		slices.Sort(r.next)
 		r.stepEnd = time.Time{}
 		if r.sink != nil {
 			r.stepEnd = time.Now()
@@ -778,13 +586,6 @@ func resize(res []invResult, n int) []invResult {
 	return res
 }
 
-func itemIndex(nr *nodeRun, i int) int {
-	if nr.items == nil {
-		return -1
-	}
-	return i
-}
-
 // ctxErr reports the run's cancellation or deadline as an error.
 func (r *run) ctxErr(runCtx context.Context) error {
 	if runCtx.Err() == nil {
@@ -808,7 +609,7 @@ func (r *run) ctxStatus() store.Status {
 
 // prepare builds a step's nodeRun: for_each items evaluated against the
 // snapshot, recorded invocations reused on resume.
-func (r *run) prepare(ni int) (*nodeRun, error) {
+func (r *run) prepare(ctx context.Context, ni int) (*nodeRun, error) {
 	n := r.g.nodes[ni]
 	var nr *nodeRun
 	if k := len(r.pool); k > 0 {
@@ -828,21 +629,12 @@ func (r *run) prepare(ni int) (*nodeRun, error) {
 		nr.n = n
 	}
 	if n.each != nil {
-		env := &exprEnv{State: r.state, Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: r.parentCtx}
-		v, err := n.each.eval(env)
+		items, err := r.items(ctx, n)
 		if err != nil {
-			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: exprKind(err), Err: fmt.Errorf("for_each: %w", err)}
+			return nil, err
 		}
-		switch x := v.(type) {
-		case nil:
-			nr.items = []any{}
-		case []any:
-			nr.items = x
-		default:
-			return nil, &NodeError{Step: r.step, Node: n.name, Index: -1, Kind: nodes.KindExpr,
-				Err: fmt.Errorf("for_each must be a list, got %s", typeName(v))}
-		}
-		nr.res = resize(nr.res, len(nr.items))
+		nr.items = items
+		nr.res = resize(nr.res, len(items))
 	} else {
 		nr.one[0] = invResult{}
 		nr.res = nr.one[:]
@@ -996,70 +788,6 @@ func (r *run) stopWorkers() {
 		r.workerWG.Wait()
 		r.tasks, r.workers = nil, 0
 	}
-}
-
-// apply merges the step's writes into the state through the reducers, in
-// node file order then item index order, after checking replace conflicts.
-func (r *run) apply(runs []*nodeRun) error {
-	r.changed = r.changed[:0]
-	conflict := -1
-	for _, nr := range runs {
-		for i := range nr.res {
-			for _, w := range nr.res[i].writes {
-				k := w.key.idx
-				if !w.key.replace {
-					continue
-				}
-				if r.wstamp[k] != r.step {
-					r.wstamp[k], r.writers[k] = r.step, 0
-				}
-				r.writers[k]++
-				if r.writers[k] == 2 && conflict < 0 {
-					conflict = k
-				}
-			}
-		}
-	}
-	if conflict >= 0 {
-		ce := &ConflictError{Key: r.g.keys[conflict].name, Step: r.step}
-		for _, nr := range runs {
-			for i := range nr.res {
-				for _, w := range nr.res[i].writes {
-					if w.key.idx == conflict {
-						name := nr.n.name
-						if nr.items != nil {
-							name = fmt.Sprintf("%s[%d]", name, i)
-						}
-						ce.Writers = append(ce.Writers, name)
-					}
-				}
-			}
-		}
-		return ce
-	}
-	for _, nr := range runs {
-		for i := range nr.res {
-			for _, w := range nr.res[i].writes {
-				k := w.key
-				cur := r.state[k.name]
-				owned := r.ownedAt[k.idx] == r.step
-				nv, err := k.reduce(cur, w.val, owned)
-				if err != nil {
-					return &NodeError{Step: r.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
-						Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
-				}
-				r.state[k.name] = nv
-				if !k.replace && w.val != nil {
-					r.ownedAt[k.idx] = r.step
-				}
-				if r.changedAt[k.idx] != r.step {
-					r.changedAt[k.idx] = r.step
-					r.changed = append(r.changed, k.idx)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // maxBatchSteps bounds how many pure steps are recorded in one transaction
