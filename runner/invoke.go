@@ -165,11 +165,7 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 	// are, under their own paths, and resume runs the subgraph again.
 	if r.rec != nil && res.status != "" && !res.child {
 		inv := r.invocation(n, c.path, index, res, started, ended)
-		if r.st != nil && r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued) {
-			r.pending = inv // recorded with the checkpoint (see run.pending)
-		} else {
-			r.rec.add(inv) // durable by the barrier (see recorder)
-		}
+		r.finished(inv, r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued))
 	}
 	if r.sink != nil {
 		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Path: c.path, Attempt: res.attempts, Step: c.step,

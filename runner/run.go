@@ -124,11 +124,9 @@ type run struct {
 	id       string
 	opts     Options
 	sink     Sink
-	st       store.Store
 	lim      *limits
 	caps     []caps
 	tcaps    map[string]*caps
-	rec      *recorder    // records parallel steps' invocations; nil without a store
 	loopAC   attemptCtx   // attempt contexts of invocations run by the loop itself
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
@@ -139,31 +137,17 @@ type run struct {
 	deadline  time.Duration
 	parentCtx context.Context
 
-	// core holds the state and the super-step bookkeeping (core.go); its
-	// fields are the run's (r.state, r.step, …).
+	// core holds the state and the super-step bookkeeping (core.go), and
+	// journal what makes the run durable (journal.go); their fields are
+	// the run's (r.state, r.step, r.st, …).
 	core
+	journal
 
 	stepEnd  time.Time  // when the step's barrier was passed (shared by its events)
 	pool     []*nodeRun // nodeRuns reused from step to step
 	slab     []nodeRun  // fresh nodeRuns, allocated in bulk
 	stepSize int        // nodes in the current step
-	// pending is the invocation of a step that has only one, recorded
-	// with the step's checkpoint in one transaction (store.CommitSteps):
-	// the barrier follows at once, so it is as durable, at half the cost.
-	pending *store.Invocation
-	// stepPure is true when every node of the current step is pure
-	// (nodes.Capabilities.Pure). Such steps are recorded in batches of up to
-	// maxBatchSteps steps, one transaction each; a step with any other node
-	// first makes the batch durable, so no side effect starts before the
-	// steps that led to it are recorded. A crash loses at most the batch,
-	// which resume re-runs with the same result.
-	stepPure bool
-	batch    []store.StepRecord
-
-	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
-	cpEnc cpEncoder
-
-	tasks    chan task // to the workers; nil until a step needs them
+	tasks    chan task  // to the workers; nil until a step needs them
 	workers  int
 	workerWG sync.WaitGroup
 
@@ -183,10 +167,6 @@ type run struct {
 	// step has passed), and the answers to its waiting interrupts.
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
-
-	// lease is this process's claim to execute the run (SPEC §9.3), held
-	// from start (or resume) to finish; nil without a store.
-	lease *heldLease
 
 	// mcp holds the MCP servers the run started (see mcp.go).
 	mcp     *mcpRun
@@ -260,13 +240,10 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 		if inputs == nil || string(inputs) == "null" {
 			inputs = []byte("{}")
 		}
-		err = r.st.CreateRun(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
+		err = r.journal.create(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
 			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt, Subgraphs: r.subs.sources})
 		if err != nil {
-			return nil, fmt.Errorf("store: create run: %w", err)
-		}
-		if r.lease, err = r.acquireLease(ctx); err != nil {
-			return nil, fmt.Errorf("store: lease of run %s: %w", r.id, err)
+			return nil, err
 		}
 	}
 	return r.begin(ctx)
@@ -289,7 +266,8 @@ func (r *run) begin(ctx context.Context) (*Result, error) {
 
 // newRun prepares a run's shared parts: id, environment, secrets, caps.
 func newRun(g *Graph, opts Options) (*run, error) {
-	r := &run{g: g, opts: opts, sink: opts.Sink, st: opts.Store, id: opts.RunID, startedAt: time.Now()}
+	r := &run{g: g, opts: opts, sink: opts.Sink, id: opts.RunID, startedAt: time.Now()}
+	r.st, r.leaseTTL = opts.Store, opts.leaseTTL
 	if r.sink == Discard {
 		r.sink = nil
 	}
@@ -301,6 +279,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	if r.id == "" {
 		r.id = ulid.Make().String()
 	}
+	r.runID = r.id
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ()
@@ -454,10 +433,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	defer r.closeHTTP() // after the workers: none is using the client then
 	defer r.stopWorkers()
 	defer r.loopAC.release()
-	if r.st != nil {
-		r.rec = newRecorder(r.st, recordLinger)
-		defer r.rec.close()
-	}
+	r.journal.open()
+	defer r.journal.close()
 	if r.deadline > 0 {
 		elapsed := time.Since(r.startedAt)
 		var cancel context.CancelFunc
@@ -504,14 +481,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.planConflicts(runs); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
-		r.stepPure = true
+		pure := true
 		for _, nr := range runs {
-			r.stepPure = r.stepPure && nr.n.pure
+			pure = pure && nr.n.pure
 		}
-		if !r.stepPure {
-			if err := r.flush(ctx); err != nil {
-				return r.finish(ctx, store.StatusFailed, err)
-			}
+		if err := r.beginStep(ctx, pure, r.step); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
 		}
 		if r.sink != nil {
 			ev := Event{Event: EventStepStart, Nodes: r.nodeNames(cur)}
@@ -526,10 +501,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			r.emit(ev)
 		}
 		r.execute(runCtx, runs)
-		if r.rec != nil {
-			if err := r.rec.flush(); err != nil {
-				return r.finish(ctx, store.StatusFailed, fmt.Errorf("store: record invocations of step %d: %w", r.step, err))
-			}
+		if err := r.barrier(r.step); err != nil {
+			return r.finish(ctx, store.StatusFailed, err)
 		}
 
 		out := r.outcome(runs)
@@ -790,64 +763,16 @@ func (r *run) stopWorkers() {
 	}
 }
 
-// maxBatchSteps bounds how many pure steps are recorded in one transaction
-// (and so how many a crash can make resume run again). maxBatchBytes bounds
-// the encoded values (checkpoint keys, invocation writes) a batch holds
-// before it is written: without it, 64 steps of a state that grows by a
-// megabyte a step held 64 copies of that state, gigabytes for a 100 MB
-// one. With it a pending batch costs at most this plus its last step, and
-// a step whose record alone exceeds it is written at once.
-const (
-	maxBatchSteps = 64
-	maxBatchBytes = 4 << 20
-)
-
-// flush makes the batched step records durable, in one transaction.
-func (r *run) flush(ctx context.Context) error {
-	if len(r.batch) == 0 {
-		return nil
-	}
-	err := store.CommitSteps(context.WithoutCancel(ctx), r.st, r.batch)
-	clear(r.batch)
-	r.batch, r.cpEnc.batchBytes = r.batch[:0], 0
-	if err != nil {
-		return fmt.Errorf("store: record steps up to %d: %w", r.step, err)
-	}
-	return nil
-}
-
-// checkpoint records the step boundary: changed keys, next nodes, joins.
+// checkpoint records the step boundary (changed keys, next nodes, joins)
+// in the journal and reports it.
 func (r *run) checkpoint(ctx context.Context) error {
 	if r.st == nil && r.sink == nil {
 		return nil
 	}
 	names := r.nodeNames(r.next)
 	if r.st != nil {
-		cp := &store.Checkpoint{RunID: r.id, Step: r.step, Next: names, At: time.Now(),
-			Changed: make(map[string]json.RawMessage, len(r.changed))}
-		ext := store.WritesExtensions(r.st) // a growing key is given as what it gained
-		for _, k := range r.changed {
-			name := r.g.keys[k].name
-			if err := r.cpEnc.put(cp, k, name, r.state[name], r.red, ext); err != nil {
-				return fmt.Errorf("checkpoint: state key %s: %w", name, err)
-			}
-		}
-		joins := make(map[string][]bool, len(r.joinDone))
-		for i, d := range r.joinDone {
-			joins[fmt.Sprint(i)] = d
-		}
-		cp.Joins, _ = json.Marshal(joins)
-		rec := store.StepRecord{Checkpoint: cp}
-		if r.pending != nil {
-			rec.Invocations = []*store.Invocation{r.pending}
-			r.cpEnc.batchBytes += len(r.pending.Writes)
-			r.pending = nil
-		}
-		r.batch = append(r.batch, rec)
-		if !r.stepPure || len(r.batch) >= maxBatchSteps || r.cpEnc.batchBytes >= maxBatchBytes {
-			if err := r.flush(ctx); err != nil {
-				return err
-			}
+		if err := r.journal.checkpoint(ctx, &r.core, names, r.red); err != nil {
+			return err
 		}
 	}
 	r.emit(Event{Event: EventCheckpoint, Nodes: names, TS: r.stepEnd})
@@ -879,49 +804,19 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		return res, fmt.Errorf("run %s: stopped: %w", r.id, err)
 	}
 	if r.st != nil {
-		// Record the outcome even when ctx was cancelled.
-		fctx := context.WithoutCancel(ctx)
-		defer r.releaseLease()
-		var ferr error
-		if r.rec != nil {
-			ferr = r.rec.flush()
-		}
-		if err := r.flush(fctx); ferr == nil {
-			ferr = err
-		}
-		if r.pending != nil { // the step ended the run before its checkpoint
-			_ = r.st.RecordInvocation(fctx, r.pending)
-			r.pending = nil
-		}
-		if ferr != nil && err == nil {
+		defer r.releaseLease() // once the outcome is recorded and reported
+		if ferr := r.journal.drain(ctx, r.step); ferr != nil && err == nil {
 			status, err = store.StatusFailed, ferr
 			res.Status = status
 		}
-		if ferr := r.st.FinishRun(fctx, r.id, status, msg, time.Now()); ferr != nil && err == nil {
-			err = fmt.Errorf("store: finish run: %w", ferr)
+		if ferr := r.journal.finish(ctx, status, msg); ferr != nil && err == nil {
+			err = ferr
 		}
 	}
 	if r.sink != nil {
 		r.emit(Event{Event: EventRunEnd, Status: string(status), Error: msg, State: res.Output})
 	}
 	return res, err
-}
-
-// acquireLease takes the run's lease (SPEC §9.3).
-func (r *run) acquireLease(ctx context.Context) (*heldLease, error) {
-	if r.opts.leaseTTL > 0 {
-		return acquireLeaseTTL(ctx, r.st, r.id, r.opts.leaseTTL)
-	}
-	return acquireLease(ctx, r.st, r.id)
-}
-
-// releaseLease gives the run's lease back once its outcome is recorded.
-// A failed release only delays the next resume (the lease expires).
-func (r *run) releaseLease() {
-	if r.lease != nil {
-		_ = r.lease.release()
-		r.lease = nil
-	}
 }
 
 // output returns the workflow's output keys from a state.

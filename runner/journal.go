@@ -1,0 +1,208 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// journal owns a run's durability (DESIGN.md, "Executor"): the run's
+// record and lease, the invocations that finished (recorded as they
+// finish, durable by the step's barrier), and the checkpoints, batched
+// for steps without side effects. The loop tells it when a step starts,
+// when its barrier is reached and when the step is committed; it never
+// decides anything about the run's course. A subgraph's run has no store
+// of its own: it shares the parent's recorder (rec) and records nothing
+// else.
+type journal struct {
+	st       store.Store
+	runID    string
+	leaseTTL time.Duration // 0: store.LeaseTTL
+	// rec records the invocations of parallel steps; nil without a store.
+	rec *recorder
+	// lease is this process's claim to execute the run (SPEC §9.3), held
+	// from start (or resume) to finish; nil without a store.
+	lease *heldLease
+
+	// pending is the invocation of a step that has only one, recorded
+	// with the step's checkpoint in one transaction (store.CommitSteps):
+	// the barrier follows at once, so it is as durable, at half the cost.
+	pending *store.Invocation
+	// stepPure is true when every node of the current step is pure
+	// (nodes.Capabilities.Pure). Such steps are recorded in batches of up to
+	// maxBatchSteps steps, one transaction each; a step with any other node
+	// first makes the batch durable, so no side effect starts before the
+	// steps that led to it are recorded. A crash loses at most the batch,
+	// which resume re-runs with the same result.
+	stepPure bool
+	batch    []store.StepRecord
+
+	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
+	cpEnc cpEncoder
+}
+
+// maxBatchSteps bounds how many pure steps are recorded in one transaction
+// (and so how many a crash can make resume run again). maxBatchBytes bounds
+// the encoded values (checkpoint keys, invocation writes) a batch holds
+// before it is written: without it, 64 steps of a state that grows by a
+// megabyte a step held 64 copies of that state, gigabytes for a 100 MB
+// one. With it a pending batch costs at most this plus its last step, and
+// a step whose record alone exceeds it is written at once.
+const (
+	maxBatchSteps = 64
+	maxBatchBytes = 4 << 20
+)
+
+// create records a new run and takes its lease.
+func (j *journal) create(ctx context.Context, rec *store.Run) error {
+	if err := j.st.CreateRun(ctx, rec); err != nil {
+		return fmt.Errorf("store: create run: %w", err)
+	}
+	var err error
+	if j.lease, err = j.acquireLease(ctx); err != nil {
+		return fmt.Errorf("store: lease of run %s: %w", j.runID, err)
+	}
+	return nil
+}
+
+// open starts the recorder of the run's invocations; close ends it.
+func (j *journal) open() {
+	if j.st != nil {
+		j.rec = newRecorder(j.st, recordLinger)
+	}
+}
+
+func (j *journal) close() {
+	if j.st != nil && j.rec != nil {
+		j.rec.close()
+	}
+}
+
+// beginStep is told whether every node of the step about to start is
+// pure; a step that is not first makes the batched steps durable.
+func (j *journal) beginStep(ctx context.Context, pure bool, step int) error {
+	j.stepPure = pure
+	if pure {
+		return nil
+	}
+	return j.flush(ctx, step)
+}
+
+// finished takes the record of an invocation that ended. alone says the
+// invocation is the only one of its step and succeeded: it is then kept
+// for the step's checkpoint transaction (pending), which is safe because
+// the dispatcher runs a step of one invocation on the loop's goroutine;
+// any other goes to the recorder, durable by the barrier.
+func (j *journal) finished(inv *store.Invocation, alone bool) {
+	if alone && j.st != nil {
+		j.pending = inv
+		return
+	}
+	j.rec.add(inv)
+}
+
+// barrier makes every invocation of the step that finished durable,
+// before anything about the step is decided.
+func (j *journal) barrier(step int) error {
+	if j.rec == nil {
+		return nil
+	}
+	if err := j.rec.flush(); err != nil {
+		return fmt.Errorf("store: record invocations of step %d: %w", step, err)
+	}
+	return nil
+}
+
+// flush makes the batched step records durable, in one transaction.
+func (j *journal) flush(ctx context.Context, step int) error {
+	if len(j.batch) == 0 {
+		return nil
+	}
+	err := store.CommitSteps(context.WithoutCancel(ctx), j.st, j.batch)
+	clear(j.batch)
+	j.batch, j.cpEnc.batchBytes = j.batch[:0], 0
+	if err != nil {
+		return fmt.Errorf("store: record steps up to %d: %w", step, err)
+	}
+	return nil
+}
+
+// checkpoint records the core's step boundary: the keys the step changed
+// (secrets redacted), the next step's nodes and the joins' progress, with
+// the step's pending invocation. Pure steps are batched.
+func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red redactor) error {
+	cp := &store.Checkpoint{RunID: j.runID, Step: c.step, Next: next, At: time.Now(),
+		Changed: make(map[string]json.RawMessage, len(c.changed))}
+	ext := store.WritesExtensions(j.st) // a growing key is given as what it gained
+	for _, k := range c.changed {
+		name := c.g.keys[k].name
+		if err := j.cpEnc.put(cp, k, name, c.state[name], red, ext); err != nil {
+			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
+		}
+	}
+	joins := make(map[string][]bool, len(c.joinDone))
+	for i, d := range c.joinDone {
+		joins[fmt.Sprint(i)] = d
+	}
+	cp.Joins, _ = json.Marshal(joins)
+	rec := store.StepRecord{Checkpoint: cp}
+	if j.pending != nil {
+		rec.Invocations = []*store.Invocation{j.pending}
+		j.cpEnc.batchBytes += len(j.pending.Writes)
+		j.pending = nil
+	}
+	j.batch = append(j.batch, rec)
+	if !j.stepPure || len(j.batch) >= maxBatchSteps || j.cpEnc.batchBytes >= maxBatchBytes {
+		return j.flush(ctx, c.step)
+	}
+	return nil
+}
+
+// drain makes everything still queued or batched durable, even when ctx
+// was cancelled: the first step of finishing the run.
+func (j *journal) drain(ctx context.Context, step int) error {
+	fctx := context.WithoutCancel(ctx)
+	var err error
+	if j.rec != nil {
+		err = j.rec.flush()
+	}
+	if ferr := j.flush(fctx, step); err == nil {
+		err = ferr
+	}
+	if j.pending != nil { // the step ended the run before its checkpoint
+		_ = j.st.RecordInvocation(fctx, j.pending)
+		j.pending = nil
+	}
+	return err
+}
+
+// finish records the run's outcome, even when ctx was cancelled.
+func (j *journal) finish(ctx context.Context, status store.Status, msg string) error {
+	if err := j.st.FinishRun(context.WithoutCancel(ctx), j.runID, status, msg, time.Now()); err != nil {
+		return fmt.Errorf("store: finish run: %w", err)
+	}
+	return nil
+}
+
+// acquireLease takes the run's lease (SPEC §9.3).
+func (j *journal) acquireLease(ctx context.Context) (*heldLease, error) {
+	if j.leaseTTL > 0 {
+		return acquireLeaseTTL(ctx, j.st, j.runID, j.leaseTTL)
+	}
+	return acquireLease(ctx, j.st, j.runID)
+}
+
+// releaseLease gives the run's lease back once its outcome is recorded.
+// A failed release only delays the next resume (the lease expires).
+func (j *journal) releaseLease() {
+	if j.lease != nil {
+		_ = j.lease.release()
+		j.lease = nil
+	}
+}
+
+// leaseLost reports whether another process took the run.
+func (j *journal) leaseLost() bool { return j.lease != nil && j.lease.lost() }
