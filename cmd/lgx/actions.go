@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lgx-run/lgx/internal/progress"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 )
@@ -64,25 +65,24 @@ type summaryView struct {
 	now  func() time.Time
 
 	mu    sync.Mutex
-	m     *model
+	m     *progress.Model
 	steps [][]string // the nodes of each super-step, in order
 	bad   map[string]bool
 	done  bool
 }
 
 func newSummaryView(inner runView, path string, errW io.Writer, now func() time.Time) *summaryView {
-	return &summaryView{runView: inner, path: path, errW: errW, now: now, m: newModel(), bad: map[string]bool{}}
+	return &summaryView{runView: inner, path: path, errW: errW, now: now, m: progress.New(progress.Options{}), bad: map[string]bool{}}
 }
 
 func (v *summaryView) Emit(e runner.Event) {
 	v.runView.Emit(e)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	ts := e.TS
-	if ts.IsZero() {
-		ts = v.now()
+	if e.TS.IsZero() {
+		e.TS = v.now()
 	}
-	v.m.apply(e, ts)
+	v.m.Apply(e)
 	switch e.Event {
 	case runner.EventStepStart:
 		v.steps = append(v.steps, append([]string(nil), e.Nodes...))
@@ -121,17 +121,17 @@ func (v *summaryView) Close() {
 // markdown renders the job summary.
 func (v *summaryView) markdown() string {
 	var b strings.Builder
-	m := v.m
-	status := m.status
+	m := v.m.Snapshot()
+	status := m.Status
 	if status == "" {
 		status = "stopped"
 	}
 	icon := map[string]string{"completed": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⏸️"}[status]
-	fmt.Fprintf(&b, "## %s lgx run `%s`: %s\n\n", icon, m.run, status)
-	if line := m.endLine(); line != "" {
+	fmt.Fprintf(&b, "## %s lgx run `%s`: %s\n\n", icon, m.Run, status)
+	if line := endLine(m); line != "" {
 		fmt.Fprintf(&b, "%s.\n\n", line)
 	}
-	header, rows := m.summaryRows()
+	header, rows := summaryRows(m)
 	if len(rows) > 0 {
 		b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 		b.WriteString("|" + strings.Repeat(" --- |", len(header)) + "\n")

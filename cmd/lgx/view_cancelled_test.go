@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lgx-run/lgx/internal/progress"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -30,11 +31,11 @@ func TestSummaryExcludesCancelledDurations(t *testing.T) {
 		runner.Event{Event: runner.EventNodeError, TS: at(476), Step: 1, Node: "slow", Attempt: 1, Kind: "cancelled", Error: "cancelled"},
 		runner.Event{Event: runner.EventRunEnd, TS: at(1300), Status: "cancelled"},
 	)
-	m := newModel()
+	m := progress.New(progress.Options{})
 	for _, e := range evs {
-		m.apply(e, e.TS)
+		m.Apply(e)
 	}
-	header, rows := m.summaryRows()
+	header, rows := summaryRows(m.Snapshot())
 	if want := []string{"NODE", "RUNS", "FAILED", "CANCELLED", "RETRIES", "P50", "MAX"}; !slices.Equal(header, want) {
 		t.Fatalf("header %q, want %q", header, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"charm.land/lipgloss/v2/table"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/lgx-run/lgx/internal/progress"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -39,7 +41,7 @@ type liveView struct {
 	now    func() time.Time
 	width  int
 	st     liveStyles
-	m      *model
+	m      *progress.Model
 	lines  int      // lines of the block drawn last, to move back over
 	log    []string // permanent lines to print above the next block
 	frame  int      // spinner frame
@@ -74,7 +76,7 @@ func newLiveView(w io.Writer, width int, color bool, now func() time.Time, inter
 	if width <= 0 {
 		width = 80
 	}
-	v := &liveView{w: w, now: now, width: width, st: newLiveStyles(color), m: newModel(),
+	v := &liveView{w: w, now: now, width: width, st: newLiveStyles(color), m: progress.New(progress.Options{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if interval <= 0 {
 		close(v.done)
@@ -109,12 +111,11 @@ func (v *liveView) Emit(e runner.Event) {
 	if v.closed {
 		return
 	}
-	ts := e.TS
-	if ts.IsZero() {
-		ts = v.now()
+	if e.TS.IsZero() {
+		e.TS = v.now()
 	}
-	v.m.apply(e, ts)
-	k := keyOf(e)
+	v.m.Apply(e)
+	k := progress.KeyOf(e)
 	switch e.Event {
 	case runner.EventNodeError, runner.EventNodeEnd:
 		if e.Error == "" || e.Kind == "cancelled" {
@@ -157,17 +158,18 @@ func (v *liveView) Close() {
 	v.draw()
 	v.lines = 0 // the final block stays
 	var b strings.Builder
-	if line := v.m.endLine(); line != "" {
+	snap := v.m.Snapshot()
+	if line := endLine(snap); line != "" {
 		style := v.st.ok
-		if v.m.status != "completed" {
+		if snap.Status != "completed" {
 			style = v.st.fail
-			if v.m.status == "interrupted" {
+			if snap.Status == "interrupted" {
 				style = v.st.warn
 			}
 		}
 		b.WriteString(v.wrap(style.Render(line)) + "\n")
 	}
-	b.WriteString(v.summary())
+	b.WriteString(v.summary(snap))
 	io.WriteString(v.w, b.String())
 }
 
@@ -207,77 +209,70 @@ var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "
 
 // block renders the model as lines.
 func (v *liveView) block(now time.Time) []string {
-	m, st := v.m, v.st
-	if m.start.IsZero() {
+	m, st := v.m.Snapshot(), v.st
+	if m.Start.IsZero() {
 		return nil
 	}
 	end := now
-	if !m.end.IsZero() {
-		end = m.end
+	if !m.End.IsZero() {
+		end = m.End
 	}
 	var lines []string
 	head := "starting"
-	if m.step > 0 {
-		head = fmt.Sprintf("step %d", m.step)
-		if len(m.stepNodes) > 0 {
-			head += " · " + strings.Join(m.stepNodes, ", ")
+	if m.Step > 0 {
+		head = fmt.Sprintf("step %d", m.Step)
+		if len(m.StepNodes) > 0 {
+			head += " · " + strings.Join(m.StepNodes, ", ")
 		}
 	}
-	if m.workflow != "" {
-		head = m.workflow + " · " + head
+	if m.Workflow != "" {
+		head = m.Workflow + " · " + head
 	}
-	lines = append(lines, st.bold.Render(head)+"  "+st.dim.Render(fmtDuration(end.Sub(m.start))))
+	lines = append(lines, st.bold.Render(head)+"  "+st.dim.Render(fmtDuration(end.Sub(m.Start))))
 
 	spin := st.accent.Render(spinner[v.frame%len(spinner)])
 	var finished []int // indexes of finished-node lines
 	failedNodes := 0
-	for _, name := range m.order {
-		n := m.nodes[name]
-		running := m.runningOf(name)
+	for _, n := range m.Nodes {
+		running := n.Running
 		if len(running) == 0 {
-			if n.runs() > 0 || n.cancelled > 0 {
+			if n.Runs() > 0 || n.Cancelled > 0 {
 				lines = append(lines, "  "+v.finishedLine(n))
 				finished = append(finished, len(lines)-1)
-				if n.failed > 0 {
+				if n.Failed > 0 {
 					failedNodes++
 				}
 			}
 			continue
 		}
-		if !n.loop {
+		if !n.Loop {
 			s := running[0]
-			lines = append(lines, fmt.Sprintf("  %s %s  %s", spin, st.bold.Render(name), v.invStatus(s, now)))
-			if s.tail != "" {
-				lines = append(lines, "    "+st.dim.Render("› "+v.tail(s.tail, v.width-8)))
-			}
+			lines = append(lines, fmt.Sprintf("  %s %s  %s", spin, st.bold.Render(n.Name), v.invStatus(s, now)))
+			lines = append(lines, v.invDetail(s, now, "    ")...)
 			continue
 		}
-		total := n.maxIndex + 1
-		if n.total > 0 {
-			total = n.total
-		}
-		ended := n.stepEnded
+		total, ended := n.Total, n.StepEnded
 		waiting := 0
 		for _, s := range running {
-			if s.waiting != "" {
+			if s.Waiting != "" {
 				waiting++
 			}
 		}
 		sep := st.dim.Render(" · ")
-		line := fmt.Sprintf("  %s %s  %s %d/%d%s%d running", spin, st.bold.Render(name), bar(ended, total), ended, total, sep, len(running)-waiting)
+		line := fmt.Sprintf("  %s %s  %s %d/%d%s%d running", spin, st.bold.Render(n.Name), bar(ended, total), ended, total, sep, len(running)-waiting)
 		if waiting > 0 {
 			line += sep + st.warn.Render(fmt.Sprintf("%d waiting", waiting))
 		}
 		// Items not handed out yet (or waiting for their turn): without
 		// them the counts above would not add up to the total.
-		if queued := total - n.stepStarted; queued > 0 {
+		if queued := total - n.StepStarted; queued > 0 {
 			line += sep + st.dim.Render(fmt.Sprintf("%d queued", queued))
 		}
-		if n.failed > 0 {
-			line += sep + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
+		if n.Failed > 0 {
+			line += sep + st.fail.Render(fmt.Sprintf("%d failed", n.Failed))
 		}
-		if n.retries > 0 {
-			line += sep + st.warn.Render(fmt.Sprintf("%d retries", n.retries))
+		if n.Retries > 0 {
+			line += sep + st.warn.Render(fmt.Sprintf("%d retries", n.Retries))
 		}
 		lines = append(lines, line)
 		for i, s := range running {
@@ -285,16 +280,14 @@ func (v *liveView) block(now time.Time) []string {
 				lines = append(lines, st.dim.Render(fmt.Sprintf("      … %d more", len(running)-maxItemLines)))
 				break
 			}
-			lines = append(lines, fmt.Sprintf("      %s  %s", s.key, v.invStatus(s, now)))
-			if s.tail != "" {
-				lines = append(lines, "        "+st.dim.Render("› "+v.tail(s.tail, v.width-12)))
-			}
+			lines = append(lines, fmt.Sprintf("      %s  %s", s.Key, v.invStatus(s, now)))
+			lines = append(lines, v.invDetail(s, now, "        ")...)
 		}
 	}
-	for _, c := range m.caps(now) {
-		line := fmt.Sprintf("  %s: %d in use", c.cap, c.busy)
-		if c.waiting > 0 {
-			line += st.warn.Render(fmt.Sprintf(" · %d waiting", c.waiting))
+	for _, c := range m.Caps {
+		line := fmt.Sprintf("  %s: %d in use", c.Cap, c.Busy)
+		if c.Waiting > 0 {
+			line += st.warn.Render(fmt.Sprintf(" · %d waiting", c.Waiting))
 		}
 		lines = append(lines, st.dim.Render(line))
 	}
@@ -320,68 +313,114 @@ func (v *liveView) block(now time.Time) []string {
 	return lines
 }
 
-// invStatus is an invocation's state: waiting, retrying, or its elapsed
-// work time (from its caps acquired, else from its start).
-func (v *liveView) invStatus(s *invState, now time.Time) string {
+// invStatus is an invocation's state: waiting, backing off before its
+// next attempt, or its elapsed work time (from its caps acquired, else
+// from its start; from the attempt's start for a second attempt on), with
+// the attempt when it is not the first.
+func (v *liveView) invStatus(s progress.Invocation, now time.Time) string {
 	st := v.st
-	from := s.start
-	if !s.acquired.IsZero() {
-		from = s.acquired
+	from := s.Start
+	if !s.Acquired.IsZero() {
+		from = s.Acquired
+	}
+	if s.Attempt > 1 && !s.AttemptStart.IsZero() && !s.Backoff {
+		from = s.AttemptStart
 	}
 	switch {
-	case s.waiting != "":
-		return st.warn.Render("waiting for " + waitText(s.waiting))
-	case s.attempt > 0 && now.Before(s.retryAt):
-		return st.warn.Render(fmt.Sprintf("↻ attempt %d in %s", s.attempt, fmtDuration(s.retryAt.Sub(now)))) +
-			st.dim.Render(" ("+orUnknown(s.kind)+")")
-	case s.attempt > 0:
-		return st.dim.Render(fmtDuration(now.Sub(from))) + st.warn.Render(fmt.Sprintf("  attempt %d", s.attempt))
+	case s.Waiting != "":
+		return st.warn.Render("waiting for " + waitText(s.Waiting))
+	case s.Backoff && now.Before(s.RetryAt):
+		return st.warn.Render(fmt.Sprintf("↻ attempt %s in %s", attemptText(s), fmtDuration(s.RetryAt.Sub(now)))) +
+			st.dim.Render(" ("+orUnknown(s.RetryKind)+")")
+	case s.Attempt > 1:
+		return st.dim.Render(fmtDuration(now.Sub(from))) + st.warn.Render("  attempt "+attemptText(s))
 	}
 	return st.dim.Render(fmtDuration(now.Sub(from)))
+}
+
+// attemptText is the attempt as "2/3" when the retry policy's total is
+// known, else "2".
+func attemptText(s progress.Invocation) string {
+	if s.MaxAttempts > 0 {
+		return fmt.Sprintf("%d/%d", s.Attempt, s.MaxAttempts)
+	}
+	return strconv.Itoa(s.Attempt)
+}
+
+// invDetail are the lines under an invocation: its tool calls in flight
+// and the last line of its streamed tokens.
+func (v *liveView) invDetail(s progress.Invocation, now time.Time, indent string) []string {
+	st := v.st
+	var lines []string
+	for i, t := range s.Tools {
+		if i == maxItemLines {
+			lines = append(lines, indent+st.dim.Render(fmt.Sprintf("… %d more tool calls", len(s.Tools)-maxItemLines)))
+			break
+		}
+		lines = append(lines, indent+st.dim.Render("⚙ "+orUnknownTool(t.Name)+"  "+fmtDuration(now.Sub(t.Start))))
+	}
+	if s.Tail != "" {
+		lines = append(lines, indent+st.dim.Render("› "+v.tail(s.Tail, v.width-len(indent)-4)))
+	}
+	return lines
+}
+
+// orUnknownTool names a tool call whose event named no tool.
+func orUnknownTool(name string) string {
+	if name == "" {
+		return "tool"
+	}
+	return oneLineText(name)
 }
 
 // finishedLine collapses a node with nothing in flight into one line: ✓
 // when every run succeeded, ✗ when one failed, a dim – when runs were
 // cancelled (by a failing sibling or the run's end) and none failed.
-func (v *liveView) finishedLine(n *nodeStats) string {
+func (v *liveView) finishedLine(n progress.Node) string {
 	st := v.st
 	mark := st.ok.Render("✓")
 	switch {
-	case n.failed > 0:
+	case n.Failed > 0:
 		mark = st.fail.Render("✗")
-	case n.cancelled > 0:
+	case n.Cancelled > 0:
 		mark = st.dim.Render("–")
 	}
 	var detail string
 	switch {
-	case n.loop || n.runs() > 1:
-		detail = fmt.Sprintf("%d runs", n.runs())
-		if len(n.durations) > 0 { // of the runs that finished (the cancelled are counted below)
-			detail += fmt.Sprintf(" · p50 %s · max %s", fmtDuration(percentile(n.durations, 50)), fmtDuration(maxDuration(n.durations)))
+	case n.Loop || n.Runs() > 1:
+		detail = fmt.Sprintf("%d runs", n.Runs())
+		if len(n.Durations) > 0 { // of the runs that finished (the cancelled are counted below)
+			detail += fmt.Sprintf(" · p50 %s · max %s", fmtDuration(percentile(n.Durations, 50)), fmtDuration(maxDuration(n.Durations)))
 		}
-	case len(n.durations) == 1:
-		detail = fmtDuration(n.durations[0])
-	case len(n.cut) == 1:
-		detail = fmtDuration(n.cut[0]) // until it was cancelled
+	case len(n.Durations) == 1:
+		detail = fmtDuration(n.Durations[0])
+	case len(n.Cut) == 1:
+		detail = fmtDuration(n.Cut[0]) // until it was cancelled
 	default:
 		detail = "not started"
 	}
-	if n.waited {
-		detail += " · queued up to " + fmtDuration(n.maxQueued())
+	if n.Waited {
+		detail += " · queued up to " + fmtDuration(n.MaxQueued())
 	}
-	if n.failed > 0 {
-		detail += " · " + st.fail.Render(fmt.Sprintf("%d failed", n.failed))
+	if n.Failed > 0 {
+		detail += " · " + st.fail.Render(fmt.Sprintf("%d failed", n.Failed))
 	}
-	if n.cancelled > 0 {
-		detail += fmt.Sprintf(" · %d cancelled", n.cancelled)
-		if n.unstarted > 0 && n.unstarted < n.cancelled {
-			detail += fmt.Sprintf(" (%d before they started)", n.unstarted)
+	if n.Cancelled > 0 {
+		detail += fmt.Sprintf(" · %d cancelled", n.Cancelled)
+		if n.Unstarted > 0 && n.Unstarted < n.Cancelled {
+			detail += fmt.Sprintf(" (%d before they started)", n.Unstarted)
 		}
 	}
-	if n.retries > 0 {
-		detail += " · " + fmt.Sprintf("%d retries", n.retries)
+	if n.Retries > 0 {
+		detail += " · " + fmt.Sprintf("%d retries", n.Retries)
 	}
-	return fmt.Sprintf("%s %s  %s", mark, n.name, st.dim.Render(detail))
+	if n.ToolCalls > 0 {
+		detail += " · " + fmt.Sprintf("%d tool calls", n.ToolCalls)
+		if n.ToolsFailed > 0 {
+			detail += " (" + st.fail.Render(fmt.Sprintf("%d failed", n.ToolsFailed)) + ")"
+		}
+	}
+	return fmt.Sprintf("%s %s  %s", mark, n.Name, st.dim.Render(detail))
 }
 
 // tail keeps the end of the token line, at most width cells.
@@ -397,14 +436,14 @@ func (v *liveView) tail(s string, width int) string {
 
 // summary renders the end-of-run table with lipgloss, or as the plain
 // view's borderless table when the borders would not fit the terminal.
-func (v *liveView) summary() string {
-	header, rows := v.m.summaryRows()
+func (v *liveView) summary(snap progress.Snapshot) string {
+	header, rows := summaryRows(snap)
 	if len(rows) == 0 {
 		return ""
 	}
 	if tableWidth(header, rows) > v.width-1 {
 		var b strings.Builder
-		writeSummaryTable(&b, v.m)
+		writeSummaryTable(&b, snap)
 		return b.String()
 	}
 	t := table.New().Headers(header...).Rows(rows...).
@@ -441,7 +480,7 @@ func tableWidth(header []string, rows [][]string) int {
 func bar(done, total int) string {
 	filled := 0
 	if total > 0 {
-		filled = min(barWidth, done*barWidth/total)
+		filled = max(0, min(barWidth, done*barWidth/total))
 	}
 	return "[" + strings.Repeat("█", filled) + strings.Repeat("░", barWidth-filled) + "]"
 }

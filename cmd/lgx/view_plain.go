@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lgx-run/lgx/internal/progress"
 	"github.com/lgx-run/lgx/runner"
 )
 
@@ -17,7 +18,7 @@ type plainView struct {
 	mu     sync.Mutex
 	w      io.Writer
 	now    func() time.Time
-	m      *model
+	m      *progress.Model
 	closed bool
 	// groups folds each step's lines into a GitHub Actions log group
 	// (::group:: … ::endgroup::); open says one is open.
@@ -27,7 +28,7 @@ type plainView struct {
 // newPlainView returns a plain view writing to w; now stamps events that
 // carry no time.
 func newPlainView(w io.Writer, now func() time.Time) *plainView {
-	return &plainView{w: w, now: now, m: newModel()}
+	return &plainView{w: w, now: now, m: progress.New(progress.Options{})}
 }
 
 // Emit prints the event's line, if it has one.
@@ -37,12 +38,12 @@ func (v *plainView) Emit(e runner.Event) {
 	if v.closed {
 		return
 	}
-	ts := e.TS
-	if ts.IsZero() {
-		ts = v.now()
+	if e.TS.IsZero() {
+		e.TS = v.now()
 	}
-	d, queued := v.m.apply(e, ts)
-	line := plainLine(e, v.m, d, queued)
+	ts := e.TS
+	end := v.m.Apply(e)
+	line := plainLine(e, v.m, end)
 	if line == "" {
 		return
 	}
@@ -71,8 +72,9 @@ func (v *plainView) endGroup() {
 // acquired, token, checkpoint, step_end). An invocation's end shows its
 // work time d, and queued, the time it waited for caps (0: it waited for
 // none).
-func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
-	k := keyOf(e)
+func plainLine(e runner.Event, m *progress.Model, end progress.Ended) string {
+	k := progress.KeyOf(e)
+	d, queued := end.Work, end.Queued
 	switch e.Event {
 	case runner.EventRunStart:
 		return "start " + e.Workflow
@@ -115,7 +117,7 @@ func plainLine(e runner.Event, m *model, d, queued time.Duration) string {
 		}
 		return fmt.Sprintf("⏸ %s: %s", k, oneLineText(e.Message))
 	case runner.EventRunEnd:
-		return m.endLine()
+		return endLine(m.Snapshot())
 	}
 	return ""
 }
@@ -129,7 +131,7 @@ func (v *plainView) Close() {
 	}
 	v.closed = true
 	v.endGroup()
-	writeSummaryTable(v.w, v.m)
+	writeSummaryTable(v.w, v.m.Snapshot())
 }
 
 func orUnknown(kind string) string {
