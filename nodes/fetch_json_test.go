@@ -4,64 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 )
-
-// decodeWithDecoder is how http_fetch parsed JSON before parseFetchJSON:
-// the reference parseFetchJSON must agree with.
-func decodeWithDecoder(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after JSON value")
-	}
-	return fetchNumbers(v), nil
-}
-
-var fetchJSONCases = []string{
-	`{"a": 1, "b": [1, 2.5, -3, 1e3, 1.0, -0, 9223372036854775807, 9223372036854775808, 1E400], "c": {"d": null}}`,
-	` [true, false, null, "", "x"] `,
-	`"plain"`, `"esc\"aped \\ \n \u00e9 \ud83d\ude00 \u0000"`, "\"caf\xc3\xa9\"", "\"bad \xff utf8\"",
-	`{"dup": 1, "dup": 2}`, `{"": {"": []}}`, `[[[[]]]]`, `[{}, {"k": "v"}, []]`, `0`, `-1.5e-3`,
-	"\t\n{\"a\" : [ 1 , 2 ] }\r\n",
-	``, ` `, `1 2`, `{} ]`, `[1,]`, `{"a":}`, `"unterminated`, `nul`, `01`, `{"a" 1}`, `[1 2]`,
-}
-
-func TestParseFetchJSONMatchesDecoder(t *testing.T) {
-	for _, in := range fetchJSONCases {
-		checkFetchJSON(t, []byte(in))
-	}
-}
-
-func FuzzParseFetchJSON(f *testing.F) {
-	for _, in := range fetchJSONCases {
-		f.Add([]byte(in))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkFetchJSON(t, data) })
-}
-
-func checkFetchJSON(t *testing.T, data []byte) {
-	t.Helper()
-	got, gerr := parseFetchJSON(data)
-	want, werr := decodeWithDecoder(data)
-	if (gerr == nil) != (werr == nil) {
-		t.Fatalf("%q: error %v, the decoder's %v", data, gerr, werr)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%q:\n got %#v\nwant %#v", data, got, want)
-	}
-}
 
 // TestHTTPFetchBodyMemory fetches one 8 MiB response with max_bytes 8 MiB
 // and checks the bytes allocated while fetching it (an upper bound of the

@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/lgx-run/lgx/internal/retryafter"
+	"github.com/lgx-run/lgx/internal/value"
 )
 
 // DefaultMaxBytes is http_fetch's default `max_bytes` (10 MiB).
@@ -393,7 +394,7 @@ func (r *fetchRequest) result(resp *http.Response, data []byte, truncated bool, 
 	if want("json") {
 		var parsed any
 		if !truncated && isJSONContentType(resp.Header.Get("Content-Type")) {
-			if v, err := decodeFetchJSON(data); err == nil {
+			if v, err := value.DecodeJSON(data); err == nil {
 				parsed = v
 			}
 		}
@@ -591,33 +592,6 @@ func isJSONContentType(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-// decodeFetchJSON parses one JSON document; integral numbers that fit an int64
-// become int (the runner's integer state keys expect int), other numbers
-// float64. It reads data in place (parseFetchJSON).
-func decodeFetchJSON(data []byte) (any, error) {
-	return parseFetchJSON(data)
-}
-
-func fetchNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil && int64(int(i)) == i {
-			return int(i)
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = fetchNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = fetchNumbers(e)
-		}
-	}
-	return v
 }
 
 // parseFetchExpect reads `expect`: a status, a class like "2xx", or a list.

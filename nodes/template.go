@@ -3,7 +3,6 @@ package nodes
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
+
+	"github.com/lgx-run/lgx/internal/value"
 )
 
 func init() { Register(templateType{}) }
@@ -146,13 +147,11 @@ func (tt templateType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	case "", "text":
 		return out.buf.String(), nil
 	case "json":
-		dec := json.NewDecoder(&out.buf)
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
+		v, err := value.DecodeJSON(out.buf.Bytes())
+		if err != nil {
 			return nil, Errorf(KindTemplate, "template: format json: rendered text is not JSON: %v", err)
 		}
-		return fromJSONNumbers(v), nil
+		return v, nil
 	}
 	return nil, Errorf(KindInput, "template: format must be text or json, got %q", format)
 }
@@ -196,25 +195,4 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	return w.buf.Write(p)
-}
-
-// fromJSONNumbers turns json.Number into int (when integral) or float64.
-func fromJSONNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return int(i)
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i, e := range x {
-			x[i] = fromJSONNumbers(e)
-		}
-	case map[string]any:
-		for k, e := range x {
-			x[k] = fromJSONNumbers(e)
-		}
-	}
-	return v
 }

@@ -23,6 +23,10 @@ func TestTemplateType(t *testing.T) {
 		{"json", `{"n": {{ .state.n }}, "x": [1.5]}`, "json", map[string]any{"n": 2, "x": []any{1.5}}, "", ""},
 		{"missing key", `{{ .state.nope }}`, "", nil, "nope", KindTemplate},
 		{"bad json", `{{ .state.name }}`, "json", nil, "not JSON", KindTemplate},
+		// Before, only the first value was read and the rest ignored.
+		{"json with text after it", `{"n": 1} and more`, "json", nil, "not JSON", KindTemplate},
+		{"json number out of range", `[1e400]`, "json", nil, "out of range", KindTemplate},
+		{"json integer and float", `[1, 1.0, 1e3, 9223372036854775808]`, "json", []any{1, 1.0, 1000.0, 9223372036854775808.0}, "", ""},
 		{"bad format", `x`, "yaml", nil, "format", KindInput},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
@@ -537,30 +538,13 @@ func (r *run) decodeWrites(n *node, raw json.RawMessage) ([]write, error) {
 		if !ok {
 			continue
 		}
-		fitted, bad := fitWrite(o.key, deepNormalize(v))
+		fitted, bad := fitWrite(o.key, value.NormalizeDeep(v))
 		if bad != "" {
 			return nil, fmt.Errorf("recorded write to %s: expected %s, got %s", o.key.name, o.key.typ, bad)
 		}
 		ws = append(ws, write{key: o.key, val: fitted})
 	}
 	return ws, nil
-}
-
-// deepNormalize normalises every number in a decoded JSON value.
-func deepNormalize(v any) any {
-	switch x := v.(type) {
-	case []any:
-		for i, e := range x {
-			x[i] = deepNormalize(e)
-		}
-		return x
-	case map[string]any:
-		for k, e := range x {
-			x[k] = deepNormalize(e)
-		}
-		return x
-	}
-	return normalize(v)
 }
 
 // pathOf returns the invocation's path, building it on first use.

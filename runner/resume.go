@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
@@ -343,6 +344,6 @@ func decodeJSON(raw []byte, into *any) error {
 	if err := dec.Decode(into); err != nil {
 		return err
 	}
-	*into = deepNormalize(*into)
+	*into = value.NormalizeDeep(*into)
 	return nil
 }

@@ -106,7 +106,7 @@ var (
 	object       = []string{JSONObject}
 	array        = []string{JSONArray}
 	strOrArray   = []string{JSONString, JSONArray}
-	stateTypes   = []any{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny}
+	stateTypes   = enum(allTypes)
 	reducerNames = []any{ReducerReplace, ReducerAppend, ReducerMerge, ReducerSum, ReducerMin, ReducerMax, ReducerUnion, ReducerMessages}
 )
 
@@ -425,3 +425,12 @@ func (b *Block) Field(name string) (*BlockField, bool) {
 // none is close enough to be what the user meant; commands use it for
 // their "did you mean" hints, so that every hint in lgx agrees.
 func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
+// enum is a list of names as a field's Enum.
+func enum(names []string) []any {
+	out := make([]any, len(names))
+	for i, n := range names {
+		out[i] = n
+	}
+	return out
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/internal/value"
 )
 
 // Pos is a 1-based line and column in a workflow file. The zero Pos means
@@ -28,16 +30,16 @@ const (
 	End   = "END"
 )
 
-// State key types (SPEC §2).
+// State key types (SPEC §2), declared once in the value model.
 const (
-	TypeString   = "string"
-	TypeNumber   = "number"
-	TypeInteger  = "integer"
-	TypeBoolean  = "boolean"
-	TypeList     = "list"
-	TypeObject   = "object"
-	TypeMessages = "messages"
-	TypeAny      = "any"
+	TypeString   = value.TypeString
+	TypeNumber   = value.TypeNumber
+	TypeInteger  = value.TypeInteger
+	TypeBoolean  = value.TypeBoolean
+	TypeList     = value.TypeList
+	TypeObject   = value.TypeObject
+	TypeMessages = value.TypeMessages
+	TypeAny      = value.TypeAny
 )
 
 // Reducers (SPEC §2).

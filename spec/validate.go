@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/internal/value"
 )
 
 // Validate runs every static check on a loaded workflow: names, state types
@@ -188,7 +190,7 @@ var reducerTypes = map[string][]string{
 }
 
 var (
-	allTypes    = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny}
+	allTypes    = value.Types()
 	allReducers = []string{ReducerReplace, ReducerAppend, ReducerMerge, ReducerSum, ReducerMin, ReducerMax, ReducerUnion, ReducerMessages}
 )
 
@@ -214,8 +216,8 @@ func (v *validator) stateKeys() {
 				"state key %s: reducer %s does not fit type %s", k.Name, k.Reducer, k.Type)
 		}
 		if k.HasDefault && typeOK && k.Default != nil {
-			if got := valueType(k.Default); !fitsType(k.Type, k.Default) {
-				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, got, k.Type)
+			if !value.Fits(k.Type, k.Default) {
+				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, value.TypeName(k.Default), k.Type)
 			}
 		}
 		if k.Required && k.HasDefault {
@@ -238,52 +240,6 @@ func reducerHint(r string) string {
 		return "messages needs type messages"
 	}
 	return ""
-}
-
-// valueType names the type of a decoded YAML value.
-func valueType(x any) string {
-	switch x := x.(type) {
-	case nil:
-		return "null"
-	case string:
-		return TypeString
-	case int:
-		return TypeInteger
-	case float64:
-		return TypeNumber
-	case bool:
-		return TypeBoolean
-	case []any:
-		return TypeList
-	case map[string]any:
-		return TypeObject
-	default:
-		return fmt.Sprintf("%T", x)
-	}
-}
-
-// fitsType reports whether a literal fits a state key type.
-func fitsType(typ string, x any) bool {
-	switch typ {
-	case TypeAny:
-		return true
-	case TypeNumber:
-		_, i := x.(int)
-		_, f := x.(float64)
-		return i || f
-	case TypeMessages:
-		l, ok := x.([]any)
-		if !ok {
-			return false
-		}
-		for _, m := range l {
-			if _, ok := m.(map[string]any); !ok {
-				return false
-			}
-		}
-		return true
-	}
-	return valueType(x) == typ
 }
 
 func (v *validator) checkPools() {
@@ -432,8 +388,8 @@ func (v *validator) writeType(n *Node, k *StateKey, o *OutputEntry, exprType ref
 		if err != nil || lit == nil {
 			return
 		}
-		got = valueType(lit)
-		if k.Reducer == ReducerReplace && k.Type == TypeMessages && got == TypeList && !fitsType(TypeMessages, lit) {
+		got = value.TypeName(lit)
+		if k.Reducer == ReducerReplace && k.Type == TypeMessages && got == TypeList && !value.Fits(TypeMessages, lit) {
 			got = "list of non-objects"
 		}
 	}

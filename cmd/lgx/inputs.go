@@ -2,13 +2,15 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -83,99 +85,66 @@ func parseTypedInputs(inputFile string, flags []string, types map[string]string)
 	return inputs, nil
 }
 
-// decodeDocument reads one JSON or YAML document of any shape.
+// decodeDocument reads one JSON or YAML document of any shape: as JSON when
+// it is JSON, else as YAML read the way workflow literals are
+// (spec.DecodeValue: a timestamp stays its text, a key `1:` becomes "1", an
+// integer beyond int64 a number, within the alias and nesting limits).
 func decodeDocument(data []byte) (any, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err == nil && !dec.More() {
-			return normalizeJSON(v), nil
-		}
+	v, jsonErr := value.DecodeJSON(data)
+	if jsonErr == nil || errors.Is(jsonErr, value.ErrRange) {
+		return v, jsonErr // JSON, or JSON with a number no value can hold
 	}
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
+	v, err := decodeYAML(data)
+	if err != nil {
+		if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+			return nil, jsonErr // meant as JSON: its error says more
+		}
 		return nil, err
 	}
-	return normalizeYAML(v), nil
+	return v, nil
 }
 
-// parseValue reads a flag value as JSON when it is valid JSON, else as
-// the string itself.
-func parseValue(raw string) any {
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err == nil && !dec.More() {
-		if _, err := dec.Token(); err != nil { // nothing after the value
-			return normalizeJSON(v)
+// decodeYAML reads one YAML document as workflow literals are read.
+func decodeYAML(data []byte) (any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) { // no document at all
+			return nil, nil
 		}
+		return nil, err
+	}
+	// One document, nothing after it: yaml.v3 ends a flow mapping or list
+	// at its closing bracket and would read `{"a": 1} junk` as {"a": 1}.
+	var more yaml.Node
+	switch err := dec.Decode(&more); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, fmt.Errorf("after the first value: %w", err)
+	default:
+		return nil, errors.New("more than one YAML document (---); give one")
+	}
+	return spec.DecodeValue(&doc)
+}
+
+// parseValue reads a flag value as JSON when it is one JSON value (nothing
+// after it), else as the string itself.
+func parseValue(raw string) any {
+	if v, err := value.DecodeJSON([]byte(raw)); err == nil {
+		return v
 	}
 	return raw
 }
 
 // decodeObject reads a JSON or YAML document that must be an object.
 func decodeObject(data []byte) (map[string]any, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && trimmed[0] == '{' {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
-		var v map[string]any
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		return normalizeJSON(v).(map[string]any), nil
-	}
-	var v any
-	if err := yaml.Unmarshal(data, &v); err != nil {
+	v, err := decodeDocument(data)
+	if err != nil {
 		return nil, err
 	}
-	obj, ok := normalizeYAML(v).(map[string]any)
+	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("want an object of inputs, got %T", v)
+		return nil, fmt.Errorf("want an object of inputs, got %s", value.TypeName(v))
 	}
 	return obj, nil
-}
-
-// normalizeJSON turns json.Number into int (when integral) or float64, the
-// value model the runner uses.
-func normalizeJSON(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return int(i)
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeJSON(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeJSON(e)
-		}
-	}
-	return v
-}
-
-// normalizeYAML turns YAML's map[any]any-free output into JSON-like values
-// (yaml.v3 already uses map[string]any for string keys).
-func normalizeYAML(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeYAML(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeYAML(e)
-		}
-	case int64:
-		return int(x)
-	case uint64:
-		return int(x)
-	}
-	return v
 }

@@ -45,6 +45,22 @@ func TestParseInputs(t *testing.T) {
 		{name: "empty key", flags: []string{"=x"}, err: true},
 		{name: "missing file", flags: []string{"doc=@" + filepath.Join(dir, "nope")}, err: true},
 		{name: "input file not an object", file: write("list.yaml", "- 1\n- 2\n"), err: true},
+		// Before, the first JSON value was taken and the rest ignored; and
+		// 1e400 became +Inf.
+		{name: "json then a stray brace is a string", flags: []string{"s=1 }"}, want: map[string]any{"s": "1 }"}},
+		{name: "number beyond float64 is a string", flags: []string{"s=1e400"}, want: map[string]any{"s": "1e400"}},
+		{name: "json file with text after it", file: write("junk.json", `{"a": 1} junk`), err: true},
+		{name: "json file with a number beyond float64", file: write("big.json", `{"a": 1e400}`), err: true},
+		// Before, YAML input files were read by yaml.Unmarshal: a timestamp
+		// came out as a time.Time (then "expected string, got object"), a
+		// key 1: as a map the runner refused, 2^64-1 as -1. Now as workflow
+		// literals are read.
+		{name: "yaml file read like workflow literals", file: write("lit.yaml", "day: 2024-01-02\nbig: 18446744073709551615\nm: {1: one}\n"),
+			want: map[string]any{"day": "2024-01-02", "big": 18446744073709551615.0, "m": map[string]any{"1": "one"}}},
+		{name: "yaml flow object file", file: write("flow.yaml", "{query: go, n: 2}"), want: map[string]any{"query": "go", "n": 2}},
+		{name: "empty input file", file: write("empty.yaml", ""), err: true},
+		{name: "yaml file with two documents", file: write("two.yaml", "a: 1\n---\nb: 2\n"), err: true},
+		{name: "yaml flow object with text after it", file: write("junk.yaml", "{a: 1} ]"), err: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

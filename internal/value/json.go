@@ -1,44 +1,44 @@
-package nodes
+package value
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 )
 
-// errFetchJSON reports a body that is not one JSON document.
-var errFetchJSON = errors.New("not a single JSON value")
-
-// parseFetchJSON parses one JSON document (surrounding whitespace allowed)
-// straight from the body buffer, with the result decodeFetchJSON always
-// had: objects, lists, strings, booleans, null, and numbers as int when
-// integral and in int64 range (as written: 1.0 and 1e3 stay float64),
-// else float64.
+// DecodeJSON decodes one JSON document (surrounding whitespace allowed,
+// nothing else after it) into the model: objects, lists, strings, booleans,
+// null, and numbers by Number (1 is int; 1.0, 1e3 and integers beyond int
+// range are float64). A number beyond float64 range is an error wrapping
+// ErrRange; invalid JSON an error wrapping *json.SyntaxError.
 //
-// json.Decoder, which UseNumber needs, first copies the whole document
-// into a buffer of its own that grows by doubling: two to three times the
-// body, on top of the body, for a response of max_bytes. This reads the
-// buffer in place; json.Valid first (it allocates nothing) lets the parser
-// assume well-formed input, and strings with escapes or invalid UTF-8 go
-// through json.Unmarshal for exactly encoding/json's decoding.
-func parseFetchJSON(data []byte) (any, error) {
+// It reads data in place rather than through json.Decoder, which UseNumber
+// needs but which first copies the whole document into a buffer of its own
+// that grows by doubling (two to three times the document, on top of it:
+// http_fetch decodes bodies of up to max_bytes). json.Valid first (it
+// allocates nothing) lets the parser assume well-formed input; strings with
+// escapes or invalid UTF-8 go through json.Unmarshal for exactly
+// encoding/json's decoding. Strings are copied, so data may be reused.
+func DecodeJSON(data []byte) (any, error) {
 	if !json.Valid(data) {
-		return nil, errFetchJSON
+		var raw json.RawMessage // scans only, for the error's detail
+		err := json.Unmarshal(data, &raw)
+		if err == nil { // not reached: Valid and Unmarshal agree
+			err = errors.New("not a single JSON value")
+		}
+		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	p := fetchJSONParser{data: data}
-	v, err := p.value()
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
+	p := jsonParser{data: data}
+	return p.value()
 }
 
-type fetchJSONParser struct {
+type jsonParser struct {
 	data []byte
 	i    int
 }
 
-func (p *fetchJSONParser) skipSpace() {
+func (p *jsonParser) skipSpace() {
 	for p.i < len(p.data) {
 		switch p.data[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -49,8 +49,9 @@ func (p *fetchJSONParser) skipSpace() {
 	}
 }
 
-// value parses the value at p.i; the input is valid JSON.
-func (p *fetchJSONParser) value() (any, error) {
+// value parses the value at p.i; the input is valid JSON, and json.Valid
+// bounds its nesting (to 10,000), so the recursion is bounded too.
+func (p *jsonParser) value() (any, error) {
 	p.skipSpace()
 	switch c := p.data[p.i]; c {
 	case '{':
@@ -117,12 +118,16 @@ func (p *fetchJSONParser) value() (any, error) {
 			}
 			break
 		}
-		return fetchNumbers(json.Number(p.data[start:p.i])), nil
+		n, err := Number(json.Number(p.data[start:p.i]))
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
 	}
 }
 
 // str parses the string at p.i.
-func (p *fetchJSONParser) str() (string, error) {
+func (p *jsonParser) str() (string, error) {
 	start := p.i
 	plain := true // no escapes, valid UTF-8: the bytes are the string
 	ascii := true

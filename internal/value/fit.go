@@ -1,0 +1,68 @@
+package value
+
+import "math"
+
+// Fit checks that v fits a state key of type typ and returns it normalised,
+// with the one conversion each numeric type allows: an integral float64
+// (within ±2^53, where float64 holds every integer exactly) becomes int for
+// an integer key, and an int becomes float64 for a number key. null fits
+// every type. It returns "" and the fitted value, or nil and what v is
+// instead ("string", "list with a string element") when v does not fit.
+func Fit(typ string, v any) (any, string) {
+	v = Normalize(v)
+	if v == nil {
+		return nil, ""
+	}
+	switch typ {
+	case TypeAny, "":
+		return v, ""
+	case TypeString:
+		if _, ok := v.(string); ok {
+			return v, ""
+		}
+	case TypeInteger:
+		switch x := v.(type) {
+		case int:
+			return v, ""
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return int(x), ""
+			}
+		}
+	case TypeNumber:
+		switch x := v.(type) {
+		case float64:
+			return v, ""
+		case int:
+			return float64(x), ""
+		}
+	case TypeBoolean:
+		if _, ok := v.(bool); ok {
+			return v, ""
+		}
+	case TypeList:
+		if _, ok := v.([]any); ok {
+			return v, ""
+		}
+	case TypeObject:
+		if _, ok := v.(map[string]any); ok {
+			return v, ""
+		}
+	case TypeMessages:
+		if l, ok := v.([]any); ok {
+			for _, m := range l {
+				if _, ok := m.(map[string]any); !ok {
+					return nil, "list with a " + TypeName(m) + " element"
+				}
+			}
+			return v, ""
+		}
+	}
+	return nil, TypeName(v)
+}
+
+// Fits reports whether v fits a state key of type typ (see Fit).
+func Fits(typ string, v any) bool {
+	_, bad := Fit(typ, v)
+	return bad == ""
+}

@@ -1,0 +1,67 @@
+// Package value is lgx's one model of values: what a state value, an input, a
+// node result or a recorded write is once decoded, how numbers are normalised,
+// how types are named in messages, and whether a value fits a declared state
+// type. Inputs, nodes, templates, the runner and resume all go through it, so a
+// number read from a flag, a response body, a rendered template or a stored
+// checkpoint comes out the same.
+//
+// The canonical forms are nil, string, bool, int (an integer written as one:
+// no fraction, no exponent, within int range), float64 (every other number),
+// []any and map[string]any. int is 64 bits on every platform lgx ships for.
+//
+// It imports no lgx package: spec, runner, nodes and cmd/lgx all import it.
+package value
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+)
+
+// State key types (SPEC §2). This is the one declaration of the type names;
+// spec re-exports them for the workflow format.
+const (
+	TypeString   = "string"
+	TypeNumber   = "number"
+	TypeInteger  = "integer"
+	TypeBoolean  = "boolean"
+	TypeList     = "list"
+	TypeObject   = "object"
+	TypeMessages = "messages"
+	TypeAny      = "any"
+)
+
+var types = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeList, TypeObject, TypeMessages, TypeAny}
+
+// Types returns every state key type, in the order SPEC §2 lists them.
+func Types() []string { return slices.Clone(types) }
+
+// TypeName names v's type in the vocabulary of state types, for messages
+// ("expected integer, got string"). null is "null"; a Go value outside the
+// model is named by its Go type.
+func TypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return TypeString
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return TypeInteger
+	case float32, float64, json.Number:
+		return TypeNumber
+	case bool:
+		return TypeBoolean
+	case []any:
+		return TypeList
+	case map[string]any:
+		return TypeObject
+	}
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Slice, reflect.Array:
+		return TypeList
+	case reflect.Map, reflect.Struct:
+		return TypeObject
+	}
+	return fmt.Sprintf("%T", v)
+}
