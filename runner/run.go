@@ -65,6 +65,8 @@ type Options struct {
 	// the recorded workflow.
 	Machine *MachinePools
 
+	// dispatcher, when set (tests), replaces the local dispatcher.
+	dispatcher func(*run) dispatcher
 	// leaseTTL, when set (tests), replaces store.LeaseTTL.
 	leaseTTL time.Duration
 	// limits, set for subgraphs, are the parent's caps.
@@ -127,7 +129,6 @@ type run struct {
 	lim      *limits
 	caps     []caps
 	tcaps    map[string]*caps
-	loopAC   attemptCtx   // attempt contexts of invocations run by the loop itself
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
 
@@ -136,6 +137,9 @@ type run struct {
 	startedAt time.Time
 	deadline  time.Duration
 	parentCtx context.Context
+
+	// disp runs each step's invocations (dispatch.go).
+	disp dispatcher
 
 	// core holds the state and the super-step bookkeeping (core.go), and
 	// journal what makes the run durable (journal.go); their fields are
@@ -280,6 +284,10 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		r.id = ulid.Make().String()
 	}
 	r.runID = r.id
+	r.disp = &localDispatcher{r: r}
+	if opts.dispatcher != nil {
+		r.disp = opts.dispatcher(r)
+	}
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ()
@@ -431,8 +439,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	runCtx := ctx
 	r.parentCtx = ctx
 	defer r.closeHTTP() // after the workers: none is using the client then
-	defer r.stopWorkers()
-	defer r.loopAC.release()
+	defer r.disp.close()
 	r.journal.open()
 	defer r.journal.close()
 	if r.deadline > 0 {
@@ -500,7 +507,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 			r.emit(ev)
 		}
-		r.execute(runCtx, runs)
+		r.disp.dispatch(runCtx, runs)
 		if err := r.barrier(r.step); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
@@ -636,130 +643,12 @@ func (r *run) prepare(ctx context.Context, ni int) (*nodeRun, error) {
 	return nr, nil
 }
 
-// execute runs a step's invocations concurrently; a failing one cancels the
-// others. A step of one node without for_each runs inline.
-func (r *run) execute(ctx context.Context, runs []*nodeRun) {
-	if len(runs) == 1 && runs[0].items == nil {
-		if !runs[0].res[0].reused {
-			r.invoke(ctx, &r.loopAC, runs[0].n, -1, nil, &runs[0].res[0])
-		}
-		return
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Invocations of types that do no work (set, interrupt) run inline
-	// after the others were handed to workers: a goroutine handoff would
-	// cost more than they do.
-	total := 0
-	for _, nr := range runs {
-		if !nr.n.instant {
-			total += len(nr.res)
-		}
-	}
-	var wg sync.WaitGroup
-	if total > 0 {
-		r.startWorkers(total)
-		for _, nr := range runs {
-			if nr.n.instant {
-				continue
-			}
-			ts := r.turnstileFor(nr)
-			ord := 0
-			for i := range nr.res {
-				if nr.res[i].reused {
-					continue
-				}
-				if ts != nil {
-					nr.res[i].turn = turn{ts: ts, ord: ord}
-					ord++
-				}
-				t := task{ctx: sctx, cancel: cancel, wg: &wg, n: nr.n, index: itemIndex(nr, i), res: &nr.res[i]}
-				if nr.items != nil {
-					t.item = nr.items[i]
-				}
-				wg.Add(1)
-				r.tasks <- t
-			}
-		}
-	}
-	for _, nr := range runs {
-		if !nr.n.instant {
-			continue
-		}
-		for i := range nr.res {
-			if nr.res[i].reused {
-				continue
-			}
-			var item any
-			if nr.items != nil {
-				item = nr.items[i]
-			}
-			r.invoke(sctx, &r.loopAC, nr.n, itemIndex(nr, i), item, &nr.res[i])
-			if nr.res[i].failed() {
-				cancel()
-			}
-		}
-	}
-	wg.Wait()
-}
-
-// task is one invocation handed to a worker.
-type task struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     *sync.WaitGroup
-	n      *node
-	index  int
-	item   any
-	res    *invResult
-}
-
-// startWorkers makes sure enough workers run for a step of n invocations:
-// as many as can hold a global slot at once (the global cap), at most n.
-// Workers live until the run ends, so their stacks are grown once, not per
-// invocation.
-func (r *run) startWorkers(n int) {
-	want := n
-	if c := r.lim.global.capacity(); c > 0 && c < want {
-		want = c
-	}
-	if r.tasks == nil {
-		r.tasks = make(chan task)
-	}
-	for ; r.workers < want; r.workers++ {
-		r.workerWG.Add(1)
-		go r.work()
-	}
-}
-
-func (r *run) work() {
-	defer r.workerWG.Done()
-	var ac attemptCtx
-	defer ac.release()
-	for t := range r.tasks {
-		r.invoke(t.ctx, &ac, t.n, t.index, t.item, t.res)
-		if t.res.failed() {
-			t.cancel()
-		}
-		t.wg.Done()
-	}
-}
-
 // closeHTTP closes the keep-alive connections of a client the run built
 // itself: each holds two transport goroutines, which must not outlive the
 // run. A client from Options belongs to the caller.
 func (r *run) closeHTTP() {
 	if r.opts.HTTPClient == nil && r.http != nil {
 		r.http.CloseIdleConnections()
-	}
-}
-
-// stopWorkers ends the workers; no goroutine outlives the run.
-func (r *run) stopWorkers() {
-	if r.tasks != nil {
-		close(r.tasks)
-		r.workerWG.Wait()
-		r.tasks, r.workers = nil, 0
 	}
 }
 

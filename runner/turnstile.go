@@ -80,13 +80,13 @@ func (t turn) pass() {
 // to run, one worker, no cap to wait for, or a subgraph node (no slot).
 // Items taking a pool with a key have none either: an item whose key is
 // busy must not hold back items of other keys.
-func (r *run) turnstileFor(nr *nodeRun) *turnstile {
+func (d *localDispatcher) turnstileFor(nr *nodeRun) *turnstile {
 	n := nr.n
-	if nr.items == nil || r.workers < 2 || n.caps.none || n.poolKey != nil {
+	if nr.items == nil || d.workers < 2 || n.caps.none || n.poolKey != nil {
 		return nil
 	}
-	cp := &r.caps[n.idx]
-	if cp.node == nil && len(cp.pools) == 0 && r.lim.global == nil {
+	cp := &d.r.caps[n.idx]
+	if cp.node == nil && len(cp.pools) == 0 && d.r.lim.global == nil {
 		return nil
 	}
 	todo := 0

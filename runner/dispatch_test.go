@@ -1,0 +1,100 @@
+package runner
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/lgx-run/lgx/store"
+)
+
+// reverseDispatcher runs a step's invocations one at a time on the loop's
+// goroutine, last node and last item first: the opposite of the order the
+// local dispatcher hands them out in.
+type reverseDispatcher struct {
+	r  *run
+	ac attemptCtx
+}
+
+func (d *reverseDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
+	for k := len(runs) - 1; k >= 0; k-- {
+		nr := runs[k]
+		for i := len(nr.res) - 1; i >= 0; i-- {
+			if nr.res[i].reused {
+				continue
+			}
+			var item any
+			if nr.items != nil {
+				item = nr.items[i]
+			}
+			d.r.invoke(ctx, &d.ac, nr.n, itemIndex(nr, i), item, &nr.res[i])
+		}
+	}
+}
+
+func (d *reverseDispatcher) close() { d.ac.release() }
+
+// TestDispatcherDropsIn: a second dispatcher plugs into the run without
+// touching the step core, and the run it gives — state, steps, recorded
+// checkpoints — is the local dispatcher's, because what a step's writes
+// amount to is decided by the core in file and item order, not by the
+// order invocations end in.
+func TestDispatcherDropsIn(t *testing.T) {
+	g := compileYAML(t, `
+lgx: 1
+name: shapes
+state:
+  round: {type: integer, default: 0}
+  items: {type: list, default: [x, y, z]}
+  log:   {type: list, reducer: append, default: []}
+nodes:
+  start: {type: set, output: {round: "${{ state.round + 1 }}"}}
+  each:  {type: template, for_each: "${{ state.items }}", with: {template: "{{ .item }}{{ .state.round }}"}, output: {log: "${{ result }}"}}
+  left:  {type: set, output: {log: left}}
+  right: {type: set, output: {log: right}}
+  join:  {type: set, output: {log: join}}
+edges:
+  - {from: START, to: start}
+  - {from: start, to: [each, left, right]}
+  - {from: [each, left, right], to: join}
+  - from: join
+    when:
+      - {if: "state.round < 3", to: start}
+    else: END
+`)
+	exec := func(d func(*run) dispatcher) (*Result, []*store.Checkpoint) {
+		t.Helper()
+		st := store.NewMemory()
+		res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, dispatcher: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps, err := st.Checkpoints(context.Background(), res.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range cps {
+			cp.RunID, cp.At = "", time.Time{} // differ between runs
+		}
+		return res, cps
+	}
+	local, localCPs := exec(nil)
+	rev, revCPs := exec(func(r *run) dispatcher { return &reverseDispatcher{r: r} })
+	if !reflect.DeepEqual(local.State, rev.State) || local.Steps != rev.Steps {
+		t.Errorf("local: %d steps %v\nreverse: %d steps %v", local.Steps, local.State, rev.Steps, rev.State)
+	}
+	if len(localCPs) != len(revCPs) {
+		t.Fatalf("%d checkpoints, reverse %d", len(localCPs), len(revCPs))
+	}
+	for i := range localCPs {
+		a, b := localCPs[i], revCPs[i]
+		if a.Step != b.Step || !reflect.DeepEqual(a.Next, b.Next) || !reflect.DeepEqual(a.Changed, b.Changed) || string(a.Joins) != string(b.Joins) {
+			t.Errorf("checkpoint %d differs:\n%+v\n%+v", i, a, b)
+		}
+	}
+	log := local.State["log"].([]any)
+	if len(log) != 18 || log[0] != "x1" || log[2] != "z1" || log[3] != "left" || log[5] != "join" {
+		t.Errorf("log = %v", log)
+	}
+}
