@@ -192,8 +192,8 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 		if err != nil {
 			return nil, tc.genai, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("tool %s: result is not JSON: %w", name, err)}
 		}
-		r.rec.add(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
-			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()})
+		r.finished(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
+			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()}, false)
 	}
 	return out, tc.genai, nil
 }

@@ -452,8 +452,8 @@ func (c *call) runMCPTool(ctx context.Context, tcall nodes.ToolCall, server, too
 		if err != nil {
 			return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("mcp tool %s.%s: result is not JSON: %w", server, tool, err)}
 		}
-		r.rec.add(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: server + "." + tool, Index: -1,
-			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()})
+		r.finished(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: server + "." + tool, Index: -1,
+			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()}, false)
 	}
 	return out, nil
 }
