@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -186,4 +187,26 @@ func BenchmarkNormalize(b *testing.B) {
 			Normalize(v)
 		}
 	}
+}
+
+// BenchmarkDecodeJSON compares DecodeJSON with the json.Decoder route that
+// template format: json and the CLI's inputs took before.
+func BenchmarkDecodeJSON(b *testing.B) {
+	doc := []byte(`{"items": [` + strings.Repeat(`{"id": 12, "score": 0.5, "name": "item", "tags": ["a", "b"]},`, 50) + `{}], "total": 51}`)
+	b.Run("DecodeJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeJSON(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decoder", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeWithDecoder(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
