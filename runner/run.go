@@ -151,9 +151,6 @@ type run struct {
 	pool     []*nodeRun // nodeRuns reused from step to step
 	slab     []nodeRun  // fresh nodeRuns, allocated in bulk
 	stepSize int        // nodes in the current step
-	tasks    chan task  // to the workers; nil until a step needs them
-	workers  int
-	workerWG sync.WaitGroup
 
 	// prefix is "" for a top-level run and "PARENT/" for a subgraph's run:
 	// its invocations' paths start with it (SPEC §9.1).
@@ -469,7 +466,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.ctxErr(runCtx); err != nil {
 			return r.finish(ctx, r.ctxStatus(), err)
 		}
-		if r.lease != nil && r.lease.lost() {
+		if r.leaseLost() {
 			return r.finish(ctx, store.StatusFailed, nil)
 		}
 		var err error
@@ -571,7 +568,7 @@ func (r *run) ctxErr(runCtx context.Context) error {
 	if runCtx.Err() == nil {
 		return nil
 	}
-	if r.lease != nil && r.lease.lost() {
+	if r.leaseLost() {
 		return r.lease.lostReason()
 	}
 	if r.parentCtx.Err() != nil {
@@ -685,7 +682,7 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		}
 		err = r.red.err(err) // any other error (a store's) is printed too
 	}
-	if r.lease != nil && r.lease.lost() {
+	if r.leaseLost() {
 		// Another process executes the run now: record nothing more.
 		if err == nil {
 			err = r.lease.lostReason()
