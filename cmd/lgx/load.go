@@ -66,7 +66,7 @@ func (a *app) mustBeValid(path string) (*spec.Workflow, error) {
 		l.diags.WriteText(a.ios.Err, map[string][]byte{path: sourceOf(l.wf)})
 	}
 	if l.diags.HasErrors() {
-		return nil, silentExit(exitUsage)
+		return nil, reported(errInvalid)
 	}
 	a.wf = l.wf
 	return l.wf, nil

@@ -28,9 +28,11 @@ func Main() int {
 }
 
 // execute runs one lgx command line and maps its outcome to an exit code,
-// printing the error (if not already reported) on stderr.
+// printing the error (if not already reported) on stderr. A second Ctrl-C
+// during a run ends the process at once with code 130: the one exit not
+// returned through here, so it too is made in this file.
 func execute(ctx context.Context, args []string, ios *IOStreams) int {
-	a := &app{ios: ios}
+	a := &app{ios: ios, quit: os.Exit}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -38,10 +40,10 @@ func execute(ctx context.Context, args []string, ios *IOStreams) int {
 		return exitOK
 	}
 	code := exitCode(err)
-	if e, ok := err.(*exitError); !ok || !e.reported {
+	if !isReported(err) {
 		fmt.Fprintf(ios.Err, "lgx: %v\n", err)
 	}
-	if _, ok := err.(*exitError); !ok && !a.ran {
+	if !a.ran {
 		// Errors cobra raises before any command runs (an unknown
 		// command, a bad argument count) are usage errors.
 		code = exitUsage

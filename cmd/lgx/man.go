@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -13,6 +14,12 @@ import (
 // builds run it (.goreleaser.yaml's before hook) and ship man/ in the
 // archives and packages; it is hidden because users read the pages, they
 // do not make them.
+// manOptions are lgx man's: the directory, and the command tree to document.
+type manOptions struct {
+	dir  string
+	root *cobra.Command
+}
+
 func (a *app) manCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "man DIR",
@@ -20,14 +27,19 @@ func (a *app) manCmd() *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := writeManPages(cmd.Root(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.ios.Err, "wrote %d man pages to %s\n", n, args[0])
-			return nil
+			return a.runMan(cmd.Context(), manOptions{dir: args[0], root: cmd.Root()})
 		},
 	}
+}
+
+// runMan writes the man pages of opts.root's commands into opts.dir.
+func (a *app) runMan(_ context.Context, opts manOptions) error {
+	n, err := writeManPages(opts.root, opts.dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.ios.Err, "wrote %d man pages to %s\n", n, opts.dir)
+	return nil
 }
 
 // writeManPages writes lgx.1, lgx-run.1, … into dir (created if needed)

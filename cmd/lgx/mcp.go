@@ -39,7 +39,7 @@ llm_call's tools, or as with.tool of an mcp_call.`,
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
-	var format string
+	var opts mcpListOptions
 	list := &cobra.Command{
 		Use:   "list FILE",
 		Short: "List each MCP server's tools and their parameters",
@@ -52,32 +52,45 @@ not shown.`,
   lgx mcp list -o json workflows/mcp_agent.yaml | jq '.[].tools[].name'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return usageErrf("-o must be text or json, not %q", format)
-			}
-			wf, err := a.mustBeValid(args[0])
-			if err != nil {
-				return err
-			}
-			listed, failed := listMCP(cmd.Context(), wf)
-			if format == "json" {
-				enc := json.NewEncoder(a.ios.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(listed); err != nil {
-					return err
-				}
-			} else {
-				writeMCPList(a.ios.Out, listed)
-			}
-			if failed {
-				return silentExit(exitFailed)
-			}
-			return nil
+			opts.file = args[0]
+			return a.runMCPList(cmd.Context(), opts)
 		},
 	}
-	list.Flags().StringVarP(&format, "output", "o", "text", "output format: text or json")
+	list.Flags().StringVarP(&opts.format, "output", "o", "text", "output format: text or json")
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// mcpListOptions are lgx mcp list's flag and argument.
+type mcpListOptions struct {
+	file   string
+	format string
+}
+
+// runMCPList lists the tools of every MCP server the workflow declares;
+// exit 1 when one could not be listed (after listing the others).
+func (a *app) runMCPList(ctx context.Context, opts mcpListOptions) error {
+	if opts.format != "text" && opts.format != "json" {
+		return usageErrf("-o must be text or json, not %q", opts.format)
+	}
+	wf, err := a.mustBeValid(opts.file)
+	if err != nil {
+		return err
+	}
+	listed, failed := listMCP(ctx, wf)
+	if opts.format == "json" {
+		enc := json.NewEncoder(a.ios.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(listed); err != nil {
+			return err
+		}
+	} else {
+		writeMCPList(a.ios.Out, listed)
+	}
+	if failed {
+		return reported(errFailed)
+	}
+	return nil
 }
 
 // mcpListing is one server in `lgx mcp list -o json`.

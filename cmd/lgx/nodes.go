@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -12,8 +13,14 @@ import (
 	"github.com/lgx-run/lgx/spec"
 )
 
+// nodesOptions are lgx nodes's flag and optional argument.
+type nodesOptions struct {
+	typ    string // "" = the whole catalog
+	format string
+}
+
 func (a *app) nodesCmd() *cobra.Command {
-	var format string
+	var opts nodesOptions
 	cmd := &cobra.Command{
 		Use:   "nodes [TYPE]",
 		Short: "List the node catalog, or describe one type's fields",
@@ -31,21 +38,30 @@ a node's "output:" reads as ${{ result.FIELD }}.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return usageErrf("-o must be text or json, not %q", format)
+			opts.typ = ""
+			if len(args) > 0 {
+				opts.typ = args[0]
 			}
-			if len(args) == 0 {
-				return writeCatalog(a.ios.Out, format)
-			}
-			t, ok := nodes.Lookup(args[0])
-			if !ok {
-				return unknownTypeErr(args[0])
-			}
-			return writeNodeType(a.ios.Out, format, t)
+			return a.runNodes(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&opts.format, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// runNodes prints the node catalog, or one type's fields.
+func (a *app) runNodes(_ context.Context, opts nodesOptions) error {
+	if opts.format != "text" && opts.format != "json" {
+		return usageErrf("-o must be text or json, not %q", opts.format)
+	}
+	if opts.typ == "" {
+		return writeCatalog(a.ios.Out, opts.format)
+	}
+	t, ok := nodes.Lookup(opts.typ)
+	if !ok {
+		return unknownTypeErr(opts.typ)
+	}
+	return writeNodeType(a.ios.Out, opts.format, t)
 }
 
 // unknownTypeErr is the usage error for a TYPE the catalog lacks.

@@ -12,15 +12,19 @@ import (
 	"github.com/lgx-run/lgx/store"
 )
 
+// resumeOptions are lgx resume's flags and argument.
+type resumeOptions struct {
+	runID     string
+	inputs    []string // -i key=value: the interrupt's answer or a budget's new limit
+	inputFile string
+	node      string
+	empty     bool
+	out       outputFlags
+	store     storeFlag
+}
+
 func (a *app) resumeCmd() *cobra.Command {
-	var (
-		inputs    []string
-		inputFile string
-		node      string
-		empty     bool
-		out       outputFlags
-		st        storeFlag
-	)
+	var opts resumeOptions
 	cmd := &cobra.Command{
 		Use:   "resume RUN",
 		Short: "Continue a failed, cancelled, killed or interrupted run",
@@ -44,61 +48,69 @@ for that budget runs again under them.`,
   lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i tokens=20000`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out.outputSet = cmd.Flags().Changed("output")
-			if err := out.check(); err != nil {
-				return err
-			}
-			values, err := parseInputs(inputFile, inputs)
-			if err != nil {
-				return err
-			}
-			if len(inputs) == 0 && inputFile == "" {
-				values = nil // no answer given (not an empty one)
-			} else if empty {
-				// Both say what the answer is, and they disagree: using
-				// either silently would answer something the user may not mean.
-				return usageErrf("--empty answers with no values; it cannot be combined with -i or --input-file")
-			}
-			s, err := st.openRecorded()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			run, err := s.GetRun(cmd.Context(), args[0])
-			if errors.Is(err, store.ErrNotFound) {
-				return usageErrf("no run %s (lgx runs list shows the recorded runs)", args[0])
-			}
-			if err != nil {
-				return err
-			}
-			if !run.Status.Resumable() {
-				return usageErrf("run %s is %s; there is nothing to resume", run.ID, run.Status)
-			}
-			wf, diags := spec.Load(run.File, run.Source)
-			if diags.HasErrors() {
-				return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
-			}
-			if cds, err := applyUserConfig(wf); err != nil {
-				return err
-			} else if cds.HasErrors() {
-				cds.WriteText(a.ios.Err, nil)
-				return silentExit(exitUsage)
-			}
-			a.wf = wf
-
-			return a.execute(cmd, "run "+run.ID+" (resumed)", out, outputKeys(wf), st.kind != "memory",
-				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
-					opts.Answer = runner.Answer{Values: values, Node: node, Empty: empty}
-					return runner.Resume(ctx, s, run.ID, opts)
-				})
+			opts.runID = args[0]
+			opts.out.outputSet = cmd.Flags().Changed("output")
+			return a.runResume(cmd.Context(), opts)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (JSON if valid, else a string; key=@file reads a file)")
-	f.StringVar(&inputFile, "input-file", "", "read the values from a JSON or YAML object `file`")
-	f.StringVar(&node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
-	f.BoolVar(&empty, "empty", false, "answer the waiting interrupt with no values ({})")
-	a.addOutputFlags(cmd, &out)
-	f.StringVar(&st.kind, "store", "", "the store the run was recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
+	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (JSON if valid, else a string; key=@file reads a file)")
+	f.StringVar(&opts.inputFile, "input-file", "", "read the values from a JSON or YAML object `file`")
+	f.StringVar(&opts.node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
+	f.BoolVar(&opts.empty, "empty", false, "answer the waiting interrupt with no values ({})")
+	a.addOutputFlags(cmd, &opts.out)
+	f.StringVar(&opts.store.kind, "store", "", "the store the run was recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
 	return cmd
+}
+
+// runResume continues a recorded run with the workflow text recorded with
+// it, answering its interrupt when values are given.
+func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
+	out := opts.out
+	if err := out.check(); err != nil {
+		return err
+	}
+	values, err := parseInputs(opts.inputFile, opts.inputs)
+	if err != nil {
+		return err
+	}
+	if len(opts.inputs) == 0 && opts.inputFile == "" {
+		values = nil // no answer given (not an empty one)
+	} else if opts.empty {
+		// Both say what the answer is, and they disagree: using
+		// either silently would answer something the user may not mean.
+		return usageErrf("--empty answers with no values; it cannot be combined with -i or --input-file")
+	}
+	s, err := opts.store.openRecorded()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	run, err := s.GetRun(ctx, opts.runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return usageErrf("no run %s (lgx runs list shows the recorded runs)", opts.runID)
+	}
+	if err != nil {
+		return err
+	}
+	if !run.Status.Resumable() {
+		return usageErrf("run %s is %s; there is nothing to resume", run.ID, run.Status)
+	}
+	wf, diags := spec.Load(run.File, run.Source)
+	if diags.HasErrors() {
+		return fmt.Errorf("run %s: its recorded workflow no longer loads", run.ID)
+	}
+	if cds, err := applyUserConfig(wf); err != nil {
+		return err
+	} else if cds.HasErrors() {
+		cds.WriteText(a.ios.Err, nil)
+		return reported(errInvalid)
+	}
+	a.wf = wf
+
+	return a.execute(ctx, "run "+run.ID+" (resumed)", out, outputKeys(wf), opts.store.kind != "memory",
+		func(ctx context.Context, ro runner.Options) (*runner.Result, error) {
+			ro.Answer = runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}
+			return runner.Resume(ctx, s, run.ID, ro)
+		})
 }

@@ -19,6 +19,9 @@ type app struct {
 	wf *spec.Workflow
 	// progress is --progress of run and resume: auto, live or plain.
 	progress string
+	// quit ends the process with a code at once, for a second Ctrl-C
+	// during a run (signalContext): os.Exit, set by main.go only.
+	quit func(code int)
 }
 
 func (a *app) rootCmd() *cobra.Command {

@@ -12,15 +12,19 @@ import (
 	"github.com/lgx-run/lgx/runner"
 )
 
+// runOptions are lgx run's flags and argument.
+type runOptions struct {
+	file        string
+	inputs      []string // -i key=value
+	inputFile   string
+	out         outputFlags
+	concurrency int
+	store       storeFlag
+	cassette    cassetteFlags
+}
+
 func (a *app) runCmd() *cobra.Command {
-	var (
-		inputs      []string
-		inputFile   string
-		out         outputFlags
-		concurrency int
-		st          storeFlag
-		cas         cassetteFlags
-	)
+	var opts runOptions
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run a workflow and print its output keys",
@@ -43,59 +47,67 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
   lgx run research.yaml -i query=lgx --replay research.cassette.yaml`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out.outputSet = cmd.Flags().Changed("output")
-			if err := out.check(); err != nil {
-				return err
-			}
-			if concurrency < 0 {
-				return usageErrf("--concurrency must be positive")
-			}
-			wf, err := a.mustBeValid(args[0])
-			if err != nil {
-				return err
-			}
-			in, err := parseTypedInputs(inputFile, inputs, inputTypes(wf))
-			if err != nil {
-				return err
-			}
-			g, err := runner.Compile(wf)
-			if err != nil {
-				return fmt.Errorf("compile %s: %w", args[0], err)
-			}
-			s, err := st.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-
-			c, err := cas.open(wf)
-			if err != nil {
-				return err
-			}
-			runID := ulid.Make().String()
-			// "run ID" is printed once the store holds the run (its
-			// run_start event): an id printed earlier could name a run that
-			// `runs show` and `resume` do not know, if lgx is killed then
-			// or the run fails to start.
-			err = a.execute(cmd, "", out, outputKeys(wf), st.kind != "memory",
-				func(ctx context.Context, opts runner.Options) (*runner.Result, error) {
-					opts.Sink = &announceSink{w: a.ios.Err, line: "run " + runID, next: opts.Sink}
-					opts.RunID, opts.Inputs, opts.Store, opts.Concurrency = runID, in, s, concurrency
-					opts.HTTPClient = wrapCassette(c, opts.HTTPClient)
-					return runner.Run(ctx, g, opts)
-				})
-			return closeCassette(c, err)
+			opts.file = args[0]
+			opts.out.outputSet = cmd.Flags().Changed("output")
+			return a.runRun(cmd.Context(), opts)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&inputs, "input", "i", nil, "input `key=value` (JSON if valid, else a string; key=@file reads a file)")
-	f.StringVar(&inputFile, "input-file", "", "read inputs from a JSON or YAML object `file`")
-	a.addOutputFlags(cmd, &out)
-	f.IntVar(&concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
-	f.StringVar(&st.kind, "store", "", "where to record the run: sqlite:PATH, memory or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME)")
-	f.StringVar(&cas.record, "record", "", "write every HTTP request and response to the cassette `file` (YAML)")
-	f.StringVar(&cas.replay, "replay", "", "answer every HTTP request from the cassette `file`; send nothing")
+	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "input `key=value` (JSON if valid, else a string; key=@file reads a file)")
+	f.StringVar(&opts.inputFile, "input-file", "", "read inputs from a JSON or YAML object `file`")
+	a.addOutputFlags(cmd, &opts.out)
+	f.IntVar(&opts.concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
+	f.StringVar(&opts.store.kind, "store", "", "where to record the run: sqlite:PATH, memory or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME)")
+	f.StringVar(&opts.cassette.record, "record", "", "write every HTTP request and response to the cassette `file` (YAML)")
+	f.StringVar(&opts.cassette.replay, "replay", "", "answer every HTTP request from the cassette `file`; send nothing")
 	return cmd
+}
+
+// runRun validates, compiles and runs a workflow, recording it in the
+// store, and reports its outcome.
+func (a *app) runRun(ctx context.Context, opts runOptions) error {
+	out := opts.out
+	if err := out.check(); err != nil {
+		return err
+	}
+	if opts.concurrency < 0 {
+		return usageErrf("--concurrency must be positive")
+	}
+	wf, err := a.mustBeValid(opts.file)
+	if err != nil {
+		return err
+	}
+	in, err := parseTypedInputs(opts.inputFile, opts.inputs, inputTypes(wf))
+	if err != nil {
+		return err
+	}
+	g, err := runner.Compile(wf)
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", opts.file, err)
+	}
+	s, err := opts.store.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	c, err := opts.cassette.open(wf)
+	if err != nil {
+		return err
+	}
+	runID := ulid.Make().String()
+	// "run ID" is printed once the store holds the run (its run_start
+	// event): an id printed earlier could name a run that `runs show`
+	// and `resume` do not know, if lgx is killed then or the run fails
+	// to start.
+	err = a.execute(ctx, "", out, outputKeys(wf), opts.store.kind != "memory",
+		func(ctx context.Context, ro runner.Options) (*runner.Result, error) {
+			ro.Sink = &announceSink{w: a.ios.Err, line: "run " + runID, next: ro.Sink}
+			ro.RunID, ro.Inputs, ro.Store, ro.Concurrency = runID, in, s, opts.concurrency
+			ro.HTTPClient = wrapCassette(c, ro.HTTPClient)
+			return runner.Run(ctx, g, ro)
+		})
+	return closeCassette(c, err)
 }
 
 // addOutputFlags registers -o and --stream, shared by run and resume.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,12 +17,17 @@ import (
 	"github.com/lgx-run/lgx/store"
 )
 
+// runsOptions are the flags and argument of lgx runs and its commands.
+type runsOptions struct {
+	store     storeFlag
+	format    string // -o: text or json
+	limit     int    // list -n
+	run       string // show, history: the run id
+	olderThan string // prune --older-than
+}
+
 func (a *app) runsCmd() *cobra.Command {
-	var (
-		st     storeFlag
-		format string
-		limit  int
-	)
+	var opts runsOptions
 	cmd := &cobra.Command{
 		Use:   "runs [list | show RUN | history RUN]",
 		Short: "Show recorded runs, their steps, node timings and state",
@@ -30,12 +36,12 @@ func (a *app) runsCmd() *cobra.Command {
   lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runsList(cmd, st, format, limit)
+			return a.runsList(cmd.Context(), opts)
 		},
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&format, "output", "o", "text", "format: text or json")
-	pf.StringVar(&st.kind, "store", "", "the store to read: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
+	pf.StringVarP(&opts.format, "output", "o", "text", "format: text or json")
+	pf.StringVar(&opts.store.kind, "store", "", "the store to read: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -44,10 +50,10 @@ func (a *app) runsCmd() *cobra.Command {
   lgx runs list -n 5 -o json | jq -r '.[] | select(.status=="failed") | .id'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runsList(cmd, st, format, limit)
+			return a.runsList(cmd.Context(), opts)
 		},
 	}
-	list.Flags().IntVarP(&limit, "limit", "n", 50, "show at most `N` runs (0 = all)")
+	list.Flags().IntVarP(&opts.limit, "limit", "n", 50, "show at most `N` runs (0 = all)")
 	show := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Status, steps, each node's attempts, timings and errors, and the state",
@@ -55,7 +61,8 @@ func (a *app) runsCmd() *cobra.Command {
   lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq .state`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runsShow(cmd, st, format, args[0])
+			opts.run = args[0]
+			return a.runsShow(cmd.Context(), opts)
 		},
 	}
 	history := &cobra.Command{
@@ -65,10 +72,10 @@ func (a *app) runsCmd() *cobra.Command {
   lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq '.[].next'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runsHistory(cmd, st, format, args[0])
+			opts.run = args[0]
+			return a.runsHistory(cmd.Context(), opts)
 		},
 	}
-	var olderThan string
 	prune := &cobra.Command{
 		Use:   "prune --older-than AGE",
 		Short: "Delete finished runs that ended more than AGE ago",
@@ -80,10 +87,10 @@ AGE is a number and a unit: d (days), w (weeks), or a Go duration (36h).`,
   lgx runs prune --older-than 2w -o json | jq length`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runsPrune(cmd, st, format, olderThan)
+			return a.runsPrune(cmd.Context(), opts)
 		},
 	}
-	prune.Flags().StringVar(&olderThan, "older-than", "", "delete finished runs that ended more than `AGE` ago (30d, 2w, 36h)")
+	prune.Flags().StringVar(&opts.olderThan, "older-than", "", "delete finished runs that ended more than `AGE` ago (30d, 2w, 36h)")
 	cmd.AddCommand(list, show, history, prune)
 	return cmd
 }
@@ -110,28 +117,30 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func (a *app) runsPrune(cmd *cobra.Command, st storeFlag, format, olderThan string) error {
-	if err := checkFormat(format); err != nil {
+// runsPrune deletes the finished runs that ended more than
+// opts.olderThan ago and lists their ids.
+func (a *app) runsPrune(ctx context.Context, opts runsOptions) error {
+	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	age, err := parseAge(olderThan)
+	age, err := parseAge(opts.olderThan)
 	if err != nil {
 		return usageErr(err)
 	}
-	s, err := st.openRecorded()
+	s, err := opts.store.openRecorded()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	p, ok := s.(store.Pruner)
 	if !ok {
-		return fmt.Errorf("the %s store cannot delete runs", st.kind)
+		return fmt.Errorf("the %s store cannot delete runs", opts.store.kind)
 	}
-	ids, err := p.PruneRuns(cmd.Context(), time.Now().Add(-age))
+	ids, err := p.PruneRuns(ctx, time.Now().Add(-age))
 	if err != nil {
 		return err
 	}
-	if format == "json" {
+	if opts.format == "json" {
 		if ids == nil {
 			ids = []string{}
 		}
@@ -140,7 +149,7 @@ func (a *app) runsPrune(cmd *cobra.Command, st storeFlag, format, olderThan stri
 	for _, id := range ids {
 		fmt.Fprintln(a.ios.Out, id)
 	}
-	fmt.Fprintf(a.ios.Err, "pruned %d run%s that ended more than %s ago\n", len(ids), plural(len(ids)), olderThan)
+	fmt.Fprintf(a.ios.Err, "pruned %d run%s that ended more than %s ago\n", len(ids), plural(len(ids)), opts.olderThan)
 	return nil
 }
 
@@ -170,20 +179,21 @@ func toRunJSON(r *store.Run) runJSON {
 	return j
 }
 
-func (a *app) runsList(cmd *cobra.Command, st storeFlag, format string, limit int) error {
-	if err := checkFormat(format); err != nil {
+// runsList lists the recorded runs, newest first.
+func (a *app) runsList(ctx context.Context, opts runsOptions) error {
+	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	s, err := st.openRecorded()
+	s, err := opts.store.openRecorded()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	runs, err := s.ListRuns(cmd.Context(), limit)
+	runs, err := s.ListRuns(ctx, opts.limit)
 	if err != nil {
 		return err
 	}
-	if format == "json" {
+	if opts.format == "json" {
 		list := make([]runJSON, len(runs))
 		for i, r := range runs {
 			list[i] = toRunJSON(r)
@@ -208,27 +218,28 @@ func (a *app) runsList(cmd *cobra.Command, st storeFlag, format string, limit in
 
 // loadRun checks the output format, then fetches a run, its invocations
 // and checkpoints from the store.
-func loadRun(cmd *cobra.Command, st storeFlag, format, id string) (*store.Run, []*store.Invocation, []*store.Checkpoint, error) {
-	if err := checkFormat(format); err != nil {
+func loadRun(ctx context.Context, opts runsOptions) (*store.Run, []*store.Invocation, []*store.Checkpoint, error) {
+	id := opts.run
+	if err := checkFormat(opts.format); err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := st.openRecorded()
+	s, err := opts.store.openRecorded()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer s.Close()
-	run, err := s.GetRun(cmd.Context(), id)
+	run, err := s.GetRun(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil, usageErrf("no run %s (lgx runs list shows the recorded runs)", id)
 	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	invs, err := s.Invocations(cmd.Context(), id)
+	invs, err := s.Invocations(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cps, err := s.Checkpoints(cmd.Context(), id)
+	cps, err := s.Checkpoints(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -294,8 +305,9 @@ func llmSummary(rec *runner.LLMRecord) string {
 	return s
 }
 
-func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) error {
-	run, invs, cps, err := loadRun(cmd, st, format, id)
+// runsShow prints a run: its status, steps, invocations and state.
+func (a *app) runsShow(ctx context.Context, opts runsOptions) error {
+	run, invs, cps, err := loadRun(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -310,7 +322,7 @@ func (a *app) runsShow(cmd *cobra.Command, st storeFlag, format, id string) erro
 		llm = llm || list[i].LLM != nil
 	}
 	state := stateAt(cps)
-	if format == "json" {
+	if opts.format == "json" {
 		return writeJSON(a.ios.Out, struct {
 			runJSON
 			File        string                     `json:"file"`
@@ -373,8 +385,9 @@ type llmCallJSON struct {
 	runner.LLMRecord
 }
 
-func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) error {
-	_, invs, cps, err := loadRun(cmd, st, format, id)
+// runsHistory prints every checkpoint of a run.
+func (a *app) runsHistory(ctx context.Context, opts runsOptions) error {
+	_, invs, cps, err := loadRun(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -392,7 +405,7 @@ func (a *app) runsHistory(cmd *cobra.Command, st storeFlag, format, id string) e
 		}
 		list[i] = checkpointJSON{Step: cp.Step, At: cp.At, Changed: cp.Changed, Next: next, LLMCalls: calls[cp.Step]}
 	}
-	if format == "json" {
+	if opts.format == "json" {
 		return writeJSON(a.ios.Out, list)
 	}
 	for _, cp := range list {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,9 @@ import (
 )
 
 //go:generate sh -c "go run . schema > ../../docs/lgx.schema.json"
+
+// schemaOptions are lgx schema's: it has no flags.
+type schemaOptions struct{}
 
 func (a *app) schemaCmd() *cobra.Command {
 	return &cobra.Command{
@@ -25,12 +29,17 @@ with a first line like:
 		Example: `  lgx schema > lgx.schema.json`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := spec.JSONSchema()
-			if err != nil {
-				return fmt.Errorf("generate schema: %w", err)
-			}
-			_, err = a.ios.Out.Write(b)
-			return err
+			return a.runSchema(cmd.Context(), schemaOptions{})
 		},
 	}
+}
+
+// runSchema prints the workflow JSON Schema.
+func (a *app) runSchema(_ context.Context, _ schemaOptions) error {
+	b, err := spec.JSONSchema()
+	if err != nil {
+		return fmt.Errorf("generate schema: %w", err)
+	}
+	_, err = a.ios.Out.Write(b)
+	return err
 }

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/lgx-run/lgx/internal/tracing"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
@@ -46,12 +44,14 @@ func (f storeFlag) open() (store.Store, error) {
 	return st, err
 }
 
-// signalContext returns a context cancelled by the first SIGINT or
-// SIGTERM, so a run stops cleanly and stays resumable. A second signal exits
-// at once with code 130.
 // samePress is how close two interrupts must be to count as one Ctrl-C.
 const samePress = 250 * time.Millisecond
 
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, so a run stops cleanly and stays resumable. A second signal
+// quits at once with code 130 (a.quit): the user asked twice, and a run
+// that does not stop promptly (a node deaf to its context) must not keep
+// the terminal.
 func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
@@ -76,7 +76,7 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 				if time.Since(first) < samePress {
 					continue
 				}
-				os.Exit(exitCancelled)
+				a.quit(exitCancelled)
 			case <-done:
 				return
 			}
@@ -99,7 +99,8 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 // A run recorded in memory cannot be resumed, so no resume command is
 // suggested for it.
 func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []string, durable bool) error {
-	code := runner.ExitCode(res, runErr)
+	outcome := runOutcome(res, runErr)
+	code := exitCode(outcome)
 	if res != nil {
 		for _, b := range res.Budgets { // budgets: usage against limit (SPEC §9.9)
 			fmt.Fprintln(a.ios.Err, b.String())
@@ -135,16 +136,16 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		default:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s -i key=value\n", runID)
 		}
-		return silentExit(code)
+		return reported(outcome)
 	case exitCancelled:
 		if runID == "" {
 			fmt.Fprintln(a.ios.Err, "lgx: run cancelled")
 		} else {
 			fmt.Fprintf(a.ios.Err, "lgx: run %s cancelled\nresume with: lgx resume %s\n", runID, runID)
 		}
-		return silentExit(code)
+		return reported(outcome)
 	case exitUsage:
-		return usageErr(runErr)
+		return outcome // main prints it
 	default:
 		if runErr == nil {
 			runErr = errors.New("run failed")
@@ -153,7 +154,7 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		if runID != "" && !repeatsOnResume(runErr) {
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s\n", runID)
 		}
-		return silentExit(code)
+		return reported(fmt.Errorf("%w: %w", errFailed, runErr))
 	}
 }
 
@@ -170,9 +171,9 @@ func repeatsOnResume(err error) bool {
 // execute runs (or resumes) a run the way both commands do: Ctrl-C
 // handling, the "run ID" line, the stream and progress sinks, and the
 // report of the outcome. start does the work with the prepared options.
-func (a *app) execute(cmd *cobra.Command, header string, out outputFlags, keys []string, durable bool,
+func (a *app) execute(ctx context.Context, header string, out outputFlags, keys []string, durable bool,
 	start func(ctx context.Context, opts runner.Options) (*runner.Result, error)) error {
-	ctx, stop := a.signalContext(cmd.Context())
+	ctx, stop := a.signalContext(ctx)
 	defer stop()
 	// Traces when an OTLP endpoint is configured (docs/tracing.md). The
 	// exporter reads the OTEL_* variables from the process environment.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -67,7 +68,7 @@ workflow (with file:line:col).`,
 			if !cmd.Flags().Changed("format") && a.ios.Getenv("GITHUB_ACTIONS") == "true" {
 				o.format = "github"
 			}
-			return a.runTests(cmd, o)
+			return a.runTests(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -80,7 +81,9 @@ workflow (with file:line:col).`,
 	return cmd
 }
 
-func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
+// runTests runs the cases of the test files under o.paths and reports
+// them in o.format.
+func (a *app) runTests(ctx context.Context, o testOptions) error {
 	switch o.format {
 	case "text", "github", "junit":
 	default:
@@ -117,9 +120,9 @@ func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
 			}
 			fmt.Fprintf(a.ios.Err, "lgx: %v\n", fe)
 		}
-		return silentExit(exitUsage)
+		return reported(errInvalid)
 	}
-	results := wftest.Run(cmd.Context(), files, graphs, opts)
+	results := wftest.Run(ctx, files, graphs, opts)
 	if len(results) == 0 && opts.Filter != nil {
 		// As go test's "no tests to run": exit 0, but never silently.
 		fmt.Fprintf(a.ios.Err, "lgx test: no case matches -run %q\n", o.run)
@@ -141,7 +144,7 @@ func (a *app) runTests(cmd *cobra.Command, o testOptions) error {
 		return err
 	}
 	if _, failed := wftest.Summary(results); failed > 0 {
-		return silentExit(exitFailed)
+		return reported(errFailed)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -17,12 +18,16 @@ import (
 
 var validateFormats = []string{"text", "json", "github", "sarif"}
 
+// validateOptions are lgx validate's flags and arguments.
+type validateOptions struct {
+	paths  []string // files and directories
+	format string   // text, json, github or sarif
+	strict bool
+	online bool
+}
+
 func (a *app) validateCmd() *cobra.Command {
-	var (
-		format string
-		strict bool
-		online bool
-	)
+	var opts validateOptions
 	cmd := &cobra.Command{
 		Use:   "validate FILE|DIR...",
 		Short: "Check workflow files and report every problem",
@@ -47,59 +52,66 @@ The exit code is 2 when any file has an error, or any warning with
   lgx validate --format sarif workflows/ > lgx.sarif   # for github/codeql-action/upload-sarif`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.paths = args
 			if !cmd.Flags().Changed("format") && a.ios.env("GITHUB_ACTIONS") == "true" {
-				format = "github"
+				opts.format = "github"
 			}
-			switch format {
-			case "text", "json", "github", "sarif":
-			default:
-				return usageErrf("--format must be text, json, github or sarif, not %q", format)
-			}
-			files, err := workflowFiles(args)
-			if err != nil {
-				return err
-			}
-			var all spec.Diagnostics
-			sources := map[string][]byte{}
-			for _, f := range files {
-				l, err := loadAndValidate(f)
-				if err != nil {
-					return err
-				}
-				sources[f] = sourceOf(l.wf)
-				all = append(all, l.diags...)
-				if online && !l.diags.HasErrors() {
-					all = append(all, onlineMCP(cmd.Context(), l.wf)...)
-				}
-			}
-			all.AddRanges(sources)
-			out := a.ios.Out
-			switch format {
-			case "json":
-				err = all.WriteJSON(out)
-			case "github":
-				err = all.WriteGitHub(out)
-			case "sarif":
-				err = repoRelative(all, a.ios.env).WriteSARIF(out, spec.SARIFTool{
-					Name: "lgx", Version: versionString(), InformationURI: "https://github.com/lgx-run/lgx",
-				})
-			default:
-				err = all.WriteText(out, sources)
-			}
-			if err != nil {
-				return err
-			}
-			if all.HasErrors() || (strict && len(all) > 0) {
-				return silentExit(exitUsage)
-			}
-			return nil
+			return a.runValidate(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, github or sarif (github when GITHUB_ACTIONS=true)")
-	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) on warnings too")
-	cmd.Flags().BoolVar(&online, "online", false, "also start or connect every MCP server and check each server.tool and mcp_call's arguments against the listed tools")
+	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text, json, github or sarif (github when GITHUB_ACTIONS=true)")
+	cmd.Flags().BoolVar(&opts.strict, "strict", false, "fail (exit 2) on warnings too")
+	cmd.Flags().BoolVar(&opts.online, "online", false, "also start or connect every MCP server and check each server.tool and mcp_call's arguments against the listed tools")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(validateFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// runValidate validates every workflow the paths name and prints the
+// diagnostics in opts.format; exit 2 on an error (or, strict, a warning).
+func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
+	switch opts.format {
+	case "text", "json", "github", "sarif":
+	default:
+		return usageErrf("--format must be text, json, github or sarif, not %q", opts.format)
+	}
+	files, err := workflowFiles(opts.paths)
+	if err != nil {
+		return err
+	}
+	var all spec.Diagnostics
+	sources := map[string][]byte{}
+	for _, f := range files {
+		l, err := loadAndValidate(f)
+		if err != nil {
+			return err
+		}
+		sources[f] = sourceOf(l.wf)
+		all = append(all, l.diags...)
+		if opts.online && !l.diags.HasErrors() {
+			all = append(all, onlineMCP(ctx, l.wf)...)
+		}
+	}
+	all.AddRanges(sources)
+	out := a.ios.Out
+	switch opts.format {
+	case "json":
+		err = all.WriteJSON(out)
+	case "github":
+		err = all.WriteGitHub(out)
+	case "sarif":
+		err = repoRelative(all, a.ios.env).WriteSARIF(out, spec.SARIFTool{
+			Name: "lgx", Version: versionString(), InformationURI: "https://github.com/lgx-run/lgx",
+		})
+	default:
+		err = all.WriteText(out, sources)
+	}
+	if err != nil {
+		return err
+	}
+	if all.HasErrors() || (opts.strict && len(all) > 0) {
+		return reported(errInvalid)
+	}
+	return nil
 }
 
 // workflowFiles expands the arguments of validate: files are taken as

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Every row of exitKinds, by its kind: an error of that kind, bare and
+// wrapped on its way up, gets the row's code.
+func TestExitKinds(t *testing.T) {
+	examples := map[string]error{
+		"usage error: a bad flag, argument or input":      usageErrf("--format must be mermaid, not %q", "svg"),
+		"invalid workflow, config or test file (printed)": reported(errInvalid),
+		"bad store URL":                          fmt.Errorf("--store: %w", store.ErrBadStoreURL),
+		"run input refused by its declared type": &runner.InputError{Msg: "unknown input key nope"},
+		"invalid subgraph or recorded workflow":  &runner.InvalidWorkflowError{File: "child.yaml"},
+		"run owned by a live process (lease)":    &store.LeaseError{RunID: "R", Holder: store.Lease{PID: 1}},
+		"paused at an interrupt":                 reported(errInterrupted),
+		"cancelled by a signal":                  runner.ErrCancelled,
+		"failed":                                 reported(fmt.Errorf("%w: %w", errFailed, errors.New("node f: 404"))),
+	}
+	want := map[string]int{}
+	for _, k := range exitKinds {
+		want[k.kind] = k.code
+		ex, ok := examples[k.kind]
+		if !ok {
+			t.Errorf("exit kind %q has no example in this test", k.kind)
+			continue
+		}
+		for _, err := range []error{ex, fmt.Errorf("resume R: %w", ex)} {
+			if got := exitCode(err); got != k.code {
+				t.Errorf("%s: exitCode(%v) = %d, want %d", k.kind, err, got, k.code)
+			}
+		}
+	}
+	for kind := range examples {
+		if _, ok := want[kind]; !ok {
+			t.Errorf("example %q names no row of exitKinds", kind)
+		}
+	}
+	// The codes SPEC §7 gives these kinds, so that the table cannot drift.
+	for kind, code := range map[string]int{
+		"usage error: a bad flag, argument or input": 2, "run input refused by its declared type": 2,
+		"paused at an interrupt": 3, "cancelled by a signal": 130, "failed": 1,
+	} {
+		if want[kind] != code {
+			t.Errorf("%s: exit %d, SPEC §7 says %d", kind, want[kind], code)
+		}
+	}
+	if got := exitCode(nil); got != exitOK {
+		t.Errorf("exitCode(nil) = %d", got)
+	}
+	if got := exitCode(errors.New("disk full")); got != exitFailed {
+		t.Errorf("an error of no kind: exit %d, want %d", got, exitFailed)
+	}
+}
+
+// A finished run's outcome: its error, else its status.
+func TestRunOutcome(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name string
+		res  *runner.Result
+		err  error
+		code int
+	}{
+		{"completed", &runner.Result{Status: store.StatusCompleted}, nil, exitOK},
+		{"no result, no error", nil, nil, exitOK},
+		{"interrupted", &runner.Result{Status: store.StatusInterrupted}, nil, exitInterrupted},
+		{"cancelled", &runner.Result{Status: store.StatusCancelled}, nil, exitCancelled},
+		{"failed without an error", &runner.Result{Status: store.StatusFailed}, nil, exitFailed},
+		{"failed", &runner.Result{Status: store.StatusFailed}, boom, exitFailed},
+		{"refused input, nothing ran", nil, &runner.InputError{Msg: "x"}, exitUsage},
+		{"cancelled before the end", nil, fmt.Errorf("step 2: %w", runner.ErrCancelled), exitCancelled},
+	}
+	for _, tt := range tests {
+		if got := exitCode(runOutcome(tt.res, tt.err)); got != tt.code {
+			t.Errorf("%s: exit %d, want %d", tt.name, got, tt.code)
+		}
+	}
+}
+
+// main prints an error unless the command reported it already.
+func TestIsReported(t *testing.T) {
+	if !isReported(fmt.Errorf("x: %w", reported(errFailed))) {
+		t.Error("a wrapped reported error is reported")
+	}
+	if isReported(usageErrf("bad")) || isReported(errFailed) {
+		t.Error("unreported errors count as reported")
+	}
+}
