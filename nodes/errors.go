@@ -29,6 +29,12 @@ const (
 	KindBudget    Kind = "budget"    // a token budget cannot cover the call (SPEC §9.9)
 )
 
+// RetryKinds are the kinds a `retry.on` entry may name (besides statuses),
+// in the order docs and hints list them. The others are never worth a
+// new attempt: a cancelled run, a limit, a cassette miss, an exhausted
+// budget.
+var RetryKinds = []Kind{KindNetwork, KindTimeout, KindStatus, KindSchema, KindTemplate, KindType, KindInput, KindExpr, KindPanic, KindProvider}
+
 // Error is a node failure with a kind the retry policy can read.
 type Error struct {
 	Kind       Kind

@@ -24,8 +24,14 @@ type llmCall struct{}
 
 func (llmCall) Name() string { return "llm_call" }
 
-// Capabilities: a call takes its provider's pool.
-func (llmCall) Capabilities() Capabilities { return Capabilities{ProviderField: "provider"} }
+// Capabilities: a call takes its provider's pool; its tools and
+// response_format need the provider to support them.
+func (llmCall) Capabilities() Capabilities {
+	return Capabilities{ProviderField: "provider", ToolsField: "tools", ProviderNeeds: []ProviderNeed{
+		{Field: "tools", Capability: ProviderCapTools},
+		{Field: "response_format", Capability: ProviderCapStructuredOutput},
+	}}
+}
 
 func (llmCall) Doc() Doc {
 	return Doc{

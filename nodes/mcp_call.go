@@ -47,7 +47,18 @@ func MCPToolName(server, tool string) string { return server + "__" + tool }
 // workflow rather than a model decides.
 type mcpCall struct{}
 
-func (mcpCall) Name() string { return "mcp_call" }
+// MCPCallType is the `mcp_call` type's name. The runner runs a model's
+// call of an MCP tool as an invocation of this type, so it needs the name;
+// nothing else outside this package should.
+const MCPCallType = "mcp_call"
+
+func (mcpCall) Name() string { return MCPCallType }
+
+// Capabilities: the server and tool are references that validate checks;
+// an invocation takes the server's pool and timeout.
+func (mcpCall) Capabilities() Capabilities {
+	return Capabilities{ServerField: "server", ServerToolField: "tool"}
+}
 
 func (mcpCall) Doc() Doc {
 	return Doc{

@@ -88,9 +88,46 @@ type Capabilities struct {
 	Pauses bool
 	// ProviderField names the `with` field whose literal names the
 	// provider an invocation calls (llm_call: "provider"); the invocation
-	// takes that provider's pool.
+	// takes that provider's pool, reserves tokens from its budgets, and
+	// validate checks that the provider is declared ("default" when the
+	// field is not given).
 	ProviderField string
+	// ProviderNeeds lists the `with` fields that, when given, need a
+	// capability of the provider (SPEC §9.9 `capabilities:`); validate
+	// warns when the provider, or a fallback, declares it lacks it.
+	ProviderNeeds []ProviderNeed
+	// ToolsField names the `with` field listing the tools a model may call
+	// (llm_call: "tools"); validate checks each literal name against the
+	// declared tools and MCP servers.
+	ToolsField string
+	// ChildField names the `with` field holding a child workflow's path,
+	// relative to the workflow file (subgraph: "workflow"); ChildInputField
+	// the mapping whose keys must be state keys of the child. Validate
+	// loads the child to check both.
+	ChildField, ChildInputField string
+	// ServerField names the `with` field naming an MCP server under `mcp:`
+	// (mcp_call: "server"): validate checks it is declared, and the
+	// invocation takes the server's pool and timeout. ServerToolField names
+	// the field whose literal must be a tool the server's allowlist keeps.
+	ServerField, ServerToolField string
 }
+
+// ProviderNeed is one `with` field that needs a provider capability.
+type ProviderNeed struct {
+	Field      string
+	Capability string // one of ProviderCapabilities
+}
+
+// Provider capabilities a call may need, as a provider's `capabilities:`
+// names them. ProviderCapabilities lists them all, in the order the schema
+// and the docs show them.
+const (
+	ProviderCapTools            = "tools"
+	ProviderCapStructuredOutput = "structured_output"
+)
+
+// ProviderCapabilities is every provider capability.
+var ProviderCapabilities = []string{ProviderCapTools, ProviderCapStructuredOutput}
 
 // Capable is implemented by types that have capabilities; a type that is
 // not has none (an ordinary type with effects, like http_fetch).

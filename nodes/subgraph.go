@@ -14,8 +14,11 @@ type subgraphType struct{}
 
 func (subgraphType) Name() string { return "subgraph" }
 
-// Capabilities: the child's invocations hold the slots.
-func (subgraphType) Capabilities() Capabilities { return Capabilities{HoldsNoSlot: true} }
+// Capabilities: the child's invocations hold the slots; validate checks
+// the child file and the input's keys.
+func (subgraphType) Capabilities() Capabilities {
+	return Capabilities{HoldsNoSlot: true, ChildField: "workflow", ChildInputField: "input"}
+}
 
 func (subgraphType) Doc() Doc {
 	return Doc{

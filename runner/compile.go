@@ -354,13 +354,15 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 }
 
 // poolNames returns the pools a node takes, sorted: the ones it names plus,
-// for a type that calls a provider (llm_call), the provider's pool.
+// for a type that calls a provider (llm_call), the provider's pool, and for
+// one that calls an MCP server (mcp_call), the server's.
 func (g *Graph) poolNames(n *node) []string {
 	var names []string
 	for _, p := range n.spec.Pools {
 		names = append(names, p.Value)
 	}
-	if field := nodes.CapabilitiesOf(n.typ).ProviderField; field != "" {
+	capab := nodes.CapabilitiesOf(n.typ)
+	if field := capab.ProviderField; field != "" {
 		prov := "default"
 		if lit, ok := n.withLiteral(field); ok {
 			if s, ok := lit.(string); ok && s != "" {
@@ -373,8 +375,8 @@ func (g *Graph) poolNames(n *node) []string {
 			}
 		}
 	}
-	if n.spec.Type == "mcp_call" {
-		names = append(names, g.mcpServerCaps(n)...)
+	if field := capab.ServerField; field != "" {
+		names = append(names, g.mcpServerCaps(n, field)...)
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

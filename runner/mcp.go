@@ -108,8 +108,8 @@ func (g *Graph) mcpServer(name string) *spec.MCPServer {
 // mcpServerCaps returns the pools an mcp_call node takes beyond its own:
 // its server's. It also gives the node its server's timeout when the node
 // sets none (both are read once, at compile time).
-func (g *Graph) mcpServerCaps(n *node) []string {
-	lit, ok := n.withLiteral("server")
+func (g *Graph) mcpServerCaps(n *node, field string) []string {
+	lit, ok := n.withLiteral(field)
 	if !ok {
 		return nil
 	}
@@ -400,7 +400,7 @@ func (r *run) mcpNode(server, tool string) (*node, *caps, error) {
 		return nil, nil, nodes.Errorf(nodes.KindInput, "unknown mcp server %q", server)
 	}
 	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
-	sn := &spec.Node{Name: server + "." + tool, Pos: s.Pos, Index: -1, Type: "mcp_call", Timeout: s.Timeout,
+	sn := &spec.Node{Name: server + "." + tool, Pos: s.Pos, Index: -1, Type: nodes.MCPCallType, Timeout: s.Timeout,
 		With: &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("server"), str(server), str("tool"), str(tool)}}}
 	if s.Pool.Value != "" {
 		sn.Pools = []spec.Name{s.Pool}

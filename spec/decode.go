@@ -520,8 +520,18 @@ func (d *decoder) byteSize(n *yaml.Node, what string) (int64, bool) {
 	return size, true
 }
 
-// retryKinds are the failure kinds `retry.on` may name, besides statuses.
-var retryKinds = []string{"network", "timeout", "status", "schema", "template", "type", "input", "expr", "panic", "provider"}
+// retryKinds are the failure kinds `retry.on` may name, besides statuses,
+// as the catalog declares them (nodes.RetryKinds).
+var retryKinds = func() []string {
+	out := make([]string, len(nodes.RetryKinds))
+	for i, k := range nodes.RetryKinds {
+		out[i] = string(k)
+	}
+	return out
+}()
+
+// retryKindList is retryKinds as the reference lists them.
+var retryKindList = strings.Join(retryKinds, ", ")
 
 // retry decodes a retry policy; fields not given keep base's values.
 func (d *decoder) retry(n *yaml.Node, what string, base RetryPolicy) RetryPolicy {
@@ -721,9 +731,9 @@ func (d *decoder) provider(p pair) {
 			list = d.names(v, what+": capabilities") // [] declares none
 		}
 		for _, c := range list {
-			caps := []string{CapTools, CapStructuredOutput}
+			caps := nodes.ProviderCapabilities
 			if !slices.Contains(caps, c.Value) {
-				d.errorf(c.Pos, CodeBadValue, didYouMean(c.Value, caps), "%s: capabilities: unknown capability %q (want tools or structured_output)", what, c.Value)
+				d.errorf(c.Pos, CodeBadValue, didYouMean(c.Value, caps), "%s: capabilities: unknown capability %q (want %s)", what, c.Value, strings.Join(caps, " or "))
 				continue
 			}
 			pr.Capabilities = append(pr.Capabilities, c.Value)

@@ -177,7 +177,7 @@ var Blocks = []Block{
 			{Name: "max_wait", Types: str, Format: FormatDuration, Default: "5m", Example: "2m",
 				Description: "Longest wait between tries, a Retry-After included: a server asking for a longer one fails the attempt for good."},
 			{Name: "on", Types: []string{JSONString, JSONInteger, JSONArray}, Items: JSONString, ItemFormat: FormatRetryOn, Default: `[network, timeout, "429", 5xx]`, Example: `[timeout, "429", 5xx, network]`,
-				Description: "Failures that are retried: error kinds (network, timeout, status, schema, template, type, input, expr, panic, provider) or statuses (\"429\", \"5xx\")."},
+				Description: "Failures that are retried: error kinds (" + retryKindList + ") or statuses (\"429\", \"5xx\")."},
 		},
 	},
 	{
@@ -244,7 +244,7 @@ var Blocks = []Block{
 		Name:        BlockProvider,
 		Description: "An LLM endpoint. String fields may use ${{ env.X }} and ${{ secrets.X }}.",
 		Fields: []BlockField{
-			{Name: "kind", Types: str, Enum: []any{"openai", "anthropic"}, Required: true, Example: "openai",
+			{Name: "kind", Types: str, Enum: providerKindEnum, Required: true, Example: "openai",
 				Description: "API flavour: openai (any OpenAI-compatible endpoint: OpenAI, Ollama, vLLM, llama.cpp) or anthropic."},
 			{Name: "model", Types: str, Example: "gpt-4o-mini",
 				Description: "Model used when a node names none."},
@@ -258,7 +258,7 @@ var Blocks = []Block{
 				Description: "Token and/or money budget of every call to this provider."},
 			{Name: "price", Types: object, Block: BlockPrice,
 				Description: "Price per million input and output tokens, for money budgets."},
-			{Name: "capabilities", Types: array, Items: JSONString, ItemEnum: []any{CapTools, CapStructuredOutput}, Example: "[tools]",
+			{Name: "capabilities", Types: array, Items: JSONString, ItemEnum: providerCapEnum, Example: "[tools]",
 				Description: "What the model can do, of tools and structured_output; default: both (all its kind supports). validate warns when an llm_call using tools or response_format may reach, directly or as a fallback, a provider that does not list them."},
 			{Name: "fallbacks", Types: strOrArray, Items: JSONString, ItemFormat: FormatName, Example: "[backup]",
 				Description: "Providers asked in order when a call still fails with a retryable kind (network, timeout, 429, 5xx) after its retries; each under its own pool and budget. result.provider names the one that answered."},

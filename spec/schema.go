@@ -21,8 +21,11 @@ const (
 	ratePattern     = `^\s*0*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$`
 	sizePattern     = `^\s*[0-9]+\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$`
 	exprPattern     = `\$\{\{`
-	retryOnPattern  = `^(network|timeout|status|schema|template|type|input|expr|panic|provider|[1-5]xx|[1-5][0-9][0-9])$`
 )
+
+// retryOnPattern accepts a `retry.on` entry: a failure kind of the catalog,
+// a status class (5xx) or a status (429).
+var retryOnPattern = `^(` + strings.Join(retryKinds, "|") + `|[1-5]xx|[1-5][0-9][0-9])$`
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of a workflow file,
 // generated from the format table (Blocks) and the node catalog, so that

@@ -229,10 +229,11 @@ func (c *UserConfig) reached(w *Workflow) (pools, providers map[string]bool) {
 		for _, p := range n.Pools {
 			pools[p.Value] = true
 		}
-		if n.Type != "llm_call" {
+		field := providerField(n)
+		if field == "" {
 			continue
 		}
-		if main := llmCallProvider(n); main != "" {
+		if main := callProvider(n, field); main != "" {
 			queue = append(queue, main)
 		} else {
 			for name := range byName {

@@ -266,8 +266,6 @@ func (v *validator) poolRef(n Name, who string) {
 	v.errorf(n.Pos, CodeUnknownPool, hint, "%s: unknown pool %q", who, n.Value)
 }
 
-var providerKinds = []string{"openai", "anthropic"}
-
 func (v *validator) checkProviders() {
 	for _, p := range v.w.Providers {
 		if p.Config != "" {

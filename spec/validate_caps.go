@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/nodes/llm"
 )
 
 // checkCaps checks what SPEC §9.9 adds to caps: keyed pool references
@@ -114,11 +117,22 @@ func fallbackCycle(byName map[string]*Provider, start string) []string {
 	return nil
 }
 
-// llmCallProvider is the provider an llm_call node names: with.provider
-// when it is a literal, else "default"; "" when it is an expression.
-func llmCallProvider(n *Node) string {
+// providerField is the `with` field in which n's type names the provider
+// it calls (nodes.Capabilities.ProviderField), or "" when the type calls
+// none (or is unknown).
+func providerField(n *Node) string {
+	t, ok := nodes.Lookup(n.Type)
+	if !ok {
+		return ""
+	}
+	return nodes.CapabilitiesOf(t).ProviderField
+}
+
+// callProvider is the provider a node names in its provider field: the
+// literal when it is one, else "default"; "" when it is an expression.
+func callProvider(n *Node, field string) string {
 	for _, p := range withPairs(n.With) {
-		if resolveAlias(p.key).Value != "provider" {
+		if resolveAlias(p.key).Value != field {
 			continue
 		}
 		val := resolveAlias(p.value)
@@ -209,12 +223,12 @@ func (v *validator) checkBudgetPrices() {
 				add(p.Name)
 			}
 		}
-		for _, c := range v.llmCalls() {
+		for _, c := range v.providerCalls() {
 			n := c.node
 			if !slices.ContainsFunc(n.Pools, func(x Name) bool { return x.Value == pl.Name }) {
 				continue
 			}
-			if main := llmCallProvider(n); main != "" {
+			if main := callProvider(n, c.field); main != "" {
 				add(fallbackOrder(byName, main)...)
 			} else {
 				add(all...) // an expression may name any provider
@@ -227,58 +241,77 @@ func (v *validator) checkBudgetPrices() {
 	}
 }
 
-// llmCall is an llm_call node and how diagnostics name it ("node ask",
-// "tool summarize").
-type llmCall struct {
-	node *Node
-	who  string
+// providerCall is a node whose type calls a provider
+// (nodes.Capabilities.ProviderField), the field that names it, and how
+// diagnostics name the node ("node ask", "tool summarize").
+type providerCall struct {
+	node  *Node
+	field string
+	who   string
 }
 
-// llmCalls is every llm_call node: those of `nodes:`, then the nodes of
-// declared tools, which call providers just the same (when a model calls
-// the tool), so the capability and price checks must see them too.
-func (v *validator) llmCalls() []llmCall {
-	var out []llmCall
+// providerCalls is every node that calls a provider: those of `nodes:`,
+// then the nodes of declared tools, which call providers just the same
+// (when a model calls the tool), so the capability and price checks must
+// see them too.
+func (v *validator) providerCalls() []providerCall {
+	var out []providerCall
 	for _, n := range v.w.Nodes {
-		if n.Type == "llm_call" {
-			out = append(out, llmCall{n, "node " + n.Name})
+		if f := providerField(n); f != "" {
+			out = append(out, providerCall{n, f, "node " + n.Name})
 		}
 	}
 	for _, t := range v.w.Tools {
-		if t.Node != nil && t.Node.Type == "llm_call" {
-			out = append(out, llmCall{t.Node, "tool " + t.Name})
+		if t.Node == nil {
+			continue
+		}
+		if f := providerField(t.Node); f != "" {
+			out = append(out, providerCall{t.Node, f, "tool " + t.Name})
 		}
 	}
 	return out
 }
 
-// Provider capabilities a call may need (a provider's `capabilities:`).
+// Provider capabilities a call may need (a provider's `capabilities:`),
+// as the catalog declares them.
 const (
-	CapTools            = "tools"
-	CapStructuredOutput = "structured_output"
+	CapTools            = nodes.ProviderCapTools
+	CapStructuredOutput = nodes.ProviderCapStructuredOutput
 )
 
-// checkCapabilities warns when an llm_call uses a capability (tools,
-// response_format) that its provider, or a fallback it may reach,
-// declares it lacks: the call would fail there, or, on a fallback, only
-// when the primary is already down.
+// providerKinds are the kinds a provider may be, as the LLM adapters
+// declare them; providerKindEnum is the same as the format table's Enum.
+var (
+	providerKinds    = llm.Kinds
+	providerKindEnum = enum(providerKinds)
+)
+
+// providerCapEnum is every provider capability, as the format table's
+// Enum of a provider's `capabilities:`.
+var providerCapEnum = enum(nodes.ProviderCapabilities)
+
+// checkCapabilities warns when a node gives a field that needs a provider
+// capability (nodes.Capabilities.ProviderNeeds: llm_call's tools,
+// response_format) that its provider, or a fallback it may reach, declares
+// it lacks: the call would fail there, or, on a fallback, only when the
+// primary is already down.
 func (v *validator) checkCapabilities() {
 	byName := map[string]*Provider{}
 	for _, p := range v.w.Providers {
 		byName[p.Name] = p
 	}
-	for _, call := range v.llmCalls() {
+	for _, call := range v.providerCalls() {
 		n := call.node
-		main := llmCallProvider(n)
+		main := callProvider(n, call.field)
 		if main == "" {
 			continue
 		}
-		var uses []string
-		if withGiven(n, "tools") != nil {
-			uses = append(uses, CapTools)
-		}
-		if withGiven(n, "response_format") != nil {
-			uses = append(uses, CapStructuredOutput)
+		t, _ := nodes.Lookup(n.Type) // providerCalls holds known types only
+		var uses []nodes.ProviderNeed
+		for _, need := range nodes.CapabilitiesOf(t).ProviderNeeds {
+			if withGiven(n, need.Field) != nil {
+				uses = append(uses, need)
+			}
 		}
 		if len(uses) == 0 {
 			continue
@@ -288,12 +321,13 @@ func (v *validator) checkCapabilities() {
 			if p == nil || p.Capabilities == nil {
 				continue
 			}
-			for _, c := range uses {
+			for _, need := range uses {
+				c := need.Capability
 				if slices.Contains(p.Capabilities, c) {
 					continue
 				}
-				field := map[string]string{CapTools: "with.tools", CapStructuredOutput: "with.response_format"}[c]
-				pos := posOf(withGiven(n, map[string]string{CapTools: "tools", CapStructuredOutput: "response_format"}[c]))
+				field := "with." + need.Field
+				pos := posOf(withGiven(n, need.Field))
 				if i == 0 {
 					v.warnf(pos, CodeCapability, fmt.Sprintf("use a provider with %s, or add %s to provider %s's capabilities", c, c, name),
 						"%s: %s needs %s, which provider %s does not declare (capabilities: [%s])", call.who, field, c, name, strings.Join(p.Capabilities, ", "))

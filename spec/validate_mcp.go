@@ -147,9 +147,9 @@ func (v *validator) mcpAllowed(s *MCPServer, tool string, p Pos, who string) {
 	v.errorf(p, CodeUnknownTool, hint, "%s: tool %q is not in the tools of mcp server %s", who, tool, s.Name)
 }
 
-// mcpCallRefs checks an mcp_call's literal server and tool.
-func (v *validator) mcpCallRefs(who string, given map[string]*yaml.Node) {
-	sn := given["server"]
+// mcpCallRefs checks the literal MCP server (sn) and tool (tn) a node
+// names; either may be nil when not given.
+func (v *validator) mcpCallRefs(who string, sn, tn *yaml.Node) {
 	if sn == nil || sn.Kind != yaml.ScalarNode {
 		return
 	}
@@ -162,7 +162,7 @@ func (v *validator) mcpCallRefs(who string, given map[string]*yaml.Node) {
 		v.errorf(posOf(sn), CodeUnknownTool, hint, "%s: unknown mcp server %q", who, sn.Value)
 		return
 	}
-	if tn := given["tool"]; tn != nil && tn.Kind == yaml.ScalarNode {
+	if tn != nil && tn.Kind == yaml.ScalarNode {
 		v.mcpAllowed(s, tn.Value, posOf(tn), who)
 	}
 }

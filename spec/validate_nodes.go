@@ -83,13 +83,20 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 	if p, ok := t.(nodes.Preparer); ok && !missing {
 		v.prepare(p, who, doc, given)
 	}
-	switch n.Type {
-	case "llm_call":
-		v.llmRefs(n, who, given)
-	case "subgraph":
-		v.subgraphRef(who, given["workflow"], given["input"])
-	case "mcp_call":
-		v.mcpCallRefs(who, given)
+	// References to other declarations, as the type's capabilities name
+	// the fields that hold them.
+	caps := nodes.CapabilitiesOf(t)
+	if caps.ProviderField != "" {
+		v.providerRef(n, who, caps.ProviderField, given[caps.ProviderField])
+	}
+	if caps.ToolsField != "" {
+		v.toolRefs(who, given[caps.ToolsField])
+	}
+	if caps.ChildField != "" {
+		v.subgraphRef(who, given[caps.ChildField], given[caps.ChildInputField])
+	}
+	if caps.ServerField != "" {
+		v.mcpCallRefs(who, given[caps.ServerField], given[caps.ServerToolField])
 	}
 }
 
@@ -312,12 +319,13 @@ func lineOffset(s string, line int) int {
 	return off
 }
 
-// llmRefs checks llm_call's provider and tools against the declarations.
-func (v *validator) llmRefs(n *Node, who string, given map[string]*yaml.Node) {
-	if p := given["provider"]; p == nil {
+// providerRef checks the provider a node names (p: the value of its
+// provider field, nil when not given) against the declarations.
+func (v *validator) providerRef(n *Node, who, field string, p *yaml.Node) {
+	if p == nil {
 		if _, ok := v.providers["default"]; !ok {
-			v.errorf(n.TypePos, CodeUnknownProvider, "declare providers: {default: {kind: openai, model: …}} or set with.provider",
-				"%s: llm_call uses provider \"default\", which is not declared", who)
+			v.errorf(n.TypePos, CodeUnknownProvider, "declare providers: {default: {kind: openai, model: …}} or set with."+field,
+				"%s: %s uses provider \"default\", which is not declared", who, n.Type)
 		}
 	} else if p.Kind == yaml.ScalarNode && !isExprString(p) {
 		if _, ok := v.providers[p.Value]; !ok {
@@ -328,7 +336,12 @@ func (v *validator) llmRefs(n *Node, who string, given map[string]*yaml.Node) {
 			v.errorf(posOf(p), CodeUnknownProvider, hint, "%s: unknown provider %q", who, p.Value)
 		}
 	}
-	if ts := given["tools"]; ts != nil && ts.Kind == yaml.SequenceNode {
+}
+
+// toolRefs checks the literal names of a node's tools field (ts, nil when
+// not given) against the declared tools and MCP servers.
+func (v *validator) toolRefs(who string, ts *yaml.Node) {
+	if ts != nil && ts.Kind == yaml.SequenceNode {
 		for _, t := range ts.Content {
 			t = resolveAlias(t)
 			if t.Kind != yaml.ScalarNode || isExprString(t) {

@@ -86,6 +86,10 @@ const (
 	KindAnthropic = "anthropic"
 )
 
+// Kinds is every provider kind, in the order docs and hints list them;
+// the workflow format's `kind:` takes exactly these.
+var Kinds = []string{KindOpenAI, KindAnthropic}
+
 // Config selects and configures a provider.
 type Config struct {
 	Kind    string // openai | anthropic
