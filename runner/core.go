@@ -45,7 +45,7 @@ type core struct {
 	// and item: fixed for the run (runInfo.Step follows step).
 	env     map[string]any
 	secrets map[string]any
-	runInfo RunInfo
+	runInfo spec.ExprRun
 }
 
 // init sizes the core's bookkeeping for g; the state is set by initState

@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -348,7 +349,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		secretVals = append(secretVals, opts.parent.red.secrets...)
 	}
 	r.red = newRedactor(secretVals)
-	r.runInfo = RunInfo{ID: r.id, Workflow: g.wf.Name}
+	r.runInfo = spec.ExprRun{ID: r.id, Workflow: g.wf.Name}
 
 	conc := g.concurrency
 	if opts.Concurrency > 0 {

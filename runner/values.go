@@ -18,13 +18,6 @@ import (
 	"github.com/lgx-run/lgx/spec"
 )
 
-// RunInfo is the `run` variable of expressions: {id, step, workflow}.
-type RunInfo struct {
-	ID       string `expr:"id" json:"id"`
-	Step     int    `expr:"step" json:"step"`
-	Workflow string `expr:"workflow" json:"workflow"`
-}
-
 // exprEnv is the environment every expression runs against (SPEC §3.1).
 // The loop variable is always `item` here: Compile renames a node's `as`
 // name to it, so one struct type serves every expression and evaluation
@@ -38,7 +31,7 @@ type exprEnv struct {
 	Args    map[string]any `expr:"args"`
 	Env     map[string]any `expr:"env"`
 	Secrets map[string]any `expr:"secrets"`
-	Run     RunInfo        `expr:"run"`
+	Run     spec.ExprRun   `expr:"run"`
 	// Budget is the running evaluation's size budget and deadline, which
 	// the bounded functions receive (exprlimit.go); it points at budget.
 	Budget *nodes.Budget `expr:"__budget"`

@@ -39,11 +39,12 @@ type ExprScope struct {
 	stateAsMap bool
 }
 
-// ExprRun is the type of the `run` variable: {id, step, workflow}.
+// ExprRun is the type of the `run` variable: {id, step, workflow}, the one
+// type both the checker (here) and the runner's environment use.
 type ExprRun struct {
-	ID       string `expr:"id"`
-	Step     int    `expr:"step"`
-	Workflow string `expr:"workflow"`
+	ID       string `expr:"id" json:"id"`
+	Step     int    `expr:"step" json:"step"`
+	Workflow string `expr:"workflow" json:"workflow"`
 }
 
 // ExprError is the type of the `error` variable in `output`: {message,
