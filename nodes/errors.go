@@ -5,28 +5,30 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/lgx-run/lgx/internal/failure"
 )
 
 // Kind classifies a failure; retry policies (`retry.on`) and `error.kind`
 // in expressions read it.
 type Kind string
 
-// Failure kinds.
+// Failure kinds, as internal/failure declares them (with their meaning).
 const (
-	KindNetwork   Kind = "network"   // connection refused, reset, DNS, TLS…
-	KindTimeout   Kind = "timeout"   // the attempt's deadline passed
-	KindStatus    Kind = "status"    // a response status outside `expect`
-	KindSchema    Kind = "schema"    // a value does not fit a JSON Schema
-	KindTemplate  Kind = "template"  // a template failed to render
-	KindType      Kind = "type"      // a write does not fit its state key
-	KindInput     Kind = "input"     // a resolved `with` value is unusable
-	KindExpr      Kind = "expr"      // an expression failed at run time
-	KindPanic     Kind = "panic"     // the node panicked (recovered)
-	KindCancelled Kind = "cancelled" // the run was cancelled
-	KindProvider  Kind = "provider"  // an LLM provider returned an error
-	KindLimit     Kind = "limit"     // a resource limit was reached (size budget, subgraph depth)
-	KindCassette  Kind = "cassette"  // a replayed request has no recording (lgx run --replay, lgx test)
-	KindBudget    Kind = "budget"    // a token budget cannot cover the call (SPEC §9.9)
+	KindNetwork   Kind = failure.Network
+	KindTimeout   Kind = failure.Timeout
+	KindStatus    Kind = failure.Status
+	KindSchema    Kind = failure.Schema
+	KindTemplate  Kind = failure.Template
+	KindType      Kind = failure.Type
+	KindInput     Kind = failure.Input
+	KindExpr      Kind = failure.Expr
+	KindPanic     Kind = failure.Panic
+	KindCancelled Kind = failure.Cancelled
+	KindProvider  Kind = failure.Provider
+	KindLimit     Kind = failure.Limit
+	KindCassette  Kind = failure.Cassette
+	KindBudget    Kind = failure.Budget
 )
 
 // RetryKinds are the kinds a `retry.on` entry may name (besides statuses),

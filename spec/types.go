@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/internal/failure"
 	"github.com/lgx-run/lgx/internal/value"
 )
 
@@ -152,7 +153,7 @@ const (
 )
 
 // DefaultRetryOn is the default `retry.on` list.
-var DefaultRetryOn = []string{"network", "timeout", "429", "5xx"}
+var DefaultRetryOn = []string{failure.Network, failure.Timeout, "429", "5xx"}
 
 // RetryPolicy says how often and when a failed attempt is tried again.
 type RetryPolicy struct {

@@ -14,17 +14,18 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/openai/openai-go/v3"
 
+	"github.com/lgx-run/lgx/internal/failure"
 	"github.com/lgx-run/lgx/internal/retryafter"
 )
 
-// Error kinds; the values are those of nodes.Kind so that the caller can
-// convert them directly.
+// Error kinds, of those internal/failure declares, so that the caller can
+// convert them to nodes.Kind directly.
 const (
-	ErrStatus    = "status"    // the API answered with a non-2xx status
-	ErrNetwork   = "network"   // connection failed or dropped (incl. a stream cut mid-way)
-	ErrTimeout   = "timeout"   // the context's deadline passed
-	ErrCancelled = "cancelled" // the context was cancelled
-	ErrProvider  = "provider"  // the provider answered something unusable
+	ErrStatus    = failure.Status    // the API answered with a non-2xx status
+	ErrNetwork   = failure.Network   // connection failed or dropped (incl. a stream cut mid-way)
+	ErrTimeout   = failure.Timeout   // the context's deadline passed
+	ErrCancelled = failure.Cancelled // the context was cancelled
+	ErrProvider  = failure.Provider  // the provider answered something unusable
 )
 
 // Error is a failed completion. Its text never contains the API key.
