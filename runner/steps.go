@@ -1,0 +1,645 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Step-at-a-time execution for a distributed engine (DESIGN.md, "Scaling
+// out"). A run recorded with SubmitRun is driven from outside, one
+// super-step at a time, by three calls that each open the run from the
+// store and share nothing in memory:
+//
+//	Plan        forms the next step from the last checkpoint (names, item
+//	            counts, caps); the first Plan begins the run (checkpoint 0)
+//	InvokeOne   runs one invocation of the planned step, as the local
+//	            engine does (with, attempts and retries, output), and
+//	            records it through the journal
+//	CommitStep  applies the step's recorded invocations with the step core
+//	            and writes its checkpoint
+//
+// The barrier is the step core applied to recorded writes, so a repeated
+// call (a retried or replayed activity) gives the same checkpoint: Plan
+// writes nothing once checkpoint 0 exists, InvokeOne returns the record of
+// an invocation already recorded instead of running it again, CommitStep of
+// a committed step returns what it returned the first time. State values
+// never leave the store: the calls return names, counts and statuses.
+
+// Distributable reports why g cannot run step by step (Plan, InvokeOne,
+// CommitStep) yet: nil when it can. Everything listed is refused before
+// anything runs rather than run differently from a local run.
+func Distributable(g *Graph) error {
+	var why []string
+	wf := g.wf
+	if wf.Config.Timeout > 0 {
+		why = append(why, "config.timeout (a run deadline)")
+	}
+	if wf.Config.Budget != nil {
+		why = append(why, "config.budget (token budgets)")
+	}
+	if len(wf.MCP) > 0 {
+		why = append(why, "mcp servers")
+	}
+	for _, p := range wf.Pools {
+		switch {
+		case p.Config != "":
+			why = append(why, fmt.Sprintf("pool %s of the user config (machine-wide pools)", p.Name))
+		case p.Rate.PerSecond() > 0:
+			why = append(why, fmt.Sprintf("pool %s: rate (rate limits)", p.Name))
+		case p.PerKey != nil:
+			why = append(why, fmt.Sprintf("pool %s: per_key (keyed pools)", p.Name))
+		case p.Budget != nil:
+			why = append(why, fmt.Sprintf("pool %s: budget (token budgets)", p.Name))
+		}
+	}
+	for _, p := range wf.Providers {
+		if p.Budget != nil {
+			why = append(why, fmt.Sprintf("provider %s: budget (token budgets)", p.Name))
+		}
+	}
+	for _, n := range g.nodes {
+		c := nodes.CapabilitiesOf(n.typ)
+		kind := n.spec.Type
+		switch {
+		case c.Pauses:
+			why = append(why, fmt.Sprintf("node %s: type %s (interrupts)", n.name, kind))
+		case c.HoldsNoSlot || c.ChildField != "":
+			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs and tool calls)", n.name, kind))
+		case c.ServerField != "":
+			why = append(why, fmt.Sprintf("node %s: type %s (MCP calls)", n.name, kind))
+		case n.keyPool != "":
+			why = append(why, fmt.Sprintf("node %s: pool key (keyed pools)", n.name))
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &UnsupportedError{Workflow: wf.Name, What: why}
+}
+
+// UnsupportedError lists what a workflow uses that the step-at-a-time
+// engine does not support yet.
+type UnsupportedError struct {
+	Workflow string
+	What     []string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("workflow %s cannot run on Temporal yet; it uses:\n  %s\n(run it without --engine temporal)",
+		e.Workflow, strings.Join(e.What, "\n  "))
+}
+
+// SubmitRun records a new run of g, to be driven by Plan, InvokeOne and
+// CommitStep: inputs are checked as Run checks them (an *InputError when
+// refused), and recorded with secrets from environ redacted. Nothing runs:
+// the first Plan begins the run, in the environment of the process that
+// executes it (its env and secrets are the workers', not the submitter's).
+func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inputs map[string]any, environ []string) error {
+	if err := Distributable(g); err != nil {
+		return err
+	}
+	var c core
+	c.init(g)
+	if err := c.initState(inputs); err != nil {
+		return err
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	var secretVals []string
+	for _, s := range g.wf.Secrets {
+		secretVals = append(secretVals, env[s.Value])
+	}
+	red := newRedactor(secretVals)
+	raw, err := json.Marshal(red.value(inputs))
+	if err != nil {
+		return &InputError{Msg: fmt.Sprintf("inputs: %v", err)}
+	}
+	if inputs == nil {
+		raw = []byte("{}")
+	}
+	subs, err := loadSubgraphs(g, func(string) ([]byte, error) { return nil, errors.New("subgraphs are not supported") })
+	if err != nil {
+		return err
+	}
+	err = st.CreateRun(ctx, &store.Run{ID: runID, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
+		Inputs: raw, Status: store.StatusRunning, StartedAt: time.Now(), Subgraphs: subs.sources})
+	if err != nil {
+		return fmt.Errorf("store: create run: %w", err)
+	}
+	return claim(ctx, st, runID)
+}
+
+// stepLeaseTTL is how long a step-by-step run's lease lives unrenewed:
+// every Plan, InvokeOne and CommitStep renews it, and ending the run
+// releases it. Its holder is the engine, not a process: no pid is
+// checked, so the run reads as running (not stale) while the engine
+// drives it, and a local `lgx resume` is refused until it expires.
+const stepLeaseTTL = time.Hour
+
+// stepLeaseHost is the Host of a step-by-step run's lease: the run is
+// executed by the engine's workers, not by one machine.
+const stepLeaseHost = "temporal"
+
+// claim takes or renews the engine's lease of a run.
+func claim(ctx context.Context, st store.Store, runID string) error {
+	l := store.Lease{Owner: "engine:" + runID, Host: stepLeaseHost, Expires: time.Now().Add(stepLeaseTTL)}
+	if err := st.AcquireLease(ctx, runID, l); err != nil {
+		return fmt.Errorf("store: lease of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// StepOptions configure the process that executes a run's steps.
+type StepOptions struct {
+	// Environ is the executing process's environment (env, secrets,
+	// providers); nil means os.Environ().
+	Environ []string
+	// Concurrency overrides config.concurrency when > 0.
+	Concurrency int
+	// Options' HTTPClient is used when set.
+	Options Options
+}
+
+// StepRun is a run opened from the store at its last checkpoint, with the
+// next step formed (see Open): what Plan, InvokeOne and CommitStep work on.
+type StepRun struct {
+	r      *run
+	st     store.Store
+	status store.Status // the run record's status when opened
+	errMsg string       // the run record's error
+	fresh  bool         // no checkpoint yet: the run has not begun
+	inputs map[string]any
+	// lastCP is the step of the last checkpoint, lastNext its next nodes.
+	lastCP   int
+	lastNext []string
+	recOnce  sync.Once
+	runs     []*nodeRun // the planned step's nodes, file order; nil when none is planned
+	// planErr is why the next step could not be formed (recursion limit,
+	// for_each, conflict): Plan fails the run with it.
+	planErr error
+}
+
+// OpenStep loads run runID from st: the recorded workflow text compiled,
+// the merged checkpoints replayed, the next step formed against that state
+// (for_each items evaluated, replace conflicts checked). It writes nothing.
+func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions) (*StepRun, error) {
+	rec, g, read, err := loadRecorded(ctx, st, runID)
+	if err != nil {
+		return nil, err
+	}
+	if err := Distributable(g); err != nil {
+		return nil, err
+	}
+	opts := so.Options
+	opts.Store, opts.RunID, opts.Environ, opts.Concurrency = st, runID, so.Environ, so.Concurrency
+	opts.Sink, opts.Machine = nil, nil
+	r, err := newRun(g, opts)
+	if err != nil {
+		return nil, err
+	}
+	if r.subs, err = loadSubgraphs(g, read); err != nil {
+		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
+	}
+	status := rec.Status
+	if status == store.StatusStale { // the engine's lease expired: it still drives the run
+		status = store.StatusRunning
+	}
+	s := &StepRun{r: r, st: st, status: status, errMsg: rec.Error}
+	cps, err := store.ResumeCheckpoints(ctx, st, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if len(cps) == 0 {
+		s.fresh = true
+		if len(rec.Inputs) > 0 {
+			var v any
+			if err := decodeJSON(rec.Inputs, &v); err != nil {
+				return nil, fmt.Errorf("recorded inputs: %w", err)
+			}
+			s.inputs, _ = v.(map[string]any)
+		}
+		return s, nil
+	}
+	if err := r.replay(cps); err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	s.lastCP, s.lastNext = r.step, cps[len(cps)-1].Next
+	s.form(ctx)
+	return s, nil
+}
+
+// loadRecorded reads run runID's record and compiles the workflow text
+// recorded with it; read serves the recorded subgraph texts.
+func loadRecorded(ctx context.Context, st store.Store, runID string) (*store.Run, *Graph, func(string) ([]byte, error), error) {
+	rec, err := st.GetRun(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil, &InputError{Msg: fmt.Sprintf("no run %q in the store", runID)}
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store: %w", err)
+	}
+	w, ds := spec.Load(rec.File, rec.Source)
+	if ds.HasErrors() {
+		return nil, nil, nil, fmt.Errorf("recorded workflow of run %s: %w", runID, &InvalidWorkflowError{File: rec.File, Diagnostics: ds.Errors()})
+	}
+	read := func(path string) ([]byte, error) {
+		src, ok := rec.Subgraphs[path]
+		if !ok {
+			return nil, fmt.Errorf("its text was not recorded with run %s", runID)
+		}
+		return src, nil
+	}
+	g, err := compileValid(w, read)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
+	}
+	return rec, g, read, nil
+}
+
+// form plans the next step against the current state, if one is
+// triggered: the step number advances, items are evaluated.
+func (s *StepRun) form(ctx context.Context) {
+	r := s.r
+	s.runs = nil
+	if len(r.next) == 0 {
+		return
+	}
+	cur, err := r.plan(nil)
+	if err != nil {
+		s.planErr = err
+		return
+	}
+	for _, ni := range cur {
+		nr, err := r.prepare(ctx, ni)
+		if err != nil {
+			s.planErr = err
+			return
+		}
+		s.runs = append(s.runs, nr)
+	}
+	if err := r.planConflicts(s.runs); err != nil {
+		s.planErr = err
+	}
+}
+
+// Close releases what the run holds: its recorder's goroutine and its
+// HTTP client's idle connections.
+func (s *StepRun) Close() {
+	s.r.journal.close()
+	s.r.closeHTTP()
+}
+
+// RunID is the run's id.
+func (s *StepRun) RunID() string { return s.r.id }
+
+// Step is the planned step's number (the step after the last checkpoint).
+func (s *StepRun) Step() int { return s.r.step }
+
+// StepPlan is a formed step, as a scheduler needs it: names, counts, caps.
+type StepPlan struct {
+	// Done is true when the run has ended (no step is planned): Status
+	// says how, Error why it failed.
+	Done   bool
+	Status store.Status
+	Error  string
+	Step   int
+	// Global is the run's global cap on invocations in flight (0: none).
+	Global int
+	Nodes  []PlannedNode
+	// Pools are the concurrency caps of the pools the step's nodes take,
+	// sorted by name.
+	Pools []PoolCap
+}
+
+// PlannedNode is one node of a step.
+type PlannedNode struct {
+	Name string
+	// Items is the for_each's item count, -1 for a node without for_each
+	// (one invocation).
+	Items int
+	// Cap is the node's concurrency cap (0: none); Pools names the pools
+	// each invocation takes, sorted.
+	Cap   int
+	Pools []string
+	// Slot is false for invocations that hold no cap slot.
+	Slot bool
+}
+
+// PoolCap is one pool's concurrency cap (0: none).
+type PoolCap struct {
+	Name string
+	Cap  int
+}
+
+// Invocations is how many invocations the node has in the step.
+func (p PlannedNode) Invocations() int {
+	if p.Items < 0 {
+		return 1
+	}
+	return p.Items
+}
+
+// Plan begins a run that has not begun (writing checkpoint 0) and returns
+// its next step; a run that ended, or whose next step cannot be formed
+// (recursion limit, for_each, conflict: the run is then failed in the
+// store), is Done.
+func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
+	r := s.r
+	if s.status != store.StatusRunning {
+		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: r.step}, nil
+	}
+	if err := claim(ctx, s.st, r.id); err != nil {
+		return nil, err
+	}
+	if s.fresh {
+		if err := r.initState(s.inputs); err != nil {
+			return s.end(ctx, store.StatusFailed, err)
+		}
+		if err := r.core.begin(ctx); err != nil {
+			return s.end(ctx, store.StatusFailed, err)
+		}
+		if err := r.journal.checkpoint(ctx, &r.core, r.nodeNames(r.next), r.red); err != nil {
+			return nil, err
+		}
+		r.changed = r.changed[:0]
+		s.fresh = false
+		s.form(ctx)
+	}
+	if s.planErr != nil {
+		return s.end(ctx, store.StatusFailed, s.planErr)
+	}
+	if s.runs == nil {
+		return s.end(ctx, store.StatusCompleted, nil)
+	}
+	p := &StepPlan{Step: r.step, Status: store.StatusRunning, Global: r.lim.global.capacity()}
+	pools := map[string]int{}
+	for _, nr := range s.runs {
+		n := nr.n
+		pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none}
+		if nr.items != nil {
+			pn.Items = len(nr.items)
+		}
+		for _, name := range n.poolNames {
+			if pl, ok := r.lim.pools[name]; ok {
+				pools[name] = pl.sem.capacity()
+			}
+		}
+		p.Nodes = append(p.Nodes, pn)
+	}
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		p.Pools = append(p.Pools, PoolCap{Name: name, Cap: pools[name]})
+	}
+	return p, nil
+}
+
+// end records the run's outcome (status, redacted error) and returns it
+// as a Done plan.
+func (s *StepRun) end(ctx context.Context, status store.Status, err error) (*StepPlan, error) {
+	msg := ""
+	if err != nil {
+		msg = s.r.red.str(err.Error())
+	}
+	if ferr := s.r.journal.finish(ctx, status, msg); ferr != nil {
+		return nil, ferr
+	}
+	_ = s.st.ReleaseLease(context.WithoutCancel(ctx), s.r.id, "engine:"+s.r.id) // else it expires
+	s.status, s.errMsg = status, msg
+	return &StepPlan{Done: true, Status: status, Error: msg, Step: s.r.step}, nil
+}
+
+// InvokeResult is how one invocation ended: no state, no body.
+type InvokeResult struct {
+	Path string
+	// Status is a store.Invocation* status, or "cancelled" when the
+	// invocation was stopped before it ended (nothing is recorded).
+	Status   string
+	Kind     string
+	Error    string // redacted
+	Attempts int
+	// Recorded is true when the invocation had been recorded before this
+	// call (a retried activity): it did not run again.
+	Recorded bool
+}
+
+// InvocationCancelled is InvokeResult.Status for an invocation stopped
+// before it ended.
+const InvocationCancelled = "cancelled"
+
+// InvokeOne runs one invocation of the planned step — node's item index
+// (-1 without for_each) — exactly as the local engine runs it (with,
+// attempts under its retry policy and timeout, output), records it, and
+// says how it ended. An invocation already recorded (a retried call) is
+// not run again. s may serve concurrent InvokeOne calls of its step.
+func (s *StepRun) InvokeOne(ctx context.Context, node string, index int) (*InvokeResult, error) {
+	r := s.r
+	if s.planErr != nil || s.runs == nil {
+		return nil, fmt.Errorf("run %s has no step %d to invoke (its last checkpoint is step %d)", r.id, r.step, r.step-1)
+	}
+	var nr *nodeRun
+	for _, x := range s.runs {
+		if x.n.name == node {
+			nr = x
+		}
+	}
+	if nr == nil {
+		return nil, fmt.Errorf("run %s: node %s is not in step %d", r.id, node, r.step)
+	}
+	var item any
+	switch {
+	case nr.items == nil && index != -1, nr.items != nil && (index < 0 || index >= len(nr.items)):
+		return nil, fmt.Errorf("run %s: step %d: node %s has no invocation %d", r.id, r.step, node, index)
+	case nr.items != nil:
+		item = nr.items[index]
+	}
+	path := invocationPath("", r.step, node, index)
+	if inv, err := s.recorded(ctx, path); err != nil {
+		return nil, err
+	} else if inv != nil {
+		return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
+	}
+	s.openRecorder()
+	var res invResult
+	r.invoke(ctx, nil, nr.n, index, item, &res)
+	if err := r.journal.barrier(r.step); err != nil {
+		return nil, err
+	}
+	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
+	if res.status == "" {
+		out.Status = InvocationCancelled
+	}
+	if res.err != nil {
+		out.Error = r.red.str(res.err.Error())
+	}
+	return out, nil
+}
+
+// openRecorder starts the recorder InvokeOne records through (once).
+func (s *StepRun) openRecorder() {
+	s.recOnce.Do(s.r.journal.open)
+}
+
+// recorded returns the record of the invocation at path, nil when none.
+func (s *StepRun) recorded(ctx context.Context, path string) (*store.Invocation, error) {
+	invs, err := s.st.Invocations(ctx, s.r.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	for _, inv := range invs {
+		if inv.Path == path {
+			return inv, nil
+		}
+	}
+	return nil, nil
+}
+
+// StepResult is what committing a step gave.
+type StepResult struct {
+	Step int
+	// Status is running when another step follows, else how the run
+	// ended; Error why it failed (redacted).
+	Status store.Status
+	Error  string
+	Next   []string
+}
+
+// CommitStep ends the planned step from its recorded invocations: the
+// first failure in file and item order fails the run; otherwise their
+// writes are applied by the step core and the checkpoint is written (the
+// run completes when no node follows). Committing a step already
+// committed returns the same result and writes nothing.
+func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error) {
+	r := s.r
+	switch {
+	case s.fresh:
+		return nil, fmt.Errorf("run %s has not begun; nothing to commit", r.id)
+	case s.lastCP >= step || s.status != store.StatusRunning:
+		// Committed before (or ended): the step's checkpoint exists.
+		res := &StepResult{Step: step, Status: s.status, Error: s.errMsg, Next: []string{}}
+		if s.status == store.StatusRunning {
+			res.Next = slices.Clone(s.lastNext)
+		}
+		return res, nil
+	case r.step != step:
+		return nil, fmt.Errorf("run %s: cannot commit step %d: its last checkpoint is step %d", r.id, step, s.lastCP)
+	case s.planErr != nil:
+		p, err := s.end(ctx, store.StatusFailed, s.planErr)
+		if err != nil {
+			return nil, err
+		}
+		return &StepResult{Step: step, Status: p.Status, Error: p.Error, Next: []string{}}, nil
+	}
+	if err := claim(ctx, s.st, r.id); err != nil {
+		return nil, err
+	}
+	invs, err := s.st.Invocations(ctx, r.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	byPath := map[string]*store.Invocation{}
+	for _, inv := range invs {
+		if inv.Step == step {
+			byPath[inv.Path] = inv
+		}
+	}
+	for _, nr := range s.runs {
+		for i := range nr.res {
+			path := invocationPath("", step, nr.n.name, itemIndex(nr, i))
+			inv, ok := byPath[path]
+			res := &nr.res[i]
+			switch {
+			case !ok:
+				res.err = fmt.Errorf("invocation %s was not recorded", path)
+			case inv.Status == store.InvocationOK || inv.Status == store.InvocationContinued:
+				ws, err := r.decodeWrites(nr.n, inv.Writes)
+				if err != nil {
+					return nil, fmt.Errorf("run %s: %s: %w", r.id, path, err)
+				}
+				*res = invResult{writes: ws, status: inv.Status, reused: true, attempts: inv.Attempts}
+			case inv.Status == store.InvocationFailed:
+				*res = invResult{status: inv.Status, kind: nodes.Kind(inv.ErrorKind), err: errors.New(inv.Error)}
+			default:
+				return nil, fmt.Errorf("run %s: %s: status %s is not supported here", r.id, path, inv.Status)
+			}
+		}
+	}
+	out := r.outcome(s.runs)
+	var fail error
+	switch {
+	case out.failure != nil:
+		fail = out.failure
+	case out.cancelled:
+		fail = fmt.Errorf("%w at step %d: an invocation ended without a record", ErrCancelled, step)
+	case len(out.intrs) > 0:
+		return nil, fmt.Errorf("run %s: step %d: interrupts are not supported here", r.id, step)
+	default:
+		fail = r.commit(ctx, s.runs)
+	}
+	if fail != nil {
+		p, err := s.end(ctx, store.StatusFailed, fail)
+		if err != nil {
+			return nil, err
+		}
+		return &StepResult{Step: step, Status: p.Status, Error: p.Error, Next: []string{}}, nil
+	}
+	next := r.nodeNames(r.next)
+	if err := r.journal.checkpoint(ctx, &r.core, next, r.red); err != nil {
+		return nil, err
+	}
+	res := &StepResult{Step: step, Status: store.StatusRunning, Next: slices.Clone(next)}
+	if len(next) == 0 {
+		if _, err := s.end(ctx, store.StatusCompleted, nil); err != nil {
+			return nil, err
+		}
+		res.Status = store.StatusCompleted
+	}
+	return res, nil
+}
+
+// Outcome reads a run's result from the store as Run would have returned
+// it: status, final state (as of its last checkpoint, secrets redacted as
+// recorded), output keys, and the recorded error of a failed run.
+func Outcome(ctx context.Context, st store.Store, runID string) (*Result, error) {
+	rec, g, _, err := loadRecorded(ctx, st, runID)
+	if err != nil {
+		return nil, err
+	}
+	// Only the core's replay is needed: no environment, secrets or
+	// providers (the submitter need not hold the workers' secrets).
+	r := &run{g: g, id: runID}
+	r.core.init(g)
+	cps, err := store.ResumeCheckpoints(ctx, st, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if len(cps) > 0 {
+		if err := r.replay(cps); err != nil {
+			return nil, fmt.Errorf("run %s: %w", runID, err)
+		}
+	}
+	res := &Result{RunID: runID, Workflow: g.wf.Name, Status: rec.Status, Steps: r.step, InterruptIndex: -1, State: r.state}
+	res.Output = r.output(res.State)
+	if rec.Error != "" {
+		return res, &RecordedError{Msg: rec.Error}
+	}
+	return res, nil
+}
+
+// RecordedError is a run's failure as the store recorded it (redacted).
+type RecordedError struct{ Msg string }
+
+func (e *RecordedError) Error() string { return e.Msg }
