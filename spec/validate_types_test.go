@@ -30,17 +30,6 @@ func init() {
 		OneOf: []nodes.OneOf{{Fields: []string{"body", "json"}}},
 	}})
 	nodes.Register(testTemplate{})
-	if _, ok := nodes.Lookup("llm_call"); !ok {
-		// Stand-in until the real llm_call is registered; validation of
-		// providers and tools keys on the type name.
-		nodes.Register(testType{name: "llm_call", doc: nodes.Doc{With: []nodes.Field{
-			{Name: "provider", Type: "string", Default: "default"},
-			{Name: "model", Type: "string"},
-			{Name: "prompt", Type: "string"},
-			{Name: "messages", Type: "messages"},
-			{Name: "tools", Type: "list"},
-		}, OneOf: []nodes.OneOf{{Fields: []string{"prompt", "messages"}, Required: true}}}})
-	}
 }
 
 type testType struct {
