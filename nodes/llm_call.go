@@ -136,7 +136,10 @@ func (llmCall) Run(ctx context.Context, inv *Invocation) (any, error) {
 		return nil, &Error{Kind: KindInput, Err: fmt.Errorf("llm_call: %w", err)}
 	}
 	if len(prep.tools) > 0 {
-		specs, err := inv.Host.Tools(prep.tools)
+		if inv.Tools == nil {
+			return nil, Errorf(KindInput, "llm_call: the run has no tools")
+		}
+		specs, err := inv.Tools.List(prep.tools)
 		if err != nil {
 			return nil, err
 		}
@@ -489,7 +492,7 @@ func llmResult(resp *llm.Response, prep *llmPrepared) (any, error) {
 	// id derived from the invocation's path (SPEC §9.6), so a replay or a
 	// resume produces the same state; a random id here would not.
 	message := map[string]any{
-		"role":       "assistant",
+		"role":       llm.RoleAssistant,
 		"content":    resp.Content,
 		"tool_calls": calls,
 	}

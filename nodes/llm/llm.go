@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Roles of a Message.
@@ -111,6 +112,6 @@ func New(cfg Config) (Client, error) {
 	case KindAnthropic:
 		return newAnthropic(cfg), nil
 	default:
-		return nil, fmt.Errorf("unknown provider kind %q (want openai or anthropic)", cfg.Kind)
+		return nil, fmt.Errorf("unknown provider kind %q (want %s)", cfg.Kind, strings.Join(Kinds, " or "))
 	}
 }
