@@ -33,15 +33,6 @@ func (h *fetchTestHost) Token(string)             {}
 func (h *fetchTestHost) Provider(string) (*Provider, error) {
 	return nil, errors.New("fetchTestHost: no providers")
 }
-func (h *fetchTestHost) Tools([]string) ([]ToolSpec, error) {
-	return nil, errors.New("fetchTestHost: no tools")
-}
-func (h *fetchTestHost) RunTool(context.Context, ToolCall) (any, error) {
-	return nil, errors.New("fetchTestHost: no tools")
-}
-func (h *fetchTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {
-	return nil, errors.New("fetchTestHost: no subgraphs")
-}
 
 // fetchEnv is one test's server, host and leak check. The leak check is
 // registered first so that it runs after the server and the client's idle

@@ -42,7 +42,7 @@ func (h *llmTestHost) Provider(name string) (*Provider, error) {
 	p := h.provider
 	return &p, nil
 }
-func (h *llmTestHost) Tools(names []string) ([]ToolSpec, error) {
+func (h *llmTestHost) List(names []string) ([]ToolSpec, error) {
 	var out []ToolSpec
 	for _, n := range names {
 		s, ok := h.tools[n]
@@ -53,10 +53,7 @@ func (h *llmTestHost) Tools(names []string) ([]ToolSpec, error) {
 	}
 	return out, nil
 }
-func (h *llmTestHost) RunTool(context.Context, ToolCall) (any, error) {
-	return nil, errors.New("not used")
-}
-func (h *llmTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {
+func (h *llmTestHost) Call(context.Context, ToolCall) (any, error) {
 	return nil, errors.New("not used")
 }
 
@@ -104,7 +101,11 @@ func runLLM(t *testing.T, host Host, with map[string]any) (map[string]any, error
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := typ.Run(ctx, &Invocation{Node: "ask", Index: -1, Attempt: 1, With: with, Prepared: prep, Host: host})
+	inv := &Invocation{Node: "ask", Index: -1, Attempt: 1, With: with, Prepared: prep, Host: host}
+	if ts, ok := host.(ToolSource); ok {
+		inv.Tools = ts
+	}
+	res, err := typ.Run(ctx, inv)
 	if err != nil {
 		return nil, err
 	}

@@ -167,10 +167,18 @@ type Invocation struct {
 	// render or build (0 = DefaultMaxValueBytes).
 	MaxValueBytes int64
 
+	// Host gives the invocation the run's services.
 	Host Host
+	// Tools are the tools the invocation may offer a model and call (nil
+	// when the run has none): the workflow's declared tools and its MCP
+	// servers' tools, behind one interface.
+	Tools ToolSource
 }
 
-// Host is what the runner offers a type during an invocation.
+// Host is the services the runner offers a type during an invocation. It
+// never lets a type reach back into the run: what a type needs the
+// executor to schedule (a child workflow, a tool call) goes through a
+// ChildRun result or a ToolSource.
 type Host interface {
 	// HTTPClient is the run's shared, tuned client.
 	HTTPClient() *http.Client
@@ -183,15 +191,30 @@ type Host interface {
 	// Provider resolves a provider by name (env and secret expressions
 	// evaluated).
 	Provider(name string) (*Provider, error)
-	// Tools returns the declarations of the named tools, in order.
-	Tools(names []string) ([]ToolSpec, error)
-	// RunTool runs one tool call under the caps of its node and returns the
-	// tool message content. The call is an invocation of its own, with the
-	// path …/tool:ID: recorded when it finishes, never run again on resume.
-	RunTool(ctx context.Context, call ToolCall) (any, error)
-	// RunSubgraph runs a child workflow (path relative to the parent file)
-	// sharing the parent's caps, and returns its final state.
-	RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error)
+}
+
+// ToolSource lists and calls tools. The runner's implementation serves a
+// workflow's declared tools and its MCP servers' tools; each call is an
+// invocation of its own, scheduled by the executor under its tool node's
+// caps, with the path …/tool:ID, recorded when it finishes and never run
+// again on resume.
+type ToolSource interface {
+	// List returns the declarations of the named tools, in order; an
+	// unknown name is an error (an *UnknownToolError when the source can
+	// suggest a near name).
+	List(names []string) ([]ToolSpec, error)
+	// Call runs one tool call and returns the tool message content.
+	Call(ctx context.Context, call ToolCall) (any, error)
+}
+
+// ChildRun is what a composite type's Run returns (subgraph): the child
+// workflow to run, path relative to the parent file, with its inputs. The
+// executor runs it within the same attempt, sharing the parent's caps,
+// its invocations under this invocation's path; the invocation's result is
+// the child's final state. A type never runs a child itself.
+type ChildRun struct {
+	Workflow string
+	Input    map[string]any
 }
 
 // GenAIInfo describes one model call for observers (tracing): what was

@@ -7,9 +7,9 @@ import (
 
 func init() { Register(subgraphType{}) }
 
-// subgraphType is the `subgraph` type (SPEC §5.6): it runs a child workflow
-// through the host, which shares the parent's caps; the result is the
-// child's final state.
+// subgraphType is the `subgraph` type (SPEC §5.6): its invocation names a
+// child workflow, which the executor runs sharing the parent's caps; the
+// result is the child's final state.
 type subgraphType struct{}
 
 func (subgraphType) Name() string { return "subgraph" }
@@ -46,7 +46,8 @@ func (subgraphType) Subworkflow(prepared any) string {
 	return p
 }
 
-// Run runs the child workflow.
+// Run asks the executor to run the child workflow: it returns a
+// *ChildRun, which the runner replaces by the child's final state.
 func (subgraphType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	path, _ := inv.Prepared.(string)
 	if path == "" {
@@ -63,12 +64,5 @@ func (subgraphType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	default:
 		return nil, Errorf(KindInput, "subgraph: with.input must be an object, got %T", v)
 	}
-	if inv.Host == nil {
-		return nil, Errorf(KindInput, "subgraph: no host")
-	}
-	st, err := inv.Host.RunSubgraph(ctx, path, input)
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
+	return &ChildRun{Workflow: path, Input: input}, nil
 }

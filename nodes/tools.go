@@ -48,8 +48,8 @@ type toolCall struct {
 
 // Run runs the calls.
 func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
-	if inv.Host == nil {
-		return nil, Errorf(KindInput, "tools: no host")
+	if inv.Tools == nil {
+		return nil, Errorf(KindInput, "tools: the run has no tools")
 	}
 	calls, err := toolsCalls(inv.With["calls"])
 	if err != nil {
@@ -76,7 +76,7 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		c.uniqueID = c.id != "" && !seen[c.id]
 		seen[c.id] = true
 		g.Go(func() error {
-			out[i] = toolMessage(c, runToolCall(ctx, inv.Host, &specs, c))
+			out[i] = toolMessage(c, runToolCall(ctx, inv.Tools, &specs, c))
 			return nil
 		})
 	}
@@ -113,7 +113,7 @@ type toolSpecCache struct {
 	errs  map[string]error     // why an unknown tool is unknown
 }
 
-func (c *toolSpecCache) get(host Host, name string) (*ToolSpec, error) {
+func (c *toolSpecCache) get(tools ToolSource, name string) (*ToolSpec, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.specs[name]; ok {
@@ -123,7 +123,7 @@ func (c *toolSpecCache) get(host Host, name string) (*ToolSpec, error) {
 		c.specs, c.errs = map[string]*ToolSpec{}, map[string]error{}
 	}
 	var spec *ToolSpec
-	list, err := host.Tools([]string{name})
+	list, err := tools.List([]string{name})
 	if err == nil && len(list) == 1 {
 		spec = &list[0]
 	}
@@ -144,7 +144,7 @@ func unknownTool(name string, err error) string {
 }
 
 // runToolCall runs one call and returns its message content.
-func runToolCall(ctx context.Context, host Host, specs *toolSpecCache, c toolCall) (content string) {
+func runToolCall(ctx context.Context, tools ToolSource, specs *toolSpecCache, c toolCall) (content string) {
 	defer func() {
 		if r := recover(); r != nil {
 			content = fmt.Sprintf("error: tool %s panicked: %v", c.name, r)
@@ -153,7 +153,7 @@ func runToolCall(ctx context.Context, host Host, specs *toolSpecCache, c toolCal
 	if c.name == "" {
 		return "error: the tool call has no name"
 	}
-	spec, err := specs.get(host, c.name)
+	spec, err := specs.get(tools, c.name)
 	if spec == nil {
 		return unknownTool(c.name, err)
 	}
@@ -173,7 +173,7 @@ func runToolCall(ctx context.Context, host Host, specs *toolSpecCache, c toolCal
 	if c.uniqueID {
 		call.ID = c.id
 	}
-	res, err := host.RunTool(ctx, call)
+	res, err := tools.Call(ctx, call)
 	if err != nil {
 		return fmt.Sprintf("error: %v", err)
 	}

@@ -33,10 +33,7 @@ func (h *toolsTestHost) Token(string)             {}
 func (h *toolsTestHost) Provider(string) (*Provider, error) {
 	return nil, errors.New("not used")
 }
-func (h *toolsTestHost) RunSubgraph(context.Context, string, map[string]any) (map[string]any, error) {
-	return nil, errors.New("not used")
-}
-func (h *toolsTestHost) Tools(names []string) ([]ToolSpec, error) {
+func (h *toolsTestHost) List(names []string) ([]ToolSpec, error) {
 	var out []ToolSpec
 	for _, n := range names {
 		s, ok := h.specs[n]
@@ -47,7 +44,7 @@ func (h *toolsTestHost) Tools(names []string) ([]ToolSpec, error) {
 	}
 	return out, nil
 }
-func (h *toolsTestHost) RunTool(ctx context.Context, c ToolCall) (any, error) {
+func (h *toolsTestHost) Call(ctx context.Context, c ToolCall) (any, error) {
 	name, args := c.Name, c.Args
 	h.mu.Lock()
 	h.inFlight++
@@ -102,13 +99,13 @@ func call(id, name string, args any) map[string]any {
 	return map[string]any{"id": id, "name": name, "arguments": args}
 }
 
-func runTools(t *testing.T, ctx context.Context, host Host, with map[string]any) (any, error) {
+func runTools(t *testing.T, ctx context.Context, tools ToolSource, with map[string]any) (any, error) {
 	t.Helper()
 	typ, ok := Lookup("tools")
 	if !ok {
 		t.Fatal("tools is not registered")
 	}
-	return typ.Run(ctx, &Invocation{Node: "act", Index: -1, Attempt: 1, With: with, Host: host})
+	return typ.Run(ctx, &Invocation{Node: "act", Index: -1, Attempt: 1, With: with, Tools: tools})
 }
 
 func toolMessages(t *testing.T, res any) []any {

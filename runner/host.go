@@ -83,8 +83,13 @@ func (c *call) Provider(name string) (*nodes.Provider, error) {
 	return &cp, nil
 }
 
-// Tools returns the named tools' declarations, in order.
-func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
+// toolSource is a call seen as the nodes.ToolSource of its invocation:
+// the workflow's declared tools and its MCP servers' tools.
+type toolSource call
+
+// List returns the named tools' declarations, in order.
+func (ts *toolSource) List(names []string) ([]nodes.ToolSpec, error) {
+	c := (*call)(ts)
 	out := make([]nodes.ToolSpec, 0, len(names))
 	for _, n := range names {
 		if server, tool, ok := c.r.g.mcpRef(n); ok {
@@ -105,14 +110,15 @@ func (c *call) Tools(names []string) ([]nodes.ToolSpec, error) {
 	return out, nil
 }
 
-// RunTool runs one tool call, an invocation of its own with the path
+// Call runs one tool call, an invocation of its own with the path
 // PARENT/tool:ID: its node with `args` in scope, under the node's caps,
 // timeout and retry policy, then the tool's `output` (default: the
 // result). A finished call is recorded, and a resume of the tools node
 // reuses it instead of calling again. A call that runs is reported as
 // tool_start and tool_end events; a reused one is not (it ran, and was
 // reported, in the attempt that recorded it).
-func (c *call) RunTool(ctx context.Context, tcall nodes.ToolCall) (any, error) {
+func (ts *toolSource) Call(ctx context.Context, tcall nodes.ToolCall) (any, error) {
+	c := (*call)(ts)
 	r := c.r
 	path := toolCallPath(c.pathOf(), tcall.ID, tcall.Position)
 	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
@@ -168,7 +174,7 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 	tc := &call{r: r, n: t.node, caps: r.tcaps[name], step: c.step, index: c.index, path: path}
 	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run, ctx: ctx, timeout: t.node.timeout}
 	tc.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: c.n.name + "." + name, Step: c.step,
-		Index: c.index, Prepared: t.node.prep, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: tc}
+		Index: c.index, Prepared: t.node.prep, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: tc, Tools: (*toolSource)(tc)}
 	if t.node.with != nil {
 		w, err := t.node.with.evalMap(&tc.env)
 		if err != nil {
@@ -198,14 +204,17 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 	return out, tc.genai, nil
 }
 
-// RunSubgraph runs a child workflow (loaded, checked and recorded when the
-// run started; path is relative to the file naming it) with input, sharing
+// runChild runs the child workflow a composite type's attempt asked for
+// (loaded, checked and recorded when the run started; its path is
+// relative to the file naming it) with its input, within that attempt,
+// sharing
 // the parent's global cap, pools and recorder. The child's invocations
 // live under this invocation's path: they are recorded as they finish, and
 // a resume reuses them while the child runs again. A child paused at
 // interrupts pauses this invocation (and the run).
-func (c *call) RunSubgraph(ctx context.Context, path string, input map[string]any) (map[string]any, error) {
+func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]any, error) {
 	r := c.r
+	path, input := child.Workflow, child.Input
 	if r.depth >= MaxSubgraphDepth {
 		return nil, &nodes.Error{Kind: nodes.KindLimit, Err: fmt.Errorf("subgraph %s: nesting deeper than %d subgraphs", path, MaxSubgraphDepth)}
 	}

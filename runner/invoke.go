@@ -214,7 +214,7 @@ func (r *run) stubbed(c *call) (any, bool) {
 func (c *call) run(ctx context.Context, item any) (any, int, error) {
 	r, n := c.r, c.n
 	c.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: n.name, Step: c.step, Index: c.index,
-		Prepared: n.prep, ResultFields: n.resultFields, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: c}
+		Prepared: n.prep, ResultFields: n.resultFields, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: c, Tools: (*toolSource)(c)}
 	if n.with != nil {
 		w, err := n.with.evalMap(&c.env)
 		if err != nil {
@@ -319,17 +319,37 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 func attemptOnce(ctx context.Context, ac *attemptCtx, n *node, inv *nodes.Invocation) (res any, timedOut bool, err error) {
 	switch {
 	case n.timeout <= 0:
-		res, err = safeRun(ctx, n.typ, inv)
+		res, err = runAttempt(ctx, n.typ, inv)
 		return res, false, err
 	case ac != nil:
-		res, err = safeRun(ac.begin(ctx, n.timeout), n.typ, inv)
+		res, err = runAttempt(ac.begin(ctx, n.timeout), n.typ, inv)
 		return res, ac.end(), err
 	default:
 		actx, cancel := context.WithTimeoutCause(ctx, n.timeout, &nodes.TimeoutCause{After: n.timeout})
 		defer cancel()
-		res, err = safeRun(actx, n.typ, inv)
+		res, err = runAttempt(actx, n.typ, inv)
 		return res, actx.Err() == context.DeadlineExceeded, err
 	}
+}
+
+// runAttempt runs one attempt of the type and, when it asks for a child
+// workflow (a *nodes.ChildRun), runs the child in the same attempt: the
+// child's final state is the attempt's result.
+func runAttempt(ctx context.Context, t nodes.Type, inv *nodes.Invocation) (any, error) {
+	res, err := safeRun(ctx, t, inv)
+	cr, ok := res.(*nodes.ChildRun)
+	if !ok || err != nil {
+		return res, err
+	}
+	c, _ := inv.Host.(*call)
+	if c == nil {
+		return nil, nodes.Errorf(nodes.KindInput, "%s: a child workflow needs the runner's host", inv.Node)
+	}
+	st, err := c.runChild(ctx, cr)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // safeRun runs one attempt, turning a panic into a KindPanic error.

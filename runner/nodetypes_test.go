@@ -117,7 +117,7 @@ edges:
 	}
 }
 
-// toolCaller is a test-only type that runs a tool through the host.
+// toolCaller is a test-only type that runs a tool through its ToolSource.
 type toolCaller struct{}
 
 func init() { nodes.Register(toolCaller{}) }
@@ -129,11 +129,11 @@ func (toolCaller) Doc() nodes.Doc {
 func (toolCaller) Run(ctx context.Context, inv *nodes.Invocation) (any, error) {
 	name, _ := inv.With["tool"].(string)
 	args, _ := inv.With["args"].(map[string]any)
-	specs, err := inv.Host.Tools([]string{name})
+	specs, err := inv.Tools.List([]string{name})
 	if err != nil {
 		return nil, err
 	}
-	out, err := inv.Host.RunTool(ctx, nodes.ToolCall{ID: "c1", Name: name, Args: args})
+	out, err := inv.Tools.Call(ctx, nodes.ToolCall{ID: "c1", Name: name, Args: args})
 	if err != nil {
 		return nil, err
 	}
