@@ -1,0 +1,253 @@
+package temporal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	sdktemporal "go.temporal.io/sdk/temporal"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Activities are lgx.plan, lgx.invoke and lgx.commit, served by a worker
+// from its store and environment.
+type Activities struct {
+	// Store is where runs are recorded; every worker and client of a run
+	// must use the same store.
+	Store store.Store
+	// Environ is the worker's environment (env, secrets, providers); nil
+	// means os.Environ().
+	Environ []string
+	// HTTPClient is shared by the invocations the worker runs; nil builds
+	// one per run.
+	HTTPClient *http.Client
+
+	cache stepCache
+}
+
+// Plan is lgx.plan.
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
+	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	if err != nil {
+		return nil, nonRetryable(err)
+	}
+	defer s.Close()
+	return s.Plan(ctx)
+}
+
+// Commit is lgx.commit.
+func (a *Activities) Commit(ctx context.Context, in CommitInput) (*runner.StepResult, error) {
+	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	if err != nil {
+		return nil, nonRetryable(err)
+	}
+	defer s.Close()
+	a.cache.drop(in.RunID, in.Step)
+	return s.CommitStep(ctx, in.Step)
+}
+
+// Invoke is lgx.invoke. The step's snapshot is opened once per worker
+// and step (cache), shared by the step's invocations this worker runs.
+// While the invocation runs, the activity heartbeats, so that a worker
+// that dies is noticed in seconds and its invocation sent elsewhere, and
+// a cancelled step stops it.
+func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+	s, release, err := a.cache.get(ctx, in, func() (*runner.StepRun, error) {
+		return runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if s.Step() != in.Step {
+		return nil, nonRetryable(fmt.Errorf("run %s: step %d was asked for, but its next step is %d", in.RunID, in.Step, s.Step()))
+	}
+	stop := heartbeat(ctx)
+	defer stop()
+	return s.InvokeOne(ctx, in.Node, in.Index)
+}
+
+// heartbeat records the activity's heartbeat every heartbeatTimeout/4
+// until stop is called.
+func heartbeat(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(heartbeatTimeout / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (a *Activities) stepOptions(concurrency int) runner.StepOptions {
+	so := runner.StepOptions{Environ: a.Environ, Concurrency: concurrency}
+	so.Options.HTTPClient = a.HTTPClient
+	return so
+}
+
+// nonRetryable marks errors that another attempt cannot fix (an unknown
+// run, a workflow the engine does not support) as such for Temporal.
+func nonRetryable(err error) error {
+	var ie *runner.InputError
+	var ue *runner.UnsupportedError
+	var iw *runner.InvalidWorkflowError
+	if errors.As(err, &ie) || errors.As(err, &ue) || errors.As(err, &iw) {
+		return sdktemporal.NewNonRetryableApplicationError(err.Error(), "lgx", nil)
+	}
+	return err
+}
+
+// stepCache keeps the opened step of the runs this worker invokes, keyed
+// by run and step, so a step's invocations load its snapshot once per
+// worker rather than once each. An entry is closed when its step is
+// committed here, when a later step of its run is opened, or when the
+// cache is full — once no invocation uses it.
+type stepCache struct {
+	mu      sync.Mutex
+	entries map[cacheKey]*cacheEntry
+	order   []cacheKey // oldest first
+}
+
+type cacheKey struct {
+	run  string
+	step int
+}
+
+type cacheEntry struct {
+	ready   chan struct{} // closed once s or err is set
+	s       *runner.StepRun
+	err     error
+	refs    int
+	evicted bool
+}
+
+// maxCachedSteps bounds the steps a worker keeps open.
+const maxCachedSteps = 64
+
+// get returns the step in's run is at, opening it with open on first use;
+// release must be called when the invocation ends.
+func (c *stepCache) get(ctx context.Context, in InvokeInput, open func() (*runner.StepRun, error)) (*runner.StepRun, func(), error) {
+	k := cacheKey{in.RunID, in.Step}
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[cacheKey]*cacheEntry{}
+	}
+	e, ok := c.entries[k]
+	if !ok {
+		e = &cacheEntry{ready: make(chan struct{})}
+		c.entries[k] = e
+		c.order = append(c.order, k)
+	}
+	e.refs++
+	var stale []*runner.StepRun
+	if !ok {
+		stale = c.evictLocked(k)
+	}
+	c.mu.Unlock()
+	closeAll(stale)
+	release := func() {
+		c.mu.Lock()
+		e.refs--
+		closeNow := e.evicted && e.refs == 0 && e.s != nil
+		c.mu.Unlock()
+		if closeNow {
+			e.s.Close()
+		}
+	}
+	if !ok {
+		s, err := open()
+		c.mu.Lock()
+		e.s, e.err = s, nonRetryable(err)
+		if err != nil { // not cached: the next attempt opens again
+			if c.entries[k] == e {
+				delete(c.entries, k)
+			}
+			e.evicted = true
+		}
+		c.mu.Unlock()
+		close(e.ready)
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		release()
+		return nil, nil, ctx.Err()
+	}
+	if e.err != nil {
+		release()
+		return nil, nil, e.err
+	}
+	return e.s, release, nil
+}
+
+// evictLocked drops earlier steps of k's run and, past maxCachedSteps,
+// the oldest entries; it returns those to close (after unlocking: Close
+// waits for the recorder).
+func (c *stepCache) evictLocked(k cacheKey) []*runner.StepRun {
+	return c.evictWhere(func(i int, o cacheKey) bool {
+		return o != k && (o.run == k.run && o.step < k.step || len(c.order)-i > maxCachedSteps)
+	})
+}
+
+// evictWhere drops the entries drop selects and returns the steps no
+// invocation uses any more; the others close when released.
+func (c *stepCache) evictWhere(drop func(i int, k cacheKey) bool) []*runner.StepRun {
+	var closed []*runner.StepRun
+	keep := make([]cacheKey, 0, len(c.order))
+	for i, o := range c.order {
+		if !drop(i, o) {
+			keep = append(keep, o)
+			continue
+		}
+		e := c.entries[o]
+		delete(c.entries, o)
+		e.evicted = true
+		if e.refs == 0 && e.s != nil {
+			closed = append(closed, e.s)
+		}
+	}
+	c.order = keep
+	return closed
+}
+
+func closeAll(steps []*runner.StepRun) {
+	for _, s := range steps {
+		s.Close()
+	}
+}
+
+// drop closes the cached steps of run up to step (committed).
+func (c *stepCache) drop(run string, step int) {
+	c.mu.Lock()
+	closed := c.evictWhere(func(_ int, o cacheKey) bool { return o.run == run && o.step <= step })
+	c.mu.Unlock()
+	closeAll(closed)
+}
+
+// Close closes every cached step; call it once the worker has stopped.
+func (a *Activities) Close() {
+	a.cache.mu.Lock()
+	closed := a.cache.evictWhere(func(int, cacheKey) bool { return true })
+	a.cache.mu.Unlock()
+	closeAll(closed)
+}

@@ -1,0 +1,79 @@
+package temporal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Register registers lgx.run and its activities, served by a, on w.
+func Register(w worker.Registry, a *Activities) {
+	w.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: PlanActivity})
+	w.RegisterActivityWithOptions(a.Invoke, activity.RegisterOptions{Name: InvokeActivity})
+	w.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
+}
+
+// WorkerOptions are the settings of one worker process.
+type WorkerOptions struct {
+	TaskQueue string // "" is DefaultTaskQueue
+	// MaxActivities bounds the invocations this process runs at once (0:
+	// the SDK's default). It is a per-process limit, not a cap: caps are
+	// held by the workflow.
+	MaxActivities int
+}
+
+// NewWorker returns a worker (not started) serving lgx.run on c.
+func NewWorker(c client.Client, a *Activities, o WorkerOptions) worker.Worker {
+	q := o.TaskQueue
+	if q == "" {
+		q = DefaultTaskQueue
+	}
+	w := worker.New(c, q, worker.Options{
+		MaxConcurrentActivityExecutionSize: o.MaxActivities,
+		// A stopping worker lets its activities finish (an invocation
+		// half-done would be re-sent elsewhere, with the same idempotency
+		// key, but a finished one costs nothing to keep).
+		WorkerStopTimeout: 30 * time.Second,
+	})
+	Register(w, a)
+	return w
+}
+
+// Start starts lgx.run for a run the store records (runner.SubmitRun);
+// the workflow id is the run id, so a run is executed once.
+func Start(ctx context.Context, c client.Client, taskQueue string, in RunInput) (client.WorkflowRun, error) {
+	if taskQueue == "" {
+		taskQueue = DefaultTaskQueue
+	}
+	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    in.RunID,
+		TaskQueue:             taskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, WorkflowName, in)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return nil, fmt.Errorf("run %s is already executing on Temporal: %w", in.RunID, err)
+		}
+		return nil, fmt.Errorf("start run %s on Temporal: %w", in.RunID, err)
+	}
+	return wr, nil
+}
+
+// Await waits for lgx.run to end and returns how the run ended.
+func Await(ctx context.Context, wr client.WorkflowRun) (*RunOutput, error) {
+	var out RunOutput
+	if err := wr.Get(ctx, &out); err != nil {
+		return nil, fmt.Errorf("run %s on Temporal: %w", wr.GetID(), err)
+	}
+	return &out, nil
+}
