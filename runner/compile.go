@@ -32,6 +32,11 @@ type Graph struct {
 	concurrency    int
 	recursionLimit int
 	timeout        time.Duration
+
+	// noCaps are the caps of a node that takes no node cap and no pool,
+	// shared read-only by every run of the graph ([1]: one that holds no
+	// slot): a run allocates caps only for the nodes that need their own.
+	noCaps [2]caps
 }
 
 // Workflow returns the workflow the graph was compiled from.
@@ -154,6 +159,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		concurrency:    w.Config.Concurrency,
 		recursionLimit: w.Config.RecursionLimit,
 		timeout:        w.Config.Timeout,
+		noCaps:         [2]caps{{}, {none: true}},
 		start:          &outEdges{},
 	}
 	if g.concurrency <= 0 {

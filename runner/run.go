@@ -128,7 +128,7 @@ type run struct {
 	opts     Options
 	sink     Sink
 	lim      *limits
-	caps     []caps
+	caps     []*caps // per node; nodes without caps of their own share Graph.noCaps
 	tcaps    map[string]*caps
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
@@ -365,9 +365,23 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		r.lim = r.lim.child(g.wf.Pools)
 	}
 	r.lim.setBudgets(g.wf)
-	r.caps = make([]caps, len(g.nodes))
+	r.caps = make([]*caps, len(g.nodes))
+	own := 0
+	for _, n := range g.nodes {
+		if n.spec.Concurrency > 0 || len(n.poolNames) > 0 {
+			own++
+		}
+	}
+	owned := make([]caps, 0, own) // one allocation for the nodes with caps of their own
 	for i, n := range g.nodes {
-		r.caps[i] = r.nodeCaps(n)
+		if n.spec.Concurrency > 0 || len(n.poolNames) > 0 {
+			owned = append(owned, r.nodeCaps(n))
+			r.caps[i] = &owned[len(owned)-1]
+		} else if n.caps.none {
+			r.caps[i] = &g.noCaps[1]
+		} else {
+			r.caps[i] = &g.noCaps[0]
+		}
 	}
 	r.tcaps = make(map[string]*caps, len(g.tools))
 	for name, t := range g.tools {

@@ -85,7 +85,7 @@ func (d *localDispatcher) turnstileFor(nr *nodeRun) *turnstile {
 	if nr.items == nil || d.workers < 2 || n.caps.none || n.poolKey != nil {
 		return nil
 	}
-	cp := &d.r.caps[n.idx]
+	cp := d.r.caps[n.idx]
 	if cp.node == nil && len(cp.pools) == 0 && d.r.lim.global == nil {
 		return nil
 	}
