@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/nodes/llm"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
@@ -320,9 +321,12 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		if err != nil {
 			// The failing expression's text may quote a secret's value (or
 			// the default key env var's): redact it like any output.
-			oa, _ := r.env["OPENAI_API_KEY"].(string)
-			an, _ := r.env["ANTHROPIC_API_KEY"].(string)
-			red := newRedactor(append(secretVals, oa, an))
+			keys := secretVals
+			for _, kind := range llm.Kinds {
+				k, _ := r.env[llm.KeyEnv(kind)].(string)
+				keys = append(keys, k)
+			}
+			red := newRedactor(keys)
 			return nil, &InputError{Msg: red.str(fmt.Sprintf("provider %s: %v", name, err))}
 		}
 		for _, f := range []struct {
@@ -335,12 +339,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 			}
 		}
 		if rp.APIKey == "" {
-			switch p.kind {
-			case "openai":
-				rp.APIKey, _ = r.env["OPENAI_API_KEY"].(string)
-			case "anthropic":
-				rp.APIKey, _ = r.env["ANTHROPIC_API_KEY"].(string)
-			}
+			rp.APIKey, _ = r.env[llm.KeyEnv(p.kind)].(string)
 		}
 		secretVals = append(secretVals, rp.APIKey)
 		r.providers[name] = rp

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lgx-run/lgx/internal/progress"
+	"github.com/lgx-run/lgx/nodes/llm"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 )
@@ -34,7 +35,9 @@ func (a *app) maskSecrets(w io.Writer, wf *spec.Workflow) {
 		names = append(names, s.Value)
 	}
 	if len(wf.Providers) > 0 {
-		names = append(names, "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+		for _, kind := range llm.Kinds {
+			names = append(names, llm.KeyEnv(kind))
+		}
 	}
 	seen := map[string]bool{}
 	for _, n := range names {

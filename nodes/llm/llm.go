@@ -91,6 +91,18 @@ const (
 // the workflow format's `kind:` takes exactly these.
 var Kinds = []string{KindOpenAI, KindAnthropic}
 
+// KeyEnv is the environment variable a provider of the kind reads its API
+// key from when it declares none (the vendors' SDKs read the same).
+func KeyEnv(kind string) string {
+	switch kind {
+	case KindOpenAI:
+		return "OPENAI_API_KEY"
+	case KindAnthropic:
+		return "ANTHROPIC_API_KEY"
+	}
+	return ""
+}
+
 // Config selects and configures a provider.
 type Config struct {
 	Kind    string // openai | anthropic
