@@ -63,6 +63,7 @@ resumable runs.`,
 		a.schemaCmd(),
 		a.mcpCmd(),
 		a.manCmd(),
+		a.workerCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Name() == "run" || c.Name() == "resume" {

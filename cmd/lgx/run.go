@@ -21,6 +21,11 @@ type runOptions struct {
 	concurrency int
 	store       storeFlag
 	cassette    cassetteFlags
+	// engine is local or temporal (worker.go); temporal and detach go
+	// with temporal.
+	engine   string
+	temporal temporalFlags
+	detach   bool
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -60,12 +65,23 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 	f.StringVar(&opts.store.kind, "store", "", "where to record the run: sqlite:PATH, memory or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME)")
 	f.StringVar(&opts.cassette.record, "record", "", "write every HTTP request and response to the cassette `file` (YAML)")
 	f.StringVar(&opts.cassette.replay, "replay", "", "answer every HTTP request from the cassette `file`; send nothing")
+	f.StringVar(&opts.engine, "engine", "local", "where the run executes: local (this process) or temporal (lgx worker processes; see lgx worker)")
+	opts.temporal.add(cmd)
+	f.BoolVar(&opts.detach, "detach", false, "with --engine temporal: print the run id once the run started, and return")
 	return cmd
 }
 
 // runRun validates, compiles and runs a workflow, recording it in the
 // store, and reports its outcome.
 func (a *app) runRun(ctx context.Context, opts runOptions) error {
+	switch {
+	case opts.engine == "temporal":
+		return a.runTemporal(ctx, opts)
+	case opts.engine != "local" && opts.engine != "":
+		return usageErrf("--engine must be local or temporal, not %q", opts.engine)
+	case opts.detach:
+		return usageErrf("--detach needs --engine temporal (a local run lives in this process)")
+	}
 	out := opts.out
 	if err := out.check(); err != nil {
 		return err

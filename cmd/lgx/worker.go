@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/lgx-run/lgx/engine/temporal"
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// temporalFlags say where the Temporal cluster is: shared by lgx worker
+// and lgx run --engine temporal.
+type temporalFlags struct {
+	address   string // --temporal HOST:PORT; "" is $LGX_TEMPORAL_ADDRESS, else 127.0.0.1:7233
+	namespace string
+	taskQueue string
+}
+
+func (f *temporalFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.address, "temporal", "", "the Temporal frontend `HOST:PORT` (default $LGX_TEMPORAL_ADDRESS, else 127.0.0.1:7233)")
+	fl.StringVar(&f.namespace, "namespace", "default", "the Temporal namespace")
+	fl.StringVar(&f.taskQueue, "task-queue", temporal.DefaultTaskQueue, "the Temporal task queue lgx's workers serve")
+}
+
+func (f *temporalFlags) hostPort() string {
+	switch {
+	case f.address != "":
+		return f.address
+	case os.Getenv("LGX_TEMPORAL_ADDRESS") != "":
+		return os.Getenv("LGX_TEMPORAL_ADDRESS")
+	}
+	return "127.0.0.1:7233"
+}
+
+// dialTimeout bounds the first contact with the Temporal frontend: a
+// wrong address fails in seconds, saying which.
+const dialTimeout = 10 * time.Second
+
+// dial connects to the Temporal cluster.
+func (f *temporalFlags) dial(ctx context.Context) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := client.DialContext(dctx, client.Options{HostPort: f.hostPort(), Namespace: f.namespace, Logger: sdkLogger()})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", f.hostPort(), f.namespace, err)
+	}
+	return c, nil
+}
+
+// sdkLogger keeps the SDK's routine info lines off stderr; its warnings
+// and errors still show.
+func sdkLogger() sdklog.Logger {
+	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// workerOptions are lgx worker's flags.
+type workerOptions struct {
+	temporal      temporalFlags
+	store         storeFlag
+	maxActivities int
+}
+
+func (a *app) workerCmd() *cobra.Command {
+	var opts workerOptions
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Execute runs started with --engine temporal, as a Temporal worker",
+		Long: `worker serves lgx's Temporal workflow (lgx.run) and its activities on a
+task queue: it plans each step of the runs started with lgx run --engine
+temporal, runs their node invocations, and commits their steps, all against
+the store. Start as many workers, on as many machines, as the work needs;
+every worker and client of a run must use the same store (PostgreSQL, or
+one SQLite file on one machine) and the same task queue.
+
+A worker executes runs in its own environment: env and secrets are the
+worker's. Caps (config.concurrency, node and pool concurrency) are held by
+the workflow, exact across workers; --max-activities only bounds this
+process.
+
+The worker runs until SIGINT or SIGTERM, then stops taking work and lets the
+invocations it runs finish (up to 30 s).`,
+		Example: `  LGX_STORE=postgres://lgx@db/lgx lgx worker --temporal temporal.internal:7233
+  lgx worker --store sqlite:/srv/lgx/runs.db --max-activities 16`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runWorker(cmd.Context(), opts)
+		},
+	}
+	opts.temporal.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&opts.store.kind, "store", "", "the store runs are recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME)")
+	f.IntVar(&opts.maxActivities, "max-activities", 0, "invocations this process runs at once (default: the SDK's, 1000)")
+	return cmd
+}
+
+// runWorker serves lgx.run until a signal.
+func (a *app) runWorker(ctx context.Context, opts workerOptions) error {
+	if opts.maxActivities < 0 {
+		return usageErrf("--max-activities must be positive")
+	}
+	if opts.store.url() == "memory" {
+		return usageErrf("--store memory: a worker needs the store its clients use (sqlite:PATH or postgres://…)")
+	}
+	st, err := opts.store.open()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := opts.temporal.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acts := &temporal.Activities{Store: st, HTTPClient: nodes.NewHTTPClient(version)}
+	defer acts.Close()
+	w := temporal.NewWorker(c, acts, temporal.WorkerOptions{TaskQueue: opts.temporal.taskQueue, MaxActivities: opts.maxActivities})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	fmt.Fprintf(a.ios.Err, "lgx worker: serving task queue %s on %s (namespace %s)\n", opts.temporal.taskQueue, opts.temporal.hostPort(), opts.temporal.namespace)
+	<-ctx.Done()
+	fmt.Fprintln(a.ios.Err, "lgx worker: stopping (finishing the invocations in progress)")
+	w.Stop()
+	return nil
+}
+
+// runTemporal is lgx run --engine temporal: the run is validated and
+// recorded here, then executed by the workers; this process waits for it
+// (unless --detach) and reports it as a local run would.
+func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
+	out := opts.out
+	if err := out.check(); err != nil {
+		return err
+	}
+	switch {
+	case opts.concurrency < 0:
+		return usageErrf("--concurrency must be positive")
+	case out.stream != "":
+		return usageErrf("--stream is not supported with --engine temporal yet: the events happen on the workers")
+	case opts.cassette.record != "" || opts.cassette.replay != "":
+		return usageErrf("--record and --replay are not supported with --engine temporal: the requests are sent by the workers")
+	case opts.store.url() == "memory":
+		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
+	}
+	wf, err := a.mustBeValid(opts.file)
+	if err != nil {
+		return err
+	}
+	in, err := parseTypedInputs(opts.inputFile, opts.inputs, inputTypes(wf))
+	if err != nil {
+		return err
+	}
+	g, err := runner.Compile(wf)
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", opts.file, err)
+	}
+	if err := runner.Distributable(g); err != nil {
+		return usageErr(err)
+	}
+	st, err := opts.store.open()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := opts.temporal.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	runID := ulid.Make().String()
+	if err := runner.SubmitRun(ctx, g, st, runID, in, os.Environ()); err != nil {
+		return err
+	}
+	wr, err := temporal.Start(ctx, c, opts.temporal.taskQueue, temporal.RunInput{RunID: runID, Concurrency: opts.concurrency})
+	if err != nil {
+		// Recorded but never started: nothing will execute it.
+		_ = st.FinishRun(context.WithoutCancel(ctx), runID, store.StatusFailed, err.Error(), time.Now())
+		return err
+	}
+	if opts.detach {
+		fmt.Fprintln(a.ios.Out, runID)
+		return nil
+	}
+	fmt.Fprintln(a.ios.Err, "run "+runID)
+	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := temporal.Await(sctx, wr); err != nil {
+		if sctx.Err() != nil {
+			fmt.Fprintf(a.ios.Err, "lgx: stopped waiting; run %s goes on on the workers (lgx runs show %s)\n", runID, runID)
+			return reported(runner.ErrCancelled)
+		}
+		return err
+	}
+	res, runErr := runner.Outcome(ctx, st, runID)
+	if res == nil {
+		return runErr
+	}
+	if runErr != nil && res.Status == store.StatusCompleted {
+		return runErr
+	}
+	var rec *runner.RecordedError
+	if runErr != nil && !errors.As(runErr, &rec) {
+		return runErr
+	}
+	return a.finish(res, runErr, out, outputKeys(wf), true)
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lgx-run/lgx/internal/temporaltest"
+)
+
+// What --engine temporal refuses is refused before anything is recorded
+// or any server is contacted: these need no Temporal server.
+func TestTemporalRefusals(t *testing.T) {
+	wf := func(name string) string { return filepath.Join("..", "..", "workflows", name) }
+	hello := wf("hello.yaml")
+	text := outputFlags{output: "text"}
+	tests := []struct {
+		name   string
+		opts   runOptions
+		worker *workerOptions
+		stderr string
+	}{
+		{name: "unknown engine", opts: runOptions{file: hello, engine: "cloud", out: text},
+			stderr: `--engine must be local or temporal, not "cloud"`},
+		{name: "detach without temporal", opts: runOptions{file: hello, engine: "local", detach: true, out: text},
+			stderr: "--detach needs --engine temporal"},
+		{name: "stream", opts: runOptions{file: hello, engine: "temporal", out: outputFlags{output: "text", stream: "events"}},
+			stderr: "--stream is not supported with --engine temporal yet"},
+		{name: "cassette", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{replay: "x.yaml"}},
+			stderr: "--record and --replay are not supported with --engine temporal"},
+		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
+			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
+		{name: "interrupt", opts: runOptions{file: wf("approval.yaml"), engine: "temporal", out: text, inputs: []string{"title=x"}},
+			stderr: "workflow approval cannot run on Temporal yet; it uses:\n  node review: type interrupt (interrupts)"},
+		{name: "rate pool, tools", opts: runOptions{file: wf("agent.yaml"), engine: "temporal", out: text, inputs: []string{"question=x"}},
+			stderr: "pool llm: rate (rate limits)"},
+		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
+			stderr: "--store memory: a worker needs the store its clients use"},
+		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},
+			stderr: "--max-activities must be positive"},
+	}
+	t.Setenv("LGX_HOME", t.TempDir())
+	t.Setenv("OPENAI_API_KEY", "sk-test")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			a := &app{ios: &IOStreams{Out: &out, Err: &errb, Width: 80}}
+			var err error
+			if tt.worker != nil {
+				err = a.runWorker(context.Background(), *tt.worker)
+			} else {
+				err = a.runRun(context.Background(), tt.opts)
+			}
+			if got := exitCode(err); got != exitUsage {
+				t.Fatalf("exit %d (%v), want %d", got, err, exitUsage)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.stderr) {
+				t.Errorf("error %v, want it to say %q", err, tt.stderr)
+			}
+			if entries, _ := os.ReadDir(os.Getenv("LGX_HOME")); len(entries) > 0 {
+				t.Errorf("something was recorded: %v", entries)
+			}
+		})
+	}
+}
+
+// TestTemporalScripts runs testdata/temporal/*.txtar against the Temporal
+// dev server LGX_TEST_TEMPORAL names (tools/devtemporal/start.sh): each
+// script gets a task queue of its own, $QUEUE, so scripts and test runs
+// never serve one another's runs.
+func TestTemporalScripts(t *testing.T) {
+	addr := temporaltest.Address(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/temporal",
+		UpdateScripts:       *update,
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			if err := scriptEnv(env); err != nil {
+				return err
+			}
+			b := make([]byte, 6)
+			_, _ = rand.Read(b)
+			env.Setenv("QUEUE", "lgx-script-"+hex.EncodeToString(b))
+			env.Setenv("LGX_TEMPORAL_ADDRESS", addr)
+			env.Setenv("LGX_STORE", "sqlite:"+filepath.Join(env.WorkDir, "runs.db"))
+			return nil
+		},
+		Cmds: scriptCmds(),
+	})
+}
