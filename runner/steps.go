@@ -145,7 +145,7 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 }
 
 // stepLeaseTTL is how long a step-by-step run's lease lives unrenewed:
-// every Plan, InvokeOne and CommitStep renews it, and ending the run
+// every Plan and CommitStep renews it, and ending the run
 // releases it. Its holder is the engine, not a process: no pid is
 // checked, so the run reads as running (not stale) while the engine
 // drives it, and a local `lgx resume` is refused until it expires.
