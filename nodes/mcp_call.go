@@ -57,7 +57,7 @@ func (mcpCall) Name() string { return MCPCallType }
 // Capabilities: the server and tool are references that validate checks;
 // an invocation takes the server's pool and timeout.
 func (mcpCall) Capabilities() Capabilities {
-	return Capabilities{ServerField: "server", ServerToolField: "tool"}
+	return Capabilities{ServerField: "server", ServerToolField: "tool", ServerArgsField: "arguments"}
 }
 
 func (mcpCall) Doc() Doc {

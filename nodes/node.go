@@ -108,8 +108,15 @@ type Capabilities struct {
 	// ServerField names the `with` field naming an MCP server under `mcp:`
 	// (mcp_call: "server"): validate checks it is declared, and the
 	// invocation takes the server's pool and timeout. ServerToolField names
-	// the field whose literal must be a tool the server's allowlist keeps.
-	ServerField, ServerToolField string
+	// the field whose literal must be a tool the server's allowlist keeps,
+	// ServerArgsField the field holding that tool's arguments (checked
+	// against the tool's input schema by `validate --online` when
+	// literal).
+	ServerField, ServerToolField, ServerArgsField string
+	// CallsField names the `with` field holding tool calls [{id, name,
+	// arguments}] (tools: "calls"); `validate --online` checks the MCP
+	// tools that literal calls name.
+	CallsField string
 }
 
 // ProviderNeed is one `with` field that needs a provider capability.

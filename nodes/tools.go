@@ -22,7 +22,9 @@ type toolsType struct{}
 func (toolsType) Name() string { return "tools" }
 
 // Capabilities: each tool call holds its tool node's slots.
-func (toolsType) Capabilities() Capabilities { return Capabilities{HoldsNoSlot: true} }
+func (toolsType) Capabilities() Capabilities {
+	return Capabilities{HoldsNoSlot: true, CallsField: "calls"}
+}
 
 func (toolsType) Doc() Doc {
 	return Doc{

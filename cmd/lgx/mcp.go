@@ -282,9 +282,10 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 	}
 	check := func(n *spec.Node, who string) {
 		with := withMap(n.With)
-		switch n.Type {
-		case "llm_call":
-			if ts := with["tools"]; ts != nil && ts.Kind == yaml.SequenceNode {
+		typ, _ := nodes.Lookup(n.Type)
+		caps := nodes.CapabilitiesOf(typ)
+		if caps.ToolsField != "" {
+			if ts := with[caps.ToolsField]; ts != nil && ts.Kind == yaml.SequenceNode {
 				for _, t := range ts.Content {
 					server, tool, ok := strings.Cut(t.Value, ".")
 					if ok && tool != "*" && t.Kind == yaml.ScalarNode {
@@ -292,9 +293,10 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 					}
 				}
 			}
-		case "tools":
+		}
+		if caps.CallsField != "" {
 			// Literal calls a workflow writes itself (not a model's).
-			if cs := with["calls"]; cs != nil && cs.Kind == yaml.SequenceNode {
+			if cs := with[caps.CallsField]; cs != nil && cs.Kind == yaml.SequenceNode {
 				for _, c := range cs.Content {
 					if nn := withMap(c)["name"]; nn != nil && nn.Kind == yaml.ScalarNode && !hasExpr(nn) {
 						if server, tool, ok := mcpCallName(wf, nn.Value); ok {
@@ -303,8 +305,9 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 					}
 				}
 			}
-		case "mcp_call":
-			sn, tn := with["server"], with["tool"]
+		}
+		if caps.ServerField != "" && caps.ServerToolField != "" {
+			sn, tn := with[caps.ServerField], with[caps.ServerToolField]
 			if sn == nil || tn == nil {
 				return
 			}
@@ -312,7 +315,7 @@ func onlineMCP(ctx context.Context, wf *spec.Workflow) spec.Diagnostics {
 			if !ok {
 				return
 			}
-			an := with["arguments"]
+			an := with[caps.ServerArgsField]
 			if an != nil && hasExpr(an) {
 				return // checked at run time, before the call
 			}
