@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +132,82 @@ func TestTemporalMatchesLocal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTemporalCost measures what an invocation costs on Temporal beyond
+// its own work, with a worker in this process: one at a time (latency
+// per activity) and 10 at a time (throughput), each node a 20 ms request.
+// CPU is the whole test process's (worker, client, test server, SQLite),
+// an upper bound on the worker's. It asserts only that the runs complete;
+// the figures are logged (go test -v).
+func TestTemporalCost(t *testing.T) {
+	temporaltest.Address(t)
+	c := temporaltest.Dial(t)
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	queue := fmt.Sprintf("lgx-cost-%d", time.Now().UnixNano())
+	acts := &Activities{Store: st, Environ: []string{}}
+	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 16})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(acts.Close)
+	t.Cleanup(w.Stop)
+	const work = 20 * time.Millisecond
+	hs := httptest.NewServer(&inflight{delay: work})
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name    string
+		n, conc int
+	}{
+		{"serial", 20, 1},
+		{"cap 10", 100, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			urls := make([]any, tc.n)
+			for i := range urls {
+				urls[i] = fmt.Sprintf("%s/doc/%d", hs.URL, i)
+			}
+			g := compile(t, "cost.yaml", fmt.Sprintf(fetchEach, 100, 100))
+			inputs := map[string]any{"urls": urls}
+			t0, c0 := time.Now(), cpuTime()
+			if _, err := local(t, g, inputs, tc.conc); err != nil {
+				t.Fatal(err)
+			}
+			lw, lc := time.Since(t0), cpuTime()-c0
+			runID := fmt.Sprintf("%s-%d", queue, tc.n)
+			if err := runner.SubmitRun(ctx, g, st, runID, inputs, nil); err != nil {
+				t.Fatal(err)
+			}
+			t0, c0 = time.Now(), cpuTime()
+			wr, err := Start(ctx, c, queue, RunInput{RunID: runID, Concurrency: tc.conc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Await(ctx, wr)
+			if err != nil || out.Status != store.StatusCompleted {
+				t.Fatalf("run: %v %+v", err, out)
+			}
+			tw, tcpu := time.Since(t0), cpuTime()-c0
+			inv := time.Duration(tc.n + 1) // the for_each items and the set node
+			t.Logf("%d invocations of a %s request, %d at a time: local %s wall, %s CPU/invocation; temporal %s wall (%.0f invocations/s), %s CPU/invocation, %s wall overhead/invocation at one at a time",
+				tc.n, work, tc.conc, lw.Round(time.Millisecond), (lc / inv).Round(time.Microsecond),
+				tw.Round(time.Millisecond), float64(inv)/tw.Seconds(), (tcpu / inv).Round(time.Microsecond),
+				((tw - lw) * time.Duration(tc.conc) / inv).Round(time.Millisecond))
+		})
+	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
