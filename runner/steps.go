@@ -556,6 +556,7 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 			byPath[inv.Path] = inv
 		}
 	}
+	missing := "" // the first invocation without a record
 	for _, nr := range s.runs {
 		for i := range nr.res {
 			path := invocationPath("", step, nr.n.name, itemIndex(nr, i))
@@ -564,6 +565,9 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 			switch {
 			case !ok:
 				res.err = fmt.Errorf("invocation %s was not recorded", path)
+				if missing == "" {
+					missing = path
+				}
 			case inv.Status == store.InvocationOK || inv.Status == store.InvocationContinued:
 				ws, err := r.decodeWrites(nr.n, inv.Writes)
 				if err != nil {
@@ -583,7 +587,7 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 	case out.failure != nil:
 		fail = out.failure
 	case out.cancelled:
-		fail = fmt.Errorf("%w at step %d: an invocation ended without a record", ErrCancelled, step)
+		fail = fmt.Errorf("step %d: invocation %s ended without a record (it failed on the workers: see the engine's history)", step, missing)
 	case len(out.intrs) > 0:
 		return nil, fmt.Errorf("run %s: step %d: interrupts are not supported here", r.id, step)
 	default:

@@ -249,3 +249,50 @@ edges: [{from: START, to: a}, {from: a, to: END}]
 		})
 	}
 }
+
+// A step committed with an invocation that has no record (its activity
+// failed past the engine's retries) fails the run, naming it.
+func TestCommitStepMissingInvocation(t *testing.T) {
+	g := compileYAML(t, `
+lgx: 1
+name: missing
+state: {xs: {type: list, reducer: append, default: []}}
+nodes:
+  each:
+    type: probe
+    for_each: ${{ [1, 2] }}
+    with: {value: 1}
+    output: {xs: "${{ result }}"}
+edges: [{from: START, to: each}, {from: each, to: END}]
+`)
+	ctx := context.Background()
+	st := store.NewMemory()
+	if err := SubmitRun(ctx, g, st, "M", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStep(ctx, st, "M", StepOptions{Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Plan(ctx)
+	if err != nil || p.Done || p.Step != 1 {
+		t.Fatalf("plan: %+v, %v", p, err)
+	}
+	s2, err := OpenStep(ctx, st, "M", StepOptions{Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.InvokeOne(ctx, "each", 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s2.CommitStep(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "step 1: invocation 1/each[1] ended without a record (it failed on the workers: see the engine's history)"
+	if res.Status != store.StatusFailed || res.Error != want {
+		t.Errorf("commit: %+v; want failed: %s", res, want)
+	}
+}
