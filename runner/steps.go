@@ -407,6 +407,16 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 	return p, nil
 }
 
+// Cancel records that the run was cancelled at its current step (as a
+// local run cancelled by a signal is: resumable), unless it already
+// ended; it returns how the run ended.
+func (s *StepRun) Cancel(ctx context.Context) (*StepPlan, error) {
+	if s.status != store.StatusRunning {
+		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: s.r.step}, nil
+	}
+	return s.end(ctx, store.StatusCancelled, fmt.Errorf("%w at step %d: %w", ErrCancelled, s.r.step, context.Canceled))
+}
+
 // end records the run's outcome (status, redacted error) and returns it
 // as a Done plan.
 func (s *StepRun) end(ctx context.Context, status store.Status, err error) (*StepPlan, error) {

@@ -198,25 +198,40 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 		return nil
 	}
 	fmt.Fprintln(a.ios.Err, "run "+runID)
-	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
+	// its invocations and records the run as cancelled (resumable). A
+	// second Ctrl-C quits at once; the cancellation goes on without us.
+	sctx, stop := a.signalContext(ctx)
 	defer stop()
 	if _, err := temporal.Await(sctx, wr); err != nil {
-		if sctx.Err() != nil {
-			fmt.Fprintf(a.ios.Err, "lgx: stopped waiting; run %s goes on on the workers (lgx runs show %s)\n", runID, runID)
-			return reported(runner.ErrCancelled)
+		if sctx.Err() == nil {
+			return err
 		}
-		return err
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
+		defer cancel()
+		if err := c.CancelWorkflow(cctx, runID, ""); err != nil {
+			return fmt.Errorf("cancel run %s on Temporal: %w", runID, err)
+		}
+		if _, err := temporal.Await(cctx, wr); err != nil {
+			return fmt.Errorf("run %s: waiting for its cancellation: %w", runID, err)
+		}
 	}
-	res, runErr := runner.Outcome(ctx, st, runID)
+	res, runErr := runner.Outcome(context.WithoutCancel(ctx), st, runID)
 	if res == nil {
 		return runErr
 	}
-	if runErr != nil && res.Status == store.StatusCompleted {
-		return runErr
-	}
 	var rec *runner.RecordedError
-	if runErr != nil && !errors.As(runErr, &rec) {
+	switch {
+	case runErr != nil && !errors.As(runErr, &rec):
 		return runErr
+	case res.Status == store.StatusCancelled:
+		runErr = fmt.Errorf("%w: %w", runner.ErrCancelled, runErr)
+	case res.Status == store.StatusRunning:
+		return fmt.Errorf("run %s: the workflow ended but the store says the run is still running", runID)
 	}
 	return a.finish(res, runErr, out, outputKeys(wf), true)
 }
+
+// cancelWait bounds how long lgx run waits for a cancelled run to stop
+// on the workers.
+const cancelWait = 30 * time.Second

@@ -41,6 +41,16 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 	return s.Plan(ctx)
 }
 
+// Cancel is lgx.cancel: the workflow was cancelled.
+func (a *Activities) Cancel(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
+	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	if err != nil {
+		return nil, nonRetryable(err)
+	}
+	defer s.Close()
+	return s.Cancel(ctx)
+}
+
 // Commit is lgx.commit.
 func (a *Activities) Commit(ctx context.Context, in CommitInput) (*runner.StepResult, error) {
 	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))

@@ -20,6 +20,7 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: PlanActivity})
 	w.RegisterActivityWithOptions(a.Invoke, activity.RegisterOptions{Name: InvokeActivity})
 	w.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
+	w.RegisterActivityWithOptions(a.Cancel, activity.RegisterOptions{Name: CancelActivity})
 }
 
 // WorkerOptions are the settings of one worker process.

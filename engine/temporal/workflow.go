@@ -40,6 +40,7 @@ const (
 	PlanActivity   = "lgx.plan"
 	InvokeActivity = "lgx.invoke"
 	CommitActivity = "lgx.commit"
+	CancelActivity = "lgx.cancel"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -123,8 +124,25 @@ func localActivityOptions() workflow.LocalActivityOptions {
 
 // Run is the lgx.run workflow: plan, invoke under the caps, commit, until
 // the run ends. It returns the run's outcome; an error only when the
-// engine itself failed (the store unreachable past the retries).
+// engine itself failed (the store unreachable past the retries). A
+// cancelled workflow stops its invocations and records the run as
+// cancelled (resumable), as a local run stopped by Ctrl-C is.
 func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
+	out, err := steps(ctx, in)
+	if ctx.Err() == nil {
+		return out, err
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	dctx = workflow.WithLocalActivityOptions(dctx, localActivityOptions())
+	var p runner.StepPlan
+	if err := workflow.ExecuteLocalActivity(dctx, CancelActivity, PlanInput(in)).Get(dctx, &p); err != nil {
+		return nil, fmt.Errorf("record the cancellation: %w", err)
+	}
+	return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
+}
+
+// steps runs the run's steps until it ends or ctx is cancelled.
+func steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
 	for {
