@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -92,6 +94,38 @@ func TestTemporalScripts(t *testing.T) {
 			env.Setenv("LGX_STORE", "sqlite:"+filepath.Join(env.WorkDir, "runs.db"))
 			return nil
 		},
-		Cmds: scriptCmds(),
+		Cmds: temporalCmds(),
 	})
+}
+
+// temporalCmds are scriptCmds plus waitrequests.
+func temporalCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	cmds := scriptCmds()
+	cmds["waitrequests"] = cmdWaitRequests
+	return cmds
+}
+
+// cmdWaitRequests: waitrequests VAR N. Waits (up to 20 s) until docserver
+// VAR has received N requests: a script acts while a run is mid-step.
+func cmdWaitRequests(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitrequests VAR N")
+	}
+	d := docServers(ts)[args[0]]
+	if d == nil {
+		ts.Fatalf("waitrequests: no server %s", args[0])
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("waitrequests: bad count %q", args[1])
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		d.mu.Lock()
+		got := d.requests
+		d.mu.Unlock()
+		if got >= n {
+			return
+		}
+	}
+	ts.Fatalf("waitrequests: %s received fewer than %d requests in 20 s", args[0], n)
 }
