@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 )
@@ -263,7 +261,8 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		cn.timeout = 0
 	}
 
-	// with: Static fields stay literal and feed Prepare.
+	// with: Static fields stay literal (spec decoded them whole) and feed
+	// Prepare.
 	static := map[string]bool{}
 	for _, f := range typ.Doc().With {
 		if f.Static {
@@ -271,23 +270,22 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		}
 	}
 	staticVals := map[string]any{}
-	if n.With != nil {
-		w := n.With
-		for w.Kind == yaml.AliasNode && w.Alias != nil {
-			w = w.Alias
+	if w := n.WithTree; w != nil {
+		if w.Kind != spec.ValueMap {
+			return nil, g.errorf(w.Pos, "node %s: with must be a mapping", n.Name)
 		}
-		if w.Kind != yaml.MappingNode {
-			return nil, g.errorf(spec.Pos{Line: w.Line, Col: w.Column}, "node %s: with must be a mapping", n.Name)
-		}
-		cn.with = &mapVal{}
-		for i := 0; i+1 < len(w.Content); i += 2 {
-			k, vn := w.Content[i].Value, w.Content[i+1]
+		cn.with = &mapVal{keys: make([]string, 0, len(w.Keys)), vals: make([]cval, 0, len(w.Keys))}
+		for i, k := range w.Keys {
+			vn := w.Elems[i]
 			var v cval
 			if static[k] {
-				lit, err := decodeYAML(vn)
-				if err != nil {
-					return nil, g.errorf(spec.Pos{Line: vn.Line, Col: vn.Column}, "node %s: with.%s: %v", n.Name, k, err)
+				if vn.Kind != spec.ValueLiteral {
+					return nil, g.errorf(vn.At, "node %s: with.%s: not decoded as a literal", n.Name, k)
 				}
+				if vn.Err != nil {
+					return nil, g.errorf(vn.At, "node %s: with.%s: %v", n.Name, k, vn.Err)
+				}
+				lit := normalize(vn.Lit)
 				staticVals[k] = lit
 				v = litVal{lit}
 			} else {
@@ -308,24 +306,12 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		cn.prep = prep
 	}
 
-	if n.ForEach != nil {
-		fe := n.ForEach
-		for fe.Kind == yaml.AliasNode && fe.Alias != nil {
-			fe = fe.Alias
+	if n.ForEachTree != nil {
+		v, err := c.value(n.ForEachTree)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: for_each: %w", n.Name, err)
 		}
-		if fe.Kind == yaml.ScalarNode && fe.Tag == "!!str" {
-			p, err := c.bare(fe)
-			if err != nil {
-				return nil, fmt.Errorf("node %s: for_each: %w", n.Name, err)
-			}
-			cn.each = p
-		} else {
-			v, err := c.value(fe)
-			if err != nil {
-				return nil, fmt.Errorf("node %s: for_each: %w", n.Name, err)
-			}
-			cn.each = v
-		}
+		cn.each = v
 	}
 
 	use := &resultUse{}
@@ -335,7 +321,10 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 		if !ok {
 			return nil, g.errorf(o.Pos, "node %s: output to undeclared state key %q", n.Name, o.Key)
 		}
-		v, err := c.value(o.Value)
+		if o.Tree == nil {
+			return nil, g.errorf(o.Pos, "node %s: output.%s: no value", n.Name, o.Key)
+		}
+		v, err := c.value(o.Tree)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: output.%s: %w", n.Name, o.Key, err)
 		}
@@ -344,8 +333,8 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	c.result = nil
 	cn.resultFields = use.wanted()
 
-	if pk := n.PoolKey; pk != nil && idx >= 0 {
-		v, err := c.str(pk.Key.Value, spec.Pos{Line: pk.Key.Line, Col: pk.Key.Column})
+	if pk := n.PoolKey; pk != nil && pk.KeyTree != nil && idx >= 0 {
+		v, err := c.value(pk.KeyTree)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: pool.key: %w", n.Name, err)
 		}
@@ -431,12 +420,16 @@ func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
 	ce := &condEdge{}
 	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
 	for _, cs := range e.When {
-		if cs.If == nil {
+		if cs.IfTree == nil {
 			return g.errorf(cs.Pos, "when case without if")
 		}
-		p, err := c.bare(cs.If)
+		cv, err := c.value(cs.IfTree)
 		if err != nil {
 			return err
+		}
+		p, ok := cv.(*progVal)
+		if !ok {
+			return g.errorf(cs.Pos, "when case: if is not an expression")
 		}
 		t, err := g.targets(cs.To)
 		if err != nil {
@@ -533,9 +526,9 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 	cn.poolNames = g.poolNames(cn)
 	cn.fallbacks = g.fallbackChain(cn) // an llm_call tool falls back like a node
 	ct.node = cn
-	if t.Output != nil {
+	if t.OutputTree != nil {
 		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
-		if ct.output, err = c.value(t.Output); err != nil {
+		if ct.output, err = c.value(t.OutputTree); err != nil {
 			return nil, fmt.Errorf("tool %s: output: %w", t.Name, err)
 		}
 	}

@@ -216,8 +216,8 @@ func (r *run) outputPos(n *node, i int) string {
 	}
 	o := n.spec.Output[i]
 	line, col := o.Pos.Line, o.Pos.Col
-	if v := o.Value; v != nil && v.Line > 0 {
-		line, col = v.Line, v.Column
+	if v := o.Tree; v != nil && v.At.Line > 0 {
+		line, col = v.At.Line, v.At.Col
 	}
 	return fmt.Sprintf("%s:%d:%d", file, line, col)
 }

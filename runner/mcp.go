@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/nodes/mcp"
 	"github.com/lgx-run/lgx/spec"
@@ -399,9 +397,8 @@ func (r *run) mcpNode(server, tool string) (*node, *caps, error) {
 	if s == nil {
 		return nil, nil, nodes.Errorf(nodes.KindInput, "unknown mcp server %q", server)
 	}
-	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
 	sn := &spec.Node{Name: server + "." + tool, Pos: s.Pos, Index: -1, Type: nodes.MCPCallType, Timeout: s.Timeout,
-		With: &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("server"), str(server), str("tool"), str(tool)}}}
+		WithTree: spec.MapValue([]string{"server", "tool"}, []*spec.Value{spec.LiteralValue(server), spec.LiteralValue(tool)})}
 	if s.Pool.Value != "" {
 		sn.Pools = []spec.Name{s.Pool}
 	}

@@ -31,8 +31,8 @@ func WriteMermaid(w io.Writer, wf *spec.Workflow) error {
 		case len(e.When) > 0:
 			for _, c := range e.When {
 				label := ""
-				if c.If != nil {
-					label, _, _ = spec.BareExpression(c.If.Value)
+				if c.IfTree != nil && c.IfTree.Kind == spec.ValueExpr {
+					label = c.IfTree.Src
 				}
 				for _, to := range c.To {
 					fmt.Fprintf(&b, "  %s -.->|\"%s\"| %s\n", from, mermaidText(label), mermaidID(to.Value))
@@ -57,10 +57,10 @@ func WriteMermaid(w io.Writer, wf *spec.Workflow) error {
 
 func mermaidNode(n *spec.Node) string {
 	label := n.Name + "<br/><i>" + n.Type + "</i>"
-	if n.ForEach != nil {
+	if e := n.ForEachTree; e != nil {
 		loop := "for_each"
-		if expr, _, err := spec.BareExpression(n.ForEach.Value); err == nil && n.ForEach.Value != "" {
-			loop += " " + expr
+		if e.Kind == spec.ValueExpr && e.Src != "" {
+			loop += " " + e.Src
 		}
 		if n.Concurrency > 0 {
 			loop += fmt.Sprintf(" · max %d", n.Concurrency)

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
@@ -101,11 +99,10 @@ func withFieldPos(n *spec.Node, field string) spec.Pos {
 	if n == nil {
 		return spec.Pos{}
 	}
-	if w := n.With; w != nil && w.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(w.Content); i += 2 {
-			if w.Content[i].Value == field {
-				v := w.Content[i+1]
-				return spec.Pos{Line: v.Line, Col: v.Column}
+	if w := n.WithTree; w != nil && w.Kind == spec.ValueMap {
+		for i, k := range w.Keys {
+			if k == field {
+				return w.Elems[i].At
 			}
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
@@ -276,118 +275,54 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 	return pv, nil
 }
 
-// bare compiles an `if:` or `for_each:` value: an expression with or
-// without `${{ }}`.
-func (c *compiler) bare(n *yaml.Node) (*progVal, error) {
-	src, _, err := spec.BareExpression(n.Value)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: %w", c.file, n.Line, n.Column, err)
-	}
-	return c.program(src, spec.Pos{Line: n.Line, Col: n.Column})
-}
-
 // str compiles a string that may contain `${{ }}`.
 func (c *compiler) str(s string, pos spec.Pos) (cval, error) {
-	in, err := spec.ParseInterpolation(s)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: %w", c.file, pos.Line, pos.Col, err)
-	}
-	if !in.HasExpr() {
-		return litVal{s}, nil
-	}
-	if in.Single() {
-		for _, seg := range in.Segments {
-			if seg.IsExpr {
-				return c.program(seg.Text, pos)
-			}
-		}
-	}
-	iv := &interpVal{}
-	for _, seg := range in.Segments {
-		if !seg.IsExpr {
-			iv.parts = append(iv.parts, litVal{seg.Text})
-			continue
-		}
-		p, err := c.program(seg.Text, pos)
-		if err != nil {
-			return nil, err
-		}
-		iv.parts = append(iv.parts, p)
-	}
-	return iv, nil
+	return c.value(spec.StringValue(s, pos))
 }
 
-// value compiles a YAML value. Subtrees without expressions become one
-// literal (decoded once).
-func (c *compiler) value(n *yaml.Node) (cval, error) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	if !hasExpr(n, 0) {
-		v, err := decodeYAML(n)
-		if err != nil {
-			return nil, err
+// value compiles a value tree from spec. Literal subtrees were decoded
+// once by spec; they are normalised here.
+func (c *compiler) value(v *spec.Value) (cval, error) {
+	switch v.Kind {
+	case spec.ValueLiteral:
+		if v.Err != nil {
+			return nil, v.Err
 		}
-		return litVal{v}, nil
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 1 {
-			return c.value(n.Content[0])
-		}
-	case yaml.ScalarNode:
-		return c.str(n.Value, spec.Pos{Line: n.Line, Col: n.Column})
-	case yaml.MappingNode:
-		m := &mapVal{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			v, err := c.value(n.Content[i+1])
+		return litVal{normalize(v.Lit)}, nil
+	case spec.ValueExpr:
+		return c.program(v.Src, v.Pos)
+	case spec.ValueInterp:
+		iv := &interpVal{parts: make([]cval, 0, len(v.Parts))}
+		for _, p := range v.Parts {
+			cp, err := c.value(p)
 			if err != nil {
 				return nil, err
 			}
-			m.keys = append(m.keys, n.Content[i].Value)
-			m.vals = append(m.vals, v)
+			iv.parts = append(iv.parts, cp)
+		}
+		return iv, nil
+	case spec.ValueMap:
+		m := &mapVal{keys: v.Keys, vals: make([]cval, 0, len(v.Elems))}
+		for _, e := range v.Elems {
+			ce, err := c.value(e)
+			if err != nil {
+				return nil, err
+			}
+			m.vals = append(m.vals, ce)
 		}
 		return m, nil
-	case yaml.SequenceNode:
-		l := &listVal{}
-		for _, e := range n.Content {
-			v, err := c.value(e)
+	case spec.ValueList:
+		l := &listVal{vals: make([]cval, 0, len(v.Elems))}
+		for _, e := range v.Elems {
+			ce, err := c.value(e)
 			if err != nil {
 				return nil, err
 			}
-			l.vals = append(l.vals, v)
+			l.vals = append(l.vals, ce)
 		}
 		return l, nil
+	case spec.ValueInvalid:
+		return nil, fmt.Errorf("%s:%d:%d: %w", c.file, v.Pos.Line, v.Pos.Col, v.Err)
 	}
-	return nil, fmt.Errorf("%s:%d:%d: unsupported YAML value", c.file, n.Line, n.Column)
-}
-
-// hasExpr reports whether a YAML subtree holds a string with `${{`.
-func hasExpr(n *yaml.Node, depth int) bool {
-	if n == nil || depth > 200 {
-		return false
-	}
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return n.Tag == "!!str" && strings.Contains(n.Value, "${{")
-	case yaml.AliasNode:
-		return hasExpr(n.Alias, depth+1)
-	}
-	for _, c := range n.Content {
-		if hasExpr(c, depth+1) {
-			return true
-		}
-	}
-	return false
-}
-
-// decodeYAML decodes a YAML literal into JSON-like Go values (int,
-// float64, string, bool, nil, []any, map[string]any), within the loader's
-// size and depth limits.
-func decodeYAML(n *yaml.Node) (any, error) {
-	v, err := spec.DecodeValue(n)
-	if err != nil {
-		return nil, err
-	}
-	return normalize(v), nil
+	return nil, fmt.Errorf("%s:%d:%d: unsupported value", c.file, v.Pos.Line, v.Pos.Col)
 }

@@ -89,6 +89,7 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		return w, d.diags
 	}
 	d.workflow(root.Content[0])
+	buildProgram(w)
 	return w, d.diags
 }
 

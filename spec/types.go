@@ -210,6 +210,8 @@ type PoolLimits struct {
 type PoolKey struct {
 	Pool Name
 	Key  *yaml.Node // a string with ${{ }} expressions over the node's scope
+	// KeyTree is Key as a value tree (StringValue).
+	KeyTree *Value
 }
 
 // Provider is an LLM endpoint for llm_call. String fields may hold
@@ -263,6 +265,7 @@ type Tool struct {
 	ParamsPos   Pos
 	Node        *Node      // the catalog node that does the work; its expressions see `args`
 	Output      *yaml.Node // expression for the tool message content; nil = `${{ result }}`
+	OutputTree  *Value     // Output as a value tree; nil = `${{ result }}`
 }
 
 // Node is one entry of `nodes:`.
@@ -277,10 +280,16 @@ type Node struct {
 	// With is the `with:` mapping as written (nil when absent). Strings in it
 	// may contain `${{ }}` expressions; positions are kept for diagnostics.
 	With *yaml.Node
+	// WithTree is With as a value tree (a ValueMap, or ValueInvalid when
+	// With is not a mapping): the type's Static inputs are literals.
+	WithTree *Value
 
 	ForEach *yaml.Node // expression string (or literal sequence); nil = not a loop
-	As      string     // loop variable; default "item"
-	AsPos   Pos
+	// ForEachTree is ForEach as a value tree: a string is one expression
+	// (BareValue), a list a value.
+	ForEachTree *Value
+	As          string // loop variable; default "item"
+	AsPos       Pos
 
 	Concurrency int      // cap on this node's items in flight; 0 = none
 	Pools       []Name   // pools named by the node
@@ -301,6 +310,7 @@ type OutputEntry struct {
 	Key   string
 	Pos   Pos
 	Value *yaml.Node
+	Tree  *Value // Value as a value tree
 }
 
 // Edge is one entry of `edges:`. A plain edge has To; a conditional edge has
@@ -321,7 +331,10 @@ func (e *Edge) IsJoin() bool { return len(e.From) > 1 }
 type Case struct {
 	Pos Pos
 	If  *yaml.Node // expression string (with or without ${{ }})
-	To  []Name
+	// IfTree is If as a value tree: a ValueExpr (BareValue), or
+	// ValueInvalid.
+	IfTree *Value
+	To     []Name
 }
 
 // MCPServer is one entry of `mcp:` (SPEC §9.9): a stdio server (Command)
