@@ -18,17 +18,6 @@ import (
 	"github.com/lgx-run/lgx/store"
 )
 
-// goleakIgnores are the SDK's process-wide goroutines that outlive any
-// one client or worker: the gRPC resolver and balancer goroutines it
-// leaves behind briefly after Close, and the shared sticky-cache
-// eviction loop, started once per process.
-var goleakIgnores = []goleak.Option{
-	goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	goleak.IgnoreAnyFunction("go.temporal.io/sdk/internal.(*sharedWorkerCache).evictionLoop"),
-	goleak.IgnoreAnyFunction("go.temporal.io/sdk/internal/common/cache.(*lru).evictionLoop"),
-}
-
 // TestTemporalMatchesLocal runs example workflows locally and through
 // lgx.run on the dev server (tools/devtemporal) with a worker in this
 // process, both recording in one SQLite file each side opens, and
@@ -37,7 +26,7 @@ var goleakIgnores = []goleak.Option{
 func TestTemporalMatchesLocal(t *testing.T) {
 	temporaltest.Address(t)
 	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, append(goleakIgnores, ignore)...) })
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	c := temporaltest.Dial(t)
 	dbPath := filepath.Join(t.TempDir(), "runs.db")
 	workerStore, err := store.OpenSQLite(dbPath)
