@@ -456,6 +456,17 @@ const InvocationCancelled = "cancelled"
 // says how it ended. An invocation already recorded (a retried call) is
 // not run again. s may serve concurrent InvokeOne calls of its step.
 func (s *StepRun) InvokeOne(ctx context.Context, node string, index int) (*InvokeResult, error) {
+	return s.invokeOne(ctx, node, index, true)
+}
+
+// InvokeFirst is InvokeOne for a caller that knows no earlier call ran
+// this invocation (a first activity attempt): it skips looking for a
+// record, which reads the run's invocations.
+func (s *StepRun) InvokeFirst(ctx context.Context, node string, index int) (*InvokeResult, error) {
+	return s.invokeOne(ctx, node, index, false)
+}
+
+func (s *StepRun) invokeOne(ctx context.Context, node string, index int, lookup bool) (*InvokeResult, error) {
 	r := s.r
 	if s.planErr != nil || s.runs == nil {
 		return nil, fmt.Errorf("run %s has no step %d to invoke (its last checkpoint is step %d)", r.id, r.step, r.step-1)
@@ -477,10 +488,12 @@ func (s *StepRun) InvokeOne(ctx context.Context, node string, index int) (*Invok
 		item = nr.items[index]
 	}
 	path := invocationPath("", r.step, node, index)
-	if inv, err := s.recorded(ctx, path); err != nil {
-		return nil, err
-	} else if inv != nil {
-		return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
+	if lookup {
+		if inv, err := s.recorded(ctx, path); err != nil {
+			return nil, err
+		} else if inv != nil {
+			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
+		}
 	}
 	s.openRecorder()
 	var res invResult

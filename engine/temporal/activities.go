@@ -80,6 +80,10 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	}
 	stop := heartbeat(ctx)
 	defer stop()
+	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt == 1 {
+		// No earlier attempt can have recorded it: skip the lookup.
+		return s.InvokeFirst(ctx, in.Node, in.Index)
+	}
 	return s.InvokeOne(ctx, in.Node, in.Index)
 }
 
