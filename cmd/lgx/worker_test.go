@@ -76,26 +76,45 @@ func TestTemporalRefusals(t *testing.T) {
 // TestTemporalScripts runs testdata/temporal/*.txtar against the Temporal
 // dev server LGX_TEST_TEMPORAL names (tools/devtemporal/start.sh): each
 // script gets a task queue of its own, $QUEUE, so scripts and test runs
-// never serve one another's runs.
+// never serve one another's runs. The worker and the clients share a
+// SQLite file, and, when LGX_TEST_POSTGRES names a server
+// (tools/pgtest/start.sh), the scripts run again on an empty PostgreSQL
+// schema of their own.
 func TestTemporalScripts(t *testing.T) {
 	addr := temporaltest.Address(t)
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/temporal",
-		UpdateScripts:       *update,
-		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			if err := scriptEnv(env); err != nil {
-				return err
-			}
-			b := make([]byte, 6)
-			_, _ = rand.Read(b)
-			env.Setenv("QUEUE", "lgx-script-"+hex.EncodeToString(b))
-			env.Setenv("LGX_TEMPORAL_ADDRESS", addr)
-			env.Setenv("LGX_STORE", "sqlite:"+filepath.Join(env.WorkDir, "runs.db"))
-			return nil
+	stores := map[string]func(env *testscript.Env) (string, error){
+		"sqlite": func(env *testscript.Env) (string, error) {
+			return "sqlite:" + filepath.Join(env.WorkDir, "runs.db"), nil
 		},
-		Cmds: temporalCmds(),
-	})
+	}
+	if base := os.Getenv("LGX_TEST_POSTGRES"); base != "" {
+		stores["postgres"] = func(env *testscript.Env) (string, error) { return pgSchema(env, base) }
+	}
+	for name, storeURL := range stores {
+		t.Run(name, func(t *testing.T) {
+			testscript.Run(t, testscript.Params{
+				Dir:                 "testdata/temporal",
+				UpdateScripts:       *update,
+				RequireExplicitExec: true,
+				Setup: func(env *testscript.Env) error {
+					if err := scriptEnv(env); err != nil {
+						return err
+					}
+					b := make([]byte, 6)
+					_, _ = rand.Read(b)
+					env.Setenv("QUEUE", "lgx-script-"+hex.EncodeToString(b))
+					env.Setenv("LGX_TEMPORAL_ADDRESS", addr)
+					u, err := storeURL(env)
+					if err != nil {
+						return err
+					}
+					env.Setenv("LGX_STORE", u)
+					return nil
+				},
+				Cmds: temporalCmds(),
+			})
+		})
+	}
 }
 
 // temporalCmds are scriptCmds plus waitrequests.
