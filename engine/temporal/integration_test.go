@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.uber.org/goleak"
 
 	"github.com/lgx-run/lgx/internal/temporaltest"
@@ -186,6 +187,13 @@ func TestTemporalCost(t *testing.T) {
 			}
 			tw, tcpu := time.Since(t0), cpuTime()-c0
 			inv := time.Duration(tc.n + 1) // the for_each items and the set node
+			events := 0
+			for it := c.GetWorkflowHistory(ctx, runID, wr.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT); it.HasNext(); events++ {
+				if _, err := it.Next(); err != nil {
+					t.Fatalf("history: %v", err)
+				}
+			}
+			t.Logf("history: %d events, %.1f per invocation", events, float64(events)/float64(inv))
 			if s0 >= 0 {
 				t.Logf("Temporal server: %s CPU/invocation", ((serverCPU() - s0) / inv).Round(time.Microsecond))
 			}
