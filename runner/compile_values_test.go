@@ -1,0 +1,44 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lgx-run/lgx/spec"
+)
+
+// TestCompileValueErrors: what Compile reports for values that Validate
+// would have rejected (a caller that skips it): each with its
+// file:line:col, an alias's expression at its anchor. The messages are
+// those of the compiler that read YAML nodes itself.
+func TestCompileValueErrors(t *testing.T) {
+	const head = "lgx: 1\nname: x\nstate:\n  a: {type: any}\n"
+	tests := []struct {
+		name, body, want string
+	}{
+		{"with: unterminated", "nodes:\n  n:\n    type: set\n    with: {v: \"a ${{ state.a\"}\n", "node n: with.v: w.yaml:8:15: unclosed ${{: expected }}"},
+		{"with: nested bad expression", "nodes:\n  n:\n    type: set\n    with: {v: [1, {w: \"${{ 1 + }}\"}]}\n", "node n: with.v: w.yaml:8:23: expression \"1 +\": unexpected token EOF"},
+		{"output through an alias", "nodes:\n  m:\n    type: set\n    description: &e \"${{ 1 + }}\"\n  n:\n    type: set\n    output: {a: *e}\n", "node n: output.a: w.yaml:8:18: expression \"1 +\": unexpected token EOF"},
+		{"for_each mixing text", "nodes:\n  n:\n    type: set\n    for_each: \"x ${{ [1] }}\"\n", "node n: for_each: w.yaml:8:15: \"x ${{ [1] }}\" mixes text and ${{ }}; write one expression"},
+		{"for_each list", "nodes:\n  n:\n    type: set\n    for_each: [1, \"${{ ( }}\"]\n", "node n: for_each: w.yaml:8:19: expression \"(\": unexpected token EOF"},
+		{"pool key", "pools:\n  p: {concurrency: 1}\nnodes:\n  n:\n    type: set\n    pool: {name: p, key: \"k-${{ item\"}\n", "node n: pool.key: w.yaml:10:26: unclosed ${{: expected }}"},
+		{"condition", "nodes:\n  n: {type: set}\nedges:\n  - from: START\n    to: n\n  - from: n\n    when:\n      - if: \"a ${{ b }}\"\n        to: END\n", "w.yaml:12:13: \"a ${{ b }}\" mixes text and ${{ }}; write one expression"},
+		{"tool output", "tools:\n  t:\n    description: d\n    parameters: {type: object}\n    node: {type: set}\n    output: \"${{ ) }}\"\nnodes:\n  n: {type: set}\n", "tool t: output: w.yaml:10:13: expression \")\": unexpected token Bracket"},
+		{"static input that does not decode", "nodes:\n  n:\n    type: template\n    with: {template: !!int x}\n", "w.yaml:8:22: node n: with.template: yaml: cannot decode !!str `x` as a !!int"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, ds := spec.Load("w.yaml", []byte(head+tt.body))
+			if ds.HasErrors() {
+				t.Fatalf("load: %v", ds.Errors())
+			}
+			_, err := Compile(w)
+			if err == nil {
+				t.Fatal("Compile succeeded")
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("got %q, want %q", err, tt.want)
+			}
+		})
+	}
+}
