@@ -1,6 +1,8 @@
 // Package spec is the lgx workflow file format: loading a YAML file into typed
 // structs that remember where every piece came from, and validating them.
-// It knows nothing about running workflows.
+// It knows nothing about running workflows. It is the only package that
+// reads YAML: what a workflow computes at run time is handed on as value
+// trees (Value, see program.go) that the runner compiles.
 package spec
 
 import (
