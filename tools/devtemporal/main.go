@@ -131,6 +131,12 @@ func parseFlags(args []string) (options, error) {
 }
 
 func run(o options) error {
+	// Catch signals first, so a SIGTERM at any point of startup ends in an
+	// orderly exit (the server's Stop once it has started) rather than the
+	// default action killing the process mid-write.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -193,11 +199,9 @@ func run(o options) error {
 		return fmt.Errorf("create server: %w", err)
 	}
 
-	// Catch signals before starting, so a SIGTERM during startup still
-	// reaches the orderly Stop below instead of killing mid-write.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+	if ctx.Err() != nil {
+		return nil // stopped before the server started: nothing to stop
+	}
 	started := time.Now()
 	if err := srv.Start(); err != nil {
 		_ = srv.Stop()
@@ -206,6 +210,9 @@ func run(o options) error {
 	frontend := net.JoinHostPort(host, strconv.Itoa(o.port))
 	if err := waitServing(ctx, frontend, o.namespaces, o.readyWait); err != nil {
 		_ = srv.Stop()
+		if ctx.Err() != nil {
+			return nil // a signal, not a failure
+		}
 		return fmt.Errorf("server started but does not serve (log: %s): %w", o.logFile, err)
 	}
 	if err := os.WriteFile(readyFile, []byte(frontend+"\n"), 0o644); err != nil {
