@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -128,12 +129,19 @@ func limitOptions() []expr.Option {
 			return args[1], budgetOf(args).Reserve(shallowSize(args[1]))
 		}),
 	}
+	builtins := exprBuiltins()
 	for _, name := range boundedBuiltins {
-		f := conf.CreateNew().Builtins[name]
-		opts = append(opts, expr.Function(fnPrefix+name, boundedCall(name, f)))
+		opts = append(opts, expr.Function(fnPrefix+name, boundedCall(name, builtins[name])))
 	}
 	return opts
 }
+
+// exprBuiltins are expr-lang's builtins by name, looked up once: a fresh
+// configuration builds the whole table, which, done per bounded builtin
+// of every compiled expression, was most of Compile's time.
+var exprBuiltins = sync.OnceValue(func() map[string]*builtin.Function {
+	return conf.CreateNew().Builtins
+})
 
 func budgetOf(args []any) *nodes.Budget {
 	b, _ := args[0].(*nodes.Budget)
