@@ -14,9 +14,11 @@
 // ephemeral range is busy on shared machines, and a fixed layout lets a second
 // instance fail fast with "address already in use" instead of half-starting.
 //
-// Once the frontend answers DescribeNamespace for every namespace, the server
-// writes DATA/ready (scripts wait for it) and logs "devtemporal: ready" to
-// stderr. SIGINT or SIGTERM stops all services and exits 0.
+// At start the server writes its pid to DATA/pid. Once the frontend answers
+// DescribeNamespace for every namespace, it writes DATA/ready (scripts wait
+// for it) and logs "devtemporal: ready" to stderr. SIGINT or SIGTERM stops
+// all services and exits 0. Restarting it on the same -data (after a kill -9,
+// say) keeps the workflows and namespaces stored there.
 package main
 
 import (
@@ -142,6 +144,11 @@ func run(o options) error {
 	}
 	readyFile := filepath.Join(o.dataDir, "ready")
 	_ = os.Remove(readyFile) // a stale one from an earlier run would lie
+	// DATA/pid names the process serving this data directory, also after a
+	// test restarted the server on it: stop.sh signals whatever it names.
+	if err := os.WriteFile(filepath.Join(o.dataDir, "pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
 	// Fail fast, before creating any state, when another server (or a
 	// previous instance still shutting down) holds one of our ports.
 	for p := o.port; p < o.port+portsUsed; p++ {

@@ -4,7 +4,10 @@
 # ports) with a fresh data directory. Prints shell exports on stdout
 # (diagnostics go to stderr). Stop it with tools/devtemporal/stop.sh DATADIR.
 #
-#   eval "$(tools/devtemporal/start.sh)"  # sets LGX_TEST_TEMPORAL, DEVTEMPORAL_DATA, DEVTEMPORAL_PID
+#   eval "$(tools/devtemporal/start.sh)"  # sets LGX_TEST_TEMPORAL, DEVTEMPORAL_DATA, DEVTEMPORAL_PID, DEVTEMPORAL_BIN
+#
+# A test that kills the server can restart it on the same data:
+#   "$DEVTEMPORAL_BIN" -data "$DEVTEMPORAL_DATA" -port PORT  (it rewrites DATA/pid)
 #
 # The binary goes to ${XDG_CACHE_HOME:-$HOME/.cache}/lgx-ci/devtemporal; the
 # first build compiles the server's ~200 modules (minutes, ~2.6 GB of compiler
@@ -51,7 +54,6 @@ t0=$(date +%s)
 # caller's terminal does not reach it; stop.sh does.
 setsid "$bin" -data "$data" -port "$port" -log-file "$log" </dev/null >"$out" 2>&1 &
 pid=$!
-echo "$pid" >"$data/pid"
 
 # The server writes DATA/ready once the frontend serves the namespaces.
 deadline=$(( $(date +%s) + wait_s ))
@@ -66,4 +68,5 @@ echo "devtemporal: pid $pid ready on 127.0.0.1:$port in $(( $(date +%s) - t0 ))s
 
 echo "export DEVTEMPORAL_DATA='$data'"
 echo "export DEVTEMPORAL_PID='$pid'"
+echo "export DEVTEMPORAL_BIN='$bin'"
 echo "export LGX_TEST_TEMPORAL='127.0.0.1:$port'"
