@@ -35,6 +35,10 @@ type Graph struct {
 	// shared read-only by every run of the graph ([1]: one that holds no
 	// slot): a run allocates caps only for the nodes that need their own.
 	noCaps [2]caps
+
+	// progs are the expressions compiled so far, while Compile runs (nil
+	// after: nodes compiled at run time, MCP tools', compile on their own).
+	progs map[progKey]*compiled
 }
 
 // Workflow returns the workflow the graph was compiled from.
@@ -159,6 +163,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		timeout:        w.Config.Timeout,
 		noCaps:         [2]caps{{}, {none: true}},
 		start:          &outEdges{},
+		progs:          map[progKey]*compiled{},
 	}
 	if g.concurrency <= 0 {
 		g.concurrency = spec.DefaultConcurrency
@@ -226,6 +231,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		}
 		g.tools[t.Name] = ct
 	}
+	g.progs = nil
 	return g, nil
 }
 
@@ -239,7 +245,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	if !ok {
 		return nil, g.errorf(n.TypePos, "node %s: unknown type %q", n.Name, n.Type)
 	}
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As, cache: g.progs}
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	capab := nodes.CapabilitiesOf(typ)
 	cn.pure = capab.Pure
@@ -418,7 +424,7 @@ func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
 		return nil
 	}
 	ce := &condEdge{}
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
 	for _, cs := range e.When {
 		if cs.IfTree == nil {
 			return g.errorf(cs.Pos, "when case without if")
@@ -495,7 +501,7 @@ func (g *Graph) compileEdges() error {
 }
 
 func (g *Graph) compileProvider(p *spec.Provider) (*provider, error) {
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
 	cp := &provider{name: p.Name, kind: p.Kind, pool: p.Pool.Value}
 	var err error
 	if cp.model, err = c.str(p.Model, p.Pos); err != nil {
@@ -527,7 +533,7 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 	cn.fallbacks = g.fallbackChain(cn) // an llm_call tool falls back like a node
 	ct.node = cn
 	if t.OutputTree != nil {
-		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes}
+		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
 		if ct.output, err = c.value(t.OutputTree); err != nil {
 			return nil, fmt.Errorf("tool %s: output: %w", t.Name, err)
 		}

@@ -9,12 +9,16 @@ import (
 )
 
 // compileFan is a workflow of n parallel set nodes, each with one
-// expression in its output.
-func compileFan(n int) []byte {
+// expression in its output: n distinct ones, or the same one n times.
+func compileFan(n int, same bool) []byte {
 	var b strings.Builder
 	b.WriteString("lgx: 1\nname: fan\nstate:\n  total: {type: integer, reducer: sum, default: 0}\nnodes:\n")
 	for i := range n {
-		fmt.Fprintf(&b, "  b%d: {type: set, output: {total: \"${{ state.total + %d }}\"}}\n", i, i)
+		k := i
+		if same {
+			k = 1
+		}
+		fmt.Fprintf(&b, "  b%d: {type: set, output: {total: \"${{ state.total + %d }}\"}}\n", i, k)
 	}
 	b.WriteString("edges:\n  - from: START\n    to: [")
 	for i := range n {
@@ -28,16 +32,25 @@ func compileFan(n int) []byte {
 }
 
 // BenchmarkCompile measures Compile alone (a run compiles its workflow
-// and every subgraph once): per expression, mostly expr-lang's parse,
-// check and compile.
+// and every subgraph once): per expression written, mostly expr-lang's
+// parse, check and compile, once per distinct expression (/same: one
+// expression written n times).
 func BenchmarkCompile(b *testing.B) {
-	for _, n := range []int{100, 1000} {
-		w, ds := spec.Load("fan.yaml", compileFan(n))
+	for _, c := range []struct {
+		n    int
+		same bool
+	}{{100, false}, {1000, false}, {1000, true}} {
+		n := c.n
+		w, ds := spec.Load("fan.yaml", compileFan(n, c.same))
 		ds = append(ds, spec.Validate(w)...)
 		if ds.HasErrors() {
 			b.Fatal(ds.String())
 		}
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+		name := fmt.Sprint(n)
+		if c.same {
+			name += "/same"
+		}
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Compile(w); err != nil {

@@ -42,3 +42,39 @@ func TestCompileValueErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCompileSharesPrograms: an expression written in several places is
+// compiled once per graph, and each place still reports its own position
+// and records the result fields it reads.
+func TestCompileSharesPrograms(t *testing.T) {
+	g := compileYAML(t, `lgx: 1
+name: x
+state:
+  a: {type: any}
+  b: {type: any}
+nodes:
+  n: {type: probe, with: {value: {v: 1}}, output: {a: "${{ result.v }}"}}
+  m: {type: probe, with: {value: {v: 2}}, output: {b: "${{ result.v }}"}}
+edges:
+  - {from: START, to: [n, m]}
+`)
+	prog := func(node string) *progVal {
+		t.Helper()
+		return g.nodes[g.byName[node]].output[0].val.(*progVal)
+	}
+	n, m := prog("n"), prog("m")
+	if n.prog != m.prog {
+		t.Error("the same expression was compiled twice")
+	}
+	if n.pos == m.pos || n.pos.Line != 7 || m.pos.Line != 8 {
+		t.Errorf("positions %v and %v, want each its own line", n.pos, m.pos)
+	}
+	for _, node := range []string{"n", "m"} {
+		if got := g.nodes[g.byName[node]].resultFields; !got["v"] || len(got) != 1 {
+			t.Errorf("node %s: result fields %v, want [v]", node, got)
+		}
+	}
+	if g.progs != nil {
+		t.Error("the compile cache outlives Compile")
+	}
+}

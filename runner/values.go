@@ -192,6 +192,22 @@ type compiler struct {
 	result *resultUse
 	// limit is config.max_value_bytes (0 = the default).
 	limit int64
+	// cache holds the expressions compiled so far by source and loop
+	// variable (nil = none): Compile compiles each distinct expression of
+	// a workflow once (`${{ result }}` is in most nodes).
+	cache map[progKey]*compiled
+}
+
+// progKey identifies a compiled expression: the loop variable is renamed
+// to `item` while compiling, so it is part of the key.
+type progKey struct{ src, loopVar string }
+
+// compiled is one compiled expression, shared by every place it is
+// written: a *vm.Program is immutable and safe for concurrent runs.
+type compiled struct {
+	prog *vm.Program
+	use  stateUse // what the expression reads
+	fast fastFn   // nil = always the VM
 }
 
 // resultUse is how a node's `output` reads its result: the top-level
@@ -252,11 +268,23 @@ func (s *stateUse) Visit(n *ast.Node) {
 
 // program compiles one expression found at pos.
 func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
-	use := &stateUse{loopVar: c.loopVar}
-	prog, err := expr.Compile(src, append([]expr.Option{expr.Env(exprEnv{}), expr.Patch(use)}, limitOptions()...)...)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
+	key := progKey{src: src, loopVar: c.loopVar}
+	cp := c.cache[key]
+	if cp == nil {
+		use := &stateUse{loopVar: c.loopVar}
+		prog, err := expr.Compile(src, append([]expr.Option{expr.Env(exprEnv{}), expr.Patch(use)}, limitOptions()...)...)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d:%d: expression %q: %w", c.file, pos.Line, pos.Col, src, err)
+		}
+		cp = &compiled{prog: prog, use: *use}
+		if use.total <= use.member {
+			cp.fast = compileFast(prog.Node())
+		}
+		if c.cache != nil {
+			c.cache[key] = cp
+		}
 	}
+	use := &cp.use
 	if u := c.result; u != nil {
 		if use.resultTotal > len(use.resultFields) {
 			u.all = true
@@ -268,11 +296,7 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 			u.fields[f] = true
 		}
 	}
-	pv := &progVal{prog: prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member, limit: c.limit}
-	if !pv.wholeState {
-		pv.fast = compileFast(prog.Node())
-	}
-	return pv, nil
+	return &progVal{prog: cp.prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member, fast: cp.fast, limit: c.limit}, nil
 }
 
 // str compiles a string that may contain `${{ }}`.
