@@ -72,6 +72,25 @@ func (a *app) mustBeValid(path string) (*spec.Workflow, error) {
 	return l.wf, nil
 }
 
+// loadRun is what `lgx run` does before a run, on either engine: the
+// workflow checked (diagnostics printed), the inputs read against its
+// state types, the graph compiled.
+func (a *app) loadRun(path, inputFile string, inputs []string) (*spec.Workflow, map[string]any, *runner.Graph, error) {
+	wf, err := a.mustBeValid(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, err := parseTypedInputs(inputFile, inputs, inputTypes(wf))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	g, err := runner.Compile(wf)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("compile %s: %w", path, err)
+	}
+	return wf, in, g, nil
+}
+
 func sourceOf(wf *spec.Workflow) []byte {
 	if wf == nil {
 		return nil

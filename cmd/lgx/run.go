@@ -89,17 +89,9 @@ func (a *app) runRun(ctx context.Context, opts runOptions) error {
 	if opts.concurrency < 0 {
 		return usageErrf("--concurrency must be positive")
 	}
-	wf, err := a.mustBeValid(opts.file)
+	wf, in, g, err := a.loadRun(opts.file, opts.inputFile, opts.inputs)
 	if err != nil {
 		return err
-	}
-	in, err := parseTypedInputs(opts.inputFile, opts.inputs, inputTypes(wf))
-	if err != nil {
-		return err
-	}
-	g, err := runner.Compile(wf)
-	if err != nil {
-		return fmt.Errorf("compile %s: %w", opts.file, err)
 	}
 	s, err := opts.store.open()
 	if err != nil {

@@ -158,17 +158,9 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	case opts.store.url() == "memory":
 		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
 	}
-	wf, err := a.mustBeValid(opts.file)
+	wf, in, g, err := a.loadRun(opts.file, opts.inputFile, opts.inputs)
 	if err != nil {
 		return err
-	}
-	in, err := parseTypedInputs(opts.inputFile, opts.inputs, inputTypes(wf))
-	if err != nil {
-		return err
-	}
-	g, err := runner.Compile(wf)
-	if err != nil {
-		return fmt.Errorf("compile %s: %w", opts.file, err)
 	}
 	if err := runner.Distributable(g); err != nil {
 		return usageErr(err)
