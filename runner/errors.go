@@ -8,7 +8,6 @@ import (
 
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
-	"github.com/lgx-run/lgx/store"
 )
 
 // InputError is a problem with the run's inputs (unknown key, missing
@@ -82,27 +81,6 @@ func (e *TimeoutError) Error() string {
 // ErrCancelled is returned (wrapped) when the run's context was cancelled;
 // the run is recorded as cancelled and can be resumed.
 var ErrCancelled = errors.New("run cancelled")
-
-// ExitCode maps a run outcome to the CLI's exit code (SPEC §7): 0 done,
-// 1 failed, 2 input error, 3 interrupted, 130 cancelled.
-func ExitCode(res *Result, err error) int {
-	var ie *InputError
-	switch {
-	case errors.As(err, &ie), errors.As(err, new(*InvalidWorkflowError)), errors.As(err, new(*store.LeaseError)):
-		return 2
-	case errors.Is(err, ErrCancelled):
-		return 130
-	case err != nil:
-		return 1
-	case res != nil && res.Status == store.StatusInterrupted:
-		return 3
-	case res != nil && res.Status == store.StatusCancelled:
-		return 130
-	case res != nil && res.Status == store.StatusFailed:
-		return 1
-	}
-	return 0
-}
 
 // InvalidWorkflowError is a workflow loaded by the runner itself (a
 // subgraph's child, a resumed run's recorded text) that has errors.

@@ -4,30 +4,31 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lgx-run/lgx/internal/exitcode"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
 
-// Exit codes (SPEC §7).
+// Exit codes (SPEC §7), from the one table in internal/exitcode.
 const (
-	exitOK          = 0
-	exitFailed      = 1   // the run failed
-	exitUsage       = 2   // usage error or invalid workflow
-	exitInterrupted = 3   // paused at an interrupt
-	exitCancelled   = 130 // cancelled by a signal; resumable
+	exitOK          = exitcode.OK
+	exitFailed      = exitcode.Failed
+	exitUsage       = exitcode.Usage
+	exitInterrupted = exitcode.Interrupted
+	exitCancelled   = exitcode.Cancelled
 )
 
-// Outcomes of lgx's own that carry an exit code: a command returns one of
-// these (or an error of another package's kind, below) and exitKinds
-// gives the code. No command calls os.Exit.
+// Outcomes that carry an exit code: a command returns one of these (or an
+// error of another package's kind, below) and exitKinds gives the code.
+// No command calls os.Exit.
 var (
 	// errInvalid: a workflow or config has errors, already printed as
 	// diagnostics.
 	errInvalid = errors.New("invalid workflow")
 	// errFailed: something failed and the command has said what.
-	errFailed = errors.New("failed")
+	errFailed = exitcode.ErrFailed
 	// errInterrupted: the run paused at an interrupt.
-	errInterrupted = errors.New("paused at an interrupt")
+	errInterrupted = exitcode.ErrInterrupted
 )
 
 // usageError is a bad flag, argument or input: exit 2.
@@ -43,63 +44,22 @@ type reportedError struct{ err error }
 func (e *reportedError) Error() string { return e.err.Error() }
 func (e *reportedError) Unwrap() error { return e.err }
 
-// exitKind is one row of exitKinds.
-type exitKind struct {
-	kind  string
-	code  int
-	match func(error) bool
-}
-
-// exitKinds is the one table from the kinds of error a command returns to
-// the process's exit code, first match wins. An error no row matches is a
-// failure: exit 1.
-var exitKinds = []exitKind{
-	{"usage error: a bad flag, argument or input", exitUsage, isA[*usageError]},
-	{"invalid workflow, config or test file (printed)", exitUsage, isErr(errInvalid)},
-	{"bad store URL", exitUsage, isErr(store.ErrBadStoreURL)},
-	{"run input refused by its declared type", exitUsage, isA[*runner.InputError]},
-	{"invalid subgraph or recorded workflow", exitUsage, isA[*runner.InvalidWorkflowError]},
-	{"run owned by a live process (lease)", exitUsage, isA[*store.LeaseError]},
-	{"paused at an interrupt", exitInterrupted, isErr(errInterrupted)},
-	{"cancelled by a signal", exitCancelled, isErr(runner.ErrCancelled)},
-	{"failed", exitFailed, isErr(errFailed)},
-}
-
-func isA[T error](err error) bool { var t T; return errors.As(err, &t) }
-
-func isErr(target error) func(error) bool {
-	return func(err error) bool { return errors.Is(err, target) }
-}
+// exitKinds is the table from the kinds of error a command returns to
+// the process's exit code, first match wins: the CLI's own rows, then how
+// a run ends (exitcode.RunKinds, which `lgx test` uses too). An error no
+// row matches is a failure: exit 1.
+var exitKinds = append([]exitcode.Kind{
+	{Kind: "usage error: a bad flag, argument or input", Code: exitUsage, Match: exitcode.IsA[*usageError]},
+	{Kind: "invalid workflow, config or test file (printed)", Code: exitUsage, Match: exitcode.Is(errInvalid)},
+	{Kind: "bad store URL", Code: exitUsage, Match: exitcode.Is(store.ErrBadStoreURL)},
+}, exitcode.RunKinds...)
 
 // exitCode maps an error returned by a command to the process exit code.
-func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	for _, k := range exitKinds {
-		if k.match(err) {
-			return k.code
-		}
-	}
-	return exitFailed
-}
+func exitCode(err error) int { return exitcode.Of(exitKinds, err) }
 
 // runOutcome is a finished run as an error of a kind in exitKinds: its
 // error, else its status (nil: it completed).
-func runOutcome(res *runner.Result, err error) error {
-	if err != nil || res == nil {
-		return err
-	}
-	switch res.Status {
-	case store.StatusInterrupted:
-		return errInterrupted
-	case store.StatusCancelled:
-		return runner.ErrCancelled
-	case store.StatusFailed:
-		return errFailed
-	}
-	return nil
-}
+func runOutcome(res *runner.Result, err error) error { return exitcode.Outcome(res, err) }
 
 // usageErr marks err as a usage error (exit 2).
 func usageErr(err error) error { return &usageError{err: err} }
@@ -114,4 +74,4 @@ func usageErrf(format string, args ...any) error {
 func reported(err error) error { return &reportedError{err: err} }
 
 // isReported says whether main should stay silent about err.
-func isReported(err error) bool { return isA[*reportedError](err) }
+func isReported(err error) bool { return exitcode.IsA[*reportedError](err) }

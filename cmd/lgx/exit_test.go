@@ -25,15 +25,15 @@ func TestExitKinds(t *testing.T) {
 	}
 	want := map[string]int{}
 	for _, k := range exitKinds {
-		want[k.kind] = k.code
-		ex, ok := examples[k.kind]
+		want[k.Kind] = k.Code
+		ex, ok := examples[k.Kind]
 		if !ok {
-			t.Errorf("exit kind %q has no example in this test", k.kind)
+			t.Errorf("exit kind %q has no example in this test", k.Kind)
 			continue
 		}
 		for _, err := range []error{ex, fmt.Errorf("resume R: %w", ex)} {
-			if got := exitCode(err); got != k.code {
-				t.Errorf("%s: exitCode(%v) = %d, want %d", k.kind, err, got, k.code)
+			if got := exitCode(err); got != k.Code {
+				t.Errorf("%s: exitCode(%v) = %d, want %d", k.Kind, err, got, k.Code)
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lgx-run/lgx/internal/cassette"
+	"github.com/lgx-run/lgx/internal/exitcode"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
@@ -350,7 +351,7 @@ func runCase(ctx context.Context, g *runner.Graph, r *Result, opts Options) {
 			return
 		}
 	}
-	r.Exit = runner.ExitCode(res, err)
+	r.Exit = exitcode.Run(res, err)
 	if res != nil {
 		r.State = res.State
 	}
