@@ -185,11 +185,23 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 		_ = st.FinishRun(context.WithoutCancel(ctx), runID, store.StatusFailed, err.Error(), time.Now())
 		return err
 	}
+	// Without a word, a run on a queue no worker serves looks hung.
+	unserved := func() {
+		if served, err := temporal.Served(ctx, c, opts.temporal.taskQueue); err == nil && !served {
+			fmt.Fprintf(a.ios.Err, "lgx: no worker serves task queue %s on %s yet; the run starts when one does (lgx worker --task-queue %s)\n",
+				opts.temporal.taskQueue, opts.temporal.hostPort(), opts.temporal.taskQueue)
+		}
+	}
 	if opts.detach {
 		fmt.Fprintln(a.ios.Out, runID)
+		unserved()
 		return nil
 	}
 	fmt.Fprintln(a.ios.Err, "run "+runID)
+	// Asked only if the run is still going after a moment: a worker just
+	// started may not have polled yet.
+	hint := time.AfterFunc(unservedAfter, unserved)
+	defer hint.Stop()
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
@@ -225,5 +237,9 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop
-// on the workers.
-const cancelWait = 30 * time.Second
+// on the workers; unservedAfter is how long a run may wait before lgx
+// run checks that some worker serves its task queue.
+const (
+	cancelWait    = 30 * time.Second
+	unservedAfter = 2 * time.Second
+)

@@ -70,6 +70,20 @@ func Start(ctx context.Context, c client.Client, taskQueue string, in RunInput) 
 	return wr, nil
 }
 
+// Served reports whether some worker polls the task queue for workflow
+// tasks (the server keeps pollers seen in the last minutes): a run
+// started on a queue nobody serves waits, silently, until a worker comes.
+func Served(ctx context.Context, c client.Client, taskQueue string) (bool, error) {
+	if taskQueue == "" {
+		taskQueue = DefaultTaskQueue
+	}
+	resp, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	if err != nil {
+		return false, fmt.Errorf("describe task queue %s: %w", taskQueue, err)
+	}
+	return len(resp.GetPollers()) > 0, nil
+}
+
 // Await waits for lgx.run to end and returns how the run ended.
 func Await(ctx context.Context, wr client.WorkflowRun) (*RunOutput, error) {
 	var out RunOutput
