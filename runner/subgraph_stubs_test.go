@@ -15,8 +15,7 @@ import (
 // subgraphs too, with node SUBGRAPH/NODE (nested: A/B/NODE) and the
 // invocation's own path; what it does not answer runs for real.
 func TestStubsReachSubgraphs(t *testing.T) {
-	dir := t.TempDir()
-	writeWorkflows(t, dir, "", map[string]string{
+	g := loadParentGraph(t, map[string]string{
 		"parent.yaml": `
 lgx: 1
 name: parent
@@ -48,10 +47,6 @@ edges:
   - {from: leaf, to: pick}
 `,
 	})
-	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var asked []string
 	stubs := func(path, node string, index int) (any, bool) {
@@ -91,8 +86,7 @@ edges:
 // arrival order, and CI once saw item 0 get item 1's result). A for_each
 // inside the child keeps its own index.
 func TestStubsInForEachSubgraphTakeTheItem(t *testing.T) {
-	dir := t.TempDir()
-	writeWorkflows(t, dir, "", map[string]string{
+	g := loadParentGraph(t, map[string]string{
 		"parent.yaml": `
 lgx: 1
 name: parent
@@ -114,10 +108,6 @@ edges:
   - {from: leaf, to: fan}
 `,
 	})
-	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var asked []string
 	stubs := func(path, node string, index int) (any, bool) {
@@ -142,4 +132,17 @@ edges:
 	if !slices.Equal(asked, want) {
 		t.Errorf("stubs asked for\n%q\nwant\n%q", asked, want)
 	}
+}
+
+// loadParentGraph writes files to a temporary directory and loads its
+// parent.yaml, children included.
+func loadParentGraph(t *testing.T, files map[string]string) *Graph {
+	t.Helper()
+	dir := t.TempDir()
+	writeWorkflows(t, dir, "", files)
+	g, err := LoadGraph(filepath.Join(dir, "parent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/lgx-run/lgx/internal/exitcode"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -59,28 +60,20 @@ func TestExitKinds(t *testing.T) {
 	}
 }
 
-// A finished run's outcome: its error, else its status.
+// A finished run exits as internal/exitcode says (its TestRun pins each
+// outcome to SPEC §7's code): the CLI's own rows come first in exitKinds
+// and must not catch a run's outcome.
 func TestRunOutcome(t *testing.T) {
-	boom := errors.New("boom")
-	tests := []struct {
-		name string
-		res  *runner.Result
-		err  error
-		code int
-	}{
-		{"completed", &runner.Result{Status: store.StatusCompleted}, nil, exitOK},
-		{"no result, no error", nil, nil, exitOK},
-		{"interrupted", &runner.Result{Status: store.StatusInterrupted}, nil, exitInterrupted},
-		{"cancelled", &runner.Result{Status: store.StatusCancelled}, nil, exitCancelled},
-		{"failed without an error", &runner.Result{Status: store.StatusFailed}, nil, exitFailed},
-		{"failed", &runner.Result{Status: store.StatusFailed}, boom, exitFailed},
-		{"refused input, nothing ran", nil, &runner.InputError{Msg: "x"}, exitUsage},
-		{"cancelled before the end", nil, fmt.Errorf("step 2: %w", runner.ErrCancelled), exitCancelled},
-	}
-	for _, tt := range tests {
-		if got := exitCode(runOutcome(tt.res, tt.err)); got != tt.code {
-			t.Errorf("%s: exit %d, want %d", tt.name, got, tt.code)
+	for _, st := range []store.Status{store.StatusCompleted, store.StatusInterrupted, store.StatusCancelled, store.StatusFailed} {
+		for _, err := range []error{nil, errors.New("boom"), &runner.InputError{Msg: "x"}, fmt.Errorf("step 2: %w", runner.ErrCancelled)} {
+			res := &runner.Result{Status: st}
+			if got, want := exitCode(runOutcome(res, err)), exitcode.Run(res, err); got != want {
+				t.Errorf("%s, %v: exit %d, want %d", st, err, got, want)
+			}
 		}
+	}
+	if got := exitCode(runOutcome(nil, nil)); got != exitOK {
+		t.Errorf("no result, no error: exit %d", got)
 	}
 }
 
