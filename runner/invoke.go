@@ -436,9 +436,11 @@ func (c *call) passTurn() {
 }
 
 // onAcquired reports that the invocation's first attempt holds its caps.
+// The turn passes only after the acquired event is sent, so the stream
+// shows the items of a for_each acquiring in index order too.
 func (c *call) onAcquired(cp *caps) {
 	c.acquired = true
-	c.passTurn()
+	defer c.passTurn()
 	if c.r.sink == nil || cp.none {
 		return
 	}
