@@ -117,10 +117,14 @@ func TestTemporalScripts(t *testing.T) {
 	}
 }
 
-// temporalCmds are scriptCmds plus waitrequests.
+// temporalCmds are scriptCmds plus waitrequests and the key server's
+// commands (temporal_kill_test.go).
 func temporalCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := scriptCmds()
 	cmds["waitrequests"] = cmdWaitRequests
+	for name, c := range keyServerCmds() {
+		cmds[name] = c
+	}
 	return cmds
 }
 
