@@ -72,8 +72,6 @@ func Distributable(g *Graph) error {
 		c := nodes.CapabilitiesOf(n.typ)
 		kind := n.spec.Type
 		switch {
-		case c.Pauses:
-			why = append(why, fmt.Sprintf("node %s: type %s (interrupts)", n.name, kind))
 		case c.HoldsNoSlot || c.ChildField != "":
 			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs and tool calls)", n.name, kind))
 		case c.ServerField != "":
@@ -114,12 +112,7 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 	if err := c.initState(inputs); err != nil {
 		return err
 	}
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
+	env := environMap(environ)
 	var secretVals []string
 	for _, s := range g.wf.Secrets {
 		secretVals = append(secretVals, env[s.Value])
@@ -155,9 +148,19 @@ const stepLeaseTTL = time.Hour
 // executed by the engine's workers, not by one machine.
 const stepLeaseHost = "temporal"
 
+// engineOwner is the owner of the engine's lease of a run.
+func engineOwner(runID string) string { return "engine:" + runID }
+
+// EngineDriven reports whether a distributed engine drives run rec (it
+// holds the run's lease), so that a resume must go through the engine.
+func EngineDriven(rec *store.Run) bool {
+	return rec.Lease != nil && rec.Lease.Owner == engineOwner(rec.ID) && rec.Lease.Host == stepLeaseHost &&
+		rec.Lease.Expires.After(time.Now())
+}
+
 // claim takes or renews the engine's lease of a run.
 func claim(ctx context.Context, st store.Store, runID string) error {
-	l := store.Lease{Owner: "engine:" + runID, Host: stepLeaseHost, Expires: time.Now().Add(stepLeaseTTL)}
+	l := store.Lease{Owner: engineOwner(runID), Host: stepLeaseHost, Expires: time.Now().Add(stepLeaseTTL)}
 	if err := st.AcquireLease(ctx, runID, l); err != nil {
 		return fmt.Errorf("store: lease of run %s: %w", runID, err)
 	}
@@ -407,11 +410,31 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 	return p, nil
 }
 
+// Continue takes a run paused at interrupts back to running, once the
+// engine accepted an answer (RecordAnswer): the paused step is planned
+// again, its recorded invocations reused and the answered interrupt fed
+// its answer. A run not paused is left as it is.
+func (s *StepRun) Continue(ctx context.Context) error {
+	if s.status != store.StatusInterrupted {
+		return nil
+	}
+	if err := s.st.SetStatus(ctx, s.r.id, store.StatusRunning); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	s.status = store.StatusRunning
+	return nil
+}
+
 // Cancel records that the run was cancelled at its current step (as a
 // local run cancelled by a signal is: resumable), unless it already
 // ended; it returns how the run ended.
 func (s *StepRun) Cancel(ctx context.Context) (*StepPlan, error) {
 	if s.status != store.StatusRunning {
+		if s.status == store.StatusInterrupted {
+			// The engine no longer waits for the answer: a local
+			// resume may give it.
+			_ = s.st.ReleaseLease(context.WithoutCancel(ctx), s.r.id, engineOwner(s.r.id))
+		}
 		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: s.r.step}, nil
 	}
 	return s.end(ctx, store.StatusCancelled, fmt.Errorf("%w at step %d: %w", ErrCancelled, s.r.step, context.Canceled))
@@ -427,7 +450,7 @@ func (s *StepRun) end(ctx context.Context, status store.Status, err error) (*Ste
 	if ferr := s.r.journal.finish(ctx, status, msg); ferr != nil {
 		return nil, ferr
 	}
-	_ = s.st.ReleaseLease(context.WithoutCancel(ctx), s.r.id, "engine:"+s.r.id) // else it expires
+	_ = s.st.ReleaseLease(context.WithoutCancel(ctx), s.r.id, engineOwner(s.r.id)) // else it expires
 	s.status, s.errMsg = status, msg
 	return &StepPlan{Done: true, Status: status, Error: msg, Step: s.r.step}, nil
 }
@@ -456,17 +479,32 @@ const InvocationCancelled = "cancelled"
 // says how it ended. An invocation already recorded (a retried call) is
 // not run again. s may serve concurrent InvokeOne calls of its step.
 func (s *StepRun) InvokeOne(ctx context.Context, node string, index int) (*InvokeResult, error) {
-	return s.invokeOne(ctx, node, index, true)
+	return s.Invoke(ctx, Invocation{Node: node, Index: index, Lookup: true})
 }
 
 // InvokeFirst is InvokeOne for a caller that knows no earlier call ran
 // this invocation (a first activity attempt): it skips looking for a
 // record, which reads the run's invocations.
 func (s *StepRun) InvokeFirst(ctx context.Context, node string, index int) (*InvokeResult, error) {
-	return s.invokeOne(ctx, node, index, false)
+	return s.Invoke(ctx, Invocation{Node: node, Index: index})
 }
 
-func (s *StepRun) invokeOne(ctx context.Context, node string, index int, lookup bool) (*InvokeResult, error) {
+// Invocation names one invocation of the planned step for Invoke.
+type Invocation struct {
+	Node  string
+	Index int // -1 without for_each
+	// Lookup says an earlier call may have recorded it (a retried or
+	// repeated call): its record is returned instead of running it again.
+	Lookup bool
+	// Answer is the nonce of the answer (RecordAnswer) the engine
+	// accepted for this invocation, an interrupt: it runs with that
+	// answer as its result instead of pausing again.
+	Answer string
+}
+
+// Invoke runs one invocation of the planned step (see InvokeOne).
+func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, error) {
+	node, index := in.Node, in.Index
 	r := s.r
 	if s.planErr != nil || s.runs == nil {
 		return nil, fmt.Errorf("run %s has no step %d to invoke (its last checkpoint is step %d)", r.id, r.step, r.step-1)
@@ -488,15 +526,25 @@ func (s *StepRun) invokeOne(ctx context.Context, node string, index int, lookup 
 		item = nr.items[index]
 	}
 	path := invocationPath("", r.step, node, index)
-	if lookup {
-		if inv, err := s.recorded(ctx, path); err != nil {
+	var res invResult
+	if in.Answer != "" {
+		v, err := s.answer(ctx, path, in.Answer)
+		if err != nil {
 			return nil, err
-		} else if inv != nil {
+		}
+		res.resumeVal = v
+	}
+	if in.Lookup {
+		inv, err := s.recorded(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		// A paused interrupt that was answered runs again, with the answer.
+		if inv != nil && (res.resumeVal == nil || inv.Status != store.InvocationInterrupted) {
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
 	}
 	s.openRecorder()
-	var res invResult
 	r.invoke(ctx, nil, nr.n, index, item, &res)
 	if err := r.journal.barrier(r.step); err != nil {
 		return nil, err
@@ -538,6 +586,9 @@ type StepResult struct {
 	Status store.Status
 	Error  string
 	Next   []string
+	// Waiting are the paths of the interrupts the run waits at, when it
+	// paused (Status interrupted).
+	Waiting []string
 }
 
 // CommitStep ends the planned step from its recorded invocations: the
@@ -552,6 +603,9 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 		return nil, fmt.Errorf("run %s has not begun; nothing to commit", r.id)
 	case s.lastCP >= step || s.status != store.StatusRunning:
 		// Committed before (or ended): the step's checkpoint exists.
+		if s.status == store.StatusInterrupted {
+			return s.paused(ctx, step)
+		}
 		res := &StepResult{Step: step, Status: s.status, Error: s.errMsg, Next: []string{}}
 		if s.status == store.StatusRunning {
 			res.Next = slices.Clone(s.lastNext)
@@ -599,6 +653,9 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 				*res = invResult{writes: ws, status: inv.Status, reused: true, attempts: inv.Attempts}
 			case inv.Status == store.InvocationFailed:
 				*res = invResult{status: inv.Status, kind: nodes.Kind(inv.ErrorKind), err: errors.New(inv.Error)}
+			case inv.Status == store.InvocationInterrupted:
+				*res = invResult{status: inv.Status, attempts: inv.Attempts,
+					intrs: []Interrupt{{Path: path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)}}}
 			default:
 				return nil, fmt.Errorf("run %s: %s: status %s is not supported here", r.id, path, inv.Status)
 			}
@@ -612,7 +669,18 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 	case out.cancelled:
 		fail = fmt.Errorf("step %d: invocation %s ended without a record (it failed on the workers: see the engine's history)", step, missing)
 	case len(out.intrs) > 0:
-		return nil, fmt.Errorf("run %s: step %d: interrupts are not supported here", r.id, step)
+		// Paused: no checkpoint; the engine keeps the run's lease and
+		// waits for an answer (RecordAnswer), then plans the step again.
+		if err := r.journal.finish(ctx, store.StatusInterrupted, ""); err != nil {
+			return nil, err
+		}
+		// Finishing cleared the lease: the engine takes it back, so that a
+		// resume answers through it (EngineDriven).
+		if err := claim(ctx, s.st, r.id); err != nil {
+			return nil, err
+		}
+		s.status = store.StatusInterrupted
+		return s.paused(ctx, step)
 	default:
 		fail = r.commit(ctx, s.runs)
 	}
@@ -633,6 +701,20 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 			return nil, err
 		}
 		res.Status = store.StatusCompleted
+	}
+	return res, nil
+}
+
+// paused is the result of a step that paused at interrupts: the paths
+// of the paused invocations, in file and item order.
+func (s *StepRun) paused(ctx context.Context, step int) (*StepResult, error) {
+	invs, err := s.st.Invocations(ctx, s.r.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	res := &StepResult{Step: step, Status: store.StatusInterrupted, Next: []string{}, Waiting: []string{}}
+	for _, in := range waitingAt(invs, step) {
+		res.Waiting = append(res.Waiting, in.Path)
 	}
 	return res, nil
 }
@@ -660,6 +742,15 @@ func Outcome(ctx context.Context, st store.Store, runID string) (*Result, error)
 	}
 	res := &Result{RunID: runID, Workflow: g.wf.Name, Status: rec.Status, Steps: r.step, InterruptIndex: -1, State: r.state}
 	res.Output = r.output(res.State)
+	if rec.Status == store.StatusInterrupted {
+		if res.Interrupts, err = Waiting(ctx, st, runID); err != nil {
+			return nil, err
+		}
+		if len(res.Interrupts) > 0 {
+			in := res.Interrupts[0]
+			res.InterruptNode, res.InterruptIndex, res.InterruptMessage = in.Node, in.Index, in.Message
+		}
+	}
 	if rec.Error != "" {
 		return res, &RecordedError{Msg: rec.Error}
 	}

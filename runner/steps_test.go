@@ -212,14 +212,6 @@ edges:
 
 func TestDistributableRefuses(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"interrupt", `
-lgx: 1
-name: i
-state: {d: {type: object}}
-nodes:
-  ask: {type: interrupt, with: {message: hi}, output: {d: "${{ result }}"}}
-edges: [{from: START, to: ask}, {from: ask, to: END}]
-`, "node ask: type interrupt (interrupts)"},
 		{"rate pool", `
 lgx: 1
 name: r
@@ -298,5 +290,133 @@ edges: [{from: START, to: each}, {from: each, to: END}]
 	want := "step 1: invocation 1/each[1] ended without a record (it failed on the workers: see the engine's history)"
 	if res.Status != store.StatusFailed || res.Error != want {
 		t.Errorf("commit: %+v; want failed: %s", res, want)
+	}
+}
+
+// A step that pauses at interrupts, driven step by step: the commit
+// reports the paths waited at and records the run as interrupted with the
+// engine's lease kept (a resume goes through the engine); an answer
+// recorded under a nonce and fed to the interrupt's invocation completes
+// it with the local resume's state, while the step's other invocation,
+// recorded, is not run again and the other interrupt pauses again.
+func TestStepsPauseAndAnswer(t *testing.T) {
+	const src = `
+lgx: 1
+name: approvals
+state:
+  seen: {type: list, reducer: append, default: []}
+  legal: {type: object}
+  finance: {type: object}
+nodes:
+  work: {type: probe, with: {value: w}, output: {seen: "${{ result }}"}}
+  legal: {type: interrupt, with: {message: "legal?"}, output: {legal: "${{ result }}"}}
+  finance: {type: interrupt, with: {message: "finance?"}, output: {finance: "${{ result }}"}}
+edges:
+  - {from: START, to: [work, legal, finance]}
+`
+	ctx := context.Background()
+	g := compileYAML(t, src)
+	st := store.NewMemory()
+	if err := SubmitRun(ctx, g, st, "R", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *StepRun {
+		s, err := OpenStep(ctx, st, "R", StepOptions{Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	// step runs every invocation of the planned step (looking records
+	// up when lookup), with answers by path, and commits it.
+	step := func(lookup, resumed bool, answers map[string]string) (*StepResult, map[string]*InvokeResult) {
+		t.Helper()
+		s := open()
+		if resumed {
+			if err := s.Continue(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := s.Plan(ctx)
+		if err != nil || p.Done {
+			t.Fatalf("plan: %+v %v", p, err)
+		}
+		got := map[string]*InvokeResult{}
+		for _, pn := range p.Nodes {
+			path := InvocationPath(p.Step, pn.Name, -1)
+			r, err := open().Invoke(ctx, Invocation{Node: pn.Name, Index: -1, Lookup: lookup, Answer: answers[path]})
+			if err != nil {
+				t.Fatalf("invoke %s: %v", pn.Name, err)
+			}
+			got[pn.Name] = r
+		}
+		res, err := open().CommitStep(ctx, p.Step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, got
+	}
+	waitingIs := func(res *StepResult, want ...string) {
+		t.Helper()
+		if res.Status != store.StatusInterrupted || fmt.Sprint(res.Waiting) != fmt.Sprint(want) {
+			t.Fatalf("commit = %s waiting %v, want interrupted waiting %v", res.Status, res.Waiting, want)
+		}
+		rec, err := st.GetRun(ctx, "R")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status != store.StatusInterrupted || !EngineDriven(rec) {
+			t.Fatalf("run recorded %s, engine-driven %v; want interrupted, driven by the engine", rec.Status, EngineDriven(rec))
+		}
+	}
+
+	res, _ := step(false, false, nil)
+	waitingIs(res, "1/finance", "1/legal")
+	if _, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": true}}, nil); err == nil {
+		t.Fatal("an answer for two waiting interrupts without --node was recorded")
+	}
+	a, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, got := step(true, true, map[string]string{a.Path: a.Nonce})
+	waitingIs(res, "1/finance")
+	if !got["work"].Recorded || got["legal"].Recorded || got["legal"].Status != store.InvocationOK || !got["finance"].Recorded {
+		t.Errorf("second dispatch: work %+v legal %+v finance %+v; want work and finance reused, legal run with its answer",
+			got["work"], got["legal"], got["finance"])
+	}
+	if _, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": false}}, nil); err == nil {
+		t.Error("a second answer to legal was recorded")
+	}
+	b, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": false}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ = step(true, true, map[string]string{b.Path: b.Nonce})
+	if res.Status != store.StatusCompleted {
+		t.Fatalf("last commit: %+v", res)
+	}
+	out, err := Outcome(ctx, st, "R")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same answers, given to a local run by two resumes.
+	lst := store.NewMemory()
+	if _, err := Run(ctx, g, Options{Store: lst, RunID: "L", Environ: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(ctx, lst, "L", Options{Environ: []string{}, Answer: Answer{Node: "legal", Values: map[string]any{"ok": true}}}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Resume(ctx, lst, "L", Options{Environ: []string{}, Answer: Answer{Values: map[string]any{"ok": false}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, _ := json.Marshal(out.State)
+	ws, _ := json.Marshal(want.State)
+	if string(gs) != string(ws) {
+		t.Errorf("state:\n steps %s\n local %s", gs, ws)
 	}
 }

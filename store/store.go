@@ -61,6 +61,12 @@ const (
 	InvocationFailed      = "failed"      // failed and failed the run
 	InvocationContinued   = "continued"   // failed with on_error: continue; Writes are final
 	InvocationInterrupted = "interrupted" // paused at an interrupt node
+	// InvocationAnswered is an answer to an interrupt, recorded by a
+	// resume for an engine that runs the interrupt again elsewhere (its
+	// Path is the interrupt's path + "@" + a nonce; Writes the answer);
+	// InvocationRefused an answer the engine refused (a second answer).
+	InvocationAnswered = "answered"
+	InvocationRefused  = "refused"
 )
 
 // Invocation is one finished node invocation (or one for_each item, tool

@@ -21,6 +21,7 @@ type resumeOptions struct {
 	empty     bool
 	out       outputFlags
 	store     storeFlag
+	temporal  temporalFlags // for a run the Temporal workers drive
 }
 
 func (a *app) resumeCmd() *cobra.Command {
@@ -38,6 +39,10 @@ that node's result. When several interrupts wait (parallel approvals, or
 interrupts inside subgraphs), --node names the one to answer, by path or by
 node name; the run stays paused while others wait. Without -i, resume
 refuses to answer an interrupt unless --empty says the empty answer is meant.
+
+For a run started with --engine temporal and paused at an interrupt, the
+answer goes to its workflow (--temporal, --namespace say where the cluster
+is): the workers run the run on, and resume follows it as lgx run did.
 
 For a run paused because a budget with on_exhausted: interrupt ran out,
 -i tokens=N and/or -i usd=X are the budget's new limits; every call paused
@@ -60,6 +65,7 @@ for that budget runs again under them.`,
 	f.BoolVar(&opts.empty, "empty", false, "answer the waiting interrupt with no values ({})")
 	a.addOutputFlags(cmd, &opts.out)
 	f.StringVar(&opts.store.kind, "store", "", "the store the run was recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
+	opts.temporal.addCluster(cmd)
 	return cmd
 }
 
@@ -107,6 +113,9 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 		return reported(errInvalid)
 	}
 	a.wf = wf
+	if runner.EngineDriven(run) {
+		return a.resumeTemporal(ctx, opts, s, run, outputKeys(wf), values)
+	}
 
 	return a.execute(ctx, "run "+run.ID+" (resumed)", out, outputKeys(wf), opts.store.kind != "memory",
 		func(ctx context.Context, ro runner.Options) (*runner.Result, error) {

@@ -30,10 +30,15 @@ type temporalFlags struct {
 }
 
 func (f *temporalFlags) add(cmd *cobra.Command) {
+	f.addCluster(cmd)
+	cmd.Flags().StringVar(&f.taskQueue, "task-queue", temporal.DefaultTaskQueue, "the Temporal task queue lgx's workers serve")
+}
+
+// addCluster adds the flags that say where the Temporal cluster is.
+func (f *temporalFlags) addCluster(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.address, "temporal", "", "the Temporal frontend `HOST:PORT` (default $LGX_TEMPORAL_ADDRESS, else 127.0.0.1:7233)")
 	fl.StringVar(&f.namespace, "namespace", "default", "the Temporal namespace")
-	fl.StringVar(&f.taskQueue, "task-queue", temporal.DefaultTaskQueue, "the Temporal task queue lgx's workers serve")
 }
 
 func (f *temporalFlags) hostPort() string {
@@ -179,7 +184,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	if err := runner.SubmitRun(ctx, g, st, runID, in, os.Environ()); err != nil {
 		return err
 	}
-	wr, err := temporal.Start(ctx, c, opts.temporal.taskQueue, temporal.RunInput{RunID: runID, Concurrency: opts.concurrency})
+	_, err = temporal.Start(ctx, c, opts.temporal.taskQueue, temporal.RunInput{RunID: runID, Concurrency: opts.concurrency})
 	if err != nil {
 		// Recorded but never started: nothing will execute it.
 		_ = st.FinishRun(context.WithoutCancel(ctx), runID, store.StatusFailed, err.Error(), time.Now())
@@ -202,12 +207,20 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
+	return a.followTemporal(ctx, c, st, runID, out, outputKeys(wf))
+}
+
+// followTemporal waits for a run on Temporal to end or pause at
+// interrupts, and reports it as a local run would (output, exit code).
+func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID string, out outputFlags, keys []string) error {
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
 	sctx, stop := a.signalContext(ctx)
 	defer stop()
-	if _, err := temporal.Await(sctx, wr); err != nil {
+	// Until the run ends, or pauses at interrupts (exit 3; lgx resume
+	// answers through the workflow).
+	if _, err := temporal.Follow(sctx, c, runID); err != nil {
 		if sctx.Err() == nil {
 			return err
 		}
@@ -216,7 +229,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 		if err := c.CancelWorkflow(cctx, runID, ""); err != nil {
 			return fmt.Errorf("cancel run %s on Temporal: %w", runID, err)
 		}
-		if _, err := temporal.Await(cctx, wr); err != nil {
+		if _, err := temporal.Await(cctx, c.GetWorkflow(cctx, runID, "")); err != nil {
 			return fmt.Errorf("run %s: waiting for its cancellation: %w", runID, err)
 		}
 	}
@@ -233,7 +246,36 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	case res.Status == store.StatusRunning:
 		return fmt.Errorf("run %s: the workflow ended but the store says the run is still running", runID)
 	}
-	return a.finish(res, runErr, out, outputKeys(wf), true)
+	return a.finish(res, runErr, out, keys, true)
+}
+
+// resumeTemporal answers an interrupt of a run the Temporal workers
+// drive: the answer is recorded in the store, the workflow accepts it (or
+// refuses a second answer), and the run is followed as lgx run follows
+// it.
+func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string, values map[string]any) error {
+	if opts.out.stream != "" {
+		return usageErrf("--stream is not supported for a run on Temporal yet: the events happen on the workers")
+	}
+	c, err := opts.temporal.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ans, err := runner.RecordAnswer(ctx, st, run.ID, runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}, os.Environ())
+	if err != nil {
+		return err
+	}
+	if err := temporal.Answer(ctx, c, run.ID, ans.Path, ans.Nonce); err != nil {
+		_ = runner.RefuseAnswer(ctx, st, ans)
+		var ref *temporal.RefusedError
+		if errors.As(err, &ref) {
+			return usageErr(ref)
+		}
+		return err
+	}
+	fmt.Fprintf(a.ios.Err, "run %s (resumed on Temporal: %s answered)\n", run.ID, ans.Path)
+	return a.followTemporal(ctx, c, st, run.ID, opts.out, keys)
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop

@@ -39,8 +39,6 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: "--record and --replay are not supported with --engine temporal"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
-		{name: "interrupt", opts: runOptions{file: wf("approval.yaml"), engine: "temporal", out: text, inputs: []string{"title=x"}},
-			stderr: "workflow approval cannot run on Temporal yet; it uses:\n  node review: type interrupt (interrupts)"},
 		{name: "rate pool, tools", opts: runOptions{file: wf("agent.yaml"), engine: "temporal", out: text, inputs: []string{"question=x"}},
 			stderr: "pool llm: rate (rate limits)"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},

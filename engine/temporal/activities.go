@@ -38,6 +38,11 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 		return nil, nonRetryable(err)
 	}
 	defer s.Close()
+	if in.Resumed {
+		if err := s.Continue(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s.Plan(ctx)
 }
 
@@ -80,11 +85,10 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	}
 	stop := heartbeat(ctx)
 	defer stop()
-	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt == 1 {
-		// No earlier attempt can have recorded it: skip the lookup.
-		return s.InvokeFirst(ctx, in.Node, in.Index)
-	}
-	return s.InvokeOne(ctx, in.Node, in.Index)
+	// On a first attempt of a step's first dispatch no earlier call can
+	// have recorded the invocation: the lookup is skipped.
+	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
+	return s.Invoke(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer})
 }
 
 // heartbeat records the activity's heartbeat every heartbeatTimeout/4

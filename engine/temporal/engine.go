@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	sdktemporal "go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
@@ -91,4 +92,66 @@ func Await(ctx context.Context, wr client.WorkflowRun) (*RunOutput, error) {
 		return nil, fmt.Errorf("run %s on Temporal: %w", wr.GetID(), err)
 	}
 	return &out, nil
+}
+
+// Follow waits until run runID pauses at interrupts (Status interrupted)
+// or ends, and says how. A run whose workflow already ended is read from
+// its result.
+func Follow(ctx context.Context, c client.Client, runID string) (*RunOutput, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   runID,
+		UpdateName:   WaitUpdate,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var out RunOutput
+		if err = h.Get(ctx, &out); err == nil {
+			return &out, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	// The workflow ended before the update could be handled: its
+	// result is the outcome.
+	return Await(ctx, c.GetWorkflow(ctx, runID, ""))
+}
+
+// RefusedError is an answer the workflow refused: the run does not wait
+// at that interrupt (any more).
+type RefusedError struct {
+	RunID, Path string
+	Reason      string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("run %s refused the answer to %s: %s", e.RunID, e.Path, e.Reason)
+}
+
+// Answer gives run runID the answer recorded under nonce to the
+// interrupt at path. The workflow accepts one answer while the run waits;
+// a second, or one for an interrupt it does not wait at, is a
+// *RefusedError.
+func Answer(ctx context.Context, c client.Client, runID, path, nonce string) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   runID,
+		UpdateName:   AnswerUpdate,
+		Args:         []any{AnswerInput{Path: path, Nonce: nonce}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err == nil {
+		return nil
+	}
+	var nf *serviceerror.NotFound
+	var app *sdktemporal.ApplicationError
+	switch {
+	case errors.As(err, &nf):
+		return &RefusedError{RunID: runID, Path: path, Reason: "its workflow is no longer running"}
+	case errors.As(err, &app):
+		return &RefusedError{RunID: runID, Path: path, Reason: app.Message()}
+	}
+	return fmt.Errorf("answer run %s on Temporal: %w", runID, err)
 }

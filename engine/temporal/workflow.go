@@ -24,6 +24,7 @@ package temporal
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	sdktemporal "go.temporal.io/sdk/temporal"
@@ -41,6 +42,10 @@ const (
 	InvokeActivity = "lgx.invoke"
 	CommitActivity = "lgx.commit"
 	CancelActivity = "lgx.cancel"
+	// AnswerUpdate answers an interrupt the run waits at (AnswerInput);
+	// WaitUpdate returns once the run pauses at interrupts or ends.
+	AnswerUpdate = "lgx.answer"
+	WaitUpdate   = "lgx.wait"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -64,6 +69,9 @@ type RunOutput struct {
 type PlanInput struct {
 	RunID       string
 	Concurrency int
+	// Resumed: the run paused at interrupts and an answer was accepted;
+	// it runs again (runner.StepRun.Continue).
+	Resumed bool
 }
 
 // InvokeInput names one invocation: node and item index (-1 without
@@ -74,6 +82,20 @@ type InvokeInput struct {
 	Step        int
 	Node        string
 	Index       int
+	// Lookup: the step ran before (it paused), so the invocation may be
+	// recorded already.
+	Lookup bool `json:",omitempty"`
+	// Answer is the nonce of the accepted answer when the invocation is
+	// the interrupt it answers.
+	Answer string `json:",omitempty"`
+}
+
+// AnswerInput is an answer to an interrupt: its path and the nonce under
+// which the answer's values are recorded in the store
+// (runner.RecordAnswer). The values themselves never enter the history.
+type AnswerInput struct {
+	Path  string
+	Nonce string
 }
 
 // CommitInput names the step to commit.
@@ -128,42 +150,117 @@ func localActivityOptions() workflow.LocalActivityOptions {
 // cancelled workflow stops its invocations and records the run as
 // cancelled (resumable), as a local run stopped by Ctrl-C is.
 func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
-	out, err := steps(ctx, in)
+	f := &flow{}
+	if err := f.handle(ctx); err != nil {
+		return nil, err
+	}
+	out, err := f.steps(ctx, in)
+	f.done = true
+	if out != nil {
+		f.out = *out
+	}
+	// The lgx.wait callers get the outcome before the workflow ends.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	if ctx.Err() == nil {
 		return out, err
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	dctx = workflow.WithLocalActivityOptions(dctx, localActivityOptions())
 	var p runner.StepPlan
-	if err := workflow.ExecuteLocalActivity(dctx, CancelActivity, PlanInput(in)).Get(dctx, &p); err != nil {
+	if err := workflow.ExecuteLocalActivity(dctx, CancelActivity, PlanInput{RunID: in.RunID, Concurrency: in.Concurrency}).Get(dctx, &p); err != nil {
 		return nil, fmt.Errorf("record the cancellation: %w", err)
 	}
 	return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 }
 
-// steps runs the run's steps until it ends or ctx is cancelled.
-func steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
+// flow is what the workflow's update handlers see of the run: whether
+// it waits at interrupts (and which), the answers accepted, its outcome.
+type flow struct {
+	paused  bool
+	waiting []string          // paths of the interrupts waited at
+	answers map[string]string // path -> nonce, accepted while paused
+	done    bool
+	out     RunOutput
+}
+
+// handle registers lgx.answer and lgx.wait.
+func (f *flow) handle(ctx workflow.Context) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, AnswerUpdate, func(ctx workflow.Context, a AnswerInput) error {
+		f.answers[a.Path] = a.Nonce
+		f.paused = false
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a AnswerInput) error {
+		switch {
+		case !f.paused:
+			return errors.New("the run does not wait at an interrupt now (a first answer was accepted, or it is running)")
+		case !slices.Contains(f.waiting, a.Path):
+			return fmt.Errorf("the run does not wait at %s", a.Path)
+		case a.Nonce == "":
+			return errors.New("an answer needs its nonce")
+		}
+		return nil
+	}})
+	if err != nil {
+		return fmt.Errorf("register %s: %w", AnswerUpdate, err)
+	}
+	err = workflow.SetUpdateHandler(ctx, WaitUpdate, func(ctx workflow.Context) (*RunOutput, error) {
+		if err := workflow.Await(ctx, func() bool { return f.paused || f.done }); err != nil {
+			return nil, err
+		}
+		if f.done {
+			return &f.out, nil
+		}
+		return &RunOutput{Status: store.StatusInterrupted}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("register %s: %w", WaitUpdate, err)
+	}
+	return nil
+}
+
+// steps runs the run's steps until it ends or ctx is cancelled. A step
+// that paused at interrupts waits for an answer (lgx.answer), then is
+// planned and dispatched again: its recorded invocations are looked up,
+// not run again, and the answered interrupt runs with its answer.
+func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
+	var rd redo
 	for {
 		var p runner.StepPlan
-		if err := workflow.ExecuteLocalActivity(lctx, PlanActivity, PlanInput(in)).Get(ctx, &p); err != nil {
+		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.lookup}
+		if err := workflow.ExecuteLocalActivity(lctx, PlanActivity, pin).Get(ctx, &p); err != nil {
 			return nil, fmt.Errorf("plan: %w", err)
 		}
 		if p.Done {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
-		if err := dispatch(actx, in, &p); err != nil {
+		if err := dispatch(actx, in, &p, rd); err != nil {
 			return nil, err
 		}
 		var res runner.StepResult
 		if err := workflow.ExecuteLocalActivity(lctx, CommitActivity, CommitInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step}).Get(ctx, &res); err != nil {
 			return nil, fmt.Errorf("commit step %d: %w", p.Step, err)
 		}
-		if res.Status != store.StatusRunning {
+		switch res.Status {
+		case store.StatusRunning:
+			rd = redo{}
+		case store.StatusInterrupted:
+			f.paused, f.waiting, f.answers = true, res.Waiting, map[string]string{}
+			if err := workflow.Await(ctx, func() bool { return len(f.answers) > 0 }); err != nil {
+				return nil, err
+			}
+			rd = redo{lookup: true, answers: f.answers}
+		default:
 			return &RunOutput{Status: res.Status, Error: res.Error, Steps: res.Step}, nil
 		}
 	}
+}
+
+// redo is how a step that paused is dispatched again.
+type redo struct {
+	lookup  bool              // its invocations may be recorded
+	answers map[string]string // interrupt path -> accepted answer's nonce
 }
 
 // caps are the counters the workflow holds for one step: invocations
@@ -219,7 +316,7 @@ func (c *caps) take(p *runner.PlannedNode, ni int, d int) {
 // (the local engine cancels a failing step's other invocations too). It
 // returns once every started activity has ended; the outcome is in the
 // store, where commit reads it.
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan) error {
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo) error {
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	c := newCaps(p)
@@ -240,8 +337,11 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan) error {
 			}
 			c.take(pn, ni, 1)
 			outstanding++
-			f := workflow.ExecuteActivity(sctx, InvokeActivity, InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency,
-				Step: p.Step, Node: pn.Name, Index: idx})
+			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup}
+			if len(rd.answers) > 0 {
+				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
+			}
+			f := workflow.ExecuteActivity(sctx, InvokeActivity, ii)
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var r runner.InvokeResult
 				err := f.Get(gctx, &r)
