@@ -29,6 +29,7 @@ func keyServerCmds() map[string]func(ts *testscript.TestScript, neg bool, args [
 		"waitkeys":   cmdWaitKeys,
 		"killholder": cmdKillHolder,
 		"keycheck":   cmdKeyCheck,
+		"watchdog":   cmdWatchdog,
 	}
 }
 
@@ -327,6 +328,41 @@ func cmdKeyCheck(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Logf("keycheck: %d keys, %d requests; %d re-sent, the first %v after the kill", want, len(k.reqs), resent, detect.Round(time.Millisecond))
 	fmt.Fprintf(ts.Stdout(), "keys=%d each sent once, or twice if in flight on the killed worker\n", want)
+}
+
+// cmdWatchdog: watchdog DURATION. If the script is still running
+// DURATION from now, kills the background commands started so far, so
+// that a run that never ends fails its wait at once rather than hanging
+// the test until go test's own timeout.
+func cmdWatchdog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: watchdog DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil {
+		ts.Fatalf("watchdog: %v", err)
+	}
+	// Taken here, on the script's goroutine: testscript's list of
+	// background commands is not safe to read from the timer's.
+	var procs []*os.Process
+	for _, c := range ts.BackgroundCmds() {
+		if c.Process != nil {
+			procs = append(procs, c.Process)
+		}
+	}
+	fired := make(chan struct{})
+	t := time.AfterFunc(d, func() {
+		close(fired)
+		for _, p := range procs {
+			_ = p.Kill() // some have ended already
+		}
+	})
+	ts.Defer(func() {
+		if !t.Stop() {
+			<-fired
+			ts.Logf("watchdog: the script ran past %v; its background commands were killed", d)
+		}
+	})
 }
 
 // envValue is name's value in env, a process's environment list: the last
