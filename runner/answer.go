@@ -144,3 +144,33 @@ func environMap(environ []string) map[string]string {
 	}
 	return env
 }
+
+// ReopenRun hands a stopped run (failed, cancelled, or killed while
+// running) to the engine, to be driven on from its last checkpoint as
+// Resume would continue it: the engine takes the run's lease (refused
+// with a *store.LeaseError while a live process executes it) and the run
+// is running again. A run paused at interrupts is answered, not reopened.
+func ReopenRun(ctx context.Context, st store.Store, runID string) error {
+	rec, g, _, err := loadRecorded(ctx, st, runID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !rec.Status.Resumable():
+		return &InputError{Msg: fmt.Sprintf("run %s already %s; nothing to resume", runID, rec.Status)}
+	case rec.Status == store.StatusInterrupted:
+		return &InputError{Msg: fmt.Sprintf("run %s waits at an interrupt; answer it with lgx resume %s -i key=value (without --engine)", runID, runID)}
+	case EngineDriven(rec):
+		return &InputError{Msg: fmt.Sprintf("run %s is executing on the engine already", runID)}
+	}
+	if err := Distributable(g); err != nil {
+		return err
+	}
+	if err := claim(ctx, st, runID); err != nil {
+		return err
+	}
+	if err := st.SetStatus(ctx, runID, store.StatusRunning); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}

@@ -500,6 +500,9 @@ type Invocation struct {
 	// accepted for this invocation, an interrupt: it runs with that
 	// answer as its result instead of pausing again.
 	Answer string
+	// Resumed: the run was reopened (ReopenRun), so a recorded failure is
+	// run again, as Resume runs it, rather than returned.
+	Resumed bool
 }
 
 // Invoke runs one invocation of the planned step (see InvokeOne).
@@ -539,8 +542,11 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		if err != nil {
 			return nil, err
 		}
-		// A paused interrupt that was answered runs again, with the answer.
-		if inv != nil && (res.resumeVal == nil || inv.Status != store.InvocationInterrupted) {
+		// A paused interrupt that was answered runs again, with the
+		// answer; a failure runs again when the run was reopened.
+		rerun := res.resumeVal != nil && inv != nil && inv.Status == store.InvocationInterrupted ||
+			in.Resumed && inv != nil && inv.Status == store.InvocationFailed
+		if inv != nil && !rerun {
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
 	}

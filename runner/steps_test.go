@@ -420,3 +420,68 @@ edges:
 		t.Errorf("state:\n steps %s\n local %s", gs, ws)
 	}
 }
+
+// A reopened run (ReopenRun) runs a recorded failure of its step again,
+// as a local resume does; a repeated call of the same execution returns
+// the failure as recorded. ReopenRun refuses what it cannot reopen.
+func TestReopenedRunRerunsFailures(t *testing.T) {
+	ctx := context.Background()
+	g := compileYAML(t, `
+lgx: 1
+name: reopen
+state: {x: {type: integer}}
+nodes:
+  a: {type: probe, with: {value: 1}, output: {x: "${{ result }}"}}
+edges: [{from: START, to: a}]
+`)
+	st := store.NewMemory()
+	if err := SubmitRun(ctx, g, st, "R", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *StepRun {
+		s, err := OpenStep(ctx, st, "R", StepOptions{Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	p, err := open().Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The step's invocation failed (an earlier worker recorded it).
+	if err := st.RecordInvocation(ctx, &store.Invocation{RunID: "R", Path: "1/a", Step: 1, Node: "a", Index: -1,
+		Status: store.InvocationFailed, Error: "boom", ErrorKind: "status", Writes: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := open().Invoke(ctx, Invocation{Node: "a", Index: -1, Lookup: true})
+	if err != nil || !r.Recorded || r.Status != store.InvocationFailed {
+		t.Fatalf("repeated call: %+v %v; want the recorded failure", r, err)
+	}
+	if _, err := open().CommitStep(ctx, p.Step); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := st.GetRun(ctx, "R"); rec.Status != store.StatusFailed {
+		t.Fatalf("run %s, want failed", rec.Status)
+	}
+
+	if err := ReopenRun(ctx, st, "R"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReopenRun(ctx, st, "R"); err == nil {
+		t.Error("a run the engine drives was reopened again")
+	}
+	r, err = open().Invoke(ctx, Invocation{Node: "a", Index: -1, Lookup: true, Resumed: true})
+	if err != nil || r.Recorded || r.Status != store.InvocationOK {
+		t.Fatalf("reopened: %+v %v; want the invocation run again", r, err)
+	}
+	res, err := open().CommitStep(ctx, p.Step)
+	if err != nil || res.Status != store.StatusCompleted {
+		t.Fatalf("commit: %+v %v", res, err)
+	}
+	var ie *InputError
+	if err := ReopenRun(ctx, st, "R"); !errors.As(err, &ie) || !strings.Contains(err.Error(), "already completed") {
+		t.Errorf("reopen of a completed run: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ type resumeOptions struct {
 	out       outputFlags
 	store     storeFlag
 	temporal  temporalFlags // for a run the Temporal workers drive
+	engine    string        // local, or temporal: a new execution on the workers
 }
 
 func (a *app) resumeCmd() *cobra.Command {
@@ -43,6 +44,8 @@ refuses to answer an interrupt unless --empty says the empty answer is meant.
 For a run started with --engine temporal and paused at an interrupt, the
 answer goes to its workflow (--temporal, --namespace say where the cluster
 is): the workers run the run on, and resume follows it as lgx run did.
+A stopped run (failed, cancelled, killed) continues in this process, or,
+with --engine temporal, on the workers as a new execution of its workflow.
 
 For a run paused because a budget with on_exhausted: interrupt ran out,
 -i tokens=N and/or -i usd=X are the budget's new limits; every call paused
@@ -65,7 +68,8 @@ for that budget runs again under them.`,
 	f.BoolVar(&opts.empty, "empty", false, "answer the waiting interrupt with no values ({})")
 	a.addOutputFlags(cmd, &opts.out)
 	f.StringVar(&opts.store.kind, "store", "", "the store the run was recorded in: sqlite:PATH or postgres://… (default $LGX_STORE, else sqlite under $LGX_HOME; runs made with --store memory are not kept)")
-	opts.temporal.addCluster(cmd)
+	opts.temporal.add(cmd)
+	f.StringVar(&opts.engine, "engine", "local", "where a stopped run continues: local (this process) or temporal (lgx worker processes)")
 	return cmd
 }
 
@@ -75,6 +79,9 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 	out := opts.out
 	if err := out.check(); err != nil {
 		return err
+	}
+	if opts.engine != "local" && opts.engine != "temporal" && opts.engine != "" {
+		return usageErrf("--engine must be local or temporal, not %q", opts.engine)
 	}
 	values, err := parseInputs(opts.inputFile, opts.inputs)
 	if err != nil {
@@ -115,6 +122,12 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 	a.wf = wf
 	if runner.EngineDriven(run) {
 		return a.resumeTemporal(ctx, opts, s, run, outputKeys(wf), values)
+	}
+	if opts.engine == "temporal" {
+		if values != nil || opts.empty || opts.node != "" {
+			return usageErrf("--engine temporal continues a stopped run; -i, --node and --empty answer an interrupt (lgx resume %s -i key=value, without --engine)", run.ID)
+		}
+		return a.reopenTemporal(ctx, opts, s, run, outputKeys(wf))
 	}
 
 	return a.execute(ctx, "run "+run.ID+" (resumed)", out, outputKeys(wf), opts.store.kind != "memory",

@@ -190,13 +190,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 		_ = st.FinishRun(context.WithoutCancel(ctx), runID, store.StatusFailed, err.Error(), time.Now())
 		return err
 	}
-	// Without a word, a run on a queue no worker serves looks hung.
-	unserved := func() {
-		if served, err := temporal.Served(ctx, c, opts.temporal.taskQueue); err == nil && !served {
-			fmt.Fprintf(a.ios.Err, "lgx: no worker serves task queue %s on %s yet; the run starts when one does (lgx worker --task-queue %s)\n",
-				opts.temporal.taskQueue, opts.temporal.hostPort(), opts.temporal.taskQueue)
-		}
-	}
+	unserved := a.unserved(ctx, c, opts.temporal)
 	if opts.detach {
 		fmt.Fprintln(a.ios.Out, runID)
 		unserved()
@@ -247,6 +241,50 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 		return fmt.Errorf("run %s: the workflow ended but the store says the run is still running", runID)
 	}
 	return a.finish(res, runErr, out, keys, true)
+}
+
+// reopenTemporal continues a stopped run on the Temporal workers: a new
+// execution of its workflow, from its last checkpoint, reusing what was
+// recorded as a local resume does.
+func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string) error {
+	if opts.out.stream != "" {
+		return usageErrf("--stream is not supported with --engine temporal yet: the events happen on the workers")
+	}
+	if opts.store.url() == "memory" {
+		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
+	}
+	c, err := opts.temporal.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := runner.ReopenRun(ctx, st, run.ID); err != nil {
+		var ue *runner.UnsupportedError
+		if errors.As(err, &ue) {
+			return usageErr(err)
+		}
+		return err
+	}
+	if _, err := temporal.Start(ctx, c, opts.temporal.taskQueue, temporal.RunInput{RunID: run.ID, Resumed: true}); err != nil {
+		// Not started: the run stays as it was, resumable.
+		_ = st.FinishRun(context.WithoutCancel(ctx), run.ID, run.Status, run.Error, time.Now())
+		return err
+	}
+	fmt.Fprintln(a.ios.Err, "run "+run.ID+" (resumed on Temporal)")
+	hint := time.AfterFunc(unservedAfter, a.unserved(ctx, c, opts.temporal))
+	defer hint.Stop()
+	return a.followTemporal(ctx, c, st, run.ID, opts.out, keys)
+}
+
+// unserved returns a check that says so when no worker serves the task
+// queue: without a word, a run on such a queue looks hung.
+func (a *app) unserved(ctx context.Context, c client.Client, tf temporalFlags) func() {
+	return func() {
+		if served, err := temporal.Served(ctx, c, tf.taskQueue); err == nil && !served {
+			fmt.Fprintf(a.ios.Err, "lgx: no worker serves task queue %s on %s yet; the run starts when one does (lgx worker --task-queue %s)\n",
+				tf.taskQueue, tf.hostPort(), tf.taskQueue)
+		}
+	}
 }
 
 // resumeTemporal answers an interrupt of a run the Temporal workers

@@ -88,7 +88,7 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	// On a first attempt of a step's first dispatch no earlier call can
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
-	return s.Invoke(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer})
+	return s.Invoke(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed})
 }
 
 // heartbeat records the activity's heartbeat every heartbeatTimeout/4

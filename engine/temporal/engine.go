@@ -56,10 +56,17 @@ func Start(ctx context.Context, c client.Client, taskQueue string, in RunInput) 
 	if taskQueue == "" {
 		taskQueue = DefaultTaskQueue
 	}
+	// A run is started once; a reopened run (Resumed) is a new execution
+	// of the same workflow id, once the previous one closed.
+	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	if in.Resumed {
+		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	}
 	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    in.RunID,
-		TaskQueue:             taskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		ID:                       in.RunID,
+		TaskQueue:                taskQueue,
+		WorkflowIDReusePolicy:    reuse,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 	}, WorkflowName, in)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted

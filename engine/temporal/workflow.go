@@ -56,6 +56,10 @@ const (
 type RunInput struct {
 	RunID       string
 	Concurrency int
+	// Resumed: the run was reopened (runner.ReopenRun) after it stopped;
+	// its first step's recorded invocations are reused, its recorded
+	// failures run again.
+	Resumed bool `json:",omitempty"`
 }
 
 // RunOutput is how the run ended: a store status and the redacted error.
@@ -88,6 +92,8 @@ type InvokeInput struct {
 	// Answer is the nonce of the accepted answer when the invocation is
 	// the interrupt it answers.
 	Answer string `json:",omitempty"`
+	// Resumed: the step is the first of a reopened run.
+	Resumed bool `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -225,7 +231,7 @@ func (f *flow) handle(ctx workflow.Context) error {
 func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
-	var rd redo
+	rd := redo{lookup: in.Resumed, resumed: in.Resumed}
 	for {
 		var p runner.StepPlan
 		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.lookup}
@@ -260,6 +266,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 // redo is how a step that paused is dispatched again.
 type redo struct {
 	lookup  bool              // its invocations may be recorded
+	resumed bool              // the run was reopened: recorded failures run again
 	answers map[string]string // interrupt path -> accepted answer's nonce
 }
 
@@ -337,7 +344,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo) er
 			}
 			c.take(pn, ni, 1)
 			outstanding++
-			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup}
+			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed}
 			if len(rd.answers) > 0 {
 				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
 			}
