@@ -1,0 +1,563 @@
+package temporal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/goleak"
+
+	"github.com/lgx-run/lgx/internal/temporaltest"
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// updateHistories makes TestRecordHistories record the histories that
+// testdata/histories lacks, against the dev server:
+//
+//	eval "$(tools/devtemporal/start.sh)"
+//	go test ./engine/temporal -run TestRecordHistories -update-histories
+//
+// It never overwrites a file: a recorded history is what workers in the
+// field may be replaying, so it stays until no deployed version can have
+// started it (docs/decisions.md, "Changing the workflow").
+var updateHistories = flag.Bool("update-histories", false, "record the missing testdata/histories/*.json against LGX_TEST_TEMPORAL")
+
+const historiesDir = "testdata/histories"
+
+// recordedHistories are the shapes of lgx.run TestReplayHistories must
+// find recorded: each a kind of execution the workflow code must still
+// replay after any change.
+var recordedHistories = []recordedHistory{
+	{"hello", "a plain run: a fan-out of two set nodes, then a template", recordHello, store.StatusCompleted},
+	{"foreach_pool_cap", "a for_each of 5 fetches under a pool of 2 and a global cap of 3, then a set node", recordPoolCap, store.StatusCompleted},
+	{"foreach_node_cap_failure", "a for_each under a node cap of 2 whose second item fails: the rest are cancelled", recordFailure, store.StatusFailed},
+	{"interrupts_answered", "a step paused at two interrupts (and a fetch), answered through lgx.answer one at a time, a second answer refused", recordAnswers, store.StatusCompleted},
+	{"cancelled", "a for_each cancelled while an item is in flight: lgx.cancel records the run cancelled", recordCancel, store.StatusCancelled},
+}
+
+type recordedHistory struct {
+	name string // file testdata/histories/NAME.json
+	doc  string
+	run  func(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status
+	want store.Status // how the recorded run ends
+}
+
+// TestReplayHistories replays every recorded history of lgx.run against
+// the workflow code as it is now. It needs no server, so it runs in every
+// CI run: a change to Run that alters its commands for an execution
+// already in history (a worker upgraded while runs are open) fails here
+// with the SDK's nondeterminism error, instead of in production. Such a
+// change goes behind workflow.GetVersion (docs/decisions.md).
+func TestReplayHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(historiesDir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A history that went missing must not make the test pass vacuously.
+	for _, h := range recordedHistories {
+		if !slices.Contains(files, filepath.Join(historiesDir, h.name+".json")) {
+			t.Errorf("%s/%s.json is missing (%s): record it with -update-histories against the dev server", historiesDir, h.name, h.doc)
+		}
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
+			sched := &scheduledActivities{}
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{Interceptors: []interceptor.WorkerInterceptor{sched}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+				t.Fatalf("lgx.run no longer replays %s: %v\n(a change to the workflow's commands goes behind workflow.GetVersion; see docs/decisions.md, \"Changing the workflow\")", file, err)
+			}
+			// The SDK matches a scheduled activity by its id and type, not
+			// its input: two lgx.invoke calls swapped (another node or item
+			// first) replay "fine" and hand each the other's result.
+			if err := sched.matches(recordedSchedules(t, file)); err != nil {
+				t.Fatalf("lgx.run no longer replays %s: %v\n(a change to the workflow's commands goes behind workflow.GetVersion; see docs/decisions.md, \"Changing the workflow\")", file, err)
+			}
+			// The replayer checks the commands, not the result: a run that
+			// completed must also end with the outcome it recorded.
+			want := recordedResult(t, file)
+			if want == nil {
+				return
+			}
+			// The SDK's replayer keeps the result, outside its interface.
+			res, ok := r.(interface{ GetWorkflowResult(string, any) error })
+			if !ok {
+				t.Fatalf("the SDK's replayer %T no longer keeps the replayed result", r)
+			}
+			var got RunOutput
+			if err := res.GetWorkflowResult("", &got); err != nil {
+				t.Fatalf("replayed result: %v", err)
+			}
+			if got != *want {
+				t.Errorf("replayed outcome %+v, recorded %+v", got, *want)
+			}
+		})
+	}
+}
+
+// scheduledActivities records the activities the replayed workflow
+// schedules, with their input as the data converter encodes it.
+type scheduledActivities struct {
+	interceptor.WorkerInterceptorBase
+	calls []string // "TYPE INPUT"
+}
+
+func (s *scheduledActivities) InterceptWorkflow(ctx workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	in := &scheduledInbound{s: s}
+	in.Next = next
+	return in
+}
+
+type scheduledInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+	s *scheduledActivities
+}
+
+func (in *scheduledInbound) Init(outbound interceptor.WorkflowOutboundInterceptor) error {
+	out := &scheduledOutbound{s: in.s}
+	out.Next = outbound
+	return in.Next.Init(out)
+}
+
+type scheduledOutbound struct {
+	interceptor.WorkflowOutboundInterceptorBase
+	s *scheduledActivities
+}
+
+func (out *scheduledOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	p, err := converter.GetDefaultDataConverter().ToPayloads(args...)
+	input := fmt.Sprintf("unencodable input: %v", err)
+	if err == nil {
+		input = payloadsText(p)
+	}
+	out.s.calls = append(out.s.calls, activityType+" "+input)
+	return out.Next.ExecuteActivity(ctx, activityType, args...)
+}
+
+// matches checks that the replay scheduled the recorded activities, with
+// the same inputs, in the same order. The recorded ones are a
+// subsequence, not all, of the calls: a call cancelled in the workflow
+// task that made it (its step failed meanwhile) never reaches history.
+func (s *scheduledActivities) matches(recorded []string) error {
+	i := 0
+	for _, c := range s.calls {
+		if i < len(recorded) && c == recorded[i] {
+			i++
+		}
+	}
+	if i < len(recorded) {
+		return fmt.Errorf("recorded activity %d of %d, %s, is not scheduled in that order any more; the replay scheduled:\n  %s",
+			i+1, len(recorded), recorded[i], strings.Join(s.calls, "\n  "))
+	}
+	return nil
+}
+
+// recordedSchedules are the ActivityTaskScheduled events of a history, as
+// scheduledActivities writes its calls.
+func recordedSchedules(t *testing.T, file string) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range readHistory(t, file).Events {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			out = append(out, a.GetActivityType().GetName()+" "+payloadsText(a.GetInput()))
+		}
+	}
+	return out
+}
+
+// payloadsText is the activity's input as JSON without zero values, so
+// that a field added to an input (zero in the recorded runs) or a
+// changed omitempty does not count as a change: the values do.
+func payloadsText(p *commonpb.Payloads) string {
+	var parts []string
+	for _, pl := range p.GetPayloads() {
+		var v any
+		if err := json.Unmarshal(pl.GetData(), &v); err != nil {
+			parts = append(parts, string(pl.GetData()))
+			continue
+		}
+		b, err := json.Marshal(dropZero(v))
+		if err != nil {
+			parts = append(parts, string(pl.GetData()))
+			continue
+		}
+		parts = append(parts, string(b))
+	}
+	return strings.Join(parts, " ")
+}
+
+func dropZero(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := map[string]any{}
+	for k, x := range m {
+		switch x := dropZero(x).(type) {
+		case nil:
+		case string:
+			if x != "" {
+				out[k] = x
+			}
+		case float64:
+			if x != 0 {
+				out[k] = x
+			}
+		case bool:
+			if x {
+				out[k] = x
+			}
+		default:
+			out[k] = x
+		}
+	}
+	return out
+}
+
+func readHistory(t *testing.T, file string) *historypb.History {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return h
+}
+
+// recordedResult is the RunOutput a history's completion event holds
+// (nil when the execution did not complete).
+func recordedResult(t *testing.T, file string) *RunOutput {
+	t.Helper()
+	h := readHistory(t, file)
+	last := h.Events[len(h.Events)-1].GetWorkflowExecutionCompletedEventAttributes()
+	if last == nil {
+		return nil
+	}
+	var out RunOutput
+	if err := converter.GetDefaultDataConverter().FromPayloads(last.GetResult(), &out); err != nil {
+		t.Fatalf("%s: recorded result: %v", file, err)
+	}
+	return &out
+}
+
+// TestReplayDetectsChange shows that the replay test has teeth: a
+// workflow registered under lgx.run that issues one command before Run's
+// own (a timer) does not replay the recorded histories.
+func TestReplayDetectsChange(t *testing.T) {
+	changed := func(ctx workflow.Context, in RunInput) (*RunOutput, error) {
+		if err := workflow.Sleep(ctx, time.Millisecond); err != nil {
+			return nil, err
+		}
+		return Run(ctx, in)
+	}
+	for _, h := range recordedHistories {
+		t.Run(h.name, func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: WorkflowName})
+			// The SDK logs the panic it turns into the error: expected here.
+			silent := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+			err := r.ReplayWorkflowHistoryFromJSONFile(silent, filepath.Join(historiesDir, h.name+".json"))
+			// TMPRL1100 is the SDK's code for a nondeterminism error.
+			if err == nil || !strings.Contains(err.Error(), "TMPRL1100") {
+				t.Fatalf("replay of a changed workflow: %v, want a nondeterminism error", err)
+			}
+		})
+	}
+}
+
+// recorder runs lgx.run executions on the dev server with a worker in
+// this process, for TestRecordHistories.
+type recorder struct {
+	c     client.Client
+	st    store.Store
+	queue string
+	hs    *httptest.Server
+	slow  *slowServer
+}
+
+// TestRecordHistories records testdata/histories/NAME.json for every
+// shape of recordedHistories whose file is missing (only with
+// -update-histories, against LGX_TEST_TEMPORAL). Each is a real run on
+// the dev server; the history holds run ids, node names, counts and
+// nonces, never state values (the activities keep those in the store).
+func TestRecordHistories(t *testing.T) {
+	if !*updateHistories {
+		t.Skip("records histories only with -update-histories")
+	}
+	temporaltest.Address(t)
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	c := temporaltest.Dial(t)
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	queue := fmt.Sprintf("lgx-replay-%d", time.Now().UnixNano())
+	acts := &Activities{Store: st, Environ: []string{}}
+	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(acts.Close)
+	t.Cleanup(w.Stop)
+	slow := &slowServer{}
+	hs := httptest.NewServer(slow)
+	t.Cleanup(hs.Close)
+	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := &recorder{c: c, st: st, queue: queue, hs: hs, slow: slow}
+	for _, rh := range recordedHistories {
+		t.Run(rh.name, func(t *testing.T) {
+			file := filepath.Join(historiesDir, rh.name+".json")
+			if _, err := os.Stat(file); err == nil {
+				t.Skipf("%s exists: kept (a recorded history is never overwritten)", file)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			runID := queue + "-" + rh.name
+			if got, want := rh.run(ctx, t, h, runID), rh.want; got != want {
+				t.Fatalf("run ended %s, want %s", got, want)
+			}
+			b, err := historyJSON(ctx, c, runID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("recorded %s (%d bytes)", file, len(b))
+		})
+	}
+}
+
+// historyJSON is the closed workflow execution's history as the JSON
+// `temporal workflow show --output json` writes, which
+// ReplayWorkflowHistoryFromJSONFile reads.
+func historyJSON(ctx context.Context, c client.Client, workflowID string) ([]byte, error) {
+	var h historypb.History
+	for it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT); it.HasNext(); {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", workflowID, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	if n := len(h.Events); n == 0 || !isClosing(h.Events[n-1].GetEventType()) {
+		return nil, fmt.Errorf("history of %s: the execution has not closed", workflowID)
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", workflowID, err)
+	}
+	return append(b, '\n'), nil
+}
+
+func isClosing(t enumspb.EventType) bool {
+	switch t {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+		return true
+	}
+	return false
+}
+
+// slowServer answers after delay, or when the request is abandoned (a
+// cancelled invocation); a path ending in /fail answers 404, one ending
+// in /hang waits 30 s (hanging counts those being served).
+type slowServer struct {
+	hanging atomic.Int64
+}
+
+func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	delay := 20 * time.Millisecond
+	if strings.HasSuffix(r.URL.Path, "/hang") {
+		s.hanging.Add(1)
+		defer s.hanging.Add(-1)
+		delay = 30 * time.Second
+	}
+	select {
+	case <-time.After(delay):
+	case <-r.Context().Done():
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/fail") {
+		http.Error(w, "no such page", http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, "page %s", r.URL.Path)
+}
+
+// start submits g with inputs as runID and starts lgx.run for it.
+func (h *recorder) start(ctx context.Context, t *testing.T, name, src string, inputs map[string]any, concurrency int) client.WorkflowRun {
+	t.Helper()
+	g := compile(t, name+".yaml", src)
+	if err := runner.SubmitRun(ctx, g, h.st, name, inputs, nil); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: name, Concurrency: concurrency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wr
+}
+
+func (h *recorder) await(ctx context.Context, t *testing.T, wr client.WorkflowRun) store.Status {
+	t.Helper()
+	out, err := Await(ctx, wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Status
+}
+
+func (h *recorder) urls(paths ...string) []any {
+	var u []any
+	for _, p := range paths {
+		u = append(u, h.hs.URL+p)
+	}
+	return u
+}
+
+func recordHello(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	b, err := os.ReadFile(filepath.Join("..", "..", "workflows", "hello.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, h.start(ctx, t, runID, string(b), map[string]any{"name": "Ada"}, 0))
+}
+
+func recordPoolCap(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/doc/1", "/doc/2", "/doc/3", "/doc/4")
+	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 2, 100), map[string]any{"urls": urls}, 3))
+}
+
+func recordFailure(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/fail", "/doc/2", "/doc/3", "/doc/4")
+	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 2), map[string]any{"urls": urls}, 0))
+}
+
+func recordAnswers(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	wr := h.start(ctx, t, runID, approvalsWithFetch, map[string]any{"url": h.hs.URL + "/doc"}, 0)
+	follow := func(want store.Status) {
+		t.Helper()
+		out, err := Follow(ctx, h.c, runID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != want {
+			t.Fatalf("run %s (%s), want %s", out.Status, out.Error, want)
+		}
+	}
+	answer := func(node string, ok bool) *runner.AnswerRecord {
+		t.Helper()
+		a, err := runner.RecordAnswer(ctx, h.st, runID, runner.Answer{Node: node, Values: map[string]any{"ok": ok}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	follow(store.StatusInterrupted)
+	first, second := answer("legal", true), answer("legal", false)
+	if err := Answer(ctx, h.c, runID, first.Path, first.Nonce); err != nil {
+		t.Fatalf("first answer: %v", err)
+	}
+	var ref *RefusedError
+	if err := Answer(ctx, h.c, runID, second.Path, second.Nonce); !errors.As(err, &ref) {
+		t.Fatalf("second answer: %v, want a *RefusedError", err)
+	}
+	if err := runner.RefuseAnswer(ctx, h.st, second); err != nil {
+		t.Fatal(err)
+	}
+	follow(store.StatusInterrupted)
+	fin := answer("finance", false)
+	if err := Answer(ctx, h.c, runID, fin.Path, fin.Nonce); err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, wr)
+}
+
+func recordCancel(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/hang", "/doc/2", "/doc/3")
+	wr := h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 1), map[string]any{"urls": urls}, 0)
+	// Cancel once the second item (the one that hangs) is in flight: one
+	// invocation recorded, one cancelled, two never started.
+	for h.slow.hanging.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the hanging item was never sent")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := h.c.CancelWorkflow(ctx, runID, ""); err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, wr)
+}
+
+// TestScheduledActivitiesMatch: the input check TestReplayHistories adds
+// to the SDK's catches swapped invocations, tolerates a call cancelled
+// before it reached history and an input field added with its zero value.
+func TestScheduledActivitiesMatch(t *testing.T) {
+	inv := func(node string, index int, extra string) string {
+		p, err := converter.GetDefaultDataConverter().ToPayloads(json.RawMessage(fmt.Sprintf(`{"RunID":"R","Step":1,"Node":%q,"Index":%d%s}`, node, index, extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return InvokeActivity + " " + payloadsText(p)
+	}
+	a, b, c := inv("a", -1, ""), inv("b", -1, ""), inv("c", 0, "")
+	tests := []struct {
+		name            string
+		calls, recorded []string
+		ok              bool
+	}{
+		{"same", []string{a, b, c}, []string{a, b, c}, true},
+		{"swapped", []string{b, a, c}, []string{a, b, c}, false},
+		{"one missing", []string{a, c}, []string{a, b, c}, false},
+		{"cancelled before sent", []string{a, b, c}, []string{a, c}, true},
+		{"zero field added", []string{inv("a", -1, `,"Lookup":false,"Answer":""`), b, c}, []string{a, b, c}, true},
+		{"field set", []string{inv("a", -1, `,"Lookup":true`), b, c}, []string{a, b, c}, false},
+		{"item 0 vs no item", []string{inv("c", -1, ""), a}, []string{c, a}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := (&scheduledActivities{calls: tt.calls}).matches(tt.recorded)
+			if (err == nil) != tt.ok {
+				t.Errorf("matches: %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
