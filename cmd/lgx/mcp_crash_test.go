@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,30 +127,30 @@ func TestMCPKillAndResume(t *testing.T) {
 				_ = cmd.Wait()
 				t.Fatalf("no %d %s events of %s within 60 s; stderr:\n%s", tt.after, tt.event, tt.node, stderr.String())
 			}
-			time.Sleep(100 * time.Millisecond) // the records commit within a millisecond
+			first := 1
+			if tt.node == "act" {
+				first = 11
+			}
+			// The kill lands once the event's call is recorded: the
+			// record commits within a millisecond on an idle machine,
+			// but a loaded one may take longer. The calls take a second
+			// each, so the next one is still running.
+			db := filepath.Join(home, "lgx.db")
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				_, invs := loadRecords(t, db, runID)
+				if slices.ContainsFunc(slices.Collect(maps.Keys(recordedCalls(invs))), func(n int) bool { return n >= first }) {
+					break
+				}
+			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()
 
 			// What was recorded before the kill, by the call's `steps`.
-			run, invs := loadRecords(t, filepath.Join(home, "lgx.db"), runID)
+			run, invs := loadRecords(t, db, runID)
 			if run.Status == store.StatusCompleted {
 				t.Fatalf("the run completed before the kill; the calls are too fast for this test")
 			}
-			recorded := map[int]bool{}
-			for _, inv := range invs {
-				if inv.Status != store.InvocationOK {
-					continue
-				}
-				switch {
-				case inv.Node == "op":
-					recorded[inv.Index+1] = true
-				case strings.HasPrefix(inv.Path, "2/act/tool:c"):
-					var n int
-					if _, err := fmt.Sscanf(strings.TrimPrefix(inv.Path, "2/act/tool:c"), "%d", &n); err == nil {
-						recorded[10+n] = true
-					}
-				}
-			}
+			recorded := recordedCalls(invs)
 			var done []int
 			for _, n := range all {
 				if recorded[n] {
@@ -157,10 +158,6 @@ func TestMCPKillAndResume(t *testing.T) {
 				}
 			}
 			t.Logf("killed with calls %v recorded", done)
-			first := 1
-			if tt.node == "act" {
-				first = 11
-			}
 			if !slices.ContainsFunc(done, func(n int) bool { return n >= first }) || len(done) == len(all) {
 				t.Fatalf("the kill did not land mid-%s: recorded %v", tt.node, done)
 			}
@@ -245,3 +242,24 @@ func mcpToolCalls(t *testing.T, log string) map[int]int {
 
 // shellQuote quotes s for sh.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// recordedCalls are the MCP calls of mcpCrashWorkflow recorded as done,
+// by their `steps` argument: op's items 1–6, act's tool calls 11–14.
+func recordedCalls(invs []*store.Invocation) map[int]bool {
+	recorded := map[int]bool{}
+	for _, inv := range invs {
+		if inv.Status != store.InvocationOK {
+			continue
+		}
+		switch {
+		case inv.Node == "op":
+			recorded[inv.Index+1] = true
+		case strings.HasPrefix(inv.Path, "2/act/tool:c"):
+			var n int
+			if _, err := fmt.Sscanf(strings.TrimPrefix(inv.Path, "2/act/tool:c"), "%d", &n); err == nil {
+				recorded[10+n] = true
+			}
+		}
+	}
+	return recorded
+}
