@@ -358,7 +358,8 @@ func BenchmarkScaleWithWorkers(b *testing.B) {
 // node cap of 10, two whose node takes a workflow pool of concurrency 3.
 // The test server counts each run's requests in flight; besides never
 // exceeding the cap, each run must have run several at once, or the
-// check would say nothing.
+// check would say nothing (requests of 200 ms overlap even when a loaded
+// machine starts the activities of a step some way apart).
 func TestCapsAcrossWorkers(t *testing.T) {
 	temporaltest.Address(t)
 	ignore := goleak.IgnoreCurrent()
@@ -370,7 +371,7 @@ func TestCapsAcrossWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := newPerRun(100 * time.Millisecond)
+	srv := newPerRun(200 * time.Millisecond)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	nodeCapped := compile(t, "node-cap.yaml", fmt.Sprintf(fetchEach, 1000, 10))
