@@ -114,11 +114,13 @@ type CommitInput struct {
 // Timeouts of the activities. plan and commit read and write the store
 // only; invoke runs a node with all of lgx's attempts (its own retry
 // policy), so its bound is generous and a dead worker is found by the
-// heartbeat instead.
+// heartbeat instead: within heartbeatTimeout (a worker heartbeats every
+// quarter of it, so a loaded worker has slack before its invocations are
+// sent elsewhere, which re-sends them with the same idempotency keys).
 const (
 	localTimeout     = time.Minute
 	invokeTimeout    = 24 * time.Hour
-	heartbeatTimeout = 10 * time.Second
+	heartbeatTimeout = 5 * time.Second
 )
 
 // Options the workflow gives its activities. lgx's own failures come back
