@@ -256,7 +256,7 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if err := ctx.Err(); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
-		if err := r.lim.acquire(ctx, cp, onWait); err != nil {
+		if err := r.lim.acquire(ctx, cp, onWait, attempt == 1 && r.opts.tokensGiven); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
 		if c, _ := inv.Host.(*call); c != nil && c.top && !c.acquired {

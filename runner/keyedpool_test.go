@@ -141,7 +141,7 @@ func TestKeyedPoolDropsIdleBuckets(t *testing.T) {
 			p.keyed.now = func() time.Time { return clock }
 			for i := range 10000 {
 				c := &caps{pools: []*pool{p}, keyAt: 1, key: fmt.Sprint("host", i)}
-				if err := l.acquire(context.Background(), c, nil); err != nil {
+				if err := l.acquire(context.Background(), c, nil, false); err != nil {
 					t.Fatal(err)
 				}
 				l.release(c)
@@ -159,14 +159,14 @@ func TestKeyedPoolCancelledWaitReleases(t *testing.T) {
 	l := &limits{pools: map[string]*pool{}}
 	p := newPool(&spec.Pool{Name: "a", Concurrency: 1, PerKey: &spec.PoolLimits{Concurrency: 1}})
 	a := &caps{pools: []*pool{p}, keyAt: 1, key: "x"}
-	if err := l.acquire(context.Background(), a, nil); err != nil {
+	if err := l.acquire(context.Background(), a, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	var waited []string
 	b := &caps{pools: []*pool{p}, keyAt: 1, key: "x"}
-	if err := l.acquire(ctx, b, func(w string) { waited = append(waited, w) }); err == nil {
+	if err := l.acquire(ctx, b, func(w string) { waited = append(waited, w) }, false); err == nil {
 		t.Fatal("second acquire of key x succeeded")
 	}
 	if len(waited) != 1 || waited[0] != "pool a key x" {
@@ -177,7 +177,7 @@ func TestKeyedPoolCancelledWaitReleases(t *testing.T) {
 		t.Errorf("%d buckets kept", n)
 	}
 	c := &caps{pools: []*pool{p}, keyAt: 1, key: "y"}
-	if err := l.acquire(context.Background(), c, nil); err != nil {
+	if err := l.acquire(context.Background(), c, nil, false); err != nil {
 		t.Fatalf("total slot leaked: %v", err)
 	}
 	l.release(c)
@@ -197,7 +197,7 @@ func BenchmarkKeyedPoolAcquireRelease(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			c := caps{pools: []*pool{p}, keyAt: 1, key: keys[i%len(keys)]}
-			if err := l.acquire(context.Background(), &c, nil); err != nil {
+			if err := l.acquire(context.Background(), &c, nil, false); err != nil {
 				b.Fatal(err)
 			}
 			l.release(&c)

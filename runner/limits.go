@@ -145,13 +145,13 @@ func (c *caps) keyed(i int) bool { return c.keyAt == i+1 }
 
 // acquire takes every slot and token of c for one attempt, in a fixed order:
 // node, pools (a keyed pool: the key's bucket, then its total), rate
-// tokens, global. onWait reports what it waits for. On error everything
-// taken is released.
+// tokens (unless tokensGiven: the caller took them), global. onWait
+// reports what it waits for. On error everything taken is released.
 //
 // A keyed invocation waits for its key's bucket before it takes a slot of
 // the total: one busy key then never holds total slots that other keys
 // could use.
-func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string)) error {
+func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string), tokensGiven bool) error {
 	if c.none {
 		return nil
 	}
@@ -190,7 +190,7 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string))
 		}
 	}
 	for i, p := range c.pools {
-		if p.limiter == nil || (c.keyed(i) && !p.total) {
+		if p.limiter == nil || (c.keyed(i) && !p.total) || tokensGiven {
 			continue
 		}
 		if !p.limiter.Allow() {

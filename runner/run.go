@@ -69,6 +69,10 @@ type Options struct {
 
 	// dispatcher, when set (tests), replaces the local dispatcher.
 	dispatcher func(*run) dispatcher
+	// tokensGiven: the engine that dispatches each invocation took its
+	// first attempt's rate tokens (a distributed engine's scheduler holds
+	// the pools' rates); only retries take them here.
+	tokensGiven bool
 	// leaseTTL, when set (tests), replaces store.LeaseTTL.
 	leaseTTL time.Duration
 	// limits, set for subgraphs, are the parent's caps.

@@ -55,8 +55,6 @@ func Distributable(g *Graph) error {
 		switch {
 		case p.Config != "":
 			why = append(why, fmt.Sprintf("pool %s of the user config (machine-wide pools)", p.Name))
-		case p.Rate.PerSecond() > 0:
-			why = append(why, fmt.Sprintf("pool %s: rate (rate limits)", p.Name))
 		case p.PerKey != nil:
 			why = append(why, fmt.Sprintf("pool %s: per_key (keyed pools)", p.Name))
 		case p.Budget != nil:
@@ -211,6 +209,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	opts := so.Options
 	opts.Store, opts.RunID, opts.Environ, opts.Concurrency = st, runID, so.Environ, so.Concurrency
 	opts.Sink, opts.Machine = nil, nil
+	opts.tokensGiven = true // the engine's scheduler holds the pools' rates
 	r, err := newRun(g, opts)
 	if err != nil {
 		return nil, err
@@ -343,10 +342,14 @@ type PlannedNode struct {
 	Slot bool
 }
 
-// PoolCap is one pool's concurrency cap (0: none).
+// PoolCap is one pool's concurrency cap (0: none) and rate limit: Rate
+// tokens a second (0: none) with bucket size Burst, one token taken per
+// invocation.
 type PoolCap struct {
-	Name string
-	Cap  int
+	Name  string
+	Cap   int
+	Rate  float64 `json:",omitempty"`
+	Burst int     `json:",omitempty"`
 }
 
 // Invocations is how many invocations the node has in the step.
@@ -390,7 +393,7 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 		return s.end(ctx, store.StatusCompleted, nil)
 	}
 	p := &StepPlan{Step: r.step, Status: store.StatusRunning, Global: r.lim.global.capacity()}
-	pools := map[string]int{}
+	pools := map[string]PoolCap{}
 	for _, nr := range s.runs {
 		n := nr.n
 		pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none}
@@ -399,13 +402,17 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 		}
 		for _, name := range n.poolNames {
 			if pl, ok := r.lim.pools[name]; ok {
-				pools[name] = pl.sem.capacity()
+				pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
+				if pl.limiter != nil {
+					pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
+				}
+				pools[name] = pc
 			}
 		}
 		p.Nodes = append(p.Nodes, pn)
 	}
 	for _, name := range slices.Sorted(maps.Keys(pools)) {
-		p.Pools = append(p.Pools, PoolCap{Name: name, Cap: pools[name]})
+		p.Pools = append(p.Pools, pools[name])
 	}
 	return p, nil
 }

@@ -92,9 +92,9 @@ every worker and client of a run must use the same store (PostgreSQL, or
 one SQLite file on one machine) and the same task queue.
 
 A worker executes runs in its own environment: env and secrets are the
-worker's. Caps (config.concurrency, node and pool concurrency) are held by
-the workflow, exact across workers; --max-activities only bounds this
-process.
+worker's. Caps (config.concurrency, node and pool concurrency, pool
+rates) are held by the workflow, exact across workers; --max-activities
+only bounds this process.
 
 The worker runs until SIGINT or SIGTERM, then stops taking work and lets the
 invocations it runs finish (up to 30 s).`,

@@ -39,8 +39,8 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: "--record and --replay are not supported with --engine temporal"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
-		{name: "rate pool, tools", opts: runOptions{file: wf("agent.yaml"), engine: "temporal", out: text, inputs: []string{"question=x"}},
-			stderr: "pool llm: rate (rate limits)"},
+		{name: "tools", opts: runOptions{file: wf("agent.yaml"), engine: "temporal", out: text, inputs: []string{"question=x"}},
+			stderr: "workflow agent cannot run on Temporal yet; it uses:\n  node act: type tools (subgraphs and tool calls)"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: a worker needs the store its clients use"},
 		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},
@@ -120,6 +120,7 @@ func TestTemporalScripts(t *testing.T) {
 func temporalCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := scriptCmds()
 	cmds["waitrequests"] = cmdWaitRequests
+	cmds["llmecho"] = cmdLLMEcho
 	for name, c := range keyServerCmds() {
 		cmds[name] = c
 	}

@@ -29,6 +29,7 @@ import (
 
 	sdktemporal "go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+	"golang.org/x/time/rate"
 
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
@@ -184,6 +185,10 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 // flow is what the workflow's update handlers see of the run: whether
 // it waits at interrupts (and which), the answers accepted, its outcome.
 type flow struct {
+	// rates are the run's rate-limited pools' token buckets, fed the
+	// workflow's clock: deterministic on replay, exact across workers.
+	rates map[string]*rate.Limiter
+
 	paused  bool
 	waiting []string          // paths of the interrupts waited at
 	answers map[string]string // path -> nonce, accepted while paused
@@ -243,7 +248,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		if p.Done {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
-		if err := dispatch(actx, in, &p, rd); err != nil {
+		if err := dispatch(actx, in, &p, rd, f.limiters(&p)); err != nil {
 			return nil, err
 		}
 		var res runner.StepResult
@@ -263,6 +268,42 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 			return &RunOutput{Status: res.Status, Error: res.Error, Steps: res.Step}, nil
 		}
 	}
+}
+
+// limiters returns the token buckets of the plan's rate-limited pools,
+// by name, made the first time a pool is seen: a pool's rate spans the
+// run's steps, as in a local run.
+func (f *flow) limiters(p *runner.StepPlan) map[string]*rate.Limiter {
+	for _, pc := range p.Pools {
+		if pc.Rate > 0 && f.rates[pc.Name] == nil {
+			if f.rates == nil {
+				f.rates = map[string]*rate.Limiter{}
+			}
+			f.rates[pc.Name] = rate.NewLimiter(rate.Limit(pc.Rate), max(1, pc.Burst))
+		}
+	}
+	return f.rates
+}
+
+// takeTokens waits, on the workflow's clock, until every rate-limited
+// pool pools names has a token for one invocation, and takes them. A
+// local run takes a token per attempt; here the workflow takes the first
+// attempt's, and retries inside the activity take their worker's (see
+// docs/decisions.md).
+func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, pools []string) error {
+	for _, name := range pools {
+		lim := rates[name]
+		if lim == nil {
+			continue
+		}
+		now := workflow.Now(ctx)
+		if d := lim.ReserveN(now, 1).DelayFrom(now); d > 0 {
+			if err := workflow.Sleep(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // redo is how a step that paused is dispatched again.
@@ -325,7 +366,7 @@ func (c *caps) take(p *runner.PlannedNode, ni int, d int) {
 // (the local engine cancels a failing step's other invocations too). It
 // returns once every started activity has ended; the outcome is in the
 // store, where commit reads it.
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo) error {
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter) error {
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	c := newCaps(p)
@@ -343,6 +384,16 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo) er
 			}
 			if failed {
 				break
+			}
+			// Tokens once the slots are free: a token is not held while
+			// waiting for a slot, as in a local run.
+			if pn.Slot {
+				if err := takeTokens(ctx, rates, pn.Pools); err != nil {
+					return err
+				}
+				if failed {
+					break
+				}
 			}
 			c.take(pn, ni, 1)
 			outstanding++
