@@ -56,6 +56,8 @@ var recordedHistories = []recordedHistory{
 	{"foreach_node_cap_failure", "a for_each under a node cap of 2 whose second item fails: the rest are cancelled", recordFailure, store.StatusFailed},
 	{"interrupts_answered", "a step paused at two interrupts (and a fetch), answered through lgx.answer one at a time, a second answer refused", recordAnswers, store.StatusCompleted},
 	{"cancelled", "a for_each cancelled while an item is in flight: lgx.cancel records the run cancelled", recordCancel, store.StatusCancelled},
+	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
+	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 }
 
 type recordedHistory struct {
@@ -399,9 +401,14 @@ func isClosing(t enumspb.EventType) bool {
 // in /hang waits 30 s (hanging counts those being served).
 type slowServer struct {
 	hanging atomic.Int64
+	flaky   atomic.Int64 // requests to a path ending in /flaky: the first fails
 }
 
 func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/flaky") && s.flaky.Add(1) == 1 {
+		http.Error(w, "try again later", http.StatusNotFound)
+		return
+	}
 	delay := 20 * time.Millisecond
 	if strings.HasSuffix(r.URL.Path, "/hang") {
 		s.hanging.Add(1)
@@ -522,6 +529,28 @@ func recordCancel(ctx context.Context, t *testing.T, h *recorder, runID string) 
 		}
 	}
 	if err := h.c.CancelWorkflow(ctx, runID, ""); err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, wr)
+}
+
+func recordRatePool(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	src := strings.Replace(fmt.Sprintf(fetchEach, 100, 100), "site: {concurrency: 100}", "site: {concurrency: 100, rate: 20/s, burst: 2}", 1)
+	urls := h.urls("/doc/0", "/doc/1", "/doc/2", "/doc/3", "/doc/4", "/doc/5")
+	return h.await(ctx, t, h.start(ctx, t, runID, src, map[string]any{"urls": urls}, 0))
+}
+
+func recordReopened(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/flaky", "/doc/2")
+	wr := h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 1), map[string]any{"urls": urls}, 0)
+	if got := h.await(ctx, t, wr); got != store.StatusFailed {
+		t.Fatalf("first execution ended %s, want failed", got)
+	}
+	if err := runner.ReopenRun(ctx, h.st, runID); err != nil {
+		t.Fatal(err)
+	}
+	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID, Resumed: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return h.await(ctx, t, wr)
