@@ -340,6 +340,10 @@ type PlannedNode struct {
 	Pools []string
 	// Slot is false for invocations that hold no cap slot.
 	Slot bool
+	// Pure invocations have no effect outside the run and need no
+	// network (set, template): a scheduler may run them next to itself
+	// rather than send them to a worker.
+	Pure bool `json:",omitempty"`
 }
 
 // PoolCap is one pool's concurrency cap (0: none) and rate limit: Rate
@@ -396,7 +400,8 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 	pools := map[string]PoolCap{}
 	for _, nr := range s.runs {
 		n := nr.n
-		pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none}
+		pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none,
+			Pure: nodes.CapabilitiesOf(n.typ).Pure}
 		if nr.items != nil {
 			pn.Items = len(nr.items)
 		}

@@ -45,6 +45,11 @@ func NewWorker(c client.Client, a *Activities, o WorkerOptions) worker.Worker {
 		// half-done would be re-sent elsewhere, with the same idempotency
 		// key, but a finished one costs nothing to keep).
 		WorkerStopTimeout: 30 * time.Second,
+		// A workflow task waits this long on the queue of the worker that
+		// ran the run's last task (its cache) before any worker may take
+		// it: short, so a run whose worker died (or whose server
+		// restarted) goes on within seconds, not the SDK's 5 s.
+		StickyScheduleToStartTimeout: 2 * time.Second,
 	})
 	Register(w, a)
 	return w

@@ -56,6 +56,7 @@ var recordedHistories = []recordedHistory{
 	{"foreach_node_cap_failure", "a for_each under a node cap of 2 whose second item fails: the rest are cancelled", recordFailure, store.StatusFailed},
 	{"interrupts_answered", "a step paused at two interrupts (and a fetch), answered through lgx.answer one at a time, a second answer refused", recordAnswers, store.StatusCompleted},
 	{"cancelled", "a for_each cancelled while an item is in flight: lgx.cancel records the run cancelled", recordCancel, store.StatusCancelled},
+	{"hello_pure_local", "hello with pure invocations as local activities (version 1 of pure-nodes-local): no activity task", recordHello, store.StatusCompleted},
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 }

@@ -47,6 +47,10 @@ const (
 	// WaitUpdate returns once the run pauses at interrupts or ends.
 	AnswerUpdate = "lgx.answer"
 	WaitUpdate   = "lgx.wait"
+
+	// pureLocalChange is the workflow.GetVersion id of running pure
+	// invocations as local activities.
+	pureLocalChange = "pure-nodes-local"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -239,6 +243,11 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
 	rd := redo{lookup: in.Resumed, resumed: in.Resumed}
+	// Version 1 runs pure invocations (set, template) as local
+	// activities: no task queue round trip, no history events of their
+	// own beyond a marker. Executions recorded before it replay as they
+	// ran (docs/decisions.md, "Changing the workflow").
+	pureLocal := workflow.GetVersion(ctx, pureLocalChange, workflow.DefaultVersion, 1) >= 1
 	for {
 		var p runner.StepPlan
 		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.lookup}
@@ -248,7 +257,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		if p.Done {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
-		if err := dispatch(actx, in, &p, rd, f.limiters(&p)); err != nil {
+		if err := dispatch(actx, in, &p, rd, f.limiters(&p), pureLocal); err != nil {
 			return nil, err
 		}
 		var res runner.StepResult
@@ -366,9 +375,10 @@ func (c *caps) take(p *runner.PlannedNode, ni int, d int) {
 // (the local engine cancels a failing step's other invocations too). It
 // returns once every started activity has ended; the outcome is in the
 // store, where commit reads it.
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter) error {
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, pureLocal bool) error {
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
+	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
 	c := newCaps(p)
 	outstanding, failed := 0, false
 	var engineErr error
@@ -401,7 +411,12 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			if len(rd.answers) > 0 {
 				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
 			}
-			f := workflow.ExecuteActivity(sctx, InvokeActivity, ii)
+			var f workflow.Future
+			if pureLocal && pn.Pure {
+				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ii)
+			} else {
+				f = workflow.ExecuteActivity(sctx, InvokeActivity, ii)
+			}
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var r runner.InvokeResult
 				err := f.Get(gctx, &r)
