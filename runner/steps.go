@@ -344,6 +344,17 @@ type PlannedNode struct {
 	// network (set, template): a scheduler may run them next to itself
 	// rather than send them to a worker.
 	Pure bool `json:",omitempty"`
+	// Recorded, when the plan was asked for it (PlanRecorded), is a
+	// bitset of the invocations (by item index; bit 0 without for_each)
+	// recorded as done, whose writes the commit reuses: a scheduler
+	// continuing a step need not dispatch them again.
+	Recorded []byte `json:",omitempty"`
+}
+
+// Done reports whether invocation k (item index; 0 without for_each)
+// is recorded as done (see Recorded).
+func (p PlannedNode) Done(k int) bool {
+	return k/8 < len(p.Recorded) && p.Recorded[k/8]&(1<<(k%8)) != 0
 }
 
 // PoolCap is one pool's concurrency cap (0: none) and rate limit: Rate
@@ -369,6 +380,18 @@ func (p PlannedNode) Invocations() int {
 // (recursion limit, for_each, conflict: the run is then failed in the
 // store), is Done.
 func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
+	return s.plan(ctx, false)
+}
+
+// PlanRecorded is Plan with each node's Recorded bitset filled from the
+// store: for a scheduler that continues a step begun before (a new
+// execution of its workflow), at the cost of reading the run's
+// invocations.
+func (s *StepRun) PlanRecorded(ctx context.Context) (*StepPlan, error) {
+	return s.plan(ctx, true)
+}
+
+func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 	r := s.r
 	if s.status != store.StatusRunning {
 		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: r.step}, nil
@@ -419,6 +442,11 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 	for _, name := range slices.Sorted(maps.Keys(pools)) {
 		p.Pools = append(p.Pools, pools[name])
 	}
+	if recorded {
+		if err := s.markRecorded(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -434,6 +462,37 @@ func (s *StepRun) Continue(ctx context.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	s.status = store.StatusRunning
+	return nil
+}
+
+// markRecorded fills the Recorded bitsets of p's nodes: the step's
+// invocations recorded ok or continued.
+func (s *StepRun) markRecorded(ctx context.Context, p *StepPlan) error {
+	invs, err := s.st.Invocations(ctx, s.r.id)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	done := map[string]bool{}
+	for _, inv := range invs {
+		if inv.Step == p.Step && (inv.Status == store.InvocationOK || inv.Status == store.InvocationContinued) {
+			done[inv.Path] = true
+		}
+	}
+	for i := range p.Nodes {
+		pn := &p.Nodes[i]
+		for k := range pn.Invocations() {
+			idx := k
+			if pn.Items < 0 {
+				idx = -1
+			}
+			if done[invocationPath("", p.Step, pn.Name, idx)] {
+				if pn.Recorded == nil {
+					pn.Recorded = make([]byte, (pn.Invocations()+7)/8)
+				}
+				pn.Recorded[k/8] |= 1 << (k % 8)
+			}
+		}
+	}
 	return nil
 }
 

@@ -43,6 +43,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 			return nil, err
 		}
 	}
+	if in.Recorded {
+		return s.PlanRecorded(ctx)
+	}
 	return s.Plan(ctx)
 }
 

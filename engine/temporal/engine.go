@@ -107,27 +107,49 @@ func Await(ctx context.Context, wr client.WorkflowRun) (*RunOutput, error) {
 }
 
 // Follow waits until run runID pauses at interrupts (Status interrupted)
-// or ends, and says how. A run whose workflow already ended is read from
-// its result.
+// or ends, and says how, following the run's executions as they continue
+// as new. A run whose workflow already ended is read from its result.
 func Follow(ctx context.Context, c client.Client, runID string) (*RunOutput, error) {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   runID,
-		UpdateName:   WaitUpdate,
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
+	for tries := 0; ; tries++ {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID:   runID,
+			UpdateName:   WaitUpdate,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
 		var out RunOutput
-		if err = h.Get(ctx, &out); err == nil {
-			return &out, nil
+		if err == nil {
+			err = h.Get(ctx, &out)
 		}
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err == nil && !out.Continued:
+			return &out, nil
+		case err == nil:
+			continue // the next execution answers
+		}
+		// The execution closed before it handled the update: a next one
+		// may be starting (Continue-As-New), or the run ended.
+		d, derr := c.DescribeWorkflow(ctx, runID, "")
+		if derr == nil && d.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && tries < followRetries {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(followRetryWait):
+			}
+			continue
+		}
+		return Await(ctx, c.GetWorkflow(ctx, runID, ""))
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	// The workflow ended before the update could be handled: its
-	// result is the outcome.
-	return Await(ctx, c.GetWorkflow(ctx, runID, ""))
 }
+
+// followRetries bounds how often Follow asks a running execution again
+// after its update failed (it closed meanwhile, say), followRetryWait
+// apart, before it waits for the workflow's result instead.
+const (
+	followRetries   = 50
+	followRetryWait = 100 * time.Millisecond
+)
 
 // RefusedError is an answer the workflow refused: the run does not wait
 // at that interrupt (any more).

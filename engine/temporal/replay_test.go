@@ -57,6 +57,7 @@ var recordedHistories = []recordedHistory{
 	{"interrupts_answered", "a step paused at two interrupts (and a fetch), answered through lgx.answer one at a time, a second answer refused", recordAnswers, store.StatusCompleted},
 	{"cancelled", "a for_each cancelled while an item is in flight: lgx.cancel records the run cancelled", recordCancel, store.StatusCancelled},
 	{"hello_pure_local", "hello with pure invocations as local activities (version 1 of pure-nodes-local): no activity task", recordHello, store.StatusCompleted},
+	{"continued", "the last execution of a run continued as new mid-for_each (history limit 40): it plans with what was recorded and dispatches the rest", recordContinued, store.StatusCompleted},
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 }
@@ -539,6 +540,22 @@ func recordRatePool(ctx context.Context, t *testing.T, h *recorder, runID string
 	src := strings.Replace(fmt.Sprintf(fetchEach, 100, 100), "site: {concurrency: 100}", "site: {concurrency: 100, rate: 20/s, burst: 2}", 1)
 	urls := h.urls("/doc/0", "/doc/1", "/doc/2", "/doc/3", "/doc/4", "/doc/5")
 	return h.await(ctx, t, h.start(ctx, t, runID, src, map[string]any{"urls": urls}, 0))
+}
+
+func recordContinued(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/doc/1", "/doc/2", "/doc/3", "/doc/4", "/doc/5", "/doc/6", "/doc/7", "/doc/8", "/doc/9", "/doc/10", "/doc/11")
+	g := compile(t, runID+".yaml", fmt.Sprintf(fetchEach, 100, 2))
+	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"urls": urls}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID, HistoryLimit: 40}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Follow(ctx, h.c, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Status
 }
 
 func recordReopened(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

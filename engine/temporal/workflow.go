@@ -65,13 +65,34 @@ type RunInput struct {
 	// its first step's recorded invocations are reused, its recorded
 	// failures run again.
 	Resumed bool `json:",omitempty"`
+	// Continued: this execution continues the run's previous one
+	// (Continue-As-New, to keep history bounded); its first step may be
+	// under way, and what was recorded of it is not dispatched again.
+	Continued bool `json:",omitempty"`
+	// HistoryLimit is the history length (events) past which the
+	// execution continues as new at the next invocation it would
+	// dispatch; 0 is defaultHistoryLimit. Tests set it low.
+	HistoryLimit int `json:",omitempty"`
 }
+
+// defaultHistoryLimit keeps an execution's history well under the
+// server's limits (51,200 events, 50 MiB by default) and its replay cheap;
+// the server may suggest continuing as new earlier.
+const defaultHistoryLimit = 10_000
+
+// maxOutstanding bounds the invocations in flight from one execution
+// whatever the caps (a server refuses more than 2,000 pending
+// activities by default).
+const maxOutstanding = 1000
 
 // RunOutput is how the run ended: a store status and the redacted error.
 type RunOutput struct {
 	Status store.Status
 	Error  string
 	Steps  int
+	// Continued (from lgx.wait only): the execution continued as new
+	// before the run paused or ended; wait on the next one.
+	Continued bool `json:",omitempty"`
 }
 
 // PlanInput and CommitInput name the run (and step) a local activity works on.
@@ -81,6 +102,9 @@ type PlanInput struct {
 	// Resumed: the run paused at interrupts and an answer was accepted;
 	// it runs again (runner.StepRun.Continue).
 	Resumed bool
+	// Recorded asks for the invocations of the step recorded as done
+	// (runner.StepRun.PlanRecorded).
+	Recorded bool `json:",omitempty"`
 }
 
 // InvokeInput names one invocation: node and item index (-1 without
@@ -168,9 +192,13 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		return nil, err
 	}
 	out, err := f.steps(ctx, in)
-	f.done = true
-	if out != nil {
-		f.out = *out
+	if workflow.IsContinueAsNewError(err) {
+		f.continuing = true
+	} else {
+		f.done = true
+		if out != nil {
+			f.out = *out
+		}
 	}
 	// The lgx.wait callers get the outcome before the workflow ends.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
@@ -193,11 +221,12 @@ type flow struct {
 	// workflow's clock: deterministic on replay, exact across workers.
 	rates map[string]*rate.Limiter
 
-	paused  bool
-	waiting []string          // paths of the interrupts waited at
-	answers map[string]string // path -> nonce, accepted while paused
-	done    bool
-	out     RunOutput
+	paused     bool
+	waiting    []string          // paths of the interrupts waited at
+	answers    map[string]string // path -> nonce, accepted while paused
+	done       bool
+	out        RunOutput
+	continuing bool // the execution continues as new
 }
 
 // handle registers lgx.answer and lgx.wait.
@@ -221,11 +250,14 @@ func (f *flow) handle(ctx workflow.Context) error {
 		return fmt.Errorf("register %s: %w", AnswerUpdate, err)
 	}
 	err = workflow.SetUpdateHandler(ctx, WaitUpdate, func(ctx workflow.Context) (*RunOutput, error) {
-		if err := workflow.Await(ctx, func() bool { return f.paused || f.done }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return f.paused || f.done || f.continuing }); err != nil {
 			return nil, err
 		}
-		if f.done {
+		switch {
+		case f.done:
 			return &f.out, nil
+		case f.continuing:
+			return &RunOutput{Continued: true}, nil
 		}
 		return &RunOutput{Status: store.StatusInterrupted}, nil
 	})
@@ -242,7 +274,11 @@ func (f *flow) handle(ctx workflow.Context) error {
 func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
-	rd := redo{lookup: in.Resumed, resumed: in.Resumed}
+	rd := redo{lookup: in.Resumed || in.Continued, resumed: in.Resumed, recorded: in.Resumed || in.Continued}
+	limit := in.HistoryLimit
+	if limit <= 0 {
+		limit = defaultHistoryLimit
+	}
 	// Version 1 runs pure invocations (set, template) as local
 	// activities: no task queue round trip, no history events of their
 	// own beyond a marker. Executions recorded before it replay as they
@@ -250,15 +286,22 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	pureLocal := workflow.GetVersion(ctx, pureLocalChange, workflow.DefaultVersion, 1) >= 1
 	for {
 		var p runner.StepPlan
-		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.lookup}
+		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.answers != nil, Recorded: rd.recorded}
 		if err := workflow.ExecuteLocalActivity(lctx, PlanActivity, pin).Get(ctx, &p); err != nil {
 			return nil, fmt.Errorf("plan: %w", err)
 		}
 		if p.Done {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
-		if err := dispatch(actx, in, &p, rd, f.limiters(&p), pureLocal); err != nil {
+		more, err := dispatch(actx, in, &p, rd, f.limiters(&p), pureLocal, limit)
+		if err != nil {
 			return nil, err
+		}
+		if more {
+			// History is long: what was dispatched has ended and is
+			// recorded; the next execution plans the step again and
+			// dispatches the rest.
+			return nil, continueAsNew(ctx, in)
 		}
 		var res runner.StepResult
 		if err := workflow.ExecuteLocalActivity(lctx, CommitActivity, CommitInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step}).Get(ctx, &res); err != nil {
@@ -267,12 +310,18 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		switch res.Status {
 		case store.StatusRunning:
 			rd = redo{}
+			if historyFull(ctx, limit) {
+				return nil, continueAsNew(ctx, in)
+			}
 		case store.StatusInterrupted:
 			f.paused, f.waiting, f.answers = true, res.Waiting, map[string]string{}
 			if err := workflow.Await(ctx, func() bool { return len(f.answers) > 0 }); err != nil {
 				return nil, err
 			}
 			rd = redo{lookup: true, answers: f.answers}
+			if historyFull(ctx, limit) {
+				rd.recorded = true // each answer's redo dispatches only what is left
+			}
 		default:
 			return &RunOutput{Status: res.Status, Error: res.Error, Steps: res.Step}, nil
 		}
@@ -315,11 +364,26 @@ func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, pools []st
 	return nil
 }
 
+// historyFull reports whether the execution's history is long enough to
+// continue as new.
+func historyFull(ctx workflow.Context, limit int) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetCurrentHistoryLength() >= limit || info.GetContinueAsNewSuggested()
+}
+
+// continueAsNew ends this execution in a new one of the same run, which
+// plans from the store: nothing but the run id travels.
+func continueAsNew(ctx workflow.Context, in RunInput) error {
+	next := RunInput{RunID: in.RunID, Concurrency: in.Concurrency, Continued: true, HistoryLimit: in.HistoryLimit}
+	return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
+}
+
 // redo is how a step that paused is dispatched again.
 type redo struct {
-	lookup  bool              // its invocations may be recorded
-	resumed bool              // the run was reopened: recorded failures run again
-	answers map[string]string // interrupt path -> accepted answer's nonce
+	lookup   bool              // its invocations may be recorded
+	recorded bool              // plan with the recorded invocations, not dispatched again
+	resumed  bool              // the run was reopened: recorded failures run again
+	answers  map[string]string // interrupt path -> accepted answer's nonce
 }
 
 // caps are the counters the workflow holds for one step: invocations
@@ -375,7 +439,10 @@ func (c *caps) take(p *runner.PlannedNode, ni int, d int) {
 // (the local engine cancels a failing step's other invocations too). It
 // returns once every started activity has ended; the outcome is in the
 // store, where commit reads it.
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, pureLocal bool) error {
+//
+// When the history reaches limit, it dispatches no more and returns more
+// = true once the dispatched ones ended: the caller continues as new.
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, pureLocal bool, limit int) (more bool, err error) {
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
@@ -385,21 +452,28 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 	for ni := range p.Nodes {
 		pn := &p.Nodes[ni]
 		for k := range pn.Invocations() {
+			if pn.Done(k) {
+				continue
+			}
 			idx := k
 			if pn.Items < 0 {
 				idx = -1
 			}
-			if err := workflow.Await(ctx, func() bool { return failed || c.free(pn, ni) }); err != nil {
-				return err
+			if err := workflow.Await(ctx, func() bool { return failed || outstanding < maxOutstanding && c.free(pn, ni) }); err != nil {
+				return false, err
 			}
 			if failed {
+				break
+			}
+			if historyFull(ctx, limit) {
+				more = true
 				break
 			}
 			// Tokens once the slots are free: a token is not held while
 			// waiting for a slot, as in a local run.
 			if pn.Slot {
 				if err := takeTokens(ctx, rates, pn.Pools); err != nil {
-					return err
+					return false, err
 				}
 				if failed {
 					break
@@ -439,15 +513,15 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 				}
 			})
 		}
-		if failed {
+		if failed || more {
 			break
 		}
 	}
 	if err := workflow.Await(ctx, func() bool { return outstanding == 0 }); err != nil {
-		return err
+		return false, err
 	}
 	if engineErr != nil {
 		workflow.GetLogger(ctx).Warn("invoke activity failed", "run", in.RunID, "step", p.Step, "error", engineErr)
 	}
-	return nil
+	return more && !failed, nil
 }
