@@ -201,21 +201,44 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, runID, out, outputKeys(wf))
+	return a.followTemporal(ctx, c, st, runID, wf.Name, false, out, outputKeys(wf))
 }
 
 // followTemporal waits for a run on Temporal to end or pause at
 // interrupts, and reports it as a local run would (output, exit code).
-func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID string, out outputFlags, keys []string) error {
+//
+// The live view is fed from the journal (runner.Tail): each invocation
+// shows once the worker that ran it recorded it. A resumed run's earlier
+// records are not shown again.
+func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, resumed bool, out outputFlags, keys []string) error {
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
 	sctx, stop := a.signalContext(ctx)
 	defer stop()
+	sink, closeView := a.sinks(out)
+	tail := runner.NewTail(st, runID, workflow, sink)
+	if resumed {
+		_ = tail.Skip(ctx) // else the view shows the earlier steps again
+	}
+	tctx, stopTail := context.WithCancel(ctx)
+	tailed := make(chan struct{})
+	go func() {
+		defer close(tailed)
+		tail.Follow(tctx, tailEvery)
+	}()
+	endView := func(status store.Status) {
+		stopTail()
+		<-tailed
+		_ = tail.Poll(context.WithoutCancel(ctx))
+		tail.End(status, time.Now())
+		closeView()
+	}
 	// Until the run ends, or pauses at interrupts (exit 3; lgx resume
 	// answers through the workflow).
 	if _, err := temporal.Follow(sctx, c, runID); err != nil {
 		if sctx.Err() == nil {
+			endView(store.StatusFailed)
 			return err
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
@@ -224,13 +247,16 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 			return fmt.Errorf("cancel run %s on Temporal: %w", runID, err)
 		}
 		if _, err := temporal.Await(cctx, c.GetWorkflow(cctx, runID, "")); err != nil {
+			endView(store.StatusCancelled)
 			return fmt.Errorf("run %s: waiting for its cancellation: %w", runID, err)
 		}
 	}
 	res, runErr := runner.Outcome(context.WithoutCancel(ctx), st, runID)
 	if res == nil {
+		endView(store.StatusFailed)
 		return runErr
 	}
+	endView(res.Status)
 	var rec *runner.RecordedError
 	switch {
 	case runErr != nil && !errors.As(runErr, &rec):
@@ -273,7 +299,7 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	fmt.Fprintln(a.ios.Err, "run "+run.ID+" (resumed on Temporal)")
 	hint := time.AfterFunc(unservedAfter, a.unserved(ctx, c, opts.temporal))
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, run.ID, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, true, opts.out, keys)
 }
 
 // unserved returns a check that says so when no worker serves the task
@@ -313,7 +339,7 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	fmt.Fprintf(a.ios.Err, "run %s (resumed on Temporal: %s answered)\n", run.ID, ans.Path)
-	return a.followTemporal(ctx, c, st, run.ID, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, true, opts.out, keys)
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop
@@ -322,4 +348,7 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 const (
 	cancelWait    = 30 * time.Second
 	unservedAfter = 2 * time.Second
+	// tailEvery is how often the live view of a run on Temporal reads the
+	// journal.
+	tailEvery = 250 * time.Millisecond
 )
