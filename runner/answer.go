@@ -10,6 +10,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -45,8 +46,8 @@ const answerSep = "@"
 // is a valid answer, is decided as Resume decides it (*InputError when
 // not). Secrets of the workflow, as environ gives them, are redacted from
 // the recorded values as SubmitRun redacts inputs.
-func RecordAnswer(ctx context.Context, st store.Store, runID string, a Answer, environ []string) (*AnswerRecord, error) {
-	rec, g, _, err := loadRecorded(ctx, st, runID)
+func RecordAnswer(ctx context.Context, st store.Store, runID string, a Answer, environ []string, cfg *spec.UserConfig) (*AnswerRecord, error) {
+	rec, g, _, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +151,8 @@ func environMap(environ []string) map[string]string {
 // Resume would continue it: the engine takes the run's lease (refused
 // with a *store.LeaseError while a live process executes it) and the run
 // is running again. A run paused at interrupts is answered, not reopened.
-func ReopenRun(ctx context.Context, st store.Store, runID string) error {
-	rec, g, _, err := loadRecorded(ctx, st, runID)
+func ReopenRun(ctx context.Context, st store.Store, runID string, cfg *spec.UserConfig) error {
+	rec, g, _, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return err
 	}

@@ -53,8 +53,6 @@ func Distributable(g *Graph) error {
 	}
 	for _, p := range wf.Pools {
 		switch {
-		case p.Config != "":
-			why = append(why, fmt.Sprintf("pool %s of the user config (machine-wide pools)", p.Name))
 		case p.PerKey != nil:
 			why = append(why, fmt.Sprintf("pool %s: per_key (keyed pools)", p.Name))
 		case p.Budget != nil:
@@ -199,7 +197,11 @@ type StepRun struct {
 // the merged checkpoints replayed, the next step formed against that state
 // (for_each items evaluated, replace conflicts checked). It writes nothing.
 func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions) (*StepRun, error) {
-	rec, g, read, err := loadRecorded(ctx, st, runID)
+	var cfg *spec.UserConfig
+	if so.Options.Machine != nil {
+		cfg = so.Options.Machine.Config()
+	}
+	rec, g, read, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +210,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	}
 	opts := so.Options
 	opts.Store, opts.RunID, opts.Environ, opts.Concurrency = st, runID, so.Environ, so.Concurrency
-	opts.Sink, opts.Machine = nil, nil
+	opts.Sink = nil
 	opts.tokensGiven = true // the engine's scheduler holds the pools' rates
 	r, err := newRun(g, opts)
 	if err != nil {
@@ -247,7 +249,10 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 
 // loadRecorded reads run runID's record and compiles the workflow text
 // recorded with it; read serves the recorded subgraph texts.
-func loadRecorded(ctx context.Context, st store.Store, runID string) (*store.Run, *Graph, func(string) ([]byte, error), error) {
+//
+// cfg, the user config of the process (nil: none), is applied as for a
+// local run: a workflow may name its pools and providers.
+func loadRecorded(ctx context.Context, st store.Store, runID string, cfg *spec.UserConfig) (*store.Run, *Graph, func(string) ([]byte, error), error) {
 	rec, err := st.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil, &InputError{Msg: fmt.Sprintf("no run %q in the store", runID)}
@@ -259,6 +264,7 @@ func loadRecorded(ctx context.Context, st store.Store, runID string) (*store.Run
 	if ds.HasErrors() {
 		return nil, nil, nil, fmt.Errorf("recorded workflow of run %s: %w", runID, &InvalidWorkflowError{File: rec.File, Diagnostics: ds.Errors()})
 	}
+	cfg.Apply(w)
 	read := func(path string) ([]byte, error) {
 		src, ok := rec.Subgraphs[path]
 		if !ok {
@@ -429,7 +435,9 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 			pn.Items = len(nr.items)
 		}
 		for _, name := range n.poolNames {
-			if pl, ok := r.lim.pools[name]; ok {
+			// A machine-wide pool is taken by each attempt from the
+			// store, across runs: the scheduler holds none of it.
+			if pl, ok := r.lim.pools[name]; ok && pl.machine == nil {
 				pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
 				if pl.limiter != nil {
 					pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
@@ -797,10 +805,10 @@ func (s *StepRun) paused(ctx context.Context, step int) (*StepResult, error) {
 }
 
 // Outcome reads a run's result from the store as Run would have returned
-// it: status, final state (as of its last checkpoint, secrets redacted as
+// it (cfg: the user config, as for loadRecorded): status, final state (as of its last checkpoint, secrets redacted as
 // recorded), output keys, and the recorded error of a failed run.
-func Outcome(ctx context.Context, st store.Store, runID string) (*Result, error) {
-	rec, g, _, err := loadRecorded(ctx, st, runID)
+func Outcome(ctx context.Context, st store.Store, runID string, cfg *spec.UserConfig) (*Result, error) {
+	rec, g, _, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return nil, err
 	}

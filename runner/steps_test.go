@@ -187,7 +187,7 @@ edges:
 				if p.Status != tt.status || local.Status != tt.status {
 					t.Fatalf("status: steps %s (%s), local %s (%v); want %s", p.Status, p.Error, local.Status, lerr, tt.status)
 				}
-				res, err := Outcome(ctx, st, runID)
+				res, err := Outcome(ctx, st, runID, nil)
 				if tt.errHas != "" {
 					if err == nil || !strings.Contains(err.Error(), tt.errHas) || lerr == nil || err.Error() != lerr.Error() {
 						t.Errorf("error: steps %v, local %v; want both equal, containing %q", err, lerr, tt.errHas)
@@ -373,10 +373,10 @@ edges:
 
 	res, _ := step(false, false, nil)
 	waitingIs(res, "1/finance", "1/legal")
-	if _, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": true}}, nil); err == nil {
+	if _, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": true}}, nil, nil); err == nil {
 		t.Fatal("an answer for two waiting interrupts without --node was recorded")
 	}
-	a, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": true}}, nil)
+	a, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": true}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,10 +386,10 @@ edges:
 		t.Errorf("second dispatch: work %+v legal %+v finance %+v; want work and finance reused, legal run with its answer",
 			got["work"], got["legal"], got["finance"])
 	}
-	if _, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": false}}, nil); err == nil {
+	if _, err := RecordAnswer(ctx, st, "R", Answer{Node: "legal", Values: map[string]any{"ok": false}}, nil, nil); err == nil {
 		t.Error("a second answer to legal was recorded")
 	}
-	b, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": false}}, nil)
+	b, err := RecordAnswer(ctx, st, "R", Answer{Values: map[string]any{"ok": false}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ edges:
 	if res.Status != store.StatusCompleted {
 		t.Fatalf("last commit: %+v", res)
 	}
-	out, err := Outcome(ctx, st, "R")
+	out, err := Outcome(ctx, st, "R", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,10 +466,10 @@ edges: [{from: START, to: a}]
 		t.Fatalf("run %s, want failed", rec.Status)
 	}
 
-	if err := ReopenRun(ctx, st, "R"); err != nil {
+	if err := ReopenRun(ctx, st, "R", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := ReopenRun(ctx, st, "R"); err == nil {
+	if err := ReopenRun(ctx, st, "R", nil); err == nil {
 		t.Error("a run the engine drives was reopened again")
 	}
 	r, err = open().Invoke(ctx, Invocation{Node: "a", Index: -1, Lookup: true, Resumed: true})
@@ -481,7 +481,7 @@ edges: [{from: START, to: a}]
 		t.Fatalf("commit: %+v %v", res, err)
 	}
 	var ie *InputError
-	if err := ReopenRun(ctx, st, "R"); !errors.As(err, &ie) || !strings.Contains(err.Error(), "already completed") {
+	if err := ReopenRun(ctx, st, "R", nil); !errors.As(err, &ie) || !strings.Contains(err.Error(), "already completed") {
 		t.Errorf("reopen of a completed run: %v", err)
 	}
 }

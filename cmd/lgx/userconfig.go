@@ -66,23 +66,7 @@ func machinePools(ctx context.Context, wf *spec.Workflow) (m *runner.MachinePool
 	if !uses {
 		return nil, none, nil
 	}
-	st, err := openSlotStore(ctx, l.cfg)
-	if err != nil {
-		return nil, none, err
-	}
-	leaser, ok := st.(store.SlotLeaser)
-	if !ok {
-		st.Close()
-		return nil, none, fmt.Errorf("%s: store %s cannot hold machine-wide pools; use sqlite:PATH or postgres://…", l.cfg.File, l.cfg.Store)
-	}
-	m = runner.NewMachinePools(l.cfg, leaser)
-	return m, func() error {
-		err := m.Close()
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}, nil
+	return openMachinePools(ctx, l.cfg)
 }
 
 // openSlotStore opens the store the config names for its pools' slots:
@@ -104,4 +88,49 @@ func openSlotStore(ctx context.Context, cfg *spec.UserConfig) (store.Store, erro
 		return nil, fmt.Errorf("%s:%d:%d: store of the machine-wide pools: %w", cfg.File, cfg.StorePos.Line, cfg.StorePos.Col, err)
 	}
 	return st, nil
+}
+
+// configOf is the user config (nil when none), for commands that read a
+// recorded run whose workflow may name the config's pools and providers.
+func configOf() (*spec.UserConfig, error) {
+	l, err := userConfig()
+	if err != nil || l == nil {
+		return nil, err
+	}
+	return l.cfg, nil
+}
+
+// workerMachinePools opens the store of the config's pools for a worker,
+// which may run any workflow: nil when the config declares no pool.
+func workerMachinePools(ctx context.Context) (m *runner.MachinePools, closeFn func() error, err error) {
+	none := func() error { return nil }
+	l, err := userConfig()
+	if err != nil || l == nil || l.cfg == nil || len(l.cfg.Pools) == 0 {
+		return nil, none, err
+	}
+	if l.diags.HasErrors() {
+		return nil, none, fmt.Errorf("user config %s has errors (lgx validate reports them at their line and column)", l.cfg.File)
+	}
+	return openMachinePools(ctx, l.cfg)
+}
+
+// openMachinePools serves cfg's pools from the store its `store:` names.
+func openMachinePools(ctx context.Context, cfg *spec.UserConfig) (*runner.MachinePools, func() error, error) {
+	st, err := openSlotStore(ctx, cfg)
+	if err != nil {
+		return nil, func() error { return nil }, err
+	}
+	leaser, ok := st.(store.SlotLeaser)
+	if !ok {
+		st.Close()
+		return nil, func() error { return nil }, fmt.Errorf("%s: store %s cannot hold machine-wide pools; use sqlite:PATH or postgres://…", cfg.File, cfg.Store)
+	}
+	m := runner.NewMachinePools(cfg, leaser)
+	return m, func() error {
+		err := m.Close()
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
 }

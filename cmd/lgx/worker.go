@@ -132,7 +132,19 @@ func (a *app) runWorker(ctx context.Context, opts workerOptions) error {
 		return err
 	}
 	defer c.Close()
-	acts := &temporal.Activities{Store: st, HTTPClient: nodes.NewHTTPClient(version)}
+	// The config's pools are machine-wide: each attempt takes their slots
+	// and tokens from the config's store, shared with every other worker
+	// and local run using it.
+	m, closeMachine, err := workerMachinePools(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeMachine(); err != nil {
+			fmt.Fprintf(a.ios.Err, "lgx worker: warning: %v\n", err)
+		}
+	}()
+	acts := &temporal.Activities{Store: st, HTTPClient: nodes.NewHTTPClient(version), Machine: m}
 	defer acts.Close()
 	w := temporal.NewWorker(c, acts, temporal.WorkerOptions{TaskQueue: opts.temporal.taskQueue, MaxActivities: opts.maxActivities})
 	if err := w.Start(); err != nil {
@@ -251,7 +263,12 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 			return fmt.Errorf("run %s: waiting for its cancellation: %w", runID, err)
 		}
 	}
-	res, runErr := runner.Outcome(context.WithoutCancel(ctx), st, runID)
+	cfg, err := configOf()
+	if err != nil {
+		endView(store.StatusFailed)
+		return err
+	}
+	res, runErr := runner.Outcome(context.WithoutCancel(ctx), st, runID, cfg)
 	if res == nil {
 		endView(store.StatusFailed)
 		return runErr
@@ -284,7 +301,11 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	defer c.Close()
-	if err := runner.ReopenRun(ctx, st, run.ID); err != nil {
+	cfg, err := configOf()
+	if err != nil {
+		return err
+	}
+	if err := runner.ReopenRun(ctx, st, run.ID, cfg); err != nil {
 		var ue *runner.UnsupportedError
 		if errors.As(err, &ue) {
 			return usageErr(err)
@@ -326,7 +347,11 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	defer c.Close()
-	ans, err := runner.RecordAnswer(ctx, st, run.ID, runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}, os.Environ())
+	cfg, err := configOf()
+	if err != nil {
+		return err
+	}
+	ans, err := runner.RecordAnswer(ctx, st, run.ID, runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}, os.Environ(), cfg)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,10 @@ type Activities struct {
 	// HTTPClient is shared by the invocations the worker runs; nil builds
 	// one per run.
 	HTTPClient *http.Client
+	// Machine serves the pools of the worker's user config (machine-wide,
+	// shared across runs and processes through their store); nil when it
+	// declares none.
+	Machine *runner.MachinePools
 
 	cache stepCache
 }
@@ -122,7 +126,7 @@ func heartbeat(ctx context.Context) (stop func()) {
 
 func (a *Activities) stepOptions(concurrency int) runner.StepOptions {
 	so := runner.StepOptions{Environ: a.Environ, Concurrency: concurrency}
-	so.Options.HTTPClient = a.HTTPClient
+	so.Options.HTTPClient, so.Options.Machine = a.HTTPClient, a.Machine
 	return so
 }
 

@@ -91,7 +91,7 @@ func TestTemporalContinueAsNew(t *testing.T) {
 	if out.Status != store.StatusCompleted {
 		t.Fatalf("run %s (%s)", out.Status, out.Error)
 	}
-	got, err := runner.Outcome(ctx, st, runID)
+	got, err := runner.Outcome(ctx, st, runID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestTemporalMatchesLocal(t *testing.T) {
 			if out.Status != tt.status {
 				t.Fatalf("status %s (%s), want %s", out.Status, out.Error, tt.status)
 			}
-			got, gerr := runner.Outcome(ctx, clientStore, runID)
+			got, gerr := runner.Outcome(ctx, clientStore, runID, nil)
 			if got == nil {
 				t.Fatalf("outcome: %v", gerr)
 			}

@@ -99,7 +99,7 @@ func TestTemporalAnswers(t *testing.T) {
 	}
 	record := func(node string, ok bool, secret string) *runner.AnswerRecord {
 		t.Helper()
-		a, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Node: node, Values: map[string]any{"ok": ok, "note": secret}}, nil)
+		a, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Node: node, Values: map[string]any{"ok": ok, "note": secret}}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestTemporalAnswers(t *testing.T) {
 	}
 	follow(store.StatusCompleted)
 
-	res, err := runner.Outcome(ctx, st, runID)
+	res, err := runner.Outcome(ctx, st, runID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

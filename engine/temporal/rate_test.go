@@ -90,7 +90,7 @@ edges:
 	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {
 		t.Fatalf("run: %+v %v", out, err)
 	}
-	got, err := runner.Outcome(context.Background(), st, "R")
+	got, err := runner.Outcome(context.Background(), st, "R", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

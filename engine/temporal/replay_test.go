@@ -492,7 +492,7 @@ func recordAnswers(ctx context.Context, t *testing.T, h *recorder, runID string)
 	}
 	answer := func(node string, ok bool) *runner.AnswerRecord {
 		t.Helper()
-		a, err := runner.RecordAnswer(ctx, h.st, runID, runner.Answer{Node: node, Values: map[string]any{"ok": ok}}, nil)
+		a, err := runner.RecordAnswer(ctx, h.st, runID, runner.Answer{Node: node, Values: map[string]any{"ok": ok}}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -564,7 +564,7 @@ func recordReopened(ctx context.Context, t *testing.T, h *recorder, runID string
 	if got := h.await(ctx, t, wr); got != store.StatusFailed {
 		t.Fatalf("first execution ended %s, want failed", got)
 	}
-	if err := runner.ReopenRun(ctx, h.st, runID); err != nil {
+	if err := runner.ReopenRun(ctx, h.st, runID, nil); err != nil {
 		t.Fatal(err)
 	}
 	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID, Resumed: true})

@@ -159,7 +159,7 @@ func runBatch(ctx context.Context, t testing.TB, c client.Client, st store.Store
 	}
 	wall := time.Since(began)
 	for _, r := range runs {
-		res, err := runner.Outcome(ctx, st, r.id)
+		res, err := runner.Outcome(ctx, st, r.id, nil)
 		if res == nil {
 			t.Fatalf("outcome of %s: %v", r.id, err)
 		}

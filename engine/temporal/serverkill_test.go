@@ -174,7 +174,7 @@ func serverKill(t *testing.T, bin string, port int, outage time.Duration) {
 	if out.Status != store.StatusCompleted {
 		t.Fatalf("run %s (%s), want completed", out.Status, out.Error)
 	}
-	got, gerr := runner.Outcome(ctx, st, runID)
+	got, gerr := runner.Outcome(ctx, st, runID, nil)
 	if got == nil {
 		t.Fatalf("outcome: %v", gerr)
 	}

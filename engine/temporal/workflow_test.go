@@ -231,7 +231,7 @@ func TestSchedulerMatchesLocal(t *testing.T) {
 			if out.Status != store.StatusCompleted {
 				t.Fatalf("status %s (%s), want completed", out.Status, out.Error)
 			}
-			got, err := runner.Outcome(context.Background(), st, runID)
+			got, err := runner.Outcome(context.Background(), st, runID, nil)
 			if err != nil {
 				t.Fatalf("outcome: %v", err)
 			}
@@ -284,7 +284,7 @@ func TestSchedulerFailureStopsRun(t *testing.T) {
 	if want := "plan 1 done=false; commit 1 failed"; strings.Join(c.log, "; ") != want {
 		t.Errorf("steps %q, want %q", c.log, want)
 	}
-	_, err := runner.Outcome(context.Background(), st, "RF")
+	_, err := runner.Outcome(context.Background(), st, "RF", nil)
 	if err == nil || err.Error() != lerr.Error() {
 		t.Errorf("outcome error %v, want %v", err, lerr)
 	}
