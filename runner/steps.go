@@ -42,9 +42,6 @@ import (
 func Distributable(g *Graph) error {
 	var why []string
 	wf := g.wf
-	if wf.Config.Timeout > 0 {
-		why = append(why, "config.timeout (a run deadline)")
-	}
 	if wf.Config.Budget != nil {
 		why = append(why, "config.budget (token budgets)")
 	}
@@ -328,6 +325,9 @@ type StepPlan struct {
 	Step   int
 	// Global is the run's global cap on invocations in flight (0: none).
 	Global int
+	// Timeout is the run's config.timeout (0: none): a deadline for the
+	// scheduler to hold, from the run's start (or resume).
+	Timeout time.Duration `json:",omitempty"`
 	Nodes  []PlannedNode
 	// Pools are the concurrency caps of the pools the step's nodes take,
 	// sorted by name.
@@ -425,7 +425,7 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 	if s.runs == nil {
 		return s.end(ctx, store.StatusCompleted, nil)
 	}
-	p := &StepPlan{Step: r.step, Status: store.StatusRunning, Global: r.lim.global.capacity()}
+	p := &StepPlan{Step: r.step, Status: store.StatusRunning, Global: r.lim.global.capacity(), Timeout: r.g.timeout}
 	pools := map[string]PoolCap{}
 	for _, nr := range s.runs {
 		n := nr.n
@@ -517,6 +517,15 @@ func (s *StepRun) Cancel(ctx context.Context) (*StepPlan, error) {
 		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: s.r.step}, nil
 	}
 	return s.end(ctx, store.StatusCancelled, fmt.Errorf("%w at step %d: %w", ErrCancelled, s.r.step, context.Canceled))
+}
+
+// TimeOut records that the run passed its config.timeout deadline, as a
+// local run does: failed (resumable), unless it already ended.
+func (s *StepRun) TimeOut(ctx context.Context) (*StepPlan, error) {
+	if s.status != store.StatusRunning {
+		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: s.r.step}, nil
+	}
+	return s.end(ctx, store.StatusFailed, &TimeoutError{Timeout: s.r.g.timeout})
 }
 
 // end records the run's outcome (status, redacted error) and returns it

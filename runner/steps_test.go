@@ -221,15 +221,15 @@ nodes:
   a: {type: set, pool: {name: p, key: k}, output: {x: 1}}
 edges: [{from: START, to: a}, {from: a, to: END}]
 `, "pool p: per_key (keyed pools)"},
-		{"timeout", `
+		{"budget", `
 lgx: 1
 name: t
-config: {timeout: 1m}
+config: {budget: {tokens: 100}}
 state: {x: {type: integer}}
 nodes:
   a: {type: set, output: {x: 1}}
 edges: [{from: START, to: a}, {from: a, to: END}]
-`, "config.timeout"},
+`, "config.budget"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

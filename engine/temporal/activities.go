@@ -53,13 +53,17 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 	return s.Plan(ctx)
 }
 
-// Cancel is lgx.cancel: the workflow was cancelled.
+// Cancel is lgx.cancel: the workflow was cancelled, or (TimedOut) the
+// run passed its config.timeout.
 func (a *Activities) Cancel(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
 	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
 	if err != nil {
 		return nil, nonRetryable(err)
 	}
 	defer s.Close()
+	if in.TimedOut {
+		return s.TimeOut(ctx)
+	}
 	return s.Cancel(ctx)
 }
 

@@ -58,6 +58,7 @@ var recordedHistories = []recordedHistory{
 	{"cancelled", "a for_each cancelled while an item is in flight: lgx.cancel records the run cancelled", recordCancel, store.StatusCancelled},
 	{"hello_pure_local", "hello with pure invocations as local activities (version 1 of pure-nodes-local): no activity task", recordHello, store.StatusCompleted},
 	{"continued", "the last execution of a run continued as new mid-for_each (history limit 40): it plans with what was recorded and dispatches the rest", recordContinued, store.StatusCompleted},
+	{"timeout", "config.timeout of 1 s passing while an item hangs: the workflow's timer cancels the step, lgx.cancel records the run failed", recordTimeout, store.StatusFailed},
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 }
@@ -556,6 +557,11 @@ func recordContinued(ctx context.Context, t *testing.T, h *recorder, runID strin
 		t.Fatal(err)
 	}
 	return out.Status
+}
+
+func recordTimeout(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	src := strings.Replace(fmt.Sprintf(fetchEach, 100, 1), "name: fetch_each\n", "name: fetch_each\nconfig: {timeout: 1s}\n", 1)
+	return h.await(ctx, t, h.start(ctx, t, runID, src, map[string]any{"urls": h.urls("/doc/0", "/hang")}, 0))
 }
 
 func recordReopened(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

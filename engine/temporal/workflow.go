@@ -73,6 +73,9 @@ type RunInput struct {
 	// execution continues as new at the next invocation it would
 	// dispatch; 0 is defaultHistoryLimit. Tests set it low.
 	HistoryLimit int `json:",omitempty"`
+	// Deadline (Unix nanoseconds, 0: none) is the run's config.timeout
+	// deadline an execution that continued as new keeps.
+	Deadline int64 `json:",omitempty"`
 }
 
 // defaultHistoryLimit keeps an execution's history well under the
@@ -105,6 +108,8 @@ type PlanInput struct {
 	// Recorded asks for the invocations of the step recorded as done
 	// (runner.StepRun.PlanRecorded).
 	Recorded bool `json:",omitempty"`
+	// TimedOut (lgx.cancel): the run passed its config.timeout.
+	TimedOut bool `json:",omitempty"`
 }
 
 // InvokeInput names one invocation: node and item index (-1 without
@@ -205,13 +210,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	if ctx.Err() == nil {
 		return out, err
 	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	dctx = workflow.WithLocalActivityOptions(dctx, localActivityOptions())
-	var p runner.StepPlan
-	if err := workflow.ExecuteLocalActivity(dctx, CancelActivity, PlanInput{RunID: in.RunID, Concurrency: in.Concurrency}).Get(dctx, &p); err != nil {
-		return nil, fmt.Errorf("record the cancellation: %w", err)
-	}
-	return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
+	return endRun(ctx, in, false)
 }
 
 // flow is what the workflow's update handlers see of the run: whether
@@ -273,7 +272,6 @@ func (f *flow) handle(ctx workflow.Context) error {
 // not run again, and the answered interrupt runs with its answer.
 func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
-	actx := workflow.WithActivityOptions(ctx, activityOptions())
 	rd := redo{lookup: in.Resumed || in.Continued, resumed: in.Resumed, recorded: in.Resumed || in.Continued}
 	limit := in.HistoryLimit
 	if limit <= 0 {
@@ -284,6 +282,11 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// own beyond a marker. Executions recorded before it replay as they
 	// ran (docs/decisions.md, "Changing the workflow").
 	pureLocal := workflow.GetVersion(ctx, pureLocalChange, workflow.DefaultVersion, 1) >= 1
+	dl := &deadline{}
+	if in.Deadline > 0 {
+		dl.at = time.Unix(0, in.Deadline)
+	}
+	defer dl.disarm()
 	for {
 		var p runner.StepPlan
 		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.answers != nil, Recorded: rd.recorded}
@@ -293,7 +296,11 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		if p.Done {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
-		more, err := dispatch(actx, in, &p, rd, f.limiters(&p), pureLocal, limit)
+		dctx := dl.arm(ctx, p.Timeout)
+		more, err := dispatch(workflow.WithActivityOptions(dctx, activityOptions()), in, &p, rd, f.limiters(&p), pureLocal, limit)
+		if dl.passed {
+			return endRun(ctx, in, true)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -301,7 +308,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 			// History is long: what was dispatched has ended and is
 			// recorded; the next execution plans the step again and
 			// dispatches the rest.
-			return nil, continueAsNew(ctx, in)
+			return nil, continueAsNew(ctx, in, dl)
 		}
 		var res runner.StepResult
 		if err := workflow.ExecuteLocalActivity(lctx, CommitActivity, CommitInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step}).Get(ctx, &res); err != nil {
@@ -311,9 +318,13 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		case store.StatusRunning:
 			rd = redo{}
 			if historyFull(ctx, limit) {
-				return nil, continueAsNew(ctx, in)
+				return nil, continueAsNew(ctx, in, dl)
 			}
 		case store.StatusInterrupted:
+			// A paused run is not executing: its deadline starts afresh
+			// once answered, as a local resume's does.
+			dl.disarm()
+			dl.at = time.Time{}
 			f.paused, f.waiting, f.answers = true, res.Waiting, map[string]string{}
 			if err := workflow.Await(ctx, func() bool { return len(f.answers) > 0 }); err != nil {
 				return nil, err
@@ -372,10 +383,77 @@ func historyFull(ctx workflow.Context, limit int) bool {
 }
 
 // continueAsNew ends this execution in a new one of the same run, which
-// plans from the store: nothing but the run id travels.
-func continueAsNew(ctx workflow.Context, in RunInput) error {
+// plans from the store: nothing but the run id (and its deadline)
+// travels.
+func continueAsNew(ctx workflow.Context, in RunInput, dl *deadline) error {
 	next := RunInput{RunID: in.RunID, Concurrency: in.Concurrency, Continued: true, HistoryLimit: in.HistoryLimit}
+	if !dl.at.IsZero() {
+		next.Deadline = dl.at.UnixNano()
+	}
 	return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
+}
+
+// deadline is the run's config.timeout, held by the workflow: a timer
+// from the run's start (or an answer's resume) that, when it fires,
+// cancels the step's dispatch. Runs without a timeout start no timer.
+type deadline struct {
+	at     time.Time // zero: not set
+	armed  bool
+	passed bool
+	ctx    workflow.Context    // the dispatch's context, cancelled when the deadline passes
+	cancel workflow.CancelFunc // cancels ctx
+	stop   workflow.CancelFunc // stops the timer
+}
+
+// arm starts the timer the first time a step is dispatched with a
+// timeout, and returns the context to dispatch the step in.
+func (d *deadline) arm(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	if d.armed || timeout <= 0 {
+		if d.armed {
+			return d.ctx
+		}
+		return ctx
+	}
+	if d.at.IsZero() {
+		d.at = workflow.Now(ctx).Add(timeout)
+	}
+	d.armed = true
+	d.ctx, d.cancel = workflow.WithCancel(ctx)
+	remaining := d.at.Sub(workflow.Now(ctx))
+	if remaining <= 0 {
+		d.passed = true
+		d.cancel()
+		return d.ctx
+	}
+	tctx, stop := workflow.WithCancel(ctx)
+	d.stop = stop
+	workflow.Go(tctx, func(gctx workflow.Context) {
+		if workflow.NewTimer(gctx, remaining).Get(gctx, nil) == nil {
+			d.passed = true
+			d.cancel()
+		}
+	})
+	return d.ctx
+}
+
+// disarm stops the timer.
+func (d *deadline) disarm() {
+	if d.stop != nil {
+		d.stop()
+	}
+	d.armed, d.stop = false, nil
+}
+
+// endRun records how the run ended when the workflow, not a step, ended
+// it: cancelled, or (timedOut) failed past its config.timeout.
+func endRun(ctx workflow.Context, in RunInput, timedOut bool) (*RunOutput, error) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	dctx = workflow.WithLocalActivityOptions(dctx, localActivityOptions())
+	var p runner.StepPlan
+	if err := workflow.ExecuteLocalActivity(dctx, CancelActivity, PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, TimedOut: timedOut}).Get(dctx, &p); err != nil {
+		return nil, fmt.Errorf("record the end of run %s: %w", in.RunID, err)
+	}
+	return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 }
 
 // redo is how a step that paused is dispatched again.
