@@ -328,7 +328,7 @@ type StepPlan struct {
 	// Timeout is the run's config.timeout (0: none): a deadline for the
 	// scheduler to hold, from the run's start (or resume).
 	Timeout time.Duration `json:",omitempty"`
-	Nodes  []PlannedNode
+	Nodes   []PlannedNode
 	// Pools are the concurrency caps of the pools the step's nodes take,
 	// sorted by name.
 	Pools []PoolCap
