@@ -61,10 +61,27 @@ func blockKeys(name string) []string {
 
 // keyMap is a YAML mapping whose keys have been checked against the keys
 // its construct accepts.
+//
+// The entries are a slice, searched linearly: a construct accepts a few
+// dozen keys at most, each at most once, and two maps per construct were a
+// tenth of loading a 10,000-node workflow.
 type keyMap struct {
-	node *yaml.Node
-	vals map[string]*yaml.Node
-	keys map[string]*yaml.Node
+	node    *yaml.Node
+	entries []keyEntry
+}
+
+type keyEntry struct {
+	name     string
+	key, val *yaml.Node
+}
+
+func (o *keyMap) entry(key string) *keyEntry {
+	for i := range o.entries {
+		if o.entries[i].name == key {
+			return &o.entries[i]
+		}
+	}
+	return nil
 }
 
 // get returns the value of key, or nil when it is absent.
@@ -72,7 +89,10 @@ func (o *keyMap) get(key string) *yaml.Node {
 	if o == nil {
 		return nil
 	}
-	return resolveAlias(o.vals[key])
+	if e := o.entry(key); e != nil {
+		return resolveAlias(e.val)
+	}
+	return nil
 }
 
 // keyPos is the position of key (or of the mapping when key is absent).
@@ -80,8 +100,8 @@ func (o *keyMap) keyPos(key string) Pos {
 	if o == nil {
 		return Pos{}
 	}
-	if k, ok := o.keys[key]; ok {
-		return posOf(k)
+	if e := o.entry(key); e != nil {
+		return posOf(e.key)
 	}
 	return posOf(o.node)
 }
@@ -104,7 +124,12 @@ func (d *decoder) pairs(n *yaml.Node, what string) []pair {
 		d.errorf(posOf(n), CodeBadValue, "", "%s: %v", what, err)
 		return nil
 	}
-	seen := make(map[string]*yaml.Node, len(ps))
+	// Most mappings have a handful of keys: comparing with the ones kept
+	// so far is cheaper than a map, which only large ones (`nodes:`) get.
+	var seen map[string]*yaml.Node
+	if len(ps) > smallMapping {
+		seen = make(map[string]*yaml.Node, len(ps))
+	}
 	out := ps[:0:0]
 	for _, p := range ps {
 		k := resolveAlias(p.key)
@@ -112,21 +137,42 @@ func (d *decoder) pairs(n *yaml.Node, what string) []pair {
 			d.errorf(posOf(p.key), CodeBadValue, "", "a key of %s must be a string, not %s", what, describe(k))
 			continue
 		}
-		if prev, dup := seen[k.Value]; dup {
+		if prev := firstKey(seen, out, k.Value); prev != nil {
 			d.errorf(posOf(p.key), CodeDuplicate, "", "%q is defined twice in %s (first at line %d)", k.Value, what, prev.Line)
 			continue
 		}
-		seen[k.Value] = p.key
+		if seen != nil {
+			seen[k.Value] = p.key
+		}
 		out = append(out, p)
 	}
 	return out
 }
 
+// smallMapping is the size up to which pairs finds duplicate keys by
+// comparison rather than with a map.
+const smallMapping = 16
+
+// firstKey returns the key node named name among kept, looked up in seen
+// when there is one.
+func firstKey(seen map[string]*yaml.Node, kept []pair, name string) *yaml.Node {
+	if seen != nil {
+		return seen[name]
+	}
+	for _, p := range kept {
+		if resolveAlias(p.key).Value == name {
+			return p.key
+		}
+	}
+	return nil
+}
+
 // object decodes a mapping with a fixed set of keys; unknown keys are
 // reported with a suggestion. A nil or null node gives an empty object.
 func (d *decoder) object(n *yaml.Node, what string, known []string) *keyMap {
-	o := &keyMap{node: resolveAlias(n), vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
-	for _, p := range d.pairs(n, what) {
+	ps := d.pairs(n, what)
+	o := &keyMap{node: resolveAlias(n), entries: make([]keyEntry, 0, len(ps))}
+	for _, p := range ps {
 		k := resolveAlias(p.key).Value
 		if !contains(known, k) {
 			hint := didYouMean(k, known)
@@ -136,8 +182,7 @@ func (d *decoder) object(n *yaml.Node, what string, known []string) *keyMap {
 			d.errorf(posOf(p.key), CodeUnknownKey, hint, "unknown key %q in %s", k, what)
 			continue
 		}
-		o.vals[k] = p.value
-		o.keys[k] = p.key
+		o.entries = append(o.entries, keyEntry{k, p.key, p.value})
 	}
 	return o
 }

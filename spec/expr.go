@@ -172,6 +172,11 @@ type exprChecker struct {
 	state   reflect.Type
 	secrets reflect.Type
 	configs map[ExprScope]*conf.Config
+	// checked memoises check: generated and fan-out workflows repeat the
+	// same expression in thousands of nodes, and parsing and type-checking
+	// one with expr costs a few µs. The result depends only on the source
+	// and the scope (problems carry offsets into the source, not positions).
+	checked map[exprKey]exprResult
 	// typeNames maps Go type strings to what users call them, to keep
 	// reflect.StructOf types out of messages.
 	typeNames *strings.Replacer
@@ -211,9 +216,33 @@ type exprProblem struct {
 	hint    string
 }
 
+type exprKey struct {
+	src   string
+	scope ExprScope
+}
+
+type exprResult struct {
+	typ      reflect.Type
+	problems []exprProblem
+}
+
 // check parses and type-checks one expression. It returns the type of the
-// result (nil when unknown or on error) and the problems found.
+// result (nil when unknown or on error) and the problems found; callers
+// must not modify the problems (they are shared by every occurrence).
 func (c *exprChecker) check(src string, scope ExprScope) (reflect.Type, []exprProblem) {
+	k := exprKey{src, scope}
+	if r, ok := c.checked[k]; ok {
+		return r.typ, r.problems
+	}
+	typ, ps := c.checkUncached(src, scope)
+	if c.checked == nil {
+		c.checked = map[exprKey]exprResult{}
+	}
+	c.checked[k] = exprResult{typ, ps}
+	return typ, ps
+}
+
+func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, []exprProblem) {
 	cfg := c.config(scope)
 	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {

@@ -79,14 +79,22 @@ func (v *validator) computeArms(e *Edge) []arm {
 func (v *validator) graph() {
 	w := v.w
 	hasEntry := false
-	names := append(sortedKeys(v.nodes), Start, End)
+	// The node names are sorted only for a hint about an unknown node:
+	// sorting 10,000 names on every valid file cost ~3 % of validate.
+	var names []string
+	unknown := func(n Name) {
+		if names == nil {
+			names = append(sortedKeys(v.nodes), Start, End)
+		}
+		v.unknownNode(n, names)
+	}
 	checkTarget := func(n Name) {
 		switch {
 		case n.Value == Start:
 			v.errorf(n.Pos, CodeEdge, "", "an edge cannot lead to START")
 		case n.Value == End:
 		case v.nodes[n.Value] == nil:
-			v.unknownNode(n, names)
+			unknown(n)
 		}
 	}
 	for _, e := range w.Edges {
@@ -100,7 +108,7 @@ func (v *validator) graph() {
 			case f.Value == End:
 				v.errorf(f.Pos, CodeEdge, "", "an edge cannot leave END")
 			case v.nodes[f.Value] == nil:
-				v.unknownNode(f, names)
+				unknown(f)
 			}
 		}
 		for _, t := range e.To {
