@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -73,4 +74,17 @@ func nodeList(n int) string {
 		names[i] = fmt.Sprintf("n%d", i)
 	}
 	return strings.Join(names, ", ")
+}
+
+// FuzzIsIdent checks the hand-written identifier test against namePattern.
+func FuzzIsIdent(f *testing.F) {
+	for _, s := range []string{"", "a", "_", "A1", "1a", "a-b", "a b", "é", "a\n", "\na", "fetch_docs", "x\x00"} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(namePattern)
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isIdent(s), re.MatchString(s); got != want {
+			t.Fatalf("isIdent(%q) = %v, namePattern says %v", s, got, want)
+		}
+	})
 }

@@ -71,13 +71,14 @@ type validator struct {
 
 	armCache map[*Edge][]arm    // graph index, built on first use
 	outEdges map[string][]*Edge // edges by source name
+	sources  map[*Edge]int      // distinct sources of each join
 }
 
 func newValidator(w *Workflow) *validator {
 	v := &validator{
 		w:         w,
 		state:     map[string]*StateKey{},
-		nodes:     map[string]*Node{},
+		nodes:     make(map[string]*Node, len(w.Nodes)),
 		pools:     map[string]*Pool{},
 		providers: map[string]*Provider{},
 		tools:     map[string]*Tool{},
@@ -111,10 +112,26 @@ func (v *validator) warnf(p Pos, code, hint, format string, args ...any) {
 		Code: code, Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-var (
-	identRE        = regexp.MustCompile(namePattern)
-	workflowNameRE = regexp.MustCompile(workflowNamePattern)
-)
+var workflowNameRE = regexp.MustCompile(workflowNamePattern)
+
+// isIdent reports whether s matches namePattern, without the regexp
+// engine: every node, state key and loop variable is checked, and the
+// regexp was 5 % of validating a 10,000-node workflow.
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // identSpelling suggests an identifier for a name that is not one:
 // `fetch-docs` → `fetch_docs`, `2nd` → `_2nd`.
@@ -139,7 +156,7 @@ func identSpelling(s string) string {
 // identifier checks that a node, state key, pool, provider or tool name can
 // be used in expressions.
 func (v *validator) identifier(kind, name string, p Pos) bool {
-	if identRE.MatchString(name) {
+	if isIdent(name) {
 		return true
 	}
 	v.errorf(p, CodeBadName, fmt.Sprintf("write %s; names are letters, digits and _ so that expressions can use them", identSpelling(name)),
@@ -167,7 +184,7 @@ func (v *validator) header() {
 	}
 	seen := map[string]Pos{}
 	for _, s := range w.Secrets {
-		if !identRE.MatchString(s.Value) {
+		if !isIdent(s.Value) {
 			v.errorf(s.Pos, CodeBadName, "", "secret %q is not an environment variable name", s.Value)
 		}
 		if p, dup := seen[s.Value]; dup {

@@ -27,28 +27,58 @@ func (v *validator) arms(e *Edge) []arm {
 
 // edgesFrom returns the edges that name n among their sources (cached).
 func (v *validator) edgesFrom(n string) []*Edge {
-	if v.outEdges == nil {
-		v.outEdges = map[string][]*Edge{}
-		for _, e := range v.w.Edges {
-			seen := map[string]bool{}
-			for _, f := range e.From {
-				if !seen[f.Value] {
-					seen[f.Value] = true
-					v.outEdges[f.Value] = append(v.outEdges[f.Value], e)
-				}
-			}
-		}
-	}
+	v.indexEdges()
 	return v.outEdges[n]
 }
 
-// distinctSources counts the different names of an edge's from list.
-func distinctSources(e *Edge) int {
-	seen := map[string]bool{}
-	for _, f := range e.From {
-		seen[f.Value] = true
+// distinctSources counts the different names of a join's from list
+// (cached: a 10,000-branch join is visited 10,000 times per reach).
+func (v *validator) distinctSources(e *Edge) int {
+	v.indexEdges()
+	return v.sources[e]
+}
+
+// indexEdges builds outEdges and sources once.
+func (v *validator) indexEdges() {
+	if v.outEdges != nil {
+		return
 	}
-	return len(seen)
+	v.outEdges = make(map[string][]*Edge, len(v.nodes)+1)
+	v.sources = map[*Edge]int{}
+	var seen map[string]bool
+	for _, e := range v.w.Edges {
+		// Most edges have one source or a few: comparing with the earlier
+		// ones is cheaper than a map, which only large joins get.
+		large := len(e.From) > smallMapping
+		if large {
+			seen = make(map[string]bool, len(e.From))
+		}
+		distinct := 0
+		for i, f := range e.From {
+			if large {
+				if seen[f.Value] {
+					continue
+				}
+				seen[f.Value] = true
+			} else if containsName(e.From[:i], f.Value) {
+				continue
+			}
+			distinct++
+			v.outEdges[f.Value] = append(v.outEdges[f.Value], e)
+		}
+		if e.IsJoin() {
+			v.sources[e] = distinct
+		}
+	}
+}
+
+func containsName(ns []Name, s string) bool {
+	for _, n := range ns {
+		if n.Value == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) computeArms(e *Edge) []arm {
@@ -156,22 +186,18 @@ func (v *validator) unknownNode(n Name, names []string) {
 // targets count only once all its sources can run. When skip is set, the
 // arm skipArm of that edge is left out.
 func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
-	reached := map[string]bool{Start: true}
-	queue := []string{Start}
+	reached := make(map[string]bool, len(v.nodes)+2)
+	reached[Start] = true
+	queue := make([]string, 1, len(v.nodes)+2)
+	queue[0] = Start
 	joined := map[*Edge]int{} // sources of a join reached so far
-	need := map[*Edge]int{}   // distinct sources of a join, counted once: a 10,000-branch join is visited 10,000 times
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
 		for _, e := range v.edgesFrom(n) {
 			if e.IsJoin() {
 				joined[e]++
-				n, ok := need[e]
-				if !ok {
-					n = distinctSources(e)
-					need[e] = n
-				}
-				if joined[e] < n {
+				if joined[e] < v.distinctSources(e) {
 					continue
 				}
 			}

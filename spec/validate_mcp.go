@@ -44,7 +44,7 @@ func (v *validator) checkMCP() {
 			}
 		}
 		for _, e := range s.Env {
-			if !identRE.MatchString(e.Value) {
+			if !isIdent(e.Value) {
 				v.errorf(e.Pos, CodeBadName, "", "%s: env: %q is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)", who, e.Value)
 			}
 		}
