@@ -112,9 +112,9 @@ func (k *keyedPool) size() int {
 	return len(k.buckets)
 }
 
-// acquire takes a slot of b, then a rate token, reporting what it waits
-// for. On error nothing is held.
-func (b *bucket) acquire(ctx context.Context, pool string, onWait func(string)) error {
+// acquire takes a slot of b, then a rate token (unless tokensGiven: the
+// caller took it), reporting what it waits for. On error nothing is held.
+func (b *bucket) acquire(ctx context.Context, pool string, onWait func(string), tokensGiven bool) error {
 	var wait func()
 	if onWait != nil {
 		wait = func() { onWait("pool " + pool + " key " + b.key) }
@@ -122,7 +122,7 @@ func (b *bucket) acquire(ctx context.Context, pool string, onWait func(string)) 
 	if err := b.sem.acquire(ctx, wait); err != nil {
 		return err
 	}
-	if b.limiter != nil && !b.limiter.Allow() {
+	if b.limiter != nil && !tokensGiven && !b.limiter.Allow() {
 		if onWait != nil {
 			onWait("rate " + pool + " key " + b.key)
 		}

@@ -167,7 +167,7 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string),
 	for i, p := range c.pools {
 		if c.keyed(i) {
 			b := p.keyed.get(c.key)
-			if err := b.acquire(ctx, p.name, onWait); err != nil {
+			if err := b.acquire(ctx, p.name, onWait, tokensGiven); err != nil {
 				p.keyed.put(b)
 				l.releasePartial(c, i)
 				return err

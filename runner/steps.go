@@ -50,8 +50,6 @@ func Distributable(g *Graph) error {
 	}
 	for _, p := range wf.Pools {
 		switch {
-		case p.PerKey != nil:
-			why = append(why, fmt.Sprintf("pool %s: per_key (keyed pools)", p.Name))
 		case p.Budget != nil:
 			why = append(why, fmt.Sprintf("pool %s: budget (token budgets)", p.Name))
 		}
@@ -61,16 +59,22 @@ func Distributable(g *Graph) error {
 			why = append(why, fmt.Sprintf("provider %s: budget (token budgets)", p.Name))
 		}
 	}
+	machineWide := map[string]bool{}
+	for _, p := range wf.Pools {
+		machineWide[p.Name] = p.Config != ""
+	}
 	for _, n := range g.nodes {
 		c := nodes.CapabilitiesOf(n.typ)
+		if n.keyPool != "" && machineWide[n.keyPool] {
+			// Its keys' caps would be each worker's alone.
+			why = append(why, fmt.Sprintf("node %s: a key on the machine-wide pool %s", n.name, n.keyPool))
+		}
 		kind := n.spec.Type
 		switch {
 		case c.HoldsNoSlot || c.ChildField != "":
 			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs and tool calls)", n.name, kind))
 		case c.ServerField != "":
 			why = append(why, fmt.Sprintf("node %s: type %s (MCP calls)", n.name, kind))
-		case n.keyPool != "":
-			why = append(why, fmt.Sprintf("node %s: pool key (keyed pools)", n.name))
 		}
 	}
 	if len(why) == 0 {
@@ -350,6 +354,13 @@ type PlannedNode struct {
 	// network (set, template): a scheduler may run them next to itself
 	// rather than send them to a worker.
 	Pure bool `json:",omitempty"`
+	// KeyPool names the pool the node takes with a key (`pool: {name,
+	// key}`); Keys gives each invocation's key as a class: invocations
+	// with equal keys share a number (-1: the key could not be
+	// evaluated; the invocation fails on it). Key values never leave the
+	// store's side: a scheduler needs only which invocations share one.
+	KeyPool string `json:",omitempty"`
+	Keys    []int  `json:",omitempty"`
 	// Recorded, when the plan was asked for it (PlanRecorded), is a
 	// bitset of the invocations (by item index; bit 0 without for_each)
 	// recorded as done, whose writes the commit reuses: a scheduler
@@ -365,9 +376,20 @@ func (p PlannedNode) Done(k int) bool {
 
 // PoolCap is one pool's concurrency cap (0: none) and rate limit: Rate
 // tokens a second (0: none) with bucket size Burst, one token taken per
-// invocation.
+// invocation. PerKey are the caps of each key, for nodes that take the
+// pool with one; the pool's own caps bound those takers too only when
+// KeyedTotal (the pool declares per_key).
 type PoolCap struct {
-	Name  string
+	Name       string
+	Cap        int
+	Rate       float64 `json:",omitempty"`
+	Burst      int     `json:",omitempty"`
+	PerKey     *KeyCap `json:",omitempty"`
+	KeyedTotal bool    `json:",omitempty"`
+}
+
+// KeyCap is the caps of one key of a keyed pool (0: none).
+type KeyCap struct {
 	Cap   int
 	Rate  float64 `json:",omitempty"`
 	Burst int     `json:",omitempty"`
@@ -434,6 +456,9 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		if nr.items != nil {
 			pn.Items = len(nr.items)
 		}
+		if n.keyPool != "" {
+			pn.KeyPool, pn.Keys = n.keyPool, s.keyClasses(nr)
+		}
 		for _, name := range n.poolNames {
 			// A machine-wide pool is taken by each attempt from the
 			// store, across runs: the scheduler holds none of it.
@@ -441,6 +466,12 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 				pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
 				if pl.limiter != nil {
 					pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
+				}
+				if n.keyPool == name {
+					k := pl.keyed
+					pc.PerKey, pc.KeyedTotal = &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}, pl.total
+				} else if prev, ok := pools[name]; ok {
+					pc.PerKey, pc.KeyedTotal = prev.PerKey, prev.KeyedTotal
 				}
 				pools[name] = pc
 			}
@@ -471,6 +502,38 @@ func (s *StepRun) Continue(ctx context.Context) error {
 	}
 	s.status = store.StatusRunning
 	return nil
+}
+
+// keyClasses evaluates the pool key of each of nr's invocations against
+// the step's state, as the invocation will, and numbers the distinct keys
+// in order of first use (-1 where the key does not evaluate).
+func (s *StepRun) keyClasses(nr *nodeRun) []int {
+	r, n := s.r, nr.n
+	count := 1
+	if nr.items != nil {
+		count = len(nr.items)
+	}
+	classes := make([]int, count)
+	ids := map[string]int{}
+	for i := range classes {
+		var item any
+		if nr.items != nil {
+			item = nr.items[i]
+		}
+		env := exprEnv{State: r.state, Item: item, Index: i, Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: context.Background(), timeout: n.timeout}
+		key, err := evalString(n.poolKey, &env)
+		if err != nil {
+			classes[i] = -1
+			continue
+		}
+		id, ok := ids[key]
+		if !ok {
+			id = len(ids)
+			ids[key] = id
+		}
+		classes[i] = id
+	}
+	return classes
 }
 
 // markRecorded fills the Recorded bitsets of p's nodes: the step's

@@ -212,15 +212,15 @@ edges:
 
 func TestDistributableRefuses(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"keyed pool", `
+		{"pool budget", `
 lgx: 1
 name: r
-pools: {p: {concurrency: 2, per_key: {concurrency: 1}}}
+pools: {p: {concurrency: 2, budget: {tokens: 100}}}
 state: {x: {type: integer}}
 nodes:
-  a: {type: set, pool: {name: p, key: k}, output: {x: 1}}
+  a: {type: set, pool: p, output: {x: 1}}
 edges: [{from: START, to: a}, {from: a, to: END}]
-`, "pool p: per_key (keyed pools)"},
+`, "pool p: budget (token budgets)"},
 		{"budget", `
 lgx: 1
 name: t

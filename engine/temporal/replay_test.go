@@ -59,6 +59,7 @@ var recordedHistories = []recordedHistory{
 	{"hello_pure_local", "hello with pure invocations as local activities (version 1 of pure-nodes-local): no activity task", recordHello, store.StatusCompleted},
 	{"continued", "the last execution of a run continued as new mid-for_each (history limit 40): it plans with what was recorded and dispatches the rest", recordContinued, store.StatusCompleted},
 	{"timeout", "config.timeout of 1 s passing while an item hangs: the workflow's timer cancels the step, lgx.cancel records the run failed", recordTimeout, store.StatusFailed},
+	{"keyed_pool", "a for_each of 6 fetches over 2 hosts under a keyed pool (per_key concurrency 1, total 3): items of a free host pass a busy one", recordKeyed, store.StatusCompleted},
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 }
@@ -562,6 +563,11 @@ func recordContinued(ctx context.Context, t *testing.T, h *recorder, runID strin
 func recordTimeout(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	src := strings.Replace(fmt.Sprintf(fetchEach, 100, 1), "name: fetch_each\n", "name: fetch_each\nconfig: {timeout: 1s}\n", 1)
 	return h.await(ctx, t, h.start(ctx, t, runID, src, map[string]any{"urls": h.urls("/doc/0", "/hang")}, 0))
+}
+
+func recordKeyed(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/a/0", "/a/1", "/a/2", "/b/0", "/b/1", "/b/2")
+	return h.await(ctx, t, h.start(ctx, t, runID, keyedFetch, map[string]any{"urls": urls}, 0))
 }
 
 func recordReopened(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

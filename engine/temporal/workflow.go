@@ -355,19 +355,39 @@ func (f *flow) limiters(p *runner.StepPlan) map[string]*rate.Limiter {
 }
 
 // takeTokens waits, on the workflow's clock, until every rate-limited
-// pool pools names has a token for one invocation, and takes them. A
+// pool invocation k of p takes has a token for it, and takes them: the
+// run's buckets (rates, by pool) and, for a keyed pool, the key's
+// (keyRates, made here, for this step: key classes are the step's). A
 // local run takes a token per attempt; here the workflow takes the first
 // attempt's, and retries inside the activity take their worker's (see
 // docs/decisions.md).
-func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, pools []string) error {
-	for _, name := range pools {
-		lim := rates[name]
-		if lim == nil {
-			continue
-		}
+func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, keyRates map[keyRef]*rate.Limiter, c *caps, p *runner.PlannedNode, k int) error {
+	take := func(lim *rate.Limiter) error {
 		now := workflow.Now(ctx)
 		if d := lim.ReserveN(now, 1).DelayFrom(now); d > 0 {
-			if err := workflow.Sleep(ctx, d); err != nil {
+			return workflow.Sleep(ctx, d)
+		}
+		return nil
+	}
+	for _, name := range p.Pools {
+		pc := c.pools[name]
+		if kr, ok := keyOf(p, name, k); ok {
+			if pc.PerKey != nil && pc.PerKey.Rate > 0 {
+				lim := keyRates[kr]
+				if lim == nil {
+					lim = rate.NewLimiter(rate.Limit(pc.PerKey.Rate), max(1, pc.PerKey.Burst))
+					keyRates[kr] = lim
+				}
+				if err := take(lim); err != nil {
+					return err
+				}
+			}
+			if !pc.KeyedTotal {
+				continue
+			}
+		}
+		if lim := rates[name]; lim != nil {
+			if err := take(lim); err != nil {
 				return err
 			}
 		}
@@ -465,28 +485,45 @@ type redo struct {
 }
 
 // caps are the counters the workflow holds for one step: invocations
-// outstanding in total, per node and per pool, against their caps (0: no
-// cap). They live in workflow code, so they are exact across any number
-// of workers, and deterministic on replay.
+// outstanding in total, per node, per pool and per key of a keyed pool,
+// against their caps (0: no cap). They live in workflow code, so they are
+// exact across any number of workers, and deterministic on replay.
 type caps struct {
 	global, globalCap int
 	node, nodeCap     []int
-	pool, poolCap     map[string]int
+	pool              map[string]int
+	pools             map[string]runner.PoolCap
+	key               map[keyRef]int
+}
+
+// keyRef is one key (by its class in the step's plan) of a keyed pool.
+type keyRef struct {
+	pool  string
+	class int
 }
 
 func newCaps(p *runner.StepPlan) *caps {
 	c := &caps{globalCap: p.Global, node: make([]int, len(p.Nodes)), nodeCap: make([]int, len(p.Nodes)),
-		pool: map[string]int{}, poolCap: map[string]int{}}
+		pool: map[string]int{}, pools: map[string]runner.PoolCap{}, key: map[keyRef]int{}}
 	for i, n := range p.Nodes {
 		c.nodeCap[i] = n.Cap
 	}
 	for _, pc := range p.Pools {
-		c.poolCap[pc.Name] = pc.Cap
+		c.pools[pc.Name] = pc
 	}
 	return c
 }
 
-func (c *caps) free(p *runner.PlannedNode, ni int) bool {
+// keyOf is the key invocation k of p takes pool name with, if it does.
+func keyOf(p *runner.PlannedNode, name string, k int) (keyRef, bool) {
+	if p.KeyPool != name || k >= len(p.Keys) || p.Keys[k] < 0 {
+		return keyRef{}, false
+	}
+	return keyRef{name, p.Keys[k]}, true
+}
+
+// free reports whether invocation k of node p (index ni) may start.
+func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 	if !p.Slot {
 		return true
 	}
@@ -494,20 +531,36 @@ func (c *caps) free(p *runner.PlannedNode, ni int) bool {
 		return false
 	}
 	for _, name := range p.Pools {
-		if cp := c.poolCap[name]; cp > 0 && c.pool[name] >= cp {
+		pc := c.pools[name]
+		if kr, ok := keyOf(p, name, k); ok {
+			if pc.PerKey != nil && pc.PerKey.Cap > 0 && c.key[kr] >= pc.PerKey.Cap {
+				return false
+			}
+			if !pc.KeyedTotal {
+				continue // the pool's caps are each key's
+			}
+		}
+		if pc.Cap > 0 && c.pool[name] >= pc.Cap {
 			return false
 		}
 	}
 	return true
 }
 
-func (c *caps) take(p *runner.PlannedNode, ni int, d int) {
+// take counts invocation k of node p (index ni) in (d = 1) or out (-1).
+func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 	if !p.Slot {
 		return
 	}
 	c.global += d
 	c.node[ni] += d
 	for _, name := range p.Pools {
+		if kr, ok := keyOf(p, name, k); ok {
+			c.key[kr] += d
+			if !c.pools[name].KeyedTotal {
+				continue
+			}
+		}
 		c.pool[name] += d
 	}
 }
@@ -525,23 +578,52 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 	defer cancel()
 	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
 	c := newCaps(p)
+	keyRates := map[keyRef]*rate.Limiter{}
 	outstanding, failed := 0, false
 	var engineErr error
 	for ni := range p.Nodes {
 		pn := &p.Nodes[ni]
+		var pending []int // the node's invocations to dispatch, in item order
 		for k := range pn.Invocations() {
-			if pn.Done(k) {
-				continue
+			if !pn.Done(k) {
+				pending = append(pending, k)
 			}
-			idx := k
-			if pn.Items < 0 {
-				idx = -1
-			}
-			if err := workflow.Await(ctx, func() bool { return failed || outstanding < maxOutstanding && c.free(pn, ni) }); err != nil {
+		}
+		for len(pending) > 0 {
+			// The first pending invocation whose caps are free goes next:
+			// in item order, except that with a keyed pool an item whose
+			// key is busy does not hold back items of other keys (as
+			// locally). Without keys all share their caps: only the first
+			// need be looked at.
+			at := -1
+			if err := workflow.Await(ctx, func() bool {
+				if failed {
+					return true
+				}
+				if outstanding >= maxOutstanding {
+					return false
+				}
+				for i, k := range pending {
+					if c.free(pn, ni, k) {
+						at = i
+						return true
+					}
+					if pn.KeyPool == "" {
+						break
+					}
+				}
+				return false
+			}); err != nil {
 				return false, err
 			}
 			if failed {
 				break
+			}
+			k := pending[at]
+			pending = slices.Delete(pending, at, at+1)
+			idx := k
+			if pn.Items < 0 {
+				idx = -1
 			}
 			if historyFull(ctx, limit) {
 				more = true
@@ -550,14 +632,14 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			// Tokens once the slots are free: a token is not held while
 			// waiting for a slot, as in a local run.
 			if pn.Slot {
-				if err := takeTokens(ctx, rates, pn.Pools); err != nil {
+				if err := takeTokens(ctx, rates, keyRates, c, pn, k); err != nil {
 					return false, err
 				}
 				if failed {
 					break
 				}
 			}
-			c.take(pn, ni, 1)
+			c.take(pn, ni, k, 1)
 			outstanding++
 			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed}
 			if len(rd.answers) > 0 {
@@ -572,7 +654,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var r runner.InvokeResult
 				err := f.Get(gctx, &r)
-				c.take(pn, ni, -1)
+				c.take(pn, ni, k, -1)
 				outstanding--
 				var ce *sdktemporal.CanceledError
 				switch {

@@ -1,0 +1,132 @@
+package temporal
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// keyServer counts the requests in flight per key (the first path
+// segment) and in all.
+type keyServer struct {
+	mu       sync.Mutex
+	cur, max map[string]int
+	all, top int
+}
+
+func (s *keyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	s.mu.Lock()
+	s.cur[key]++
+	s.max[key] = max(s.max[key], s.cur[key])
+	s.all++
+	s.top = max(s.top, s.all)
+	s.mu.Unlock()
+	time.Sleep(30 * time.Millisecond)
+	s.mu.Lock()
+	s.cur[key]--
+	s.all--
+	s.mu.Unlock()
+	w.Write([]byte("ok " + r.URL.Path))
+}
+
+const keyedFetch = `
+lgx: 1
+name: keyed
+pools:
+  hosts: {concurrency: 3, per_key: {concurrency: 1}}
+state:
+  urls: {type: list, required: true}
+  pages: {type: list, reducer: append, default: []}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ state.urls }}
+    pool: {name: hosts, key: "${{ split(item, '/')[3] }}"}
+    with: {url: "${{ item }}"}
+    output: {pages: "${{ result.body }}"}
+edges:
+  - {from: START, to: fetch}
+`
+
+// A keyed pool's caps are held by the workflow per key: the plan numbers
+// the invocations' keys (classes, not values), one request per host at a
+// time, at most 3 in all, hosts in parallel; the state is a local run's.
+func TestSchedulerKeyedPool(t *testing.T) {
+	srv := &keyServer{cur: map[string]int{}, max: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	var urls []any
+	for i := range 12 {
+		urls = append(urls, hs.URL+"/"+[]string{"a", "b", "c", "d"}[i/3]+"/doc")
+	}
+	g := compile(t, "keyed.yaml", keyedFetch)
+	want, err := local(t, g, map[string]any{"urls": urls}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	clear(srv.max)
+	srv.top = 0
+	srv.mu.Unlock()
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "K", map[string]any{"urls": urls}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var plan *runner.StepPlan
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger())
+	env := ts.NewTestWorkflowEnvironment()
+	a := &Activities{Store: st, Environ: []string{}}
+	t.Cleanup(a.Close)
+	planAct := func(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
+		p, err := a.Plan(ctx, in)
+		if err == nil && plan == nil && !p.Done {
+			plan = p
+		}
+		return p, err
+	}
+	env.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
+	env.RegisterActivityWithOptions(planAct, activity.RegisterOptions{Name: PlanActivity})
+	env.RegisterActivityWithOptions(a.Invoke, activity.RegisterOptions{Name: InvokeActivity})
+	env.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "K"})
+	var out RunOutput
+	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {
+		t.Fatalf("run: %+v %v", out, err)
+	}
+	got, err := runner.Outcome(context.Background(), st, "K", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
+		t.Errorf("state:\n temporal %s\n local    %s", g, w)
+	}
+	if keys := plan.Nodes[0].Keys; jsonOf(t, keys) != "[0,0,0,1,1,1,2,2,2,3,3,3]" {
+		t.Errorf("key classes %v, want hosts a b c d numbered in order of first use", keys)
+	}
+	if hist := jsonOf(t, plan); strings.Contains(hist, hs.URL) {
+		t.Errorf("the plan holds a key's value: %s", hist)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for key, m := range srv.max {
+		if m > 1 {
+			t.Errorf("host %s: %d requests in flight, per_key concurrency 1", key, m)
+		}
+	}
+	if srv.top > 3 || srv.top < 2 {
+		t.Errorf("%d requests in flight at most: want 2–3 (the pool's 3 bound all hosts, which run in parallel)", srv.top)
+	}
+}
