@@ -316,18 +316,7 @@ edges:
 `
 	ctx := context.Background()
 	g := compileYAML(t, src)
-	st := store.NewMemory()
-	if err := SubmitRun(ctx, g, st, "R", nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	open := func() *StepRun {
-		s, err := OpenStep(ctx, st, "R", StepOptions{Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	}
+	st, open := submitted(t, g)
 	// step runs every invocation of the planned step (looking records
 	// up when lookup), with answers by path, and commits it.
 	step := func(lookup, resumed bool, answers map[string]string) (*StepResult, map[string]*InvokeResult) {
@@ -434,18 +423,7 @@ nodes:
   a: {type: probe, with: {value: 1}, output: {x: "${{ result }}"}}
 edges: [{from: START, to: a}]
 `)
-	st := store.NewMemory()
-	if err := SubmitRun(ctx, g, st, "R", nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	open := func() *StepRun {
-		s, err := OpenStep(ctx, st, "R", StepOptions{Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	}
+	st, open := submitted(t, g)
 	p, err := open().Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -483,5 +461,23 @@ edges: [{from: START, to: a}]
 	var ie *InputError
 	if err := ReopenRun(ctx, st, "R", nil); !errors.As(err, &ie) || !strings.Contains(err.Error(), "already completed") {
 		t.Errorf("reopen of a completed run: %v", err)
+	}
+}
+
+// submitted records a run R of g in a memory store, to be driven step by
+// step: open opens it afresh, as each activity of an engine does.
+func submitted(t *testing.T, g *Graph) (st store.Store, open func() *StepRun) {
+	t.Helper()
+	st = store.NewMemory()
+	if err := SubmitRun(context.Background(), g, st, "R", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st, func() *StepRun {
+		s, err := OpenStep(context.Background(), st, "R", StepOptions{Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
 	}
 }

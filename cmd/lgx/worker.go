@@ -18,6 +18,7 @@ import (
 	"github.com/lgx-run/lgx/engine/temporal"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -290,21 +291,14 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 // execution of its workflow, from its last checkpoint, reusing what was
 // recorded as a local resume does.
 func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string) error {
-	if opts.out.stream != "" {
-		return usageErrf("--stream is not supported with --engine temporal yet: the events happen on the workers")
-	}
 	if opts.store.url() == "memory" {
 		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
 	}
-	c, err := opts.temporal.dial(ctx)
+	c, cfg, err := opts.session(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cfg, err := configOf()
-	if err != nil {
-		return err
-	}
 	if err := runner.ReopenRun(ctx, st, run.ID, cfg); err != nil {
 		var ue *runner.UnsupportedError
 		if errors.As(err, &ue) {
@@ -323,6 +317,24 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, true, opts.out, keys)
 }
 
+// session is what resuming a run on Temporal needs: a connection to the
+// cluster and the user config the recorded workflow is read with. The
+// events of such a run happen on the workers: --stream is refused.
+func (opts resumeOptions) session(ctx context.Context) (client.Client, *spec.UserConfig, error) {
+	if opts.out.stream != "" {
+		return nil, nil, usageErrf("--stream is not supported for a run on Temporal yet: the events happen on the workers")
+	}
+	cfg, err := configOf()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := opts.temporal.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cfg, nil
+}
+
 // unserved returns a check that says so when no worker serves the task
 // queue: without a word, a run on such a queue looks hung.
 func (a *app) unserved(ctx context.Context, c client.Client, tf temporalFlags) func() {
@@ -339,18 +351,11 @@ func (a *app) unserved(ctx context.Context, c client.Client, tf temporalFlags) f
 // refuses a second answer), and the run is followed as lgx run follows
 // it.
 func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string, values map[string]any) error {
-	if opts.out.stream != "" {
-		return usageErrf("--stream is not supported for a run on Temporal yet: the events happen on the workers")
-	}
-	c, err := opts.temporal.dial(ctx)
+	c, cfg, err := opts.session(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	cfg, err := configOf()
-	if err != nil {
-		return err
-	}
 	ans, err := runner.RecordAnswer(ctx, st, run.ID, runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}, os.Environ(), cfg)
 	if err != nil {
 		return err

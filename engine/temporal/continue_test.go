@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.uber.org/goleak"
 
-	"github.com/lgx-run/lgx/internal/temporaltest"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -38,23 +35,8 @@ func (p *pathCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // from the store, what was recorded is not dispatched (or sent) again,
 // and the run ends as a local run does. lgx.wait follows the executions.
 func TestTemporalContinueAsNew(t *testing.T) {
-	temporaltest.Address(t)
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	c := temporaltest.Dial(t)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	queue := fmt.Sprintf("lgx-can-%d", time.Now().UnixNano())
-	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(acts.Close)
-	t.Cleanup(w.Stop)
+	lw := startLive(t, "lgx-can", 8)
+	c, st, queue := lw.c, lw.st, lw.queue
 	srv := &pathCounter{count: map[string]int{}}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)

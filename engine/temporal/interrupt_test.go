@@ -4,19 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/lgx-run/lgx/internal/temporaltest"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -56,23 +52,8 @@ edges:
 // dispatched again for each answer, but its recorded fetch is not sent
 // again, and the answers' values never enter the workflow's history.
 func TestTemporalAnswers(t *testing.T) {
-	temporaltest.Address(t)
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	c := temporaltest.Dial(t)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	queue := fmt.Sprintf("lgx-answers-%d", time.Now().UnixNano())
-	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 4})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(acts.Close)
-	t.Cleanup(w.Stop)
+	lw := startLive(t, "lgx-answers", 4)
+	c, st, queue := lw.c, lw.st, lw.queue
 	srv := &inflight{}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
@@ -111,7 +92,7 @@ func TestTemporalAnswers(t *testing.T) {
 	if err := Answer(ctx, c, runID, first.Path, first.Nonce); err != nil {
 		t.Fatalf("first answer: %v", err)
 	}
-	err = Answer(ctx, c, runID, second.Path, second.Nonce)
+	err := Answer(ctx, c, runID, second.Path, second.Nonce)
 	var ref *RefusedError
 	if !errors.As(err, &ref) {
 		t.Fatalf("second answer: %v, want a *RefusedError", err)

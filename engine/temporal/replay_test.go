@@ -27,9 +27,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"go.uber.org/goleak"
 
-	"github.com/lgx-run/lgx/internal/temporaltest"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -320,23 +318,8 @@ func TestRecordHistories(t *testing.T) {
 	if !*updateHistories {
 		t.Skip("records histories only with -update-histories")
 	}
-	temporaltest.Address(t)
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	c := temporaltest.Dial(t)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	queue := fmt.Sprintf("lgx-replay-%d", time.Now().UnixNano())
-	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(acts.Close)
-	t.Cleanup(w.Stop)
+	lw := startLive(t, "lgx-replay", 8)
+	c, st, queue := lw.c, lw.st, lw.queue
 	slow := &slowServer{}
 	hs := httptest.NewServer(slow)
 	t.Cleanup(hs.Close)

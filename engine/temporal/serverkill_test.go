@@ -110,19 +110,8 @@ func serverKill(t *testing.T, bin string, port int, outage time.Duration) {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(c.Close)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	queue := fmt.Sprintf("lgx-serverkill-%d", time.Now().UnixNano())
-	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(acts.Close)
-	t.Cleanup(w.Stop)
+	lw := serve(t, c, "lgx-serverkill", 8)
+	st, queue := lw.st, lw.queue
 
 	keys := &keyLog{delay: 200 * time.Millisecond}
 	hs := httptest.NewServer(keys)

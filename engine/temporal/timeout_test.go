@@ -4,14 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
-	"github.com/lgx-run/lgx/internal/temporaltest"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
@@ -21,23 +17,8 @@ import (
 // failed with the local run's message (resumable); reopened, it starts a
 // fresh deadline, reuses what was recorded, and goes on.
 func TestTemporalRunTimeout(t *testing.T) {
-	temporaltest.Address(t)
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	c := temporaltest.Dial(t)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "runs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	queue := fmt.Sprintf("lgx-timeout-%d", time.Now().UnixNano())
-	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 4})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(acts.Close)
-	t.Cleanup(w.Stop)
+	lw := startLive(t, "lgx-timeout", 4)
+	c, st, queue := lw.c, lw.st, lw.queue
 	srv := &inflight{delay: 400 * time.Millisecond}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
