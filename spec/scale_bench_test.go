@@ -37,6 +37,21 @@ func fanOut(n int) []byte {
 	return []byte(b.String())
 }
 
+// fanOutConditional is fanOut(n) entered through a conditional edge, which
+// makes the join check look for sources on different arms.
+func fanOutConditional(n int) []byte {
+	return []byte(strings.Replace(string(fanOut(n)), "  - {from: START, to: start}\n",
+		"  - from: START\n    when:\n      - {if: state.total > 0, to: start}\n    else: start\n", 1))
+}
+
+func TestFanOutConditionalIsClean(t *testing.T) {
+	w, ds := Load("fan.yaml", fanOutConditional(1000))
+	ds = append(ds, Validate(w)...)
+	if len(ds) > 0 {
+		t.Fatalf("generated workflow is not clean:\n%s", ds.String())
+	}
+}
+
 func TestFanOutIsClean(t *testing.T) {
 	for _, n := range []int{1, 10, 10_000} {
 		w, ds := Load("fan.yaml", fanOut(n))
@@ -86,6 +101,19 @@ func BenchmarkValidateFanOut(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkValidateFanOutConditional is BenchmarkValidateFanOut/10000
+// behind a conditional edge (quadratic in the join's sources until #13:
+// about 2 s).
+func BenchmarkValidateFanOutConditional(b *testing.B) {
+	src := fanOutConditional(10_000)
+	loopCPU(b, func() {
+		w, ds := Load("fan.yaml", src)
+		if ds = append(ds, Validate(w)...); len(ds) > 0 {
+			b.Fatal(ds.String())
+		}
+	})
 }
 
 // BenchmarkValidateFanOutPhases splits BenchmarkValidateFanOut/10000 into

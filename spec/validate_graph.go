@@ -217,28 +217,6 @@ func (v *validator) reach(skip *Edge, skipArm int) map[string]bool {
 	return reached
 }
 
-// successors returns every node reachable from n by edges (joins treated
-// as plain edges), n excluded unless a cycle leads back to it.
-func (v *validator) successors(n string) map[string]bool {
-	out := map[string]bool{}
-	stack := []string{n}
-	for len(stack) > 0 {
-		cur := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, e := range v.edgesFrom(cur) {
-			for _, a := range v.arms(e) {
-				for _, t := range a.targets {
-					if !out[t] {
-						out[t] = true
-						stack = append(stack, t)
-					}
-				}
-			}
-		}
-	}
-	return out
-}
-
 // joins warns about joins that can never fire: a source that never runs,
 // or two sources reachable only through different cases of one
 // conditional edge (first match wins, so only one of them runs) that no
@@ -283,46 +261,105 @@ func (v *validator) joins(reached map[string]bool) {
 			order = append(order, armKey{e, i})
 		}
 	}
-	succ := map[string]map[string]bool{}
-	successors := func(n string) map[string]bool {
-		if s, ok := succ[n]; ok {
-			return s
-		}
-		succ[n] = v.successors(n)
-		return succ[n]
-	}
+	// The first pair (x < y) of sources, in from order, with a needing
+	// arm ak and b needing another arm of the same edge, and no loop back
+	// to the edge from either. Whether a pair qualifies splits into a test
+	// of a and a test of b, so one pass over the sources finds it: testing
+	// every pair was quadratic in the sources of the join (2 s for a
+	// 10,000-branch join behind a conditional edge).
+	var into map[string][]*Edge
+	ancestors := map[*Edge]map[string]bool{}
 	for _, j := range joins {
-		reported := false
 		for _, ak := range order {
 			lost := depends[ak]
-			if reported {
-				break
+			if len(lost) == 0 {
+				continue
 			}
-			for x := 0; x < len(j.From) && !reported; x++ {
-				for y := x + 1; y < len(j.From) && !reported; y++ {
-					a, b := j.From[x].Value, j.From[y].Value
-					if !lost[a] || lost[b] {
-						continue
+			anc, ok := ancestors[ak.edge]
+			if !ok {
+				if into == nil {
+					into = v.edgesInto()
+				}
+				anc = ancestorsOf(into, ak.edge.From[0].Value)
+				ancestors[ak.edge] = anc
+			}
+			needsA := func(name string) bool { return lost[name] && !anc[name] }
+			needsB := func(name string) bool {
+				if lost[name] || anc[name] {
+					return false
+				}
+				for _, bk := range order {
+					if bk.edge == ak.edge && bk.arm != ak.arm && depends[bk][name] {
+						return true
 					}
-					// a needs arm ak; does b need another arm of the same edge?
-					for _, bk := range order {
-						if bk.edge != ak.edge || bk.arm == ak.arm || !depends[bk][b] {
-							continue
-						}
-						src := ak.edge.From[0].Value
-						if successors(a)[src] || successors(b)[src] {
-							continue // a loop can run both, in different steps
-						}
-						v.warnf(j.Pos, CodeJoin, "join nodes that all run, or use separate edges",
-							"this join never fires: %s and %s are reached through different cases of the conditional edge at line %d, so only one of them runs",
-							a, b, ak.edge.Pos.Line)
-						reported = true
-						break
-					}
+				}
+				return false
+			}
+			lastB := -1
+			for y := len(j.From) - 1; y > 0; y-- {
+				if needsB(j.From[y].Value) {
+					lastB = y
+					break
+				}
+			}
+			x := 0
+			for x < lastB && !needsA(j.From[x].Value) {
+				x++
+			}
+			if x >= lastB {
+				continue
+			}
+			y := x + 1
+			for !needsB(j.From[y].Value) {
+				y++
+			}
+			v.warnf(j.Pos, CodeJoin, "join nodes that all run, or use separate edges",
+				"this join never fires: %s and %s are reached through different cases of the conditional edge at line %d, so only one of them runs",
+				j.From[x].Value, j.From[y].Value, ak.edge.Pos.Line)
+			break
+		}
+	}
+}
+
+// ancestorsOf returns the names from which edges (into, by target) lead to n (joins treated as
+// plain edges), n included only when a cycle leads back to it: the names
+// whose successors include n.
+func ancestorsOf(into map[string][]*Edge, n string) map[string]bool {
+	out := map[string]bool{}
+	done := map[*Edge]bool{}
+	stack := []string{n}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, e := range into[cur] {
+			if done[e] {
+				continue
+			}
+			done[e] = true
+			for _, f := range e.From {
+				if !out[f.Value] {
+					out[f.Value] = true
+					stack = append(stack, f.Value)
 				}
 			}
 		}
 	}
+	return out
+}
+
+// edgesInto returns, by name, the edges with an arm leading to it.
+func (v *validator) edgesInto() map[string][]*Edge {
+	into := map[string][]*Edge{}
+	for _, e := range v.w.Edges {
+		for _, a := range v.arms(e) {
+			for _, t := range a.targets {
+				if l := into[t]; len(l) == 0 || l[len(l)-1] != e {
+					into[t] = append(l, e)
+				}
+			}
+		}
+	}
+	return into
 }
 
 func btoi(b bool) int {
