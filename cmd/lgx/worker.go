@@ -351,6 +351,9 @@ func (a *app) unserved(ctx context.Context, c client.Client, tf temporalFlags) f
 // refuses a second answer), and the run is followed as lgx run follows
 // it.
 func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string, values map[string]any) error {
+	if run.Status == store.StatusRunning || run.Status == store.StatusStale {
+		return usageErrf("run %s is executing on the Temporal workers; there is nothing to resume (lgx runs show %s shows where it is)", run.ID, run.ID)
+	}
 	c, cfg, err := opts.session(ctx)
 	if err != nil {
 		return err
