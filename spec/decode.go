@@ -130,7 +130,7 @@ func (d *decoder) pairs(n *yaml.Node, what string) []pair {
 	if len(ps) > smallMapping {
 		seen = make(map[string]*yaml.Node, len(ps))
 	}
-	out := ps[:0:0]
+	out := ps[:0] // mappingPairs returns a fresh slice: filter it in place
 	for _, p := range ps {
 		k := resolveAlias(p.key)
 		if k.Kind != yaml.ScalarNode {

@@ -153,7 +153,8 @@ func mappingPairs(n *yaml.Node, depth int, budget *int) ([]pair, error) {
 	if depth > MaxDepth {
 		return nil, errValueBudget
 	}
-	var own, merged []pair
+	own := make([]pair, 0, len(n.Content)/2)
+	var merged []pair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
