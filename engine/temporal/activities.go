@@ -149,12 +149,15 @@ func nonRetryable(err error) error {
 // stepCache keeps the opened step of the runs this worker invokes, keyed
 // by run and step, so a step's invocations load its snapshot once per
 // worker rather than once each. An entry is closed when its step is
-// committed here, when a later step of its run is opened, or when the
-// cache is full — once no invocation uses it.
+// committed here, when a later step of its run is opened, when the cache
+// is full, or when no invocation used it for cacheIdle (another worker
+// committed the step, or the run stopped: its snapshot must not stay in
+// memory) — once no invocation uses it.
 type stepCache struct {
 	mu      sync.Mutex
 	entries map[cacheKey]*cacheEntry
-	order   []cacheKey // oldest first
+	order   []cacheKey       // oldest first
+	now     func() time.Time // time.Now; tests move it
 }
 
 type cacheKey struct {
@@ -168,10 +171,22 @@ type cacheEntry struct {
 	err     error
 	refs    int
 	evicted bool
+	used    time.Time // when an invocation last released it
 }
 
-// maxCachedSteps bounds the steps a worker keeps open.
-const maxCachedSteps = 64
+// maxCachedSteps bounds the steps a worker keeps open; cacheIdle is how
+// long an unused one stays.
+const (
+	maxCachedSteps = 64
+	cacheIdle      = time.Minute
+)
+
+func (c *stepCache) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
 
 // get returns the step in's run is at, opening it with open on first use;
 // release must be called when the invocation ends.
@@ -197,6 +212,7 @@ func (c *stepCache) get(ctx context.Context, in InvokeInput, open func() (*runne
 	release := func() {
 		c.mu.Lock()
 		e.refs--
+		e.used = c.clock()
 		closeNow := e.evicted && e.refs == 0 && e.s != nil
 		c.mu.Unlock()
 		if closeNow {
@@ -233,8 +249,11 @@ func (c *stepCache) get(ctx context.Context, in InvokeInput, open func() (*runne
 // the oldest entries; it returns those to close (after unlocking: Close
 // waits for the recorder).
 func (c *stepCache) evictLocked(k cacheKey) []*runner.StepRun {
+	idleSince := c.clock().Add(-cacheIdle)
 	return c.evictWhere(func(i int, o cacheKey) bool {
-		return o != k && (o.run == k.run && o.step < k.step || len(c.order)-i > maxCachedSteps)
+		e := c.entries[o]
+		idle := e.refs == 0 && !e.used.IsZero() && e.used.Before(idleSince)
+		return o != k && (o.run == k.run && o.step < k.step || len(c.order)-i > maxCachedSteps || idle)
 	})
 }
 
