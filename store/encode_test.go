@@ -43,3 +43,26 @@ func FuzzEncodeNames(f *testing.F) {
 		}
 	})
 }
+
+// encodeChanged quotes keys as json.Marshal does, fast path or not, sorts
+// them and copies values trimmed.
+func TestEncodeChanged(t *testing.T) {
+	tests := []struct {
+		name string
+		m    map[string]json.RawMessage
+		want string
+	}{
+		{"nil is NULL", nil, ""},
+		{"empty", map[string]json.RawMessage{}, "{}"},
+		{"sorted, trimmed", map[string]json.RawMessage{"b": json.RawMessage(" [1, 2] "), "a": json.RawMessage("1")}, `{"a":1,"b":[1, 2]}`},
+		{"keys escaped like json.Marshal", map[string]json.RawMessage{"<&>": json.RawMessage("1"), `q"\`: json.RawMessage("2"), "é\n": json.RawMessage("3")},
+			`{"\u003c\u0026\u003e":1,"q\"\\":2,"é\n":3}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(encodeChanged(tt.m)); got != tt.want {
+				t.Errorf("encodeChanged = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

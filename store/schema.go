@@ -159,6 +159,27 @@ CREATE TABLE machine_buckets (
 	at     INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+	// 6 (issue #13): invocations and checkpoints are recorded a batch to
+	// a row (see invbatch.go), one row per write instead of one per
+	// invocation or step; id orders the batches of a run, first and last
+	// are a checkpoint batch's steps. The invocations and checkpoints
+	// tables keep what earlier versions recorded, read before any batch.
+	`
+CREATE TABLE invocation_batches (
+	id     INTEGER PRIMARY KEY,
+	run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	invs   BLOB NOT NULL
+);
+CREATE INDEX invocation_batches_run ON invocation_batches (run_id, id);
+CREATE TABLE checkpoint_batches (
+	id     INTEGER PRIMARY KEY,
+	run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	first  INTEGER NOT NULL,
+	last   INTEGER NOT NULL,
+	cps    BLOB NOT NULL
+);
+CREATE INDEX checkpoint_batches_run ON checkpoint_batches (run_id, id);
+`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,15 +57,14 @@ type SQLite struct {
 	// key, the base of checkpoint deltas (sqlite_delta.go); wmu serializes
 	// it.
 	enc *CheckpointEncoder
-	// chunks holds the multi-row INSERTs prepared so far (insertRows).
-	chunks map[chunkKey]*sql.Stmt
 
-	createRun, finishRun, setStatus, recordInv, writeCP   *sql.Stmt
-	getRun, listRuns, runExists, invocations, checkpoints *sql.Stmt
-	insertSource, sources                                 *sql.Stmt
-	getLease, setLease, renewLease, releaseLease          *sql.Stmt
-	closeOnce                                             sync.Once
-	closeErr                                              error
+	createRun, finishRun, setStatus, insertBatch, insertCPs *sql.Stmt
+	getRun, listRuns, runExists, invocations, checkpoints   *sql.Stmt
+	batches, cpBatches, cpRanges, lastLegacyCP              *sql.Stmt
+	insertSource, sources                                   *sql.Stmt
+	getLease, setLease, renewLease, releaseLease            *sql.Stmt
+	closeOnce                                               sync.Once
+	closeErr                                                error
 }
 
 var _ Store = (*SQLite)(nil)
@@ -184,7 +182,7 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 
-	s := &SQLite{db: db, path: path, readOnly: readOnly, enc: NewCheckpointEncoder(), chunks: make(map[chunkKey]*sql.Stmt)}
+	s := &SQLite{db: db, path: path, readOnly: readOnly, enc: NewCheckpointEncoder()}
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
@@ -224,16 +222,9 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
 }
 
-// The write statements, completed by one or more VALUES rows. OR REPLACE
-// deletes the old row and inserts a new one with a larger rowid, so a
-// re-recorded invocation moves to the end of its step.
-const (
-	invCols      = `run_id, path, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
-	insertInvSQL = `INSERT OR REPLACE INTO invocations (` + invCols + `) VALUES `
-	invValues    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertCPSQL  = `INSERT OR REPLACE INTO checkpoints (run_id, step, changed, deltas, next, joins, at) VALUES `
-	cpValues     = `(?, ?, ?, ?, ?, ?, ?)`
-)
+// invCols are the columns of the invocations table, which only earlier
+// versions wrote (invbatch.go).
+const invCols = `run_id, path, step, node, idx, status, writes, error, error_kind, attempts, started_at, ended_at`
 
 // init migrates the schema (or, read-only, checks it is current), puts
 // the file in WAL mode and prepares every statement. Nothing is written
@@ -268,8 +259,12 @@ func (s *SQLite) init() error {
 		{&s.createRun, `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ?, ` + noLease + ` WHERE id = ?`},
 		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
-		{&s.recordInv, insertInvSQL + invValues},
-		{&s.writeCP, insertCPSQL + cpValues},
+		{&s.insertBatch, `INSERT INTO invocation_batches (run_id, invs) VALUES (?, ?)`},
+		{&s.batches, `SELECT invs FROM invocation_batches WHERE run_id = ? ORDER BY id`},
+		{&s.insertCPs, `INSERT INTO checkpoint_batches (run_id, first, last, cps) VALUES (?, ?, ?, ?)`},
+		{&s.cpBatches, `SELECT cps FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
+		{&s.cpRanges, `SELECT first, last FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
+		{&s.lastLegacyCP, `SELECT max(step) FROM checkpoints WHERE run_id = ?`},
 		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
 		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
 		{&s.runExists, `SELECT count(*) FROM runs WHERE id = ?`},
@@ -532,11 +527,12 @@ func (s *SQLite) RecordInvocation(ctx context.Context, inv *Invocation) error {
 	return s.recordOne(ctx, inv)
 }
 
-// RecordInvocations stores invs, in order, in one transaction: the runner
-// hands it the invocations of a parallel step that finished around the
-// same time, which then cost one commit instead of one each. If the
-// transaction fails it records them one by one, so that no good record is
-// lost to a bad one, and returns the first error.
+// RecordInvocations stores invs, in order, in one transaction and one row
+// per run (invbatch.go): the runner hands it the invocations of a parallel
+// step that finished around the same time, which then cost one commit and
+// one row instead of one each. If the transaction fails it records them
+// one by one, so that no good record is lost to a bad one, and returns the
+// first error.
 func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) error {
 	for _, inv := range invs {
 		if err := checkInvocation(inv); err != nil {
@@ -547,7 +543,7 @@ func (s *SQLite) RecordInvocations(ctx context.Context, invs []*Invocation) erro
 		wctx := context.WithoutCancel(ctx)
 		s.wmu.Lock()
 		err := s.inTx(wctx, "record invocations", func(tx *sql.Tx) error {
-			return s.insertRows(wctx, tx, invRows, invocationArgs(make([]any, 0, len(invs)*invColumns), invs...))
+			return s.insertBatches(wctx, tx, invs)
 		})
 		s.wmu.Unlock()
 		if err == nil {
@@ -585,9 +581,9 @@ func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) 
 	return nil
 }
 
-// recordOne records inv in a transaction of its own.
+// recordOne records inv in a transaction (and a batch row) of its own.
 func (s *SQLite) recordOne(ctx context.Context, inv *Invocation) error {
-	_, err := s.write(ctx, s.recordInv, invocationArgs(nil, inv)...)
+	_, err := s.write(ctx, s.insertBatch, inv.RunID, appendInvBatch(nil, []*Invocation{inv}))
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("record invocation of run %s: %w", inv.RunID, ErrNotFound)
 	}
@@ -597,13 +593,39 @@ func (s *SQLite) recordOne(ctx context.Context, inv *Invocation) error {
 	return nil
 }
 
-// invocationArgs appends the column values (invCols order) of invs to args.
-func invocationArgs(args []any, invs ...*Invocation) []any {
-	for _, inv := range invs {
-		args = append(args, inv.RunID, pathOf(inv), inv.Step, inv.Node, inv.Index, inv.Status,
-			[]byte(inv.Writes), inv.Error, inv.ErrorKind, inv.Attempts, nanos(inv.StartedAt), nanos(inv.EndedAt))
+// insertBatches inserts invs within tx, one batch row per run (in the
+// order each run first appears; a run's invocations keep their order).
+// The caller holds wmu.
+func (s *SQLite) insertBatches(ctx context.Context, tx *sql.Tx, invs []*Invocation) error {
+	if len(invs) == 0 {
+		return nil
 	}
-	return args
+	st := tx.StmtContext(ctx, s.insertBatch)
+	runID := invs[0].RunID
+	one := true
+	for _, inv := range invs[1:] {
+		one = one && inv.RunID == runID
+	}
+	if one { // the recorder's and CommitSteps' case: all of one run
+		if _, err := st.ExecContext(ctx, runID, appendInvBatch(nil, invs)); err != nil {
+			return invocationsErr(runID, err)
+		}
+		return nil
+	}
+	var runs []string
+	byRun := make(map[string][]*Invocation)
+	for _, inv := range invs {
+		if _, ok := byRun[inv.RunID]; !ok {
+			runs = append(runs, inv.RunID)
+		}
+		byRun[inv.RunID] = append(byRun[inv.RunID], inv)
+	}
+	for _, id := range runs {
+		if _, err := st.ExecContext(ctx, id, appendInvBatch(nil, byRun[id])); err != nil {
+			return invocationsErr(id, err)
+		}
+	}
+	return nil
 }
 
 // WriteCheckpoint stores cp durably before returning, replacing an earlier
@@ -615,12 +637,12 @@ func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	args, update, err := s.checkpointArgs(nil, cp)
+	enc, update, err := s.enc.Encode(cp)
 	if err != nil {
 		return err
 	}
-	_, err = s.writeLocked(ctx, s.writeCP, args...)
-	if err != nil {
+	b := appendCPEntry([]byte{invBatchVersion}, cp.Step, cp.At, enc)
+	if _, err = s.writeLocked(ctx, s.insertCPs, cp.RunID, cp.Step, cp.Step, b); err != nil {
 		return checkpointErr(cp, err)
 	}
 	update()
@@ -638,12 +660,11 @@ func checkpointErr(cp *Checkpoint, err error) error {
 // values as deltas (see CheckpointEncoder.Encode).
 func (s *SQLite) WritesExtensions() bool { return true }
 
-// CommitSteps records steps (invocations, then the checkpoint, step by
-// step) in one transaction: one commit instead of one per record, which is
-// most of what a durable step costs. Rows go in with multi-row INSERTs
-// (see insertRows), whose rows SQLite inserts in order, so a replaced
-// invocation still moves to the end of its step. It is durable when it
-// returns, like the separate calls.
+// CommitSteps records steps in one transaction: one commit instead of one
+// per record, which is most of what a durable step costs. The steps'
+// invocations go in one batch row, in order, so a replaced invocation
+// still moves to the end of its step; their checkpoints in another
+// (invbatch.go). It is durable when it returns, like the separate calls.
 func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	nInv := 0
 	for _, st := range steps {
@@ -664,25 +685,29 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	wctx := context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	invArgs := make([]any, 0, nInv*invColumns)
-	cpArgs := make([]any, 0, len(steps)*cpColumns)
+	invs := make([]*Invocation, 0, nInv)
+	var rows []cpBatchRow
 	err := func() error {
 		for _, st := range steps {
-			invArgs = invocationArgs(invArgs, st.Invocations...)
-			var update func()
-			var err error
-			if cpArgs, update, err = s.checkpointArgs(cpArgs, st.Checkpoint); err != nil {
+			invs = append(invs, st.Invocations...)
+			cp := st.Checkpoint
+			enc, update, err := s.enc.Encode(cp)
+			if err != nil {
 				return err
 			}
 			// The next checkpoint's deltas are computed against this one.
 			update()
+			rows = addToCPBatch(rows, cp, enc)
 		}
 		return s.inTx(wctx, "commit steps of run "+runID, func(tx *sql.Tx) error {
-			if err := s.insertRows(wctx, tx, invRows, invArgs); err != nil {
-				return invocationsErr(runID, err)
+			if err := s.insertBatches(wctx, tx, invs); err != nil {
+				return err
 			}
-			if err := s.insertRows(wctx, tx, cpRows, cpArgs); err != nil {
-				return checkpointErr(steps[0].Checkpoint, err)
+			st := tx.StmtContext(wctx, s.insertCPs)
+			for _, r := range rows {
+				if _, err := st.ExecContext(wctx, r.runID, r.first, r.last, r.b); err != nil {
+					return checkpointErr(steps[0].Checkpoint, err)
+				}
 			}
 			return nil
 		})
@@ -697,101 +722,39 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	return err
 }
 
+// cpBatchRow is one row of checkpoint_batches being built.
+type cpBatchRow struct {
+	runID       string
+	first, last int
+	b           []byte
+}
+
+// addToCPBatch adds cp (encoded as enc) to the last row of its run, or
+// starts a row when there is none or cp's step does not follow that row's
+// last: a row's steps increase, which lets readers stream rows whose
+// ranges do (scanCheckpoints).
+func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint) []cpBatchRow {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if rows[i].runID != cp.RunID {
+			continue
+		}
+		if r := &rows[i]; cp.Step > r.last {
+			r.b = appendCPEntry(r.b, cp.Step, cp.At, enc)
+			r.last = cp.Step
+			return rows
+		}
+		break
+	}
+	b := appendCPEntry(append(make([]byte, 0, 256), invBatchVersion), cp.Step, cp.At, enc)
+	return append(rows, cpBatchRow{runID: cp.RunID, first: cp.Step, last: cp.Step, b: b})
+}
+
 // invocationsErr describes a failure to insert invocation rows.
 func invocationsErr(runID string, err error) error {
 	if isCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("record invocations of run %s: %w", runID, ErrNotFound)
 	}
 	return fmt.Errorf("record invocations of run %s: %w", runID, err)
-}
-
-// Multi-row INSERTs: executing a statement costs about as much as the
-// b-tree insert it does, so a batch of steps inserts its rows a chunk at a
-// time. Chunks are powers of two up to maxChunk rows, which keeps the
-// prepared statements few (2 tables × 7 sizes) and any batch at most
-// log2(n)+n/maxChunk statements.
-const (
-	invColumns = 12
-	cpColumns  = 7
-	maxChunk   = 64
-)
-
-type rowKind int
-
-const (
-	invRows rowKind = iota
-	cpRows
-)
-
-// chunkKey names one prepared multi-row statement.
-type chunkKey struct {
-	kind rowKind
-	rows int
-}
-
-// insertRows inserts the rows whose column values args holds, in order,
-// within tx. The caller holds wmu, which guards s.chunks.
-func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, kind rowKind, args []any) error {
-	cols := invColumns
-	if kind == cpRows {
-		cols = cpColumns
-	}
-	for len(args) > 0 {
-		n := min(len(args)/cols, maxChunk)
-		for n&(n-1) != 0 {
-			n &= n - 1 // largest power of two ≤ n
-		}
-		st, err := s.chunkStmt(ctx, chunkKey{kind, n})
-		if err != nil {
-			return err
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[:n*cols]...); err != nil {
-			return err
-		}
-		args = args[n*cols:]
-	}
-	return nil
-}
-
-func (s *SQLite) chunkStmt(ctx context.Context, k chunkKey) (*sql.Stmt, error) {
-	switch {
-	case k.rows == 1 && k.kind == invRows:
-		return s.recordInv, nil
-	case k.rows == 1:
-		return s.writeCP, nil
-	}
-	if st := s.chunks[k]; st != nil {
-		return st, nil
-	}
-	q, row := insertInvSQL, invValues
-	if k.kind == cpRows {
-		q, row = insertCPSQL, cpValues
-	}
-	var b strings.Builder
-	b.WriteString(q)
-	for i := range k.rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
-	}
-	st, err := s.db.PrepareContext(ctx, b.String())
-	if err != nil {
-		return nil, fmt.Errorf("prepare %d-row insert: %w", k.rows, err)
-	}
-	s.chunks[k] = st
-	return st, nil
-}
-
-// checkpointArgs appends cp's column values (insertCPSQL order) to args
-// and returns the function that updates the delta cache once the write
-// is done. The caller holds wmu.
-func (s *SQLite) checkpointArgs(args []any, cp *Checkpoint) ([]any, func(), error) {
-	enc, update, err := s.enc.Encode(cp)
-	if err != nil {
-		return args, nil, err
-	}
-	return append(args, cp.RunID, cp.Step, enc.Changed, enc.Deltas, enc.Next, enc.Joins, nanos(cp.At)), update, nil
 }
 
 // GetRun returns the run with the given id, or ErrNotFound.
@@ -867,39 +830,127 @@ func (s *SQLite) MergedCheckpoint(ctx context.Context, runID string) (*Checkpoin
 	return m.Result(), nil
 }
 
-// scanCheckpoints calls each with the run's checkpoint rows in step order.
+// scanCheckpoints calls each with the run's checkpoints in step order:
+// those of the checkpoints table (earlier versions), then the batches.
+// When every batch starts after the previous one (and the table's) ended,
+// which is how the runner writes them, the rows are read and handed on
+// one at a time; otherwise (a step written again) they are all read first
+// and the last written of each step is kept, in memory proportional to
+// what the run stored.
 func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*Checkpoint, EncodedCheckpoint) error) error {
 	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
 		return err
 	}
-	rows, err := s.checkpoints.QueryContext(ctx, runID)
+	ordered, err := s.checkpointsOrdered(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	var all []cpEntry
+	emit := func(e cpEntry) error {
+		if !ordered {
+			all = append(all, e)
+			return nil
+		}
+		return each(&Checkpoint{RunID: runID, Step: e.step, At: e.at}, e.enc)
+	}
+	if err := s.scanLegacyCheckpoints(ctx, runID, emit); err != nil {
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	rows, err := s.cpBatches.QueryContext(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
 	defer rows.Close()
+	var entries []cpEntry
 	for rows.Next() {
-		var (
-			cp  Checkpoint
-			enc EncodedCheckpoint
-			at  sql.NullInt64
-		)
-		if err := rows.Scan(&cp.RunID, &cp.Step, &enc.Changed, &enc.Deltas, &enc.Next, &enc.Joins, &at); err != nil {
+		var b sql.RawBytes
+		if err := rows.Scan(&b); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
-		cp.At = fromNanos(at)
-		if err := each(&cp, enc); err != nil {
+		if entries, err = decodeCPBatch(entries[:0], b); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
+		for _, e := range entries {
+			if err := emit(e); err != nil {
+				return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
+	if ordered {
+		return nil
+	}
+	for _, e := range lastPerStep(all) {
+		if err := each(&Checkpoint{RunID: runID, Step: e.step, At: e.at}, e.enc); err != nil {
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
+	}
 	return nil
+}
+
+// checkpointsOrdered reports whether the run's checkpoint batches, in the
+// order written, each start after the previous one (or the checkpoints
+// table's last step) ended: then reading them in that order gives every
+// step once, in order.
+func (s *SQLite) checkpointsOrdered(ctx context.Context, runID string) (bool, error) {
+	var legacy sql.NullInt64
+	if err := s.lastLegacyCP.QueryRowContext(ctx, runID).Scan(&legacy); err != nil {
+		return false, err
+	}
+	prev, seen := legacy.Int64, legacy.Valid
+	rows, err := s.cpRanges.QueryContext(ctx, runID)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	ordered := true
+	for rows.Next() {
+		var first, last int64
+		if err := rows.Scan(&first, &last); err != nil {
+			return false, err
+		}
+		if seen && first <= prev {
+			ordered = false
+		}
+		prev, seen = last, true
+	}
+	return ordered, rows.Err()
+}
+
+// scanLegacyCheckpoints calls each with the rows of the checkpoints table
+// (written by earlier versions) in step order.
+func (s *SQLite) scanLegacyCheckpoints(ctx context.Context, runID string, each func(cpEntry) error) error {
+	rows, err := s.checkpoints.QueryContext(ctx, runID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e    cpEntry
+			rid  string
+			at   sql.NullInt64
+			step int
+		)
+		if err := rows.Scan(&rid, &step, &e.enc.Changed, &e.enc.Deltas, &e.enc.Next, &e.enc.Joins, &at); err != nil {
+			return err
+		}
+		e.step, e.at = step, fromNanos(at)
+		if err := each(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // Invocations returns a run's invocations ordered by step, then by the
 // order they were recorded (finishing order), or ErrNotFound for an
-// unknown run.
+// unknown run. It reads the rows earlier versions wrote, then the batches
+// (invbatch.go). The two reads need no common transaction: this version
+// writes only batches, each in one row, and an older lgx refuses to open
+// the store.
 func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, error) {
 	if err := s.mustExist(ctx, runID, "invocations of run"); err != nil {
 		return nil, err
@@ -908,8 +959,28 @@ func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, 
 	if err != nil {
 		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
 	}
+	invs, err := ScanInvocations(rows, runID)
+	rows.Close()
+	if err != nil {
+		return nil, err
+	}
+	if rows, err = s.batches.QueryContext(ctx, runID); err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
 	defer rows.Close()
-	return ScanInvocations(rows, runID)
+	var b sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		}
+		if invs, err = decodeInvBatch(invs, runID, b); err != nil {
+			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
+	return mergeInvocations(invs), nil
 }
 
 // mustExist returns ErrNotFound unless the run exists.
@@ -1032,21 +1103,30 @@ func encodeChanged(m map[string]json.RawMessage) []byte {
 		return nil
 	}
 	keys := make([]string, 0, len(m))
-	for k := range m {
+	size := 2
+	for k, v := range m {
 		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
 	sort.Strings(keys)
-	var b bytes.Buffer
-	b.WriteByte('{')
+	// Sized once and keys quoted without json.Marshal where they need no
+	// escaping (state keys are identifiers): this runs for every step.
+	b := make([]byte, 0, size)
+	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		kb, _ := json.Marshal(k) // a string always marshals
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(bytes.TrimSpace(m[k]))
+		if plainJSON(k) {
+			b = append(b, '"')
+			b = append(b, k...)
+			b = append(b, '"')
+		} else {
+			kb, _ := json.Marshal(k) // a string always marshals
+			b = append(b, kb...)
+		}
+		b = append(b, ':')
+		b = append(b, bytes.TrimSpace(m[k])...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
 }

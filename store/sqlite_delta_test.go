@@ -49,20 +49,49 @@ func writeList(t *testing.T, s *SQLite, run string, step, n int) {
 // deltaSteps returns the steps of run whose checkpoint holds deltas.
 func deltaSteps(t *testing.T, s *SQLite, run string) []int {
 	t.Helper()
-	rows, err := s.db.Query("SELECT step FROM checkpoints WHERE run_id = ? AND deltas IS NOT NULL ORDER BY step", run)
+	var steps []int
+	for _, e := range storedCheckpoints(t, s, run) {
+		if e.enc.Deltas != nil {
+			steps = append(steps, e.step)
+		}
+	}
+	return steps
+}
+
+// storedCheckpoints returns the checkpoints of run as stored (encoded),
+// in the order written.
+func storedCheckpoints(t *testing.T, s *SQLite, run string) []cpEntry {
+	t.Helper()
+	rows, err := s.db.Query("SELECT cps FROM checkpoint_batches WHERE run_id = ? ORDER BY id", run)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var steps []int
+	var out []cpEntry
 	for rows.Next() {
-		var st int
-		if err := rows.Scan(&st); err != nil {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
 			t.Fatal(err)
 		}
-		steps = append(steps, st)
+		if out, err = decodeCPBatch(out, b); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return steps
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// storedValueBytes is the size of the values (whole and deltas) stored
+// for run's checkpoints.
+func storedValueBytes(t *testing.T, s *SQLite, run string) int64 {
+	t.Helper()
+	var n int64
+	for _, e := range storedCheckpoints(t, s, run) {
+		n += int64(len(e.enc.Changed) + len(e.enc.Deltas))
+	}
+	return n
 }
 
 func checkLists(t *testing.T, s *SQLite, run string, sizes []int) {
@@ -94,10 +123,7 @@ func TestCheckpointDeltasStoreOnlyTheTail(t *testing.T) {
 	if got := len(deltaSteps(t, s, "r")); got != 99 {
 		t.Errorf("%d checkpoints hold deltas, want 99 (all but the first)", got)
 	}
-	var stored int64
-	if err := s.db.QueryRow("SELECT sum(length(changed)) + sum(coalesce(length(deltas), 0)) FROM checkpoints").Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
+	stored := storedValueBytes(t, s, "r")
 	whole := len(growingList(100))
 	if stored > int64(whole*3/2) {
 		t.Errorf("stored %d bytes of values for a final list of %d bytes: deltas not effective", stored, whole)
@@ -259,10 +285,7 @@ func TestLargeValueGrowthStoresTheTail(t *testing.T) {
 			t.Errorf("the cache holds a copy of a %d-byte value", len(c.val))
 		}
 	}
-	var stored int64
-	if err := s.db.QueryRow("SELECT sum(coalesce(length(changed), 0)) + sum(coalesce(length(deltas), 0)) FROM checkpoints").Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
+	stored := storedValueBytes(t, s, "r")
 	if written := int64(2 * steps * chunk); stored > written*11/10 {
 		t.Errorf("stored %d bytes for %d bytes written: not proportional to the writes", stored, written)
 	}
