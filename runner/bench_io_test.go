@@ -190,6 +190,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 
 	lgx := func(b *testing.B, st store.Store) {
 		g := compileYAML(b, httpThroughputWorkflow)
+		cpu0 := cpuTime()
 		for b.Loop() {
 			res, err := Run(context.Background(), g, Options{
 				Inputs:  map[string]any{"urls": urls},
@@ -204,6 +205,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(requests*b.N)/b.Elapsed().Seconds(), "req/s")
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(requests*b.N), "cpu-ns/req")
 	}
 	// The same work as the plain program: nothing written to disk.
 	b.Run("lgx-memory", func(b *testing.B) { lgx(b, store.NewMemory()) })
@@ -221,6 +223,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 	// Like lgx, which builds its client per run and closes it at the end,
 	// the program starts each batch without connections.
 	b.Run("plain", func(b *testing.B) {
+		cpu0 := cpuTime()
 		for b.Loop() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 			g, ctx := errgroup.WithContext(context.Background())
@@ -251,5 +254,6 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 			client.CloseIdleConnections()
 		}
 		b.ReportMetric(float64(requests*b.N)/b.Elapsed().Seconds(), "req/s")
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(requests*b.N), "cpu-ns/req")
 	})
 }

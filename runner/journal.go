@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lgx-run/lgx/store"
@@ -52,7 +54,7 @@ type journal struct {
 // one. With it a pending batch costs at most this plus its last step, and
 // a step whose record alone exceeds it is written at once.
 const (
-	maxBatchSteps = 64
+	maxBatchSteps = 256
 	maxBatchBytes = 4 << 20
 )
 
@@ -143,11 +145,7 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 		}
 	}
-	joins := make(map[string][]bool, len(c.joinDone))
-	for i, d := range c.joinDone {
-		joins[fmt.Sprint(i)] = d
-	}
-	cp.Joins, _ = json.Marshal(joins)
+	cp.Joins = encodeJoins(c.joinDone)
 	rec := store.StepRecord{Checkpoint: cp}
 	if j.pending != nil {
 		rec.Invocations = []*store.Invocation{j.pending}
@@ -159,6 +157,50 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 		return j.flush(ctx, c.step)
 	}
 	return nil
+}
+
+// noJoins is the joins' progress of a graph without joins, as
+// encodeJoins gives it: shared, since most steps of most graphs have it.
+var noJoins = json.RawMessage(`{}`)
+
+// encodeJoins encodes the joins' progress as a JSON object from the join's
+// index to its sources' done flags. Written by hand: json.Marshal of a map
+// built for it cost a map, its keys and reflection every step.
+func encodeJoins(done [][]bool) json.RawMessage {
+	if len(done) == 0 {
+		return noJoins
+	}
+	// The keys in json.Marshal's order (sorted as strings: "10" < "2"),
+	// so the bytes stored are those earlier versions stored.
+	keys := make([]string, len(done))
+	for i := range done {
+		keys[i] = strconv.Itoa(i)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 2+len(done)*16)
+	b = append(b, '{')
+	for n, k := range keys {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, `":`...)
+		i, _ := strconv.Atoi(k)
+		if done[i] == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, '[')
+		for j, d := range done[i] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendBool(b, d)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // drain makes everything still queued or batched durable, even when ctx
