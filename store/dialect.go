@@ -139,9 +139,9 @@ func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func(), e
 		deltas = appendDelta(deltas, d)
 	}
 	if full == nil && len(ext) > 0 {
-		full = map[string]json.RawMessage{} // as for a checkpoint given full values
+		full = []byte("{}") // as for a checkpoint given full values
 	}
-	enc := EncodedCheckpoint{Changed: encodeChanged(full), Deltas: deltas, Next: encodeNames(cp.Next), Joins: cp.Joins}
+	enc := EncodedCheckpoint{Changed: full, Deltas: deltas, Next: encodeNames(cp.Next), Joins: cp.Joins}
 	return enc, func() {
 		if cache == nil {
 			cache = make(map[string]cachedValue, len(changed)+len(ext))
@@ -150,7 +150,14 @@ func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func(), e
 		for k, v := range changed {
 			// Even a value too short to be a delta's base: a later
 			// checkpoint may extend it.
-			cache[k] = newCachedValue(cp.Step, bytes.TrimSpace(v))
+			v = bytes.TrimSpace(v)
+			if old, ok := cache[k]; ok && old.sum == nil && len(v) < bigCached && cap(old.val) >= len(v) {
+				// The old copy is the cache's own: reused, one allocation
+				// less per key and durable step.
+				cache[k] = cachedValue{step: cp.Step, val: append(old.val[:0], v...)}
+				continue
+			}
+			cache[k] = newCachedValue(cp.Step, v)
 		}
 		for _, d := range ext {
 			c := cache[d.key]

@@ -44,8 +44,10 @@ func FuzzEncodeNames(f *testing.F) {
 	})
 }
 
-// encodeChanged quotes keys as json.Marshal does, fast path or not, sorts
-// them and copies values trimmed.
+// The keys a checkpoint stores whole are one JSON object (splitChanged,
+// with nothing to store as a delta): keys quoted as json.Marshal does,
+// fast path or not, sorted, values copied verbatim but trimmed (json.Marshal
+// would re-indent them), nil as NULL.
 func TestEncodeChanged(t *testing.T) {
 	tests := []struct {
 		name string
@@ -60,8 +62,8 @@ func TestEncodeChanged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(encodeChanged(tt.m)); got != tt.want {
-				t.Errorf("encodeChanged = %s, want %s", got, tt.want)
+			if got, deltas := splitChanged(tt.m, 1, nil); string(got) != tt.want || deltas != nil {
+				t.Errorf("splitChanged = %s, %x; want %s and no deltas", got, deltas, tt.want)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -1095,38 +1093,20 @@ func plainJSON(s string) bool {
 	return true
 }
 
-// encodeChanged writes the changed keys as one JSON object, copying each
-// value's bytes verbatim (json.Marshal would re-indent them), keys sorted
-// so equal checkpoints encode equally. nil stays NULL.
-func encodeChanged(m map[string]json.RawMessage) []byte {
-	if m == nil {
-		return nil
+// appendKeyValue appends `"k":v` to b, k quoted as json.Marshal quotes it
+// (without it where it needs no escaping: state keys are identifiers).
+func appendKeyValue(b []byte, k string, v []byte) []byte {
+	if len(b) > 1 {
+		b = append(b, ',')
 	}
-	keys := make([]string, 0, len(m))
-	size := 2
-	for k, v := range m {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 4
+	if plainJSON(k) {
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"')
+	} else {
+		kb, _ := json.Marshal(k) // a string always marshals
+		b = append(b, kb...)
 	}
-	sort.Strings(keys)
-	// Sized once and keys quoted without json.Marshal where they need no
-	// escaping (state keys are identifiers): this runs for every step.
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		if plainJSON(k) {
-			b = append(b, '"')
-			b = append(b, k...)
-			b = append(b, '"')
-		} else {
-			kb, _ := json.Marshal(k) // a string always marshals
-			b = append(b, kb...)
-		}
-		b = append(b, ':')
-		b = append(b, bytes.TrimSpace(m[k])...)
-	}
-	return append(b, '}')
+	b = append(b, ':')
+	return append(b, v...)
 }

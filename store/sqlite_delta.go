@@ -243,34 +243,39 @@ func decodeDeltas(b []byte) ([]delta, error) {
 }
 
 // splitChanged decides, for each changed key of a checkpoint at step, to
-// store it whole (in the returned map) or as a delta against cache. Values
-// are trimmed of surrounding whitespace, as the JSON column would.
-func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue) (map[string]json.RawMessage, []byte) {
+// store it whole or as a delta against cache, and returns the keys stored
+// whole as one JSON object (nil when changed is nil; see encodeChanged)
+// and the deltas. Values are trimmed of surrounding whitespace, as the
+// JSON column would. One pass in key order, building the object as it
+// goes: this runs for every durable step.
+func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue) ([]byte, []byte) {
 	if changed == nil {
 		return nil, nil
 	}
-	full := make(map[string]json.RawMessage, len(changed))
-	var deltas []byte
 	keys := make([]string, 0, len(changed))
+	size := 2
 	for k, v := range changed {
-		if len(v) < minDeltaPrefix {
-			full[k] = bytes.TrimSpace(v) // too short to be stored as a delta
-			continue
-		}
 		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
-	slices.Sort(keys) // deltas are encoded in key order
+	slices.Sort(keys) // the object's keys and the deltas are in key order
+	full := make([]byte, 0, size)
+	full = append(full, '{')
+	var deltas []byte
 	for _, k := range keys {
-		v := bytes.TrimSpace(changed[k])
-		if c, ok := cache[k]; ok && c.step < step {
-			if p, sum := c.sharedPrefix(v); p >= minDeltaPrefix {
-				deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p, sum: sum, tail: v[p:]})
-				continue
+		raw := changed[k]
+		v := bytes.TrimSpace(raw)
+		if len(raw) >= minDeltaPrefix { // else too short to be stored as a delta
+			if c, ok := cache[k]; ok && c.step < step {
+				if p, sum := c.sharedPrefix(v); p >= minDeltaPrefix {
+					deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p, sum: sum, tail: v[p:]})
+					continue
+				}
 			}
 		}
-		full[k] = v
+		full = appendKeyValue(full, k, v)
 	}
-	return full, deltas
+	return append(full, '}'), deltas
 }
 
 // rebuilder turns a run's checkpoints, read in step order, back into full
