@@ -36,6 +36,16 @@ var errBadBatch = errors.New("malformed invocation batch")
 // step, node, index, status, writes (nil kept apart from empty), error,
 // error kind, attempts and start and end times (zero kept as zero).
 func appendInvBatch(dst []byte, invs []*Invocation) []byte {
+	// Sized once: a batch holds up to hundreds of records, and growing it
+	// by doubling showed in profiles.
+	size := 1
+	for _, inv := range invs {
+		size += len(inv.Path) + len(inv.Node) + len(inv.Status) + len(inv.Writes) + len(inv.Error) + len(inv.ErrorKind) + invRecordOverhead
+		if inv.Path == "" {
+			size += len(inv.Node) + 24 // the path made of step, node and index
+		}
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, invBatchVersion)
 	for _, inv := range invs {
 		dst = appendString(dst, pathOf(inv))
@@ -57,6 +67,10 @@ func appendInvBatch(dst []byte, invs []*Invocation) []byte {
 	}
 	return dst
 }
+
+// invRecordOverhead bounds the bytes of a record besides its strings:
+// seven lengths and numbers of up to 10 bytes each, two times of up to 11.
+const invRecordOverhead = 7*binary.MaxVarintLen32 + 2*(1+binary.MaxVarintLen64)
 
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -222,12 +236,18 @@ type cpEntry struct {
 // (which starts with invBatchVersion): its step, time and the four
 // encoded columns, each keeping nil apart from empty.
 func appendCPEntry(dst []byte, step int, at time.Time, enc EncodedCheckpoint) []byte {
+	dst = slices.Grow(dst, cpEntrySize(enc))
 	dst = binary.AppendVarint(dst, int64(step))
 	dst = appendTime(dst, at)
 	for _, col := range [...][]byte{enc.Changed, enc.Deltas, enc.Next, enc.Joins} {
 		dst = appendNullable(dst, col)
 	}
 	return dst
+}
+
+// cpEntrySize bounds the size of a checkpoint's encoding in a batch.
+func cpEntrySize(enc EncodedCheckpoint) int {
+	return len(enc.Changed) + len(enc.Deltas) + len(enc.Next) + len(enc.Joins) + 5*binary.MaxVarintLen64 + 1
 }
 
 // appendNullable encodes b as 0 when nil, else its length + 1 and b.

@@ -684,18 +684,23 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	invs := make([]*Invocation, 0, nInv)
-	var rows []cpBatchRow
+	encs := make([]EncodedCheckpoint, len(steps))
+	size := 0
 	err := func() error {
-		for _, st := range steps {
+		for i, st := range steps {
 			invs = append(invs, st.Invocations...)
-			cp := st.Checkpoint
-			enc, update, err := s.enc.Encode(cp)
+			enc, update, err := s.enc.Encode(st.Checkpoint)
 			if err != nil {
 				return err
 			}
 			// The next checkpoint's deltas are computed against this one.
 			update()
-			rows = addToCPBatch(rows, cp, enc)
+			encs[i] = enc
+			size += cpEntrySize(enc)
+		}
+		var rows []cpBatchRow
+		for i, st := range steps {
+			rows = addToCPBatch(rows, st.Checkpoint, encs[i], size)
 		}
 		return s.inTx(wctx, "commit steps of run "+runID, func(tx *sql.Tx) error {
 			if err := s.insertBatches(wctx, tx, invs); err != nil {
@@ -731,7 +736,9 @@ type cpBatchRow struct {
 // starts a row when there is none or cp's step does not follow that row's
 // last: a row's steps increase, which lets readers stream rows whose
 // ranges do (scanCheckpoints).
-func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint) []cpBatchRow {
+// The first row starts with room for size bytes, the encoding of the
+// whole batch (the runner's batches are one row); any other grows.
+func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, size int) []cpBatchRow {
 	for i := len(rows) - 1; i >= 0; i-- {
 		if rows[i].runID != cp.RunID {
 			continue
@@ -743,7 +750,10 @@ func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint) []cp
 		}
 		break
 	}
-	b := appendCPEntry(append(make([]byte, 0, 256), invBatchVersion), cp.Step, cp.At, enc)
+	if len(rows) > 0 {
+		size = 0
+	}
+	b := appendCPEntry(append(make([]byte, 0, 1+size), invBatchVersion), cp.Step, cp.At, enc)
 	return append(rows, cpBatchRow{runID: cp.RunID, first: cp.Step, last: cp.Step, b: b})
 }
 
