@@ -849,7 +849,14 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
 		return err
 	}
-	ordered, err := s.checkpointsOrdered(ctx, runID)
+	// One read transaction, so that the rows read are those whose order
+	// checkpointsOrdered checked, whatever another process commits.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+	}
+	defer tx.Rollback()
+	ordered, err := s.checkpointsOrdered(ctx, tx, runID)
 	if err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
@@ -861,10 +868,10 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 		}
 		return each(&Checkpoint{RunID: runID, Step: e.step, At: e.at}, e.enc)
 	}
-	if err := s.scanLegacyCheckpoints(ctx, runID, emit); err != nil {
+	if err := s.scanLegacyCheckpoints(ctx, tx, runID, emit); err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
-	rows, err := s.cpBatches.QueryContext(ctx, runID)
+	rows, err := tx.StmtContext(ctx, s.cpBatches).QueryContext(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
@@ -902,13 +909,13 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 // order written, each start after the previous one (or the checkpoints
 // table's last step) ended: then reading them in that order gives every
 // step once, in order.
-func (s *SQLite) checkpointsOrdered(ctx context.Context, runID string) (bool, error) {
+func (s *SQLite) checkpointsOrdered(ctx context.Context, tx *sql.Tx, runID string) (bool, error) {
 	var legacy sql.NullInt64
-	if err := s.lastLegacyCP.QueryRowContext(ctx, runID).Scan(&legacy); err != nil {
+	if err := tx.StmtContext(ctx, s.lastLegacyCP).QueryRowContext(ctx, runID).Scan(&legacy); err != nil {
 		return false, err
 	}
 	prev, seen := legacy.Int64, legacy.Valid
-	rows, err := s.cpRanges.QueryContext(ctx, runID)
+	rows, err := tx.StmtContext(ctx, s.cpRanges).QueryContext(ctx, runID)
 	if err != nil {
 		return false, err
 	}
@@ -929,8 +936,8 @@ func (s *SQLite) checkpointsOrdered(ctx context.Context, runID string) (bool, er
 
 // scanLegacyCheckpoints calls each with the rows of the checkpoints table
 // (written by earlier versions) in step order.
-func (s *SQLite) scanLegacyCheckpoints(ctx context.Context, runID string, each func(cpEntry) error) error {
-	rows, err := s.checkpoints.QueryContext(ctx, runID)
+func (s *SQLite) scanLegacyCheckpoints(ctx context.Context, tx *sql.Tx, runID string, each func(cpEntry) error) error {
+	rows, err := tx.StmtContext(ctx, s.checkpoints).QueryContext(ctx, runID)
 	if err != nil {
 		return err
 	}
