@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
@@ -85,22 +83,15 @@ func TestSchedulerKeyedPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	var plan *runner.StepPlan
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger())
-	env := ts.NewTestWorkflowEnvironment()
-	a := &Activities{Store: st, Environ: []string{}}
-	t.Cleanup(a.Close)
-	planAct := func(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
-		p, err := a.Plan(ctx, in)
-		if err == nil && plan == nil && !p.Done {
-			plan = p
-		}
-		return p, err
-	}
-	env.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(planAct, activity.RegisterOptions{Name: PlanActivity})
-	env.RegisterActivityWithOptions(a.Invoke, activity.RegisterOptions{Name: InvokeActivity})
-	env.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
+	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{PlanActivity: func(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
+			p, err := a.Plan(ctx, in)
+			if err == nil && plan == nil && !p.Done {
+				plan = p
+			}
+			return p, err
+		}}
+	})
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "K"})
 	var out RunOutput
 	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
@@ -64,23 +62,16 @@ edges:
 		t.Fatal(err)
 	}
 
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger())
-	env := ts.NewTestWorkflowEnvironment()
-	a := &Activities{Store: st, Environ: []string{}}
-	t.Cleanup(a.Close)
 	var mu sync.Mutex
 	var at []time.Time // dispatch times, on the workflow's clock
-	invoke := func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
-		mu.Lock()
-		at = append(at, env.Now())
-		mu.Unlock()
-		return a.Invoke(ctx, in)
-	}
-	env.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: PlanActivity})
-	env.RegisterActivityWithOptions(invoke, activity.RegisterOptions{Name: InvokeActivity})
-	env.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
+	env := suiteEnv(t, st, func(env *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+			mu.Lock()
+			at = append(at, env.Now())
+			mu.Unlock()
+			return a.Invoke(ctx, in)
+		}}
+	})
 	began := time.Now()
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "R"})
 	if !env.IsWorkflowCompleted() {

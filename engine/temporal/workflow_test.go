@@ -117,20 +117,38 @@ func (c *counting) Commit(ctx context.Context, in CommitInput) (*runner.StepResu
 	return r, err
 }
 
-// runTestsuite runs a submitted run through lgx.run in the SDK's test
-// environment, the activities served by the real Activities on st.
-func runTestsuite(t *testing.T, st store.Store, runID string, concurrency int) (*RunOutput, *counting) {
+// suiteEnv is the SDK's test environment running lgx.run, its activities
+// served by a real Activities on st; with, when set, replaces some of them
+// (by name) to observe or steer the scheduler.
+func suiteEnv(t *testing.T, st store.Store, with func(env *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(quietLogger())
 	env := ts.NewTestWorkflowEnvironment()
 	a := &Activities{Store: st, Environ: []string{}}
 	t.Cleanup(a.Close)
-	c := &counting{a: a}
+	acts := map[string]any{PlanActivity: a.Plan, InvokeActivity: a.Invoke, CommitActivity: a.Commit, CancelActivity: a.Cancel}
+	if with != nil {
+		for name, fn := range with(env, a) {
+			acts[name] = fn
+		}
+	}
 	env.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(c.Plan, activity.RegisterOptions{Name: PlanActivity})
-	env.RegisterActivityWithOptions(c.Invoke, activity.RegisterOptions{Name: InvokeActivity})
-	env.RegisterActivityWithOptions(c.Commit, activity.RegisterOptions{Name: CommitActivity})
+	for name, fn := range acts {
+		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	return env
+}
+
+// runTestsuite runs a submitted run through lgx.run in the SDK's test
+// environment, the activities served by the real Activities on st.
+func runTestsuite(t *testing.T, st store.Store, runID string, concurrency int) (*RunOutput, *counting) {
+	t.Helper()
+	var c *counting
+	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		c = &counting{a: a}
+		return map[string]any{PlanActivity: c.Plan, InvokeActivity: c.Invoke, CommitActivity: c.Commit}
+	})
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: runID, Concurrency: concurrency})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
@@ -312,22 +330,15 @@ func TestSchedulerCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := srv.total.Load()
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger())
-	env := ts.NewTestWorkflowEnvironment()
-	a := &Activities{Store: st, Environ: []string{}}
-	defer a.Close()
-	env.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: PlanActivity})
-	env.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
-	env.RegisterActivityWithOptions(a.Cancel, activity.RegisterOptions{Name: CancelActivity})
 	var invokes atomic.Int64
-	env.RegisterActivityWithOptions(func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
-		if invokes.Add(1) == 2 { // Ctrl-C while the second item runs
-			env.CancelWorkflow()
-		}
-		return a.Invoke(ctx, in)
-	}, activity.RegisterOptions{Name: InvokeActivity})
+	env := suiteEnv(t, st, func(env *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+			if invokes.Add(1) == 2 { // Ctrl-C while the second item runs
+				env.CancelWorkflow()
+			}
+			return a.Invoke(ctx, in)
+		}}
+	})
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "RC"})
 	var out RunOutput
 	if err := env.GetWorkflowResult(&out); err != nil {
