@@ -17,7 +17,8 @@ import (
 // invocation is seen once it is recorded, so node_start and its end come
 // together (with the recorded start time); a step starts with its first
 // record and ends with the next step's first, or the run's end. Tail sees
-// top-level invocations only; it sends no token, attempt or wait events.
+// top-level invocations only; it sends no token, attempt or wait events,
+// and no step's state (node_end carries the recorded writes).
 type Tail struct {
 	st       store.Store
 	runID    string
@@ -100,15 +101,36 @@ func (t *Tail) Poll(ctx context.Context) error {
 			end.Event = EventNodeError
 		}
 		end.Error, end.Kind = inv.Error, inv.ErrorKind
+		end.Writes = recordedWrites(inv.Writes)
 		t.emit(end)
 	}
 	return nil
 }
 
-// End sends the end of the last step and run_end with the run's status.
-func (t *Tail) End(status store.Status, at time.Time) {
+// End sends the end of the last step and run_end with the run's status,
+// its error (redacted, as recorded) and its output.
+func (t *Tail) End(status store.Status, errMsg string, output map[string]any, at time.Time) {
 	t.endStep(at)
-	t.emit(Event{Event: EventRunEnd, Status: string(status), TS: at})
+	t.emit(Event{Event: EventRunEnd, Step: t.step, Status: string(status), Error: errMsg, State: output, TS: at})
+}
+
+// recordedWrites are an invocation record's writes (secrets redacted when
+// recorded), without the model-usage record kept beside them; nil when
+// there are none.
+func recordedWrites(raw []byte) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	if err := decodeJSON(raw, &v); err != nil {
+		return nil
+	}
+	m, _ := v.(map[string]any)
+	delete(m, RecordKeyLLM)
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func (t *Tail) endStep(at time.Time) {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -42,6 +43,14 @@ func TestTail(t *testing.T) {
 		if e.Message != "" {
 			line += " " + e.Message
 		}
+		if e.Writes != nil {
+			w, _ := json.Marshal(e.Writes)
+			line += " writes " + string(w)
+		}
+		if e.State != nil {
+			s, _ := json.Marshal(e.State)
+			line += " state " + string(s)
+		}
 		if e.Run != "R" {
 			line += " (run " + e.Run + ")"
 		}
@@ -63,10 +72,14 @@ func TestTail(t *testing.T) {
 	}
 	poll("run_start")
 	rec("2/a[0]", "a", 0, 2, store.InvocationOK, "", 5)
+	if err := st.RecordInvocation(ctx, &store.Invocation{RunID: "R", Path: "2/w", Step: 2, Node: "w", Index: -1, Status: store.InvocationOK,
+		Attempts: 1, StartedAt: at, EndedAt: at, Writes: []byte(`{"k":[1,"two"],"lgx:llm":{"input_tokens":3}}`)}); err != nil {
+		t.Fatal(err)
+	}
 	rec("2/a[1]", "a", 1, 2, store.InvocationFailed, "boom", 5)
 	rec("2/tools/tool:c1", "t", -1, 2, store.InvocationOK, "", 1)
 	rec("2/sub/1/x", "x", -1, 2, store.InvocationOK, "", 1)
-	poll("step_start 2", "node_start 2/a[0]", "node_end 2/a[0]", "node_start 2/a[1]", "node_error 2/a[1]")
+	poll("step_start 2", "node_start 2/w", "node_end 2/w writes {\"k\":[1,\"two\"]}", "node_start 2/a[0]", "node_end 2/a[0]", "node_start 2/a[1]", "node_error 2/a[1]")
 	poll()
 	rec("3/ask", "ask", -1, 3, store.InvocationInterrupted, "ok?", 0)
 	poll("step_end 2", "step_start 3", "node_start 3/ask", "interrupt 3/ask ok?")
@@ -74,8 +87,8 @@ func TestTail(t *testing.T) {
 	rec("3/ask", "ask", -1, 3, store.InvocationOK, "", 0)
 	poll("node_start 3/ask", "node_end 3/ask")
 	got = nil
-	tail.End(store.StatusCompleted, at)
-	if strings.Join(got, ",") != "step_end 3,run_end" {
+	tail.End(store.StatusCompleted, "", map[string]any{"out": 1}, at)
+	if strings.Join(got, ",") != `step_end 3,run_end 3 state {"out":1}` {
 		t.Errorf("end: %v", got)
 	}
 }

@@ -169,8 +169,8 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	switch {
 	case opts.concurrency < 0:
 		return usageErrf("--concurrency must be positive")
-	case out.stream != "":
-		return usageErrf("--stream is not supported with --engine temporal yet: the events happen on the workers")
+	case out.stream == "values":
+		return usageErrf("--stream values is not supported with --engine temporal: the state of each step is on the workers (--stream events and updates are)")
 	case opts.cassette.record != "" || opts.cassette.replay != "":
 		return usageErrf("--record and --replay are not supported with --engine temporal: the requests are sent by the workers")
 	case opts.store.url() == "memory":
@@ -240,18 +240,18 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 		defer close(tailed)
 		tail.Follow(tctx, tailEvery)
 	}()
-	endView := func(status store.Status) {
+	endView := func(status store.Status, errMsg string, output map[string]any) {
 		stopTail()
 		<-tailed
 		_ = tail.Poll(context.WithoutCancel(ctx))
-		tail.End(status, time.Now())
+		tail.End(status, errMsg, output, time.Now())
 		closeView()
 	}
 	// Until the run ends, or pauses at interrupts (exit 3; lgx resume
 	// answers through the workflow).
 	if _, err := temporal.Follow(sctx, c, runID); err != nil {
 		if sctx.Err() == nil {
-			endView(store.StatusFailed)
+			endView(store.StatusFailed, "", nil)
 			return err
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
@@ -260,21 +260,21 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 			return fmt.Errorf("cancel run %s on Temporal: %w", runID, err)
 		}
 		if _, err := temporal.Await(cctx, c.GetWorkflow(cctx, runID, "")); err != nil {
-			endView(store.StatusCancelled)
+			endView(store.StatusCancelled, "", nil)
 			return fmt.Errorf("run %s: waiting for its cancellation: %w", runID, err)
 		}
 	}
 	cfg, err := configOf()
 	if err != nil {
-		endView(store.StatusFailed)
+		endView(store.StatusFailed, "", nil)
 		return err
 	}
 	res, runErr := runner.Outcome(context.WithoutCancel(ctx), st, runID, cfg)
 	if res == nil {
-		endView(store.StatusFailed)
+		endView(store.StatusFailed, "", nil)
 		return runErr
 	}
-	endView(res.Status)
+	endView(res.Status, recordedMsg(runErr), res.Output)
 	var rec *runner.RecordedError
 	switch {
 	case runErr != nil && !errors.As(runErr, &rec):
@@ -319,10 +319,11 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 
 // session is what resuming a run on Temporal needs: a connection to the
 // cluster and the user config the recorded workflow is read with. The
-// events of such a run happen on the workers: --stream is refused.
+// state of each step of such a run is on the workers: --stream values is
+// refused.
 func (opts resumeOptions) session(ctx context.Context) (client.Client, *spec.UserConfig, error) {
-	if opts.out.stream != "" {
-		return nil, nil, usageErrf("--stream is not supported for a run on Temporal yet: the events happen on the workers")
+	if opts.out.stream == "values" {
+		return nil, nil, usageErrf("--stream values is not supported with --engine temporal: the state of each step is on the workers (--stream events and updates are)")
 	}
 	cfg, err := configOf()
 	if err != nil {
@@ -385,3 +386,11 @@ const (
 	// journal.
 	tailEvery = 250 * time.Millisecond
 )
+
+// recordedMsg is the recorded error of a run's outcome, for run_end.
+func recordedMsg(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
