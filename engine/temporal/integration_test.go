@@ -76,6 +76,7 @@ func TestTemporalMatchesLocal(t *testing.T) {
 		{name: "research", src: example("research.yaml"), inputs: map[string]any{"query": "q", "urls": urls}, capMax: 3, status: store.StatusCompleted},
 		{name: "pool cap 2", src: fmt.Sprintf(fetchEach, 2, 100), inputs: map[string]any{"urls": urls}, capMax: 2, status: store.StatusCompleted},
 		{name: "global cap 4", src: fmt.Sprintf(fetchEach, 100, 100), inputs: map[string]any{"urls": urls}, concurrency: 4, capMax: 4, status: store.StatusCompleted},
+		{name: "loop", src: loopFetch, inputs: map[string]any{"urls": urls[:3]}, capMax: 2, status: store.StatusCompleted},
 		{name: "failure", src: fmt.Sprintf(fetchEach, 100, 1), inputs: map[string]any{"urls": []any{hs.URL + "/a", hs.URL + "/fail", hs.URL + "/c"}}, status: store.StatusFailed},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -236,3 +237,32 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// loopFetch is agent-shaped: a node that fetches under a cap of 2 and a
+// conditional back edge that runs it again until three rounds are done;
+// every round's writes append, and a set node counts the rounds.
+const loopFetch = `
+lgx: 1
+name: loop
+state:
+  urls: {type: list, required: true}
+  pages: {type: list, reducer: append, default: []}
+  rounds: {type: integer, reducer: sum, default: 0}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ state.urls }}
+    concurrency: 2
+    with: {url: "${{ item }}"}
+    output: {pages: "${{ result.body }}"}
+  count:
+    type: set
+    output: {rounds: 1}
+edges:
+  - {from: START, to: fetch}
+  - {from: fetch, to: count}
+  - from: count
+    when:
+      - {if: "state.rounds < 3", to: fetch}
+    else: END
+`

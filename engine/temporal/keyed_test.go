@@ -93,17 +93,7 @@ func TestSchedulerKeyedPool(t *testing.T) {
 		}}
 	})
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "K"})
-	var out RunOutput
-	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {
-		t.Fatalf("run: %+v %v", out, err)
-	}
-	got, err := runner.Outcome(context.Background(), st, "K", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
-		t.Errorf("state:\n temporal %s\n local    %s", g, w)
-	}
+	completedAsLocally(t, env, st, "K", want)
 	if keys := plan.Nodes[0].Keys; jsonOf(t, keys) != "[0,0,0,1,1,1,2,2,2,3,3,3]" {
 		t.Errorf("key classes %v, want hosts a b c d numbered in order of first use", keys)
 	}

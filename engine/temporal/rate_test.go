@@ -74,20 +74,7 @@ edges:
 	})
 	began := time.Now()
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "R"})
-	if !env.IsWorkflowCompleted() {
-		t.Fatal("workflow did not complete")
-	}
-	var out RunOutput
-	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {
-		t.Fatalf("run: %+v %v", out, err)
-	}
-	got, err := runner.Outcome(context.Background(), st, "R", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
-		t.Errorf("state:\n temporal %s\n local    %s", g, w)
-	}
+	completedAsLocally(t, env, st, "R", want)
 	if len(at) != 8 {
 		t.Fatalf("%d invocations dispatched, want 8", len(at))
 	}

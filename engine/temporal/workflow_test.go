@@ -140,6 +140,26 @@ func suiteEnv(t *testing.T, st store.Store, with func(env *testsuite.TestWorkflo
 	return env
 }
 
+// completedAsLocally checks that the workflow env ran completed the run
+// and left the state the local run want left.
+func completedAsLocally(t *testing.T, env *testsuite.TestWorkflowEnvironment, st store.Store, runID string, want *runner.Result) {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var out RunOutput
+	if err := env.GetWorkflowResult(&out); err != nil || out.Status != store.StatusCompleted {
+		t.Fatalf("run: %+v %v", out, err)
+	}
+	got, err := runner.Outcome(context.Background(), st, runID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
+		t.Errorf("state:\n temporal %s\n local    %s", g, w)
+	}
+}
+
 // runTestsuite runs a submitted run through lgx.run in the SDK's test
 // environment, the activities served by the real Activities on st.
 func runTestsuite(t *testing.T, st store.Store, runID string, concurrency int) (*RunOutput, *counting) {
