@@ -56,6 +56,51 @@ type keyInfo struct {
 	def         any
 	hasDef      bool
 	required    bool
+	// asIs holds the scalar kinds (asIs* bits) that fitWrite returns
+	// unchanged for this key, so that the common writes skip it.
+	asIs uint8
+}
+
+// Scalar kinds of keyInfo.asIs.
+const (
+	asIsInt uint8 = 1 << iota
+	asIsFloat
+	asIsString
+	asIsBool
+)
+
+// scalarsAsIs probes fitWrite with one value of each scalar kind and
+// returns the kinds it passes unchanged (type and value). fitWrite
+// decides by the value's type only for these kinds, except that an
+// integral float may become an int: the probe uses 1.5, so a key that
+// converts floats never gets asIsFloat.
+func scalarsAsIs(k *keyInfo) uint8 {
+	var bits uint8
+	for _, p := range []struct {
+		v   any
+		bit uint8
+	}{{7, asIsInt}, {1.5, asIsFloat}, {"s", asIsString}, {true, asIsBool}} {
+		if got, bad := fitWrite(k, p.v); bad == "" && got == p.v {
+			bits |= p.bit
+		}
+	}
+	return bits
+}
+
+// fitsAsIs reports whether fitWrite(k, v) would return v unchanged, for
+// the scalars of asIs (false means: ask fitWrite).
+func (k *keyInfo) fitsAsIs(v any) bool {
+	switch v.(type) {
+	case int:
+		return k.asIs&asIsInt != 0
+	case string:
+		return k.asIs&asIsString != 0
+	case bool:
+		return k.asIs&asIsBool != 0
+	case float64:
+		return k.asIs&asIsFloat != 0
+	}
+	return false
 }
 
 // node is a compiled node.
@@ -196,8 +241,10 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 			def = fitted
 		}
 		jsonName, _ := json.Marshal(k.Name) // a string always marshals
-		g.keys = append(g.keys, &keyInfo{name: k.Name, jsonName: jsonName, idx: i, typ: typ, reducerName: red, reduce: fn,
-			replace: red == spec.ReducerReplace, def: def, hasDef: k.HasDefault, required: k.Required})
+		ki := &keyInfo{name: k.Name, jsonName: jsonName, idx: i, typ: typ, reducerName: red, reduce: fn,
+			replace: red == spec.ReducerReplace, def: def, hasDef: k.HasDefault, required: k.Required}
+		ki.asIs = scalarsAsIs(ki)
+		g.keys = append(g.keys, ki)
 		g.keyIdx[k.Name] = i
 	}
 	for i, n := range w.Nodes {

@@ -191,9 +191,18 @@ func (c *core) commit(ctx context.Context, runs []*nodeRun) error {
 // edgeEnv is the environment of edge conditions: the state after the
 // barrier. It is reused from step to step (edges are evaluated by the loop
 // goroutine only).
+//
+// Assigned field by field, not as a whole (256 bytes, most of them
+// pointers, written with barriers while the GC marks): edges only read
+// state, env, secrets and run; stateCopy is the previous step's copy of
+// the state and must go; the budget is reset by each evaluation.
 func (c *core) edgeEnv(ctx context.Context) *exprEnv {
-	c.eenv = exprEnv{State: c.state, Env: c.env, Secrets: c.secrets, Run: c.runInfo, ctx: ctx}
-	return &c.eenv
+	e := &c.eenv
+	e.State, e.Env, e.Secrets, e.Run, e.ctx = c.state, c.env, c.secrets, c.runInfo, ctx
+	if e.stateCopy != nil {
+		e.stateCopy = nil
+	}
+	return e
 }
 
 func (c *core) trigger(to []int) {
@@ -345,12 +354,14 @@ func (c *core) apply(runs []*nodeRun) error {
 		for i := range nr.res {
 			for _, w := range nr.res[i].writes {
 				k := w.key
-				cur := c.state[k.name]
-				owned := c.ownedAt[k.idx] == c.step
-				nv, err := k.reduce(cur, w.val, owned)
-				if err != nil {
-					return &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
-						Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
+				nv := w.val
+				if !k.replace { // replace needs no current value: one map lookup less
+					var err error
+					nv, err = k.reduce(c.state[k.name], w.val, c.ownedAt[k.idx] == c.step)
+					if err != nil {
+						return &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
+							Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
+					}
 				}
 				c.state[k.name] = nv
 				if !k.replace && w.val != nil {

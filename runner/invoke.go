@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -71,23 +72,88 @@ var callPool = sync.Pool{New: func() any { return new(call) }}
 // evaluated and type-checked, the outcome recorded and reported.
 func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, item any, res *invResult) {
 	c := callPool.Get().(*call)
+	r.invokeOn(ctx, c, ac, n, index, item, res)
+	callPool.Put(c)
+}
+
+// reset prepares c, used before, for an invocation of n. Assigning a whole
+// call (800 bytes) cost a set node's invocation a fifth of its CPU, most
+// of it in write barriers while the GC marks; so the fields every
+// invocation sets are assigned one by one, and the ones only some
+// invocations set (keyed caps, an llm_call's charges and reports, events'
+// bookkeeping) are cleared only when set. inv is not touched: call.run
+// assigns all of it before anything reads it. TestCallReset checks that
+// reset leaves every other field as a new call would have it.
+func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
+	c.r, c.n, c.caps, c.step, c.index, c.buf, c.ac, c.top = r, n, r.caps[n.idx], r.step, index, buf, ac, true
+	if c.path != "" {
+		c.path = ""
+	}
+	if c.kcaps.pools != nil { // set by call.run with keyAt > 0, so with a pool
+		c.kcaps = caps{}
+	}
+	if c.genai != nil {
+		c.genai = nil
+	}
+	if c.llm.used { // llmCharges.charge, its only writer, sets used
+		c.llm = llmCharges{}
+	}
+	if c.provider != "" {
+		c.provider = ""
+	}
+	if !c.started.IsZero() {
+		c.started = time.Time{}
+	}
+	if c.held != nil {
+		c.held = nil
+	}
+	c.acquired, c.attempt = false, 0
+	if c.turn.ts != nil || c.turn.ord != 0 {
+		c.turn = turn{}
+	}
+}
+
+// setEnv sets the expression environment of the invocation. Assigned
+// field by field for the reason reset gives; Budget, budget and
+// stateCopy are per evaluation (progVal.eval resets them), Result,
+// Error and Args are cleared when a previous invocation set them.
+func (c *call) setEnv(ctx context.Context, r *run, n *node, item any, index int) {
+	e := &c.env
+	e.State, e.Item, e.Index, e.Env, e.Secrets, e.Run, e.ctx, e.timeout = r.state, item, max(index, 0), r.env, r.secrets, r.runInfo, ctx, n.timeout
+	if e.Result != nil {
+		e.Result = nil
+	}
+	if e.Error != nil {
+		e.Error = nil
+	}
+	if e.Args != nil {
+		e.Args = nil
+	}
+	if e.Budget != nil {
+		e.Budget = nil
+	}
+	if e.stateCopy != nil {
+		e.stateCopy = nil
+	}
+}
+
+// invokeOn is invoke on a call the caller owns (a dispatcher's goroutine
+// reuses one, without the pool's cost); c is free again once it returns.
+func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, index int, item any, res *invResult) {
 	defer func() {
 		c.releaseHeld() // after node_end: see call.held
 		c.passTurn()
-		// Not zeroed here: the next invoke overwrites every field, and
-		// zeroing 800 bytes of pointers twice per invocation costs write
-		// barriers while the GC runs. What a pooled call still points at
-		// lives at most until the pool is dropped, two GCs later.
-		callPool.Put(c)
 	}()
 	buf := res.writes
 	if cap(buf) == 0 {
 		buf = res.wbuf[:0]
 	}
-	*c = call{r: r, n: n, caps: r.caps[n.idx], step: r.step, index: index, buf: buf, ac: ac, top: true}
-	c.turn, res.turn = res.turn, turn{}
-	c.turn.wait(ctx)
-	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
+	c.reset(r, n, index, buf, ac)
+	if res.turn.ts != nil {
+		c.turn, res.turn = res.turn, turn{}
+		c.turn.wait(ctx)
+	}
+	c.setEnv(ctx, r, n, item, index)
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
 		started = time.Now()
@@ -213,11 +279,28 @@ func (r *run) stubbed(c *call) (any, bool) {
 	return normalize(v), true
 }
 
+// setInv sets the nodes.Invocation handed to the type, except With and
+// Data (cleared; call.run sets them) and Attempt (set by attempts). Field
+// by field, for the reason call.reset gives.
+func (c *call) setInv() {
+	r, n, inv := c.r, c.n, &c.inv
+	inv.RunID, inv.Workflow, inv.Node, inv.Step, inv.Index = r.id, r.g.wf.Name, n.name, c.step, c.index
+	inv.Prepared, inv.ResultFields, inv.MaxValueBytes, inv.Host, inv.Tools = n.prep, n.resultFields, r.g.wf.Config.MaxValueBytes, c, (*toolSource)(c)
+	if inv.Attempt != 0 {
+		inv.Attempt = 0
+	}
+	if inv.With != nil {
+		inv.With = nil
+	}
+	if inv.Data != nil {
+		inv.Data = nil
+	}
+}
+
 // run evaluates `with` and performs the attempts.
 func (c *call) run(ctx context.Context, item any) (any, int, error) {
 	r, n := c.r, c.n
-	c.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: n.name, Step: c.step, Index: c.index,
-		Prepared: n.prep, ResultFields: n.resultFields, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: c, Tools: (*toolSource)(c)}
+	c.setInv()
 	if n.with != nil {
 		w, err := n.with.evalMap(&c.env)
 		if err != nil {
@@ -387,6 +470,12 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 		if err != nil {
 			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
 		}
+		if o.key.fitsAsIs(v) { // never for a messages key
+			if f, ok := v.(float64); !ok || (!math.IsNaN(f) && !math.IsInf(f, 0)) {
+				ws = append(ws, write{key: o.key, val: v}) // JSON, and fits as it is
+				continue
+			}
+		}
 		// Only JSON is written (SPEC §9.6): what the record could not hold
 		// fails here, naming the write, never stored as null.
 		v, problem := jsonValue(v)
@@ -431,8 +520,10 @@ func (c *call) releaseHeld() {
 // passTurn lets the next item of the for_each take its caps; only the
 // first call counts.
 func (c *call) passTurn() {
-	c.turn.pass()
-	c.turn = turn{}
+	if c.turn.ts != nil {
+		c.turn.pass()
+		c.turn = turn{}
+	}
 }
 
 // onAcquired reports that the invocation's first attempt holds its caps.
