@@ -42,8 +42,6 @@ func (toolsType) Doc() Doc {
 // toolCall is one call to run.
 type toolCall struct {
 	id, name string
-	position int
-	uniqueID bool // no earlier call of the list has this id
 	args     map[string]any
 	argErr   error // the arguments could not be read
 }
@@ -53,32 +51,22 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 	if inv.Tools == nil {
 		return nil, Errorf(KindInput, "tools: the run has no tools")
 	}
-	calls, err := toolsCalls(inv.With["calls"])
+	calls, limit, err := PlanToolCalls(inv.With, inv.Tools)
 	if err != nil {
-		return nil, &Error{Kind: KindInput, Err: fmt.Errorf("tools: with.calls: %w", err)}
+		return nil, err
 	}
-	limit := len(calls)
-	if v, ok := inv.With["concurrency"]; ok && v != nil {
-		f, ok := llmNumber(v)
-		if !ok || f != float64(int(f)) || f < 1 {
-			return nil, Errorf(KindInput, "tools: with.concurrency must be a positive integer, got %v", v)
-		}
-		limit = min(limit, int(f))
-	}
-
 	out := make([]any, len(calls))
-	var specs toolSpecCache
 	var g errgroup.Group
 	if limit > 0 {
 		g.SetLimit(limit)
 	}
-	seen := make(map[string]bool, len(calls))
 	for i, c := range calls {
-		c.position = i
-		c.uniqueID = c.id != "" && !seen[c.id]
-		seen[c.id] = true
+		if !c.Run {
+			out[i] = toolMessage(c.ModelID, c.Call.Name, c.Content)
+			continue
+		}
 		g.Go(func() error {
-			out[i] = toolMessage(c, runToolCall(ctx, inv.Tools, &specs, c))
+			out[i] = toolMessage(c.ModelID, c.Call.Name, callTool(ctx, inv.Tools, c.Call))
 			return nil
 		})
 	}
@@ -94,6 +82,55 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		return nil, &Error{Kind: kind, Err: fmt.Errorf("tools: %w", cause)}
 	}
 	return map[string]any{"messages": out}, nil
+}
+
+// PlannedToolCall is one call of a tools invocation, checked against its
+// tool's declaration. A call that Run reaches its tool (ToolSource.Call);
+// any other is answered without one, Content being its message's content
+// (unknown tool, unreadable or invalid arguments).
+type PlannedToolCall struct {
+	// Call is what the tool is called with. Its ID is the model's id
+	// only when no earlier call of the list has it (else ""; Position
+	// names the call then).
+	Call ToolCall
+	// ModelID is the id the model gave, which the tool message answers.
+	ModelID string
+	Run     bool
+	Content string
+}
+
+// PlanToolCalls reads a tools invocation's with (calls, concurrency) and
+// checks each call against its tool's declaration from tools, as Run
+// does before calling: an engine that schedules the calls itself (each
+// under its tool's caps) plans with it, then gives the invocation their
+// results through its ToolSource. limit is with.concurrency (the number
+// of calls when unset).
+func PlanToolCalls(with map[string]any, tools ToolSource) (calls []PlannedToolCall, limit int, err error) {
+	list, err := toolsCalls(with["calls"])
+	if err != nil {
+		return nil, 0, &Error{Kind: KindInput, Err: fmt.Errorf("tools: with.calls: %w", err)}
+	}
+	limit = len(list)
+	if v, ok := with["concurrency"]; ok && v != nil {
+		f, ok := llmNumber(v)
+		if !ok || f != float64(int(f)) || f < 1 {
+			return nil, 0, Errorf(KindInput, "tools: with.concurrency must be a positive integer, got %v", v)
+		}
+		limit = min(limit, int(f))
+	}
+	var specs toolSpecCache
+	seen := make(map[string]bool, len(list))
+	calls = make([]PlannedToolCall, len(list))
+	for i, c := range list {
+		call := ToolCall{Position: i, Name: c.name, Args: c.args}
+		if c.id != "" && !seen[c.id] {
+			call.ID = c.id
+		}
+		seen[c.id] = true
+		calls[i] = PlannedToolCall{Call: call, ModelID: c.id}
+		calls[i].Content, calls[i].Run = checkToolCall(tools, &specs, c)
+	}
+	return calls, limit, nil
 }
 
 // UnknownToolError is a host's answer for a tool it does not have: Tool
@@ -145,36 +182,44 @@ func unknownTool(name string, err error) string {
 	return msg
 }
 
-// runToolCall runs one call and returns its message content.
-func runToolCall(ctx context.Context, tools ToolSource, specs *toolSpecCache, c toolCall) (content string) {
+// checkToolCall checks one call against its tool's declaration: ok, or
+// the message content that answers it instead (its tool is unknown, its
+// arguments unreadable or invalid).
+func checkToolCall(tools ToolSource, specs *toolSpecCache, c toolCall) (content string, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			content = fmt.Sprintf("error: tool %s panicked: %v", c.name, r)
+			content, ok = fmt.Sprintf("error: tool %s panicked: %v", c.name, r), false
 		}
 	}()
 	if c.name == "" {
-		return "error: the tool call has no name"
+		return "error: the tool call has no name", false
 	}
 	spec, err := specs.get(tools, c.name)
 	if spec == nil {
-		return unknownTool(c.name, err)
+		return unknownTool(c.name, err), false
 	}
 	if c.argErr != nil {
-		return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, c.argErr)
+		return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, c.argErr), false
 	}
 	if spec.Parameters != nil {
 		sch, err := compileJSONSchema(spec.Parameters)
 		if err != nil {
-			return fmt.Sprintf("error: tool %s has an unusable parameters schema: %v", c.name, err)
+			return fmt.Sprintf("error: tool %s has an unusable parameters schema: %v", c.name, err), false
 		}
 		if err := validateJSONSchema(sch, c.args); err != nil {
-			return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, err)
+			return fmt.Sprintf("error: invalid arguments for %s: %v", c.name, err), false
 		}
 	}
-	call := ToolCall{Position: c.position, Name: c.name, Args: c.args}
-	if c.uniqueID {
-		call.ID = c.id
-	}
+	return "", true
+}
+
+// callTool runs one checked call and returns its message content.
+func callTool(ctx context.Context, tools ToolSource, call ToolCall) (content string) {
+	defer func() {
+		if r := recover(); r != nil {
+			content = fmt.Sprintf("error: tool %s panicked: %v", call.Name, r)
+		}
+	}()
 	res, err := tools.Call(ctx, call)
 	if err != nil {
 		return fmt.Sprintf("error: %v", err)
@@ -184,13 +229,13 @@ func runToolCall(ctx context.Context, tools ToolSource, specs *toolSpecCache, c 
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Sprintf("error: tool %s returned a value that is not JSON: %v", c.name, err)
+		return fmt.Sprintf("error: tool %s returned a value that is not JSON: %v", call.Name, err)
 	}
 	return string(b)
 }
 
-func toolMessage(c toolCall, content string) map[string]any {
-	return map[string]any{"role": "tool", "tool_call_id": c.id, "name": c.name, "content": content}
+func toolMessage(id, name, content string) map[string]any {
+	return map[string]any{"role": "tool", "tool_call_id": id, "name": name, "content": content}
 }
 
 // toolsCalls reads with.calls: null or a list of {id, name, arguments}

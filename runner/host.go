@@ -121,6 +121,9 @@ func (ts *toolSource) Call(ctx context.Context, tcall nodes.ToolCall) (any, erro
 	c := (*call)(ts)
 	r := c.r
 	path := toolCallPath(c.pathOf(), tcall.ID, tcall.Position)
+	if r.stepCalls != nil {
+		return r.stepCalls.result(path)
+	}
 	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
 		var v any
 		if err := decodeJSON(rec.Writes, &v); err == nil {

@@ -178,6 +178,10 @@ type run struct {
 	// mcp holds the MCP servers the run started (see mcp.go).
 	mcp     *mcpRun
 	mcpOnce sync.Once
+
+	// stepCalls, for a run driven step by step (StepRun), are the tool
+	// calls the engine ran: tools invocations read them, not call tools.
+	stepCalls *stepCalls
 }
 
 // write is one state write of an invocation.

@@ -63,6 +63,17 @@ func Distributable(g *Graph) error {
 	for _, p := range wf.Pools {
 		machineWide[p.Name] = p.Config != ""
 	}
+	for _, name := range slices.Sorted(maps.Keys(g.tools)) {
+		n := g.tools[name].node
+		c := nodes.CapabilitiesOf(n.typ)
+		switch {
+		case n.keyPool != "":
+			// The scheduler holds a tool call's caps without its key.
+			why = append(why, fmt.Sprintf("tool %s: a key on pool %s", name, n.keyPool))
+		case c.ChildField != "" || c.CallsField != "":
+			why = append(why, fmt.Sprintf("tool %s: type %s (subgraphs)", name, n.spec.Type))
+		}
+	}
 	for _, n := range g.nodes {
 		c := nodes.CapabilitiesOf(n.typ)
 		if n.keyPool != "" && machineWide[n.keyPool] {
@@ -71,10 +82,10 @@ func Distributable(g *Graph) error {
 		}
 		kind := n.spec.Type
 		switch {
+		case c.CallsField != "":
+			// Tool calls are planned and run as invocations of their own.
 		case c.HoldsNoSlot || c.ChildField != "":
-			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs and tool calls)", n.name, kind))
-		case c.ServerField != "":
-			why = append(why, fmt.Sprintf("node %s: type %s (MCP calls)", n.name, kind))
+			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs)", n.name, kind))
 		}
 	}
 	if len(why) == 0 {
@@ -217,6 +228,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	if err != nil {
 		return nil, err
 	}
+	r.stepCalls = &stepCalls{}
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
@@ -333,9 +345,12 @@ type StepPlan struct {
 	// scheduler to hold, from the run's start (or resume).
 	Timeout time.Duration `json:",omitempty"`
 	Nodes   []PlannedNode
-	// Pools are the concurrency caps of the pools the step's nodes take,
-	// sorted by name.
+	// Pools are the concurrency caps of the pools the step's nodes (and
+	// their tool calls) take, sorted by name.
 	Pools []PoolCap
+	// Tools are the caps of the tool calls the step's tools nodes may
+	// make, when it has one.
+	Tools []PlannedTool `json:",omitempty"`
 }
 
 // PlannedNode is one node of a step.
@@ -361,6 +376,10 @@ type PlannedNode struct {
 	// store's side: a scheduler needs only which invocations share one.
 	KeyPool string `json:",omitempty"`
 	Keys    []int  `json:",omitempty"`
+	// Calls: the node's invocations make tool calls (a tools node), which
+	// a scheduler plans (ToolCalls) and runs (InvokeToolCall), each
+	// under its tool's caps (StepPlan.Tools), before the invocation.
+	Calls bool `json:",omitempty"`
 	// Recorded, when the plan was asked for it (PlanRecorded), is a
 	// bitset of the invocations (by item index; bit 0 without for_each)
 	// recorded as done, whose writes the commit reuses: a scheduler
@@ -459,21 +478,11 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		if n.keyPool != "" {
 			pn.KeyPool, pn.Keys = n.keyPool, s.keyClasses(nr)
 		}
-		for _, name := range n.poolNames {
-			// A machine-wide pool is taken by each attempt from the
-			// store, across runs: the scheduler holds none of it.
-			if pl, ok := r.lim.pools[name]; ok && pl.machine == nil {
-				pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
-				if pl.limiter != nil {
-					pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
-				}
-				if n.keyPool == name {
-					k := pl.keyed
-					pc.PerKey, pc.KeyedTotal = &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}, pl.total
-				} else if prev, ok := pools[name]; ok {
-					pc.PerKey, pc.KeyedTotal = prev.PerKey, prev.KeyedTotal
-				}
-				pools[name] = pc
+		r.planPools(n, pools)
+		if c := nodes.CapabilitiesOf(n.typ); c.CallsField != "" {
+			pn.Calls = true
+			if p.Tools == nil {
+				p.Tools = r.plannedTools(pools)
 			}
 		}
 		p.Nodes = append(p.Nodes, pn)
@@ -487,6 +496,27 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// planPools adds the caps of the pools n takes to pools, by name.
+func (r *run) planPools(n *node, pools map[string]PoolCap) {
+	for _, name := range n.poolNames {
+		// A machine-wide pool is taken by each attempt from the
+		// store, across runs: the scheduler holds none of it.
+		if pl, ok := r.lim.pools[name]; ok && pl.machine == nil {
+			pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
+			if pl.limiter != nil {
+				pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
+			}
+			if n.keyPool == name {
+				k := pl.keyed
+				pc.PerKey, pc.KeyedTotal = &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}, pl.total
+			} else if prev, ok := pools[name]; ok {
+				pc.PerKey, pc.KeyedTotal = prev.PerKey, prev.KeyedTotal
+			}
+			pools[name] = pc
+		}
+	}
 }
 
 // Continue takes a run paused at interrupts back to running, once the
@@ -660,24 +690,9 @@ type Invocation struct {
 func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, error) {
 	node, index := in.Node, in.Index
 	r := s.r
-	if s.planErr != nil || s.runs == nil {
-		return nil, fmt.Errorf("run %s has no step %d to invoke (its last checkpoint is step %d)", r.id, r.step, r.step-1)
-	}
-	var nr *nodeRun
-	for _, x := range s.runs {
-		if x.n.name == node {
-			nr = x
-		}
-	}
-	if nr == nil {
-		return nil, fmt.Errorf("run %s: node %s is not in step %d", r.id, node, r.step)
-	}
-	var item any
-	switch {
-	case nr.items == nil && index != -1, nr.items != nil && (index < 0 || index >= len(nr.items)):
-		return nil, fmt.Errorf("run %s: step %d: node %s has no invocation %d", r.id, r.step, node, index)
-	case nr.items != nil:
-		item = nr.items[index]
+	nr, item, err := s.find(node, index)
+	if err != nil {
+		return nil, err
 	}
 	path := invocationPath("", r.step, node, index)
 	var res invResult
@@ -701,10 +716,24 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
 	}
+	calls := nodes.CapabilitiesOf(nr.n.typ).CallsField != ""
+	if calls {
+		// Its tool calls ran as invocations of their own: it reads them.
+		recs, err := s.toolRecords(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		r.stepCalls.load(recs)
+	}
 	s.openRecorder()
 	r.invoke(ctx, nil, nr.n, index, item, &res)
 	if err := r.journal.barrier(r.step); err != nil {
 		return nil, err
+	}
+	if calls {
+		if p := r.stepCalls.missed(path); p != "" {
+			return nil, fmt.Errorf("run %s: tool call %s was not recorded before its invocation ran", r.id, p)
+		}
 	}
 	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
 	if res.status == "" {
@@ -714,6 +743,31 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		out.Error = r.red.str(res.err.Error())
 	}
 	return out, nil
+}
+
+// find returns the planned step's node and the item of its invocation
+// index (-1 without for_each).
+func (s *StepRun) find(node string, index int) (*nodeRun, any, error) {
+	r := s.r
+	if s.planErr != nil || s.runs == nil {
+		return nil, nil, fmt.Errorf("run %s has no step %d to invoke (its last checkpoint is step %d)", r.id, r.step, r.step-1)
+	}
+	var nr *nodeRun
+	for _, x := range s.runs {
+		if x.n.name == node {
+			nr = x
+		}
+	}
+	if nr == nil {
+		return nil, nil, fmt.Errorf("run %s: node %s is not in step %d", r.id, node, r.step)
+	}
+	switch {
+	case nr.items == nil && index != -1, nr.items != nil && (index < 0 || index >= len(nr.items)):
+		return nil, nil, fmt.Errorf("run %s: step %d: node %s has no invocation %d", r.id, r.step, node, index)
+	case nr.items != nil:
+		return nr, nr.items[index], nil
+	}
+	return nr, nil, nil
 }
 
 // openRecorder starts the recorder InvokeOne records through (once).

@@ -42,6 +42,11 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 				if pn.Items < 0 {
 					idx = -1
 				}
+				var before map[string]*store.Invocation
+				if pn.Calls {
+					driveToolCalls(t, inv, pn.Name, idx, repeat)
+					before = toolCallRecords(t, inv, p.Step, pn.Name, idx)
+				}
 				for n := range 1 + boolN(repeat) {
 					invoke := inv.InvokeOne
 					if n == 0 && k%2 == 0 {
@@ -53,6 +58,18 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 					}
 					if r.Recorded != (n == 1) {
 						t.Errorf("invoke %s[%d] call %d: Recorded = %v", pn.Name, idx, n+1, r.Recorded)
+					}
+				}
+				if pn.Calls {
+					// The invocation read its calls' records: it called no tool.
+					after := toolCallRecords(t, inv, p.Step, pn.Name, idx)
+					if len(after) != len(before) {
+						t.Errorf("%s[%d]: %d tool call records before the invocation, %d after", pn.Name, idx, len(before), len(after))
+					}
+					for path, b := range before {
+						if a := after[path]; a == nil || !a.EndedAt.Equal(b.EndedAt) {
+							t.Errorf("%s: the tools invocation ran the call again", path)
+						}
 					}
 				}
 			}
@@ -79,6 +96,56 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 	}
 	t.Fatal("no end after 50 steps")
 	return nil
+}
+
+// driveToolCalls plans and runs the tool calls of the tools invocation
+// node[idx] as a scheduler does before invoking it: each call once (twice
+// with repeat: the second returns the record), last first.
+func driveToolCalls(t *testing.T, s *StepRun, node string, idx int, repeat bool) {
+	t.Helper()
+	ctx := context.Background()
+	in := Invocation{Node: node, Index: idx, Lookup: true}
+	p, err := s.ToolCalls(ctx, in)
+	if err != nil {
+		t.Fatalf("tool calls of %s[%d]: %v", node, idx, err)
+	}
+	for k := len(p.Calls) - 1; k >= 0; k-- {
+		if p.Calls[k].Tool == "" || p.Calls[k].Done {
+			continue
+		}
+		for n := range 1 + boolN(repeat) {
+			r, err := s.InvokeToolCall(ctx, in, k)
+			if err != nil {
+				t.Fatalf("tool call %d of %s[%d]: %v", k, node, idx, err)
+			}
+			if r.Recorded != (n == 1) {
+				t.Errorf("tool call %d of %s[%d], call %d: Recorded = %v", k, node, idx, n+1, r.Recorded)
+			}
+		}
+	}
+	if repeat {
+		again, err := s.ToolCalls(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, c := range again.Calls {
+			if c.Tool != "" && !c.Done {
+				t.Errorf("tool call %d of %s[%d] is not done once run", k, node, idx)
+			}
+		}
+	}
+}
+
+// toolCallRecords are the records of the tool calls of node[idx].
+func toolCallRecords(t *testing.T, s *StepRun, step int, node string, idx int) map[string]*store.Invocation {
+	t.Helper()
+	path := invocationPath("", step, node, idx)
+	recs, err := s.toolRecords(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(recs, path)
+	return recs
 }
 
 func boolN(b bool) int {
@@ -153,6 +220,58 @@ edges:
   - {from: each, to: after}
   - {from: after, to: END}
 `, status: store.StatusFailed, errHas: "step 1: node each item 1 failed [http]: probe failure 2"},
+		{name: "tool calls", src: `
+lgx: 1
+name: steps_tools
+state:
+  calls: {type: list}
+  messages: {type: messages, default: []}
+  n: {type: integer, default: 0}
+tools:
+  double:
+    description: twice a number
+    parameters: {type: object, properties: {x: {type: integer}}, required: [x]}
+    node:
+      type: probe
+      with: {value: "${{ args.x * 2 }}", rand_ms: 3}
+    output: ${{ result }}
+  flaky:
+    description: fails on 13
+    parameters: {type: object, properties: {x: {type: integer}}}
+    node:
+      type: probe
+      retry: {attempts: 2, backoff: 1ms}
+      with: {value: "${{ args.x }}", fail: "${{ args.x == 13 ? 'http' : '' }}", status: 503, group: steps_tools}
+    output: ${{ result }}
+nodes:
+  model:
+    type: set
+    output:
+      calls: |-
+        ${{ state.n == 0
+          ? [{id: "c1", name: "double", arguments: {x: 2}},
+             {id: "c2", name: "flaky", arguments: {x: 13}},
+             {id: "c1", name: "double", arguments: "{\"x\": 5}"},
+             {id: "c4", name: "nope", arguments: {}},
+             {id: "c5", name: "double", arguments: {y: 1}},
+             {id: "c6", name: "flaky", arguments: {x: 7}}]
+          : [{id: "d1", name: "double", arguments: {x: 21}}] }}
+  act:
+    type: tools
+    with: {calls: "${{ state.calls }}", concurrency: 2}
+    output: {messages: "${{ result.messages }}"}
+  count:
+    type: set
+    output: {n: "${{ state.n + 1 }}"}
+edges:
+  - {from: START, to: model}
+  - {from: model, to: act}
+  - {from: act, to: count}
+  - from: count
+    when:
+      - {if: "state.n < 2", to: model}
+    else: END
+`, status: store.StatusCompleted},
 		{name: "continue on error", src: `
 lgx: 1
 name: steps_continue

@@ -23,6 +23,16 @@ func TestTemporalRefusals(t *testing.T) {
 	wf := func(name string) string { return filepath.Join("..", "..", "workflows", name) }
 	hello := wf("hello.yaml")
 	text := outputFlags{output: "text"}
+	dir := t.TempDir()
+	parentWF := filepath.Join(dir, "parent.yaml")
+	for name, src := range map[string]string{
+		"parent.yaml": "lgx: 1\nname: parent\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
+		"child.yaml":  "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name   string
 		opts   runOptions
@@ -39,8 +49,8 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: "--record and --replay are not supported with --engine temporal"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
-		{name: "tools", opts: runOptions{file: wf("agent.yaml"), engine: "temporal", out: text, inputs: []string{"question=x"}},
-			stderr: "workflow agent cannot run on Temporal yet; it uses:\n  node act: type tools (subgraphs and tool calls)"},
+		{name: "subgraph", opts: runOptions{file: parentWF, engine: "temporal", out: text},
+			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  node child: type subgraph (subgraphs)"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: a worker needs the store its clients use"},
 		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},

@@ -99,7 +99,30 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	// On a first attempt of a step's first dispatch no earlier call can
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
-	return s.Invoke(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed})
+	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed}
+	if in.Call > 0 {
+		// A tools invocation's call may have been recorded by an earlier
+		// dispatch of its step (which paused, or continued as new).
+		inv.Lookup = true
+		return s.InvokeToolCall(ctx, inv, in.Call-1)
+	}
+	return s.Invoke(ctx, inv)
+}
+
+// ToolCalls is lgx.toolcalls: which tool each call of a tools invocation
+// reaches (runner.StepRun.ToolCalls).
+func (a *Activities) ToolCalls(ctx context.Context, in InvokeInput) (*runner.ToolCallsPlan, error) {
+	s, release, err := a.cache.get(ctx, in, func() (*runner.StepRun, error) {
+		return runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if s.Step() != in.Step {
+		return nil, nonRetryable(fmt.Errorf("run %s: step %d was asked for, but its next step is %d", in.RunID, in.Step, s.Step()))
+	}
+	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed})
 }
 
 // heartbeat records the activity's heartbeat every heartbeatTimeout/4

@@ -22,6 +22,7 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.Invoke, activity.RegisterOptions{Name: InvokeActivity})
 	w.RegisterActivityWithOptions(a.Commit, activity.RegisterOptions{Name: CommitActivity})
 	w.RegisterActivityWithOptions(a.Cancel, activity.RegisterOptions{Name: CancelActivity})
+	w.RegisterActivityWithOptions(a.ToolCalls, activity.RegisterOptions{Name: ToolCallsActivity})
 }
 
 // WorkerOptions are the settings of one worker process.

@@ -43,6 +43,8 @@ const (
 	InvokeActivity = "lgx.invoke"
 	CommitActivity = "lgx.commit"
 	CancelActivity = "lgx.cancel"
+	// ToolCallsActivity plans a tools invocation's calls (runner.StepRun.ToolCalls).
+	ToolCallsActivity = "lgx.toolcalls"
 	// AnswerUpdate answers an interrupt the run waits at (AnswerInput);
 	// WaitUpdate returns once the run pauses at interrupts or ends.
 	AnswerUpdate = "lgx.answer"
@@ -128,6 +130,9 @@ type InvokeInput struct {
 	Answer string `json:",omitempty"`
 	// Resumed: the step is the first of a reopened run.
 	Resumed bool `json:",omitempty"`
+	// Call, when > 0, names tool call Call-1 of the tools invocation
+	// (runner.StepRun.InvokeToolCall), not the invocation itself.
+	Call int `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -362,13 +367,7 @@ func (f *flow) limiters(p *runner.StepPlan) map[string]*rate.Limiter {
 // attempt's, and retries inside the activity take their worker's (see
 // docs/decisions.md).
 func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, keyRates map[keyRef]*rate.Limiter, c *caps, p *runner.PlannedNode, k int) error {
-	take := func(lim *rate.Limiter) error {
-		now := workflow.Now(ctx)
-		if d := lim.ReserveN(now, 1).DelayFrom(now); d > 0 {
-			return workflow.Sleep(ctx, d)
-		}
-		return nil
-	}
+	take := func(lim *rate.Limiter) error { return takeToken(ctx, lim) }
 	for _, name := range p.Pools {
 		pc := c.pools[name]
 		if kr, ok := keyOf(p, name, k); ok {
@@ -391,6 +390,15 @@ func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, keyRates m
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// takeToken waits on the workflow's clock for a token of lim and takes it.
+func takeToken(ctx workflow.Context, lim *rate.Limiter) error {
+	now := workflow.Now(ctx)
+	if d := lim.ReserveN(now, 1).DelayFrom(now); d > 0 {
+		return workflow.Sleep(ctx, d)
 	}
 	return nil
 }
@@ -494,6 +502,9 @@ type caps struct {
 	pool              map[string]int
 	pools             map[string]runner.PoolCap
 	key               map[keyRef]int
+	// tool counts the tool calls in flight per planned tool (by name).
+	tool  map[string]int
+	tools map[string]*runner.PlannedTool
 }
 
 // keyRef is one key (by its class in the step's plan) of a keyed pool.
@@ -511,7 +522,42 @@ func newCaps(p *runner.StepPlan) *caps {
 	for _, pc := range p.Pools {
 		c.pools[pc.Name] = pc
 	}
+	if len(p.Tools) > 0 {
+		c.tool, c.tools = map[string]int{}, map[string]*runner.PlannedTool{}
+		for i := range p.Tools {
+			c.tools[p.Tools[i].Name] = &p.Tools[i]
+		}
+	}
 	return c
+}
+
+// freeCall reports whether a call of tool t may start: the global cap,
+// the tool's node cap and its pools (tool calls take no keys).
+func (c *caps) freeCall(t *runner.PlannedTool) bool {
+	if !t.Slot {
+		return true
+	}
+	if c.globalCap > 0 && c.global >= c.globalCap || t.Cap > 0 && c.tool[t.Name] >= t.Cap {
+		return false
+	}
+	for _, name := range t.Pools {
+		if pc := c.pools[name]; pc.Cap > 0 && c.pool[name] >= pc.Cap {
+			return false
+		}
+	}
+	return true
+}
+
+// takeCall counts a call of tool t in (d = 1) or out (-1).
+func (c *caps) takeCall(t *runner.PlannedTool, d int) {
+	if !t.Slot {
+		return
+	}
+	c.global += d
+	c.tool[t.Name] += d
+	for _, name := range t.Pools {
+		c.pool[name] += d
+	}
 }
 
 // keyOf is the key invocation k of p takes pool name with, if it does.
@@ -646,9 +692,15 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
 			}
 			var f workflow.Future
-			if pureLocal && pn.Pure {
+			switch {
+			case pn.Calls:
+				// Its calls first, each an activity under its tool's caps;
+				// then the invocation, which reads their records.
+				tc := &toolCalls{c: c, rates: rates, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
+				f = tc.run(sctx, lctx, ii)
+			case pureLocal && pn.Pure:
 				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ii)
-			} else {
+			default:
 				f = workflow.ExecuteActivity(sctx, InvokeActivity, ii)
 			}
 			workflow.Go(ctx, func(gctx workflow.Context) {
@@ -684,4 +736,106 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 		workflow.GetLogger(ctx).Warn("invoke activity failed", "run", in.RunID, "step", p.Step, "error", engineErr)
 	}
 	return more && !failed, nil
+}
+
+// toolCalls dispatches the calls of one tools invocation: planned by a
+// local activity (lgx.toolcalls: which tool each call reaches, none of
+// their arguments), each call an activity once its tool's caps, the
+// global cap and the invocation's with.concurrency allow, then the
+// invocation itself as a local activity that builds its messages from the
+// calls' records. A call's failure is its message, not the step's; an
+// activity that failed past its retries fails the step as any does.
+type toolCalls struct {
+	c           *caps
+	rates       map[string]*rate.Limiter
+	outstanding *int
+	failed      *bool
+	engineErr   *error
+	cancel      workflow.CancelFunc
+}
+
+// run starts the invocation's calls and returns the future of the
+// invocation, which is ready once they ended and it ran.
+func (t *toolCalls) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Future {
+	f, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		var p runner.ToolCallsPlan
+		if err := workflow.ExecuteLocalActivity(lctx, ToolCallsActivity, in).Get(gctx, &p); err != nil {
+			set.Set(nil, err)
+			return
+		}
+		if !p.Recorded {
+			if err := t.calls(gctx, in, &p); err != nil {
+				set.Set(nil, err)
+				return
+			}
+		}
+		if *t.failed {
+			set.Set(nil, sdktemporal.NewCanceledError())
+			return
+		}
+		var r runner.InvokeResult
+		err := workflow.ExecuteLocalActivity(lctx, InvokeActivity, in).Get(gctx, &r)
+		set.Set(&r, err)
+	})
+	return f
+}
+
+// calls dispatches p's calls in order and waits until they ended.
+func (t *toolCalls) calls(ctx workflow.Context, in InvokeInput, p *runner.ToolCallsPlan) error {
+	c := t.c
+	inFlight := 0
+	for k, call := range p.Calls {
+		if call.Tool == "" || call.Done {
+			continue
+		}
+		tool := c.tools[call.Tool]
+		if tool == nil {
+			return fmt.Errorf("run %s: step %d: %s: tool call %d takes the caps of %s, which the plan does not have", in.RunID, in.Step, in.Node, k, call.Tool)
+		}
+		if err := workflow.Await(ctx, func() bool {
+			return *t.failed || *t.outstanding < maxOutstanding && (p.Limit == 0 || inFlight < p.Limit) && c.freeCall(tool)
+		}); err != nil {
+			return err
+		}
+		if *t.failed {
+			break
+		}
+		if tool.Slot {
+			for _, name := range tool.Pools {
+				if lim := t.rates[name]; lim != nil {
+					if err := takeToken(ctx, lim); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		c.takeCall(tool, 1)
+		*t.outstanding++
+		inFlight++
+		ci := in
+		ci.Call = k + 1
+		f := workflow.ExecuteActivity(ctx, InvokeActivity, ci)
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			var r runner.InvokeResult
+			err := f.Get(gctx, &r)
+			c.takeCall(tool, -1)
+			*t.outstanding--
+			inFlight--
+			var ce *sdktemporal.CanceledError
+			switch {
+			case err != nil && errors.As(err, &ce):
+			case err != nil:
+				if *t.engineErr == nil {
+					*t.engineErr = err
+				}
+				*t.failed = true
+				t.cancel()
+			case r.Status == runner.InvocationCancelled:
+				*t.failed = true
+				t.cancel()
+			}
+		})
+	}
+	return workflow.Await(ctx, func() bool { return inFlight == 0 })
 }

@@ -127,7 +127,7 @@ func suiteEnv(t *testing.T, st store.Store, with func(env *testsuite.TestWorkflo
 	env := ts.NewTestWorkflowEnvironment()
 	a := &Activities{Store: st, Environ: []string{}}
 	t.Cleanup(a.Close)
-	acts := map[string]any{PlanActivity: a.Plan, InvokeActivity: a.Invoke, CommitActivity: a.Commit, CancelActivity: a.Cancel}
+	acts := map[string]any{PlanActivity: a.Plan, InvokeActivity: a.Invoke, CommitActivity: a.Commit, CancelActivity: a.Cancel, ToolCallsActivity: a.ToolCalls}
 	if with != nil {
 		for name, fn := range with(env, a) {
 			acts[name] = fn
