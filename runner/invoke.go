@@ -157,6 +157,10 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	var started time.Time
 	if r.rec != nil || r.sink != nil {
 		started = time.Now()
+		if r.stepCalls != nil {
+			// Its tool calls ran before it, as invocations of their own.
+			started = r.stepCalls.firstStart(invocationPath(r.prefix, c.step, n.name, c.index), started)
+		}
 	}
 	if r.rec != nil || r.sink != nil || n.caps.none {
 		// Built before the attempts: the tool calls and children of a

@@ -233,6 +233,19 @@ func (sc *stepCalls) load(recs map[string]*store.Invocation) {
 	}
 }
 
+// firstStart is when the first recorded call under the invocation at
+// path started, if before t; else t.
+func (sc *stepCalls) firstStart(path string, t time.Time) time.Time {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for p, inv := range sc.recs {
+		if strings.HasPrefix(p, path+"/") && !inv.StartedAt.IsZero() && inv.StartedAt.Before(t) {
+			t = inv.StartedAt
+		}
+	}
+	return t
+}
+
 // errNotDispatched is a call the engine did not run: the invocation
 // cannot be completed from the records (see Invoke).
 var errNotDispatched = errors.New("the engine did not run this tool call")
