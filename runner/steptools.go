@@ -52,7 +52,7 @@ type ToolCallsPlan struct {
 	Recorded bool `json:",omitempty"`
 	// Limit is the invocation's with.concurrency: at most this many of
 	// its calls in flight (0: no limit).
-	Limit int   `json:",omitempty"`
+	Limit int    `json:",omitempty"`
 	Calls []Call `json:",omitempty"`
 }
 
