@@ -24,18 +24,22 @@ import (
 // terminal stays the run's.
 const EventMCPStderr = "mcp_stderr"
 
-// mcpRun is a run's MCP side: its servers (by name; each the run tree's
-// session for that declaration, made on first use) and one compiled node
-// per server tool called as a model's tool, carrying the server's pool
-// and timeout.
+// mcpRun is a run's MCP side: its servers' declarations (by name; each
+// call uses the run tree's session for its declaration, made on first
+// use) and one compiled node per server tool called as a model's tool,
+// carrying the server's pool and timeout.
 type mcpRun struct {
 	once    sync.Once
-	servers map[string]*mcp.Manager
+	servers map[string]mcpDecl
 	err     error
 
 	treeOnce sync.Once
 	tree     *mcpTree
 	own      bool // a top-level run: it stops the tree's servers when it ends
+	// sessions, when set, keeps the run's sessions across the steps a
+	// worker executes (useMCPSessions): the run neither makes nor stops
+	// them.
+	sessions *MCPSessions
 
 	mu    sync.Mutex
 	nodes map[string]*node
@@ -49,32 +53,63 @@ type mcpRun struct {
 // declares a server as its parent does uses the parent's session; a child
 // whose declaration differs gets its own. The top-level run stops them
 // all when it ends (docs/decisions.md, "MCP servers and subgraphs").
+//
+// A run executed step by step on a worker (StepOptions.MCP) has a tree
+// whose sessions are the worker's (sessions, for run): they outlive each
+// step's run value, so a server is not started again at every step.
 type mcpTree struct {
 	opts mcp.Options // the top-level run's: environment, transport, stderr events
+
+	// sessions, when set, holds the tree's sessions for run, across
+	// steps; byDecl and closed are then unused.
+	sessions *MCPSessions
+	run      string
 
 	mu     sync.Mutex
 	byDecl map[string]*mcp.Manager
 	closed bool
 }
 
-// manager returns the session manager of a declaration, made on first use.
-func (t *mcpTree) manager(s mcp.Server) (*mcp.Manager, error) {
+// mcpDecl is one resolved server declaration and its key in a tree.
+type mcpDecl struct {
+	srv mcp.Server
+	key string
+}
+
+// declKey is what tells a declaration from another in a tree:
+// everything that starts or reaches its server.
+func declKey(s mcp.Server) (string, error) {
 	key, err := json.Marshal(s)
 	if err != nil {
-		return nil, fmt.Errorf("mcp server %s: %w", s.Name, err)
+		return "", fmt.Errorf("mcp server %s: %w", s.Name, err)
 	}
+	return string(key), nil
+}
+
+// use returns the session manager of a declaration, made on first use,
+// and done, to call once the caller no longer uses it (a worker's idle
+// sessions are stopped, never one in use).
+func (t *mcpTree) use(d mcpDecl) (m *mcp.Manager, done func()) {
+	if t.sessions != nil {
+		return t.sessions.use(t.run, d, t.opts)
+	}
+	return t.manager(d), func() {}
+}
+
+// manager returns the session manager of a declaration, made on first use.
+func (t *mcpTree) manager(d mcpDecl) *mcp.Manager {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m := t.byDecl[string(key)]; m != nil {
-		return m, nil
+	if m := t.byDecl[d.key]; m != nil {
+		return m
 	}
-	m := mcp.NewManager([]mcp.Server{s}, t.opts)
+	m := mcp.NewManager([]mcp.Server{d.srv}, t.opts)
 	if t.closed {
 		// The run has ended: the manager refuses every call.
 		_ = m.Close()
 	}
-	t.byDecl[string(key)] = m
-	return m, nil
+	t.byDecl[d.key] = m
+	return m
 }
 
 // close stops every server of the tree; later calls fail.
@@ -153,19 +188,28 @@ func (r *run) mcpTreeOf() *mcpTree {
 		if environ == nil {
 			environ = os.Environ()
 		}
+		opts := mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient, Transport: r.opts.MCPTransport}
+		if ss := st.sessions; ss != nil {
+			// The worker's sessions: they outlive this step's run, so
+			// their stderr goes to the worker (redacted), not to r.
+			id, red := r.id, r.red
+			opts.Stderr = func(server, line string) { ss.stderr(id, server, red.str(line)) }
+			st.tree = &mcpTree{sessions: ss, run: r.id, opts: opts}
+			return
+		}
 		st.own = true
-		st.tree = &mcpTree{byDecl: map[string]*mcp.Manager{}, opts: mcp.Options{Environ: environ, HTTPClient: r.opts.HTTPClient,
-			Transport: r.opts.MCPTransport,
-			Stderr: func(server, line string) {
-				r.emit(Event{Event: EventMCPStderr, Node: server, Message: line})
-			}}}
+		opts.Stderr = func(server, line string) {
+			r.emit(Event{Event: EventMCPStderr, Node: server, Message: line})
+		}
+		st.tree = &mcpTree{byDecl: map[string]*mcp.Manager{}, opts: opts}
 	})
 	return st.tree
 }
 
 // mcpManager returns the manager of one of the run's declared servers,
-// the declarations resolved on first use.
-func (r *run) mcpManager(server string) (*mcp.Manager, error) {
+// the declarations resolved on first use, and done, to call when the
+// caller no longer uses it.
+func (r *run) mcpManager(server string) (m *mcp.Manager, done func(), err error) {
 	st := r.mcpState()
 	st.once.Do(func() {
 		var servers []mcp.Server
@@ -173,30 +217,30 @@ func (r *run) mcpManager(server string) (*mcp.Manager, error) {
 		if st.err != nil {
 			return
 		}
-		tree := r.mcpTreeOf()
-		st.servers = make(map[string]*mcp.Manager, len(servers))
+		st.servers = make(map[string]mcpDecl, len(servers))
 		for _, s := range servers {
-			m, err := tree.manager(s)
+			key, err := declKey(s)
 			if err != nil {
 				st.err = &nodes.Error{Kind: nodes.KindInput, Err: err}
 				return
 			}
-			st.servers[s.Name] = m
+			st.servers[s.Name] = mcpDecl{srv: s, key: key}
 		}
 	})
 	if st.err != nil {
-		return nil, st.err
+		return nil, nil, st.err
 	}
-	m := st.servers[server]
-	if m == nil {
+	d, ok := st.servers[server]
+	if !ok {
 		names := make([]string, 0, len(st.servers))
 		for n := range st.servers {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, &nodes.Error{Kind: nodes.KindInput, Err: &mcp.UnknownError{Server: server, Suggest: spec.Suggest(server, names)}}
+		return nil, nil, &nodes.Error{Kind: nodes.KindInput, Err: &mcp.UnknownError{Server: server, Suggest: spec.Suggest(server, names)}}
 	}
-	return m, nil
+	m, done = r.mcpTreeOf().use(d)
+	return m, done, nil
 }
 
 // NewMCPManager returns a manager of a workflow's MCP servers outside a
@@ -261,6 +305,13 @@ func mcpServers(w *spec.Workflow, env *exprEnv) ([]mcp.Server, error) {
 	return servers, nil
 }
 
+// useMCPSessions makes the run use the sessions s keeps for it (a run
+// executed step by step: OpenStep with StepOptions.MCP); nil leaves the
+// run its own.
+func (r *run) useMCPSessions(s *MCPSessions) {
+	r.mcpState().sessions = s
+}
+
 // mcpState returns the run's MCP state (made at most once per run).
 func (r *run) mcpState() *mcpRun {
 	r.mcpOnce.Do(func() { r.mcp = &mcpRun{nodes: map[string]*node{}, caps: map[string]*caps{}} })
@@ -310,10 +361,11 @@ var _ nodes.MCPHost = (*call)(nil)
 
 // MCPTool implements nodes.MCPHost.
 func (c *call) MCPTool(ctx context.Context, server, tool string) (*nodes.ToolSpec, error) {
-	m, err := c.r.mcpManager(server)
+	m, done, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	t, err := m.Tool(ctx, server, tool)
 	if err != nil {
 		return nil, mcpError(ctx, err)
@@ -323,10 +375,11 @@ func (c *call) MCPTool(ctx context.Context, server, tool string) (*nodes.ToolSpe
 
 // CallMCP implements nodes.MCPHost.
 func (c *call) CallMCP(ctx context.Context, server, tool string, args map[string]any) (*nodes.MCPResult, error) {
-	m, err := c.r.mcpManager(server)
+	m, done, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	res, err := m.Call(ctx, server, tool, args)
 	if err != nil {
 		return nil, mcpError(ctx, err)
@@ -366,10 +419,11 @@ func (c *call) mcpToolSpecs(ctx context.Context, server, tool string) ([]nodes.T
 		}
 		return []nodes.ToolSpec{*s}, nil
 	}
-	m, err := c.r.mcpManager(server)
+	m, done, err := c.r.mcpManager(server)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	list, err := m.Tools(ctx, server)
 	if err != nil {
 		return nil, mcpError(ctx, err)

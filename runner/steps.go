@@ -45,9 +45,6 @@ func Distributable(g *Graph) error {
 	if wf.Config.Budget != nil {
 		why = append(why, "config.budget (token budgets)")
 	}
-	if len(wf.MCP) > 0 {
-		why = append(why, "mcp servers")
-	}
 	for _, p := range wf.Pools {
 		switch {
 		case p.Budget != nil:
@@ -184,6 +181,10 @@ type StepOptions struct {
 	Concurrency int
 	// Options' HTTPClient is used when set.
 	Options Options
+	// MCP, when set, keeps the run's MCP sessions across its steps (a
+	// worker's); nil: the StepRun starts servers of its own, stopped by
+	// its Close.
+	MCP *MCPSessions
 }
 
 // StepRun is a run opened from the store at its last checkpoint, with the
@@ -228,6 +229,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	if err != nil {
 		return nil, err
 	}
+	r.useMCPSessions(so.MCP)
 	r.stepCalls = &stepCalls{}
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
@@ -323,6 +325,7 @@ func (s *StepRun) form(ctx context.Context) {
 func (s *StepRun) Close() {
 	s.r.journal.close()
 	s.r.closeHTTP()
+	s.r.closeMCP() // its own servers only (not StepOptions.MCP's)
 }
 
 // RunID is the run's id.

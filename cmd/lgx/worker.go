@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -146,6 +147,20 @@ func (a *app) runWorker(ctx context.Context, opts workerOptions) error {
 		}
 	}()
 	acts := &temporal.Activities{Store: st, HTTPClient: nodes.NewHTTPClient(version), Machine: m}
+	// MCP servers run next to the worker: their stderr lines (redacted)
+	// are the worker's, as a local run's are its events.
+	var errMu sync.Mutex
+	acts.MCP.Stderr = func(run, server, line string) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if server == "" {
+			fmt.Fprintf(a.ios.Err, "lgx worker: run %s: %s\n", run, line)
+			return
+		}
+		fmt.Fprintf(a.ios.Err, "lgx worker: run %s: mcp server %s: %s\n", run, server, line)
+	}
+	// After the worker stopped (deferred after w.Stop returns): every MCP
+	// server the worker started stops with it.
 	defer acts.Close()
 	w := temporal.NewWorker(c, acts, temporal.WorkerOptions{TaskQueue: opts.temporal.taskQueue, MaxActivities: opts.maxActivities})
 	if err := w.Start(); err != nil {

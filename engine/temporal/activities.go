@@ -31,6 +31,11 @@ type Activities struct {
 	// shared across runs and processes through their store); nil when it
 	// declares none.
 	Machine *runner.MachinePools
+	// MCP keeps the MCP sessions of the runs this worker executes, across
+	// their steps: a run's servers start on the worker's first call and
+	// stop when the run ends (or pauses), after MCP.Idle without a call
+	// here, or at Close. Set MCP.Stderr to see the servers' stderr.
+	MCP runner.MCPSessions
 
 	cache stepCache
 }
@@ -47,10 +52,16 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 			return nil, err
 		}
 	}
+	var p *runner.StepPlan
 	if in.Recorded {
-		return s.PlanRecorded(ctx)
+		p, err = s.PlanRecorded(ctx)
+	} else {
+		p, err = s.Plan(ctx)
 	}
-	return s.Plan(ctx)
+	if err == nil && p.Done {
+		a.MCP.End(in.RunID)
+	}
+	return p, err
 }
 
 // Cancel is lgx.cancel: the workflow was cancelled, or (TimedOut) the
@@ -61,10 +72,16 @@ func (a *Activities) Cancel(ctx context.Context, in PlanInput) (*runner.StepPlan
 		return nil, nonRetryable(err)
 	}
 	defer s.Close()
+	var p *runner.StepPlan
 	if in.TimedOut {
-		return s.TimeOut(ctx)
+		p, err = s.TimeOut(ctx)
+	} else {
+		p, err = s.Cancel(ctx)
 	}
-	return s.Cancel(ctx)
+	if err == nil && p.Done {
+		a.MCP.End(in.RunID)
+	}
+	return p, err
 }
 
 // Commit is lgx.commit.
@@ -75,7 +92,13 @@ func (a *Activities) Commit(ctx context.Context, in CommitInput) (*runner.StepRe
 	}
 	defer s.Close()
 	a.cache.drop(in.RunID, in.Step)
-	return s.CommitStep(ctx, in.Step)
+	res, err := s.CommitStep(ctx, in.Step)
+	if err == nil && res.Status != store.StatusRunning {
+		// Ended or paused: its servers stop here, as a local run's do;
+		// other workers' stop when idle.
+		a.MCP.End(in.RunID)
+	}
+	return res, err
 }
 
 // Invoke is lgx.invoke. The step's snapshot is opened once per worker
@@ -105,6 +128,9 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 		// dispatch of its step (which paused, or continued as new).
 		inv.Lookup = true
 		return s.InvokeToolCall(ctx, inv, in.Call-1)
+	}
+	if len(in.Items) > 0 {
+		return s.InvokeItems(ctx, inv, in.Items)
 	}
 	return s.Invoke(ctx, inv)
 }
@@ -152,7 +178,7 @@ func heartbeat(ctx context.Context) (stop func()) {
 }
 
 func (a *Activities) stepOptions(concurrency int) runner.StepOptions {
-	so := runner.StepOptions{Environ: a.Environ, Concurrency: concurrency}
+	so := runner.StepOptions{Environ: a.Environ, Concurrency: concurrency, MCP: &a.MCP}
 	so.Options.HTTPClient, so.Options.Machine = a.HTTPClient, a.Machine
 	return so
 }
@@ -315,10 +341,12 @@ func (c *stepCache) drop(run string, step int) {
 	closeAll(closed)
 }
 
-// Close closes every cached step; call it once the worker has stopped.
+// Close closes every cached step and stops every MCP server; call it
+// once the worker has stopped.
 func (a *Activities) Close() {
 	a.cache.mu.Lock()
 	closed := a.cache.evictWhere(func(int, cacheKey) bool { return true })
 	a.cache.mu.Unlock()
 	closeAll(closed)
+	a.MCP.Close()
 }
