@@ -50,6 +50,8 @@ func fillValue(t *testing.T, f reflect.Value, path string) {
 		switch {
 		case reflect.TypeFor[int]().Implements(f.Type()):
 			f.Set(reflect.ValueOf(1))
+		case reflect.TypeFor[error]() == f.Type():
+			f.Set(reflect.ValueOf(context.Canceled))
 		case reflect.TypeFor[context.Context]() == f.Type():
 			f.Set(reflect.ValueOf(context.TODO()))
 		case reflect.TypeFor[*call]().Implements(f.Type()):
@@ -154,5 +156,22 @@ func TestFitsAsIs(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestInvResultClear: a cleared result, whatever an earlier invocation
+// left in it, is a zero result that keeps its writes buffer (wbuf aside),
+// and fails when invResult gains a field clear does not handle.
+func TestInvResultClear(t *testing.T) {
+	var ir invResult
+	fillNonZero(t, reflect.ValueOf(&ir).Elem(), "invResult")
+	buf := ir.writes
+	ir.clear()
+	want := invResult{writes: buf[:0], wbuf: ir.wbuf}
+	if !reflect.DeepEqual(ir, want) {
+		t.Fatalf("cleared: %+v\nwant %+v", ir, want)
+	}
+	if cap(ir.writes) != cap(buf) {
+		t.Fatalf("the writes buffer was dropped")
 	}
 }

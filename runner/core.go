@@ -36,7 +36,6 @@ type core struct {
 	changedAt []int // step in which a key last changed
 	writers   []int // writes to each replace key in step wstamp
 	wstamp    []int
-	mark      []int // step stamp of nodes triggered for the next step
 	next      []int // the nodes of the next step, in file order once sorted
 	changed   []int // keys the last commit changed (the checkpoint's delta)
 	eenv      exprEnv
@@ -63,12 +62,8 @@ func (c *core) init(g *Graph) {
 	c.changedAt = make([]int, nk)
 	c.writers = make([]int, nk)
 	c.wstamp = make([]int, nk)
-	c.mark = make([]int, len(g.nodes))
 	for i := range c.ownedAt {
 		c.ownedAt[i], c.changedAt[i], c.wstamp[i] = -1, -1, -1
-	}
-	for i := range c.mark {
-		c.mark[i] = -1
 	}
 }
 
@@ -93,6 +88,7 @@ func (c *core) begin(ctx context.Context) error {
 			return &NodeError{Step: 0, Node: spec.Start, Index: -1, Kind: exprKind(err), Err: err}
 		}
 	}
+	c.next = dedupe(c.next, len(g.nodes))
 	c.changed = c.changed[:0]
 	for i := range g.keys {
 		c.changed = append(c.changed, i)
@@ -108,7 +104,9 @@ func (c *core) plan(cur []int) ([]int, error) {
 		return cur, &RecursionError{Limit: c.g.recursionLimit, Nodes: c.nodeNames(c.next)}
 	}
 	cur, c.next = c.next, cur[:0]
-	slices.Sort(cur)
+	if len(cur) > 1 { // a chain's steps have one node: no sort call
+		slices.Sort(cur)
+	}
 	c.step++
 	c.runInfo.Step = c.step
 	return cur, nil
@@ -184,7 +182,10 @@ func (c *core) commit(ctx context.Context, runs []*nodeRun) error {
 			}
 		}
 	}
-	slices.Sort(c.next)
+	if len(c.next) > 1 {
+		slices.Sort(c.next)
+		c.next = slices.Compact(c.next) // a node triggered by several edges
+	}
 	return nil
 }
 
@@ -205,13 +206,38 @@ func (c *core) edgeEnv(ctx context.Context) *exprEnv {
 	return e
 }
 
+// trigger adds the nodes to to the next step; a node triggered twice is
+// listed once by commit (or begin). A per-node stamp did that before, at
+// a word per node per run: S1's largest allocation after the run itself.
 func (c *core) trigger(to []int) {
-	for _, t := range to {
-		if c.mark[t] != c.step {
-			c.mark[t] = c.step
-			c.next = append(c.next, t)
+	c.next = append(c.next, to...)
+}
+
+// dedupe removes repeated nodes from next, keeping the first of each (the
+// order START triggered them in, which the first checkpoint names), in
+// time linear in next.
+func dedupe(next []int, nodes int) []int {
+	if len(next) < 2 {
+		return next
+	}
+	out := next[:1]
+	if len(next) <= 16 {
+		for _, t := range next[1:] {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	seen := make([]bool, nodes)
+	seen[next[0]] = true
+	for _, t := range next[1:] {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
 		}
 	}
+	return out
 }
 
 // fire evaluates edges leaving one node (or START, or a join).

@@ -317,9 +317,12 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	}
 	// Providers: resolved once; their API keys count as secrets.
 	r.providers = make(map[string]*nodes.Provider, len(g.providers))
-	penv := &exprEnv{Env: r.env, Secrets: r.secrets}
+	var penv *exprEnv // built for the first provider: a run without any allocates none
 	for name, p := range g.providers {
 		rp := &nodes.Provider{Name: name, Kind: p.kind}
+		if penv == nil {
+			penv = &exprEnv{Env: r.env, Secrets: r.secrets}
+		}
 		var err error
 		if rp.Model, err = evalString(p.model, penv); err == nil {
 			if rp.BaseURL, err = evalString(p.baseURL, penv); err == nil {
@@ -372,22 +375,16 @@ func newRun(g *Graph, opts Options) (*run, error) {
 		r.lim = r.lim.child(g.wf.Pools)
 	}
 	r.lim.setBudgets(g.wf)
-	r.caps = make([]*caps, len(g.nodes))
-	own := 0
-	for _, n := range g.nodes {
-		if n.spec.Concurrency > 0 || len(n.poolNames) > 0 {
-			own++
-		}
-	}
-	owned := make([]caps, 0, own) // one allocation for the nodes with caps of their own
-	for i, n := range g.nodes {
-		if n.spec.Concurrency > 0 || len(n.poolNames) > 0 {
-			owned = append(owned, r.nodeCaps(n))
-			r.caps[i] = &owned[len(owned)-1]
-		} else if n.caps.none {
-			r.caps[i] = &g.noCaps[1]
-		} else {
-			r.caps[i] = &g.noCaps[0]
+	r.caps = g.caps // read-only; copied when some node needs caps of its own
+	if g.ownCaps > 0 {
+		r.caps = make([]*caps, len(g.nodes))
+		copy(r.caps, g.caps)
+		owned := make([]caps, 0, g.ownCaps) // one allocation for the nodes with caps of their own
+		for i, n := range g.nodes {
+			if n.ownCaps() {
+				owned = append(owned, r.nodeCaps(n))
+				r.caps[i] = &owned[len(owned)-1]
+			}
 		}
 	}
 	r.tcaps = make(map[string]*caps, len(g.tools))
@@ -580,7 +577,7 @@ func resize(res []invResult, n int) []invResult {
 	}
 	res = res[:n]
 	for i := range res {
-		res[i] = invResult{writes: res[i].writes[:0]}
+		res[i].clear()
 	}
 	return res
 }
@@ -635,7 +632,7 @@ func (r *run) prepare(ctx context.Context, ni int) (*nodeRun, error) {
 		nr.items = items
 		nr.res = resize(nr.res, len(items))
 	} else {
-		nr.one[0] = invResult{}
+		nr.one[0].clear()
 		nr.res = nr.one[:]
 	}
 	if r.recorded != nil {
