@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -30,6 +32,8 @@ type MCPSessions struct {
 	mu     sync.Mutex
 	runs   map[string]*runSessions
 	closed bool
+
+	stopping sync.WaitGroup // sessions being stopped in the background (End)
 }
 
 // DefaultMCPIdle is MCPSessions.Idle when unset: as long as a worker keeps
@@ -96,12 +100,15 @@ func (s *MCPSessions) expire(run string, e *runSessions, gen int) {
 	}
 	delete(s.runs, run)
 	s.mu.Unlock()
-	s.closeTree(run, e.tree)
+	s.closeTree(e.tree)
 }
 
 // End stops run's servers on this process: the run has ended (completed,
 // failed, cancelled or paused at an interrupt, as a local run stops its
-// servers then). A call still in flight fails.
+// servers then). A call still in flight fails. The servers stop in the
+// background: a stdio server that ignores its closed stdin takes seconds
+// to be terminated, which the run's last step need not wait for (Close
+// waits for them).
 func (s *MCPSessions) End(run string) {
 	s.mu.Lock()
 	e := s.runs[run]
@@ -109,26 +116,35 @@ func (s *MCPSessions) End(run string) {
 	if e != nil && e.timer != nil {
 		e.timer.Stop()
 	}
+	if e != nil {
+		s.stopping.Add(1)
+	}
 	s.mu.Unlock()
 	if e != nil {
-		s.closeTree(run, e.tree)
+		go func() {
+			defer s.stopping.Done()
+			s.closeTree(e.tree)
+		}()
 	}
 }
 
-// Close stops every run's servers; later calls are refused. Call it once
-// the process no longer executes steps.
+// Close stops every run's servers, and waits for those End stops; later
+// calls are refused. Call it once the process no longer executes steps.
 func (s *MCPSessions) Close() {
 	s.mu.Lock()
 	s.closed = true
 	runs := s.runs
 	s.runs = nil
 	s.mu.Unlock()
-	for run, e := range runs {
+	var wg sync.WaitGroup
+	for _, e := range runs {
 		if e.timer != nil {
 			e.timer.Stop()
 		}
-		s.closeTree(run, e.tree)
+		wg.Go(func() { s.closeTree(e.tree) }) // each may take seconds
 	}
+	wg.Wait()
+	s.stopping.Wait()
 }
 
 // Active returns how many runs have sessions open on this process.
@@ -138,8 +154,10 @@ func (s *MCPSessions) Active() int {
 	return len(s.runs)
 }
 
-func (s *MCPSessions) closeTree(run string, t *mcpTree) {
-	if err := t.close(); err != nil && t.opts.Stderr != nil {
+func (s *MCPSessions) closeTree(t *mcpTree) {
+	err := t.close()
+	// A server that exited before it was stopped has nothing to report.
+	if err != nil && !errors.Is(err, os.ErrProcessDone) && t.opts.Stderr != nil {
 		t.opts.Stderr("", err.Error()) // redacted as the servers' lines are
 	}
 }

@@ -215,7 +215,23 @@ func TestMCPSessionsIdleAndClose(t *testing.T) {
 	}
 	_, done = s.use("R2", d, opts)
 	done()
+	// End stops a run's sessions (in the background; Close waits for it).
+	ended, done := s.use("R4", d, opts)
+	if err := call(ended); err != nil {
+		t.Fatal(err)
+	}
+	s.End("R4")
+	s.mu.Lock()
+	_, kept := s.runs["R4"]
+	s.mu.Unlock()
+	if kept {
+		t.Error("an ended run's sessions are kept")
+	}
+	done()
 	s.Close()
+	if err := call(ended); err == nil || !strings.Contains(err.Error(), "the run has ended") {
+		t.Errorf("a call on an ended run's session: %v, want it refused", err)
+	}
 	if s.Active() != 0 {
 		t.Errorf("%d runs with sessions after Close", s.Active())
 	}
