@@ -60,6 +60,7 @@ var recordedHistories = []recordedHistory{
 	{"keyed_pool", "a for_each of 6 fetches over 2 hosts under a keyed pool (per_key concurrency 1, total 3): items of a free host pass a busy one", recordKeyed, store.StatusCompleted},
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
+	{"chunked_items", "a for_each of 100 fetches under a node cap of 10 (version 1 of chunked-items): its items go in chunks of up to 10, an activity each", recordChunks, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 }
 
@@ -457,6 +458,14 @@ func recordHello(ctx context.Context, t *testing.T, h *recorder, runID string) s
 func recordPoolCap(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	urls := h.urls("/doc/0", "/doc/1", "/doc/2", "/doc/3", "/doc/4")
 	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 2, 100), map[string]any{"urls": urls}, 3))
+}
+
+func recordChunks(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	var paths []string
+	for i := range 100 {
+		paths = append(paths, fmt.Sprintf("/doc/%d", i))
+	}
+	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 10), map[string]any{"urls": h.urls(paths...)}, 0))
 }
 
 func recordToolCalls(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

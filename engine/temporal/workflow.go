@@ -53,6 +53,9 @@ const (
 	// pureLocalChange is the workflow.GetVersion id of running pure
 	// invocations as local activities.
 	pureLocalChange = "pure-nodes-local"
+	// chunkedItemsChange is the workflow.GetVersion id of sending a large
+	// for_each's items to workers in chunks (see chunkable).
+	chunkedItemsChange = "chunked-items"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -133,6 +136,9 @@ type InvokeInput struct {
 	// Call, when > 0, names tool call Call-1 of the tools invocation
 	// (runner.StepRun.InvokeToolCall), not the invocation itself.
 	Call int `json:",omitempty"`
+	// Items, when set, is a chunk of the node's items (indexes) to run at
+	// once (runner.StepRun.InvokeItems); Index is the first.
+	Items []int `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -287,6 +293,10 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// own beyond a marker. Executions recorded before it replay as they
 	// ran (docs/decisions.md, "Changing the workflow").
 	pureLocal := workflow.GetVersion(ctx, pureLocalChange, workflow.DefaultVersion, 1) >= 1
+	// Version 1 of chunked-items sends the items of a large for_each in
+	// chunks, an activity each.
+	chunked := workflow.GetVersion(ctx, chunkedItemsChange, workflow.DefaultVersion, 1) >= 1
+	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, limit: limit}
 	dl := &deadline{}
 	if in.Deadline > 0 {
 		dl.at = time.Unix(0, in.Deadline)
@@ -302,7 +312,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
 		dctx := dl.arm(ctx, p.Timeout)
-		more, err := dispatch(workflow.WithActivityOptions(dctx, activityOptions()), in, &p, rd, f.limiters(&p), pureLocal, limit)
+		more, err := dispatch(workflow.WithActivityOptions(dctx, activityOptions()), in, &p, rd, f.limiters(&p), opts)
 		if dl.passed {
 			return endRun(ctx, in, true)
 		}
@@ -619,7 +629,42 @@ func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 //
 // When the history reaches limit, it dispatches no more and returns more
 // = true once the dispatched ones ended: the caller continues as new.
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, pureLocal bool, limit int) (more bool, err error) {
+// dispatchOptions are the workflow's versioned choices and its history
+// limit.
+type dispatchOptions struct {
+	pureLocal bool // pure invocations run as local activities
+	chunked   bool // a large for_each's items go in chunks
+	limit     int  // the history length past which to continue as new
+}
+
+// chunkMin is the fewest items a for_each must have for its items to be
+// sent in chunks, and maxChunk the most items one activity runs. A chunk
+// takes a slot of every cap per item for as long as its slowest item
+// runs: slots idle at the tail of a chunk, which only pays at scale,
+// where a history event per item (and an activity round trip each) is
+// what bounds a run.
+const (
+	chunkMin = 64
+	maxChunk = 32
+)
+
+// chunkable reports whether node p's items may go in chunks: many items,
+// no key (each item's key takes its own caps) and no rate-limited pool
+// (tokens are taken per item, as each is dispatched).
+func chunkable(c *caps, p *runner.PlannedNode) bool {
+	if p.Items < chunkMin || p.KeyPool != "" || p.Calls {
+		return false
+	}
+	for _, name := range p.Pools {
+		if c.pools[name].Rate > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, o dispatchOptions) (more bool, err error) {
+	pureLocal, limit := o.pureLocal, o.limit
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
@@ -687,7 +732,24 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			}
 			c.take(pn, ni, k, 1)
 			outstanding++
+			chunk := []int{k}
+			if o.chunked && len(rd.answers) == 0 && chunkable(c, pn) {
+				// More items while their caps are free, in item order.
+				for len(chunk) < maxChunk && len(pending) > 0 && c.free(pn, ni, pending[0]) {
+					c.take(pn, ni, pending[0], 1)
+					chunk = append(chunk, pending[0])
+					pending = pending[1:]
+				}
+			}
 			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed}
+			if len(chunk) > 1 {
+				ii.Items = chunk
+				// Planned with the step's records (a continued or
+				// reopened execution), a pending item has none: only a
+				// retried activity need look its items up, which reads
+				// every record of the run.
+				ii.Lookup = ii.Lookup && !rd.recorded
+			}
 			if len(rd.answers) > 0 {
 				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
 			}
@@ -706,7 +768,9 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			workflow.Go(ctx, func(gctx workflow.Context) {
 				var r runner.InvokeResult
 				err := f.Get(gctx, &r)
-				c.take(pn, ni, k, -1)
+				for _, k := range chunk {
+					c.take(pn, ni, k, -1)
+				}
 				outstanding--
 				var ce *sdktemporal.CanceledError
 				switch {
