@@ -108,7 +108,7 @@ edges:
 		c.setInv()
 
 		want := call{r: r, n: n, caps: r.caps[n.idx], step: r.step, index: index, buf: buf, ac: &ac, top: true}
-		want.env = exprEnv{State: r.state, Item: "item", Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
+		want.env = exprEnv{State: r.state, vals: r.vals, Item: "item", Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
 		want.inv = nodes.Invocation{RunID: r.id, Workflow: g.wf.Name, Node: n.name, Step: r.step, Index: index,
 			Prepared: n.prep, ResultFields: n.resultFields, MaxValueBytes: g.wf.Config.MaxValueBytes, Host: &c, Tools: (*toolSource)(&c)}
 		// Per evaluation, reset by progVal.eval before any use.

@@ -311,7 +311,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	if !ok {
 		return nil, g.errorf(n.TypePos, "node %s: unknown type %q", n.Name, n.Type)
 	}
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As, cache: g.progs}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, loopVar: n.As, cache: g.progs, keys: g.keyIdx}
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	capab := nodes.CapabilitiesOf(typ)
 	cn.pure = capab.Pure
@@ -490,7 +490,7 @@ func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
 		return nil
 	}
 	ce := &condEdge{}
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs, keys: g.keyIdx}
 	for _, cs := range e.When {
 		if cs.IfTree == nil {
 			return g.errorf(cs.Pos, "when case without if")
@@ -567,7 +567,7 @@ func (g *Graph) compileEdges() error {
 }
 
 func (g *Graph) compileProvider(p *spec.Provider) (*provider, error) {
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs, keys: g.keyIdx}
 	cp := &provider{name: p.Name, kind: p.Kind, pool: p.Pool.Value}
 	var err error
 	if cp.model, err = c.str(p.Model, p.Pos); err != nil {
@@ -599,7 +599,7 @@ func (g *Graph) compileTool(t *spec.Tool) (*tool, error) {
 	cn.fallbacks = g.fallbackChain(cn) // an llm_call tool falls back like a node
 	ct.node = cn
 	if t.OutputTree != nil {
-		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs}
+		c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs, keys: g.keyIdx}
 		if ct.output, err = c.value(t.OutputTree); err != nil {
 			return nil, fmt.Errorf("tool %s: output: %w", t.Name, err)
 		}

@@ -28,7 +28,11 @@ import (
 type core struct {
 	g *Graph
 
-	state     map[string]any
+	state map[string]any
+	// vals mirrors state by key index (nil until the state is built):
+	// the fast path reads it instead of hashing a key. Whatever sets state
+	// calls syncVals; apply, the only writer after that, writes both.
+	vals      []any
 	step      int
 	joinDone  [][]bool
 	joinLeft  []int // per join, sources not done since it last fired: a wide join is O(1) per source, not O(sources)
@@ -118,7 +122,7 @@ func (c *core) items(ctx context.Context, n *node) ([]any, error) {
 	if n.each == nil {
 		return nil, nil
 	}
-	env := &exprEnv{State: c.state, Env: c.env, Secrets: c.secrets, Run: c.runInfo, ctx: ctx}
+	env := &exprEnv{State: c.state, vals: c.vals, Env: c.env, Secrets: c.secrets, Run: c.runInfo, ctx: ctx}
 	v, err := n.each.eval(env)
 	if err != nil {
 		return nil, &NodeError{Step: c.step, Node: n.name, Index: -1, Kind: exprKind(err), Err: fmt.Errorf("for_each: %w", err)}
@@ -199,7 +203,7 @@ func (c *core) commit(ctx context.Context, runs []*nodeRun) error {
 // the state and must go; the budget is reset by each evaluation.
 func (c *core) edgeEnv(ctx context.Context) *exprEnv {
 	e := &c.eenv
-	e.State, e.Env, e.Secrets, e.Run, e.ctx = c.state, c.env, c.secrets, c.runInfo, ctx
+	e.State, e.vals, e.Env, e.Secrets, e.Run, e.ctx = c.state, c.vals, c.env, c.secrets, c.runInfo, ctx
 	if e.stateCopy != nil {
 		e.stateCopy = nil
 	}
@@ -334,7 +338,16 @@ func (c *core) initState(inputs map[string]any) error {
 	if len(missing) > 0 {
 		return &InputError{Msg: fmt.Sprintf("missing required input(s): %s (pass -i %s=VALUE)", strings.Join(missing, ", "), missing[0])}
 	}
+	c.syncVals()
 	return nil
+}
+
+// syncVals rebuilds vals from state, once state was built.
+func (c *core) syncVals() {
+	c.vals = make([]any, len(c.g.keys))
+	for i, k := range c.g.keys {
+		c.vals[i] = c.state[k.name]
+	}
 }
 
 // apply merges the step's writes into the state through the reducers, in
@@ -390,6 +403,9 @@ func (c *core) apply(runs []*nodeRun) error {
 					}
 				}
 				c.state[k.name] = nv
+				if c.vals != nil {
+					c.vals[k.idx] = nv
+				}
 				if !k.replace && w.val != nil {
 					c.ownedAt[k.idx] = c.step
 				}

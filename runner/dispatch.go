@@ -34,7 +34,8 @@ type localDispatcher struct {
 func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 	if len(runs) == 1 && runs[0].items == nil {
 		if !runs[0].res[0].reused {
-			d.r.invokeOn(ctx, d.inlineCall(), &d.loopAC, runs[0].n, -1, nil, &runs[0].res[0])
+			n := runs[0].n
+			d.r.invokeOn(ctx, d.inlineCall(), &d.loopAC, n, -1, nil, &runs[0].res[0], n.instant && d.r.opts.limits == nil)
 		}
 		return
 	}
@@ -87,7 +88,7 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			if nr.items != nil {
 				item = nr.items[i]
 			}
-			d.r.invokeOn(sctx, d.inlineCall(), &d.loopAC, nr.n, itemIndex(nr, i), item, &nr.res[i])
+			d.r.invokeOn(sctx, d.inlineCall(), &d.loopAC, nr.n, itemIndex(nr, i), item, &nr.res[i], false)
 			if nr.res[i].failed() {
 				cancel()
 			}
@@ -132,7 +133,7 @@ func (d *localDispatcher) work() {
 	c := callPool.Get().(*call) // this worker's, reused by its invocations
 	defer callPool.Put(c)
 	for t := range d.tasks {
-		d.r.invokeOn(t.ctx, c, &ac, t.n, t.index, t.item, t.res)
+		d.r.invokeOn(t.ctx, c, &ac, t.n, t.index, t.item, t.res, false)
 		if t.res.failed() {
 			t.cancel()
 		}

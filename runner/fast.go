@@ -14,7 +14,11 @@ type fastFn func(env *exprEnv) (v any, ok bool)
 
 // compileFast returns a fastFn for the (patched, optimised) AST of an
 // expression, or nil when the expression is outside the fast subset.
-func compileFast(n ast.Node) fastFn {
+//
+// keys are the graph's state keys by name (nil: none known): `state.KEY`
+// of a declared key then reads the state's slot (exprEnv.vals) when the
+// environment has one, not the map.
+func compileFast(n ast.Node, keys map[string]int) fastFn {
 	switch x := n.(type) {
 	case *ast.IntegerNode:
 		v := any(x.Value)
@@ -48,6 +52,14 @@ func compileFast(n ast.Node) fastFn {
 		key := prop.Value
 		switch id.Value {
 		case "state":
+			if idx, ok := keys[key]; ok {
+				return func(e *exprEnv) (any, bool) {
+					if e.vals != nil {
+						return e.vals[idx], true
+					}
+					return e.State[key], true
+				}
+			}
 			return func(e *exprEnv) (any, bool) { return e.State[key], true }
 		case "result", "item", "args":
 			var get func(e *exprEnv) any
@@ -68,7 +80,7 @@ func compileFast(n ast.Node) fastFn {
 			}
 		}
 	case *ast.ConditionalNode:
-		c, a, b := compileFast(x.Cond), compileFast(x.Exp1), compileFast(x.Exp2)
+		c, a, b := compileFast(x.Cond, keys), compileFast(x.Exp1, keys), compileFast(x.Exp2, keys)
 		if c == nil || a == nil || b == nil {
 			return nil
 		}
@@ -92,17 +104,17 @@ func compileFast(n ast.Node) fastFn {
 		if !ok || id.Value != addFn || len(x.Arguments) != 3 {
 			return nil
 		}
-		return fastBinary("+", x.Arguments[1], x.Arguments[2])
+		return fastBinary("+", x.Arguments[1], x.Arguments[2], keys)
 	case *ast.BinaryNode:
-		return fastBinary(x.Operator, x.Left, x.Right)
+		return fastBinary(x.Operator, x.Left, x.Right, keys)
 	}
 	return nil
 }
 
 // fastBinary compiles `left op right` when both sides are in the fast
 // subset.
-func fastBinary(op string, left, right ast.Node) fastFn {
-	l, r := compileFast(left), compileFast(right)
+func fastBinary(op string, left, right ast.Node, keys map[string]int) fastFn {
+	l, r := compileFast(left, keys), compileFast(right, keys)
 	if l == nil || r == nil {
 		return nil
 	}

@@ -61,6 +61,12 @@ type call struct {
 	// turn is the invocation's place among its for_each's items, passed
 	// once it holds its caps or ends (see turnstile).
 	turn turn
+	// alone: the invocation is the only one of its step, of an instant
+	// type (no tool calls, no children), in a top-level run (whose limits
+	// no parent's invocations share). Nothing else can then take a slot
+	// of the run's global cap while it runs, so it takes none (the only
+	// caps skipped: a node cap or a pool is taken as always).
+	alone bool
 }
 
 // callPool recycles calls: a node type must not keep its Host after Run
@@ -72,7 +78,7 @@ var callPool = sync.Pool{New: func() any { return new(call) }}
 // evaluated and type-checked, the outcome recorded and reported.
 func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, item any, res *invResult) {
 	c := callPool.Get().(*call)
-	r.invokeOn(ctx, c, ac, n, index, item, res)
+	r.invokeOn(ctx, c, ac, n, index, item, res, false)
 	callPool.Put(c)
 }
 
@@ -107,7 +113,7 @@ func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
 	if c.held != nil {
 		c.held = nil
 	}
-	c.acquired, c.attempt = false, 0
+	c.acquired, c.attempt, c.alone = false, 0, false
 	if c.turn.ts != nil || c.turn.ord != 0 {
 		c.turn = turn{}
 	}
@@ -119,7 +125,7 @@ func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
 // Error and Args are cleared when a previous invocation set them.
 func (c *call) setEnv(ctx context.Context, r *run, n *node, item any, index int) {
 	e := &c.env
-	e.State, e.Item, e.Index, e.Env, e.Secrets, e.Run, e.ctx, e.timeout = r.state, item, max(index, 0), r.env, r.secrets, r.runInfo, ctx, n.timeout
+	e.State, e.vals, e.Item, e.Index, e.Env, e.Secrets, e.Run, e.ctx, e.timeout = r.state, r.vals, item, max(index, 0), r.env, r.secrets, r.runInfo, ctx, n.timeout
 	if e.Result != nil {
 		e.Result = nil
 	}
@@ -171,7 +177,7 @@ func (ir *invResult) clear() {
 
 // invokeOn is invoke on a call the caller owns (a dispatcher's goroutine
 // reuses one, without the pool's cost); c is free again once it returns.
-func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, index int, item any, res *invResult) {
+func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, index int, item any, res *invResult, alone bool) {
 	defer func() {
 		c.releaseHeld() // after node_end: see call.held
 		c.passTurn()
@@ -181,6 +187,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 		buf = res.wbuf[:0]
 	}
 	c.reset(r, n, index, buf, ac)
+	c.alone = alone
 	if res.turn.ts != nil {
 		c.turn, res.turn = res.turn, turn{}
 		c.turn.wait(ctx)
@@ -375,8 +382,14 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if err := ctx.Err(); err != nil {
 			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 		}
-		if err := r.lim.acquire(ctx, cp, onWait, attempt == 1 && r.opts.tokensGiven); err != nil {
-			return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
+		// A call alone in its run takes only its global slot, which nothing
+		// else can hold meanwhile (see call.alone): taking and giving it
+		// back would change nothing, at two locked operations per node.
+		took := !(cp.node == nil && len(cp.pools) == 0 && isAlone(inv))
+		if took {
+			if err := r.lim.acquire(ctx, cp, onWait, attempt == 1 && r.opts.tokensGiven); err != nil {
+				return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
+			}
 		}
 		if c, _ := inv.Host.(*call); c != nil && c.top && !c.acquired {
 			c.onAcquired(cp)
@@ -396,9 +409,11 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if !began.IsZero() {
 			c.onAttemptEnd(began, err)
 		}
-		if c != nil && c.top && (err == nil || asInterrupt(err) != nil || ctx.Err() != nil || attempt >= n.retry.attempts || !n.retry.retryable(err)) {
+		switch {
+		case !took:
+		case c != nil && c.top && (err == nil || asInterrupt(err) != nil || ctx.Err() != nil || attempt >= n.retry.attempts || !n.retry.retryable(err)):
 			c.held = cp // the last attempt: see call.held
-		} else {
+		default:
 			r.lim.release(cp)
 		}
 		if err == nil {
@@ -434,6 +449,12 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 			return nil, attempt, &nodes.Error{Kind: nodes.KindCancelled, Err: ctx.Err()}
 		}
 	}
+}
+
+// isAlone reports whether inv is a call marked alone.
+func isAlone(inv *nodes.Invocation) bool {
+	c, _ := inv.Host.(*call)
+	return c != nil && c.alone
 }
 
 // attemptOnce runs one attempt in a context that ends after the node's
@@ -567,10 +588,11 @@ func (c *call) passTurn() {
 // shows the items of a for_each acquiring in index order too.
 func (c *call) onAcquired(cp *caps) {
 	c.acquired = true
-	defer c.passTurn()
 	if c.r.sink == nil || cp.none {
+		c.passTurn()
 		return
 	}
+	defer c.passTurn()
 	now := time.Now()
 	ev := Event{Event: EventAcquired, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now,
 		DurationMS: now.Sub(c.started).Milliseconds()}

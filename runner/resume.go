@@ -304,6 +304,7 @@ func (r *run) replay(cps []*store.Checkpoint) error {
 			r.state[name] = fitted
 		}
 	}
+	r.syncVals()
 	last := cps[len(cps)-1]
 	r.step = last.Step
 	r.runInfo.Step = r.step

@@ -45,6 +45,11 @@ type exprEnv struct {
 	// (not `state.key`): it then sees a copy, so that the live state map
 	// never leaks into a written value.
 	stateCopy map[string]any
+	// vals, when set, holds State's values by key index (core.vals): the
+	// fast path reads `state.KEY` there without hashing the key. Set only
+	// where State is the run's live state map, which only core.apply
+	// changes, keeping both in step.
+	vals []any
 }
 
 // cval is a compiled value of `with` or `output`: a literal, an expression,
@@ -192,6 +197,9 @@ type compiler struct {
 	result *resultUse
 	// limit is config.max_value_bytes (0 = the default).
 	limit int64
+	// keys are the graph's state keys by name, for the fast path's slot
+	// reads (nil: read the state map).
+	keys map[string]int
 	// cache holds the expressions compiled so far by source and loop
 	// variable (nil = none): Compile compiles each distinct expression of
 	// a workflow once (`${{ result }}` is in most nodes).
@@ -278,7 +286,7 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 		}
 		cp = &compiled{prog: prog, use: *use}
 		if use.total <= use.member {
-			cp.fast = compileFast(prog.Node())
+			cp.fast = compileFast(prog.Node(), c.keys)
 		}
 		if c.cache != nil {
 			c.cache[key] = cp
