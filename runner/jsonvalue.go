@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lgx-run/lgx/spec"
 )
 
 // Every written value is JSON (SPEC §9.6): state is recorded as JSON, so a
@@ -87,6 +89,11 @@ func jsonWalk(v any, depth int) (any, bool, *jsonProblem) {
 		return out, true, p
 	case map[string]any:
 		return jsonObject(x, depth)
+	case spec.ExprRun:
+		// `run` is a struct in the expression environment so that the
+		// checker knows its fields; written out, it is the object the SPEC
+		// names (§3.1: run is {id, step, workflow}).
+		return map[string]any{"id": x.ID, "step": x.Step, "workflow": x.Workflow}, true, nil
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -36,6 +37,8 @@ func TestJSONValue(t *testing.T) {
 		{"typed slices", []string{"a"}, []any{"a"}, ""},
 		{"float32 infinity", float32(math.Inf(1)), nil, "+Inf"},
 		{"a Go struct", struct{ A int }{1}, nil, "a value of Go type struct"},
+		{"the run variable is an object", []any{spec.ExprRun{ID: "r1", Step: 2, Workflow: "w"}},
+			[]any{map[string]any{"id": "r1", "step": 2, "workflow": "w"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
