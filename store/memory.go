@@ -34,6 +34,8 @@ type memRun struct {
 	// inPlace lists the keys whose value in last was built by extending
 	// their value in base in its own buffer (see WriteCheckpoint).
 	inPlace []string
+	// budgets is the run's BudgetLedger: rows by budget, then id.
+	budgets map[string]map[string]BudgetRow
 }
 
 type memInv struct {

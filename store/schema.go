@@ -180,6 +180,24 @@ CREATE TABLE checkpoint_batches (
 );
 CREATE INDEX checkpoint_batches_run ON checkpoint_batches (run_id, id);
 `,
+	// 7 (SPEC §9.9, issue #14): the budgets of runs whose calls run in
+	// several processes (BudgetLedger). One row per run and budget holds
+	// the settled usage (id ''), one per reservation in flight its
+	// estimate and its holder's lease. They go with their run.
+	`
+CREATE TABLE budget_ledger (
+	run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	budget  TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	tokens  INTEGER NOT NULL,
+	usd     REAL NOT NULL,
+	owner   TEXT NOT NULL DEFAULT '',
+	pid     INTEGER NOT NULL DEFAULT 0,
+	host    TEXT NOT NULL DEFAULT '',
+	expires INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_id, budget, id)
+) WITHOUT ROWID;
+`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

@@ -95,6 +95,24 @@ CREATE TABLE machine_buckets (
 	at     bigint NOT NULL
 );
 `,
+	// 3 (SPEC §9.9, SQLite schema version 7): the budgets of runs whose
+	// calls run on several workers (store.BudgetLedger): per run and
+	// budget one row of settled usage (id '') and one per reservation in
+	// flight, with its holder's lease.
+	`
+CREATE TABLE budget_ledger (
+	run_id  text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	budget  text NOT NULL,
+	id      text NOT NULL,
+	tokens  bigint NOT NULL,
+	usd     double precision NOT NULL,
+	owner   text NOT NULL DEFAULT '',
+	pid     bigint NOT NULL DEFAULT 0,
+	host    text NOT NULL DEFAULT '',
+	expires bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_id, budget, id)
+);
+`,
 }
 
 // migrateLock is the advisory lock key that serializes migrations of one
