@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
@@ -135,12 +136,14 @@ type streamSink struct {
 	mode string
 	mu   sync.Mutex
 	enc  *json.Encoder
+	w    io.Writer
+	buf  bytes.Buffer // one events line, under mu
 }
 
 func newStreamSink(w io.Writer, mode string) *streamSink {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	return &streamSink{mode: mode, enc: enc}
+	return &streamSink{mode: mode, enc: enc, w: w}
 }
 
 // updateLine is one `--stream updates` line: what one invocation wrote.
@@ -189,7 +192,36 @@ func (s *streamSink) Emit(e runner.Event) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.mode == "events" {
+		s.writeEvent(line, e.TS)
+		return
+	}
 	_ = s.enc.Encode(line)
+}
+
+// tsLayout is RFC 3339 with all nine digits of nanoseconds. encoding/json
+// writes a time as RFC3339Nano, which drops trailing zeros (".7640385Z"):
+// a consumer matching "RFC 3339 with nanoseconds" (SPEC §8) by pattern,
+// or sorting the lines as text, needs a fixed width.
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// writeEvent writes one event line with its ts at a fixed width. Called
+// with s.mu held.
+func (s *streamSink) writeEvent(line any, ts time.Time) {
+	s.buf.Reset()
+	enc := json.NewEncoder(&s.buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(line) != nil {
+		return
+	}
+	b := s.buf.Bytes()
+	// "ts" is the third field, after event and run, so the first match is it.
+	short := []byte(`"ts":"` + ts.Format(time.RFC3339Nano) + `"`)
+	if i := bytes.Index(b, short); i >= 0 {
+		fixed := `"ts":"` + ts.Format(tsLayout) + `"`
+		b = append(b[:i:i], append([]byte(fixed), b[i+len(short):]...)...)
+	}
+	_, _ = s.w.Write(b)
 }
 
 // timedEvent reports whether an event always carries duration_ms.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/lgx-run/lgx/runner"
 )
@@ -45,6 +46,36 @@ func TestStreamEventsDurationZero(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s with %d ms: duration_ms = %v (present %v), want %v", tt.event, tt.ms, got, ok, tt.want)
+		}
+	}
+}
+
+// TestStreamEventsTimestampWidth: ts is RFC 3339 with all nine digits of
+// nanoseconds (SPEC §8), also when they end in zeros, which encoding/json
+// would drop; the lines then sort as text in time order.
+func TestStreamEventsTimestampWidth(t *testing.T) {
+	tests := []struct {
+		ts   time.Time
+		want string
+	}{
+		{time.Date(2026, 1, 2, 3, 4, 5, 764038530, time.UTC), "2026-01-02T03:04:05.764038530Z"},
+		{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "2026-01-02T03:04:05.000000000Z"},
+		{time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC), "2026-01-02T03:04:05.123456789Z"},
+	}
+	var buf bytes.Buffer
+	sink := newStreamSink(&buf, "events")
+	for _, tt := range tests {
+		buf.Reset()
+		sink.Emit(runner.Event{Event: runner.EventNodeStart, Run: "R", TS: tt.ts, Node: "n", Writes: map[string]any{"k": `"ts":"x"`}})
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatalf("%v: %s", err, buf.Bytes())
+		}
+		if m["ts"] != tt.want {
+			t.Errorf("ts = %v, want %s (line %s)", m["ts"], tt.want, buf.Bytes())
+		}
+		if w := m["writes"].(map[string]any)["k"]; w != `"ts":"x"` {
+			t.Errorf("writes changed: %v", w)
 		}
 	}
 }
