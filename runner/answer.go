@@ -170,6 +170,9 @@ func ReopenRun(ctx context.Context, st store.Store, runID string, cfg *spec.User
 	if err := claim(ctx, st, runID); err != nil {
 		return err
 	}
+	if err := resetLedger(ctx, st, g, runID); err != nil {
+		return err
+	}
 	if err := st.SetStatus(ctx, runID, store.StatusRunning); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

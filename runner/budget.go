@@ -48,6 +48,10 @@ type tokenBudget struct {
 	raised   bool          // a resume raised a limit (recorded with each call, see llmRecord)
 	freed    chan struct{} // closed (and replaced) when a reservation ends while calls wait
 	waiters  int           // calls waiting on freed
+	// shared, when set, keeps used and reserved in the store's ledger
+	// instead (a run whose calls run on several workers; see
+	// budget_shared.go): used and reserved above stay zero.
+	shared *sharedBudget
 }
 
 func newTokenBudget(name string, b *spec.Budget) *tokenBudget {
@@ -121,27 +125,33 @@ func (b *tokenBudget) reserve(ctx context.Context, n amount, onWait func()) erro
 // exhausted is the error of a reservation of n that does not fit. b.mu is
 // held.
 func (b *tokenBudget) exhausted(n amount, never bool) error {
-	tokens := b.limit > 0 && b.used.tokens+b.reserved.tokens+n.tokens > b.limit
+	return b.exhaustedAt(n, b.used, b.reserved, never)
+}
+
+// exhaustedAt is exhausted with the settled usage used and the
+// reservations in flight reserved (the ledger's, for a shared budget).
+func (b *tokenBudget) exhaustedAt(n, used, reserved amount, never bool) error {
+	tokens := b.limit > 0 && used.tokens+reserved.tokens+n.tokens > b.limit
 	if never {
-		tokens = b.limit > 0 && b.used.tokens+n.tokens > b.limit
+		tokens = b.limit > 0 && used.tokens+n.tokens > b.limit
 	}
 	if never && b.mode == spec.BudgetInterrupt {
 		var msg string
 		if tokens {
 			msg = fmt.Sprintf("budget %s exhausted: %d/%d tokens used, the call reserves %d (resume with -i tokens=N to raise the limit)",
-				b.name, b.used.tokens, b.limit, n.tokens)
+				b.name, used.tokens, b.limit, n.tokens)
 		} else {
 			msg = fmt.Sprintf("budget %s exhausted: %s/%s used, the call reserves %s (resume with -i usd=X to raise the limit)",
-				b.name, formatUSD(b.used.usd, 4), formatUSD(b.usdLimit, 2), formatUSD(n.usd, 4))
+				b.name, formatUSD(used.usd, 4), formatUSD(b.usdLimit, 2), formatUSD(n.usd, 4))
 		}
 		return &budgetExhausted{budget: b.name, intr: nodes.Interrupt{Message: msg}}
 	}
 	if tokens {
 		return &nodes.Error{Kind: nodes.KindBudget, Err: fmt.Errorf("token budget of %s exhausted: the call reserves %d tokens, %d of %d are used and %d reserved by calls in flight",
-			b.name, n.tokens, b.used.tokens, b.limit, b.reserved.tokens)}
+			b.name, n.tokens, used.tokens, b.limit, reserved.tokens)}
 	}
 	return &nodes.Error{Kind: nodes.KindBudget, Err: fmt.Errorf("money budget of %s exhausted: the call reserves %s, %s of %s are spent and %s reserved by calls in flight",
-		b.name, formatUSD(n.usd, 4), formatUSD(b.used.usd, 4), formatUSD(b.usdLimit, 2), formatUSD(b.reserved.usd, 4))}
+		b.name, formatUSD(n.usd, 4), formatUSD(used.usd, 4), formatUSD(b.usdLimit, 2), formatUSD(reserved.usd, 4))}
 }
 
 // settle ends a reservation of n, charging used, and returns the usage
@@ -349,25 +359,27 @@ func (c *call) ReserveTokens(ctx context.Context, provider string, res nodes.Tok
 		return func(u nodes.TokenUsage) { c.llm.charge(u, cost(price, u), nil) }, nil
 	}
 	n := amount{tokens: int64(res.Total()), usd: cost(price, res)}
+	holds := make([]*ledgerHold, len(list))
 	for i, b := range list {
-		err := b.reserve(ctx, n, func() { c.onWait("budget " + b.name) })
+		h, err := b.take(ctx, n, func() { c.onWait("budget " + b.name) })
 		if err != nil {
-			for _, done := range list[:i] {
-				done.settle(n, amount{})
+			for j, done := range list[:i] {
+				done.give(holds[j], n, amount{})
 			}
 			if ctx.Err() != nil {
 				return nil, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
 			}
 			return nil, err
 		}
+		holds[i] = h
 	}
 	var once sync.Once
 	return func(u nodes.TokenUsage) {
 		once.Do(func() {
 			used := amount{tokens: int64(u.Total()), usd: cost(price, u)}
 			c.llm.charge(u, used.usd, list)
-			for _, b := range list {
-				after := b.settle(n, used)
+			for i, b := range list {
+				after := b.give(holds[i], n, used)
 				if c.r.sink != nil {
 					ev := Event{Event: EventBudget, Node: c.n.name, Path: c.pathOf(), Step: c.step, Budget: b.name,
 						Tokens: used.tokens, Used: after.Used, Limit: after.Limit}

@@ -1,0 +1,292 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Budgets of a run executed step by step on many workers (SPEC §9.9 on a
+// distributed engine). Each worker opens the run on its own, so the
+// budgets' amounts cannot live in a worker's memory: every reservation and
+// settlement goes through the store's BudgetLedger, in one transaction
+// each, and the limit holds across workers as it holds across a local
+// run's goroutines. The ledger starts empty with the run (SubmitRun) and
+// is reset to the recorded usage when a stopped run is handed to the
+// engine again (ReopenRun), so that it agrees with what a local resume
+// counts.
+
+// sharedBudget is where a tokenBudget keeps its amounts when the run's
+// calls run in several processes.
+type sharedBudget struct {
+	ledger store.BudgetLedger
+	runID  string
+	ttl    time.Duration
+}
+
+// ledgerPoll bounds the wait between two attempts to reserve from a budget
+// that has no room while calls in flight may free some: attempts start
+// ledgerPollMin apart and back off to ledgerPollMax. A settle in this
+// process wakes its waiters at once; one in another process is seen at
+// the next poll.
+const (
+	ledgerPollMin = 5 * time.Millisecond
+	ledgerPollMax = 200 * time.Millisecond
+)
+
+// ledgerHold is one reservation taken from the ledger, renewed until it
+// is settled.
+type ledgerHold struct {
+	id   string
+	stop chan struct{}
+	done chan struct{}
+}
+
+// shareBudgets makes every budget of l keep its amounts in st's ledger
+// under run runID; a store without one cannot execute such a run.
+func (l *limits) shareBudgets(st store.Store, runID string) error {
+	list := l.allBudgets()
+	if len(list) == 0 {
+		return nil
+	}
+	bl, ok := st.(store.BudgetLedger)
+	if !ok {
+		return fmt.Errorf("run %s has token budgets, which this store cannot share between workers", runID)
+	}
+	for _, b := range list {
+		b.shared = &sharedBudget{ledger: bl, runID: runID, ttl: store.BudgetTTL}
+	}
+	return nil
+}
+
+// allBudgets lists l's budgets: the run's, the pools', the providers'.
+func (l *limits) allBudgets() []*tokenBudget {
+	var out []*tokenBudget
+	if l.run != nil {
+		out = append(out, l.run)
+	}
+	for _, p := range l.pools {
+		if p.budget != nil {
+			out = append(out, p.budget)
+		}
+	}
+	for _, b := range l.providers {
+		out = append(out, b)
+	}
+	return out
+}
+
+// take reserves n as reserve does, from the ledger when the budget is
+// shared (the hold is then what give settles).
+func (b *tokenBudget) take(ctx context.Context, n amount, onWait func()) (*ledgerHold, error) {
+	if b.shared == nil {
+		return nil, b.reserve(ctx, n, onWait)
+	}
+	return b.reserveShared(ctx, n, onWait)
+}
+
+// give settles a reservation of n that take returned, charging used.
+func (b *tokenBudget) give(h *ledgerHold, n, used amount) BudgetUsage {
+	if h == nil {
+		return b.settle(n, used)
+	}
+	return b.settleShared(h, used)
+}
+
+// reserveShared is reserve against the ledger: it takes n when it fits
+// next to the settled usage and every worker's live reservations, fails
+// as reserve fails (on_exhausted: fail, or the settled usage alone leaves
+// too little), and otherwise polls with backoff until it fits or ctx
+// ends.
+func (b *tokenBudget) reserveShared(ctx context.Context, n amount, onWait func()) (*ledgerHold, error) {
+	sh := b.shared
+	id := ulid.Make().String()
+	holder := store.Lease{Owner: id, PID: os.Getpid(), Host: store.Hostname()}
+	poll := ledgerPollMin
+	for waited := false; ; waited = true {
+		b.mu.Lock()
+		freed := b.freed
+		b.waiters++
+		limit := store.BudgetAmount{Tokens: b.limit, USD: b.usdLimit}
+		b.mu.Unlock()
+		now := time.Now()
+		holder.Expires = now.Add(sh.ttl)
+		g, err := sh.ledger.ReserveBudget(ctx, store.BudgetRequest{RunID: sh.runID, Budget: b.name, ID: id,
+			Amount: store.BudgetAmount{Tokens: n.tokens, USD: n.usd}, Limit: limit, Holder: holder, Now: now})
+		if err == nil && !g.OK {
+			used := amount{g.Totals.Used.Tokens, g.Totals.Used.USD}
+			never := !store.BudgetFits(limit, g.Totals.Used, store.BudgetAmount{Tokens: n.tokens, USD: n.usd})
+			if never || b.mode == spec.BudgetFail {
+				err = b.exhaustedAt(n, used, amount{g.Totals.Reserved.Tokens, g.Totals.Reserved.USD}, never)
+			}
+		}
+		if err != nil || g.OK {
+			b.mu.Lock()
+			b.waiters--
+			b.mu.Unlock()
+			switch {
+			case err == nil:
+				return sh.hold(b.name, id), nil
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case errors.As(err, new(*nodes.Error)), errors.As(err, new(*budgetExhausted)):
+				return nil, err
+			}
+			return nil, fmt.Errorf("budget %s: %w", b.name, err)
+		}
+		if !waited && onWait != nil {
+			onWait()
+		}
+		// Jitter, so that waiting workers do not ask in lockstep.
+		delay := poll/2 + rand.N(poll/2+1)
+		poll = min(2*poll, ledgerPollMax)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+		case <-freed:
+		case <-t.C:
+		}
+		t.Stop()
+		b.mu.Lock()
+		b.waiters--
+		b.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// hold starts renewing reservation id every ttl/3 until it is settled, so
+// that it counts while its call runs however long, and stops counting
+// within ttl when its process dies.
+func (sh *sharedBudget) hold(budget, id string) *ledgerHold {
+	h := &ledgerHold{id: id, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(sh.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), sh.ttl/3)
+			// A renewal that fails is tried again at the next tick;
+			// the lease lives ttl, so two more come before it expires.
+			_ = sh.ledger.RenewBudget(ctx, sh.runID, budget, id, time.Now().Add(sh.ttl))
+			cancel()
+		}
+	}()
+	return h
+}
+
+// settleTries bounds how long a settlement is retried when the store
+// refuses it (busy, briefly unreachable): meanwhile the reservation stays
+// renewed, so that its estimate keeps counting, which errs on the side of
+// the limit.
+const settleTries = 8
+
+// settleShared ends reservation h in the ledger, charging used, and wakes
+// this process's waiters.
+func (b *tokenBudget) settleShared(h *ledgerHold, used amount) BudgetUsage {
+	sh := b.shared
+	var (
+		t   store.BudgetTotals
+		err error
+	)
+	wait := 20 * time.Millisecond
+	for try := 0; try < settleTries; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		t, err = sh.ledger.SettleBudget(ctx, sh.runID, b.name, h.id, store.BudgetAmount{Tokens: used.tokens, USD: used.usd})
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
+	if err == nil {
+		close(h.stop)
+		<-h.done
+	}
+	// else: the reservation stays renewed (counting its estimate) until
+	// the process ends; its usage is not charged.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.wake()
+	return BudgetUsage{Name: b.name, Used: t.Used.Tokens, Limit: b.limit, USDUsed: t.Used.USD, USDLimit: b.usdLimit}
+}
+
+// recordedBudgets is each budget of g's top-level workflow as the run's
+// recorded invocations charged it (what a resume starts from), the run's
+// first, then by name.
+func recordedBudgets(g *Graph, invs []*store.Invocation) []BudgetUsage {
+	l := newLimits(0, g.wf.Pools)
+	l.setBudgets(g.wf)
+	l.seedBudgets(invs)
+	return l.budgetUsage()
+}
+
+// hasBudgets reports whether g's workflow declares any token budget.
+func hasBudgets(g *Graph) bool {
+	l := newLimits(0, g.wf.Pools)
+	l.setBudgets(g.wf)
+	return len(l.allBudgets()) > 0
+}
+
+// resetLedger sets the ledger of run runID to the usage its invocations
+// recorded, before the engine drives it again: calls of an earlier
+// execution that never settled (a process killed mid-call) stop counting,
+// and calls a local resume made start counting, as Resume counts them.
+func resetLedger(ctx context.Context, st store.Store, g *Graph, runID string) error {
+	if !hasBudgets(g) {
+		return nil
+	}
+	bl, ok := st.(store.BudgetLedger)
+	if !ok {
+		return fmt.Errorf("run %s has token budgets, which this store cannot share between workers", runID)
+	}
+	invs, err := st.Invocations(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	used := map[string]store.BudgetAmount{}
+	for _, u := range recordedBudgets(g, invs) {
+		used[u.Name] = store.BudgetAmount{Tokens: u.Used, USD: u.USDUsed}
+	}
+	if err := bl.ResetBudgets(ctx, runID, used); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// budgetOutcome fills res.Budgets of a run read from the store, as a
+// local run reports them: each budget's recorded usage against its limit.
+func budgetOutcome(ctx context.Context, st store.Store, g *Graph, res *Result) error {
+	if !hasBudgets(g) {
+		return nil
+	}
+	invs, err := st.Invocations(ctx, res.RunID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	res.Budgets = recordedBudgets(g, invs)
+	return nil
+}
+
+// interruptBudget reports whether b pauses the run when it runs out, which
+// a distributed engine does not support yet: its answer raises a limit
+// every worker must see (see Distributable).
+func interruptBudget(b *spec.Budget) bool {
+	return b != nil && (b.Tokens > 0 || b.USD > 0) && b.OnExhausted == spec.BudgetInterrupt
+}
