@@ -29,6 +29,9 @@ func fitWrite(k *keyInfo, v any) (any, string) {
 	case spec.ReducerMessages:
 		v = normalize(v)
 		if m, ok := v.(map[string]any); ok {
+			if p := value.MessageProblem(m); p != "" {
+				return nil, p
+			}
 			return m, ""
 		}
 		return fitType(spec.TypeMessages, v)

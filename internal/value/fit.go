@@ -1,6 +1,9 @@
 package value
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // Fit checks that v fits a state key of type typ and returns it normalised,
 // with the one conversion each numeric type allows: an integral float64
@@ -55,10 +58,38 @@ func Fit(typ string, v any) (any, string) {
 					return nil, "list with a " + TypeName(m) + " element"
 				}
 			}
+			for i, m := range l {
+				if p := MessageProblem(m.(map[string]any)); p != "" {
+					return nil, fmt.Sprintf("list whose element %d is %s", i, p)
+				}
+			}
 			return v, ""
 		}
 	}
 	return nil, TypeName(v)
+}
+
+// MessageProblem describes what keeps m from being a message (SPEC §2:
+// {id?, role: system|user|assistant|tool, content, …}), or "" when it is
+// one. A removal {id: X, remove: true} is a message write too. Only the
+// role is checked: content may be null (an assistant message that only
+// calls tools) and providers add fields of their own.
+func MessageProblem(m map[string]any) string {
+	if rm, _ := m["remove"].(bool); rm {
+		return ""
+	}
+	role, ok := m["role"]
+	if !ok || role == nil {
+		return "an object without a role (a message has role system, user, assistant or tool)"
+	}
+	switch role {
+	case "system", "user", "assistant", "tool":
+		return ""
+	}
+	if r, ok := role.(string); ok {
+		return fmt.Sprintf("a message with role %q (the roles are system, user, assistant and tool)", r)
+	}
+	return fmt.Sprintf("a message whose role is %v (%s), not a string (the roles are system, user, assistant and tool)", role, TypeName(role))
 }
 
 // Fits reports whether v fits a state key of type typ (see Fit).

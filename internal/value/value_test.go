@@ -199,6 +199,14 @@ func TestFit(t *testing.T) {
 		{TypeMessages, msgs, msgs, ""},
 		{TypeMessages, []any{map[string]any{}, "hi"}, nil, "list with a string element"},
 		{TypeMessages, map[string]any{}, nil, TypeObject},
+		{TypeMessages, []any{map[string]any{"role": "user", "content": "hi"}, map[string]any{"role": "bot", "content": "yo"}}, nil,
+			`list whose element 1 is a message with role "bot" (the roles are system, user, assistant and tool)`},
+		{TypeMessages, []any{map[string]any{"content": "hi"}}, nil,
+			"list whose element 0 is an object without a role (a message has role system, user, assistant or tool)"},
+		{TypeMessages, []any{map[string]any{"role": 1}}, nil,
+			"list whose element 0 is a message whose role is 1 (integer), not a string (the roles are system, user, assistant and tool)"},
+		{TypeMessages, []any{map[string]any{"id": "m1", "remove": true}, map[string]any{"role": "tool", "content": nil}},
+			[]any{map[string]any{"id": "m1", "remove": true}, map[string]any{"role": "tool", "content": nil}}, ""},
 	}
 	for _, tt := range tests {
 		got, bad := Fit(tt.typ, tt.in)
