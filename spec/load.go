@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+	yaml4 "go.yaml.in/yaml/v4"
 )
 
 // LoadFile reads and loads a workflow file. The error is only for I/O
@@ -76,7 +77,7 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 
 	root, err := parseYAML(src)
 	if err != nil {
-		d.errorf(yamlErrorPos(err), CodeYAML, "", "%s", yamlErrorMessage(err))
+		d.errorf(yamlErrorPos(src, err), CodeYAML, "", "%s", yamlErrorMessage(err))
 		return w, d.diags
 	}
 	w.Root = root
@@ -141,8 +142,23 @@ func parseYAML(src []byte) (*yaml.Node, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-// yamlErrorPos extracts the line of a yaml.v3 syntax error.
-func yamlErrorPos(err error) Pos {
+// yamlErrorPos finds where a yaml.v3 syntax error in src is. yaml.v3
+// reports the line of the enclosing construct (a mis-indented key at line 6
+// comes out as "line 3", the parent mapping's), so the position is taken
+// from yaml.v4, whose LoadError carries the line and column of the problem
+// itself; v3's own line is the fallback.
+func yamlErrorPos(src []byte, err error) Pos {
+	var n yaml4.Node
+	var le *yaml4.LoadError
+	if err4 := yaml4.Unmarshal(src, &n); errors.As(err4, &le) && le.Mark.Line > 0 {
+		m := le.Mark
+		if m.Index >= len(src) && le.ContextMark.Line > 0 {
+			// At the end of the file (an unclosed bracket or quote), the
+			// construct left open is what to show.
+			m = le.ContextMark
+		}
+		return Pos{Line: m.Line, Col: max(m.Column, 1)}
+	}
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[1] != "" {
 		if n, err := strconv.Atoi(m[1]); err == nil {
 			return Pos{Line: n, Col: 1}

@@ -337,3 +337,31 @@ func findKey(n *yaml.Node, key string) *yaml.Node {
 	}
 	return nil
 }
+
+// TestLoadYAMLErrorPosition: a YAML syntax error points at the problem,
+// not at the enclosing mapping (yaml.v3 alone reports "line 3" for all of
+// these), and an unclosed bracket or quote at the end of the file points
+// at where it was opened.
+func TestLoadYAMLErrorPosition(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      Pos
+	}{
+		{"mis-indented key", "lgx: 1\nname: x\nnodes:\n  a:\n    type: set\n   bad: 1\n", Pos{Line: 6, Col: 4}},
+		{"tab indentation", "lgx: 1\nname: x\nnodes:\n\ta: 1\n", Pos{Line: 4, Col: 1}},
+		{"unclosed flow mapping", "lgx: 1\nname: x\nnodes:\n  a: {type: set\n", Pos{Line: 4, Col: 6}},
+		{"unclosed quote", "lgx: 1\nname: x\nstate:\n  a: {default: \"open}\n", Pos{Line: 4, Col: 16}},
+		{"unknown anchor", "lgx: 1\nname: x\nx: *nope\n", Pos{Line: 3, Col: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := Load("bad.yaml", []byte(tt.src))
+			if len(ds) != 1 || ds[0].Code != CodeYAML {
+				t.Fatalf("diagnostics %v, want one [yaml]", ds)
+			}
+			if ds[0].Pos.Line != tt.want.Line || ds[0].Pos.Col != tt.want.Col {
+				t.Errorf("at %d:%d, want %d:%d (%s)", ds[0].Pos.Line, ds[0].Pos.Col, tt.want.Line, tt.want.Col, ds[0].Message)
+			}
+		})
+	}
+}

@@ -91,7 +91,7 @@ func ParseUserConfig(file string, src []byte) (c *UserConfig, ds Diagnostics) {
 	}
 	root, err := parseYAML(src)
 	if err != nil {
-		d.errorf(yamlErrorPos(err), CodeYAML, "", "%s", yamlErrorMessage(err))
+		d.errorf(yamlErrorPos(src, err), CodeYAML, "", "%s", yamlErrorMessage(err))
 		return c, d.diags
 	}
 	if root == nil || len(root.Content) == 0 {
