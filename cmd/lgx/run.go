@@ -58,7 +58,7 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "input `key=value` (JSON if valid, else a string; key=@file reads a file)")
+	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "input `key=value`, read by the key's declared type: a string key takes the text as it is, other types parse it as JSON, an any key JSON if valid else a string; key=@file reads a file")
 	f.StringVar(&opts.inputFile, "input-file", "", "read inputs from a JSON or YAML object `file`")
 	a.addOutputFlags(cmd, &opts.out)
 	f.IntVar(&opts.concurrency, "concurrency", 0, "override config.concurrency, the global cap on invocations in flight")
