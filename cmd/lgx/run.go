@@ -54,6 +54,11 @@ Exit codes: 0 done, 1 run failed, 2 usage error or invalid workflow,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.file = args[0]
 			opts.out.outputSet = cmd.Flags().Changed("output")
+			if cmd.Flags().Changed("concurrency") && opts.concurrency < 1 {
+				// 0 is the flag's "not given"; typed, it is a cap no
+				// invocation could pass, refused like config.concurrency: 0.
+				return usageErrf("--concurrency must be at least 1, not %d", opts.concurrency)
+			}
 			return a.runRun(cmd.Context(), opts)
 		},
 	}
