@@ -233,7 +233,19 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
 			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf()},
 		Stubs: childStubs(r.opts.Stubs, c.n.name, c.index)}
+	cm := childModeOf(ctx)
+	if cm != nil && r.stepCalls != nil {
+		// Run step by step: the child runs from its records up to the
+		// invocations the engine dispatches (stepchild.go).
+		opts.parent.recorded = cm.recorded
+		opts.dispatcher = func(cr *run) dispatcher { return &frontierDispatcher{r: cr, cm: cm} }
+	} else {
+		cm = nil
+	}
 	res, err := Run(ctx, g, opts)
+	if err != nil && cm != nil {
+		err = noRetry{err}
+	}
 	if err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {

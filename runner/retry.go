@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -48,6 +49,9 @@ func resolveRetry(p *spec.RetryPolicy, def spec.RetryPolicy) retryPolicy {
 // retryable reports whether err is selected by one of the policy's `on`
 // entries.
 func (r *retryPolicy) retryable(err error) bool {
+	if errors.Is(err, errNoRetry) {
+		return false
+	}
 	for _, on := range r.on {
 		if nodes.Matches(err, on) {
 			return true

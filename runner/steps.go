@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -81,8 +82,11 @@ func Distributable(g *Graph) error {
 		switch {
 		case c.CallsField != "":
 			// Tool calls are planned and run as invocations of their own.
-		case c.HoldsNoSlot || c.ChildField != "":
-			why = append(why, fmt.Sprintf("node %s: type %s (subgraphs)", n.name, kind))
+		case c.ChildField != "":
+			// A child's steps are dispatched by the scheduler (its
+			// workflow is checked by distributableChildren).
+		case c.HoldsNoSlot:
+			why = append(why, fmt.Sprintf("node %s: type %s (holds no slot)", n.name, kind))
 		}
 	}
 	if len(why) == 0 {
@@ -130,8 +134,13 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 	if inputs == nil {
 		raw = []byte("{}")
 	}
-	subs, err := loadSubgraphs(g, func(string) ([]byte, error) { return nil, errors.New("subgraphs are not supported") })
+	// The children's texts are recorded with the run: the workers read
+	// them from the store.
+	subs, err := loadSubgraphs(g, os.ReadFile)
 	if err != nil {
+		return err
+	}
+	if err := distributableChildren(g.wf.Name, subs); err != nil {
 		return err
 	}
 	err = st.CreateRun(ctx, &store.Run{ID: runID, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
@@ -233,6 +242,9 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	r.stepCalls = &stepCalls{}
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
+	}
+	if err := distributableChildren(g.wf.Name, r.subs); err != nil {
+		return nil, err
 	}
 	status := rec.Status
 	if status == store.StatusStale { // the engine's lease expired: it still drives the run
@@ -383,6 +395,11 @@ type PlannedNode struct {
 	// a scheduler plans (ToolCalls) and runs (InvokeToolCall), each
 	// under its tool's caps (StepPlan.Tools), before the invocation.
 	Calls bool `json:",omitempty"`
+	// Child: the node's invocations run a child workflow (a subgraph),
+	// whose steps a scheduler dispatches itself: Invoke returns each
+	// child step to dispatch (InvokeResult.Child), with Invocation.Child
+	// naming its invocations, until the child has run.
+	Child bool `json:",omitempty"`
 	// Recorded, when the plan was asked for it (PlanRecorded), is a
 	// bitset of the invocations (by item index; bit 0 without for_each)
 	// recorded as done, whose writes the commit reuses: a scheduler
@@ -473,20 +490,12 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 	pools := map[string]PoolCap{}
 	for _, nr := range s.runs {
 		n := nr.n
-		pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none,
-			Pure: nodes.CapabilitiesOf(n.typ).Pure}
-		if nr.items != nil {
-			pn.Items = len(nr.items)
-		}
+		pn := r.plannedNode(nr, pools)
 		if n.keyPool != "" {
 			pn.KeyPool, pn.Keys = n.keyPool, s.keyClasses(nr)
 		}
-		r.planPools(n, pools)
-		if c := nodes.CapabilitiesOf(n.typ); c.CallsField != "" {
-			pn.Calls = true
-			if p.Tools == nil {
-				p.Tools = r.plannedTools(pools)
-			}
+		if pn.Calls && p.Tools == nil {
+			p.Tools = r.plannedTools(pools)
 		}
 		p.Nodes = append(p.Nodes, pn)
 	}
@@ -499,6 +508,20 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// plannedNode is nr as a scheduler sees it (no key classes), the caps
+// of the pools it takes added to pools.
+func (r *run) plannedNode(nr *nodeRun, pools map[string]PoolCap) PlannedNode {
+	n := nr.n
+	c := nodes.CapabilitiesOf(n.typ)
+	pn := PlannedNode{Name: n.name, Items: -1, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none,
+		Pure: c.Pure, Calls: c.CallsField != "", Child: c.ChildField != ""}
+	if nr.items != nil {
+		pn.Items = len(nr.items)
+	}
+	r.planPools(n, pools)
+	return pn
 }
 
 // planPools adds the caps of the pools n takes to pools, by name.
@@ -651,6 +674,10 @@ type InvokeResult struct {
 	// Recorded is true when the invocation had been recorded before this
 	// call (a retried activity): it did not run again.
 	Recorded bool
+	// Child, for a subgraph invocation whose child has unrecorded
+	// invocations, is the child's step to dispatch; the subgraph
+	// invocation itself did not end (Status cancelled, nothing recorded).
+	Child *StepPlan `json:",omitempty"`
 }
 
 // InvocationCancelled is InvokeResult.Status for an invocation stopped
@@ -687,6 +714,9 @@ type Invocation struct {
 	// Resumed: the run was reopened (ReopenRun), so a recorded failure is
 	// run again, as Resume runs it, rather than returned.
 	Resumed bool
+	// Child names an invocation of the child of the subgraph invocation
+	// Node[Index], to run instead of it (see PlannedNode.Child).
+	Child *ChildRef
 }
 
 // Invoke runs one invocation of the planned step (see InvokeOne).
@@ -706,7 +736,7 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		}
 		res.resumeVal = v
 	}
-	if in.Lookup {
+	if in.Lookup && in.Child == nil {
 		inv, err := s.recorded(ctx, path)
 		if err != nil {
 			return nil, err
@@ -718,6 +748,9 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		if inv != nil && !rerun {
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
+	}
+	if nodes.CapabilitiesOf(nr.n.typ).ChildField != "" {
+		return s.invokeChild(ctx, nr, index, item, path, in)
 	}
 	calls := nodes.CapabilitiesOf(nr.n.typ).CallsField != ""
 	if calls {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,6 +44,9 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 				if pn.Items < 0 {
 					idx = -1
 				}
+				if pn.Child && driveChild(t, inv, pn.Name, idx, repeat) == 0 {
+					t.Errorf("%s[%d]: its child ran inside the subgraph invocation, not step by step", pn.Name, idx)
+				}
 				var before map[string]*store.Invocation
 				if pn.Calls {
 					driveToolCalls(t, inv, pn.Name, idx, repeat)
@@ -49,14 +54,16 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 				}
 				for n := range 1 + boolN(repeat) {
 					invoke := inv.InvokeOne
-					if n == 0 && k%2 == 0 {
+					if n == 0 && k%2 == 0 && !pn.Child {
 						invoke = inv.InvokeFirst
 					}
 					r, err := invoke(ctx, pn.Name, idx)
 					if err != nil {
 						t.Fatalf("invoke %s[%d]: %v", pn.Name, idx, err)
 					}
-					if r.Recorded != (n == 1) {
+					// A subgraph invocation is recorded by the call that
+					// finds its child ended (in driveChild).
+					if r.Recorded != (n == 1 || pn.Child) {
 						t.Errorf("invoke %s[%d] call %d: Recorded = %v", pn.Name, idx, n+1, r.Recorded)
 					}
 				}
@@ -136,6 +143,53 @@ func driveToolCalls(t *testing.T, s *StepRun, node string, idx int, repeat bool)
 	}
 }
 
+// driveChild dispatches the child of the subgraph invocation node[idx]
+// step by step as a scheduler does before the invocation ends: Invoke
+// returns the child's next step until none is left; each of its
+// invocations runs with a Child reference (twice with repeat: the second
+// returns the record), last first.
+func driveChild(t *testing.T, s *StepRun, node string, idx int, repeat bool) (steps int) {
+	t.Helper()
+	ctx := context.Background()
+	for ; steps < 20; steps++ {
+		r, err := s.Invoke(ctx, Invocation{Node: node, Index: idx, Lookup: true})
+		if err != nil {
+			t.Fatalf("child plan of %s[%d]: %v", node, idx, err)
+		}
+		if r.Child == nil {
+			return steps
+		}
+		if r.Status != InvocationCancelled {
+			t.Fatalf("%s[%d] returned a child step with status %s", node, idx, r.Status)
+		}
+		cp := r.Child
+		for i := len(cp.Nodes) - 1; i >= 0; i-- {
+			pn := cp.Nodes[i]
+			for k := pn.Invocations() - 1; k >= 0; k-- {
+				if pn.Done(k) {
+					continue
+				}
+				cidx := k
+				if pn.Items < 0 {
+					cidx = -1
+				}
+				for n := range 1 + boolN(repeat) {
+					ref := &ChildRef{Step: cp.Step, Node: pn.Name, Index: cidx}
+					cr, err := s.Invoke(ctx, Invocation{Node: node, Index: idx, Lookup: true, Child: ref})
+					if err != nil {
+						t.Fatalf("child %s[%d] of %s[%d]: %v", pn.Name, cidx, node, idx, err)
+					}
+					if cr.Recorded != (n == 1) {
+						t.Errorf("child %s[%d] of %s[%d], call %d: Recorded = %v", pn.Name, cidx, node, idx, n+1, cr.Recorded)
+					}
+				}
+			}
+		}
+	}
+	t.Fatalf("%s[%d]: no end of its child after 20 steps", node, idx)
+	return steps
+}
+
 // toolCallRecords are the records of the tool calls of node[idx].
 func toolCallRecords(t *testing.T, s *StepRun, step int, node string, idx int) map[string]*store.Invocation {
 	t.Helper()
@@ -158,10 +212,83 @@ func boolN(b bool) int {
 func TestStepsMatchRun(t *testing.T) {
 	tests := []struct {
 		name, src string
+		children  map[string]string // files next to the workflow (subgraphs)
 		inputs    map[string]any
 		status    store.Status
 		errHas    string
 	}{
+		{name: "subgraphs", src: `
+lgx: 1
+name: steps_sub
+state:
+  xs: {type: list, reducer: append, default: []}
+  total: {type: integer, default: 0}
+nodes:
+  call:
+    type: subgraph
+    for_each: ${{ [1, 2, 3] }}
+    with: {workflow: lib/child.yaml, input: {x: "${{ item }}"}}
+    output: {xs: "${{ result.y }}"}
+  once:
+    type: subgraph
+    with: {workflow: lib/child.yaml, input: {x: 100}}
+    output: {total: "${{ result.y }}"}
+edges:
+  - {from: START, to: [call, once]}
+  - {from: [call, once], to: END}
+`, children: map[string]string{"lib/child.yaml": `
+lgx: 1
+name: child
+state:
+  x: {type: integer, required: true}
+  parts: {type: list, reducer: append, default: []}
+  y: {type: integer}
+nodes:
+  a:
+    type: probe
+    for_each: ${{ [1, 2] }}
+    with: {value: "${{ state.x * 10 + item }}", rand_ms: 3}
+    output: {parts: "${{ result }}"}
+  b:
+    type: probe
+    with: {value: 5, rand_ms: 2}
+    output: {parts: "${{ result }}"}
+  sum:
+    type: set
+    output: {y: "${{ sum(state.parts) }}"}
+edges:
+  - {from: START, to: [a, b]}
+  - {from: [a, b], to: sum}
+  - {from: sum, to: END}
+`}, status: store.StatusCompleted},
+		{name: "a child fails", src: `
+lgx: 1
+name: steps_subfail
+state:
+  xs: {type: list, reducer: append, default: []}
+nodes:
+  call:
+    type: subgraph
+    for_each: ${{ [1, 2, 3] }}
+    retry: {attempts: 1}
+    with: {workflow: child.yaml, input: {x: "${{ item }}"}}
+    output: {xs: "${{ result.y }}"}
+edges:
+  - {from: START, to: call}
+`, children: map[string]string{"child.yaml": `
+lgx: 1
+name: child
+state:
+  x: {type: integer, required: true}
+  y: {type: integer}
+nodes:
+  a:
+    type: probe
+    with: {value: "${{ state.x }}", fail: "${{ state.x == 2 ? 'http' : '' }}", status: 503, group: steps_subfail}
+    output: {y: "${{ result }}"}
+edges:
+  - {from: START, to: a}
+`}, status: store.StatusFailed, errHas: "subgraph child.yaml"},
 		{name: "fan-out, join, for_each", src: `
 lgx: 1
 name: steps
@@ -290,7 +417,19 @@ edges:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := compileYAML(t, tt.src)
+			var g *Graph
+			if tt.children != nil {
+				dir := t.TempDir()
+				files := maps.Clone(tt.children)
+				files["main.yaml"] = tt.src
+				writeWorkflows(t, dir, "", files)
+				var err error
+				if g, err = LoadGraph(filepath.Join(dir, "main.yaml")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				g = compileYAML(t, tt.src)
+			}
 			ctx := context.Background()
 			attemptsByKey.Clear()
 			local, lerr := Run(ctx, g, Options{Store: store.NewMemory(), Inputs: tt.inputs, Environ: []string{}})

@@ -195,7 +195,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := runner.Distributable(g); err != nil {
+	if err := runner.DistributableTree(g); err != nil {
 		return usageErr(err)
 	}
 	st, err := opts.store.open()

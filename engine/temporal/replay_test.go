@@ -61,6 +61,7 @@ var recordedHistories = []recordedHistory{
 	{"rate_pool", "a for_each of 6 fetches under a pool of rate 20/s, burst 2: workflow timers space the dispatches", recordRatePool, store.StatusCompleted},
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 	{"chunked_items", "a for_each of 100 fetches under a node cap of 10 (version 1 of chunked-items): its items go in chunks of up to 10, an activity each", recordChunks, store.StatusCompleted},
+	{"subgraphs", "a for_each of 4 subgraph invocations whose children fetch 3 pages each under the run's pool of 3: each child's steps dispatched by the workflow, a local activity per child step planned", recordSubgraphs, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 }
 
@@ -466,6 +467,30 @@ func recordChunks(ctx context.Context, t *testing.T, h *recorder, runID string) 
 		paths = append(paths, fmt.Sprintf("/doc/%d", i))
 	}
 	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 10), map[string]any{"urls": h.urls(paths...)}, 0))
+}
+
+func recordSubgraphs(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	dir := t.TempDir()
+	for name, src := range map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"base": h.hs.URL}, nil); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, wr)
 }
 
 func recordToolCalls(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

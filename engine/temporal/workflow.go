@@ -139,6 +139,9 @@ type InvokeInput struct {
 	// Items, when set, is a chunk of the node's items (indexes) to run at
 	// once (runner.StepRun.InvokeItems); Index is the first.
 	Items []int `json:",omitempty"`
+	// Child names an invocation of the child of the subgraph invocation
+	// Node[Index], to run instead of it (runner.Invocation.Child).
+	Child *runner.ChildRef `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -296,7 +299,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// Version 1 of chunked-items sends the items of a large for_each in
 	// chunks, an activity each.
 	chunked := workflow.GetVersion(ctx, chunkedItemsChange, workflow.DefaultVersion, 1) >= 1
-	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, limit: limit}
+	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, limit: limit, limiters: f.limiters}
 	dl := &deadline{}
 	if in.Deadline > 0 {
 		dl.at = time.Unix(0, in.Deadline)
@@ -507,11 +510,14 @@ type redo struct {
 // against their caps (0: no cap). They live in workflow code, so they are
 // exact across any number of workers, and deterministic on replay.
 type caps struct {
-	global, globalCap int
-	node, nodeCap     []int
-	pool              map[string]int
-	pools             map[string]runner.PoolCap
-	key               map[keyRef]int
+	// global counts the invocations in flight in the run (shared with
+	// the caps of the children of the step's subgraph invocations).
+	global        *int
+	globalCap     int
+	node, nodeCap []int
+	pool          map[string]int
+	pools         map[string]runner.PoolCap
+	key           map[keyRef]int
 	// tool counts the tool calls in flight per planned tool (by name).
 	tool  map[string]int
 	tools map[string]*runner.PlannedTool
@@ -524,7 +530,7 @@ type keyRef struct {
 }
 
 func newCaps(p *runner.StepPlan) *caps {
-	c := &caps{globalCap: p.Global, node: make([]int, len(p.Nodes)), nodeCap: make([]int, len(p.Nodes)),
+	c := &caps{global: new(int), globalCap: p.Global, node: make([]int, len(p.Nodes)), nodeCap: make([]int, len(p.Nodes)),
 		pool: map[string]int{}, pools: map[string]runner.PoolCap{}, key: map[keyRef]int{}}
 	for i, n := range p.Nodes {
 		c.nodeCap[i] = n.Cap
@@ -541,13 +547,27 @@ func newCaps(p *runner.StepPlan) *caps {
 	return c
 }
 
+// forChild returns the caps of a step of a subgraph invocation's child
+// (p): the child's nodes' own caps, the run's global cap and pools
+// shared with c, as a local child shares its parent's.
+func (c *caps) forChild(p *runner.StepPlan) *caps {
+	cc := newCaps(p)
+	cc.global, cc.globalCap, cc.pool = c.global, c.globalCap, c.pool
+	for name, pc := range c.pools {
+		if _, ok := cc.pools[name]; !ok {
+			cc.pools[name] = pc
+		}
+	}
+	return cc
+}
+
 // freeCall reports whether a call of tool t may start: the global cap,
 // the tool's node cap and its pools (tool calls take no keys).
 func (c *caps) freeCall(t *runner.PlannedTool) bool {
 	if !t.Slot {
 		return true
 	}
-	if c.globalCap > 0 && c.global >= c.globalCap || t.Cap > 0 && c.tool[t.Name] >= t.Cap {
+	if c.globalCap > 0 && *c.global >= c.globalCap || t.Cap > 0 && c.tool[t.Name] >= t.Cap {
 		return false
 	}
 	for _, name := range t.Pools {
@@ -563,7 +583,7 @@ func (c *caps) takeCall(t *runner.PlannedTool, d int) {
 	if !t.Slot {
 		return
 	}
-	c.global += d
+	*c.global += d
 	c.tool[t.Name] += d
 	for _, name := range t.Pools {
 		c.pool[name] += d
@@ -583,7 +603,7 @@ func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 	if !p.Slot {
 		return true
 	}
-	if c.globalCap > 0 && c.global >= c.globalCap || c.nodeCap[ni] > 0 && c.node[ni] >= c.nodeCap[ni] {
+	if c.globalCap > 0 && *c.global >= c.globalCap || c.nodeCap[ni] > 0 && c.node[ni] >= c.nodeCap[ni] {
 		return false
 	}
 	for _, name := range p.Pools {
@@ -608,7 +628,7 @@ func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 	if !p.Slot {
 		return
 	}
-	c.global += d
+	*c.global += d
 	c.node[ni] += d
 	for _, name := range p.Pools {
 		if kr, ok := keyOf(p, name, k); ok {
@@ -635,6 +655,9 @@ type dispatchOptions struct {
 	pureLocal bool // pure invocations run as local activities
 	chunked   bool // a large for_each's items go in chunks
 	limit     int  // the history length past which to continue as new
+	// limiters returns the token buckets of a plan's rate-limited pools
+	// (flow.limiters): a child step's pools need theirs too.
+	limiters func(p *runner.StepPlan) map[string]*rate.Limiter
 }
 
 // chunkMin is the fewest items a for_each must have for its items to be
@@ -755,6 +778,11 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			}
 			var f workflow.Future
 			switch {
+			case pn.Child:
+				// Its child's steps, each dispatched here under the run's
+				// caps, until the invocation ends.
+				ch := &childRun{c: c, o: o, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
+				f = ch.run(sctx, lctx, ii)
 			case pn.Calls:
 				// Its calls first, each an activity under its tool's caps;
 				// then the invocation, which reads their records.
@@ -900,6 +928,128 @@ func (t *toolCalls) calls(ctx workflow.Context, in InvokeInput, p *runner.ToolCa
 				t.cancel()
 			}
 		})
+	}
+	return workflow.Await(ctx, func() bool { return inFlight == 0 })
+}
+
+// childRun dispatches the child of one subgraph invocation, step by
+// step: the invocation, run as a local activity, returns the child's next
+// step (runner.InvokeResult.Child) until every child invocation is
+// recorded, then runs to its end from the records and is recorded. Each
+// child invocation is an activity of its own (or a local one, when pure)
+// under the child's node caps and the run's global cap and pools. A child
+// invocation that fails ends the child's dispatch; the subgraph
+// invocation then fails on its record, and the step with it.
+type childRun struct {
+	c           *caps
+	o           dispatchOptions
+	outstanding *int
+	failed      *bool
+	engineErr   *error
+	cancel      workflow.CancelFunc
+}
+
+// run starts the child's dispatch and returns the future of the
+// subgraph invocation's result.
+func (ch *childRun) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Future {
+	f, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		pin := in
+		pin.Lookup = true
+		for {
+			var r runner.InvokeResult
+			if err := workflow.ExecuteLocalActivity(lctx, InvokeActivity, pin).Get(gctx, &r); err != nil {
+				set.Set(nil, err)
+				return
+			}
+			if r.Child == nil {
+				set.Set(&r, nil)
+				return
+			}
+			if *ch.failed {
+				set.Set(nil, sdktemporal.NewCanceledError())
+				return
+			}
+			if err := ch.step(gctx, in, r.Child); err != nil {
+				set.Set(nil, err)
+				return
+			}
+		}
+	})
+	return f
+}
+
+// step dispatches one child step's unrecorded invocations and waits
+// until they ended.
+func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPlan) error {
+	rates := ch.o.limiters(cp)
+	c := ch.c.forChild(cp)
+	keyRates := map[keyRef]*rate.Limiter{}
+	inFlight, stop := 0, false
+	// A failing child invocation cancels the rest of its step, as a
+	// child run locally does.
+	sctx, cancelStep := workflow.WithCancel(ctx)
+	defer cancelStep()
+	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
+	for ni := range cp.Nodes {
+		pn := &cp.Nodes[ni]
+		for k := range pn.Invocations() {
+			if pn.Done(k) {
+				continue
+			}
+			if err := workflow.Await(ctx, func() bool {
+				return *ch.failed || stop || *ch.outstanding < maxOutstanding && c.free(pn, ni, k)
+			}); err != nil {
+				return err
+			}
+			if *ch.failed || stop {
+				break
+			}
+			if pn.Slot {
+				if err := takeTokens(ctx, rates, keyRates, c, pn, k); err != nil {
+					return err
+				}
+			}
+			c.take(pn, ni, k, 1)
+			*ch.outstanding++
+			inFlight++
+			idx := k
+			if pn.Items < 0 {
+				idx = -1
+			}
+			ci := in
+			ci.Lookup, ci.Child = true, &runner.ChildRef{Step: cp.Step, Node: pn.Name, Index: idx}
+			var f workflow.Future
+			if ch.o.pureLocal && pn.Pure {
+				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ci)
+			} else {
+				f = workflow.ExecuteActivity(sctx, InvokeActivity, ci)
+			}
+			workflow.Go(ctx, func(gctx workflow.Context) {
+				var r runner.InvokeResult
+				err := f.Get(gctx, &r)
+				c.take(pn, ni, k, -1)
+				*ch.outstanding--
+				inFlight--
+				var ce *sdktemporal.CanceledError
+				switch {
+				case err != nil && errors.As(err, &ce):
+					stop = true
+				case err != nil:
+					if *ch.engineErr == nil {
+						*ch.engineErr = err
+					}
+					*ch.failed = true
+					ch.cancel()
+				case r.Status == store.InvocationFailed || r.Status == runner.InvocationCancelled:
+					stop = true
+					cancelStep()
+				}
+			})
+		}
+		if *ch.failed || stop {
+			break
+		}
 	}
 	return workflow.Await(ctx, func() bool { return inFlight == 0 })
 }

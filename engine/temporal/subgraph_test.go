@@ -1,0 +1,159 @@
+package temporal
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/lgx-run/lgx/runner"
+	"github.com/lgx-run/lgx/store"
+)
+
+// A parent that calls a child workflow per item; the child fetches its
+// pages under the run's pool api (3), which every child shares.
+const subgraphParent = `
+lgx: 1
+name: parent
+pools:
+  api: {concurrency: 3}
+state:
+  base: {type: string, required: true}
+  fail: {type: integer, default: -1}
+  totals: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ [0, 1, 2, 3] }}
+    retry: {attempts: 1}
+    with:
+      workflow: lib/child.yaml
+      input: {base: "${{ state.base }}", n: "${{ item }}", fail: "${{ state.fail == item }}"}
+    output: {totals: "${{ result.summary }}"}
+  after:
+    type: set
+    output: {totals: done}
+edges:
+  - {from: START, to: each}
+  - {from: each, to: after}
+`
+
+const subgraphChild = `
+lgx: 1
+name: child
+pools:
+  api: {concurrency: 3}
+state:
+  base: {type: string, required: true}
+  n: {type: integer, required: true}
+  fail: {type: boolean, default: false}
+  pages: {type: list, reducer: append, default: []}
+  summary: {type: string}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ [0, 1, 2] }}
+    pool: api
+    retry: {attempts: 1}
+    with: {url: "${{ state.base }}/doc/${{ state.n }}/${{ item }}${{ state.fail && item == 1 ? '/fail' : '' }}"}
+    output: {pages: "${{ result.body }}"}
+  sum:
+    type: template
+    with: {template: "{{ .state.n }}: {{ len .state.pages }} pages"}
+    output: summary
+edges:
+  - {from: START, to: fetch}
+  - {from: fetch, to: sum}
+`
+
+// Subgraph invocations run their children step by step, each child
+// invocation an activity under the run's caps: the state is a local run's,
+// every page is fetched once, the shared pool's 3 hold across the four
+// children, and a child's failure fails the run with the local message.
+func TestSchedulerSubgraphs(t *testing.T) {
+	srv := &flightServer{count: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	dir := t.TempDir()
+	for name, src := range map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimSpace(src)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []int{-1, 2} {
+		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) {
+			inputs := map[string]any{"base": hs.URL, "fail": fail}
+			want, lerr := local(t, g, inputs, 0)
+			// Requests the local run cancelled may reach the server after
+			// it returned: let them land before counting afresh.
+			time.Sleep(100 * time.Millisecond)
+			srv.reset()
+			st := store.NewMemory()
+			runID := fmt.Sprintf("S%d", fail+1)
+			if err := runner.SubmitRun(context.Background(), g, st, runID, inputs, nil); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			childCalls, cur, most := 0, 0, 0
+			env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+				return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+					if in.Child != nil && in.Child.Node == "fetch" {
+						// Activities in flight, not requests: one worker's
+						// own semaphores would hold requests to the pool
+						// even if the workflow dispatched more.
+						mu.Lock()
+						childCalls++
+						cur++
+						most = max(most, cur)
+						mu.Unlock()
+						defer func() { mu.Lock(); cur--; mu.Unlock() }()
+					}
+					return a.Invoke(ctx, in)
+				}}
+			})
+			env.ExecuteWorkflow(WorkflowName, RunInput{RunID: runID})
+			srv.mu.Lock()
+			top, count := srv.top, len(srv.count)
+			for path, n := range srv.count {
+				if n != 1 {
+					t.Errorf("%s fetched %d times, want once", path, n)
+				}
+			}
+			srv.mu.Unlock()
+			if top > 3 || most > 3 {
+				t.Errorf("%d requests and %d child activities in flight across the children, pool api allows 3", top, most)
+			}
+			if fail < 0 {
+				if lerr != nil {
+					t.Fatal(lerr)
+				}
+				completedAsLocally(t, env, st, runID, want)
+				if count != 12 || childCalls != 12 {
+					t.Errorf("%d pages fetched by %d child activities, want 12 by 12", count, childCalls)
+				}
+				if top < 2 {
+					t.Errorf("%d request in flight at most: the children should run in parallel", top)
+				}
+				return
+			}
+			_, err := runner.Outcome(context.Background(), st, runID, nil)
+			if err == nil || lerr == nil || err.Error() != lerr.Error() {
+				t.Errorf("error %v, local %v: want the same", err, lerr)
+			}
+		})
+	}
+}

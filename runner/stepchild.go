@@ -1,0 +1,307 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/store"
+)
+
+// Subgraphs, step by step. Locally a subgraph invocation runs its child
+// workflow inside its attempt, the child's invocations taking the run's
+// caps. A distributed engine holds the caps in its scheduler, so it
+// schedules the child's invocations itself, one child step at a time:
+//
+//	Invoke of the subgraph invocation runs the child from the records of
+//	    its invocations (as a resume does) up to the first child step that
+//	    has unrecorded invocations, and returns that step's plan
+//	    (InvokeResult.Child) instead of running them; once every child
+//	    invocation is recorded, it runs to the end and the subgraph
+//	    invocation is recorded like any other
+//	Invoke with a Child reference runs one invocation of that child step,
+//	    after replaying the child up to it, and records it
+//
+// The child's state is never stored: each call rebuilds it from the
+// records, which the store fixes. A recorded failure of a child
+// invocation fails the child as it did when it happened, rather than run
+// again (a local resume runs it again; a reopened run on the engine does
+// too, see Invocation.Resumed).
+
+// ChildRef names one invocation of a subgraph's child: the child's step,
+// node and item index (-1 without for_each).
+type ChildRef struct {
+	Step  int
+	Node  string
+	Index int
+}
+
+// childMode steers the child run of one subgraph invocation run step by
+// step (see the comment above); it travels in the invocation's context.
+type childMode struct {
+	recorded map[string]*store.Invocation // the child's records, by path
+	target   *ChildRef                    // run this invocation; nil: plan
+	resumed  bool                         // recorded failures run again
+	cancel   context.CancelFunc           // stops the subgraph invocation
+
+	plan *StepPlan     // out: the child's next step, to dispatch
+	ran  *InvokeResult // out: how the target invocation ended
+	err  error         // out: the records do not fit the request
+}
+
+type childModeKey struct{}
+
+func childModeOf(ctx context.Context) *childMode {
+	cm, _ := ctx.Value(childModeKey{}).(*childMode)
+	return cm
+}
+
+// frontierDispatcher is the child run's dispatcher in a childMode: it
+// runs nothing but the target, and stops the child at the first step with
+// unrecorded invocations.
+type frontierDispatcher struct {
+	r  *run
+	cm *childMode
+}
+
+func (d *frontierDispatcher) close() {}
+
+func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
+	cr, cm := d.r, d.cm
+	type pendingInv struct {
+		nr *nodeRun
+		i  int
+	}
+	var pending []pendingInv
+	failed := false
+	for _, nr := range runs {
+		for i := range nr.res {
+			if nr.res[i].reused {
+				continue
+			}
+			path := invocationPath(cr.prefix, cr.step, nr.n.name, itemIndex(nr, i))
+			if inv := cm.recorded[path]; inv != nil && inv.Status == store.InvocationFailed && !cm.resumed {
+				kind := nodes.Kind(inv.ErrorKind)
+				nr.res[i] = invResult{status: store.InvocationFailed, kind: kind, err: &nodes.Error{Kind: kind, Err: errors.New(inv.Error)}, attempts: inv.Attempts}
+				failed = true
+				continue
+			}
+			pending = append(pending, pendingInv{nr, i})
+		}
+	}
+	switch {
+	case len(pending) == 0:
+		return
+	case failed && cm.target == nil:
+		// The child fails on its recorded failure; what it cancelled
+		// stays cancelled.
+		return
+	case cm.target == nil:
+		cm.plan = cr.childPlan(runs)
+	case cm.target.Step < cr.step:
+		// The target's step passed: it was recorded (a retried call).
+		tpath := invocationPath(cr.prefix, cm.target.Step, cm.target.Node, cm.target.Index)
+		if inv := cm.recorded[tpath]; inv != nil {
+			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
+		} else {
+			cm.err = fmt.Errorf("child step %d passed without %s", cm.target.Step, tpath)
+		}
+	case cm.target.Step != cr.step:
+		cm.err = fmt.Errorf("child step %d has unrecorded invocations; %s/%s[%d] of step %d was asked for",
+			cr.step, strings.TrimSuffix(cr.prefix, "/"), cm.target.Node, cm.target.Index, cm.target.Step)
+	default:
+		tpath := invocationPath(cr.prefix, cr.step, cm.target.Node, cm.target.Index)
+		if inv := cm.recorded[tpath]; inv != nil {
+			// Recorded before (a retried call): reused in this step.
+			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
+			break
+		}
+		for _, p := range pending {
+			if p.nr.n.name != cm.target.Node || itemIndex(p.nr, p.i) != cm.target.Index {
+				continue
+			}
+			var item any
+			if p.nr.items != nil {
+				item = p.nr.items[p.i]
+			}
+			c := callPool.Get().(*call)
+			var ac attemptCtx
+			res := &p.nr.res[p.i]
+			cr.invokeOn(ctx, c, &ac, p.nr.n, cm.target.Index, item, res, false)
+			ac.release()
+			callPool.Put(c)
+			path := invocationPath(cr.prefix, cr.step, p.nr.n.name, cm.target.Index)
+			cm.ran = &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
+			if res.status == "" {
+				cm.ran.Status = InvocationCancelled
+			}
+			if res.err != nil {
+				cm.ran.Error = cr.red.str(res.err.Error())
+			}
+		}
+		if cm.ran == nil {
+			cm.err = fmt.Errorf("child step %d has no unrecorded invocation %s[%d]", cr.step, cm.target.Node, cm.target.Index)
+		}
+	}
+	// Stop the child here: what did not run is cancelled, and so is the
+	// subgraph invocation, which is therefore not recorded.
+	for _, p := range pending {
+		if res := &p.nr.res[p.i]; res.status == "" && res.err == nil {
+			res.err, res.kind = &nodes.Error{Kind: nodes.KindCancelled, Err: errChildStopped}, nodes.KindCancelled
+		}
+	}
+	cm.cancel()
+}
+
+// errChildStopped is why a child run step by step stopped: its
+// invocations are the engine's to dispatch.
+var errChildStopped = errors.New("the child stops here: the engine dispatches its invocations")
+
+// childPlan is the plan of a child run's step, for the scheduler: its
+// nodes (the recorded invocations marked), caps and pools.
+func (r *run) childPlan(runs []*nodeRun) *StepPlan {
+	p := &StepPlan{Step: r.step, Status: store.StatusRunning}
+	pools := map[string]PoolCap{}
+	for _, nr := range runs {
+		pn := r.plannedNode(nr, pools)
+		for i := range nr.res {
+			if nr.res[i].reused {
+				if pn.Recorded == nil {
+					pn.Recorded = make([]byte, (pn.Invocations()+7)/8)
+				}
+				pn.Recorded[i/8] |= 1 << (i % 8)
+			}
+		}
+		p.Nodes = append(p.Nodes, pn)
+	}
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		p.Pools = append(p.Pools, pools[name])
+	}
+	return p
+}
+
+// invokeChild runs the subgraph invocation nr[index] in a childMode (see
+// the comment at the top of this file): its outcome when the child ran to
+// its end from the records, else the child's next step or the target's
+// outcome.
+func (s *StepRun) invokeChild(ctx context.Context, nr *nodeRun, index int, item any, path string, in Invocation) (*InvokeResult, error) {
+	r := s.r
+	invs, err := s.st.Invocations(ctx, r.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	cm := &childMode{recorded: map[string]*store.Invocation{}, target: in.Child, resumed: in.Resumed}
+	for _, inv := range invs {
+		if strings.HasPrefix(inv.Path, path+"/") {
+			cm.recorded[inv.Path] = inv
+		}
+	}
+	// Its record starts when its child's first invocation started.
+	r.stepCalls.load(cm.recorded)
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cm.cancel = cancel
+	ictx = context.WithValue(ictx, childModeKey{}, cm)
+	var res invResult
+	s.openRecorder()
+	r.invoke(ictx, nil, nr.n, index, item, &res)
+	if err := r.journal.barrier(r.step); err != nil {
+		return nil, err
+	}
+	switch {
+	case cm.err != nil:
+		return nil, fmt.Errorf("run %s: %s: %w", r.id, path, cm.err)
+	case cm.ran != nil:
+		return cm.ran, nil
+	case cm.plan != nil:
+		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, nil
+	case in.Child != nil:
+		// The child ran to its end from the records: the target had been
+		// recorded (a retried call).
+		tpath := invocationPath(path+"/", in.Child.Step, in.Child.Node, in.Child.Index)
+		inv := cm.recorded[tpath]
+		if inv == nil {
+			return nil, fmt.Errorf("run %s: %s was asked for, but the child ran to its end without it", r.id, tpath)
+		}
+		return &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
+	}
+	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
+	if res.status == "" {
+		out.Status = InvocationCancelled
+	}
+	if res.err != nil {
+		out.Error = r.red.str(res.err.Error())
+	}
+	return out, nil
+}
+
+// distributableChildren reports what the children a workflow calls use
+// that subgraphs run step by step do not support yet: nil when they can.
+func distributableChildren(workflow string, subs *subgraphs) error {
+	var why []string
+	for _, key := range slices.Sorted(maps.Keys(subs.graphs)) {
+		cg := subs.graphs[key]
+		if err := Distributable(cg); err != nil {
+			var ue *UnsupportedError
+			if errors.As(err, &ue) {
+				for _, w := range ue.What {
+					why = append(why, fmt.Sprintf("subgraph %s: %s", key, w))
+				}
+				continue
+			}
+			return err
+		}
+		for _, n := range cg.nodes {
+			c := nodes.CapabilitiesOf(n.typ)
+			switch {
+			case c.ChildField != "":
+				why = append(why, fmt.Sprintf("subgraph %s: node %s: a subgraph inside a subgraph", key, n.name))
+			case c.CallsField != "":
+				why = append(why, fmt.Sprintf("subgraph %s: node %s: tool calls inside a subgraph", key, n.name))
+			case c.Pauses:
+				why = append(why, fmt.Sprintf("subgraph %s: node %s: an interrupt inside a subgraph", key, n.name))
+			case n.keyPool != "":
+				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
+			}
+		}
+		if len(cg.wf.MCP) > 0 {
+			why = append(why, fmt.Sprintf("subgraph %s: mcp servers of its own", key))
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &UnsupportedError{Workflow: workflow, What: why}
+}
+
+// errNoRetry marks an error its invocation's retry policy must not retry
+// (see noRetry).
+var errNoRetry = errors.New("not retried")
+
+// noRetry is a subgraph invocation's failure replayed from its child's
+// records: retrying it would replay the same records. Run step by step,
+// a child's invocations retry under their own policies, and the subgraph
+// invocation is not retried as a whole (docs/decisions.md).
+type noRetry struct{ error }
+
+func (e noRetry) Unwrap() error        { return e.error }
+func (e noRetry) Is(target error) bool { return target == errNoRetry }
+
+// DistributableTree is Distributable for g and the children it calls,
+// read from disk as a local run reads them: what a client checks before
+// it submits a run.
+func DistributableTree(g *Graph) error {
+	if err := Distributable(g); err != nil {
+		return err
+	}
+	subs, err := loadSubgraphs(g, os.ReadFile)
+	if err != nil {
+		return err
+	}
+	return distributableChildren(g.wf.Name, subs)
+}
