@@ -43,18 +43,19 @@ import (
 func Distributable(g *Graph) error {
 	var why []string
 	wf := g.wf
-	if wf.Config.Budget != nil {
-		why = append(why, "config.budget (token budgets)")
+	// Budgets are shared through the store's ledger; a budget interrupt
+	// is not answered through the engine yet.
+	if interruptBudget(wf.Config.Budget) {
+		why = append(why, "config.budget: on_exhausted: interrupt (budget interrupts)")
 	}
 	for _, p := range wf.Pools {
-		switch {
-		case p.Budget != nil:
-			why = append(why, fmt.Sprintf("pool %s: budget (token budgets)", p.Name))
+		if interruptBudget(p.Budget) {
+			why = append(why, fmt.Sprintf("pool %s: budget on_exhausted: interrupt (budget interrupts)", p.Name))
 		}
 	}
 	for _, p := range wf.Providers {
-		if p.Budget != nil {
-			why = append(why, fmt.Sprintf("provider %s: budget (token budgets)", p.Name))
+		if interruptBudget(p.Budget) {
+			why = append(why, fmt.Sprintf("provider %s: budget on_exhausted: interrupt (budget interrupts)", p.Name))
 		}
 	}
 	machineWide := map[string]bool{}
@@ -239,6 +240,9 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 		return nil, err
 	}
 	r.useMCPSessions(so.MCP)
+	if err := r.lim.shareBudgets(st, runID); err != nil {
+		return nil, err
+	}
 	r.stepCalls = &stepCalls{}
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
@@ -989,6 +993,9 @@ func Outcome(ctx context.Context, st store.Store, runID string, cfg *spec.UserCo
 	}
 	res := &Result{RunID: runID, Workflow: g.wf.Name, Status: rec.Status, Steps: r.step, InterruptIndex: -1, State: r.state}
 	res.Output = r.output(res.State)
+	if err := budgetOutcome(ctx, st, g, res); err != nil {
+		return nil, err
+	}
 	if rec.Status == store.StatusInterrupted {
 		if res.Interrupts, err = Waiting(ctx, st, runID); err != nil {
 			return nil, err

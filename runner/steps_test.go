@@ -470,24 +470,24 @@ edges:
 
 func TestDistributableRefuses(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"pool budget", `
+		{"pool budget interrupt", `
 lgx: 1
 name: r
-pools: {p: {concurrency: 2, budget: {tokens: 100}}}
+pools: {p: {concurrency: 2, budget: {tokens: 100, on_exhausted: interrupt}}}
 state: {x: {type: integer}}
 nodes:
   a: {type: set, pool: p, output: {x: 1}}
 edges: [{from: START, to: a}, {from: a, to: END}]
-`, "pool p: budget (token budgets)"},
-		{"budget", `
+`, "pool p: budget on_exhausted: interrupt (budget interrupts)"},
+		{"budget interrupt", `
 lgx: 1
 name: t
-config: {budget: {tokens: 100}}
+config: {budget: {tokens: 100, on_exhausted: interrupt}}
 state: {x: {type: integer}}
 nodes:
   a: {type: set, output: {x: 1}}
 edges: [{from: START, to: a}, {from: a, to: END}]
-`, "config.budget"},
+`, "config.budget: on_exhausted: interrupt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
