@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
@@ -41,6 +42,8 @@ type Graph struct {
 	// a run allocated). ownCaps counts the nodes with a node cap or pools.
 	caps    []*caps
 	ownCaps int
+	// slabs recycles the nodeRun slabs of finished runs (see takeSlab).
+	slabs *sync.Pool
 
 	// progs are the expressions compiled so far, while Compile runs (nil
 	// after: nodes compiled at run time, MCP tools', compile on their own).
@@ -107,6 +110,36 @@ func (k *keyInfo) fitsAsIs(v any) bool {
 		return k.asIs&asIsFloat != 0
 	}
 	return false
+}
+
+// takeSlab returns at least n zero nodeRuns in one slice: a finished
+// run's, or new ones. A 10,000-branch fan-out allocated 2.5 MB of them per
+// run, which the GC then marked and swept; runs of one graph need the same
+// sizes, so they pass them on.
+func (g *Graph) takeSlab(n int) []nodeRun {
+	if g.slabs != nil {
+		if p, _ := g.slabs.Get().(*[]nodeRun); p != nil {
+			if len(*p) >= n {
+				return *p
+			}
+			g.slabs.Put(p) // too small for this step: another run may use it
+		}
+	}
+	return make([]nodeRun, n)
+}
+
+// recycleSlabs hands the run's slabs to the graph's pool, zeroed (so that
+// a pooled slab keeps no value of this run alive). Called when the loop
+// ends, after the dispatcher's workers did: no nodeRun is read after.
+func (r *run) recycleSlabs() {
+	if r.g.slabs == nil {
+		return
+	}
+	for _, s := range r.slabs {
+		clear(s)
+		r.g.slabs.Put(&s)
+	}
+	r.slabs, r.slab, r.pool = nil, nil, nil
 }
 
 // ownCaps reports whether n takes a node cap or pools: each run then
@@ -219,6 +252,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		noCaps:         [2]caps{{}, {none: true}},
 		start:          &outEdges{},
 		progs:          map[progKey]*compiled{},
+		slabs:          new(sync.Pool),
 	}
 	if g.concurrency <= 0 {
 		g.concurrency = spec.DefaultConcurrency

@@ -153,10 +153,11 @@ type run struct {
 	core
 	journal
 
-	stepEnd  time.Time  // when the step's barrier was passed (shared by its events)
-	pool     []*nodeRun // nodeRuns reused from step to step
-	slab     []nodeRun  // fresh nodeRuns, allocated in bulk
-	stepSize int        // nodes in the current step
+	stepEnd  time.Time   // when the step's barrier was passed (shared by its events)
+	pool     []*nodeRun  // nodeRuns reused from step to step
+	slab     []nodeRun   // fresh nodeRuns, allocated in bulk
+	slabs    [][]nodeRun // every slab the run took, handed back to Graph.slabs when its loop ends
+	stepSize int         // nodes in the current step
 
 	// prefix is "" for a top-level run and "PARENT/" for a subgraph's run:
 	// its invocations' paths start with it (SPEC §9.1).
@@ -454,7 +455,8 @@ func (r *run) emit(e Event) {
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	runCtx := ctx
 	r.parentCtx = ctx
-	defer r.closeHTTP() // after the workers: none is using the client then
+	defer r.recycleSlabs() // last: after the workers, nothing reads a nodeRun then
+	defer r.closeHTTP()    // after the workers: none is using the client then
 	defer r.disp.close()
 	r.journal.open()
 	defer r.journal.close()
@@ -618,7 +620,8 @@ func (r *run) prepare(ctx context.Context, ni int) (*nodeRun, error) {
 		nr.n, nr.items, nr.res = n, nil, res[:0]
 	} else {
 		if len(r.slab) == 0 {
-			r.slab = make([]nodeRun, max(1, r.stepSize-len(r.pool)))
+			r.slab = r.g.takeSlab(max(1, r.stepSize-len(r.pool)))
+			r.slabs = append(r.slabs, r.slab)
 		}
 		nr = &r.slab[0]
 		r.slab = r.slab[1:]
