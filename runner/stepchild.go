@@ -45,6 +45,7 @@ type ChildRef struct {
 // step (see the comment above); it travels in the invocation's context.
 type childMode struct {
 	recorded map[string]*store.Invocation // the child's records, by path
+	answers  map[string]map[string]any    // accepted answers to its paused interrupts, by path
 	target   *ChildRef                    // run this invocation; nil: plan
 	resumed  bool                         // recorded failures run again
 	cancel   context.CancelFunc           // stops the subgraph invocation
@@ -85,13 +86,19 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				continue
 			}
 			path := invocationPath(cr.prefix, cr.step, nr.n.name, itemIndex(nr, i))
-			if inv := cm.recorded[path]; inv != nil && inv.Status == store.InvocationFailed && !cm.resumed {
+			inv := cm.recorded[path]
+			switch {
+			case inv != nil && inv.Status == store.InvocationFailed && !cm.resumed:
 				kind := nodes.Kind(inv.ErrorKind)
 				nr.res[i] = invResult{status: store.InvocationFailed, kind: kind, err: &nodes.Error{Kind: kind, Err: errors.New(inv.Error)}, attempts: inv.Attempts}
 				failed = true
-				continue
+			case inv != nil && inv.Status == store.InvocationInterrupted && nr.res[i].resumeVal == nil:
+				// Paused, and not answered: it pauses the child again.
+				nr.res[i] = invResult{status: store.InvocationInterrupted, attempts: inv.Attempts,
+					intrs: []Interrupt{{Path: path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)}}}
+			default:
+				pending = append(pending, pendingInv{nr, i})
 			}
-			pending = append(pending, pendingInv{nr, i})
 		}
 	}
 	switch {
@@ -115,12 +122,6 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 		cm.err = fmt.Errorf("child step %d has unrecorded invocations; %s/%s[%d] of step %d was asked for",
 			cr.step, strings.TrimSuffix(cr.prefix, "/"), cm.target.Node, cm.target.Index, cm.target.Step)
 	default:
-		tpath := invocationPath(cr.prefix, cr.step, cm.target.Node, cm.target.Index)
-		if inv := cm.recorded[tpath]; inv != nil {
-			// Recorded before (a retried call): reused in this step.
-			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
-			break
-		}
 		for _, p := range pending {
 			if p.nr.n.name != cm.target.Node || itemIndex(p.nr, p.i) != cm.target.Index {
 				continue
@@ -144,7 +145,14 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				cm.ran.Error = cr.red.str(res.err.Error())
 			}
 		}
-		if cm.ran == nil {
+		if cm.ran != nil {
+			break
+		}
+		tpath := invocationPath(cr.prefix, cr.step, cm.target.Node, cm.target.Index)
+		if inv := cm.recorded[tpath]; inv != nil {
+			// Recorded before (a retried call): reused in this step.
+			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
+		} else {
 			cm.err = fmt.Errorf("child step %d has no unrecorded invocation %s[%d]", cr.step, cm.target.Node, cm.target.Index)
 		}
 	}
@@ -170,7 +178,7 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 	for _, nr := range runs {
 		pn := r.plannedNode(nr, pools)
 		for i := range nr.res {
-			if nr.res[i].reused {
+			if nr.res[i].reused || nr.res[i].status == store.InvocationInterrupted {
 				if pn.Recorded == nil {
 					pn.Recorded = make([]byte, (pn.Invocations()+7)/8)
 				}
@@ -195,11 +203,21 @@ func (s *StepRun) invokeChild(ctx context.Context, nr *nodeRun, index int, item 
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	cm := &childMode{recorded: map[string]*store.Invocation{}, target: in.Child, resumed: in.Resumed}
+	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed}
 	for _, inv := range invs {
 		if strings.HasPrefix(inv.Path, path+"/") {
 			cm.recorded[inv.Path] = inv
 		}
+	}
+	for p, nonce := range in.Answers {
+		if !strings.HasPrefix(p, path+"/") {
+			continue
+		}
+		v, err := s.answer(ctx, p, nonce)
+		if err != nil {
+			return nil, err
+		}
+		cm.answers[p] = v
 	}
 	// Its record starts when its child's first invocation started.
 	r.stepCalls.load(cm.recorded)
@@ -263,8 +281,6 @@ func distributableChildren(workflow string, subs *subgraphs) error {
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a subgraph inside a subgraph", key, n.name))
 			case c.CallsField != "":
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: tool calls inside a subgraph", key, n.name))
-			case c.Pauses:
-				why = append(why, fmt.Sprintf("subgraph %s: node %s: an interrupt inside a subgraph", key, n.name))
 			case n.keyPool != "":
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
 			}
@@ -304,4 +320,17 @@ func DistributableTree(g *Graph) error {
 		return err
 	}
 	return distributableChildren(g.wf.Name, subs)
+}
+
+// childPaused returns the interrupts a subgraph invocation at path waits
+// at: its child's paused invocations (the subgraph invocation itself is
+// not recorded while its child is paused).
+func childPaused(invs []*store.Invocation, step int, path string) []Interrupt {
+	var out []Interrupt
+	for _, in := range waitingAt(invs, step) {
+		if strings.HasPrefix(in.Path, path+"/") {
+			out = append(out, in)
+		}
+	}
+	return out
 }

@@ -721,6 +721,10 @@ type Invocation struct {
 	// Child names an invocation of the child of the subgraph invocation
 	// Node[Index], to run instead of it (see PlannedNode.Child).
 	Child *ChildRef
+	// Answers are the nonces of the answers the engine accepted for
+	// interrupts inside the child of the subgraph invocation Node[Index],
+	// by path: those run with their answers instead of pausing again.
+	Answers map[string]string
 }
 
 // Invoke runs one invocation of the planned step (see InvokeOne).
@@ -891,6 +895,9 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 			inv, ok := byPath[path]
 			res := &nr.res[i]
 			switch {
+			case !ok && nodes.CapabilitiesOf(nr.n.typ).ChildField != "" && len(childPaused(invs, step, path)) > 0:
+				// Its child paused at interrupts: it did not end.
+				*res = invResult{status: store.InvocationInterrupted, intrs: childPaused(invs, step, path)}
 			case !ok:
 				res.err = fmt.Errorf("invocation %s was not recorded", path)
 				if missing == "" {

@@ -122,7 +122,7 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	// On a first attempt of a step's first dispatch no earlier call can
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
-	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child}
+	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child, Answers: in.Answers}
 	if in.Call > 0 {
 		// A tools invocation's call may have been recorded by an earlier
 		// dispatch of its step (which paused, or continued as new).

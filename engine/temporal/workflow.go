@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	sdktemporal "go.temporal.io/sdk/temporal"
@@ -142,6 +143,9 @@ type InvokeInput struct {
 	// Child names an invocation of the child of the subgraph invocation
 	// Node[Index], to run instead of it (runner.Invocation.Child).
 	Child *runner.ChildRef `json:",omitempty"`
+	// Answers are the nonces of accepted answers to interrupts inside
+	// the subgraph invocation's child, by path (runner.Invocation.Answers).
+	Answers map[string]string `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -780,7 +784,16 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			switch {
 			case pn.Child:
 				// Its child's steps, each dispatched here under the run's
-				// caps, until the invocation ends.
+				// caps, until the invocation ends; answers to interrupts
+				// inside it go with it.
+				for path, nonce := range rd.answers {
+					if strings.HasPrefix(path, runner.InvocationPath(p.Step, pn.Name, idx)+"/") {
+						if ii.Answers == nil {
+							ii.Answers = map[string]string{}
+						}
+						ii.Answers[path] = nonce
+					}
+				}
 				ch := &childRun{c: c, o: o, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
 				f = ch.run(sctx, lctx, ii)
 			case pn.Calls:
