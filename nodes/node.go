@@ -33,6 +33,11 @@ type Doc struct {
 	Summary string
 	With    []Field
 	Result  []Field
+	// NoResult says that the result is always null (set): `validate`
+	// then rejects every `result.FIELD` in the node's output, which
+	// could only fail at run time. A type with no Result fields and
+	// NoResult false documents its result in the summary.
+	NoResult bool
 	// OneOf lists groups of fields of which at most one may be given
 	// (e.g. body | json); Required groups need exactly one.
 	OneOf []OneOf

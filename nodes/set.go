@@ -15,7 +15,7 @@ func (setType) Name() string { return "set" }
 func (setType) Capabilities() Capabilities { return Capabilities{Pure: true, Instant: true} }
 
 func (setType) Doc() Doc {
-	return Doc{Summary: "Does no work: the node's `output` writes computed values to state. Without `output` it is a no-op, useful for routing."}
+	return Doc{Summary: "Does no work: the node's `output` writes computed values to state. Without `output` it is a no-op, useful for routing.", NoResult: true}
 }
 
 // Run returns a null result.

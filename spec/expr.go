@@ -331,6 +331,12 @@ func (c *exprChecker) members(src string, tree *parser.Tree, scope ExprScope) []
 			if fields == nil || contains(fields, prop.Value) {
 				return
 			}
+			if len(fields) == 0 {
+				ps = append(ps, exprProblem{off, CodeExpr,
+					fmt.Sprintf("%s has no result: result is null, so result.%s cannot be read", scope.ResultType, prop.Value),
+					"compute the value from state (a " + scope.ResultType + " node does no work)"})
+				return
+			}
 			hint := didYouMean(prop.Value, fields)
 			if hint == "" {
 				hint = fmt.Sprintf("%s results have: %s", scope.ResultType, strings.Join(fields, ", "))
@@ -569,9 +575,11 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 }
 
 // resultFields lists the result fields of the scope's node type, or nil
-// when `result.FIELD` is not checked: outside output, an unknown type, a
-// type that documents no result, or a result that is a whole value (a
-// pseudo field like `(state)`: a subgraph's state, a template's value).
+// when `result.FIELD` is not checked: outside output, an unknown type, or
+// a result that is a whole value (a pseudo field like `(state)`: a
+// subgraph's state, a template's value), or a type that documents no
+// result fields. A type whose result is always null (Doc.NoResult: set)
+// has none, and every field is an error.
 func resultFields(scope ExprScope) []string {
 	if !scope.Output || scope.ResultType == "" {
 		return nil
@@ -580,8 +588,12 @@ func resultFields(scope ExprScope) []string {
 	if !ok {
 		return nil
 	}
+	doc := t.Doc()
+	if doc.NoResult {
+		return []string{} // result is always null: no field exists
+	}
 	var names []string
-	for _, f := range t.Doc().Result {
+	for _, f := range doc.Result {
 		if strings.HasPrefix(f.Name, "(") {
 			return nil
 		}

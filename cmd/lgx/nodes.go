@@ -160,6 +160,10 @@ func writeNodeType(w io.Writer, format string, t nodes.Type) error {
 		}
 	}
 	fmt.Fprintln(w, "\nresult:")
+	if doc.NoResult {
+		fmt.Fprintln(w, "  none: result is null in `output`")
+		return nil
+	}
 	if len(doc.Result) == 0 {
 		fmt.Fprintln(w, "  (see the summary)")
 		return nil
