@@ -42,10 +42,17 @@ func (t *Tail) Skip(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	t.SkipRecords(invs)
+	return nil
+}
+
+// SkipRecords marks invs as seen: what a resume read before it let the
+// run go on (Skip after that could miss what the workers recorded in
+// between).
+func (t *Tail) SkipRecords(invs []*store.Invocation) {
 	for _, inv := range invs {
 		t.seen[inv.Path] = inv.Status
 	}
-	return nil
 }
 
 // Poll sends the events of what was recorded since the last Poll.

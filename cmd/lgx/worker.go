@@ -229,16 +229,17 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, runID, wf.Name, false, out, outputKeys(wf))
+	return a.followTemporal(ctx, c, st, runID, wf.Name, nil, out, outputKeys(wf))
 }
 
 // followTemporal waits for a run on Temporal to end or pause at
 // interrupts, and reports it as a local run would (output, exit code).
 //
 // The live view is fed from the journal (runner.Tail): each invocation
-// shows once the worker that ran it recorded it. A resumed run's earlier
-// records are not shown again.
-func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, resumed bool, out outputFlags, keys []string) error {
+// shows once the worker that ran it recorded it. A resumed run's records
+// from before it went on (seen, read before the answer or the new
+// execution) are not shown again.
+func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, seen []*store.Invocation, out outputFlags, keys []string) error {
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
@@ -246,9 +247,7 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 	defer stop()
 	sink, closeView := a.sinks(out)
 	tail := runner.NewTail(st, runID, workflow, sink)
-	if resumed {
-		_ = tail.Skip(ctx) // else the view shows the earlier steps again
-	}
+	tail.SkipRecords(seen) // else the view shows the earlier steps again
 	tctx, stopTail := context.WithCancel(ctx)
 	tailed := make(chan struct{})
 	go func() {
@@ -314,6 +313,10 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	defer c.Close()
+	seen, err := st.Invocations(ctx, run.ID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	if err := runner.ReopenRun(ctx, st, run.ID, cfg); err != nil {
 		var ue *runner.UnsupportedError
 		if errors.As(err, &ue) {
@@ -329,7 +332,7 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	fmt.Fprintln(a.ios.Err, "run "+run.ID+" (resumed on Temporal)")
 	hint := time.AfterFunc(unservedAfter, a.unserved(ctx, c, opts.temporal))
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, true, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, opts.out, keys)
 }
 
 // session is what resuming a run on Temporal needs: a connection to the
@@ -379,6 +382,10 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 	if err != nil {
 		return err
 	}
+	seen, err := st.Invocations(ctx, run.ID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	if err := temporal.Answer(ctx, c, run.ID, ans.Path, ans.Nonce); err != nil {
 		_ = runner.RefuseAnswer(ctx, st, ans)
 		var ref *temporal.RefusedError
@@ -388,7 +395,7 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	fmt.Fprintf(a.ios.Err, "run %s (resumed on Temporal: %s answered)\n", run.ID, ans.Path)
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, true, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, opts.out, keys)
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop
