@@ -361,7 +361,7 @@ func (c *call) ReserveTokens(ctx context.Context, provider string, res nodes.Tok
 	n := amount{tokens: int64(res.Total()), usd: cost(price, res)}
 	holds := make([]*ledgerHold, len(list))
 	for i, b := range list {
-		h, err := b.take(ctx, n, func() { c.onWait("budget " + b.name) })
+		h, err := b.take(ctx, l, c.r.prefix, n, func() { c.onWait("budget " + b.name) })
 		if err != nil {
 			for j, done := range list[:i] {
 				done.give(holds[j], n, amount{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -25,11 +26,20 @@ import (
 // engine again (ReopenRun), so that it agrees with what a local resume
 // counts.
 
+// budgetLedger is the store's ledger of one run.
+type budgetLedger struct {
+	ledger store.BudgetLedger
+	runID  string
+}
+
 // sharedBudget is where a tokenBudget keeps its amounts when the run's
-// calls run in several processes.
+// calls run in several processes: the ledger's rows under key (the
+// budget's name; for a subgraph's own budget, which lives as long as one
+// subgraph invocation, its name and the invocation's path).
 type sharedBudget struct {
 	ledger store.BudgetLedger
 	runID  string
+	key    string
 	ttl    time.Duration
 }
 
@@ -46,6 +56,7 @@ const (
 // ledgerHold is one reservation taken from the ledger, renewed until it
 // is settled.
 type ledgerHold struct {
+	sh   *sharedBudget
 	id   string
 	stop chan struct{}
 	done chan struct{}
@@ -55,17 +66,37 @@ type ledgerHold struct {
 // under run runID; a store without one cannot execute such a run.
 func (l *limits) shareBudgets(st store.Store, runID string) error {
 	list := l.allBudgets()
-	if len(list) == 0 {
+	bl, ok := st.(store.BudgetLedger)
+	switch {
+	case !ok && len(list) > 0:
+		return fmt.Errorf("run %s has token budgets, which this store cannot share between workers", runID)
+	case !ok:
 		return nil
 	}
-	bl, ok := st.(store.BudgetLedger)
-	if !ok {
-		return fmt.Errorf("run %s has token budgets, which this store cannot share between workers", runID)
-	}
+	// Set without budgets of the run's own too: its subgraphs' budgets
+	// join it.
+	l.ledger = &budgetLedger{ledger: bl, runID: runID}
 	for _, b := range list {
-		b.shared = &sharedBudget{ledger: bl, runID: runID, ttl: store.BudgetTTL}
+		b.sharing(l.ledger, "")
 	}
 	return nil
+}
+
+// sharing makes b keep its amounts in ledger (nil: b stays in memory,
+// unless it is shared already) under its name, scoped by the path prefix
+// of the subgraph run that owns it ("" for the top-level run's budgets),
+// and returns where it keeps them (nil: in memory).
+func (b *tokenBudget) sharing(ledger *budgetLedger, scope string) *sharedBudget {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shared == nil && ledger != nil {
+		key := b.name
+		if scope != "" {
+			key += " in " + strings.TrimSuffix(scope, "/")
+		}
+		b.shared = &sharedBudget{ledger: ledger.ledger, runID: ledger.runID, key: key, ttl: store.BudgetTTL}
+	}
+	return b.shared
 }
 
 // allBudgets lists l's budgets: the run's, the pools', the providers'.
@@ -86,12 +117,15 @@ func (l *limits) allBudgets() []*tokenBudget {
 }
 
 // take reserves n as reserve does, from the ledger when the budget is
-// shared (the hold is then what give settles).
-func (b *tokenBudget) take(ctx context.Context, n amount, onWait func()) (*ledgerHold, error) {
-	if b.shared == nil {
+// shared (the hold is then what give settles). l and scope are the
+// limits and path prefix of the run making the call: a subgraph's own
+// budget joins its run's ledger here.
+func (b *tokenBudget) take(ctx context.Context, l *limits, scope string, n amount, onWait func()) (*ledgerHold, error) {
+	sh := b.sharing(l.ledger, scope)
+	if sh == nil {
 		return nil, b.reserve(ctx, n, onWait)
 	}
-	return b.reserveShared(ctx, n, onWait)
+	return b.reserveShared(ctx, sh, n, onWait)
 }
 
 // give settles a reservation of n that take returned, charging used.
@@ -107,8 +141,7 @@ func (b *tokenBudget) give(h *ledgerHold, n, used amount) BudgetUsage {
 // as reserve fails (on_exhausted: fail, or the settled usage alone leaves
 // too little), and otherwise polls with backoff until it fits or ctx
 // ends.
-func (b *tokenBudget) reserveShared(ctx context.Context, n amount, onWait func()) (*ledgerHold, error) {
-	sh := b.shared
+func (b *tokenBudget) reserveShared(ctx context.Context, sh *sharedBudget, n amount, onWait func()) (*ledgerHold, error) {
 	id := ulid.Make().String()
 	holder := store.Lease{Owner: id, PID: os.Getpid(), Host: store.Hostname()}
 	poll := ledgerPollMin
@@ -120,7 +153,7 @@ func (b *tokenBudget) reserveShared(ctx context.Context, n amount, onWait func()
 		b.mu.Unlock()
 		now := time.Now()
 		holder.Expires = now.Add(sh.ttl)
-		g, err := sh.ledger.ReserveBudget(ctx, store.BudgetRequest{RunID: sh.runID, Budget: b.name, ID: id,
+		g, err := sh.ledger.ReserveBudget(ctx, store.BudgetRequest{RunID: sh.runID, Budget: sh.key, ID: id,
 			Amount: store.BudgetAmount{Tokens: n.tokens, USD: n.usd}, Limit: limit, Holder: holder, Now: now})
 		if err == nil && !g.OK {
 			used := amount{g.Totals.Used.Tokens, g.Totals.Used.USD}
@@ -135,7 +168,7 @@ func (b *tokenBudget) reserveShared(ctx context.Context, n amount, onWait func()
 			b.mu.Unlock()
 			switch {
 			case err == nil:
-				return sh.hold(b.name, id), nil
+				return sh.hold(id), nil
 			case ctx.Err() != nil:
 				return nil, ctx.Err()
 			case errors.As(err, new(*nodes.Error)), errors.As(err, new(*budgetExhausted)):
@@ -168,8 +201,8 @@ func (b *tokenBudget) reserveShared(ctx context.Context, n amount, onWait func()
 // hold starts renewing reservation id every ttl/3 until it is settled, so
 // that it counts while its call runs however long, and stops counting
 // within ttl when its process dies.
-func (sh *sharedBudget) hold(budget, id string) *ledgerHold {
-	h := &ledgerHold{id: id, stop: make(chan struct{}), done: make(chan struct{})}
+func (sh *sharedBudget) hold(id string) *ledgerHold {
+	h := &ledgerHold{sh: sh, id: id, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		t := time.NewTicker(sh.ttl / 3)
@@ -183,7 +216,7 @@ func (sh *sharedBudget) hold(budget, id string) *ledgerHold {
 			ctx, cancel := context.WithTimeout(context.Background(), sh.ttl/3)
 			// A renewal that fails is tried again at the next tick;
 			// the lease lives ttl, so two more come before it expires.
-			_ = sh.ledger.RenewBudget(ctx, sh.runID, budget, id, time.Now().Add(sh.ttl))
+			_ = sh.ledger.RenewBudget(ctx, sh.runID, sh.key, id, time.Now().Add(sh.ttl))
 			cancel()
 		}
 	}()
@@ -199,7 +232,7 @@ const settleTries = 8
 // settleShared ends reservation h in the ledger, charging used, and wakes
 // this process's waiters.
 func (b *tokenBudget) settleShared(h *ledgerHold, used amount) BudgetUsage {
-	sh := b.shared
+	sh := h.sh
 	var (
 		t   store.BudgetTotals
 		err error
@@ -207,7 +240,7 @@ func (b *tokenBudget) settleShared(h *ledgerHold, used amount) BudgetUsage {
 	wait := 20 * time.Millisecond
 	for try := 0; try < settleTries; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		t, err = sh.ledger.SettleBudget(ctx, sh.runID, b.name, h.id, store.BudgetAmount{Tokens: used.tokens, USD: used.usd})
+		t, err = sh.ledger.SettleBudget(ctx, sh.runID, sh.key, h.id, store.BudgetAmount{Tokens: used.tokens, USD: used.usd})
 		cancel()
 		if err == nil {
 			break

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,9 @@ import (
 	"github.com/lgx-run/lgx/store"
 )
 
+// noLedger are the limits of a call whose budgets are shared already.
+var noLedger = &limits{}
+
 // sharedPair is one budget as two workers open it: two tokenBudgets whose
 // amounts live in one store's ledger.
 func sharedPair(t *testing.T, mode string, limit int64, ttl time.Duration) (a, b *tokenBudget, st *store.Memory) {
@@ -27,7 +31,7 @@ func sharedPair(t *testing.T, mode string, limit int64, ttl time.Duration) (a, b
 	}
 	mk := func() *tokenBudget {
 		tb := newTokenBudget("run", &spec.Budget{Tokens: limit, OnExhausted: mode})
-		tb.shared = &sharedBudget{ledger: st, runID: "R", ttl: ttl}
+		tb.shared = &sharedBudget{ledger: st, runID: "R", key: "run", ttl: ttl}
 		return tb
 	}
 	return mk(), mk(), st
@@ -41,37 +45,37 @@ func TestSharedBudgetAcrossWorkers(t *testing.T) {
 	ctx := context.Background()
 	t.Run("fail", func(t *testing.T) {
 		w1, w2, _ := sharedPair(t, spec.BudgetFail, 500, time.Minute)
-		h, err := w1.take(ctx, amount{tokens: 300}, nil)
+		h, err := w1.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = w2.take(ctx, amount{tokens: 300}, nil)
+		_, err = w2.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if nodes.KindOf(err) != nodes.KindBudget || !strings.Contains(err.Error(), "0 of 500 are used and 300 reserved by calls in flight") {
 			t.Fatalf("second worker's reservation: %v, want kind budget naming the first's 300 in flight", err)
 		}
 		if u := w1.give(h, amount{tokens: 300}, amount{tokens: 100}); u.Used != 100 || u.Limit != 500 {
 			t.Fatalf("settle: %+v", u)
 		}
-		h2, err := w2.take(ctx, amount{tokens: 300}, nil)
+		h2, err := w2.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatalf("after the first settled: %v", err)
 		}
 		w2.give(h2, amount{tokens: 300}, amount{tokens: 300}) // used 400
-		if _, err := w1.take(ctx, amount{tokens: 101}, nil); nodes.KindOf(err) != nodes.KindBudget ||
+		if _, err := w1.take(ctx, noLedger, "", amount{tokens: 101}, nil); nodes.KindOf(err) != nodes.KindBudget ||
 			!strings.Contains(err.Error(), "400 of 500 are used") {
 			t.Fatalf("over the settled usage: %v", err)
 		}
 	})
 	t.Run("wait", func(t *testing.T) {
 		w1, w2, _ := sharedPair(t, spec.BudgetWait, 500, time.Minute)
-		h, err := w1.take(ctx, amount{tokens: 300}, nil)
+		h, err := w1.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var waited atomic.Bool
 		done := make(chan error, 1)
 		go func() {
-			h2, err := w2.take(ctx, amount{tokens: 300}, func() { waited.Store(true) })
+			h2, err := w2.take(ctx, noLedger, "", amount{tokens: 300}, func() { waited.Store(true) })
 			if err == nil {
 				w2.give(h2, amount{tokens: 300}, amount{tokens: 50})
 			}
@@ -87,20 +91,20 @@ func TestSharedBudgetAcrossWorkers(t *testing.T) {
 			t.Fatalf("the waiting reservation: %v (waited %v)", err, waited.Load())
 		}
 		// 150 used: 400 more could never fit, and waiting would be forever.
-		if _, err := w1.take(ctx, amount{tokens: 400}, nil); nodes.KindOf(err) != nodes.KindBudget {
+		if _, err := w1.take(ctx, noLedger, "", amount{tokens: 400}, nil); nodes.KindOf(err) != nodes.KindBudget {
 			t.Fatalf("a reservation that can never fit: %v", err)
 		}
 	})
 	t.Run("cancelled while waiting", func(t *testing.T) {
 		w1, w2, _ := sharedPair(t, spec.BudgetWait, 500, time.Minute)
-		h, err := w1.take(ctx, amount{tokens: 300}, nil)
+		h, err := w1.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer w1.give(h, amount{tokens: 300}, amount{})
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 		defer cancel()
-		if _, err := w2.take(cctx, amount{tokens: 300}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := w2.take(cctx, noLedger, "", amount{tokens: 300}, nil); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("take after its context ended: %v", err)
 		}
 	})
@@ -109,7 +113,7 @@ func TestSharedBudgetAcrossWorkers(t *testing.T) {
 		// and never settles): it stops counting once its lease expires.
 		const ttl = 60 * time.Millisecond
 		w1, w2, st := sharedPair(t, spec.BudgetWait, 500, ttl)
-		h, err := w1.take(ctx, amount{tokens: 300}, nil)
+		h, err := w1.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +124,7 @@ func TestSharedBudgetAcrossWorkers(t *testing.T) {
 		close(h.stop) // killed
 		<-h.done
 		start := time.Now()
-		h2, err := w2.take(ctx, amount{tokens: 300}, nil)
+		h2, err := w2.take(ctx, noLedger, "", amount{tokens: 300}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,5 +366,80 @@ func TestReopenResetsLedger(t *testing.T) {
 	tot, err := st.BudgetTotals(ctx, "B", "run", time.Now())
 	if err != nil || tot != (store.BudgetTotals{Used: store.BudgetAmount{Tokens: 100}}) {
 		t.Errorf("ledger after reopening: %+v, %v; want the 100 tokens recorded", tot, err)
+	}
+}
+
+// A subgraph's own pool budget lives as long as one subgraph invocation
+// (SPEC §9.9): driven step by step, each child invocation runs in an
+// activity of its own, and the budget still spans them through the
+// ledger (scoped to the subgraph invocation), so the run fails where the
+// local run fails.
+func TestSharedBudgetSubgraphPool(t *testing.T) {
+	srv := llmtest.New(t)
+	srv.SetResponder(func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 200, OutputTokens: 50}}
+	})
+	dir := t.TempDir()
+	writeWorkflows(t, dir, srv.OpenAIURL(), map[string]string{
+		"main.yaml": `
+lgx: 1
+name: parent
+state:
+  n: {type: integer, default: 0}
+nodes:
+  sub:
+    type: subgraph
+    with: {workflow: child.yaml}
+    output: {n: "${{ result.n }}"}
+edges:
+  - {from: START, to: sub}
+`,
+		"child.yaml": `
+lgx: 1
+name: child
+pools:
+  cp: {concurrency: 1, budget: {tokens: 1000}}
+providers:
+  default: {kind: openai, model: m, base_url: "URL", api_key: test-key}
+state:
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  ask:
+    type: llm_call
+    for_each: ${{ 1..3 }}
+    pool: cp
+    with: {prompt: "q${{ item }}", reserve: 300}
+    output: {n: 1}
+  more:
+    type: llm_call
+    pool: cp
+    with: {prompt: "more", reserve: 300}
+    output: {n: 1}
+edges:
+  - {from: START, to: ask}
+  - {from: ask, to: more}
+`})
+	g, err := LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	local, lerr := Run(ctx, g, Options{Store: store.NewMemory(), Environ: []string{}})
+	if nodes.KindOf(lerr) != nodes.KindBudget {
+		t.Fatalf("local run: %v, want kind budget (3 calls of 250 leave too little for a 4th reservation of 300)", lerr)
+	}
+	if !strings.Contains(lerr.Error(), "node more failed [budget]") {
+		t.Fatalf("local run failed elsewhere: %v", lerr)
+	}
+	st := store.NewMemory()
+	if err := SubmitRun(ctx, g, st, "S", nil, nil); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	p := driveSteps(t, st, "S", false)
+	if p.Status != local.Status {
+		t.Fatalf("steps: %s (%s), local %s (%v)", p.Status, p.Error, local.Status, lerr)
+	}
+	if _, err := Outcome(ctx, st, "S", nil); err == nil || err.Error() != lerr.Error() {
+		t.Errorf("error: steps %v, local %v", err, lerr)
 	}
 }

@@ -94,6 +94,10 @@ type limits struct {
 	run        *tokenBudget
 	providers  map[string]*tokenBudget
 	parentless bool // the limits of a top-level run
+	// ledger, when set, holds the budgets' amounts for every worker of a
+	// run driven step by step (budget_shared.go); a subgraph's own
+	// budgets join it when they are first reserved from.
+	ledger *budgetLedger
 }
 
 func newLimits(concurrency int, pools []*spec.Pool) *limits {
@@ -108,7 +112,7 @@ func newLimits(concurrency int, pools []*spec.Pool) *limits {
 // pools, plus the child's own pools where the parent has none of that name.
 func (l *limits) child(pools []*spec.Pool) *limits {
 	c := &limits{global: l.global, pools: make(map[string]*pool, len(l.pools)+len(pools)), run: l.run,
-		providers: make(map[string]*tokenBudget, len(l.providers))}
+		providers: make(map[string]*tokenBudget, len(l.providers)), ledger: l.ledger}
 	for n, b := range l.providers {
 		c.providers[n] = b
 	}
