@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
@@ -23,7 +24,10 @@ func loadAndValidate(path string) (*loaded, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usageErrf("%s: no such file", path)
 		}
-		return nil, usageErr(fmt.Errorf("read %s: %w", path, err))
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return nil, usageErrf("%s is a directory, not a workflow file", path)
+		}
+		return nil, usageErr(err)
 	}
 	// The pools and providers of the user's config (SPEC §9.9), which the
 	// workflow may name.
