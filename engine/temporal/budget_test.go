@@ -87,10 +87,11 @@ edges:
 	startWorkers(t, dbPath, queue, 2, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := runner.SubmitRun(ctx, g, st, "B", inputs, nil); err != nil {
+	runID := queue + "-run" // workflow ids outlive a test run on the server
+	if err := runner.SubmitRun(ctx, g, st, runID, inputs, nil); err != nil {
 		t.Fatal(err)
 	}
-	wr, err := Start(ctx, c, queue, RunInput{RunID: "B"})
+	wr, err := Start(ctx, c, queue, RunInput{RunID: runID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ edges:
 	if err != nil || out.Status != store.StatusCompleted {
 		t.Fatalf("run: %+v, %v", out, err)
 	}
-	got, err := runner.Outcome(ctx, st, "B", nil)
+	got, err := runner.Outcome(ctx, st, runID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
