@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -18,7 +19,9 @@ import (
 // together (with the recorded start time); a step starts with its first
 // record and ends with the next step's first, or the run's end. Tail sees
 // top-level invocations only; it sends no token, attempt or wait events,
-// and no step's state (node_end carries the recorded writes).
+// and no step's state (node_end carries the recorded writes). A record's
+// attempts become retry events and its model usage node_end's GenAI, so
+// that the summary's RETRIES and TOKENS read as a local run's.
 type Tail struct {
 	st       store.Store
 	runID    string
@@ -109,6 +112,15 @@ func (t *Tail) Poll(ctx context.Context) error {
 		}
 		end.Error, end.Kind = inv.Error, inv.ErrorKind
 		end.Writes = recordedWrites(inv.Writes)
+		// What the record keeps of the attempts and model calls: a
+		// retry event per failed attempt (their kinds and delays stay on
+		// the worker), and the tokens, as one model call's usage.
+		for a := 1; a < inv.Attempts; a++ {
+			t.emit(Event{Event: EventRetry, Step: inv.Step, Node: inv.Node, Index: idx, Path: inv.Path, Attempt: a, TS: inv.EndedAt})
+		}
+		if rec, ok := RecordedLLM(inv); ok && (rec.InputTokens > 0 || rec.OutputTokens > 0) {
+			end.GenAI = []nodes.GenAIInfo{{InputTokens: int(rec.InputTokens), OutputTokens: int(rec.OutputTokens), Started: inv.StartedAt, Ended: inv.EndedAt}}
+		}
 		t.emit(end)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 // a node_start and its end (or an interrupt) once, tool calls, children
 // and answers are not invocations of the graph, a paused interrupt that
 // was answered is reported again, and Skip hides what was there before.
+// A record's attempts are retry events, its model usage node_end's GenAI.
 func TestTail(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMemory()
@@ -47,6 +48,12 @@ func TestTail(t *testing.T) {
 			w, _ := json.Marshal(e.Writes)
 			line += " writes " + string(w)
 		}
+		if e.Event == EventRetry {
+			line += fmt.Sprintf(" attempt %d", e.Attempt)
+		}
+		for _, g := range e.GenAI {
+			line += fmt.Sprintf(" tokens %d/%d", g.InputTokens, g.OutputTokens)
+		}
 		if e.State != nil {
 			s, _ := json.Marshal(e.State)
 			line += " state " + string(s)
@@ -73,13 +80,13 @@ func TestTail(t *testing.T) {
 	poll("run_start")
 	rec("2/a[0]", "a", 0, 2, store.InvocationOK, "", 5)
 	if err := st.RecordInvocation(ctx, &store.Invocation{RunID: "R", Path: "2/w", Step: 2, Node: "w", Index: -1, Status: store.InvocationOK,
-		Attempts: 1, StartedAt: at, EndedAt: at, Writes: []byte(`{"k":[1,"two"],"lgx:llm":{"input_tokens":3}}`)}); err != nil {
+		Attempts: 3, StartedAt: at, EndedAt: at, Writes: []byte(`{"k":[1,"two"],"lgx:llm":{"input_tokens":3,"output_tokens":4}}`)}); err != nil {
 		t.Fatal(err)
 	}
 	rec("2/a[1]", "a", 1, 2, store.InvocationFailed, "boom", 5)
 	rec("2/tools/tool:c1", "t", -1, 2, store.InvocationOK, "", 1)
 	rec("2/sub/1/x", "x", -1, 2, store.InvocationOK, "", 1)
-	poll("step_start 2", "node_start 2/w", "node_end 2/w writes {\"k\":[1,\"two\"]}", "node_start 2/a[0]", "node_end 2/a[0]", "node_start 2/a[1]", "node_error 2/a[1]")
+	poll("step_start 2", "node_start 2/w", "retry 2/w attempt 1", "retry 2/w attempt 2", "node_end 2/w writes {\"k\":[1,\"two\"]} tokens 3/4", "node_start 2/a[0]", "node_end 2/a[0]", "node_start 2/a[1]", "node_error 2/a[1]")
 	poll()
 	rec("3/ask", "ask", -1, 3, store.InvocationInterrupted, "ok?", 0)
 	poll("step_end 2", "step_start 3", "node_start 3/ask", "interrupt 3/ask ok?")
