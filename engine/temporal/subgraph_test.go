@@ -157,3 +157,53 @@ func TestSchedulerSubgraphs(t *testing.T) {
 		})
 	}
 }
+
+// A for_each of subgraph invocations large enough to be chunked is not:
+// each item's child is dispatched step by step, and the run ends as a
+// local run does.
+func TestSchedulerManySubgraphs(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"main.yaml": `lgx: 1
+name: many
+state:
+  xs: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ 0..69 }}
+    with: {workflow: leaf.yaml, input: {n: "${{ item }}"}}
+    output: {xs: "${{ result.m }}"}
+edges:
+  - {from: START, to: each}
+`,
+		"leaf.yaml": `lgx: 1
+name: leaf
+state:
+  n: {type: integer, required: true}
+  m: {type: integer}
+nodes:
+  twice: {type: set, output: {m: "${{ state.n * 2 }}"}}
+edges:
+  - {from: START, to: twice}
+`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := local(t, g, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "M", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := suiteEnv(t, st, nil)
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "M"})
+	completedAsLocally(t, env, st, "M", want)
+}

@@ -676,10 +676,12 @@ const (
 )
 
 // chunkable reports whether node p's items may go in chunks: many items,
-// no key (each item's key takes its own caps) and no rate-limited pool
-// (tokens are taken per item, as each is dispatched).
+// no key (each item's key takes its own caps), no rate-limited pool
+// (tokens are taken per item, as each is dispatched), and invocations
+// that are one activity each (not a tools node's calls or a subgraph's
+// child, which the workflow dispatches itself).
 func chunkable(c *caps, p *runner.PlannedNode) bool {
-	if p.Items < chunkMin || p.KeyPool != "" || p.Calls {
+	if p.Items < chunkMin || p.KeyPool != "" || p.Calls || p.Child {
 		return false
 	}
 	for _, name := range p.Pools {
