@@ -107,16 +107,11 @@ func (a *Activities) Commit(ctx context.Context, in CommitInput) (*runner.StepRe
 // that dies is noticed in seconds and its invocation sent elsewhere, and
 // a cancelled step stops it.
 func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
-	s, release, err := a.cache.get(ctx, in, func() (*runner.StepRun, error) {
-		return runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
-	})
+	s, release, err := a.step(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if s.Step() != in.Step {
-		return nil, nonRetryable(fmt.Errorf("run %s: step %d was asked for, but its next step is %d", in.RunID, in.Step, s.Step()))
-	}
 	stop := heartbeat(ctx)
 	defer stop()
 	// On a first attempt of a step's first dispatch no earlier call can
@@ -138,17 +133,29 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 // ToolCalls is lgx.toolcalls: which tool each call of a tools invocation
 // reaches (runner.StepRun.ToolCalls).
 func (a *Activities) ToolCalls(ctx context.Context, in InvokeInput) (*runner.ToolCallsPlan, error) {
-	s, release, err := a.cache.get(ctx, in, func() (*runner.StepRun, error) {
-		return runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
-	})
+	s, release, err := a.step(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if s.Step() != in.Step {
-		return nil, nonRetryable(fmt.Errorf("run %s: step %d was asked for, but its next step is %d", in.RunID, in.Step, s.Step()))
-	}
 	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed})
+}
+
+// step returns the snapshot of the step in names, opened once per worker
+// and step (cache), and its release; a step other than the run's next is
+// refused for good.
+func (a *Activities) step(ctx context.Context, in InvokeInput) (*runner.StepRun, func(), error) {
+	s, release, err := a.cache.get(ctx, in, func() (*runner.StepRun, error) {
+		return runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.Step() != in.Step {
+		release()
+		return nil, nil, nonRetryable(fmt.Errorf("run %s: step %d was asked for, but its next step is %d", in.RunID, in.Step, s.Step()))
+	}
+	return s, release, nil
 }
 
 // heartbeat records the activity's heartbeat every heartbeatTimeout/4

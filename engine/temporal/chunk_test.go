@@ -1,6 +1,7 @@
 package temporal
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,9 +18,10 @@ import (
 	"github.com/lgx-run/lgx/store"
 )
 
-// flightServer counts requests per path and in flight; a path ending in
-// /fail answers 404.
+// flightServer counts requests per path and in flight, answering after
+// delay (default 2 ms); a path ending in /fail answers 404.
 type flightServer struct {
+	delay    time.Duration
 	mu       sync.Mutex
 	count    map[string]int
 	cur, top int
@@ -32,7 +34,7 @@ func (s *flightServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.top = max(s.top, s.cur)
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.cur--; s.mu.Unlock() }()
-	time.Sleep(2 * time.Millisecond)
+	time.Sleep(cmp.Or(s.delay, 2*time.Millisecond))
 	if strings.HasSuffix(r.URL.Path, "/fail") {
 		http.Error(w, "no such page", http.StatusNotFound)
 		return

@@ -2,9 +2,7 @@ package temporal
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,33 +12,6 @@ import (
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/store"
 )
-
-// callServer counts requests by path and in flight.
-type callServer struct {
-	mu       sync.Mutex
-	byPath   map[string]int
-	cur, top int
-}
-
-func (s *callServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.byPath[r.URL.Path]++
-	s.cur++
-	s.top = max(s.top, s.cur)
-	s.mu.Unlock()
-	time.Sleep(30 * time.Millisecond)
-	s.mu.Lock()
-	s.cur--
-	s.mu.Unlock()
-	w.Write([]byte("status of " + strings.TrimPrefix(r.URL.Path, "/s/")))
-}
-
-func (s *callServer) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.byPath)
-	s.top = 0
-}
 
 // An agent's turn: a model (here a set node) asks for tool calls, a
 // tools node runs them. The calls take their tool's caps: the tool's
@@ -113,7 +84,7 @@ edges:
 // tool never has more than 2 requests in flight nor the pool more than 3,
 // and no argument enters the history (the plan of calls names tools only).
 func TestSchedulerToolCalls(t *testing.T) {
-	srv := &callServer{byPath: map[string]int{}}
+	srv := &flightServer{delay: 30 * time.Millisecond, count: map[string]int{}}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	inputs := map[string]any{"base": hs.URL}
@@ -159,13 +130,13 @@ func TestSchedulerToolCalls(t *testing.T) {
 	completedAsLocally(t, env, st, "T", want)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	for path, n := range srv.byPath {
+	for path, n := range srv.count {
 		if n != 1 {
 			t.Errorf("%s was requested %d times, want once", path, n)
 		}
 	}
-	if len(srv.byPath) != 9 {
-		t.Errorf("%d distinct requests, want 9 (8 calls, then 1): %v", len(srv.byPath), srv.byPath)
+	if len(srv.count) != 9 {
+		t.Errorf("%d distinct requests, want 9 (8 calls, then 1): %v", len(srv.count), srv.count)
 	}
 	if srv.top > 3 || srv.top < 2 {
 		t.Errorf("%d requests in flight at most: want 2–3 (pool api: 3)", srv.top)
