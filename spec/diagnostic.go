@@ -253,21 +253,17 @@ func (ds Diagnostics) WriteJSON(w io.Writer) error {
 }
 
 // WriteGitHub writes GitHub Actions workflow commands,
-// `::error file=F,line=L,col=C,endLine=L,endColumn=C,title=CODE::message`,
-// so that diagnostics show up as annotations on a pull request. The title
-// is the code, which is what a reader searches the docs for; endLine and
-// endColumn (inclusive) appear when the diagnostic has a range.
+// `::error file=F,line=L,col=C::message [code]`, so that diagnostics show
+// up as annotations on a pull request. The form is the one SPEC §7 fixes:
+// no title or end position (the code ends the message; ranges are in
+// --format json and sarif), see docs/decisions.md.
 func (ds Diagnostics) WriteGitHub(w io.Writer) error {
 	var buf bytes.Buffer
 	for _, d := range ds {
 		fmt.Fprintf(&buf, "::%s file=%s", d.Severity, ghProperty(d.File))
 		if d.Pos.Line > 0 {
 			fmt.Fprintf(&buf, ",line=%d,col=%d", d.Pos.Line, d.Pos.Col)
-			if d.End.Line > 0 {
-				fmt.Fprintf(&buf, ",endLine=%d,endColumn=%d", d.End.Line, d.End.Col)
-			}
 		}
-		fmt.Fprintf(&buf, ",title=%s", ghProperty(d.Code))
 		msg := d.Message + " [" + d.Code + "]"
 		if d.Hint != "" {
 			msg += "\nhint: " + d.Hint
