@@ -71,7 +71,7 @@ func Open(ctx context.Context, url string) (Store, error) {
 	openersMu.Unlock()
 	if open == nil {
 		sort.Strings(known)
-		return nil, fmt.Errorf("%w: %q: no store for scheme %s (known: sqlite:PATH, memory %s)", ErrBadStoreURL, Redact(url), scheme, strings.Join(known, " "))
+		return nil, fmt.Errorf("%w: %q: no store for scheme %s (known: %s)", ErrBadStoreURL, Redact(url), scheme, strings.Join(append([]string{"sqlite:PATH", "memory"}, known...), ", "))
 	}
 	return open(ctx, url)
 }
