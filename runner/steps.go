@@ -1022,3 +1022,24 @@ func Outcome(ctx context.Context, st store.Store, runID string, cfg *spec.UserCo
 type RecordedError struct{ Msg string }
 
 func (e *RecordedError) Error() string { return e.Msg }
+
+// Unopenable reports whether err, from OpenStep, says that this process
+// cannot run the recorded workflow at all (it is invalid here: the
+// process's user config lacks a pool or provider it names; or it uses
+// what the engine refuses), as opposed to a store that failed for now.
+func Unopenable(err error) bool {
+	var iw *InvalidWorkflowError
+	var ue *UnsupportedError
+	return errors.As(err, &iw) || errors.As(err, &ue)
+}
+
+// FailRun records run runID failed with msg (redacted by the caller) and
+// releases the engine's lease, for an engine whose worker cannot open it
+// (Unopenable): the run is resumable once the workers can.
+func FailRun(ctx context.Context, st store.Store, runID, msg string) (*StepPlan, error) {
+	if err := st.FinishRun(ctx, runID, store.StatusFailed, msg, time.Now()); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	_ = st.ReleaseLease(context.WithoutCancel(ctx), runID, engineOwner(runID))
+	return &StepPlan{Done: true, Status: store.StatusFailed, Error: msg}, nil
+}

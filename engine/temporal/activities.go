@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -44,6 +45,12 @@ type Activities struct {
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
 	s, err := runner.OpenStep(ctx, a.Store, in.RunID, a.stepOptions(in.Concurrency))
 	if err != nil {
+		if runner.Unopenable(err) {
+			// This worker cannot run it (its user config lacks a pool
+			// the workflow names, say): the run fails, saying why and
+			// where, instead of the workflow failing in silence.
+			return runner.FailRun(ctx, a.Store, in.RunID, workerCannot(err))
+		}
 		return nil, nonRetryable(err)
 	}
 	defer s.Close()
@@ -139,6 +146,12 @@ func (a *Activities) ToolCalls(ctx context.Context, in InvokeInput) (*runner.Too
 	}
 	defer release()
 	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed})
+}
+
+// workerCannot is why this worker cannot run a recorded workflow.
+func workerCannot(err error) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("worker %s (pid %d) cannot run it: %v", host, os.Getpid(), err)
 }
 
 // step returns the snapshot of the step in names, opened once per worker
