@@ -142,11 +142,16 @@ func (e *cpEncoder) extension(k int, v any, rd redactor) (store.Extension, bool)
 
 // sameElems reports whether the first len(old) elements of l are the very
 // values old holds (same type and data words: state values are never
-// modified in place, so identity means equal), in O(len(old)) without
-// looking into them.
+// modified in place, so identity means equal), in O(1) when l extends
+// old's own memory, else in O(len(old)) without looking into them.
 func sameElems(old, l []any) bool {
 	if len(l) < len(old) {
 		return false
+	}
+	if len(old) > 0 && &old[0] == &l[0] {
+		// The same memory: the core extended the list in place
+		// (core.spare), so the prefix is old itself, in O(1).
+		return true
 	}
 	type eface struct{ typ, data unsafe.Pointer }
 	for i := range old {

@@ -62,6 +62,7 @@ type keyInfo struct {
 	reducerName string
 	reduce      reducer
 	replace     bool
+	extends     bool // the reducer only appends: the core extends the list in place (core.spare)
 	def         any
 	hasDef      bool
 	required    bool
@@ -288,6 +289,7 @@ func Compile(w *spec.Workflow) (*Graph, error) {
 		ki := &keyInfo{name: k.Name, jsonName: jsonName, idx: i, typ: typ, reducerName: red, reduce: fn,
 			replace: red == spec.ReducerReplace, def: def, hasDef: k.HasDefault, required: k.Required}
 		ki.asIs = scalarsAsIs(ki)
+		ki.extends = extendsOnly(red)
 		g.keys = append(g.keys, ki)
 		g.keyIdx[k.Name] = i
 	}

@@ -44,6 +44,14 @@ type core struct {
 	changed   []int // keys the last commit changed (the checkpoint's delta)
 	eenv      exprEnv
 
+	// spare holds, per key whose reducer only appends (extendsOnly), the
+	// list the core last made for it with the capacity append left; after
+	// the step the state holds the same list capped (l[:n:n]), so a
+	// reader's append copies and only the core writes past n. The next
+	// step's append then extends it in place: O(1) per step, not a copy
+	// of the list (issue 13).
+	spare []any // boxed []any, or nil
+
 	// env, secrets and runInfo are what expressions read besides state
 	// and item: fixed for the run (runInfo.Step follows step).
 	env     map[string]any
@@ -396,10 +404,17 @@ func (c *core) apply(runs []*nodeRun) error {
 				nv := w.val
 				if !k.replace { // replace needs no current value: one map lookup less
 					var err error
-					nv, err = k.reduce(c.state[k.name], w.val, c.ownedAt[k.idx] == c.step)
+					cur, owned := c.state[k.name], c.ownedAt[k.idx] == c.step
+					if k.extends {
+						cur, owned = c.ownedList(k.idx, cur, owned)
+					}
+					nv, err = k.reduce(cur, w.val, owned)
 					if err != nil {
 						return &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
 							Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
+					}
+					if k.extends {
+						c.noteSpare(k.idx, cur, nv, owned)
 					}
 				}
 				c.state[k.name] = nv
@@ -416,7 +431,74 @@ func (c *core) apply(runs []*nodeRun) error {
 			}
 		}
 	}
+	c.capSpares()
 	return nil
+}
+
+// ownedList returns the list the core made for key k, boxed as the
+// reducer returned it with its spare capacity, when cur is that list (the
+// same elements in the same memory: a state value is never modified in
+// place), so an appending reducer may extend it in place; else cur and
+// owned unchanged.
+func (c *core) ownedList(k int, cur any, owned bool) (any, bool) {
+	if c.spare == nil || c.spare[k] == nil {
+		return cur, owned
+	}
+	sp := c.spare[k].([]any)
+	l, ok := cur.([]any)
+	if !ok || len(l) != len(sp) || &l[0] != &sp[0] { // sp is never empty
+		return cur, owned
+	}
+	return c.spare[k], true
+}
+
+// noteSpare remembers nv, the new value of key k that a reducer made from
+// cur (owned or not), when it is a non-empty list the core made. A full
+// list is remembered too: the next append to it then grows it by append's
+// geometric rule, where an unowned list would be copied with room for a
+// few elements only. A reducer returns an unowned cur itself for a null
+// write: that list may be an input or the graph's default, shared with
+// the caller or other runs, so it is never the core's to extend.
+func (c *core) noteSpare(k int, cur, nv any, owned bool) {
+	l, ok := nv.([]any)
+	if ok && !owned {
+		if cl, isList := cur.([]any); isList && len(cl) > 0 && len(l) > 0 && &cl[0] == &l[0] {
+			ok = false
+		}
+	}
+	if !ok || len(l) == 0 {
+		if c.spare != nil {
+			c.spare[k] = nil
+		}
+		return
+	}
+	if c.spare == nil { // allocated by the first list appended to, not per run
+		c.spare = make([]any, len(c.g.keys))
+	}
+	c.spare[k] = nv
+}
+
+// capSpares ends a step's appends: the state gets each remembered list
+// capped (l[:n:n]), so that a reader appending to it copies, and only the
+// core writes past n. Once per key and step, not per write: within the
+// step no reader sees the state.
+func (c *core) capSpares() {
+	if c.spare == nil {
+		return
+	}
+	for _, ki := range c.changed {
+		sv := c.spare[ki]
+		if sv == nil || !c.g.keys[ki].extends {
+			continue
+		}
+		if l := sv.([]any); cap(l) > len(l) {
+			v := any(l[:len(l):len(l)])
+			c.state[c.g.keys[ki].name] = v
+			if c.vals != nil {
+				c.vals[ki] = v
+			}
+		}
+	}
 }
 
 func itemIndex(nr *nodeRun, i int) int {

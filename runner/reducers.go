@@ -41,6 +41,15 @@ func reducerFor(name string) (reducer, bool) {
 
 func reduceReplace(_, w any, _ bool) (any, error) { return w, nil }
 
+// extendsOnly reports whether the reducer named name only appends to the
+// current list, never changing or removing an element in it, so that the
+// elements a reader of an earlier state holds stay as they were when the
+// core extends the list in place (core.spare). messages replaces and
+// removes in place, so it owns a list within one step only.
+func extendsOnly(name string) bool {
+	return name == spec.ReducerAppend || name == spec.ReducerUnion
+}
+
 // ownList returns a list that may be extended in place.
 func ownList(cur any, owned bool, extra int) ([]any, error) {
 	if cur == nil {
@@ -53,7 +62,10 @@ func ownList(cur any, owned bool, extra int) ([]any, error) {
 	if owned {
 		return l, nil
 	}
-	out := make([]any, len(l), len(l)+max(extra, 4))
+	// Room for a quarter more, as append's own growth gives a long list:
+	// the core extends a list of an appending key in place from step to
+	// step (core.spare), so this copy is the last for a while.
+	out := make([]any, len(l), len(l)+max(extra, len(l)/4, 4))
 	copy(out, l)
 	return out, nil
 }
