@@ -2,9 +2,7 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -34,17 +32,7 @@ func cpuTime() time.Duration {
 
 // BenchmarkS1Chain100: 100 set nodes in a chain, each incrementing n.
 func BenchmarkS1Chain100(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString("lgx: 1\nname: s1\nstate:\n  n: {type: integer, default: 0}\nnodes:\n")
-	for i := range 100 {
-		fmt.Fprintf(&sb, "  n%d:\n    type: set\n    output:\n      n: ${{ state.n + 1 }}\n", i)
-	}
-	sb.WriteString("edges:\n  - {from: START, to: n0}\n")
-	for i := 1; i < 100; i++ {
-		fmt.Fprintf(&sb, "  - {from: n%d, to: n%d}\n", i-1, i)
-	}
-	sb.WriteString("config: {recursion_limit: 200}\n")
-	g := compileYAML(b, sb.String())
+	g := compileYAML(b, s1ChainYAML(100))
 	opts := Options{Environ: []string{}, Sink: benchSink}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -62,17 +50,7 @@ func BenchmarkS1Chain100(b *testing.B) {
 // BenchmarkS2Fanout100: START fans out to 100 set nodes appending their
 // names, joined into one final node.
 func BenchmarkS2Fanout100(b *testing.B) {
-	var sb strings.Builder
-	sb.WriteString("lgx: 1\nname: s2\nstate:\n  items: {type: list, reducer: append, default: []}\n  count: {type: integer}\nnodes:\n")
-	var names []string
-	for i := range 100 {
-		name := fmt.Sprintf("w%03d", i)
-		names = append(names, name)
-		fmt.Fprintf(&sb, "  %s: {type: set, output: {items: %s}}\n", name, name)
-	}
-	sb.WriteString("  final:\n    type: set\n    output:\n      count: ${{ len(state.items) }}\n")
-	fmt.Fprintf(&sb, "edges:\n  - {from: START, to: [%s]}\n  - {from: [%s], to: final}\n", strings.Join(names, ", "), strings.Join(names, ", "))
-	g := compileYAML(b, sb.String())
+	g := compileYAML(b, s2FanoutYAML(100))
 	opts := Options{Environ: []string{}, Sink: benchSink}
 	b.ReportAllocs()
 	b.ResetTimer()
