@@ -237,7 +237,7 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 	if cm != nil && r.stepCalls != nil {
 		// Run step by step: the child runs from its records up to the
 		// invocations the engine dispatches (stepchild.go).
-		opts.parent.recorded, opts.parent.answers = cm.recorded, cm.answers
+		opts.parent.recorded, opts.parent.answers, opts.parent.stepCalls = cm.recorded, cm.answers, r.stepCalls
 		opts.dispatcher = func(cr *run) dispatcher { return &frontierDispatcher{r: cr, cm: cm} }
 	} else {
 		cm = nil

@@ -285,7 +285,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	}
 	if p := opts.parent; p != nil {
 		r.prefix, r.topStep, r.depth, r.subs = p.prefix, p.topStep, p.depth, p.subs
-		r.rec, r.recorded, r.answers = p.rec, p.recorded, p.answers
+		r.rec, r.recorded, r.answers, r.stepCalls = p.rec, p.recorded, p.answers, p.stepCalls
 		r.st, r.sink = nil, nil // the parent records the run
 	}
 	if r.id == "" {

@@ -47,8 +47,11 @@ type childMode struct {
 	recorded map[string]*store.Invocation // the child's records, by path
 	answers  map[string]map[string]any    // accepted answers to its paused interrupts, by path
 	target   *ChildRef                    // run this invocation; nil: plan
-	resumed  bool                         // recorded failures run again
-	cancel   context.CancelFunc           // stops the subgraph invocation
+	// toolOp, when set, is done with the target (a tools invocation,
+	// built and its calls planned) instead of running it.
+	toolOp  func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error)
+	resumed bool               // recorded failures run again
+	cancel  context.CancelFunc // stops the subgraph invocation
 
 	plan *StepPlan     // out: the child's next step, to dispatch
 	ran  *InvokeResult // out: how the target invocation ended
@@ -130,6 +133,17 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			if p.nr.items != nil {
 				item = p.nr.items[p.i]
 			}
+			if cm.toolOp != nil {
+				c, calls, limit, err := cr.toolsCallOf(ctx, p.nr.n, cm.target.Index, item)
+				if err == nil {
+					cm.ran, err = cm.toolOp(c, calls, limit)
+				}
+				cm.err, cm.toolOp = err, nil
+				if cm.ran == nil && cm.err == nil {
+					cm.ran = &InvokeResult{Path: c.path, Status: InvocationCancelled}
+				}
+				break
+			}
 			c := callPool.Get().(*call)
 			var ac attemptCtx
 			res := &p.nr.res[p.i]
@@ -187,6 +201,11 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 		}
 		p.Nodes = append(p.Nodes, pn)
 	}
+	for _, pn := range p.Nodes {
+		if pn.Calls && p.Tools == nil {
+			p.Tools = r.plannedTools(pools)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(pools)) {
 		p.Pools = append(p.Pools, pools[name])
 	}
@@ -198,12 +217,33 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 // its end from the records, else the child's next step or the target's
 // outcome.
 func (s *StepRun) invokeChild(ctx context.Context, nr *nodeRun, index int, item any, path string, in Invocation) (*InvokeResult, error) {
+	return s.inChildMode(ctx, nr, index, item, path, in, nil)
+}
+
+// onChildTools runs op on in.Child, a tools invocation of the child of
+// the subgraph invocation in.Node[in.Index], once the child is replayed up
+// to it (built, its calls planned), instead of running it.
+func (s *StepRun) onChildTools(ctx context.Context, in Invocation, op func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error)) (*InvokeResult, error) {
+	nr, item, err := s.find(in.Node, in.Index)
+	if err != nil {
+		return nil, err
+	}
+	if nodes.CapabilitiesOf(nr.n.typ).ChildField == "" {
+		return nil, fmt.Errorf("run %s: node %s runs no child workflow", s.r.id, in.Node)
+	}
+	return s.inChildMode(ctx, nr, in.Index, item, invocationPath("", s.r.step, in.Node, in.Index), in, op)
+}
+
+// inChildMode runs the subgraph invocation nr[index] in a childMode (see
+// invokeChild), with toolOp (may be nil) done on its target.
+func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item any, path string, in Invocation,
+	toolOp func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error)) (*InvokeResult, error) {
 	r := s.r
 	invs, err := s.st.Invocations(ctx, r.id)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed}
+	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed, toolOp: toolOp}
 	for _, inv := range invs {
 		if strings.HasPrefix(inv.Path, path+"/") {
 			cm.recorded[inv.Path] = inv
@@ -230,6 +270,12 @@ func (s *StepRun) invokeChild(ctx context.Context, nr *nodeRun, index int, item 
 	r.invoke(ictx, nil, nr.n, index, item, &res)
 	if err := r.journal.barrier(r.step); err != nil {
 		return nil, err
+	}
+	if in.Child != nil && toolOp == nil {
+		tpath := invocationPath(path+"/", in.Child.Step, in.Child.Node, in.Child.Index)
+		if p := r.stepCalls.missed(tpath); p != "" {
+			return nil, fmt.Errorf("run %s: tool call %s was not recorded before its invocation ran", r.id, p)
+		}
 	}
 	switch {
 	case cm.err != nil:
@@ -279,8 +325,6 @@ func distributableChildren(workflow string, subs *subgraphs) error {
 			switch {
 			case c.ChildField != "":
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a subgraph inside a subgraph", key, n.name))
-			case c.CallsField != "":
-				why = append(why, fmt.Sprintf("subgraph %s: node %s: tool calls inside a subgraph", key, n.name))
 			case n.keyPool != "":
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
 			}

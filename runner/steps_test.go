@@ -110,8 +110,18 @@ func driveSteps(t *testing.T, st store.Store, runID string, repeat bool) *StepPl
 // with repeat: the second returns the record), last first.
 func driveToolCalls(t *testing.T, s *StepRun, node string, idx int, repeat bool) {
 	t.Helper()
+	driveCalls(t, s, Invocation{Node: node, Index: idx, Lookup: true}, repeat)
+}
+
+// driveCalls is driveToolCalls for the tools invocation in names (with
+// in.Child: of a subgraph invocation's child).
+func driveCalls(t *testing.T, s *StepRun, in Invocation, repeat bool) {
+	t.Helper()
 	ctx := context.Background()
-	in := Invocation{Node: node, Index: idx, Lookup: true}
+	node, idx := in.Node, in.Index
+	if in.Child != nil {
+		node, idx = in.Node+"/"+in.Child.Node, in.Child.Index
+	}
 	p, err := s.ToolCalls(ctx, in)
 	if err != nil {
 		t.Fatalf("tool calls of %s[%d]: %v", node, idx, err)
@@ -172,6 +182,9 @@ func driveChild(t *testing.T, s *StepRun, node string, idx int, repeat bool) (st
 				cidx := k
 				if pn.Items < 0 {
 					cidx = -1
+				}
+				if pn.Calls {
+					driveCalls(t, s, Invocation{Node: node, Index: idx, Lookup: true, Child: &ChildRef{Step: cp.Step, Node: pn.Name, Index: cidx}}, repeat)
 				}
 				for n := range 1 + boolN(repeat) {
 					ref := &ChildRef{Step: cp.Step, Node: pn.Name, Index: cidx}
@@ -260,6 +273,51 @@ edges:
   - {from: START, to: [a, b]}
   - {from: [a, b], to: sum}
   - {from: sum, to: END}
+`}, status: store.StatusCompleted},
+		{name: "tool calls in a subgraph", src: `
+lgx: 1
+name: steps_subtools
+state:
+  all: {type: messages, default: []}
+nodes:
+  agent:
+    type: subgraph
+    for_each: ${{ [1, 2] }}
+    with: {workflow: agent.yaml, input: {x: "${{ item }}"}}
+    output: {all: "${{ result.messages }}"}
+edges:
+  - {from: START, to: agent}
+`, children: map[string]string{"agent.yaml": `
+lgx: 1
+name: agent
+state:
+  x: {type: integer, required: true}
+  calls: {type: list}
+  messages: {type: messages, default: []}
+tools:
+  double:
+    description: twice a number
+    parameters: {type: object, properties: {v: {type: integer}}, required: [v]}
+    node:
+      type: probe
+      retry: {attempts: 1}
+      with: {value: "${{ args.v * 2 }}", rand_ms: 3, fail: "${{ args.v == 20 ? 'http' : '' }}", status: 503, group: steps_subtools}
+    output: ${{ result }}
+nodes:
+  model:
+    type: set
+    output:
+      calls: |-
+        ${{ [{id: "a" + string(state.x), name: "double", arguments: {v: state.x}},
+             {id: "b" + string(state.x), name: "double", arguments: {v: state.x * 10}},
+             {id: "c", name: "nope", arguments: {}}] }}
+  act:
+    type: tools
+    with: {calls: "${{ state.calls }}"}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: model}
+  - {from: model, to: act}
 `}, status: store.StatusCompleted},
 		{name: "a child fails", src: `
 lgx: 1

@@ -95,19 +95,24 @@ func (r *run) toolOf(name string) string {
 }
 
 // toolsCall builds the tools invocation node[index] of the planned step
-// (evaluating its with) and plans its calls. A with that does not
-// evaluate plans no call: the invocation fails on it when it runs.
+// (evaluating its with) and plans its calls (see callOf).
 func (s *StepRun) toolsCall(ctx context.Context, in Invocation) (*call, []nodes.PlannedToolCall, int, error) {
 	nr, item, err := s.find(in.Node, in.Index)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	r, n := s.r, nr.n
+	return s.r.toolsCallOf(ctx, nr.n, in.Index, item)
+}
+
+// toolsCallOf builds r's tools invocation n[index] of its current step
+// and plans its calls. A with that does not evaluate plans no call: the
+// invocation fails on it when it runs.
+func (r *run) toolsCallOf(ctx context.Context, n *node, index int, item any) (*call, []nodes.PlannedToolCall, int, error) {
 	if nodes.CapabilitiesOf(n.typ).CallsField == "" {
 		return nil, nil, 0, fmt.Errorf("run %s: node %s does not make tool calls", r.id, n.name)
 	}
-	c := &call{r: r, n: n, caps: r.caps[n.idx], step: r.step, index: in.Index, top: true}
-	c.env = exprEnv{State: r.state, Item: item, Index: max(in.Index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
+	c := &call{r: r, n: n, caps: r.caps[n.idx], step: r.step, index: index, top: true}
+	c.env = exprEnv{State: r.state, Item: item, Index: max(index, 0), Env: r.env, Secrets: r.secrets, Run: r.runInfo, ctx: ctx, timeout: n.timeout}
 	c.pathOf()
 	if n.with == nil {
 		return c, nil, 0, nil
@@ -124,19 +129,38 @@ func (s *StepRun) toolsCall(ctx context.Context, in Invocation) (*call, []nodes.
 }
 
 // ToolCalls plans the calls of the tools invocation in.Node[in.Index]
-// (see the comment at the top of this file). With in.Lookup, calls and
-// the invocation recorded before are marked; in.Resumed runs recorded
-// failures again.
+// (see the comment at the top of this file), or with in.Child of that
+// invocation of the child of the subgraph invocation in.Node[in.Index].
+// Calls and the invocation recorded before are marked; in.Resumed runs
+// recorded failures again.
 func (s *StepRun) ToolCalls(ctx context.Context, in Invocation) (*ToolCallsPlan, error) {
+	if in.Child != nil {
+		var p *ToolCallsPlan
+		_, err := s.onChildTools(ctx, in, func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error) {
+			var err error
+			p, err = s.planCalls(ctx, c, calls, limit, in.Resumed)
+			return nil, err
+		})
+		if err == nil && p == nil {
+			// Not replayed up to it: it is recorded (a retried call).
+			p = &ToolCallsPlan{Recorded: true}
+		}
+		return p, err
+	}
 	c, calls, limit, err := s.toolsCall(ctx, in)
 	if err != nil {
 		return nil, err
 	}
+	return s.planCalls(ctx, c, calls, limit, in.Resumed)
+}
+
+// planCalls is the plan of the calls of the tools invocation c.
+func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedToolCall, limit int, resumed bool) (*ToolCallsPlan, error) {
 	recs, err := s.toolRecords(ctx, c.path)
 	if err != nil {
 		return nil, err
 	}
-	if inv := recs[c.path]; inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed) {
+	if inv := recs[c.path]; inv != nil && !(resumed && inv.Status == store.InvocationFailed) {
 		return &ToolCallsPlan{Recorded: true}, nil
 	}
 	p := &ToolCallsPlan{Limit: limit, Calls: make([]Call, len(calls))}
@@ -144,25 +168,36 @@ func (s *StepRun) ToolCalls(ctx context.Context, in Invocation) (*ToolCallsPlan,
 		if !pc.Run {
 			continue
 		}
-		p.Calls[i].Tool = s.r.toolOf(pc.Call.Name)
+		p.Calls[i].Tool = c.r.toolOf(pc.Call.Name)
 		if inv := recs[toolCallPath(c.path, pc.Call.ID, pc.Call.Position)]; inv != nil {
-			p.Calls[i].Done = inv.Status == store.InvocationOK || !in.Resumed
+			p.Calls[i].Done = inv.Status == store.InvocationOK || !resumed
 		}
 	}
 	return p, nil
 }
 
 // InvokeToolCall runs call k of the tools invocation in.Node[in.Index]
+// (with in.Child: of that invocation of the subgraph invocation's child)
 // as the local engine runs it (under its tool's node's timeout, retry
 // policy and fallbacks) and records it: its result, or its failure, which
 // the invocation turns into the call's error message. A call recorded
 // before (in.Lookup) is not run again, unless it failed and in.Resumed.
 func (s *StepRun) InvokeToolCall(ctx context.Context, in Invocation, k int) (*InvokeResult, error) {
+	if in.Child != nil {
+		return s.onChildTools(ctx, in, func(c *call, calls []nodes.PlannedToolCall, _ int) (*InvokeResult, error) {
+			return s.runCall(ctx, c, calls, k, in)
+		})
+	}
 	c, calls, _, err := s.toolsCall(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	r := s.r
+	return s.runCall(ctx, c, calls, k, in)
+}
+
+// runCall runs and records call k of the tools invocation c.
+func (s *StepRun) runCall(ctx context.Context, c *call, calls []nodes.PlannedToolCall, k int, in Invocation) (*InvokeResult, error) {
+	r := c.r
 	if k < 0 || k >= len(calls) || !calls[k].Run {
 		return nil, fmt.Errorf("run %s: step %d: %s has no tool call %d to run", r.id, r.step, c.path, k)
 	}
@@ -179,7 +214,7 @@ func (s *StepRun) InvokeToolCall(ctx context.Context, in Invocation, k int) (*In
 	}
 	s.openRecorder()
 	started := time.Now()
-	_, _, err = c.runTool(ctx, tcall, path)
+	_, _, err := c.runTool(ctx, tcall, path)
 	out := &InvokeResult{Path: path, Status: store.InvocationOK}
 	if err != nil {
 		kind := nodes.KindOf(err)
@@ -190,7 +225,7 @@ func (s *StepRun) InvokeToolCall(ctx context.Context, in Invocation, k int) (*In
 		r.finished(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: tcall.Name, Index: -1,
 			Status: store.InvocationFailed, ErrorKind: out.Kind, Error: out.Error, StartedAt: started, EndedAt: time.Now()}, false)
 	}
-	if err := r.journal.barrier(r.step); err != nil {
+	if err := s.r.journal.barrier(s.r.step); err != nil {
 		return nil, err
 	}
 	return out, nil

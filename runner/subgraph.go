@@ -38,6 +38,9 @@ type parentLink struct {
 	answers  map[string]map[string]any
 	red      redactor // the parent's: the child masks its parent's secrets too
 	mcp      *mcpTree // the run tree's MCP sessions (see mcpTree)
+	// stepCalls, for a child run step by step, are the tool calls the
+	// engine ran (see run.stepCalls).
+	stepCalls *stepCalls
 }
 
 // pausedChild is a subgraph's run paused at interrupts: the subgraph

@@ -145,7 +145,7 @@ func (a *Activities) ToolCalls(ctx context.Context, in InvokeInput) (*runner.Too
 		return nil, err
 	}
 	defer release()
-	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed})
+	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed, Child: in.Child, Answers: in.Answers})
 }
 
 // workerCannot is why this worker cannot run a recorded workflow.

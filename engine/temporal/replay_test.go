@@ -62,6 +62,7 @@ var recordedHistories = []recordedHistory{
 	{"reopened", "a run whose second item failed, reopened (RunInput.Resumed): a new execution that looks its first step up", recordReopened, store.StatusCompleted},
 	{"chunked_items", "a for_each of 100 fetches under a node cap of 10 (version 1 of chunked-items): its items go in chunks of up to 10, an activity each", recordChunks, store.StatusCompleted},
 	{"subgraphs", "a for_each of 4 subgraph invocations whose children fetch 3 pages each under the run's pool of 3: each child's steps dispatched by the workflow, a local activity per child step planned", recordSubgraphs, store.StatusCompleted},
+	{"tools_in_subgraph", "a subgraph whose child is a tools agent: the child's tool calls planned and dispatched by the workflow under the child's tools' pools", recordToolsInSubgraph, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 }
 
@@ -475,6 +476,30 @@ func recordSubgraphs(ctx context.Context, t *testing.T, h *recorder, runID strin
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"base": h.hs.URL}, nil); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.await(ctx, t, wr)
+}
+
+func recordToolsInSubgraph(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	dir := t.TempDir()
+	outer := "lgx: 1\nname: outer\nstate:\n  base: {type: string, required: true}\n  log: {type: messages, default: []}\n" +
+		"nodes:\n  agent:\n    type: subgraph\n    with: {workflow: agent.yaml, input: {base: \"${{ state.base }}\"}}\n" +
+		"    output: {log: \"${{ result.messages }}\"}\nedges:\n  - {from: START, to: agent}\n"
+	for name, src := range map[string]string{"main.yaml": outer, "agent.yaml": toolsAgent} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -207,3 +207,75 @@ edges:
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "M"})
 	completedAsLocally(t, env, st, "M", want)
 }
+
+// A tools node inside a subgraph's child (an agent as a subgraph): its
+// calls are activities the workflow schedules under the child's tools'
+// pools, every request sent once, the state a local run's.
+func TestSchedulerToolsInSubgraph(t *testing.T) {
+	srv := &flightServer{delay: 20 * time.Millisecond, count: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"main.yaml": `lgx: 1
+name: outer
+state:
+  base: {type: string, required: true}
+  log: {type: messages, default: []}
+nodes:
+  agent:
+    type: subgraph
+    with: {workflow: agent.yaml, input: {base: "${{ state.base }}"}}
+    output: {log: "${{ result.messages }}"}
+edges:
+  - {from: START, to: agent}
+`,
+		"agent.yaml": toolsAgent} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimSpace(src)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string]any{"base": hs.URL}
+	want, err := local(t, g, inputs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.reset()
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "A", inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls, cur, most := 0, 0, 0
+	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+			if in.Child != nil && in.Call > 0 {
+				mu.Lock()
+				calls++
+				cur++
+				most = max(most, cur)
+				mu.Unlock()
+				defer func() { mu.Lock(); cur--; mu.Unlock() }()
+			}
+			return a.Invoke(ctx, in)
+		}}
+	})
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "A"})
+	completedAsLocally(t, env, st, "A", want)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for path, n := range srv.count {
+		if n != 1 {
+			t.Errorf("%s requested %d times, want once", path, n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 9 || most > 3 {
+		t.Errorf("%d tool-call activities, at most %d in flight: want 9 (8 calls, then 1), at most 3 (pool api)", calls, most)
+	}
+}

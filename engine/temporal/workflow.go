@@ -1035,9 +1035,15 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 			ci := in
 			ci.Lookup, ci.Child = true, &runner.ChildRef{Step: cp.Step, Node: pn.Name, Index: idx}
 			var f workflow.Future
-			if ch.o.pureLocal && pn.Pure {
+			switch {
+			case pn.Calls:
+				// A tools node of the child: its calls under their tools'
+				// caps (the child's declared tools), then the invocation.
+				tc := &toolCalls{c: c, rates: rates, outstanding: ch.outstanding, failed: ch.failed, engineErr: ch.engineErr, cancel: ch.cancel}
+				f = tc.run(sctx, lctx, ci)
+			case ch.o.pureLocal && pn.Pure:
 				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ci)
-			} else {
+			default:
 				f = workflow.ExecuteActivity(sctx, InvokeActivity, ci)
 			}
 			workflow.Go(ctx, func(gctx workflow.Context) {
