@@ -52,13 +52,21 @@ func TestSlabsRecycled(t *testing.T) {
 		t.Error(err)
 	}
 	// A GC empties a sync.Pool: none runs between the run and the check.
+	// A Put may still be lost (the race detector drops a quarter of them
+	// on purpose, and a Get on another P does not see the first P's
+	// private slot): a few runs in a row must hand one back.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	if _, err := Run(context.Background(), g, Options{Environ: []string{}}); err != nil {
-		t.Fatal(err)
+	var p *[]nodeRun
+	for range 50 {
+		if _, err := Run(context.Background(), g, Options{Environ: []string{}}); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ = g.slabs.Get().(*[]nodeRun); p != nil {
+			break
+		}
 	}
-	p, _ := g.slabs.Get().(*[]nodeRun)
 	if p == nil {
-		t.Fatal("no slab was handed back")
+		t.Fatal("no slab was handed back in 50 runs")
 	}
 	for i := range *p {
 		if !reflect.ValueOf((*p)[i]).IsZero() {
