@@ -418,7 +418,20 @@ func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "page %s", r.URL.Path)
 }
 
-// start submits g with inputs as runID and starts lgx.run for it.
+// submit submits g with inputs as runID and starts lgx.run for it.
+func (h *recorder) submit(ctx context.Context, t *testing.T, g *runner.Graph, runID string, inputs map[string]any) client.WorkflowRun {
+	t.Helper()
+	if err := runner.SubmitRun(ctx, g, h.st, runID, inputs, nil); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wr
+}
+
+// start submits the workflow src with inputs as runID and starts lgx.run for it.
 func (h *recorder) start(ctx context.Context, t *testing.T, name, src string, inputs map[string]any, concurrency int) client.WorkflowRun {
 	t.Helper()
 	g := compile(t, name+".yaml", src)
@@ -471,51 +484,16 @@ func recordChunks(ctx context.Context, t *testing.T, h *recorder, runID string) 
 }
 
 func recordSubgraphs(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
-	dir := t.TempDir()
-	for name, src := range map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"base": h.hs.URL}, nil); err != nil {
-		t.Fatalf("submit: %v", err)
-	}
-	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.await(ctx, t, wr)
+	g := loadFiles(t, map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild})
+	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
 }
 
 func recordToolsInSubgraph(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
-	dir := t.TempDir()
 	outer := "lgx: 1\nname: outer\nstate:\n  base: {type: string, required: true}\n  log: {type: messages, default: []}\n" +
 		"nodes:\n  agent:\n    type: subgraph\n    with: {workflow: agent.yaml, input: {base: \"${{ state.base }}\"}}\n" +
 		"    output: {log: \"${{ result.messages }}\"}\nedges:\n  - {from: START, to: agent}\n"
-	for name, src := range map[string]string{"main.yaml": outer, "agent.yaml": toolsAgent} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"base": h.hs.URL}, nil); err != nil {
-		t.Fatalf("submit: %v", err)
-	}
-	wr, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.await(ctx, t, wr)
+	g := loadFiles(t, map[string]string{"main.yaml": outer, "agent.yaml": toolsAgent})
+	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
 }
 
 func recordToolCalls(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

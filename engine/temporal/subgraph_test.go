@@ -73,16 +73,12 @@ edges:
   - {from: fetch, to: sum}
 `
 
-// Subgraph invocations run their children step by step, each child
-// invocation an activity under the run's caps: the state is a local run's,
-// every page is fetched once, the shared pool's 3 hold across the four
-// children, and a child's failure fails the run with the local message.
-func TestSchedulerSubgraphs(t *testing.T) {
-	srv := &flightServer{count: map[string]int{}}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+// loadFiles writes files into a temporary directory and loads its
+// main.yaml (with the subgraphs it names, read from there).
+func loadFiles(t testing.TB, files map[string]string) *runner.Graph {
+	t.Helper()
 	dir := t.TempDir()
-	for name, src := range map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild} {
+	for name, src := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -94,6 +90,18 @@ func TestSchedulerSubgraphs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+// Subgraph invocations run their children step by step, each child
+// invocation an activity under the run's caps: the state is a local run's,
+// every page is fetched once, the shared pool's 3 hold across the four
+// children, and a child's failure fails the run with the local message.
+func TestSchedulerSubgraphs(t *testing.T) {
+	srv := &flightServer{count: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	g := loadFiles(t, map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild})
 	for _, fail := range []int{-1, 2} {
 		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) {
 			inputs := map[string]any{"base": hs.URL, "fail": fail}
@@ -162,8 +170,7 @@ func TestSchedulerSubgraphs(t *testing.T) {
 // each item's child is dispatched step by step, and the run ends as a
 // local run does.
 func TestSchedulerManySubgraphs(t *testing.T) {
-	dir := t.TempDir()
-	for name, src := range map[string]string{
+	g := loadFiles(t, map[string]string{
 		"main.yaml": `lgx: 1
 name: many
 state:
@@ -186,15 +193,7 @@ nodes:
   twice: {type: set, output: {m: "${{ state.n * 2 }}"}}
 edges:
   - {from: START, to: twice}
-`} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+`})
 	want, err := local(t, g, nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +214,7 @@ func TestSchedulerToolsInSubgraph(t *testing.T) {
 	srv := &flightServer{delay: 20 * time.Millisecond, count: map[string]int{}}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	dir := t.TempDir()
-	for name, src := range map[string]string{
+	g := loadFiles(t, map[string]string{
 		"main.yaml": `lgx: 1
 name: outer
 state:
@@ -230,15 +228,7 @@ nodes:
 edges:
   - {from: START, to: agent}
 `,
-		"agent.yaml": toolsAgent} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimSpace(src)+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := runner.LoadGraph(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+		"agent.yaml": toolsAgent})
 	inputs := map[string]any{"base": hs.URL}
 	want, err := local(t, g, inputs, 0)
 	if err != nil {
