@@ -2,6 +2,8 @@ package runner
 
 import (
 	"encoding/json"
+	"math"
+	"strconv"
 	"unicode/utf8"
 	"unsafe"
 
@@ -39,6 +41,11 @@ type keptValue struct {
 type cpEncoder struct {
 	batchBytes int                // size of the values the pending batch holds (maxBatchBytes)
 	kept       map[int]*keptValue // by state key index
+	// buf holds the JSON of the scalar values of the checkpoint being
+	// encoded (appendScalar): one buffer, not one allocation per value.
+	// The journal empties it for the next checkpoint when the store has
+	// copied the values (a StepBatch), else drops it.
+	buf []byte
 }
 
 // put sets the new value v of state key k (named name) in cp, redacted by
@@ -56,9 +63,15 @@ func (e *cpEncoder) put(cp *store.Checkpoint, k int, name string, v any, rd reda
 		}
 	}
 	delete(e.kept, k)
-	b, err := json.Marshal(rd.value(v))
-	if err != nil {
-		return err
+	var b []byte
+	if nb, ok := appendScalar(e.buf, v, rd); ok {
+		b = nb[len(e.buf):len(nb):len(nb)]
+		e.buf = nb
+	} else {
+		var err error
+		if b, err = json.Marshal(rd.value(v)); err != nil {
+			return err
+		}
 	}
 	cp.Changed[name] = b
 	e.batchBytes += len(b)
@@ -66,6 +79,67 @@ func (e *cpEncoder) put(cp *store.Checkpoint, k int, name string, v any, rd reda
 		e.keep(k, v, b, rd)
 	}
 	return nil
+}
+
+// appendScalar appends the JSON of v to dst, byte for byte what
+// json.Marshal(rd.value(v)) gives, when v is a scalar it encodes without
+// reflection: integers, booleans, null, finite floats, and strings that
+// need no escaping (and, with secrets declared, no redaction: those take
+// json.Marshal's path). false for anything else.
+func appendScalar(dst []byte, v any, rd redactor) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), true
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(dst, x, 10), true
+	case bool:
+		return strconv.AppendBool(dst, x), true
+	case float64:
+		return appendFloat(dst, x)
+	case string:
+		if rd.r != nil || !plainJSONString(x) {
+			return dst, false
+		}
+		dst = append(dst, '"')
+		dst = append(dst, x...)
+		return append(dst, '"'), true
+	}
+	return dst, false
+}
+
+// appendFloat encodes f as encoding/json does (its floatEncoder): the
+// shortest decimal, in exponent form below 1e-6 and from 1e21, the
+// exponent without a leading zero. NaN and infinities are not JSON.
+func appendFloat(dst []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return dst, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst, true
+}
+
+// plainJSONString reports whether json.Marshal writes s as it stands
+// between quotes: printable ASCII without the characters it escapes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // keep remembers v, whose JSON given to the store is b, when it is a list

@@ -41,6 +41,15 @@ type journal struct {
 	// which resume re-runs with the same result.
 	stepPure bool
 	batch    []store.StepRecord
+	// sb, for a store that is a StepBatcher, replaces batch: each step is
+	// encoded into it as it is checkpointed, so the journal reuses one
+	// checkpoint (cp, its map and its values' bytes) for every step instead
+	// of holding a batch of them until the flush.
+	sb   store.StepBatch
+	cp   store.Checkpoint
+	invs []*store.Invocation // cp's step's invocation, reused like cp
+	noSB bool                // the store is no StepBatcher
+	ext  bool                // with sb: the store WritesExtensions
 
 	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
 	cpEnc cpEncoder
@@ -120,6 +129,15 @@ func (j *journal) barrier(step int) error {
 
 // flush makes the batched step records durable, in one transaction.
 func (j *journal) flush(ctx context.Context, step int) error {
+	if j.sb != nil {
+		if j.sb.Len() == 0 {
+			return nil
+		}
+		if err := j.sb.Commit(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("store: record steps up to %d: %w", step, err)
+		}
+		return nil
+	}
 	if len(j.batch) == 0 {
 		return nil
 	}
@@ -136,8 +154,19 @@ func (j *journal) flush(ctx context.Context, step int) error {
 // (secrets redacted), the next step's nodes and the joins' progress, with
 // the step's pending invocation. Pure steps are batched.
 func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red redactor) error {
+	if j.sb == nil && !j.noSB {
+		if b, ok := j.st.(store.StepBatcher); ok {
+			j.sb, j.ext = b.NewStepBatch(), store.WritesExtensions(j.st)
+		} else {
+			j.noSB = true
+		}
+	}
+	if j.sb != nil {
+		return j.checkpointBatched(ctx, c, next, red)
+	}
 	cp := &store.Checkpoint{RunID: j.runID, Step: c.step, Next: next, At: time.Now(),
 		Changed: make(map[string]json.RawMessage, len(c.changed))}
+	j.cpEnc.buf = nil                   // cp keeps its values' bytes until the batch is written
 	ext := store.WritesExtensions(j.st) // a growing key is given as what it gained
 	for _, k := range c.changed {
 		name := c.g.keys[k].name
@@ -154,6 +183,45 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 	}
 	j.batch = append(j.batch, rec)
 	if !j.stepPure || len(j.batch) >= maxBatchSteps || j.cpEnc.batchBytes >= maxBatchBytes {
+		return j.flush(ctx, c.step)
+	}
+	return nil
+}
+
+// checkpointBatched is checkpoint for a StepBatcher: the step is encoded
+// into the batch at once, from a checkpoint the journal reuses (the batch
+// retains nothing of it), so a pure step allocates no map, record or
+// value bytes of its own; the batch's encoded size bounds it.
+func (j *journal) checkpointBatched(ctx context.Context, c *core, next []string, red redactor) error {
+	cp := &j.cp
+	if cp.Changed == nil {
+		cp.Changed = make(map[string]json.RawMessage, len(c.changed))
+	}
+	clear(cp.Changed)
+	clear(cp.Extended)
+	cp.RunID, cp.Step, cp.Next, cp.At = j.runID, c.step, next, time.Now()
+	j.cpEnc.buf = j.cpEnc.buf[:0]
+	for _, k := range c.changed {
+		name := c.g.keys[k].name
+		if err := j.cpEnc.put(cp, k, name, c.state[name], red, j.ext); err != nil {
+			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
+		}
+	}
+	cp.Joins = encodeJoins(c.joinDone)
+	rec := store.StepRecord{Checkpoint: cp}
+	if j.pending != nil {
+		j.invs = append(j.invs[:0], j.pending)
+		rec.Invocations = j.invs
+	}
+	err := j.sb.Add(rec)
+	clear(j.invs)
+	cp.Next, cp.Joins = nil, nil
+	if err != nil {
+		// The invocation stays pending: drain records it on its own.
+		return fmt.Errorf("store: record step %d: %w", c.step, err)
+	}
+	j.pending = nil
+	if !j.stepPure || j.sb.Len() >= maxBatchSteps || j.sb.Size() >= maxBatchBytes {
 		return j.flush(ctx, c.step)
 	}
 	return nil

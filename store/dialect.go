@@ -84,11 +84,16 @@ type EncodedCheckpoint struct {
 // serializes Encode, the write and the commit function it returns.
 type CheckpointEncoder struct {
 	cache map[string]map[string]cachedValue
+	// tops holds, per run in cache, a step no earlier than any its cache
+	// holds: a checkpoint after it replaces no cached value, so the
+	// cache need not be searched for values to drop (every step, for a
+	// run whose steps come in order).
+	tops map[string]int
 }
 
 // NewCheckpointEncoder returns an encoder with an empty cache.
 func NewCheckpointEncoder() *CheckpointEncoder {
-	return &CheckpointEncoder{cache: make(map[string]map[string]cachedValue)}
+	return &CheckpointEncoder{cache: make(map[string]map[string]cachedValue), tops: make(map[string]int)}
 }
 
 // Encode returns cp's columns and the function that updates the cache; call
@@ -101,24 +106,59 @@ func NewCheckpointEncoder() *CheckpointEncoder {
 // so a growing key costs what was added. A small one is rebuilt whole and
 // stored like any changed key.
 func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func(), error) {
+	enc, up, err := e.encode(cp, &encScratch{})
+	if err != nil {
+		return EncodedCheckpoint{}, nil, err
+	}
+	return enc, up.apply, nil
+}
+
+// encScratch holds the buffers a checkpoint is encoded in. Encode uses a
+// fresh one per checkpoint (the caller owns the columns); a step batch
+// reuses one (stepbatch.go), since it copies the columns into its rows at
+// once: a durable step then allocates nothing for its encoding.
+type encScratch struct {
+	keys               []string
+	full, deltas, next []byte
+	ext                []delta
+}
+
+// cacheUpdate is what Encode's commit function does: remember the values
+// of checkpoint step of a run as the bases of later deltas.
+type cacheUpdate struct {
+	e       *CheckpointEncoder
+	runID   string
+	step    int
+	cache   map[string]cachedValue
+	changed map[string]json.RawMessage
+	keys    []string // changed's keys
+	ext     []delta
+}
+
+// encode is Encode with its columns built in sc's buffers (valid until sc
+// is used again) and the cache update returned, not yet applied.
+func (e *CheckpointEncoder) encode(cp *Checkpoint, sc *encScratch) (EncodedCheckpoint, cacheUpdate, error) {
 	cache := e.cache[cp.RunID]
-	for k, c := range cache {
-		if c.step >= cp.Step { // being replaced, or later than a rewritten step
-			delete(cache, k)
+	if top, ok := e.tops[cp.RunID]; cache != nil && (!ok || cp.Step <= top) {
+		for k, c := range cache {
+			if c.step >= cp.Step { // being replaced, or later than a rewritten step
+				delete(cache, k)
+			}
 		}
+		e.tops[cp.RunID] = cp.Step - 1
 	}
 	changed, copied := cp.Changed, false
-	var ext []delta
+	ext := sc.ext[:0]
 	for _, k := range sortedKeys(cp.Extended) {
 		x := cp.Extended[k]
 		c, ok := cache[k]
 		if !ok {
-			return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: key %q: %w", cp.RunID, cp.Step, k, ErrExtensionBase)
+			return EncodedCheckpoint{}, cacheUpdate{}, fmt.Errorf("write checkpoint of run %s step %d: key %q: %w", cp.RunID, cp.Step, k, ErrExtensionBase)
 		}
 		if c.sum == nil {
 			v, err := extendValue(k, c.val, x)
 			if err != nil {
-				return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+				return EncodedCheckpoint{}, cacheUpdate{}, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 			}
 			if !copied { // never change the caller's map
 				changed, copied = make(map[string]json.RawMessage, len(cp.Changed)+len(cp.Extended)), true
@@ -130,42 +170,61 @@ func (e *CheckpointEncoder) Encode(cp *Checkpoint) (EncodedCheckpoint, func(), e
 		sm := c.sum
 		suf, err := extSuffix(k, sm.first, sm.n, sm.emptyList, x)
 		if err != nil {
-			return EncodedCheckpoint{}, nil, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
+			return EncodedCheckpoint{}, cacheUpdate{}, fmt.Errorf("write checkpoint of run %s step %d: %w", cp.RunID, cp.Step, err)
 		}
 		ext = append(ext, delta{key: k, baseStep: c.step, prefix: sm.n - 1, sum: sm.end.crc, tail: suf})
 	}
-	full, deltas := splitChanged(changed, cp.Step, cache)
+	sc.ext = ext
+	full, deltas := splitChanged(changed, cp.Step, cache, sc)
 	for _, d := range ext {
 		deltas = appendDelta(deltas, d)
 	}
 	if full == nil && len(ext) > 0 {
 		full = []byte("{}") // as for a checkpoint given full values
 	}
-	enc := EncodedCheckpoint{Changed: full, Deltas: deltas, Next: encodeNames(cp.Next), Joins: cp.Joins}
-	return enc, func() {
-		if cache == nil {
-			cache = make(map[string]cachedValue, len(changed)+len(ext))
-			e.cache[cp.RunID] = cache
+	sc.deltas = deltas
+	var next []byte
+	if cp.Next != nil {
+		next = appendNames(sc.next[:0], cp.Next)
+		sc.next = next
+	}
+	if len(deltas) == 0 {
+		deltas = nil // no deltas is NULL, as it always was
+	}
+	enc := EncodedCheckpoint{Changed: full, Deltas: deltas, Next: next, Joins: cp.Joins}
+	return enc, cacheUpdate{e: e, runID: cp.RunID, step: cp.Step, cache: cache, changed: changed, keys: sc.keys, ext: ext}, nil
+}
+
+// apply updates the cache once the checkpoint is stored (or, in a step
+// batch, once it is encoded: the batch forgets the run if it fails).
+func (u cacheUpdate) apply() {
+	cache := u.cache
+	if cache == nil {
+		cache = make(map[string]cachedValue, len(u.changed)+len(u.ext))
+		u.e.cache[u.runID] = cache
+	}
+	if top, ok := u.e.tops[u.runID]; !ok || u.step > top {
+		u.e.tops[u.runID] = u.step
+	}
+	for _, k := range u.keys {
+		v := u.changed[k]
+		// Even a value too short to be a delta's base: a later
+		// checkpoint may extend it.
+		v = bytes.TrimSpace(v)
+		if old, ok := cache[k]; ok && old.sum == nil && len(v) < bigCached && cap(old.val) >= len(v) {
+			// The old copy is the cache's own: reused, one allocation
+			// less per key and durable step.
+			cache[k] = cachedValue{step: u.step, val: append(old.val[:0], v...)}
+			continue
 		}
-		for k, v := range changed {
-			// Even a value too short to be a delta's base: a later
-			// checkpoint may extend it.
-			v = bytes.TrimSpace(v)
-			if old, ok := cache[k]; ok && old.sum == nil && len(v) < bigCached && cap(old.val) >= len(v) {
-				// The old copy is the cache's own: reused, one allocation
-				// less per key and durable step.
-				cache[k] = cachedValue{step: cp.Step, val: append(old.val[:0], v...)}
-				continue
-			}
-			cache[k] = newCachedValue(cp.Step, v)
-		}
-		for _, d := range ext {
-			c := cache[d.key]
-			c.sum.extend(d.tail)
-			c.step = cp.Step
-			cache[d.key] = c
-		}
-	}, nil
+		cache[k] = newCachedValue(u.step, v)
+	}
+	for _, d := range u.ext {
+		c := cache[d.key]
+		c.sum.extend(d.tail)
+		c.step = u.step
+		cache[d.key] = c
+	}
 }
 
 // sortedKeys returns m's keys in order: deltas are encoded in key order.
@@ -181,7 +240,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // Forget drops the run's cache: its later values are stored whole. Call it
 // when the run finishes (a resume starts from full values) or a write of
 // an encoded checkpoint failed.
-func (e *CheckpointEncoder) Forget(runID string) { delete(e.cache, runID) }
+func (e *CheckpointEncoder) Forget(runID string) {
+	delete(e.cache, runID)
+	delete(e.tops, runID)
+}
 
 // CheckpointDecoder rebuilds a run's checkpoints, read in step order, from
 // their encoded columns.

@@ -48,24 +48,29 @@ func appendInvBatch(dst []byte, invs []*Invocation) []byte {
 	dst = slices.Grow(dst, size)
 	dst = append(dst, invBatchVersion)
 	for _, inv := range invs {
-		dst = appendString(dst, pathOf(inv))
-		dst = binary.AppendVarint(dst, int64(inv.Step))
-		dst = appendString(dst, inv.Node)
-		dst = binary.AppendVarint(dst, int64(inv.Index))
-		dst = appendString(dst, inv.Status)
-		if inv.Writes == nil {
-			dst = binary.AppendUvarint(dst, 0)
-		} else {
-			dst = binary.AppendUvarint(dst, uint64(len(inv.Writes))+1)
-			dst = append(dst, inv.Writes...)
-		}
-		dst = appendString(dst, inv.Error)
-		dst = appendString(dst, inv.ErrorKind)
-		dst = binary.AppendVarint(dst, int64(inv.Attempts))
-		dst = appendTime(dst, inv.StartedAt)
-		dst = appendTime(dst, inv.EndedAt)
+		dst = appendInvRecord(dst, inv)
 	}
 	return dst
+}
+
+// appendInvRecord appends one invocation's record to a batch being built.
+func appendInvRecord(dst []byte, inv *Invocation) []byte {
+	dst = appendString(dst, pathOf(inv))
+	dst = binary.AppendVarint(dst, int64(inv.Step))
+	dst = appendString(dst, inv.Node)
+	dst = binary.AppendVarint(dst, int64(inv.Index))
+	dst = appendString(dst, inv.Status)
+	if inv.Writes == nil {
+		dst = binary.AppendUvarint(dst, 0)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(inv.Writes))+1)
+		dst = append(dst, inv.Writes...)
+	}
+	dst = appendString(dst, inv.Error)
+	dst = appendString(dst, inv.ErrorKind)
+	dst = binary.AppendVarint(dst, int64(inv.Attempts))
+	dst = appendTime(dst, inv.StartedAt)
+	return appendTime(dst, inv.EndedAt)
 }
 
 // invRecordOverhead bounds the bytes of a record besides its strings:

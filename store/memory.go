@@ -392,7 +392,7 @@ func checkCheckpoint(cp *Checkpoint) error {
 		return fmt.Errorf("write checkpoint: empty run id")
 	}
 	for k, v := range cp.Changed {
-		if !json.Valid(v) {
+		if !validJSON(v) {
 			return fmt.Errorf("write checkpoint of run %s step %d: key %q: value is not valid JSON", cp.RunID, cp.Step, k)
 		}
 	}

@@ -662,67 +662,29 @@ func (s *SQLite) WritesExtensions() bool { return true }
 // per record, which is most of what a durable step costs. The steps'
 // invocations go in one batch row, in order, so a replaced invocation
 // still moves to the end of its step; their checkpoints in another
-// (invbatch.go). It is durable when it returns, like the separate calls.
+// (invbatch.go). It is durable when it returns, like the separate calls;
+// when any record is refused, nothing is written. A runner that records
+// many steps uses a StepBatch instead (stepbatch.go), which encodes each
+// as it comes.
 func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
-	nInv := 0
 	for _, st := range steps {
 		for _, inv := range st.Invocations {
 			if err := checkInvocation(inv); err != nil {
 				return err
 			}
 		}
-		nInv += len(st.Invocations)
 		if err := checkCheckpoint(st.Checkpoint); err != nil {
 			return err
 		}
 	}
-	if len(steps) == 0 {
-		return nil
-	}
-	runID := steps[0].Checkpoint.RunID
-	wctx := context.WithoutCancel(ctx)
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	invs := make([]*Invocation, 0, nInv)
-	encs := make([]EncodedCheckpoint, len(steps))
-	size := 0
-	err := func() error {
-		for i, st := range steps {
-			invs = append(invs, st.Invocations...)
-			enc, update, err := s.enc.Encode(st.Checkpoint)
-			if err != nil {
-				return err
-			}
-			// The next checkpoint's deltas are computed against this one.
-			update()
-			encs[i] = enc
-			size += cpEntrySize(enc)
-		}
-		var rows []cpBatchRow
-		for i, st := range steps {
-			rows = addToCPBatch(rows, st.Checkpoint, encs[i], size)
-		}
-		return s.inTx(wctx, "commit steps of run "+runID, func(tx *sql.Tx) error {
-			if err := s.insertBatches(wctx, tx, invs); err != nil {
-				return err
-			}
-			st := tx.StmtContext(wctx, s.insertCPs)
-			for _, r := range rows {
-				if _, err := st.ExecContext(wctx, r.runID, r.first, r.last, r.b); err != nil {
-					return checkpointErr(steps[0].Checkpoint, err)
-				}
-			}
-			return nil
-		})
-	}()
-	if err != nil {
-		// The delta cache already holds values of these checkpoints, which
-		// were not stored: forget it, so later values are stored whole.
-		for _, st := range steps {
-			s.enc.Forget(st.Checkpoint.RunID)
+	b := &sqliteBatch{s: s}
+	for _, st := range steps {
+		if err := b.Add(st); err != nil {
+			b.discard()
+			return err
 		}
 	}
-	return err
+	return b.Commit(ctx)
 }
 
 // cpBatchRow is one row of checkpoint_batches being built.
@@ -735,10 +697,9 @@ type cpBatchRow struct {
 // addToCPBatch adds cp (encoded as enc) to the last row of its run, or
 // starts a row when there is none or cp's step does not follow that row's
 // last: a row's steps increase, which lets readers stream rows whose
-// ranges do (scanCheckpoints).
-// The first row starts with room for size bytes, the encoding of the
-// whole batch (the runner's batches are one row); any other grows.
-func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, size int) []cpBatchRow {
+// ranges do (scanCheckpoints). A new row's buffer comes from buf (an empty
+// one of an earlier batch to reuse, or nil).
+func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, buf func() []byte) []cpBatchRow {
 	for i := len(rows) - 1; i >= 0; i-- {
 		if rows[i].runID != cp.RunID {
 			continue
@@ -750,10 +711,7 @@ func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, size
 		}
 		break
 	}
-	if len(rows) > 0 {
-		size = 0
-	}
-	b := appendCPEntry(append(make([]byte, 0, 1+size), invBatchVersion), cp.Step, cp.At, enc)
+	b := appendCPEntry(append(buf(), invBatchVersion), cp.Step, cp.At, enc)
 	return append(rows, cpBatchRow{runID: cp.RunID, first: cp.Step, last: cp.Step, b: b})
 }
 
@@ -1081,7 +1039,11 @@ func encodeNames(names []string) []byte {
 	if names == nil {
 		return nil
 	}
-	b := make([]byte, 0, 2+len(names)*16)
+	return appendNames(make([]byte, 0, 2+len(names)*16), names)
+}
+
+// appendNames appends the JSON array of names to b.
+func appendNames(b []byte, names []string) []byte {
 	b = append(b, '[')
 	for i, n := range names {
 		if i > 0 {

@@ -245,21 +245,23 @@ func decodeDeltas(b []byte) ([]delta, error) {
 // splitChanged decides, for each changed key of a checkpoint at step, to
 // store it whole or as a delta against cache, and returns the keys stored
 // whole as one JSON object (nil when changed is nil; see encodeChanged)
-// and the deltas. Values are trimmed of surrounding whitespace, as the
+// and the deltas; sc.keys is left holding changed's keys, sorted. Values are trimmed of surrounding whitespace, as the
 // JSON column would. One pass in key order, building the object as it
 // goes: this runs for every durable step.
-func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue) ([]byte, []byte) {
+func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue, sc *encScratch) ([]byte, []byte) {
+	clear(sc.keys) // the scratch holds no keys of an earlier checkpoint
 	if changed == nil {
+		sc.keys = sc.keys[:0]
 		return nil, nil
 	}
-	keys := make([]string, 0, len(changed))
+	keys := slices.Grow(sc.keys[:0], len(changed))
 	size := 2
 	for k, v := range changed {
 		keys = append(keys, k)
 		size += len(k) + len(v) + 4
 	}
 	slices.Sort(keys) // the object's keys and the deltas are in key order
-	full := make([]byte, 0, size)
+	full := slices.Grow(sc.full[:0], size)
 	full = append(full, '{')
 	var deltas []byte
 	for _, k := range keys {
@@ -268,6 +270,9 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 		if len(raw) >= minDeltaPrefix { // else too short to be stored as a delta
 			if c, ok := cache[k]; ok && c.step < step {
 				if p, sum := c.sharedPrefix(v); p >= minDeltaPrefix {
+					if deltas == nil {
+						deltas = sc.deltas[:0]
+					}
 					deltas = appendDelta(deltas, delta{key: k, baseStep: c.step, prefix: p, sum: sum, tail: v[p:]})
 					continue
 				}
@@ -275,6 +280,7 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 		}
 		full = appendKeyValue(full, k, v)
 	}
+	sc.keys, sc.full = keys, full // the keys, sorted, for the cache's update
 	return append(full, '}'), deltas
 }
 
