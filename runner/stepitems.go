@@ -15,7 +15,13 @@ import (
 // failing step cancels its other invocations locally. The result is the
 // first failure's, or a cancellation's, or else the first item's with
 // Recorded true only when every item was recorded before.
-func (s *StepRun) InvokeItems(ctx context.Context, in Invocation, items []int) (*InvokeResult, error) {
+//
+// gate, when not nil, is what each item takes before it runs and
+// releases when it ends: a worker's bound on the invocations it runs at
+// once (a chunk is one activity, the bound counts its items). Items take
+// it in item order; one still waiting when the chunk is cancelled is
+// cancelled without running.
+func (s *StepRun) InvokeItems(ctx context.Context, in Invocation, items []int, gate Gate) (*InvokeResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res := make([]*InvokeResult, len(items))
@@ -40,9 +46,18 @@ func (s *StepRun) InvokeItems(ctx context.Context, in Invocation, items []int) (
 			res[i] = &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
 			continue
 		}
+		release := func() {}
+		if gate != nil {
+			var err error
+			if release, err = gate(ctx); err != nil {
+				res[i] = &InvokeResult{Path: path, Status: InvocationCancelled}
+				continue
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer release()
 			one := in
 			one.Index, one.Lookup = idx, false
 			res[i], errs[i] = s.Invoke(ctx, one)
@@ -72,3 +87,8 @@ func (s *StepRun) InvokeItems(ctx context.Context, in Invocation, items []int) (
 	}
 	return &out, nil
 }
+
+// Gate bounds the invocations running at once outside the caps (a
+// worker's own limit): it waits for room, and returns its release, or
+// ctx's error.
+type Gate func(ctx context.Context) (release func(), err error)

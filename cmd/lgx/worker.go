@@ -96,7 +96,8 @@ one SQLite file on one machine) and the same task queue.
 A worker executes runs in its own environment: env and secrets are the
 worker's. Caps (config.concurrency, node and pool concurrency, pool
 rates) are held by the workflow, exact across workers; --max-activities
-only bounds this process.
+only bounds this process: the invocations it runs at once, each item of a
+large for_each's chunk counted.
 
 The worker runs until SIGINT or SIGTERM, then stops taking work and lets the
 invocations it runs finish (up to 30 s).`,
@@ -162,7 +163,10 @@ func (a *app) runWorker(ctx context.Context, opts workerOptions) error {
 	// After the worker stopped (deferred after w.Stop returns): every MCP
 	// server the worker started stops with it.
 	defer acts.Close()
-	w := temporal.NewWorker(c, acts, temporal.WorkerOptions{TaskQueue: opts.temporal.taskQueue, MaxActivities: opts.maxActivities})
+	w, err := temporal.NewWorker(c, acts, temporal.WorkerOptions{TaskQueue: opts.temporal.taskQueue, MaxActivities: opts.maxActivities})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

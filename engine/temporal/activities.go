@@ -39,6 +39,9 @@ type Activities struct {
 	MCP runner.MCPSessions
 
 	cache stepCache
+	// slots bounds the invocations this worker runs at once
+	// (WorkerOptions.MaxActivities); nil: no bound but the SDK's.
+	slots *workerSlots
 }
 
 // Plan is lgx.plan.
@@ -125,16 +128,35 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
 	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child, Answers: in.Answers}
+	gate := a.gate(ctx)
+	if len(in.Items) > 0 {
+		return s.InvokeItems(ctx, inv, in.Items, gate)
+	}
+	if gate != nil {
+		free, err := gate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer free()
+	}
 	if in.Call > 0 {
 		// A tools invocation's call may have been recorded by an earlier
 		// dispatch of its step (which paused, or continued as new).
 		inv.Lookup = true
 		return s.InvokeToolCall(ctx, inv, in.Call-1)
 	}
-	if len(in.Items) > 0 {
-		return s.InvokeItems(ctx, inv, in.Items)
-	}
 	return s.Invoke(ctx, inv)
+}
+
+// gate is the worker's bound on its invocations at once, for an
+// invocation run as an activity (nil without a bound). A local activity
+// (a pure node, a tools invocation building its messages from records)
+// runs next to the workflow and is instant: it does not wait for one.
+func (a *Activities) gate(ctx context.Context) runner.Gate {
+	if a.slots == nil || !activity.IsActivity(ctx) || activity.GetInfo(ctx).IsLocalActivity {
+		return nil
+	}
+	return a.slots.acquire
 }
 
 // ToolCalls is lgx.toolcalls: which tool each call of a tools invocation

@@ -34,14 +34,16 @@ type WorkerOptions struct {
 	MaxActivities int
 }
 
-// NewWorker returns a worker (not started) serving lgx.run on c.
-func NewWorker(c client.Client, a *Activities, o WorkerOptions) worker.Worker {
+// NewWorker returns a worker (not started) serving lgx.run on c. With
+// MaxActivities, the worker runs at most that many invocations at once
+// (the items of a chunk each count) and polls for activity tasks only
+// while it has room for one.
+func NewWorker(c client.Client, a *Activities, o WorkerOptions) (worker.Worker, error) {
 	q := o.TaskQueue
 	if q == "" {
 		q = DefaultTaskQueue
 	}
-	w := worker.New(c, q, worker.Options{
-		MaxConcurrentActivityExecutionSize: o.MaxActivities,
+	opts := worker.Options{
 		// A stopping worker lets its activities finish (an invocation
 		// half-done would be re-sent elsewhere, with the same idempotency
 		// key, but a finished one costs nothing to keep).
@@ -51,9 +53,18 @@ func NewWorker(c client.Client, a *Activities, o WorkerOptions) worker.Worker {
 		// it: short, so a run whose worker died (or whose server
 		// restarted) goes on within seconds, not the SDK's 5 s.
 		StickyScheduleToStartTimeout: 2 * time.Second,
-	})
+	}
+	if o.MaxActivities > 0 {
+		a.slots = newWorkerSlots(o.MaxActivities)
+		tuner, err := a.slots.tuner()
+		if err != nil {
+			return nil, err
+		}
+		opts.Tuner = tuner
+	}
+	w := worker.New(c, q, opts)
 	Register(w, a)
-	return w
+	return w, nil
 }
 
 // Start starts lgx.run for a run the store records (runner.SubmitRun);

@@ -44,7 +44,10 @@ func TestTemporalMatchesLocal(t *testing.T) {
 
 	queue := fmt.Sprintf("lgx-test-%d", time.Now().UnixNano())
 	acts := &Activities{Store: workerStore, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
+	w, err := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
@@ -142,7 +145,10 @@ func TestTemporalCost(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	queue := fmt.Sprintf("lgx-cost-%d", time.Now().UnixNano())
 	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 16})
+	w, err := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

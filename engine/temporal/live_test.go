@@ -43,7 +43,10 @@ func serve(t *testing.T, c client.Client, prefix string, maxActivities int) *liv
 	t.Cleanup(func() { st.Close() })
 	queue := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
 	acts := &Activities{Store: st, Environ: []string{}}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: maxActivities})
+	w, err := NewWorker(c, acts, WorkerOptions{TaskQueue: queue, MaxActivities: maxActivities})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}

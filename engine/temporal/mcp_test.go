@@ -79,7 +79,10 @@ func TestTemporalMCPSessionAcrossSteps(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	queue := fmt.Sprintf("lgx-mcp-test-%d", time.Now().UnixNano())
 	acts := &Activities{Store: st, Environ: environ("worker.log")}
-	w := NewWorker(c, acts, WorkerOptions{TaskQueue: queue})
+	w, err := NewWorker(c, acts, WorkerOptions{TaskQueue: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
