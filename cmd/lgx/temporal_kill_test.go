@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lgx-run/lgx/internal/llmtest"
 )
 
 // The commands of testdata/temporal/worker_kill.txtar: a server that
@@ -30,7 +32,44 @@ func keyServerCmds() map[string]func(ts *testscript.TestScript, neg bool, args [
 		"killholder": cmdKillHolder,
 		"keycheck":   cmdKeyCheck,
 		"watchdog":   cmdWatchdog,
+		"toolllm":    cmdToolLLM,
 	}
+}
+
+// cmdToolLLM: toolllm VAR N TOOL. Starts a model server (OpenAI-compatible,
+// internal/llmtest) that answers a conversation without tool results with
+// N calls of TOOL, the i-th with arguments {"item": i}, and one with tool
+// results with their contents joined by "; ". Sets $VAR to its base URL.
+func cmdToolLLM(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: toolllm VAR N TOOL")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 {
+		ts.Fatalf("toolllm: bad count %q", args[1])
+	}
+	tool := args[2]
+	srv, err := llmtest.Start(llmtest.Script{Respond: func(r llmtest.Request) llmtest.Reply {
+		if !r.LastIsToolResult() {
+			calls := make([]llmtest.ToolCall, n)
+			for i := range calls {
+				calls[i] = llmtest.ToolCall{ID: fmt.Sprintf("call_%d", i), Name: tool, Arguments: fmt.Sprintf(`{"item": %d}`, i)}
+			}
+			return llmtest.Reply{ToolCalls: calls, Usage: &llmtest.Usage{InputTokens: 40, OutputTokens: 10 * n}}
+		}
+		var results []string
+		for _, m := range r.Messages() {
+			if m["role"] == "tool" {
+				results = append(results, fmt.Sprint(m["content"]))
+			}
+		}
+		return llmtest.Reply{Text: strings.Join(results, "; "), Usage: &llmtest.Usage{InputTokens: 60, OutputTokens: 8}}
+	}})
+	if err != nil {
+		ts.Fatalf("toolllm: %v", err)
+	}
+	ts.Defer(srv.Close)
+	ts.Setenv(args[0], srv.OpenAIURL())
 }
 
 // keyWait bounds every wait of these commands: generous for a loaded
