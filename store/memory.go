@@ -401,7 +401,7 @@ func checkCheckpoint(cp *Checkpoint) error {
 			return err
 		}
 	}
-	if len(cp.Joins) > 0 && !json.Valid(cp.Joins) {
+	if len(cp.Joins) > 0 && !validJSON(cp.Joins) {
 		return fmt.Errorf("write checkpoint of run %s step %d: joins are not valid JSON", cp.RunID, cp.Step)
 	}
 	return nil

@@ -253,7 +253,7 @@ func TestSQLiteStepBatchRewrite(t *testing.T) {
 // validJSON's fast path agrees with json.Valid.
 func TestValidJSON(t *testing.T) {
 	for _, s := range []string{"0", "-0", "12", "-12", "01", "-", "--1", "1.5", "1e3", "", `""`, `"a"`, `"a`, `"\"`,
-		`"\u00e9"`, "\"\t\"", `"é"`, " 1", "1 ", "true", "nul", `"a"b"`, `"<&>"`, "\"\x7f\"", "99999999999999999999999"} {
+		`"\u00e9"`, "\"\t\"", `"é"`, " 1", "1 ", "true", "nul", `"a"b"`, `"<&>"`, "\"\x7f\"", "99999999999999999999999", "{}", "[]", "{]", "[}", "{ }"} {
 		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
 			t.Errorf("validJSON(%q) = %v, json.Valid %v", s, got, want)
 		}
