@@ -115,6 +115,34 @@ func TestRecorder(t *testing.T) {
 			}
 		})
 	})
+	// A fast for_each: 20 items finish every millisecond (the 2,000-GET
+	// benchmark's rate on a quiet machine). Each commit costs the same
+	// whatever it holds, so they must be gathered by the hundred, not by
+	// the twenty a 1 ms linger gathered (issue 13).
+	t.Run("a fast for_each is committed a hundred items at a time", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			st := newCountingStore(t)
+			rc := newRecorder(st, recordLinger)
+			defer rc.close()
+			const items, perMS = 2000, 20
+			for i := range items {
+				rc.add(recInv(i))
+				if i%perMS == perMS-1 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := rc.flush(); err != nil {
+				t.Fatal(err)
+			}
+			got := st.calls()
+			if len(got) > items/100+1 {
+				t.Errorf("%d items took %d commits (%v), want at most %d", items, len(got), got, items/100+1)
+			}
+			if invs, _ := st.Invocations(context.Background(), "r"); len(invs) != items {
+				t.Errorf("%d durable after flush, want %d", len(invs), items)
+			}
+		})
+	})
 	t.Run("errors reach the next flush, once", func(t *testing.T) {
 		st := newCountingStore(t)
 		st.failFor = "bad"
