@@ -188,8 +188,6 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	switch {
 	case opts.concurrency < 0:
 		return usageErrf("--concurrency must be positive")
-	case out.stream == "values":
-		return usageErrf("--stream values is not supported with --engine temporal: the state of each step is on the workers (--stream events and updates are)")
 	case opts.cassette.record != "" || opts.cassette.replay != "":
 		return usageErrf("--record and --replay are not supported with --engine temporal: the requests are sent by the workers")
 	case opts.store.url() == "memory":
@@ -216,6 +214,13 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	if err := runner.SubmitRun(ctx, g, st, runID, in, os.Environ()); err != nil {
 		return err
 	}
+	var states *runner.StepStates
+	if !opts.detach {
+		if states, err = stepStates(ctx, st, runID, out); err != nil {
+			_ = st.FinishRun(context.WithoutCancel(ctx), runID, store.StatusFailed, err.Error(), time.Now())
+			return err
+		}
+	}
 	_, err = temporal.Start(ctx, c, opts.temporal.taskQueue, temporal.RunInput{RunID: runID, Concurrency: opts.concurrency})
 	if err != nil {
 		// Recorded but never started: nothing will execute it.
@@ -233,7 +238,30 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, runID, wf.Name, nil, out, outputKeys(wf))
+	return a.followTemporal(ctx, c, st, runID, wf.Name, nil, states, out, outputKeys(wf))
+}
+
+// stepStates returns what --stream values reads each step's state with
+// (nil without --stream values), positioned after the checkpoints the run
+// has now: the steps a resume runs are sent, not those before (as a
+// local resume sends them). Made before the run starts or goes on, so
+// that no step the workers commit meanwhile is taken for an earlier one.
+func stepStates(ctx context.Context, st store.Store, runID string, out outputFlags) (*runner.StepStates, error) {
+	if out.stream != "values" {
+		return nil, nil
+	}
+	cfg, err := configOf()
+	if err != nil {
+		return nil, err
+	}
+	s, err := runner.NewStepStates(ctx, st, runID, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Skip(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // followTemporal waits for a run on Temporal to end or pause at
@@ -242,26 +270,51 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 // The live view is fed from the journal (runner.Tail): each invocation
 // shows once the worker that ran it recorded it. A resumed run's records
 // from before it went on (seen, read before the answer or the new
-// execution) are not shown again.
-func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, seen []*store.Invocation, out outputFlags, keys []string) error {
+// execution) are not shown again. With --stream values, states (made by
+// stepStates) reads each step's state from its checkpoint as the workers
+// commit it.
+func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, seen []*store.Invocation, states *runner.StepStates, out outputFlags, keys []string) error {
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
 	sctx, stop := a.signalContext(ctx)
 	defer stop()
+	var values runner.Sink
 	sink, closeView := a.sinks(out)
+	if states != nil {
+		// The lines come from the checkpoints, not the tail: the view
+		// alone follows the records.
+		values = newStreamSink(a.ios.Out, "values")
+		sink, closeView = a.sinks(outputFlags{output: out.output})
+	}
 	tail := runner.NewTail(st, runID, workflow, sink)
 	tail.SkipRecords(seen) // else the view shows the earlier steps again
+	poll := func(ctx context.Context) {
+		// A busy store: the next poll catches up.
+		_ = tail.Poll(ctx)
+		if states != nil {
+			_ = states.Poll(ctx, values)
+		}
+	}
 	tctx, stopTail := context.WithCancel(ctx)
 	tailed := make(chan struct{})
 	go func() {
 		defer close(tailed)
-		tail.Follow(tctx, tailEvery)
+		tick := time.NewTicker(tailEvery)
+		defer tick.Stop()
+		for {
+			poll(context.WithoutCancel(tctx))
+			select {
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
 	}()
 	endView := func(status store.Status, errMsg string, output map[string]any) {
 		stopTail()
 		<-tailed
-		_ = tail.Poll(context.WithoutCancel(ctx))
+		poll(context.WithoutCancel(ctx))
 		tail.End(status, errMsg, output, time.Now())
 		closeView()
 	}
@@ -321,6 +374,10 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	states, err := stepStates(ctx, st, run.ID, opts.out)
+	if err != nil {
+		return err
+	}
 	if err := runner.ReopenRun(ctx, st, run.ID, cfg); err != nil {
 		var ue *runner.UnsupportedError
 		if errors.As(err, &ue) {
@@ -336,17 +393,12 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	fmt.Fprintln(a.ios.Err, "run "+run.ID+" (resumed on Temporal)")
 	hint := time.AfterFunc(unservedAfter, a.unserved(ctx, c, opts.temporal))
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, states, opts.out, keys)
 }
 
 // session is what resuming a run on Temporal needs: a connection to the
-// cluster and the user config the recorded workflow is read with. The
-// state of each step of such a run is on the workers: --stream values is
-// refused.
+// cluster and the user config the recorded workflow is read with.
 func (opts resumeOptions) session(ctx context.Context) (client.Client, *spec.UserConfig, error) {
-	if opts.out.stream == "values" {
-		return nil, nil, usageErrf("--stream values is not supported with --engine temporal: the state of each step is on the workers (--stream events and updates are)")
-	}
 	cfg, err := configOf()
 	if err != nil {
 		return nil, nil, err
@@ -390,6 +442,11 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	states, err := stepStates(ctx, st, run.ID, opts.out)
+	if err != nil {
+		_ = runner.RefuseAnswer(ctx, st, ans)
+		return err
+	}
 	if err := temporal.Answer(ctx, c, run.ID, ans.Path, ans.Nonce); err != nil {
 		_ = runner.RefuseAnswer(ctx, st, ans)
 		var ref *temporal.RefusedError
@@ -399,7 +456,7 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	fmt.Fprintf(a.ios.Err, "run %s (resumed on Temporal: %s answered)\n", run.ID, ans.Path)
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, states, opts.out, keys)
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop

@@ -44,8 +44,6 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: `--engine must be local or temporal, not "cloud"`},
 		{name: "detach without temporal", opts: runOptions{file: hello, engine: "local", detach: true, out: text},
 			stderr: "--detach needs --engine temporal"},
-		{name: "stream values", opts: runOptions{file: hello, engine: "temporal", out: outputFlags{output: "text", stream: "values"}},
-			stderr: "--stream values is not supported with --engine temporal"},
 		{name: "cassette", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{replay: "x.yaml"}},
 			stderr: "--record and --replay are not supported with --engine temporal"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
