@@ -164,3 +164,60 @@ func TestStepStatesBadCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// flakyFollower hands on the first `partial` checkpoints of its first read
+// and then fails, as a read whose delta no longer fits what the cursor
+// decoded does.
+type flakyFollower struct {
+	*store.SQLite
+	partial int
+	reads   int
+}
+
+func (f *flakyFollower) ReadCheckpoints(ctx context.Context, cur *store.CheckpointCursor, each func(*store.Checkpoint) error) error {
+	f.reads++
+	if f.reads > 1 {
+		return f.SQLite.ReadCheckpoints(ctx, cur, each)
+	}
+	n := 0
+	err := f.SQLite.ReadCheckpoints(ctx, cur, func(cp *store.Checkpoint) error {
+		if n == f.partial {
+			return errors.New("key \"log\": its value at step 2, which this step extends, is missing or was replaced")
+		}
+		n++
+		return each(cp)
+	})
+	return err
+}
+
+// TestStepStatesRereadOnce: a read that fails midway (not for a
+// checkpoint that does not fit the workflow) is done again from the start,
+// once, and each step is sent once, in order, with the local run's state.
+func TestStepStatesRereadOnce(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "lgx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	local := &eventLog{}
+	res, err := Run(ctx, compileYAML(t, stepStatesWF), Options{Store: st, Sink: local, StepState: true, Environ: []string{"TOKEN=x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ff := &flakyFollower{SQLite: st, partial: 4} // steps 0 to 3 sent, then the failure
+	ss, err := NewStepStates(ctx, ff, res.RunID, &spec.UserConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &eventLog{}
+	if err := ss.Poll(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if ff.reads != 2 {
+		t.Errorf("%d reads, want 2 (the failed one, then one from the start)", ff.reads)
+	}
+	if g, w := strings.Join(stateLines(t, got.events), ""), strings.Join(stateLines(t, local.events), ""); g != w {
+		t.Errorf("states after a reread:\n%s\nwant:\n%s", g, w)
+	}
+}
