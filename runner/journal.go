@@ -41,18 +41,25 @@ type journal struct {
 	// which resume re-runs with the same result.
 	stepPure bool
 	batch    []store.StepRecord
-	// sb, for a store that is a StepBatcher, replaces batch: each step is
-	// encoded into it as it is checkpointed, so the journal reuses one
-	// checkpoint (cp, its map and its values' bytes) for every step instead
-	// of holding a batch of them until the flush.
-	sb   store.StepBatch
-	cp   store.Checkpoint
-	invs []*store.Invocation // cp's step's invocation, reused like cp
-	noSB bool                // the store is no StepBatcher
-	ext  bool                // with sb: the store WritesExtensions
+	// sb, for a store that is a StepBatcher, replaces batch (see
+	// stepBatch); allocated at the first checkpoint, so that a run without
+	// a store pays nothing for it.
+	sb   *stepBatch
+	noSB bool // the store is no StepBatcher
 
 	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
 	cpEnc cpEncoder
+}
+
+// stepBatch is the journal's batch for a store that is a StepBatcher:
+// each step is encoded into b as it is checkpointed, so the journal reuses
+// one checkpoint (cp, its map and its values' bytes) for every step
+// instead of holding a batch of them until the flush.
+type stepBatch struct {
+	b    store.StepBatch
+	cp   store.Checkpoint
+	invs []*store.Invocation // cp's step's invocation, reused like cp
+	ext  bool                // the store WritesExtensions
 }
 
 // maxBatchSteps bounds how many pure steps are recorded in one transaction
@@ -130,10 +137,10 @@ func (j *journal) barrier(step int) error {
 // flush makes the batched step records durable, in one transaction.
 func (j *journal) flush(ctx context.Context, step int) error {
 	if j.sb != nil {
-		if j.sb.Len() == 0 {
+		if j.sb.b.Len() == 0 {
 			return nil
 		}
-		if err := j.sb.Commit(context.WithoutCancel(ctx)); err != nil {
+		if err := j.sb.b.Commit(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("store: record steps up to %d: %w", step, err)
 		}
 		return nil
@@ -156,7 +163,7 @@ func (j *journal) flush(ctx context.Context, step int) error {
 func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red redactor) error {
 	if j.sb == nil && !j.noSB {
 		if b, ok := j.st.(store.StepBatcher); ok {
-			j.sb, j.ext = b.NewStepBatch(), store.WritesExtensions(j.st)
+			j.sb = &stepBatch{b: b.NewStepBatch(), ext: store.WritesExtensions(j.st)}
 		} else {
 			j.noSB = true
 		}
@@ -193,7 +200,8 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 // retains nothing of it), so a pure step allocates no map, record or
 // value bytes of its own; the batch's encoded size bounds it.
 func (j *journal) checkpointBatched(ctx context.Context, c *core, next []string, red redactor) error {
-	cp := &j.cp
+	sb := j.sb
+	cp := &sb.cp
 	if cp.Changed == nil {
 		cp.Changed = make(map[string]json.RawMessage, len(c.changed))
 	}
@@ -203,25 +211,25 @@ func (j *journal) checkpointBatched(ctx context.Context, c *core, next []string,
 	j.cpEnc.buf = j.cpEnc.buf[:0]
 	for _, k := range c.changed {
 		name := c.g.keys[k].name
-		if err := j.cpEnc.put(cp, k, name, c.state[name], red, j.ext); err != nil {
+		if err := j.cpEnc.put(cp, k, name, c.state[name], red, sb.ext); err != nil {
 			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 		}
 	}
 	cp.Joins = encodeJoins(c.joinDone)
 	rec := store.StepRecord{Checkpoint: cp}
 	if j.pending != nil {
-		j.invs = append(j.invs[:0], j.pending)
-		rec.Invocations = j.invs
+		sb.invs = append(sb.invs[:0], j.pending)
+		rec.Invocations = sb.invs
 	}
-	err := j.sb.Add(rec)
-	clear(j.invs)
+	err := sb.b.Add(rec)
+	clear(sb.invs)
 	cp.Next, cp.Joins = nil, nil
 	if err != nil {
 		// The invocation stays pending: drain records it on its own.
 		return fmt.Errorf("store: record step %d: %w", c.step, err)
 	}
 	j.pending = nil
-	if !j.stepPure || j.sb.Len() >= maxBatchSteps || j.sb.Size() >= maxBatchBytes {
+	if !j.stepPure || sb.b.Len() >= maxBatchSteps || sb.b.Size() >= maxBatchBytes {
 		return j.flush(ctx, c.step)
 	}
 	return nil
