@@ -149,7 +149,11 @@ func (e *CheckpointEncoder) encode(cp *Checkpoint, sc *encScratch) (EncodedCheck
 	}
 	changed, copied := cp.Changed, false
 	ext := sc.ext[:0]
-	for _, k := range sortedKeys(cp.Extended) {
+	var extKeys []string
+	if len(cp.Extended) > 0 { // ranging over an empty map still costs an iterator, every step
+		extKeys = sortedKeys(cp.Extended)
+	}
+	for _, k := range extKeys {
 		x := cp.Extended[k]
 		c, ok := cache[k]
 		if !ok {
