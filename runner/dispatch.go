@@ -57,7 +57,7 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			if nr.n.instant {
 				continue
 			}
-			ts := d.turnstileFor(nr)
+			ts := d.turnstileFor(nr, len(runs) == 1)
 			ord := 0
 			for i := range nr.res {
 				if nr.res[i].reused {
