@@ -34,11 +34,46 @@ import (
 // too, see Invocation.Resumed).
 
 // ChildRef names one invocation of a subgraph's child: the child's step,
-// node and item index (-1 without for_each).
+// node and item index (-1 without for_each). When that invocation is
+// itself a subgraph invocation (a subgraph inside a subgraph), Child names
+// one invocation of its child in turn, and so on down: the invocation the
+// whole chain names is the one to run (nil at the bottom: a subgraph
+// invocation there is asked for its child's next step).
 type ChildRef struct {
 	Step  int
 	Node  string
 	Index int
+	Child *ChildRef `json:",omitempty"`
+}
+
+// Append returns a copy of the chain r (may be nil) with c at its bottom.
+func (r *ChildRef) Append(c ChildRef) *ChildRef {
+	if r == nil {
+		return &c
+	}
+	out := *r
+	out.Child = r.Child.Append(c)
+	return &out
+}
+
+// path is the invocation path of the invocation the chain names, in the
+// child whose paths start with prefix.
+func (r *ChildRef) path(prefix string) string {
+	p := invocationPath(prefix, r.Step, r.Node, r.Index)
+	if r.Child != nil {
+		return r.Child.path(p + "/")
+	}
+	return p
+}
+
+// recordedResult is the record of the invocation at path as a result, or
+// nil when it has none.
+func (cm *childMode) recordedResult(path string) *InvokeResult {
+	inv := cm.recorded[path]
+	if inv == nil {
+		return nil
+	}
+	return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
 }
 
 // childMode steers the child run of one subgraph invocation run step by
@@ -99,12 +134,28 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				// Paused, and not answered: it pauses the child again.
 				nr.res[i] = invResult{status: store.InvocationInterrupted, attempts: inv.Attempts,
 					intrs: []Interrupt{{Path: path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)}}}
+			case cm.target == nil && nodes.CapabilitiesOf(nr.n.typ).ChildField != "":
+				// A subgraph inside the child, unrecorded: its own child
+				// may have ended or paused on what is recorded.
+				more, err := cr.settleNested(ctx, cm, nr, i)
+				switch {
+				case err != nil:
+					cm.err = err
+					failed = true
+				case more:
+					pending = append(pending, pendingInv{nr, i})
+				case nr.res[i].status == store.InvocationFailed:
+					failed = true
+				}
 			default:
 				pending = append(pending, pendingInv{nr, i})
 			}
 		}
 	}
 	switch {
+	case cm.err != nil:
+		cm.cancel()
+		return
 	case len(pending) == 0:
 		return
 	case failed && cm.target == nil:
@@ -115,10 +166,8 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 		cm.plan = cr.childPlan(runs)
 	case cm.target.Step < cr.step:
 		// The target's step passed: it was recorded (a retried call).
-		tpath := invocationPath(cr.prefix, cm.target.Step, cm.target.Node, cm.target.Index)
-		if inv := cm.recorded[tpath]; inv != nil {
-			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
-		} else {
+		tpath := cm.target.path(cr.prefix)
+		if cm.ran = cm.recordedResult(tpath); cm.ran == nil {
 			cm.err = fmt.Errorf("child step %d passed without %s", cm.target.Step, tpath)
 		}
 	case cm.target.Step != cr.step:
@@ -132,6 +181,16 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			var item any
 			if p.nr.items != nil {
 				item = p.nr.items[p.i]
+			}
+			if nodes.CapabilitiesOf(p.nr.n.typ).ChildField != "" {
+				// A subgraph inside the child: the rest of the chain
+				// names what to do in its child.
+				cm.ran, cm.err = cr.invokeNested(ctx, cm, p.nr, p.i, item)
+				break
+			}
+			if cm.target.Child != nil {
+				cm.err = fmt.Errorf("%s runs no child workflow", invocationPath(cr.prefix, cr.step, cm.target.Node, cm.target.Index))
+				break
 			}
 			if cm.toolOp != nil {
 				c, calls, limit, err := cr.toolsCallOf(ctx, p.nr.n, cm.target.Index, item)
@@ -159,14 +218,11 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				cm.ran.Error = cr.red.str(res.err.Error())
 			}
 		}
-		if cm.ran != nil {
+		if cm.ran != nil || cm.err != nil {
 			break
 		}
-		tpath := invocationPath(cr.prefix, cr.step, cm.target.Node, cm.target.Index)
-		if inv := cm.recorded[tpath]; inv != nil {
-			// Recorded before (a retried call): reused in this step.
-			cm.ran = &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
-		} else {
+		// Recorded before (a retried call): reused in this step.
+		if cm.ran = cm.recordedResult(cm.target.path(cr.prefix)); cm.ran == nil {
 			cm.err = fmt.Errorf("child step %d has no unrecorded invocation %s[%d]", cr.step, cm.target.Node, cm.target.Index)
 		}
 	}
@@ -178,6 +234,81 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 		}
 	}
 	cm.cancel()
+}
+
+// invokeNested runs the target of cm, the subgraph invocation nr[i] of a
+// child run step by step, in a childMode of its own steered by the rest of
+// cm's chain: its child's next step (InvokeResult.Child), the outcome of
+// the invocation the chain names further down, or, when its child ran to
+// its end from the records, its own outcome.
+func (cr *run) invokeNested(ctx context.Context, cm *childMode, nr *nodeRun, i int, item any) (*InvokeResult, error) {
+	index := itemIndex(nr, i)
+	path := invocationPath(cr.prefix, cr.step, nr.n.name, index)
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, target: cm.target.Child,
+		toolOp: cm.toolOp, resumed: cm.resumed, cancel: cancel}
+	cm.toolOp = nil
+	c := callPool.Get().(*call)
+	var ac attemptCtx
+	res := &nr.res[i]
+	cr.invokeOn(context.WithValue(ictx, childModeKey{}, nested), c, &ac, nr.n, index, item, res, false)
+	ac.release()
+	callPool.Put(c)
+	switch {
+	case nested.err != nil:
+		return nil, nested.err
+	case nested.ran != nil:
+		return nested.ran, nil
+	case nested.plan != nil:
+		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: nested.plan}, nil
+	case nested.target != nil:
+		// Its child ran to its end from the records: the invocation the
+		// chain names had been recorded (a retried call).
+		tpath := nested.target.path(path + "/")
+		if out := cm.recordedResult(tpath); out != nil {
+			return out, nil
+		}
+		return nil, fmt.Errorf("%s was asked for, but its child ran to its end without it", tpath)
+	}
+	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
+	if res.status == "" {
+		out.Status = InvocationCancelled
+	}
+	if res.err != nil {
+		out.Error = cr.red.str(res.err.Error())
+	}
+	return out, nil
+}
+
+// settleNested replays the subgraph invocation nr[i] of a child run step
+// by step from the records of its own child, as planning its next step
+// would: when that child ends or pauses on what is recorded, nr[i] ends
+// or pauses with it (recorded, as any invocation that ends), and more is
+// false; when it has invocations to dispatch, nr[i] stays pending (more),
+// for the engine to dispatch (its plan is asked for again then).
+func (cr *run) settleNested(ctx context.Context, cm *childMode, nr *nodeRun, i int) (more bool, err error) {
+	var item any
+	if nr.items != nil {
+		item = nr.items[i]
+	}
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, resumed: cm.resumed, cancel: cancel}
+	c := callPool.Get().(*call)
+	var ac attemptCtx
+	res := &nr.res[i]
+	cr.invokeOn(context.WithValue(ictx, childModeKey{}, nested), c, &ac, nr.n, itemIndex(nr, i), item, res, false)
+	ac.release()
+	callPool.Put(c)
+	switch {
+	case nested.err != nil:
+		return false, nested.err
+	case nested.plan != nil:
+		*res = invResult{}
+		return true, nil
+	}
+	return false, nil
 }
 
 // errChildStopped is why a child run step by step stopped: its
@@ -192,7 +323,9 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 	for _, nr := range runs {
 		pn := r.plannedNode(nr, pools)
 		for i := range nr.res {
-			if nr.res[i].reused || nr.res[i].status == store.InvocationInterrupted {
+			// Reused, paused at an interrupt, or a subgraph inside the
+			// child that ended on its records (settleNested).
+			if nr.res[i].reused || nr.res[i].status != "" {
 				if pn.Recorded == nil {
 					pn.Recorded = make([]byte, (pn.Invocations()+7)/8)
 				}
@@ -272,7 +405,7 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 		return nil, err
 	}
 	if in.Child != nil && toolOp == nil {
-		tpath := invocationPath(path+"/", in.Child.Step, in.Child.Node, in.Child.Index)
+		tpath := in.Child.path(path + "/")
 		if p := r.stepCalls.missed(tpath); p != "" {
 			return nil, fmt.Errorf("run %s: tool call %s was not recorded before its invocation ran", r.id, p)
 		}
@@ -287,12 +420,12 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 	case in.Child != nil:
 		// The child ran to its end from the records: the target had been
 		// recorded (a retried call).
-		tpath := invocationPath(path+"/", in.Child.Step, in.Child.Node, in.Child.Index)
-		inv := cm.recorded[tpath]
-		if inv == nil {
+		tpath := in.Child.path(path + "/")
+		out := cm.recordedResult(tpath)
+		if out == nil {
 			return nil, fmt.Errorf("run %s: %s was asked for, but the child ran to its end without it", r.id, tpath)
 		}
-		return &InvokeResult{Path: tpath, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
+		return out, nil
 	}
 	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
 	if res.status == "" {
@@ -321,11 +454,7 @@ func distributableChildren(workflow string, subs *subgraphs) error {
 			return err
 		}
 		for _, n := range cg.nodes {
-			c := nodes.CapabilitiesOf(n.typ)
-			switch {
-			case c.ChildField != "":
-				why = append(why, fmt.Sprintf("subgraph %s: node %s: a subgraph inside a subgraph", key, n.name))
-			case n.keyPool != "":
+			if n.keyPool != "" {
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
 			}
 		}

@@ -28,7 +28,7 @@ func TestTemporalRefusals(t *testing.T) {
 	for name, src := range map[string]string{
 		"parent.yaml": "lgx: 1\nname: parent\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
 		"child.yaml":  "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
-		"leaf.yaml":   "lgx: 1\nname: leaf\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
+		"leaf.yaml":   "lgx: 1\nname: leaf\npools: {p: {concurrency: 2, per_key: {concurrency: 1}}}\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, pool: {name: p, key: a}, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -48,8 +48,10 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: "--record and --replay are not supported with --engine temporal"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
-		{name: "subgraph in a subgraph", opts: runOptions{file: parentWF, engine: "temporal", out: text},
-			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "child.yaml") + ": node deeper: a subgraph inside a subgraph"},
+		// Subgraphs nest (the child calls leaf.yaml); a key inside one
+		// is refused, whatever its depth.
+		{name: "keyed pool in a grandchild", opts: runOptions{file: parentWF, engine: "temporal", out: text},
+			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": node one: a key on pool p inside a subgraph"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: a worker needs the store its clients use"},
 		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},

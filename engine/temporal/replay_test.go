@@ -63,6 +63,9 @@ var recordedHistories = []recordedHistory{
 	{"chunked_items", "a for_each of 100 fetches under a node cap of 10 (version 1 of chunked-items): its items go in chunks of up to 10, an activity each", recordChunks, store.StatusCompleted},
 	{"subgraphs", "a for_each of 4 subgraph invocations whose children fetch 3 pages each under the run's pool of 3: each child's steps dispatched by the workflow, a local activity per child step planned", recordSubgraphs, store.StatusCompleted},
 	{"tools_in_subgraph", "a subgraph whose child is a tools agent: the child's tool calls planned and dispatched by the workflow under the child's tools' pools", recordToolsInSubgraph, store.StatusCompleted},
+	{"nested_subgraphs", "subgraphs inside subgraphs: 2 children each call 2 grandchildren that fetch 3 pages under the run's pool of 3, every level's steps dispatched by the workflow (ChildRef chains)", recordNested(-1), store.StatusCompleted},
+	{"nested_subgraph_failure", "the same with one grandchild's fetch failing (version 1 of wait-cancelled): its siblings are cancelled and waited for, and the run fails", recordNested(11), store.StatusFailed},
+	{"cancel_waited", "a for_each whose second fetch fails while the third hangs (version 1 of wait-cancelled): the hanging one is cancelled and its end waited for before the step fails", recordCancelWaited, store.StatusFailed},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 }
 
@@ -486,6 +489,18 @@ func recordChunks(ctx context.Context, t *testing.T, h *recorder, runID string) 
 func recordSubgraphs(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	g := loadFiles(t, map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild})
 	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
+}
+
+func recordNested(fail int) func(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	return func(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+		g := loadFiles(t, map[string]string{"main.yaml": nestedTop, "mid.yaml": nestedMid, "lib/child.yaml": subgraphChild})
+		return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL, "fail": fail}))
+	}
+}
+
+func recordCancelWaited(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	urls := h.urls("/doc/0", "/fail", "/hang")
+	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 3), map[string]any{"urls": urls}, 0))
 }
 
 func recordToolsInSubgraph(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

@@ -57,6 +57,9 @@ const (
 	// chunkedItemsChange is the workflow.GetVersion id of sending a large
 	// for_each's items to workers in chunks (see chunkable).
 	chunkedItemsChange = "chunked-items"
+	// waitCancelledChange is the workflow.GetVersion id of freeing a
+	// cancelled activity's caps only once it has ended.
+	waitCancelledChange = "wait-cancelled"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -179,10 +182,15 @@ const (
 // as results (status failed), so Temporal retries only what failed around
 // them — a worker that died, a store that was unreachable — and InvokeOne
 // does not run an invocation that was already recorded.
-func activityOptions() workflow.ActivityOptions {
+//
+// waitCancelled: a cancelled activity's future resolves once the activity
+// has ended (its worker saw the cancellation at a heartbeat, or it timed
+// out), not at once.
+func activityOptions(waitCancelled bool) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: invokeTimeout,
 		HeartbeatTimeout:    heartbeatTimeout,
+		WaitForCancellation: waitCancelled,
 		RetryPolicy: &sdktemporal.RetryPolicy{
 			InitialInterval:    200 * time.Millisecond,
 			BackoffCoefficient: 2,
@@ -303,6 +311,12 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// Version 1 of chunked-items sends the items of a large for_each in
 	// chunks, an activity each.
 	chunked := workflow.GetVersion(ctx, chunkedItemsChange, workflow.DefaultVersion, 1) >= 1
+	// Version 1 of wait-cancelled waits for a cancelled activity (a step
+	// that failed stops its others) to end before its slots are free
+	// again, as a local run does: otherwise a sibling child could start a
+	// request under the same cap while the cancelled one is still in
+	// flight, until its worker next heartbeats.
+	waitCancelled := workflow.GetVersion(ctx, waitCancelledChange, workflow.DefaultVersion, 1) >= 1
 	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, limit: limit, limiters: f.limiters}
 	dl := &deadline{}
 	if in.Deadline > 0 {
@@ -319,7 +333,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 			return &RunOutput{Status: p.Status, Error: p.Error, Steps: p.Step}, nil
 		}
 		dctx := dl.arm(ctx, p.Timeout)
-		more, err := dispatch(workflow.WithActivityOptions(dctx, activityOptions()), in, &p, rd, f.limiters(&p), opts)
+		more, err := dispatch(workflow.WithActivityOptions(dctx, activityOptions(waitCancelled)), in, &p, rd, f.limiters(&p), opts)
 		if dl.passed {
 			return endRun(ctx, in, true)
 		}
@@ -985,8 +999,16 @@ func (ch *childRun) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 				set.Set(nil, sdktemporal.NewCanceledError())
 				return
 			}
-			if err := ch.step(gctx, in, r.Child); err != nil {
+			dispatched, err := ch.step(gctx, in, r.Child)
+			if err != nil {
 				set.Set(nil, err)
+				return
+			}
+			if dispatched == 0 && !*ch.failed {
+				// Planned again, it would be the same plan: fail rather
+				// than loop in one workflow task.
+				set.Set(nil, sdktemporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("%s: child step %d has no invocation to dispatch", r.Path, r.Child.Step), "lgx", nil))
 				return
 			}
 		}
@@ -996,7 +1018,7 @@ func (ch *childRun) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 
 // step dispatches one child step's unrecorded invocations and waits
 // until they ended.
-func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPlan) error {
+func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPlan) (dispatched int, err error) {
 	rates := ch.o.limiters(cp)
 	c := ch.c.forChild(cp)
 	keyRates := map[keyRef]*rate.Limiter{}
@@ -1015,17 +1037,18 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 			if err := workflow.Await(ctx, func() bool {
 				return *ch.failed || stop || *ch.outstanding < maxOutstanding && c.free(pn, ni, k)
 			}); err != nil {
-				return err
+				return dispatched, err
 			}
 			if *ch.failed || stop {
 				break
 			}
 			if pn.Slot {
 				if err := takeTokens(ctx, rates, keyRates, c, pn, k); err != nil {
-					return err
+					return dispatched, err
 				}
 			}
 			c.take(pn, ni, k, 1)
+			dispatched++
 			*ch.outstanding++
 			inFlight++
 			idx := k
@@ -1033,9 +1056,14 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 				idx = -1
 			}
 			ci := in
-			ci.Lookup, ci.Child = true, &runner.ChildRef{Step: cp.Step, Node: pn.Name, Index: idx}
+			ci.Lookup, ci.Child = true, in.Child.Append(runner.ChildRef{Step: cp.Step, Node: pn.Name, Index: idx})
 			var f workflow.Future
 			switch {
+			case pn.Child:
+				// A subgraph inside the child: its child's steps, each
+				// dispatched here in turn, under the same caps.
+				nested := &childRun{c: c, o: ch.o, outstanding: ch.outstanding, failed: ch.failed, engineErr: ch.engineErr, cancel: ch.cancel}
+				f = nested.run(sctx, lctx, ci)
 			case pn.Calls:
 				// A tools node of the child: its calls under their tools'
 				// caps (the child's declared tools), then the invocation.
@@ -1072,5 +1100,5 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 			break
 		}
 	}
-	return workflow.Await(ctx, func() bool { return inFlight == 0 })
+	return dispatched, workflow.Await(ctx, func() bool { return inFlight == 0 })
 }
