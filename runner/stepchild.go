@@ -209,14 +209,7 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			cr.invokeOn(ctx, c, &ac, p.nr.n, cm.target.Index, item, res, false)
 			ac.release()
 			callPool.Put(c)
-			path := invocationPath(cr.prefix, cr.step, p.nr.n.name, cm.target.Index)
-			cm.ran = &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
-			if res.status == "" {
-				cm.ran.Status = InvocationCancelled
-			}
-			if res.err != nil {
-				cm.ran.Error = cr.red.str(res.err.Error())
-			}
+			cm.ran = resultOf(invocationPath(cr.prefix, cr.step, p.nr.n.name, cm.target.Index), res, cr.red.str)
 		}
 		if cm.ran != nil || cm.err != nil {
 			break
@@ -242,43 +235,58 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 // the invocation the chain names further down, or, when its child ran to
 // its end from the records, its own outcome.
 func (cr *run) invokeNested(ctx context.Context, cm *childMode, nr *nodeRun, i int, item any) (*InvokeResult, error) {
-	index := itemIndex(nr, i)
-	path := invocationPath(cr.prefix, cr.step, nr.n.name, index)
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, target: cm.target.Child, toolOp: cm.toolOp, resumed: cm.resumed}
+	cm.toolOp = nil
+	cr.invokeIn(ctx, nested, nr, i, item)
+	return nested.outcome(invocationPath(cr.prefix, cr.step, nr.n.name, itemIndex(nr, i)), &nr.res[i], cr.red.str)
+}
+
+// invokeIn runs nr[i], a subgraph invocation, with its child in the
+// childMode cm (whose cancel it sets).
+func (cr *run) invokeIn(ctx context.Context, cm *childMode, nr *nodeRun, i int, item any) {
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nested := &childMode{recorded: cm.recorded, answers: cm.answers, target: cm.target.Child,
-		toolOp: cm.toolOp, resumed: cm.resumed, cancel: cancel}
-	cm.toolOp = nil
+	cm.cancel = cancel
 	c := callPool.Get().(*call)
 	var ac attemptCtx
-	res := &nr.res[i]
-	cr.invokeOn(context.WithValue(ictx, childModeKey{}, nested), c, &ac, nr.n, index, item, res, false)
+	cr.invokeOn(context.WithValue(ictx, childModeKey{}, cm), c, &ac, nr.n, itemIndex(nr, i), item, &nr.res[i], false)
 	ac.release()
 	callPool.Put(c)
+}
+
+// outcome is how the subgraph invocation at path, run with its child in
+// the childMode cm, ended (res): its child's next step to dispatch, the
+// outcome of the invocation cm's target names, or its own.
+func (cm *childMode) outcome(path string, res *invResult, redact func(string) string) (*InvokeResult, error) {
 	switch {
-	case nested.err != nil:
-		return nil, nested.err
-	case nested.ran != nil:
-		return nested.ran, nil
-	case nested.plan != nil:
-		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: nested.plan}, nil
-	case nested.target != nil:
-		// Its child ran to its end from the records: the invocation the
-		// chain names had been recorded (a retried call).
-		tpath := nested.target.path(path + "/")
+	case cm.err != nil:
+		return nil, fmt.Errorf("%s: %w", path, cm.err)
+	case cm.ran != nil:
+		return cm.ran, nil
+	case cm.plan != nil:
+		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, nil
+	case cm.target != nil:
+		// The child ran to its end from the records: the invocation the
+		// target names had been recorded (a retried call).
+		tpath := cm.target.path(path + "/")
 		if out := cm.recordedResult(tpath); out != nil {
 			return out, nil
 		}
-		return nil, fmt.Errorf("%s was asked for, but its child ran to its end without it", tpath)
+		return nil, fmt.Errorf("%s was asked for, but the child ran to its end without it", tpath)
 	}
+	return resultOf(path, res, redact), nil
+}
+
+// resultOf is the result of the invocation at path that ended as res.
+func resultOf(path string, res *invResult, redact func(string) string) *InvokeResult {
 	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
 	if res.status == "" {
 		out.Status = InvocationCancelled
 	}
 	if res.err != nil {
-		out.Error = cr.red.str(res.err.Error())
+		out.Error = redact(res.err.Error())
 	}
-	return out, nil
+	return out
 }
 
 // settleNested replays the subgraph invocation nr[i] of a child run step
@@ -292,20 +300,13 @@ func (cr *run) settleNested(ctx context.Context, cm *childMode, nr *nodeRun, i i
 	if nr.items != nil {
 		item = nr.items[i]
 	}
-	ictx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	nested := &childMode{recorded: cm.recorded, answers: cm.answers, resumed: cm.resumed, cancel: cancel}
-	c := callPool.Get().(*call)
-	var ac attemptCtx
-	res := &nr.res[i]
-	cr.invokeOn(context.WithValue(ictx, childModeKey{}, nested), c, &ac, nr.n, itemIndex(nr, i), item, res, false)
-	ac.release()
-	callPool.Put(c)
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, resumed: cm.resumed}
+	cr.invokeIn(ctx, nested, nr, i, item)
 	switch {
 	case nested.err != nil:
 		return false, nested.err
 	case nested.plan != nil:
-		*res = invResult{}
+		nr.res[i] = invResult{}
 		return true, nil
 	}
 	return false, nil
@@ -410,29 +411,9 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 			return nil, fmt.Errorf("run %s: tool call %s was not recorded before its invocation ran", r.id, p)
 		}
 	}
-	switch {
-	case cm.err != nil:
-		return nil, fmt.Errorf("run %s: %s: %w", r.id, path, cm.err)
-	case cm.ran != nil:
-		return cm.ran, nil
-	case cm.plan != nil:
-		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, nil
-	case in.Child != nil:
-		// The child ran to its end from the records: the target had been
-		// recorded (a retried call).
-		tpath := in.Child.path(path + "/")
-		out := cm.recordedResult(tpath)
-		if out == nil {
-			return nil, fmt.Errorf("run %s: %s was asked for, but the child ran to its end without it", r.id, tpath)
-		}
-		return out, nil
-	}
-	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
-	if res.status == "" {
-		out.Status = InvocationCancelled
-	}
-	if res.err != nil {
-		out.Error = r.red.str(res.err.Error())
+	out, err := cm.outcome(path, &res, r.red.str)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.id, err)
 	}
 	return out, nil
 }

@@ -779,14 +779,7 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 			return nil, fmt.Errorf("run %s: tool call %s was not recorded before its invocation ran", r.id, p)
 		}
 	}
-	out := &InvokeResult{Path: path, Status: res.status, Kind: string(res.kind), Attempts: res.attempts}
-	if res.status == "" {
-		out.Status = InvocationCancelled
-	}
-	if res.err != nil {
-		out.Error = r.red.str(res.err.Error())
-	}
-	return out, nil
+	return resultOf(path, &res, r.red.str), nil
 }
 
 // find returns the planned step's node and the item of its invocation

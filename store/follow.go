@@ -121,13 +121,8 @@ func (s *SQLite) ReadCheckpoints(ctx context.Context, cur *CheckpointCursor, eac
 		if err := rows.Scan(&id, &b); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
-		if entries, err = decodeCPBatch(entries[:0], b); err != nil {
+		if entries, err = emitCPBatch(entries, b, emit); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-		}
-		for _, e := range entries {
-			if err := emit(e); err != nil {
-				return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-			}
 		}
 		cur.Pos = id // past a batch only once all of it was handed on
 	}
@@ -138,3 +133,18 @@ func (s *SQLite) ReadCheckpoints(ctx context.Context, cur *CheckpointCursor, eac
 }
 
 var _ CheckpointFollower = (*SQLite)(nil)
+
+// emitCPBatch decodes the checkpoint batch b into entries (reused) and
+// hands each entry to emit, in order; it returns entries for reuse.
+func emitCPBatch(entries []cpEntry, b []byte, emit func(cpEntry) error) ([]cpEntry, error) {
+	entries, err := decodeCPBatch(entries[:0], b)
+	if err != nil {
+		return entries, err
+	}
+	for _, e := range entries {
+		if err := emit(e); err != nil {
+			return entries, err
+		}
+	}
+	return entries, nil
+}

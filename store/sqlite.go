@@ -859,13 +859,8 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 		if err := rows.Scan(&b); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 		}
-		if entries, err = decodeCPBatch(entries[:0], b); err != nil {
+		if entries, err = emitCPBatch(entries, b, emit); err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-		}
-		for _, e := range entries {
-			if err := emit(e); err != nil {
-				return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-			}
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -98,76 +98,85 @@ func loadFiles(t testing.TB, files map[string]string) *runner.Graph {
 // every page is fetched once, the shared pool's 3 hold across the four
 // children, and a child's failure fails the run with the local message.
 func TestSchedulerSubgraphs(t *testing.T) {
+	g := loadFiles(t, map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild})
+	fetch := func(in InvokeInput) bool { return in.Child != nil && in.Child.Node == "fetch" }
+	for _, fail := range []int{-1, 2} {
+		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) { schedulePages(t, g, fail, fetch) })
+	}
+}
+
+// schedulePages runs g (whose leaf children fetch /doc/N/I from base, and
+// /doc/N/1/fail from the leaf whose n is fail) on the SDK's test
+// environment and checks it against a local run: the state or the error
+// message the same, every page fetched once, by one activity each (those
+// isFetch picks), and, without a failure, 12 pages fetched with 2 or 3
+// (pool api) activities in flight at once.
+func schedulePages(t *testing.T, g *runner.Graph, fail int, isFetch func(InvokeInput) bool) {
 	srv := &flightServer{count: map[string]int{}}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	g := loadFiles(t, map[string]string{"main.yaml": subgraphParent, "lib/child.yaml": subgraphChild})
-	for _, fail := range []int{-1, 2} {
-		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) {
-			inputs := map[string]any{"base": hs.URL, "fail": fail}
-			want, lerr := local(t, g, inputs, 0)
-			// Requests the local run cancelled may reach the server after
-			// it returned: let them land before counting afresh.
-			time.Sleep(100 * time.Millisecond)
-			srv.reset()
-			st := store.NewMemory()
-			runID := fmt.Sprintf("S%d", fail+1)
-			if err := runner.SubmitRun(context.Background(), g, st, runID, inputs, nil); err != nil {
-				t.Fatal(err)
+	inputs := map[string]any{"base": hs.URL, "fail": fail}
+	want, lerr := local(t, g, inputs, 0)
+	// Requests the local run cancelled may reach the server after it
+	// returned: let them land before counting afresh.
+	time.Sleep(100 * time.Millisecond)
+	srv.reset()
+	st := store.NewMemory()
+	runID := fmt.Sprintf("S%d", fail+1)
+	if err := runner.SubmitRun(context.Background(), g, st, runID, inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fetches, cur, most := 0, 0, 0
+	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+			if isFetch(in) {
+				// Activities in flight, not requests: one worker's own
+				// semaphores would hold requests to the pool even if
+				// the workflow dispatched more.
+				mu.Lock()
+				fetches++
+				cur++
+				most = max(most, cur)
+				mu.Unlock()
+				defer func() { mu.Lock(); cur--; mu.Unlock() }()
 			}
-			var mu sync.Mutex
-			childCalls, cur, most := 0, 0, 0
-			env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
-				return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
-					if in.Child != nil && in.Child.Node == "fetch" {
-						// Activities in flight, not requests: one worker's
-						// own semaphores would hold requests to the pool
-						// even if the workflow dispatched more.
-						mu.Lock()
-						childCalls++
-						cur++
-						most = max(most, cur)
-						mu.Unlock()
-						defer func() { mu.Lock(); cur--; mu.Unlock() }()
-					}
-					return a.Invoke(ctx, in)
-				}}
-			})
-			env.ExecuteWorkflow(WorkflowName, RunInput{RunID: runID})
-			srv.mu.Lock()
-			top, count := srv.top, len(srv.count)
-			for path, n := range srv.count {
-				if n != 1 {
-					t.Errorf("%s fetched %d times, want once", path, n)
-				}
-			}
-			srv.mu.Unlock()
-			// Only without a failure: a failing child cancels its
-			// siblings, and the SDK's test environment ends a cancelled
-			// activity's future at once, while the activity still runs
-			// (the workflow sets WaitForCancellation, which a real server
-			// honours and the test environment ignores).
-			if fail < 0 && (top > 3 || most > 3) {
-				t.Errorf("%d requests and %d child activities in flight across the children, pool api allows 3", top, most)
-			}
-			if fail < 0 {
-				if lerr != nil {
-					t.Fatal(lerr)
-				}
-				completedAsLocally(t, env, st, runID, want)
-				if count != 12 || childCalls != 12 {
-					t.Errorf("%d pages fetched by %d child activities, want 12 by 12", count, childCalls)
-				}
-				if top < 2 {
-					t.Errorf("%d request in flight at most: the children should run in parallel", top)
-				}
-				return
-			}
-			_, err := runner.Outcome(context.Background(), st, runID, nil)
-			if err == nil || lerr == nil || err.Error() != lerr.Error() {
-				t.Errorf("error %v, local %v: want the same", err, lerr)
-			}
-		})
+			return a.Invoke(ctx, in)
+		}}
+	})
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: runID})
+	srv.mu.Lock()
+	top, count := srv.top, len(srv.count)
+	for path, n := range srv.count {
+		if n != 1 {
+			t.Errorf("%s fetched %d times, want once", path, n)
+		}
+	}
+	srv.mu.Unlock()
+	if fail >= 0 {
+		// No cap check: a failing child cancels its siblings, and the
+		// SDK's test environment ends a cancelled activity's future at
+		// once, while the activity still runs (the workflow sets
+		// WaitForCancellation, which a real server honours and the test
+		// environment ignores).
+		_, err := runner.Outcome(context.Background(), st, runID, nil)
+		if err == nil || lerr == nil || err.Error() != lerr.Error() {
+			t.Errorf("error %v, local %v: want the same", err, lerr)
+		}
+		return
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	completedAsLocally(t, env, st, runID, want)
+	if top > 3 || most > 3 {
+		t.Errorf("%d requests and %d fetch activities in flight across the children, pool api allows 3", top, most)
+	}
+	if count != 12 || fetches != 12 {
+		t.Errorf("%d pages fetched by %d fetch activities, want 12 by 12", count, fetches)
+	}
+	if top < 2 {
+		t.Errorf("%d request in flight at most: the children should run in parallel", top)
 	}
 }
 
@@ -330,68 +339,11 @@ edges:
 // state is a local run's, every page is fetched once by one activity, and
 // a grandchild's failure fails the run with the local message.
 func TestSchedulerNestedSubgraphs(t *testing.T) {
-	srv := &flightServer{count: map[string]int{}}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	g := loadFiles(t, map[string]string{
-		"main.yaml": nestedTop, "mid.yaml": nestedMid,
-		"lib/child.yaml": subgraphChild})
+	g := loadFiles(t, map[string]string{"main.yaml": nestedTop, "mid.yaml": nestedMid, "lib/child.yaml": subgraphChild})
+	fetch := func(in InvokeInput) bool {
+		return in.Child != nil && in.Child.Child != nil && in.Child.Child.Node == "fetch"
+	}
 	for _, fail := range []int{-1, 11} {
-		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) {
-			inputs := map[string]any{"base": hs.URL, "fail": fail}
-			want, lerr := local(t, g, inputs, 0)
-			time.Sleep(100 * time.Millisecond)
-			srv.reset()
-			st := store.NewMemory()
-			runID := fmt.Sprintf("N%d", fail+1)
-			if err := runner.SubmitRun(context.Background(), g, st, runID, inputs, nil); err != nil {
-				t.Fatal(err)
-			}
-			var mu sync.Mutex
-			fetches, cur, most := 0, 0, 0
-			env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
-				return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
-					if in.Child != nil && in.Child.Child != nil && in.Child.Child.Node == "fetch" {
-						mu.Lock()
-						fetches++
-						cur++
-						most = max(most, cur)
-						mu.Unlock()
-						defer func() { mu.Lock(); cur--; mu.Unlock() }()
-					}
-					return a.Invoke(ctx, in)
-				}}
-			})
-			env.ExecuteWorkflow(WorkflowName, RunInput{RunID: runID})
-			srv.mu.Lock()
-			top, count := srv.top, len(srv.count)
-			for path, n := range srv.count {
-				if n != 1 {
-					t.Errorf("%s fetched %d times, want once", path, n)
-				}
-			}
-			srv.mu.Unlock()
-			// Only without a failure (see TestSchedulerSubgraphs).
-			if fail < 0 && (top > 3 || most > 3) {
-				t.Errorf("%d requests and %d grandchild activities in flight, pool api allows 3", top, most)
-			}
-			if fail < 0 {
-				if lerr != nil {
-					t.Fatal(lerr)
-				}
-				completedAsLocally(t, env, st, runID, want)
-				if count != 12 || fetches != 12 {
-					t.Errorf("%d pages fetched by %d grandchild activities, want 12 by 12", count, fetches)
-				}
-				if top < 2 {
-					t.Errorf("%d request in flight at most: the grandchildren should run in parallel", top)
-				}
-				return
-			}
-			_, err := runner.Outcome(context.Background(), st, runID, nil)
-			if err == nil || lerr == nil || err.Error() != lerr.Error() {
-				t.Errorf("error %v, local %v: want the same", err, lerr)
-			}
-		})
+		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) { schedulePages(t, g, fail, fetch) })
 	}
 }

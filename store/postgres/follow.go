@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/lgx-run/lgx/store"
 )
@@ -14,37 +13,14 @@ var _ store.CheckpointFollower = (*Store)(nil)
 // replaces its row, so rows are in the order their steps were written).
 // cur.Pos becomes the step after the last one read.
 func (s *Store) ReadCheckpoints(ctx context.Context, cur *store.CheckpointCursor, each func(*store.Checkpoint) error) error {
-	runID := cur.RunID
-	if cur.Pos == 0 {
-		if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+	return s.scanCheckpoints(ctx, cur.RunID, cur.Pos, func(cp *store.Checkpoint, enc store.EncodedCheckpoint) error {
+		if err := cur.Decode(cp, enc); err != nil {
 			return err
 		}
-	}
-	rows, err := s.pool.Query(ctx, `SELECT step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = $1 AND step >= $2 ORDER BY step`, runID, cur.Pos)
-	if err != nil {
-		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			enc store.EncodedCheckpoint
-			at  *int64
-		)
-		cp := &store.Checkpoint{RunID: runID}
-		if err := rows.Scan(&cp.Step, &enc.Changed, &enc.Deltas, &enc.Next, &enc.Joins, &at); err != nil {
-			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-		}
-		cp.At = fromNanos(at)
-		if err := cur.Decode(cp, enc); err != nil {
-			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-		}
 		if err := each(cp); err != nil {
-			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+			return err
 		}
 		cur.Pos = int64(cp.Step) + 1
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
-	}
-	return nil
+		return nil
+	})
 }

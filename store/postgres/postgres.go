@@ -475,7 +475,7 @@ func (s *Store) Checkpoints(ctx context.Context, runID string) ([]*store.Checkpo
 		out []*store.Checkpoint
 		dec store.CheckpointDecoder
 	)
-	err := s.scanCheckpoints(ctx, runID, func(cp *store.Checkpoint, enc store.EncodedCheckpoint) error {
+	err := s.scanCheckpoints(ctx, runID, 0, func(cp *store.Checkpoint, enc store.EncodedCheckpoint) error {
 		if err := dec.Decode(cp, enc); err != nil {
 			return err
 		}
@@ -490,18 +490,21 @@ func (s *Store) Checkpoints(ctx context.Context, runID string) ([]*store.Checkpo
 // resume replays.
 func (s *Store) MergedCheckpoint(ctx context.Context, runID string) (*store.Checkpoint, error) {
 	var m store.CheckpointMerge
-	if err := s.scanCheckpoints(ctx, runID, m.Add); err != nil {
+	if err := s.scanCheckpoints(ctx, runID, 0, m.Add); err != nil {
 		return nil, err
 	}
 	return m.Result(), nil
 }
 
-// scanCheckpoints calls each with the run's checkpoint rows in step order.
-func (s *Store) scanCheckpoints(ctx context.Context, runID string, each func(*store.Checkpoint, store.EncodedCheckpoint) error) error {
-	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
-		return err
+// scanCheckpoints calls each with the run's checkpoint rows in step
+// order, from step from on; from 0 first checks that the run exists.
+func (s *Store) scanCheckpoints(ctx context.Context, runID string, from int64, each func(*store.Checkpoint, store.EncodedCheckpoint) error) error {
+	if from == 0 {
+		if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
+			return err
+		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = $1 ORDER BY step`, runID)
+	rows, err := s.pool.Query(ctx, `SELECT step, changed, deltas, next, joins, at FROM checkpoints WHERE run_id = $1 AND step >= $2 ORDER BY step`, runID, from)
 	if err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
