@@ -66,6 +66,10 @@ type pool struct {
 	// machine, for a pool of the user's config, takes its slots and rate
 	// tokens machine-wide (machinepool.go); nil = a pool of this run.
 	machine *machineSlots
+	// scope is the path prefix of the subgraph invocation whose child
+	// declared the pool ("" for the run's own): each child run has its
+	// own instance of a pool its ancestors do not declare.
+	scope string
 }
 
 func newPool(p *spec.Pool) *pool {
@@ -108,9 +112,10 @@ func newLimits(concurrency int, pools []*spec.Pool) *limits {
 	return l
 }
 
-// child returns the limits of a subgraph: the parent's global cap and
-// pools, plus the child's own pools where the parent has none of that name.
-func (l *limits) child(pools []*spec.Pool) *limits {
+// child returns the limits of a subgraph whose invocation paths start
+// with scope: the parent's global cap and pools, plus the child's own
+// pools where the parent has none of that name.
+func (l *limits) child(pools []*spec.Pool, scope string) *limits {
 	c := &limits{global: l.global, pools: make(map[string]*pool, len(l.pools)+len(pools)), run: l.run,
 		providers: make(map[string]*tokenBudget, len(l.providers)), ledger: l.ledger}
 	for n, b := range l.providers {
@@ -121,7 +126,9 @@ func (l *limits) child(pools []*spec.Pool) *limits {
 	}
 	for _, p := range pools {
 		if _, ok := c.pools[p.Name]; !ok {
-			c.pools[p.Name] = newPool(p)
+			np := newPool(p)
+			np.scope = scope
+			c.pools[p.Name] = np
 		}
 	}
 	return c

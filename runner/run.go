@@ -373,7 +373,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 			return nil, err
 		}
 	} else {
-		r.lim = r.lim.child(g.wf.Pools)
+		r.lim = r.lim.child(g.wf.Pools, opts.parent.prefix)
 	}
 	r.lim.setBudgets(g.wf)
 	r.caps = g.caps // read-only; copied when some node needs caps of its own

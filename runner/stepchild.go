@@ -439,9 +439,6 @@ func distributableChildren(workflow string, subs *subgraphs) error {
 				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
 			}
 		}
-		if len(cg.wf.MCP) > 0 {
-			why = append(why, fmt.Sprintf("subgraph %s: mcp servers of its own", key))
-		}
 	}
 	if len(why) == 0 {
 		return nil

@@ -423,7 +423,12 @@ func (p PlannedNode) Done(k int) bool {
 // pool with one; the pool's own caps bound those takers too only when
 // KeyedTotal (the pool declares per_key).
 type PoolCap struct {
-	Name       string
+	Name string
+	// Scope is the path prefix of the subgraph invocation whose child
+	// declared the pool ("" for the run's own pools): a pool a child
+	// declares and its ancestors do not is that child's alone, as in a
+	// local run, so a scheduler counts it per scope.
+	Scope      string `json:",omitempty"`
 	Cap        int
 	Rate       float64 `json:",omitempty"`
 	Burst      int     `json:",omitempty"`
@@ -534,7 +539,7 @@ func (r *run) planPools(n *node, pools map[string]PoolCap) {
 		// A machine-wide pool is taken by each attempt from the
 		// store, across runs: the scheduler holds none of it.
 		if pl, ok := r.lim.pools[name]; ok && pl.machine == nil {
-			pc := PoolCap{Name: name, Cap: pl.sem.capacity()}
+			pc := PoolCap{Name: name, Scope: pl.scope, Cap: pl.sem.capacity()}
 			if pl.limiter != nil {
 				pc.Rate, pc.Burst = float64(pl.limiter.Limit()), pl.limiter.Burst()
 			}

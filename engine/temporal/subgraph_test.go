@@ -3,6 +3,7 @@ package temporal
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -345,5 +346,96 @@ func TestSchedulerNestedSubgraphs(t *testing.T) {
 	}
 	for _, fail := range []int{-1, 11} {
 		t.Run(fmt.Sprintf("fail=%d", fail), func(t *testing.T) { schedulePages(t, g, fail, fetch) })
+	}
+}
+
+// A pool a child declares and its parent does not is each child's own, as
+// in a local run: three children, each fetching 4 pages under its own
+// pool of 2, have up to 2 requests in flight each, more than 2 in all.
+func TestSchedulerChildOwnPools(t *testing.T) {
+	var mu sync.Mutex
+	cur, top := map[string]int{}, map[string]int{}
+	total, most := 0, 0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		child := strings.Split(r.URL.Path, "/")[2] // /doc/N/I
+		mu.Lock()
+		cur[child]++
+		top[child] = max(top[child], cur[child])
+		total++
+		most = max(most, total)
+		mu.Unlock()
+		time.Sleep(30 * time.Millisecond)
+		mu.Lock()
+		cur[child]--
+		total--
+		mu.Unlock()
+		fmt.Fprintf(w, "page %s", r.URL.Path)
+	}))
+	defer hs.Close()
+	g := loadFiles(t, map[string]string{
+		"main.yaml": `lgx: 1
+name: parent
+state:
+  base: {type: string, required: true}
+  totals: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ [0, 1, 2] }}
+    with: {workflow: child.yaml, input: {base: "${{ state.base }}", n: "${{ item }}"}}
+    output: {totals: "${{ result.summary }}"}
+edges:
+  - {from: START, to: each}
+`,
+		"child.yaml": `lgx: 1
+name: child
+pools:
+  own: {concurrency: 2}
+state:
+  base: {type: string, required: true}
+  n: {type: integer, required: true}
+  pages: {type: list, reducer: append, default: []}
+  summary: {type: string}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ [0, 1, 2, 3] }}
+    pool: own
+    with: {url: "${{ state.base }}/doc/${{ state.n }}/${{ item }}"}
+    output: {pages: "${{ result.body }}"}
+  sum:
+    type: template
+    with: {template: "{{ .state.n }}: {{ len .state.pages }} pages"}
+    output: summary
+edges:
+  - {from: START, to: fetch}
+  - {from: fetch, to: sum}
+`})
+	inputs := map[string]any{"base": hs.URL}
+	want, err := local(t, g, inputs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	localMost := most
+	clear(top)
+	most = 0
+	mu.Unlock()
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "O", inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := suiteEnv(t, st, nil)
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "O"})
+	completedAsLocally(t, env, st, "O", want)
+	mu.Lock()
+	defer mu.Unlock()
+	for child, n := range top {
+		if n > 2 {
+			t.Errorf("child %s had %d requests in flight, its pool allows 2", child, n)
+		}
+	}
+	if most <= 2 {
+		t.Errorf("at most %d requests in flight in all (locally %d): the children's own pools were shared", most, localMost)
 	}
 }

@@ -244,7 +244,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 type flow struct {
 	// rates are the run's rate-limited pools' token buckets, fed the
 	// workflow's clock: deterministic on replay, exact across workers.
-	rates map[string]*rate.Limiter
+	rates map[poolRef]*rate.Limiter
 
 	paused     bool
 	waiting    []string          // paths of the interrupts waited at
@@ -378,13 +378,14 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 // limiters returns the token buckets of the plan's rate-limited pools,
 // by name, made the first time a pool is seen: a pool's rate spans the
 // run's steps, as in a local run.
-func (f *flow) limiters(p *runner.StepPlan) map[string]*rate.Limiter {
+func (f *flow) limiters(p *runner.StepPlan) map[poolRef]*rate.Limiter {
 	for _, pc := range p.Pools {
-		if pc.Rate > 0 && f.rates[pc.Name] == nil {
+		ref := poolRef{pc.Scope, pc.Name}
+		if pc.Rate > 0 && f.rates[ref] == nil {
 			if f.rates == nil {
-				f.rates = map[string]*rate.Limiter{}
+				f.rates = map[poolRef]*rate.Limiter{}
 			}
-			f.rates[pc.Name] = rate.NewLimiter(rate.Limit(pc.Rate), max(1, pc.Burst))
+			f.rates[ref] = rate.NewLimiter(rate.Limit(pc.Rate), max(1, pc.Burst))
 		}
 	}
 	return f.rates
@@ -397,7 +398,7 @@ func (f *flow) limiters(p *runner.StepPlan) map[string]*rate.Limiter {
 // local run takes a token per attempt; here the workflow takes the first
 // attempt's, and retries inside the activity take their worker's (see
 // docs/decisions.md).
-func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, keyRates map[keyRef]*rate.Limiter, c *caps, p *runner.PlannedNode, k int) error {
+func takeTokens(ctx workflow.Context, rates map[poolRef]*rate.Limiter, keyRates map[keyRef]*rate.Limiter, c *caps, p *runner.PlannedNode, k int) error {
 	take := func(lim *rate.Limiter) error { return takeToken(ctx, lim) }
 	for _, name := range p.Pools {
 		pc := c.pools[name]
@@ -416,7 +417,7 @@ func takeTokens(ctx workflow.Context, rates map[string]*rate.Limiter, keyRates m
 				continue
 			}
 		}
-		if lim := rates[name]; lim != nil {
+		if lim := rates[c.ref(name)]; lim != nil {
 			if err := take(lim); err != nil {
 				return err
 			}
@@ -533,12 +534,23 @@ type caps struct {
 	global        *int
 	globalCap     int
 	node, nodeCap []int
-	pool          map[string]int
+	pool          map[poolRef]int // in flight per pool instance
 	pools         map[string]runner.PoolCap
 	key           map[keyRef]int
 	// tool counts the tool calls in flight per planned tool (by name).
 	tool  map[string]int
 	tools map[string]*runner.PlannedTool
+}
+
+// poolRef is one instance of a pool: a pool a subgraph's child declares
+// and its ancestors do not is that child's own (runner.PoolCap.Scope).
+type poolRef struct {
+	scope, name string
+}
+
+// ref is the instance of pool name that c's invocations take.
+func (c *caps) ref(name string) poolRef {
+	return poolRef{c.pools[name].Scope, name}
 }
 
 // keyRef is one key (by its class in the step's plan) of a keyed pool.
@@ -549,7 +561,7 @@ type keyRef struct {
 
 func newCaps(p *runner.StepPlan) *caps {
 	c := &caps{global: new(int), globalCap: p.Global, node: make([]int, len(p.Nodes)), nodeCap: make([]int, len(p.Nodes)),
-		pool: map[string]int{}, pools: map[string]runner.PoolCap{}, key: map[keyRef]int{}}
+		pool: map[poolRef]int{}, pools: map[string]runner.PoolCap{}, key: map[keyRef]int{}}
 	for i, n := range p.Nodes {
 		c.nodeCap[i] = n.Cap
 	}
@@ -589,7 +601,7 @@ func (c *caps) freeCall(t *runner.PlannedTool) bool {
 		return false
 	}
 	for _, name := range t.Pools {
-		if pc := c.pools[name]; pc.Cap > 0 && c.pool[name] >= pc.Cap {
+		if pc := c.pools[name]; pc.Cap > 0 && c.pool[c.ref(name)] >= pc.Cap {
 			return false
 		}
 	}
@@ -604,7 +616,7 @@ func (c *caps) takeCall(t *runner.PlannedTool, d int) {
 	*c.global += d
 	c.tool[t.Name] += d
 	for _, name := range t.Pools {
-		c.pool[name] += d
+		c.pool[c.ref(name)] += d
 	}
 }
 
@@ -634,7 +646,7 @@ func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 				continue // the pool's caps are each key's
 			}
 		}
-		if pc.Cap > 0 && c.pool[name] >= pc.Cap {
+		if pc.Cap > 0 && c.pool[c.ref(name)] >= pc.Cap {
 			return false
 		}
 	}
@@ -655,7 +667,7 @@ func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 				continue
 			}
 		}
-		c.pool[name] += d
+		c.pool[c.ref(name)] += d
 	}
 }
 
@@ -675,7 +687,7 @@ type dispatchOptions struct {
 	limit     int  // the history length past which to continue as new
 	// limiters returns the token buckets of a plan's rate-limited pools
 	// (flow.limiters): a child step's pools need theirs too.
-	limiters func(p *runner.StepPlan) map[string]*rate.Limiter
+	limiters func(p *runner.StepPlan) map[poolRef]*rate.Limiter
 }
 
 // chunkMin is the fewest items a for_each must have for its items to be
@@ -706,7 +718,7 @@ func chunkable(c *caps, p *runner.PlannedNode) bool {
 	return true
 }
 
-func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[string]*rate.Limiter, o dispatchOptions) (more bool, err error) {
+func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, rates map[poolRef]*rate.Limiter, o dispatchOptions) (more bool, err error) {
 	pureLocal, limit := o.pureLocal, o.limit
 	sctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
@@ -868,7 +880,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 // activity that failed past its retries fails the step as any does.
 type toolCalls struct {
 	c           *caps
-	rates       map[string]*rate.Limiter
+	rates       map[poolRef]*rate.Limiter
 	outstanding *int
 	failed      *bool
 	engineErr   *error
@@ -924,7 +936,7 @@ func (t *toolCalls) calls(ctx workflow.Context, in InvokeInput, p *runner.ToolCa
 		}
 		if tool.Slot {
 			for _, name := range tool.Pools {
-				if lim := t.rates[name]; lim != nil {
+				if lim := t.rates[c.ref(name)]; lim != nil {
 					if err := takeToken(ctx, lim); err != nil {
 						return err
 					}
