@@ -323,6 +323,9 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 	pools := map[string]PoolCap{}
 	for _, nr := range runs {
 		pn := r.plannedNode(nr, pools)
+		if nr.n.keyPool != "" {
+			pn.KeyPool, pn.Keys = nr.n.keyPool, r.keyClasses(nr)
+		}
 		for i := range nr.res {
 			// Reused, paused at an interrupt, or a subgraph inside the
 			// child that ended on its records (settleNested).
@@ -420,8 +423,19 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 
 // distributableChildren reports what the children a workflow calls use
 // that subgraphs run step by step do not support yet: nil when they can.
-func distributableChildren(workflow string, subs *subgraphs) error {
+func distributableChildren(g *Graph, subs *subgraphs) error {
 	var why []string
+	// Which workflows of the tree (the caller's, "", and its subgraphs')
+	// declare each pool name.
+	declared := map[string][]string{}
+	for _, key := range slices.Sorted(maps.Keys(subs.graphs)) {
+		for _, p := range subs.graphs[key].wf.Pools {
+			declared[p.Name] = append(declared[p.Name], key)
+		}
+	}
+	for _, p := range g.wf.Pools {
+		declared[p.Name] = append(declared[p.Name], "")
+	}
 	for _, key := range slices.Sorted(maps.Keys(subs.graphs)) {
 		cg := subs.graphs[key]
 		if err := Distributable(cg); err != nil {
@@ -435,15 +449,19 @@ func distributableChildren(workflow string, subs *subgraphs) error {
 			return err
 		}
 		for _, n := range cg.nodes {
-			if n.keyPool != "" {
-				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s inside a subgraph", key, n.name, n.keyPool))
+			// A key's class is numbered per step plan: the workflow can
+			// hold a key's caps within one child step, which is enough
+			// for a pool the child alone declares (each child invocation
+			// has its own instance), not for one an ancestor shares.
+			if n.keyPool != "" && !slices.Equal(declared[n.keyPool], []string{key}) {
+				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s, which another workflow of the run declares too (inside a subgraph, a key must be on a pool only the subgraph declares)", key, n.name, n.keyPool))
 			}
 		}
 	}
 	if len(why) == 0 {
 		return nil
 	}
-	return &UnsupportedError{Workflow: workflow, What: why}
+	return &UnsupportedError{Workflow: g.wf.Name, What: why}
 }
 
 // errNoRetry marks an error its invocation's retry policy must not retry
@@ -470,7 +488,7 @@ func DistributableTree(g *Graph) error {
 	if err != nil {
 		return err
 	}
-	return distributableChildren(g.wf.Name, subs)
+	return distributableChildren(g, subs)
 }
 
 // childPaused returns the interrupts a subgraph invocation at path waits

@@ -141,7 +141,7 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 	if err != nil {
 		return err
 	}
-	if err := distributableChildren(g.wf.Name, subs); err != nil {
+	if err := distributableChildren(g, subs); err != nil {
 		return err
 	}
 	err = st.CreateRun(ctx, &store.Run{ID: runID, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
@@ -247,7 +247,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	if r.subs, err = loadSubgraphs(g, read); err != nil {
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
-	if err := distributableChildren(g.wf.Name, r.subs); err != nil {
+	if err := distributableChildren(g, r.subs); err != nil {
 		return nil, err
 	}
 	status := rec.Status
@@ -501,7 +501,7 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		n := nr.n
 		pn := r.plannedNode(nr, pools)
 		if n.keyPool != "" {
-			pn.KeyPool, pn.Keys = n.keyPool, s.keyClasses(nr)
+			pn.KeyPool, pn.Keys = n.keyPool, r.keyClasses(nr)
 		}
 		if pn.Calls && p.Tools == nil {
 			p.Tools = r.plannedTools(pools)
@@ -572,8 +572,8 @@ func (s *StepRun) Continue(ctx context.Context) error {
 // keyClasses evaluates the pool key of each of nr's invocations against
 // the step's state, as the invocation will, and numbers the distinct keys
 // in order of first use (-1 where the key does not evaluate).
-func (s *StepRun) keyClasses(nr *nodeRun) []int {
-	r, n := s.r, nr.n
+func (r *run) keyClasses(nr *nodeRun) []int {
+	n := nr.n
 	count := 1
 	if nr.items != nil {
 		count = len(nr.items)

@@ -26,7 +26,7 @@ func TestTemporalRefusals(t *testing.T) {
 	dir := t.TempDir()
 	parentWF := filepath.Join(dir, "parent.yaml")
 	for name, src := range map[string]string{
-		"parent.yaml": "lgx: 1\nname: parent\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
+		"parent.yaml": "lgx: 1\nname: parent\npools: {p: {concurrency: 4}}\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
 		"child.yaml":  "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
 		"leaf.yaml":   "lgx: 1\nname: leaf\npools: {p: {concurrency: 2, per_key: {concurrency: 1}}}\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, pool: {name: p, key: a}, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
 	} {
@@ -49,9 +49,10 @@ func TestTemporalRefusals(t *testing.T) {
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
 		// Subgraphs nest (the child calls leaf.yaml); a key inside one
-		// is refused, whatever its depth.
+		// on a pool an ancestor declares too is refused, whatever its
+		// depth.
 		{name: "keyed pool in a grandchild", opts: runOptions{file: parentWF, engine: "temporal", out: text},
-			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": node one: a key on pool p inside a subgraph"},
+			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": node one: a key on pool p, which another workflow of the run declares too"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: a worker needs the store its clients use"},
 		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},

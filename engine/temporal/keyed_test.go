@@ -111,3 +111,81 @@ func TestSchedulerKeyedPool(t *testing.T) {
 		t.Errorf("%d requests in flight at most: want 2–3 (the pool's 3 bound all hosts, which run in parallel)", srv.top)
 	}
 }
+
+// keyedChildParent calls keyedChild, whose keyed pool hosts only it
+// declares, for two items.
+const keyedChildParent = `lgx: 1
+name: parent
+state:
+  base: {type: string, required: true}
+  pages: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ [0, 1] }}
+    with: {workflow: child.yaml, input: {base: "${{ state.base }}", n: "${{ item }}"}}
+    output: {pages: "${{ result.pages }}"}
+edges:
+  - {from: START, to: each}
+`
+
+const keyedChild = `lgx: 1
+name: child
+pools:
+  hosts: {concurrency: 3, per_key: {concurrency: 1}}
+state:
+  base: {type: string, required: true}
+  n: {type: integer, required: true}
+  pages: {type: list, reducer: append, default: []}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ ["a", "a", "a", "b", "b", "b"] }}
+    pool: {name: hosts, key: "${{ item }}"}
+    with: {url: "${{ state.base }}/${{ state.n }}-${{ item }}/${{ index }}"}
+    output: {pages: "${{ result.body }}"}
+edges:
+  - {from: START, to: fetch}
+`
+
+// A keyed pool that a subgraph's child alone declares is each child
+// invocation's own, as locally: the workflow holds its keys' caps per
+// child step (the child's plan numbers its keys). Two children fetch from
+// hosts a and b, three pages each: one request per host and child at a
+// time, at most 3 per child; the state is a local run's.
+func TestSchedulerKeyedPoolInChild(t *testing.T) {
+	srv := &keyServer{cur: map[string]int{}, max: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	g := loadFiles(t, map[string]string{
+		"main.yaml": keyedChildParent, "child.yaml": keyedChild})
+	inputs := map[string]any{"base": hs.URL}
+	want, err := local(t, g, inputs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	clear(srv.max)
+	srv.top = 0
+	srv.mu.Unlock()
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "KC", inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := suiteEnv(t, st, nil)
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "KC"})
+	completedAsLocally(t, env, st, "KC", want)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.max) != 4 {
+		t.Errorf("requests for %d child-host pairs, want 4: %v", len(srv.max), srv.max)
+	}
+	for key, m := range srv.max {
+		if m > 1 {
+			t.Errorf("child-host %s: %d requests in flight, per_key concurrency 1", key, m)
+		}
+	}
+	if srv.top < 2 {
+		t.Errorf("at most %d request in flight: hosts and children should run in parallel", srv.top)
+	}
+}

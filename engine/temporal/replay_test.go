@@ -66,6 +66,7 @@ var recordedHistories = []recordedHistory{
 	{"nested_subgraphs", "subgraphs inside subgraphs: 2 children each call 2 grandchildren that fetch 3 pages under the run's pool of 3, every level's steps dispatched by the workflow (ChildRef chains)", recordNested(-1), store.StatusCompleted},
 	{"nested_subgraph_failure", "the same with one grandchild's fetch failing (version 1 of wait-cancelled): its siblings are cancelled and waited for, and the run fails", recordNested(11), store.StatusFailed},
 	{"cancel_waited", "a for_each whose second fetch fails while the third hangs (version 1 of wait-cancelled): the hanging one is cancelled and its end waited for before the step fails", recordCancelWaited, store.StatusFailed},
+	{"keyed_pool_in_child", "two subgraph children, each fetching from 2 hosts under a keyed pool only the child declares (per_key 1): each child plan numbers its keys, the workflow holds them per child step", recordKeyedInChild, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 }
 
@@ -501,6 +502,11 @@ func recordNested(fail int) func(ctx context.Context, t *testing.T, h *recorder,
 func recordCancelWaited(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	urls := h.urls("/doc/0", "/fail", "/hang")
 	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 3), map[string]any{"urls": urls}, 0))
+}
+
+func recordKeyedInChild(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	g := loadFiles(t, map[string]string{"main.yaml": keyedChildParent, "child.yaml": keyedChild})
+	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
 }
 
 func recordToolsInSubgraph(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
