@@ -166,17 +166,34 @@ func (t *Tail) emit(e Event) {
 // Follow polls every `every` until ctx ends; the caller polls once more
 // after, for what was recorded last.
 func (t *Tail) Follow(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	PollEvery(ctx, every, func(ctx context.Context) {
+		_ = t.Poll(ctx) // a busy store: the next poll catches up
+	})
+}
+
+// PollEvery calls poll (with ctx's values but not its cancellation, so a
+// poll is never cut short) every `every` until ctx ends, or less often
+// when polls are slow: after a poll that took d it waits at least
+// pollShare × d, so that following a run costs at most about a tenth of
+// a core however large the run's records grow (each poll reads them all).
+func PollEvery(ctx context.Context, every time.Duration, poll func(context.Context)) {
 	for {
-		_ = t.Poll(context.WithoutCancel(ctx)) // a busy store: the next poll catches up
+		began := time.Now()
+		poll(context.WithoutCancel(ctx))
+		wait := max(every, pollShare*time.Since(began))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }
+
+// pollShare is how many times a poll's own duration PollEvery waits
+// before the next one, at least.
+const pollShare = 9
 
 // topLevel reports whether path names an invocation of the run's graph
 // ("3/fetch", "3/fetch[2]"), not a tool call, a subgraph's child or an

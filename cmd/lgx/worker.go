@@ -300,16 +300,7 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 	tailed := make(chan struct{})
 	go func() {
 		defer close(tailed)
-		tick := time.NewTicker(tailEvery)
-		defer tick.Stop()
-		for {
-			poll(context.WithoutCancel(tctx))
-			select {
-			case <-tctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
+		runner.PollEvery(tctx, tailEvery, poll)
 	}()
 	endView := func(status store.Status, errMsg string, output map[string]any) {
 		stopTail()
