@@ -63,28 +63,6 @@ edges:
   - {from: START, to: each}
 `
 
-// carryWorkflow carries the input list xs through stateSteps steps, each
-// appending one element to it.
-const carryWorkflow = `
-lgx: 1
-name: carry
-state:
-  i:  {type: integer, default: 0}
-  xs: {type: list, reducer: append, default: []}
-nodes:
-  grow:
-    type: set
-    output:
-      i: ${{ state.i + 1 }}
-      xs: ${{ state.i }}
-edges:
-  - {from: START, to: grow}
-  - from: grow
-    when:
-      - {if: state.i < 5, to: grow}
-    else: END
-`
-
 // BenchmarkScale runs each shape at N = 10, 100, 1,000 and 10,000 and
 // reports wall and CPU time per unit (node, branch, item, element of the
 // state) next to the allocations per run: linear scaling keeps the per
@@ -115,11 +93,11 @@ func BenchmarkScale(b *testing.B) {
 		{"foreach", "item", func(int) *Graph { return compileYAML(b, forEachWorkflow) },
 			func(n int) map[string]any { return map[string]any{"items": ints(n)} },
 			func(n int, res *Result) bool { return res.State["done"] == n }, false},
-		{"state", "elem", func(int) *Graph { return compileYAML(b, carryWorkflow) },
-			func(n int) map[string]any { return map[string]any{"xs": ints(n)} },
+		{"state", "elem", func(int) *Graph { return compileYAML(b, appendLoopWorkflow) },
+			func(n int) map[string]any { return map[string]any{"xs": ints(n), "steps": 5} },
 			func(n int, res *Result) bool { return len(res.State["xs"].([]any)) == n+5 }, false},
-		{"state-sqlite", "elem", func(int) *Graph { return compileYAML(b, carryWorkflow) },
-			func(n int) map[string]any { return map[string]any{"xs": ints(n)} },
+		{"state-sqlite", "elem", func(int) *Graph { return compileYAML(b, appendLoopWorkflow) },
+			func(n int) map[string]any { return map[string]any{"xs": ints(n), "steps": 5} },
 			func(n int, res *Result) bool { return len(res.State["xs"].([]any)) == n+5 }, true},
 	}
 	for _, sh := range shapes {
