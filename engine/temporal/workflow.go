@@ -310,14 +310,17 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	pureLocal := workflow.GetVersion(ctx, pureLocalChange, workflow.DefaultVersion, 1) >= 1
 	// Version 1 of chunked-items sends the items of a large for_each in
 	// chunks, an activity each.
-	chunked := workflow.GetVersion(ctx, chunkedItemsChange, workflow.DefaultVersion, 1) >= 1
+	// Version 2 leaves half of the free slots to a second chunk when a
+	// chunk would take them all (see dispatchOptions.splitChunks).
+	chunkVersion := workflow.GetVersion(ctx, chunkedItemsChange, workflow.DefaultVersion, 2)
+	chunked := chunkVersion >= 1
 	// Version 1 of wait-cancelled waits for a cancelled activity (a step
 	// that failed stops its others) to end before its slots are free
 	// again, as a local run does: otherwise a sibling child could start a
 	// request under the same cap while the cancelled one is still in
 	// flight, until its worker next heartbeats.
 	waitCancelled := workflow.GetVersion(ctx, waitCancelledChange, workflow.DefaultVersion, 1) >= 1
-	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, limit: limit, limiters: f.limiters}
+	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, splitChunks: chunkVersion >= 2, limit: limit, limiters: f.limiters}
 	dl := &deadline{}
 	if in.Deadline > 0 {
 		dl.at = time.Unix(0, in.Deadline)
@@ -684,6 +687,12 @@ func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 type dispatchOptions struct {
 	pureLocal bool // pure invocations run as local activities
 	chunked   bool // a large for_each's items go in chunks
+	// splitChunks: a chunk that would take every free slot while no
+	// other chunk of its node runs takes half (rounded up), so that a
+	// second chunk, on another worker, runs beside it: a worker runs a chunk's items only as fast as its own
+	// slots allow (--max-activities), and a chunk holding all of a cap's
+	// slots would leave the other workers idle.
+	splitChunks bool
 	limit     int  // the history length past which to continue as new
 	// limiters returns the token buckets of a plan's rate-limited pools
 	// (flow.limiters): a child step's pools need theirs too.
@@ -794,6 +803,16 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 					c.take(pn, ni, pending[0], 1)
 					chunk = append(chunk, pending[0])
 					pending = pending[1:]
+				}
+				if o.splitChunks && len(chunk) > 1 && len(chunk) < maxChunk && len(pending) > 0 && c.node[ni] == len(chunk) {
+					// It took every free slot, and no other chunk of the
+					// node runs: give half back, for a second chunk.
+					keep := (len(chunk) + 1) / 2
+					for _, k := range chunk[keep:] {
+						c.take(pn, ni, k, -1)
+					}
+					pending = append(slices.Clone(chunk[keep:]), pending...)
+					chunk = chunk[:keep]
 				}
 			}
 			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed}
