@@ -693,7 +693,7 @@ type dispatchOptions struct {
 	// slots allow (--max-activities), and a chunk holding all of a cap's
 	// slots would leave the other workers idle.
 	splitChunks bool
-	limit     int  // the history length past which to continue as new
+	limit       int // the history length past which to continue as new
 	// limiters returns the token buckets of a plan's rate-limited pools
 	// (flow.limiters): a child step's pools need theirs too.
 	limiters func(p *runner.StepPlan) map[poolRef]*rate.Limiter
