@@ -25,6 +25,7 @@ type memRun struct {
 	run     Run
 	created int64
 	invs    map[string]*memInv // by path
+	events  []EventBatch       // the event log; events[i].Seq == i+1
 	// The run's checkpoints, merged (see CheckpointMerger): base holds the
 	// latest value of every key changed before last's step, last the
 	// latest checkpoint as written. Keeping last apart lets a rewrite of

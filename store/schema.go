@@ -198,6 +198,17 @@ CREATE TABLE budget_ledger (
 	PRIMARY KEY (run_id, budget, id)
 ) WITHOUT ROWID;
 `,
+	// 8 (issue #14): the event log of runs executed by a distributed
+	// engine's workers (EventLog), a batch of JSON lines to a row,
+	// numbered per run in commit order.
+	`
+CREATE TABLE run_events (
+	run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	seq    INTEGER NOT NULL,
+	events BLOB NOT NULL,
+	PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

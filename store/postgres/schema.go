@@ -113,6 +113,17 @@ CREATE TABLE budget_ledger (
 	PRIMARY KEY (run_id, budget, id)
 );
 `,
+	// 4 (issue #14, SQLite schema version 8): the event log of runs
+	// executed by workers (store.EventLog), a batch of JSON lines to a
+	// row, numbered per run in commit order.
+	`
+CREATE TABLE run_events (
+	run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	seq    bigint NOT NULL,
+	events bytea NOT NULL,
+	PRIMARY KEY (run_id, seq)
+);
+`,
 }
 
 // migrateLock is the advisory lock key that serializes migrations of one
