@@ -209,6 +209,11 @@ CREATE TABLE run_events (
 	PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 `,
+	// 9 (issue #13): a checkpoint batch row also holds the records of the
+	// invocations that were alone in their step (invs, NULL when none;
+	// invbatch.go), so that such an invocation costs no row, statement or
+	// path of its own; Invocations reads them with the separate batches.
+	`ALTER TABLE checkpoint_batches ADD COLUMN invs BLOB;`,
 }
 
 // checkHeader reads the schema version of the database tx reads and
