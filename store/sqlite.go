@@ -58,7 +58,7 @@ type SQLite struct {
 
 	createRun, finishRun, setStatus, insertBatch, insertCPs *sql.Stmt
 	getRun, listRuns, runExists, invocations, checkpoints   *sql.Stmt
-	batches, cpBatches, cpRanges, lastLegacyCP              *sql.Stmt
+	batches, cpBatches, cpRanges, lastLegacyCP, loneInvs    *sql.Stmt
 	insertSource, sources                                   *sql.Stmt
 	getLease, setLease, renewLease, releaseLease            *sql.Stmt
 	closeOnce                                               sync.Once
@@ -259,9 +259,10 @@ func (s *SQLite) init() error {
 		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
 		{&s.insertBatch, `INSERT INTO invocation_batches (run_id, invs) VALUES (?, ?)`},
 		{&s.batches, `SELECT invs FROM invocation_batches WHERE run_id = ? ORDER BY id`},
-		{&s.insertCPs, `INSERT INTO checkpoint_batches (run_id, first, last, cps) VALUES (?, ?, ?, ?)`},
+		{&s.insertCPs, `INSERT INTO checkpoint_batches (run_id, first, last, cps, invs) VALUES (?, ?, ?, ?, ?)`},
 		{&s.cpBatches, `SELECT cps FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
 		{&s.cpRanges, `SELECT first, last FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
+		{&s.loneInvs, `SELECT invs FROM checkpoint_batches WHERE run_id = ? AND invs IS NOT NULL ORDER BY id`},
 		{&s.lastLegacyCP, `SELECT max(step) FROM checkpoints WHERE run_id = ?`},
 		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
 		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
@@ -659,7 +660,7 @@ func (s *SQLite) WriteCheckpoint(ctx context.Context, cp *Checkpoint) error {
 		return err
 	}
 	b := appendCPEntry([]byte{invBatchVersion}, cp.Step, cp.At, enc)
-	if _, err = s.writeLocked(ctx, s.insertCPs, cp.RunID, cp.Step, cp.Step, b); err != nil {
+	if _, err = s.writeLocked(ctx, s.insertCPs, cp.RunID, cp.Step, cp.Step, b, nil); err != nil {
 		return checkpointErr(cp, err)
 	}
 	update()
@@ -706,11 +707,13 @@ func (s *SQLite) CommitSteps(ctx context.Context, steps []StepRecord) error {
 	return b.Commit(ctx)
 }
 
-// cpBatchRow is one row of checkpoint_batches being built.
+// cpBatchRow is one row of checkpoint_batches being built: its
+// checkpoints (b) and the lone records of their invocations (invs).
 type cpBatchRow struct {
 	runID       string
 	first, last int
 	b           []byte
+	invs        loneRow
 }
 
 // addToCPBatch adds cp (encoded as enc) to the last row of its run, or
@@ -718,20 +721,23 @@ type cpBatchRow struct {
 // last: a row's steps increase, which lets readers stream rows whose
 // ranges do (scanCheckpoints). A new row's buffer comes from buf (an empty
 // one of an earlier batch to reuse, or nil).
-func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, buf func() []byte) []cpBatchRow {
+// It returns the rows, the index of the row cp went to and the bytes
+// that row grew by.
+func addToCPBatch(rows []cpBatchRow, cp *Checkpoint, enc EncodedCheckpoint, buf func() []byte) ([]cpBatchRow, int, int) {
 	for i := len(rows) - 1; i >= 0; i-- {
 		if rows[i].runID != cp.RunID {
 			continue
 		}
 		if r := &rows[i]; cp.Step > r.last {
+			n := len(r.b)
 			r.b = appendCPEntry(r.b, cp.Step, cp.At, enc)
 			r.last = cp.Step
-			return rows
+			return rows, i, len(r.b) - n
 		}
 		break
 	}
 	b := appendCPEntry(append(buf(), invBatchVersion), cp.Step, cp.At, enc)
-	return append(rows, cpBatchRow{runID: cp.RunID, first: cp.Step, last: cp.Step, b: b})
+	return append(rows, cpBatchRow{runID: cp.RunID, first: cp.Step, last: cp.Step, b: b}), len(rows), len(b)
 }
 
 // invocationsErr describes a failure to insert invocation rows.
@@ -934,15 +940,20 @@ func (s *SQLite) scanLegacyCheckpoints(ctx context.Context, tx *sql.Tx, runID st
 
 // Invocations returns a run's invocations ordered by step, then by the
 // order they were recorded (finishing order), or ErrNotFound for an
-// unknown run. It reads the rows earlier versions wrote, then the batches
-// (invbatch.go). The two reads need no common transaction: this version
-// writes only batches, each in one row, and an older lgx refuses to open
-// the store.
+// unknown run. It reads the rows earlier versions wrote, then the batches,
+// then the lone records of the checkpoint batches (invbatch.go), in one
+// read transaction: a lone record and the batch of the invocations its
+// step's tool calls or children recorded may be written by one commit.
 func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, error) {
 	if err := s.mustExist(ctx, runID, "invocations of run"); err != nil {
 		return nil, err
 	}
-	rows, err := s.invocations.QueryContext(ctx, runID)
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.StmtContext(ctx, s.invocations).QueryContext(ctx, runID)
 	if err != nil {
 		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
 	}
@@ -951,23 +962,36 @@ func (s *SQLite) Invocations(ctx context.Context, runID string) ([]*Invocation, 
 	if err != nil {
 		return nil, err
 	}
-	if rows, err = s.batches.QueryContext(ctx, runID); err != nil {
-		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+	for _, q := range [...]struct {
+		stmt   *sql.Stmt
+		decode func([]*Invocation, string, []byte) ([]*Invocation, error)
+	}{{s.batches, decodeInvBatch}, {s.loneInvs, decodeLoneInvs}} {
+		if invs, err = readInvBlobs(ctx, tx.StmtContext(ctx, q.stmt), runID, invs, q.decode); err != nil {
+			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		}
+	}
+	return mergeInvocations(invs), nil
+}
+
+// readInvBlobs appends to invs what decode reads from each blob stmt
+// selects for run runID.
+func readInvBlobs(ctx context.Context, stmt *sql.Stmt, runID string, invs []*Invocation,
+	decode func([]*Invocation, string, []byte) ([]*Invocation, error)) ([]*Invocation, error) {
+	rows, err := stmt.QueryContext(ctx, runID)
+	if err != nil {
+		return invs, err
 	}
 	defer rows.Close()
 	var b sql.RawBytes
 	for rows.Next() {
 		if err := rows.Scan(&b); err != nil {
-			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+			return invs, err
 		}
-		if invs, err = decodeInvBatch(invs, runID, b); err != nil {
-			return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
+		if invs, err = decode(invs, runID, b); err != nil {
+			return invs, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("invocations of run %s: %w", runID, err)
-	}
-	return mergeInvocations(invs), nil
+	return invs, rows.Err()
 }
 
 // mustExist returns ErrNotFound unless the run exists.

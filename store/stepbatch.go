@@ -96,22 +96,27 @@ func (b *sqliteBatch) Add(rec StepRecord) error {
 	if err != nil {
 		return err
 	}
-	for _, inv := range rec.Invocations {
-		r := b.invRowOf(inv.RunID)
-		n := len(r.b)
-		r.b = appendInvRecord(r.b, inv)
-		b.size += len(r.b) - n
-	}
-	n := len(b.cpRows)
-	var grown int
-	if n > 0 {
-		grown = len(b.cpRows[n-1].b)
-	}
-	b.cpRows = addToCPBatch(b.cpRows, cp, enc, b.buf)
-	if len(b.cpRows) == n {
-		b.size += len(b.cpRows[n-1].b) - grown
+	// An invocation alone in its step goes with its checkpoint, in the
+	// same row (see lone); any other in its run's invocation batch.
+	var alone *Invocation
+	if len(rec.Invocations) == 1 && lone(rec.Invocations[0], cp) {
+		alone = rec.Invocations[0]
 	} else {
-		b.size += len(b.cpRows[n].b)
+		for _, inv := range rec.Invocations {
+			r := b.invRowOf(inv.RunID)
+			n := len(r.b)
+			r.b = appendInvRecord(r.b, inv)
+			b.size += len(r.b) - n
+		}
+	}
+	var i, grown int
+	b.cpRows, i, grown = addToCPBatch(b.cpRows, cp, enc, b.buf)
+	b.size += grown
+	if alone != nil {
+		r := &b.cpRows[i].invs
+		n := len(r.b)
+		r.add(alone, b.buf)
+		b.size += len(r.b) - n
 	}
 	b.steps++
 	return nil
@@ -151,7 +156,11 @@ func (b *sqliteBatch) Commit(ctx context.Context) error {
 		}
 		st := tx.StmtContext(wctx, s.insertCPs)
 		for _, r := range b.cpRows {
-			if _, err := st.ExecContext(wctx, r.runID, r.first, r.last, r.b); err != nil {
+			var invs any // NULL when the row has no lone invocation
+			if r.invs.b != nil {
+				invs = r.invs.b
+			}
+			if _, err := st.ExecContext(wctx, r.runID, r.first, r.last, r.b, invs); err != nil {
 				return stepsErr(r.runID, r.first, err)
 			}
 		}
@@ -183,6 +192,9 @@ func (b *sqliteBatch) reset() {
 	}
 	for _, r := range b.cpRows {
 		b.spare = append(b.spare, r.b)
+		if r.invs.b != nil {
+			b.spare = append(b.spare, r.invs.b)
+		}
 	}
 	clear(b.invRows)
 	clear(b.cpRows)
