@@ -58,20 +58,32 @@ func RecordAnswer(ctx context.Context, st store.Store, runID string, a Answer, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := answers(runID, waiting, a)
+	// An answer to a budget interrupt is the budget's new limits, checked
+	// here as a local resume checks them; the engine then runs the paused
+	// calls again under them (Invocation.Raise).
+	bt, err := budgetAnswerTo(ctx, st, g, runID, waiting, a)
 	if err != nil {
 		return nil, err
 	}
-	if len(m) != 1 {
-		return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt", runID)}
-	}
 	var target Interrupt
-	for _, w := range waiting {
-		if _, ok := m[w.Path]; ok {
-			target = w
+	values := a.Values
+	if bt != nil {
+		target = *bt
+	} else {
+		m, err := answers(runID, waiting, a)
+		if err != nil {
+			return nil, err
 		}
+		if len(m) != 1 {
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt", runID)}
+		}
+		for _, w := range waiting {
+			if _, ok := m[w.Path]; ok {
+				target = w
+			}
+		}
+		values = m[target.Path]
 	}
-	values := m[target.Path]
 	env := environMap(environ)
 	var secretVals []string
 	for _, s := range g.wf.Secrets {

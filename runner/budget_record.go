@@ -178,6 +178,32 @@ func (l *limits) seedBudgets(invs []*store.Invocation) {
 // handled reports that the answer was for a budget; otherwise waiting is
 // returned for answers() to match against interrupt nodes.
 func (l *limits) budgetAnswer(runID string, waiting []Interrupt, a Answer) (handled bool, err error) {
+	target, tokens, usd, handled, err := l.budgetRaise(runID, waiting, a)
+	if err != nil || !handled {
+		return handled, err
+	}
+	l.budget(target.Budget).raise(tokens, usd)
+	return true, nil
+}
+
+// budgetRaise reads a resume's answer as budgetAnswer does, raising
+// nothing: the budget interrupt it answers and the new limits (0: kept).
+// target is set whenever handled and err is nil.
+func (l *limits) budgetRaise(runID string, waiting []Interrupt, a Answer) (target *Interrupt, tokens int64, usd float64, handled bool, err error) {
+	target, handled, err = l.budgetTarget(runID, waiting, a)
+	if err != nil || !handled {
+		return nil, 0, 0, handled, err
+	}
+	tokens, usd, err = l.budgetLimits(runID, target, a)
+	if err != nil {
+		return nil, 0, 0, true, err
+	}
+	return target, tokens, usd, true, nil
+}
+
+// budgetTarget is the budget interrupt a resume's answer is for (see
+// budgetAnswer); handled is false when it is for an interrupt node.
+func (l *limits) budgetTarget(runID string, waiting []Interrupt, a Answer) (target *Interrupt, handled bool, err error) {
 	var budgets []string
 	for _, in := range waiting {
 		if in.Budget != "" && !slices.Contains(budgets, in.Budget) {
@@ -185,15 +211,14 @@ func (l *limits) budgetAnswer(runID string, waiting []Interrupt, a Answer) (hand
 		}
 	}
 	if len(budgets) == 0 {
-		return false, nil
+		return nil, false, nil
 	}
-	var target *Interrupt
 	switch {
 	case a.Node != "":
 		for i := range waiting {
 			if in := &waiting[i]; in.Budget != "" && (in.Path == a.Node || in.Node == a.Node) {
 				if target != nil && target.Budget != in.Budget {
-					return false, &InputError{Msg: fmt.Sprintf("run %s waits at budgets %s and %s at node %s; name one call by path with --node:\n%s",
+					return nil, false, &InputError{Msg: fmt.Sprintf("run %s waits at budgets %s and %s at node %s; name one call by path with --node:\n%s",
 						runID, target.Budget, in.Budget, a.Node, listInterrupts(waiting))}
 				}
 				if target == nil {
@@ -202,58 +227,61 @@ func (l *limits) budgetAnswer(runID string, waiting []Interrupt, a Answer) (hand
 			}
 		}
 		if target == nil {
-			return false, nil // an interrupt node's path or name
+			return nil, false, nil // an interrupt node's path or name
 		}
 	case len(budgets) > 1 || len(budgets) < len(waitingKinds(waiting)):
-		return false, nil // answers() asks for --node, listing them all
+		return nil, false, nil // answers() asks for --node, listing them all
 	default:
 		target = &waiting[0]
 	}
+	return target, true, nil
+}
+
+// budgetLimits checks the new limits an answer to the budget interrupt
+// target gives (tokens=N, usd=X): each must raise its limit.
+func (l *limits) budgetLimits(runID string, target *Interrupt, a Answer) (tokens int64, usd float64, err error) {
 	if a.Values == nil {
-		return true, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nraise the budget with -i tokens=N or -i usd=X (its new limit)", runID, target.Path, target.Message)}
+		return 0, 0, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nraise the budget with -i tokens=N or -i usd=X (its new limit)", runID, target.Path, target.Message)}
 	}
 	b := l.budget(target.Budget)
 	if b == nil {
-		return true, &InputError{Msg: fmt.Sprintf("run %s waits for budget %s, which its workflow no longer declares", runID, target.Budget)}
+		return 0, 0, &InputError{Msg: fmt.Sprintf("run %s waits for budget %s, which its workflow no longer declares", runID, target.Budget)}
 	}
-	var tokens int64
-	var usd float64
 	for _, k := range slices.Sorted(maps.Keys(a.Values)) {
 		v := a.Values[k]
 		switch k {
 		case "tokens":
 			n, ok := toInt64(v)
 			if !ok || n < 1 {
-				return true, &InputError{Msg: fmt.Sprintf("-i tokens=%v: want the budget's new limit in tokens, a positive integer", v)}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("-i tokens=%v: want the budget's new limit in tokens, a positive integer", v)}
 			}
 			if b.limit == 0 {
-				return true, &InputError{Msg: fmt.Sprintf("budget %s has no token limit to raise; raise its usd", b.name)}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("budget %s has no token limit to raise; raise its usd", b.name)}
 			}
 			if n <= b.limit {
-				return true, &InputError{Msg: fmt.Sprintf("-i tokens=%d does not raise budget %s: its limit is %d tokens (%d used)", n, b.name, b.limit, b.used.tokens)}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("-i tokens=%d does not raise budget %s: its limit is %d tokens (%d used)", n, b.name, b.limit, b.used.tokens)}
 			}
 			tokens = n
 		case "usd":
 			f, ok := toFloat(v)
 			if !ok || f <= 0 {
-				return true, &InputError{Msg: fmt.Sprintf("-i usd=%v: want the budget's new limit in US dollars, a positive number", v)}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("-i usd=%v: want the budget's new limit in US dollars, a positive number", v)}
 			}
 			if b.usdLimit == 0 {
-				return true, &InputError{Msg: fmt.Sprintf("budget %s has no money limit to raise; raise its tokens", b.name)}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("budget %s has no money limit to raise; raise its tokens", b.name)}
 			}
 			if f <= b.usdLimit {
-				return true, &InputError{Msg: fmt.Sprintf("-i usd=%v does not raise budget %s: its limit is %s (%s used)", v, b.name, formatUSD(b.usdLimit, 2), formatUSD(b.used.usd, 4))}
+				return 0, 0, &InputError{Msg: fmt.Sprintf("-i usd=%v does not raise budget %s: its limit is %s (%s used)", v, b.name, formatUSD(b.usdLimit, 2), formatUSD(b.used.usd, 4))}
 			}
 			usd = f
 		default:
-			return true, &InputError{Msg: fmt.Sprintf("-i %s: a budget interrupt takes tokens=N and usd=X (the new limits of budget %s)", k, b.name)}
+			return 0, 0, &InputError{Msg: fmt.Sprintf("-i %s: a budget interrupt takes tokens=N and usd=X (the new limits of budget %s)", k, b.name)}
 		}
 	}
 	if tokens == 0 && usd == 0 {
-		return true, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nraise the budget with -i tokens=N or -i usd=X (its new limit)", runID, target.Path, target.Message)}
+		return 0, 0, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nraise the budget with -i tokens=N or -i usd=X (its new limit)", runID, target.Path, target.Message)}
 	}
-	b.raise(tokens, usd)
-	return true, nil
+	return tokens, usd, nil
 }
 
 // waitingKinds is waiting without repeated budget interrupts of one

@@ -317,9 +317,122 @@ func budgetOutcome(ctx context.Context, st store.Store, g *Graph, res *Result) e
 	return nil
 }
 
-// interruptBudget reports whether b pauses the run when it runs out, which
-// a distributed engine does not support yet: its answer raises a limit
-// every worker must see (see Distributable).
+// interruptBudget reports whether b pauses the run when it runs out: its
+// answer raises a limit every worker must see.
 func interruptBudget(b *spec.Budget) bool {
 	return b != nil && (b.Tokens > 0 || b.USD > 0) && b.OnExhausted == spec.BudgetInterrupt
+}
+
+// interruptBudgets reports whether a budget of g's workflow, or of one of
+// its subgraphs (subs, may be nil), pauses the run when it runs out.
+func interruptBudgets(g *Graph, subs *subgraphs) bool {
+	wfs := []*spec.Workflow{g.wf}
+	if subs != nil {
+		for _, cg := range subs.graphs {
+			wfs = append(wfs, cg.wf)
+		}
+	}
+	for _, w := range wfs {
+		if interruptBudget(w.Config.Budget) {
+			return true
+		}
+		for _, p := range w.Pools {
+			if interruptBudget(p.Budget) {
+				return true
+			}
+		}
+		for _, p := range w.Providers {
+			if interruptBudget(p.Budget) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// raisedLimits restores the limits that answers to budget interrupts
+// raised, as the calls charged under them recorded them (LLMRecord.Limits),
+// in a run opened step by step whose budgets may pause: the ledger keeps
+// the usage every worker sees, not the limits, so a worker opening a later
+// step reads them from the records as a local resume does.
+func (r *run) raisedLimits(ctx context.Context, st store.Store) error {
+	if !interruptBudgets(r.g, r.subs) {
+		return nil // nothing raises a limit: no records to read
+	}
+	invs, err := st.Invocations(ctx, r.id)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, inv := range invs {
+		rec, ok := RecordedLLM(inv)
+		if !ok {
+			continue
+		}
+		for name, lim := range rec.Limits {
+			if b := r.lim.budget(name); b != nil {
+				b.raise(lim.Tokens, lim.USD)
+			}
+		}
+	}
+	return nil
+}
+
+// pausedOnBudget reports whether inv records a call paused on a budget.
+func pausedOnBudget(inv *store.Invocation) bool {
+	return inv != nil && inv.Status == store.InvocationInterrupted && recordedExhausted(inv) != ""
+}
+
+// raise applies the accepted answer br (nil: none) to a budget interrupt
+// to the run's budgets: the budget's limits become the answer's, once per
+// answer whatever the invocations that carry it.
+func (s *StepRun) raise(ctx context.Context, br *BudgetRaise) error {
+	if br == nil {
+		return nil
+	}
+	s.raiseMu.Lock()
+	defer s.raiseMu.Unlock()
+	if s.raised[br.Nonce] {
+		return nil
+	}
+	values, err := s.answer(ctx, br.Path, br.Nonce)
+	if err != nil {
+		return err
+	}
+	b := s.r.lim.budget(br.Budget)
+	if b == nil {
+		return fmt.Errorf("run %s: %s waits for budget %s, which its workflow does not declare", s.r.id, br.Path, br.Budget)
+	}
+	// RecordAnswer checked the values; a limit never goes down (raise),
+	// so a worker that saw a later raise keeps it.
+	tokens, _ := toInt64(values["tokens"])
+	usd, _ := toFloat(values["usd"])
+	b.raise(tokens, usd)
+	if s.raised == nil {
+		s.raised = map[string]bool{}
+	}
+	s.raised[br.Nonce] = true
+	return nil
+}
+
+// budgetAnswerTo is RecordAnswer's reading of an answer a to the budget
+// interrupts of run runID (waiting): the interrupt it answers, or nil when
+// a answers an interrupt node. It is refused as a local resume refuses it
+// (Resume, budgetAnswer), against the budgets as the run's records left
+// them.
+func budgetAnswerTo(ctx context.Context, st store.Store, g *Graph, runID string, waiting []Interrupt, a Answer) (*Interrupt, error) {
+	l := newLimits(0, g.wf.Pools)
+	l.setBudgets(g.wf)
+	if len(l.allBudgets()) == 0 {
+		return nil, nil
+	}
+	invs, err := st.Invocations(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	l.seedBudgets(invs)
+	target, _, _, handled, err := l.budgetRaise(runID, waiting, a)
+	if err != nil || !handled {
+		return nil, err
+	}
+	return target, nil
 }

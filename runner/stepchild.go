@@ -86,6 +86,7 @@ type childMode struct {
 	// built and its calls planned) instead of running it.
 	toolOp  func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error)
 	resumed bool               // recorded failures run again
+	raised  bool               // a budget was raised: calls paused on budgets run again
 	cancel  context.CancelFunc // stops the subgraph invocation
 
 	plan *StepPlan     // out: the child's next step, to dispatch
@@ -130,7 +131,7 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				kind := nodes.Kind(inv.ErrorKind)
 				nr.res[i] = invResult{status: store.InvocationFailed, kind: kind, err: &nodes.Error{Kind: kind, Err: errors.New(inv.Error)}, attempts: inv.Attempts}
 				failed = true
-			case inv != nil && inv.Status == store.InvocationInterrupted && nr.res[i].resumeVal == nil:
+			case inv != nil && inv.Status == store.InvocationInterrupted && nr.res[i].resumeVal == nil && !(cm.raised && pausedOnBudget(inv)):
 				// Paused, and not answered: it pauses the child again.
 				nr.res[i] = invResult{status: store.InvocationInterrupted, attempts: inv.Attempts,
 					intrs: []Interrupt{{Path: path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)}}}
@@ -235,7 +236,7 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 // the invocation the chain names further down, or, when its child ran to
 // its end from the records, its own outcome.
 func (cr *run) invokeNested(ctx context.Context, cm *childMode, nr *nodeRun, i int, item any) (*InvokeResult, error) {
-	nested := &childMode{recorded: cm.recorded, answers: cm.answers, target: cm.target.Child, toolOp: cm.toolOp, resumed: cm.resumed}
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, target: cm.target.Child, toolOp: cm.toolOp, resumed: cm.resumed, raised: cm.raised}
 	cm.toolOp = nil
 	cr.invokeIn(ctx, nested, nr, i, item)
 	return nested.outcome(invocationPath(cr.prefix, cr.step, nr.n.name, itemIndex(nr, i)), &nr.res[i], cr.red.str)
@@ -300,7 +301,7 @@ func (cr *run) settleNested(ctx context.Context, cm *childMode, nr *nodeRun, i i
 	if nr.items != nil {
 		item = nr.items[i]
 	}
-	nested := &childMode{recorded: cm.recorded, answers: cm.answers, resumed: cm.resumed}
+	nested := &childMode{recorded: cm.recorded, answers: cm.answers, resumed: cm.resumed, raised: cm.raised}
 	cr.invokeIn(ctx, nested, nr, i, item)
 	switch {
 	case nested.err != nil:
@@ -380,7 +381,11 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed, toolOp: toolOp}
+	if err := s.raise(ctx, in.Raise); err != nil {
+		return nil, err
+	}
+	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed,
+		raised: in.Raise != nil, toolOp: toolOp}
 	for _, inv := range invs {
 		if strings.HasPrefix(inv.Path, path+"/") {
 			cm.recorded[inv.Path] = inv

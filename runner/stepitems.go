@@ -42,7 +42,7 @@ func (s *StepRun) InvokeItems(ctx context.Context, in Invocation, items []int, g
 	var wg sync.WaitGroup
 	for i, idx := range items {
 		path := invocationPath("", s.r.step, in.Node, idx)
-		if inv := byPath[path]; inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed) {
+		if inv := byPath[path]; inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed) && !(in.Raise != nil && pausedOnBudget(inv)) {
 			res[i] = &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}
 			continue
 		}

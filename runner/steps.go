@@ -43,21 +43,9 @@ import (
 func Distributable(g *Graph) error {
 	var why []string
 	wf := g.wf
-	// Budgets are shared through the store's ledger; a budget interrupt
-	// is not answered through the engine yet.
-	if interruptBudget(wf.Config.Budget) {
-		why = append(why, "config.budget: on_exhausted: interrupt (budget interrupts)")
-	}
-	for _, p := range wf.Pools {
-		if interruptBudget(p.Budget) {
-			why = append(why, fmt.Sprintf("pool %s: budget on_exhausted: interrupt (budget interrupts)", p.Name))
-		}
-	}
-	for _, p := range wf.Providers {
-		if interruptBudget(p.Budget) {
-			why = append(why, fmt.Sprintf("provider %s: budget on_exhausted: interrupt (budget interrupts)", p.Name))
-		}
-	}
+	// Budgets are shared through the store's ledger, and a budget
+	// interrupt's answer reaches every worker through the engine
+	// (Invocation.Raise): neither is refused.
 	machineWide := map[string]bool{}
 	for _, p := range wf.Pools {
 		machineWide[p.Name] = p.Config != ""
@@ -214,6 +202,10 @@ type StepRun struct {
 	// planErr is why the next step could not be formed (recursion limit,
 	// for_each, conflict): Plan fails the run with it.
 	planErr error
+	// raised are the nonces of the budget answers applied to the run's
+	// budgets (Invocation.Raise), each once whatever the invocations.
+	raiseMu sync.Mutex
+	raised  map[string]bool
 }
 
 // OpenStep loads run runID from st: the recorded workflow text compiled,
@@ -248,6 +240,9 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
 	if err := distributableChildren(g, r.subs); err != nil {
+		return nil, err
+	}
+	if err := r.raisedLimits(ctx, st); err != nil {
 		return nil, err
 	}
 	status := rec.Status
@@ -730,6 +725,23 @@ type Invocation struct {
 	// interrupts inside the child of the subgraph invocation Node[Index],
 	// by path: those run with their answers instead of pausing again.
 	Answers map[string]string
+	// Raise is the answer the engine accepted to a budget interrupt of
+	// the step (StepResult.Budgets): the budget's new limits hold for
+	// this invocation, and one that paused on a budget runs again under
+	// them, as a local resume that raises a budget runs every paused
+	// call again. An interrupt node paused in the step stays paused.
+	Raise *BudgetRaise `json:",omitempty"`
+}
+
+// BudgetRaise names an answer to a budget interrupt: the interrupt's
+// path, the budget it waited for, and the nonce its values (tokens, usd:
+// the new limits) are recorded under (RecordAnswer). The budget is named
+// here because the interrupt's record is replaced once its call runs
+// again, while other invocations may still need the raise.
+type BudgetRaise struct {
+	Path   string
+	Budget string
+	Nonce  string
 }
 
 // Invoke runs one invocation of the planned step (see InvokeOne).
@@ -749,14 +761,19 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		}
 		res.resumeVal = v
 	}
+	if err := s.raise(ctx, in.Raise); err != nil {
+		return nil, err
+	}
 	if in.Lookup && in.Child == nil {
 		inv, err := s.recorded(ctx, path)
 		if err != nil {
 			return nil, err
 		}
 		// A paused interrupt that was answered runs again, with the
-		// answer; a failure runs again when the run was reopened.
+		// answer; a call paused on a budget, once it was raised; a
+		// failure, when the run was reopened.
 		rerun := res.resumeVal != nil && inv != nil && inv.Status == store.InvocationInterrupted ||
+			in.Raise != nil && pausedOnBudget(inv) ||
 			in.Resumed && inv != nil && inv.Status == store.InvocationFailed
 		if inv != nil && !rerun {
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
@@ -842,6 +859,10 @@ type StepResult struct {
 	// Waiting are the paths of the interrupts the run waits at, when it
 	// paused (Status interrupted).
 	Waiting []string
+	// Budgets, when a call paused on a budget, name the budget each
+	// interrupt of Waiting waits for ("" for an interrupt node): an
+	// answer to one of those raises the budget (Invocation.Raise).
+	Budgets []string `json:",omitempty"`
 }
 
 // CommitStep ends the planned step from its recorded invocations: the
@@ -969,8 +990,15 @@ func (s *StepRun) paused(ctx context.Context, step int) (*StepResult, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	res := &StepResult{Step: step, Status: store.StatusInterrupted, Next: []string{}, Waiting: []string{}}
-	for _, in := range waitingAt(invs, step) {
+	waiting := waitingAt(invs, step)
+	for i, in := range waiting {
 		res.Waiting = append(res.Waiting, in.Path)
+		if in.Budget != "" && res.Budgets == nil {
+			res.Budgets = make([]string, len(waiting))
+		}
+		if res.Budgets != nil {
+			res.Budgets[i] = in.Budget
+		}
 	}
 	return res, nil
 }

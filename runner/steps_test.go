@@ -528,28 +528,24 @@ edges:
 
 func TestDistributableRefuses(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"pool budget interrupt", `
+		{"tool that runs a subgraph", `
 lgx: 1
 name: r
-pools: {p: {concurrency: 2, budget: {tokens: 100, on_exhausted: interrupt}}}
-state: {x: {type: integer}}
+state: {calls: {type: list, default: []}, messages: {type: list, default: []}}
+tools:
+  sub:
+    description: d
+    parameters: {type: object}
+    node: {type: subgraph, with: {workflow: child.yaml}}
+    output: ${{ result }}
 nodes:
-  a: {type: set, pool: p, output: {x: 1}}
-edges: [{from: START, to: a}, {from: a, to: END}]
-`, "pool p: budget on_exhausted: interrupt (budget interrupts)"},
-		{"budget interrupt", `
-lgx: 1
-name: t
-config: {budget: {tokens: 100, on_exhausted: interrupt}}
-state: {x: {type: integer}}
-nodes:
-  a: {type: set, output: {x: 1}}
-edges: [{from: START, to: a}, {from: a, to: END}]
-`, "config.budget: on_exhausted: interrupt"},
+  act: {type: tools, with: {calls: "${{ state.calls }}"}, output: {messages: "${{ result.messages }}"}}
+edges: [{from: START, to: act}]
+`, "tool sub: type subgraph (subgraphs)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := compileYAML(t, tt.src)
+			g := compileUnvalidated(t, tt.src) // the child file is not needed to refuse it
 			err := Distributable(g)
 			var ue *UnsupportedError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {

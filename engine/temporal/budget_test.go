@@ -2,8 +2,10 @@ package temporal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,4 +120,143 @@ edges:
 		t.Errorf("calls by worker %v: want both workers to call", byWorker)
 	}
 	t.Logf("max in flight %d, calls by worker %v", maxInFlight.Load(), byWorker)
+}
+
+// budgetInterrupt pauses: four calls reserving 70 tokens each (the server
+// reports 70) under a 200-token run budget with on_exhausted: interrupt,
+// one at a time, so the third and fourth pause; the reduce after them
+// reserves 70 more.
+const budgetInterrupt = `
+lgx: 1
+name: budget_interrupt
+config: {budget: {tokens: 200, on_exhausted: interrupt}}
+providers:
+  default: {kind: openai, model: m, base_url: "%s", api_key: test-key}
+state:
+  docs: {type: list, required: true}
+  n: {type: integer, reducer: sum, default: 0}
+  brief: {type: string}
+nodes:
+  summarize:
+    type: llm_call
+    for_each: ${{ state.docs }}
+    concurrency: 1
+    with: {prompt: "${{ item }}", reserve: 70}
+    output: {n: 1}
+  reduce:
+    type: llm_call
+    with: {prompt: "all", reserve: 70}
+    output: {brief: "${{ result.content }}"}
+edges:
+  - {from: START, to: summarize}
+  - {from: summarize, to: reduce}
+`
+
+// seventyTokens answers every call with 50+20 tokens, counting the calls.
+func seventyTokens(t *testing.T, calls *atomic.Int64) *llmtest.Server {
+	srv := llmtest.New(t)
+	srv.SetResponder(func(llmtest.Request) llmtest.Reply {
+		calls.Add(1)
+		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 50, OutputTokens: 20}, Delay: 5 * time.Millisecond}
+	})
+	return srv
+}
+
+// A budget interrupt on Temporal, on two workers: the run pauses at the
+// two calls that do not fit (the workflow waits, as at an interrupt
+// node), a raise that does not raise is refused before it reaches the
+// workflow, the accepted raise runs the two paused calls again (and only
+// them: 5 calls in all) and the reduce under the new limit, a second
+// answer is refused, and the outcome (state, usage) is the local run's
+// resumed with the same answer. The raise's limit never enters the
+// workflow's history: only its nonce.
+func TestTemporalBudgetInterrupt(t *testing.T) {
+	temporaltest.Address(t)
+	c := temporaltest.Dial(t)
+	var calls atomic.Int64
+	srv := seventyTokens(t, &calls)
+	g := compile(t, "budget.yaml", fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()))
+	inputs := map[string]any{"docs": []any{"a", "b", "c", "d"}}
+	lst := store.NewMemory()
+	if _, err := runner.Run(context.Background(), g, runner.Options{Store: lst, RunID: "L", Inputs: inputs, Environ: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	raise := map[string]any{"tokens": 4321}
+	want, err := runner.Resume(context.Background(), lst, "L", runner.Options{Environ: []string{}, Answer: runner.Answer{Values: raise}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls.Store(0)
+
+	dbPath := filepath.Join(t.TempDir(), "runs.db")
+	st, err := store.OpenSQLite(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	queue := fmt.Sprintf("lgx-budget-intr-%d", time.Now().UnixNano())
+	startWorkers(t, dbPath, queue, 2, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runID := queue + "-run"
+	if err := runner.SubmitRun(ctx, g, st, runID, inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, c, queue, RunInput{RunID: runID}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Follow(ctx, c, runID)
+	if err != nil || out.Status != store.StatusInterrupted {
+		t.Fatalf("run: %+v %v; want it paused", out, err)
+	}
+	paused, err := runner.Outcome(ctx, st, runID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []string
+	for _, in := range paused.Interrupts {
+		waits = append(waits, in.Path+" on "+in.Budget)
+	}
+	if fmt.Sprint(waits) != "[1/summarize[2] on run 1/summarize[3] on run]" || fmt.Sprint(paused.Budgets) != "[budget run: 140 of 200 tokens used]" {
+		t.Fatalf("paused at %v with %v", waits, paused.Budgets)
+	}
+	if _, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Values: map[string]any{"tokens": 150}}, nil, nil); err == nil ||
+		!strings.Contains(err.Error(), "tokens=150 does not raise budget run: its limit is 200 tokens (140 used)") {
+		t.Fatalf("a raise that lowers the limit: %v", err)
+	}
+	first, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Values: raise}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Values: map[string]any{"tokens": 5000}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Answer(ctx, c, runID, first.Path, first.Nonce); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	var ref *RefusedError
+	if err := Answer(ctx, c, runID, second.Path, second.Nonce); !errors.As(err, &ref) {
+		t.Fatalf("second answer: %v, want a *RefusedError", err)
+	}
+	if out, err = Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
+		t.Fatalf("after the raise: %+v %v", out, err)
+	}
+	got, err := runner.Outcome(ctx, st, runID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
+		t.Errorf("state:\n temporal %s\n local    %s", g, w)
+	}
+	if g, w := fmt.Sprint(got.Budgets), fmt.Sprint(want.Budgets); g != w || w != "[budget run: 350 of 4321 tokens used]" {
+		t.Errorf("budgets: temporal %s, local %s", g, w)
+	}
+	if n := calls.Load(); n != 5 {
+		t.Errorf("%d calls sent; want 5 (the paused calls once, nothing twice)", n)
+	}
+	hist := historyText(ctx, t, c, runID)
+	if contains(hist, "4321") || !contains(hist, first.Nonce) {
+		t.Errorf("the history holds the raised limit, or not the raise's nonce")
+	}
 }

@@ -69,6 +69,7 @@ var recordedHistories = []recordedHistory{
 	{"cancel_waited", "a for_each whose second fetch fails while the third hangs (version 1 of wait-cancelled): the hanging one is cancelled and its end waited for before the step fails", recordCancelWaited, store.StatusFailed},
 	{"keyed_pool_in_child", "two subgraph children, each fetching from 2 hosts under a keyed pool only the child declares (per_key 1): each child plan numbers its keys, the workflow holds them per child step", recordKeyedInChild, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
+	{"budget_raised", "a for_each of 4 llm calls (one at a time) whose last 2 pause on a run budget (on_exhausted: interrupt), answered through lgx.answer with a raise (version 1 of budget-raise): every invocation of the redo carries it, the paused calls run again, a second answer refused, then a reduce", recordBudgetRaise, store.StatusCompleted},
 }
 
 type recordedHistory struct {
@@ -666,4 +667,30 @@ func TestScheduledActivitiesMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+func recordBudgetRaise(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	var calls atomic.Int64
+	srv := seventyTokens(t, &calls)
+	wr := h.start(ctx, t, runID, fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()), map[string]any{"docs": []any{"a", "b", "c", "d"}}, 0)
+	if out, err := Follow(ctx, h.c, runID); err != nil || out.Status != store.StatusInterrupted {
+		t.Fatalf("run: %+v %v; want it paused", out, err)
+	}
+	answer := func(tokens int) *runner.AnswerRecord {
+		t.Helper()
+		a, err := runner.RecordAnswer(ctx, h.st, runID, runner.Answer{Values: map[string]any{"tokens": tokens}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	first, second := answer(400), answer(500)
+	if err := Answer(ctx, h.c, runID, first.Path, first.Nonce); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	var ref *RefusedError
+	if err := Answer(ctx, h.c, runID, second.Path, second.Nonce); !errors.As(err, &ref) {
+		t.Fatalf("second answer: %v, want a *RefusedError", err)
+	}
+	return h.await(ctx, t, wr)
 }

@@ -60,6 +60,11 @@ const (
 	// waitCancelledChange is the workflow.GetVersion id of freeing a
 	// cancelled activity's caps only once it has ended.
 	waitCancelledChange = "wait-cancelled"
+	// budgetRaiseChange is the workflow.GetVersion id of answering a
+	// budget interrupt by raising the budget for the paused step's
+	// invocations (runner.Invocation.Raise) instead of feeding the
+	// answer to the call as its result.
+	budgetRaiseChange = "budget-raise"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -85,6 +90,10 @@ type RunInput struct {
 	// Deadline (Unix nanoseconds, 0: none) is the run's config.timeout
 	// deadline an execution that continued as new keeps.
 	Deadline int64 `json:",omitempty"`
+	// Raise, in an execution that continued as new while its first step
+	// ran again under a raised budget, is that raise: the step's
+	// invocations not dispatched yet carry it too.
+	Raise *runner.BudgetRaise `json:",omitempty"`
 }
 
 // defaultHistoryLimit keeps an execution's history well under the
@@ -149,6 +158,9 @@ type InvokeInput struct {
 	// Answers are the nonces of accepted answers to interrupts inside
 	// the subgraph invocation's child, by path (runner.Invocation.Answers).
 	Answers map[string]string `json:",omitempty"`
+	// Raise is the accepted answer to a budget interrupt of the step
+	// (runner.Invocation.Raise): a budget name, a path and a nonce.
+	Raise *runner.BudgetRaise `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -298,7 +310,7 @@ func (f *flow) handle(ctx workflow.Context) error {
 // not run again, and the answered interrupt runs with its answer.
 func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
-	rd := redo{lookup: in.Resumed || in.Continued, resumed: in.Resumed, recorded: in.Resumed || in.Continued}
+	rd := redo{lookup: in.Resumed || in.Continued, resumed: in.Resumed, recorded: in.Resumed || in.Continued, raise: in.Raise}
 	limit := in.HistoryLimit
 	if limit <= 0 {
 		limit = defaultHistoryLimit
@@ -346,8 +358,8 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		if more {
 			// History is long: what was dispatched has ended and is
 			// recorded; the next execution plans the step again and
-			// dispatches the rest.
-			return nil, continueAsNew(ctx, in, dl)
+			// dispatches the rest (under the step's raise, if any).
+			return nil, continueAsNew(ctx, in, dl, rd.raise)
 		}
 		var res runner.StepResult
 		if err := workflow.ExecuteLocalActivity(lctx, CommitActivity, CommitInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step}).Get(ctx, &res); err != nil {
@@ -357,7 +369,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		case store.StatusRunning:
 			rd = redo{}
 			if historyFull(ctx, limit) {
-				return nil, continueAsNew(ctx, in, dl)
+				return nil, continueAsNew(ctx, in, dl, nil)
 			}
 		case store.StatusInterrupted:
 			// A paused run is not executing: its deadline starts afresh
@@ -369,6 +381,7 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 				return nil, err
 			}
 			rd = redo{lookup: true, answers: f.answers}
+			rd.raise = budgetRaise(ctx, &res, rd.answers)
 			if historyFull(ctx, limit) {
 				rd.recorded = true // each answer's redo dispatches only what is left
 			}
@@ -448,8 +461,8 @@ func historyFull(ctx workflow.Context, limit int) bool {
 // continueAsNew ends this execution in a new one of the same run, which
 // plans from the store: nothing but the run id (and its deadline)
 // travels.
-func continueAsNew(ctx workflow.Context, in RunInput, dl *deadline) error {
-	next := RunInput{RunID: in.RunID, Concurrency: in.Concurrency, Continued: true, HistoryLimit: in.HistoryLimit}
+func continueAsNew(ctx workflow.Context, in RunInput, dl *deadline, raise *runner.BudgetRaise) error {
+	next := RunInput{RunID: in.RunID, Concurrency: in.Concurrency, Continued: true, HistoryLimit: in.HistoryLimit, Raise: raise}
 	if !dl.at.IsZero() {
 		next.Deadline = dl.at.UnixNano()
 	}
@@ -525,6 +538,31 @@ type redo struct {
 	recorded bool              // plan with the recorded invocations, not dispatched again
 	resumed  bool              // the run was reopened: recorded failures run again
 	answers  map[string]string // interrupt path -> accepted answer's nonce
+	// raise is the accepted answer to a budget interrupt, which every
+	// invocation of the step carries (see budgetRaise).
+	raise *runner.BudgetRaise
+}
+
+// budgetRaise takes the answer accepted to a budget interrupt of res (a
+// step that paused) out of answers and returns it as the raise the step's
+// invocations carry: the answer is the budget's new limits, which every
+// call paused on it (on any worker) runs again under, as a local resume
+// runs them; it is no call's result. nil when the answer is to an
+// interrupt node, or in an execution recorded before budget raises
+// (version DefaultVersion of budget-raise: it never paused on a budget).
+func budgetRaise(ctx workflow.Context, res *runner.StepResult, answers map[string]string) *runner.BudgetRaise {
+	for i, path := range res.Waiting {
+		nonce, ok := answers[path]
+		if !ok || i >= len(res.Budgets) || res.Budgets[i] == "" {
+			continue
+		}
+		if workflow.GetVersion(ctx, budgetRaiseChange, workflow.DefaultVersion, 1) < 1 {
+			return nil
+		}
+		delete(answers, path)
+		return &runner.BudgetRaise{Path: path, Budget: res.Budgets[i], Nonce: nonce}
+	}
+	return nil
 }
 
 // caps are the counters the workflow holds for one step: invocations
@@ -815,7 +853,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 					chunk = chunk[:keep]
 				}
 			}
-			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed}
+			ii := InvokeInput{RunID: in.RunID, Concurrency: in.Concurrency, Step: p.Step, Node: pn.Name, Index: idx, Lookup: rd.lookup, Resumed: rd.resumed, Raise: rd.raise}
 			if len(chunk) > 1 {
 				ii.Items = chunk
 				// Planned with the step's records (a continued or
