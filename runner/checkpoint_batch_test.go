@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -77,8 +78,10 @@ func TestDurablePureStepAllocs(t *testing.T) {
 		}
 		steps = res.Steps
 	})
-	if perStep := allocs / float64(steps); perStep > 10 {
-		t.Errorf("%.1f allocations per durable pure step, want at most 10", perStep)
+	// 2.1 since the record of a step's one invocation is reused (6.1
+	// before, 15.1 before the batch encoded steps as they came).
+	if perStep := allocs / float64(steps); perStep > 3 {
+		t.Errorf("%.1f allocations per durable pure step, want at most 3", perStep)
 	}
 	// Every step is recorded: the last checkpoint is the run's last step.
 	id := ""
@@ -94,5 +97,16 @@ func TestDurablePureStepAllocs(t *testing.T) {
 	invs, err := st.Invocations(context.Background(), id)
 	if err != nil || len(invs) != steps {
 		t.Fatalf("%d invocations for %d steps (%v)", len(invs), steps, err)
+	}
+	// The reused record left nothing of one step in another's.
+	for i, inv := range invs {
+		node, w := "step", fmt.Sprintf(`{"i":%d}`, i/2+1)
+		if i%2 == 1 {
+			node, w = "check", fmt.Sprintf(`{"acc":%d}`, (i/2+1)*(i/2+2)/2)
+		}
+		if inv.Step != i+1 || inv.Node != node || inv.Path != fmt.Sprintf("%d/%s", i+1, node) || string(inv.Writes) != w ||
+			inv.Status != store.InvocationOK || inv.Attempts != 1 || inv.EndedAt.Before(inv.StartedAt) || inv.StartedAt.IsZero() {
+			t.Fatalf("invocation %d: %+v, want step %d, node %s, writes %s", i, *inv, i+1, node, w)
+		}
 	}
 }

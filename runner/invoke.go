@@ -201,9 +201,10 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 			started = r.stepCalls.firstStart(invocationPath(r.prefix, c.step, n.name, c.index), started)
 		}
 	}
-	if r.rec != nil || r.sink != nil || n.caps.none {
+	if r.sink != nil || n.caps.none || (r.rec != nil && !n.pure) {
 		// Built before the attempts: the tool calls and children of a
-		// type that holds no slot read it from their own goroutines.
+		// type that holds no slot read it from their own goroutines. A
+		// pure node has neither; its record may need no path (below).
 		c.pathOf()
 	}
 	var idxp *int
@@ -277,8 +278,16 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	// A subgraph paused inside is not recorded: its interrupt invocations
 	// are, under their own paths, and resume runs the subgraph again.
 	if r.rec != nil && res.status != "" && !res.child {
-		inv := r.invocation(n, c.path, index, res, started, ended)
-		r.finished(inv, r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued))
+		alone := r.stepSize == 1 && index < 0 && (res.status == store.InvocationOK || res.status == store.InvocationContinued)
+		// The record of a top-level invocation alone in its step is kept
+		// with its step's checkpoint, where the store derives its path
+		// from its step and node; the journal may lend a record to reuse.
+		path := c.path
+		if path == "" && !(alone && r.prefix == "") {
+			path = c.pathOf()
+		}
+		inv := r.invocation(r.reusable(alone), n, path, index, res, started, ended)
+		r.finished(inv, alone && (res.status == store.InvocationOK || res.status == store.InvocationContinued))
 	}
 	if r.sink != nil {
 		ev := Event{Event: EventNodeEnd, Node: n.name, Index: idxp, Path: c.path, Attempt: res.attempts, Step: c.step,
@@ -636,8 +645,12 @@ func (c *call) onAttemptEnd(began time.Time, err error) {
 // invocation builds the store record of a finished invocation and its
 // writes (secrets redacted). An interrupted invocation keeps its message
 // in Error, so that resume can show what it waits for.
-func (r *run) invocation(n *node, path string, index int, res *invResult, started, ended time.Time) *store.Invocation {
-	b, err := r.encodeWrites(res.writes)
+func (r *run) invocation(dst *store.Invocation, n *node, path string, index int, res *invResult, started, ended time.Time) *store.Invocation {
+	var buf []byte
+	if dst != nil { // its writes' buffer is free too
+		buf = dst.Writes[:0]
+	}
+	b, err := r.encodeWrites(buf, res.writes)
 	if err != nil {
 		// outputs lets only JSON through, so this is a bug; but a write
 		// recorded as null would let a resume complete the run without
@@ -651,7 +664,11 @@ func (r *run) invocation(n *node, path string, index int, res *invResult, starte
 			b = withLLM
 		}
 	}
-	inv := &store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
+	if dst == nil {
+		dst = new(store.Invocation)
+	}
+	inv := dst
+	*inv = store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: n.name, Index: index, Status: res.status,
 		Writes: b, Attempts: res.attempts, StartedAt: started, EndedAt: ended}
 	if res.err != nil {
 		inv.Error = r.red.str(res.err.Error())
@@ -666,10 +683,14 @@ func (r *run) invocation(n *node, path string, index int, res *invResult, starte
 	return inv
 }
 
-// encodeWrites encodes writes as the JSON object of an invocation record
-// (secrets redacted); a value that does not encode is an error, never null.
-func (r *run) encodeWrites(ws []write) ([]byte, error) {
-	b := make([]byte, 0, 64)
+// encodeWrites appends writes to dst (nil: a new buffer) as the JSON
+// object of an invocation record (secrets redacted); a value that does
+// not encode is an error, never null.
+func (r *run) encodeWrites(dst []byte, ws []write) ([]byte, error) {
+	b := dst
+	if b == nil {
+		b = make([]byte, 0, 64)
+	}
 	b = append(b, '{')
 	for i, w := range ws {
 		if i > 0 {

@@ -47,6 +47,11 @@ type journal struct {
 	sb   *stepBatch
 	noSB bool // the store is no StepBatcher
 
+	// lone is the record of the invocation alone in its step, reused
+	// from step to step (with its writes' buffer) when the store is a
+	// StepBatcher, which retains nothing of a record (see reusable).
+	lone store.Invocation
+
 	// cpEnc encodes checkpoint values and sizes the batch (maxBatchBytes).
 	cpEnc cpEncoder
 }
@@ -119,7 +124,37 @@ func (j *journal) finished(inv *store.Invocation, alone bool) {
 		j.pending = inv
 		return
 	}
+	if inv == &j.lone { // built to be alone, then it failed: the recorder keeps it
+		c := *inv
+		c.Writes = slices.Clone(inv.Writes)
+		inv = &c
+	}
 	j.rec.add(inv)
+}
+
+// reusable returns the record to build the invocation of a step of one
+// invocation in (see lone), or nil when a new one is needed: the
+// invocation is not alone, or the store may retain its records (they
+// outlive the step: Memory keeps them, the batch of other stores holds
+// them until written).
+func (j *journal) reusable(alone bool) *store.Invocation {
+	if !alone || j.pending != nil || !j.batcher() {
+		return nil
+	}
+	return &j.lone
+}
+
+// batcher reports whether the store is a StepBatcher, starting the
+// journal's batch (sb) the first time it is.
+func (j *journal) batcher() bool {
+	if j.sb == nil && !j.noSB {
+		if b, ok := j.st.(store.StepBatcher); ok {
+			j.sb = &stepBatch{b: b.NewStepBatch(), ext: store.WritesExtensions(j.st)}
+		} else {
+			j.noSB = true
+		}
+	}
+	return j.sb != nil
 }
 
 // barrier makes every invocation of the step that finished durable,
@@ -161,14 +196,7 @@ func (j *journal) flush(ctx context.Context, step int) error {
 // (secrets redacted), the next step's nodes and the joins' progress, with
 // the step's pending invocation. Pure steps are batched.
 func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red redactor) error {
-	if j.sb == nil && !j.noSB {
-		if b, ok := j.st.(store.StepBatcher); ok {
-			j.sb = &stepBatch{b: b.NewStepBatch(), ext: store.WritesExtensions(j.st)}
-		} else {
-			j.noSB = true
-		}
-	}
-	if j.sb != nil {
+	if j.batcher() {
 		return j.checkpointBatched(ctx, c, next, red)
 	}
 	cp := &store.Checkpoint{RunID: j.runID, Step: c.step, Next: next, At: time.Now(),
