@@ -260,3 +260,113 @@ func TestTemporalBudgetInterrupt(t *testing.T) {
 		t.Errorf("the history holds the raised limit, or not the raise's nonce")
 	}
 }
+
+// A budget interrupt inside a subgraph's child: the child's calls spend
+// the parent's run budget, so its last two calls pause it; the
+// raise runs them again (dispatched by the workflow as child invocations,
+// each carrying the raise) and the run ends as the local one resumed with
+// the same answer, with no call sent twice.
+func TestTemporalBudgetInterruptInChild(t *testing.T) {
+	lw := startLive(t, "lgx-budget-child", 4)
+	c, st, queue := lw.c, lw.st, lw.queue
+	var calls atomic.Int64
+	srv := seventyTokens(t, &calls)
+	files := map[string]string{
+		"main.yaml": fmt.Sprintf(`
+lgx: 1
+name: parent
+config: {budget: {tokens: 200, on_exhausted: interrupt}}
+providers:
+  default: {kind: openai, model: m, base_url: "%s", api_key: test-key}
+state:
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  each:
+    type: subgraph
+    with: {workflow: child.yaml, input: {k: 7}}
+    output: {n: "${{ result.n }}"}
+edges:
+  - {from: START, to: each}
+`, srv.OpenAIURL()),
+		"child.yaml": fmt.Sprintf(`
+lgx: 1
+name: child
+providers:
+  default: {kind: openai, model: m, base_url: "%s", api_key: test-key}
+state:
+  k: {type: integer, required: true}
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  summarize:
+    type: llm_call
+    for_each: ${{ [0, 1, 2, 3] }}
+    concurrency: 1
+    with: {prompt: "${{ state.k }} ${{ item }}", reserve: 70}
+    output: {n: 1}
+edges:
+  - {from: START, to: summarize}
+`, srv.OpenAIURL()),
+	}
+	g := loadFiles(t, files)
+	raise := map[string]any{"tokens": 400}
+	lst := store.NewMemory()
+	if _, err := runner.Run(context.Background(), g, runner.Options{Store: lst, RunID: "L", Environ: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := runner.Resume(context.Background(), lst, "L", runner.Options{Environ: []string{}, Answer: runner.Answer{Values: raise}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Status != store.StatusCompleted {
+		t.Fatalf("local run resumed: %s", want.Status)
+	}
+	calls.Store(0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runID := queue + "-run"
+	if err := runner.SubmitRun(ctx, g, st, runID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, c, queue, RunInput{RunID: runID}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Follow(ctx, c, runID)
+	if err != nil || out.Status != store.StatusInterrupted {
+		t.Fatalf("run: %+v %v; want it paused", out, err)
+	}
+	waiting, err := runner.Waiting(ctx, st, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []string
+	for _, in := range waiting {
+		waits = append(waits, in.Path+" on "+in.Budget)
+	}
+	if fmt.Sprint(waits) != "[1/each/1/summarize[2] on run 1/each/1/summarize[3] on run]" {
+		t.Fatalf("paused at %v", waits)
+	}
+	a, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Values: raise}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Answer(ctx, c, runID, a.Path, a.Nonce); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	if out, err = Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
+		t.Fatalf("after the raise: %+v %v", out, err)
+	}
+	got, err := runner.Outcome(ctx, st, runID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
+		t.Errorf("state:\n temporal %s\n local    %s", g, w)
+	}
+	if g, w := fmt.Sprint(got.Budgets), fmt.Sprint(want.Budgets); g != w || w != "[budget run: 280 of 400 tokens used]" {
+		t.Errorf("budgets: temporal %s, local %s", g, w)
+	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d calls sent; want 4 (the paused calls once, nothing twice)", n)
+	}
+}
