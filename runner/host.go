@@ -130,9 +130,15 @@ func (ts *toolSource) Call(ctx context.Context, tcall nodes.ToolCall) (any, erro
 			return v, nil
 		}
 	}
+	out, _, err := c.reportedTool(ctx, tcall, path)
+	return out, err
+}
+
+// reportedTool is runTool, reported as tool_start and tool_end events.
+func (c *call) reportedTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, []nodes.GenAIInfo, error) {
+	r := c.r
 	if r.sink == nil {
-		out, _, err := c.runTool(ctx, tcall, path)
-		return out, err
+		return c.runTool(ctx, tcall, path)
 	}
 	ev := Event{Event: EventToolStart, Node: c.n.name, Path: path, Step: c.step, Tool: tcall.Name, ToolCallID: tcall.ID}
 	if c.index >= 0 {
@@ -153,7 +159,7 @@ func (ts *toolSource) Call(ctx context.Context, tcall nodes.ToolCall) (any, erro
 		ev.Kind, ev.Error = string(nodes.KindOf(err)), err.Error()
 	}
 	r.emit(ev)
-	return out, err
+	return out, genai, err
 }
 
 // runTool runs a tool call at path that the record does not hold, and

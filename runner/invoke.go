@@ -603,6 +603,9 @@ func (c *call) onAcquired(cp *caps) {
 	}
 	defer c.passTurn()
 	now := time.Now()
+	if c.callsFirst() {
+		now = c.started
+	}
 	ev := Event{Event: EventAcquired, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now,
 		DurationMS: now.Sub(c.started).Milliseconds()}
 	if c.index >= 0 {
@@ -617,6 +620,9 @@ func (c *call) onAcquired(cp *caps) {
 func (c *call) onAttemptStart() time.Time {
 	c.attempt++
 	now := time.Now()
+	if c.callsFirst() {
+		now = c.started
+	}
 	ev := Event{Event: EventAttemptStart, Node: c.n.name, Path: c.pathOf(), Step: c.step, TS: now, Attempt: c.attempt}
 	if c.index >= 0 {
 		i := c.index

@@ -206,6 +206,9 @@ type StepRun struct {
 	// budgets (Invocation.Raise), each once whatever the invocations.
 	raiseMu sync.Mutex
 	raised  map[string]bool
+	// events sends the run's events to the store's event log (nil when
+	// the store keeps none).
+	events *logSink
 }
 
 // OpenStep loads run runID from st: the recorded workflow text compiled,
@@ -226,6 +229,12 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	opts := so.Options
 	opts.Store, opts.RunID, opts.Environ, opts.Concurrency = st, runID, so.Environ, so.Concurrency
 	opts.Sink = nil
+	var events *logSink
+	if log, ok := st.(store.EventLog); ok {
+		// The client that follows the run reads its events from the log.
+		events = newLogSink(log, runID)
+		opts.Sink = events
+	}
 	opts.tokensGiven = true // the engine's scheduler holds the pools' rates
 	r, err := newRun(g, opts)
 	if err != nil {
@@ -249,7 +258,7 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	if status == store.StatusStale { // the engine's lease expired: it still drives the run
 		status = store.StatusRunning
 	}
-	s := &StepRun{r: r, st: st, status: status, errMsg: rec.Error}
+	s := &StepRun{r: r, st: st, status: status, errMsg: rec.Error, events: events}
 	cps, err := store.ResumeCheckpoints(ctx, st, runID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -334,6 +343,7 @@ func (s *StepRun) form(ctx context.Context) {
 // Close releases what the run holds: its recorder's goroutine and its
 // HTTP client's idle connections.
 func (s *StepRun) Close() {
+	s.closeEvents()
 	s.r.journal.close()
 	s.r.closeHTTP()
 	s.r.closeMCP() // its own servers only (not StepOptions.MCP's)
@@ -480,6 +490,7 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 		if err := r.journal.checkpoint(ctx, &r.core, r.nodeNames(r.next), r.red); err != nil {
 			return nil, err
 		}
+		s.stepEnded(0, r.nodeNames(r.next))
 		r.changed = r.changed[:0]
 		s.fresh = false
 		s.form(ctx)
@@ -511,6 +522,7 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 			return nil, err
 		}
 	}
+	s.stepStarted(p)
 	return p, nil
 }
 
@@ -972,6 +984,7 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 	if err := r.journal.checkpoint(ctx, &r.core, next, r.red); err != nil {
 		return nil, err
 	}
+	s.stepEnded(step, next)
 	res := &StepResult{Step: step, Status: store.StatusRunning, Next: slices.Clone(next)}
 	if len(next) == 0 {
 		if _, err := s.end(ctx, store.StatusCompleted, nil); err != nil {

@@ -163,6 +163,7 @@ func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedT
 	if inv := recs[c.path]; inv != nil && !(resumed && inv.Status == store.InvocationFailed) {
 		return &ToolCallsPlan{Recorded: true}, nil
 	}
+	s.callsBegin(c)
 	p := &ToolCallsPlan{Limit: limit, Calls: make([]Call, len(calls))}
 	for i, pc := range calls {
 		if !pc.Run {
@@ -214,7 +215,7 @@ func (s *StepRun) runCall(ctx context.Context, c *call, calls []nodes.PlannedToo
 	}
 	s.openRecorder()
 	started := time.Now()
-	_, _, err := c.runTool(ctx, tcall, path)
+	_, _, err := c.reportedTool(ctx, tcall, path)
 	out := &InvokeResult{Path: path, Status: store.InvocationOK}
 	if err != nil {
 		kind := nodes.KindOf(err)

@@ -1,161 +1,167 @@
 package runner
 
 import (
-	"cmp"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/store"
 )
 
-// Tail follows, from the store, a run that other processes execute (an
-// engine's workers): the journal's records become the events a local run
-// sends for them, so that a client shows the same live view. An
-// invocation is seen once it is recorded, so node_start and its end come
-// together (with the recorded start time); a step starts with its first
-// record and ends with the next step's first, or the run's end. Tail sees
-// top-level invocations only; it sends no token, attempt or wait events,
-// and no step's state (node_end carries the recorded writes). A record's
-// attempts become retry events and its model usage node_end's GenAI, so
-// that the summary's RETRIES and TOKENS read as a local run's.
+// Tail follows, from the store's event log (eventlog.go), a run that other
+// processes execute (an engine's workers), and sends its events as a local
+// run sends them, so that a client shows the same live view and `--stream
+// events`. The workers log what their invocations, plans and commits emit;
+// Tail adds run_start and run_end, and drops what the engine's repeated
+// calls log twice: the step_start of a step planned again (a continued or
+// resumed dispatch), the end of a step committed again, and the node_start
+// and attempt_start of an invocation already started (an activity retried
+// after its worker died, a tools invocation that runs after its calls)
+// until that invocation ends.
 type Tail struct {
-	st       store.Store
+	log      store.EventLog
 	runID    string
 	workflow string
 	sink     Sink
-	seen     map[string]string // path -> status last reported
-	step     int               // the step whose step_start was sent (0: none)
-	nodes    []string          // its nodes seen so far
+	seq      int64 // the last batch read
+	from     int   // the step run_start names (a resumed run's last checkpoint)
 	started  bool
+	step     int             // the last step whose step_start was sent
+	ended    int             // the last step whose step_end was sent
+	cp       int             // the last step whose checkpoint was sent (-1: none; 0 is the run's start)
+	open     map[string]bool // invocations started and not ended, by path
+	// attempted is the last attempt started of each open invocation.
+	attempted map[string]int
 }
 
-// NewTail returns a Tail of run runID sending to sink.
-func NewTail(st store.Store, runID, workflow string, sink Sink) *Tail {
-	return &Tail{st: st, runID: runID, workflow: workflow, sink: sink, seen: map[string]string{}}
-}
+// ErrNoEventLog is returned by NewTail for a store that keeps no event
+// log.
+var ErrNoEventLog = errors.New("the store keeps no event log")
 
-// Skip marks what is recorded now as seen: a resumed run's earlier steps
-// are not reported again.
-func (t *Tail) Skip(ctx context.Context) error {
-	invs, err := t.st.Invocations(ctx, t.runID)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
+// NewTail returns a Tail of run runID in st sending to sink.
+func NewTail(st store.Store, runID, workflow string, sink Sink) (*Tail, error) {
+	log, ok := st.(store.EventLog)
+	if !ok {
+		return nil, ErrNoEventLog
 	}
-	t.SkipRecords(invs)
-	return nil
+	return &Tail{log: log, runID: runID, workflow: workflow, sink: sink, cp: -1, open: map[string]bool{}, attempted: map[string]int{}}, nil
 }
 
-// SkipRecords marks invs as seen: what a resume read before it let the
-// run go on (Skip after that could miss what the workers recorded in
-// between).
-func (t *Tail) SkipRecords(invs []*store.Invocation) {
-	for _, inv := range invs {
-		t.seen[inv.Path] = inv.Status
+// LogMark is a place in a run's event log: the last batch logged, and
+// the step of the last checkpoint logged up to it.
+type LogMark struct {
+	Seq  int64
+	Step int
+}
+
+// LogEnd is the end of run runID's event log: a Tail started from it
+// (From) shows only what is logged after, e.g. a resumed run without its
+// earlier steps.
+func LogEnd(ctx context.Context, st store.Store, runID string) (LogMark, error) {
+	log, ok := st.(store.EventLog)
+	if !ok {
+		return LogMark{}, ErrNoEventLog
+	}
+	var m LogMark
+	for {
+		bs, err := log.Events(ctx, runID, m.Seq)
+		if err != nil {
+			return LogMark{}, fmt.Errorf("store: %w", err)
+		}
+		if len(bs) == 0 {
+			return m, nil
+		}
+		for _, b := range bs {
+			for _, raw := range b.Events {
+				if !bytes.Contains(raw, checkpointMark) {
+					continue
+				}
+				var e Event
+				if json.Unmarshal(raw, &e) == nil && e.Event == EventCheckpoint {
+					m.Step = max(m.Step, e.Step)
+				}
+			}
+			m.Seq = b.Seq
+		}
 	}
 }
 
-// Poll sends the events of what was recorded since the last Poll.
+var checkpointMark = []byte(`"event":"checkpoint"`)
+
+// From makes the Tail read the log after m (see LogEnd): its run_start
+// carries m's step, as a resumed local run's does.
+func (t *Tail) From(m LogMark) { t.seq, t.from = m.Seq, m.Step }
+
+// Poll sends the events logged since the last Poll.
 func (t *Tail) Poll(ctx context.Context) error {
 	if !t.started {
 		t.started = true
-		t.emit(Event{Event: EventRunStart, Workflow: t.workflow, TS: time.Now()})
+		t.emit(Event{Event: EventRunStart, Step: t.from, Workflow: t.workflow, TS: time.Now()})
 	}
-	invs, err := t.st.Invocations(ctx, t.runID)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
+	for {
+		bs, err := t.log.Events(ctx, t.runID, t.seq)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for _, b := range bs {
+			for _, raw := range b.Events {
+				var le loggedEvent
+				if err := json.Unmarshal(raw, &le); err != nil {
+					continue // not an event this lgx knows: the view goes on
+				}
+				le.Event.GenAI = le.GenAI
+				t.relay(le.Event)
+			}
+			t.seq = b.Seq
+		}
+		if len(bs) < store.EventBatchLimit {
+			return nil
+		}
 	}
-	var fresh []*store.Invocation
-	for _, inv := range invs {
-		if !topLevel(inv.Path) || t.seen[inv.Path] == inv.Status {
-			continue
-		}
-		// A paused interrupt answered later is recorded again: report it
-		// again; anything else only once.
-		if prev, ok := t.seen[inv.Path]; ok && prev != store.InvocationInterrupted {
-			continue
-		}
-		fresh = append(fresh, inv)
-	}
-	slices.SortStableFunc(fresh, func(a, b *store.Invocation) int {
-		if c := cmp.Compare(a.Step, b.Step); c != 0 {
-			return c
-		}
-		return a.EndedAt.Compare(b.EndedAt)
-	})
-	for _, inv := range fresh {
-		t.seen[inv.Path] = inv.Status
-		if inv.Step != t.step {
-			t.endStep(inv.StartedAt)
-			t.step, t.nodes = inv.Step, []string{inv.Node}
-			t.emit(Event{Event: EventStepStart, Step: inv.Step, Nodes: []string{inv.Node}, TS: inv.StartedAt})
-		} else if !slices.Contains(t.nodes, inv.Node) {
-			t.nodes = append(t.nodes, inv.Node)
-		}
-		var idx *int
-		if inv.Index >= 0 {
-			i := inv.Index
-			idx = &i
-		}
-		t.emit(Event{Event: EventNodeStart, Step: inv.Step, Node: inv.Node, Index: idx, Path: inv.Path, TS: inv.StartedAt})
-		end := Event{Event: EventNodeEnd, Step: inv.Step, Node: inv.Node, Index: idx, Path: inv.Path, TS: inv.EndedAt,
-			Attempt: inv.Attempts, DurationMS: inv.EndedAt.Sub(inv.StartedAt).Milliseconds()}
-		switch inv.Status {
-		case store.InvocationInterrupted:
-			t.emit(Event{Event: EventInterrupt, Step: inv.Step, Node: inv.Node, Index: idx, Path: inv.Path, Message: inv.Error, TS: inv.EndedAt})
-			continue
-		case store.InvocationFailed:
-			end.Event = EventNodeError
-		}
-		end.Error, end.Kind = inv.Error, inv.ErrorKind
-		end.Writes = recordedWrites(inv.Writes)
-		// What the record keeps of the attempts and model calls: a
-		// retry event per failed attempt (their kinds and delays stay on
-		// the worker), and the tokens, as one model call's usage.
-		for a := 1; a < inv.Attempts; a++ {
-			t.emit(Event{Event: EventRetry, Step: inv.Step, Node: inv.Node, Index: idx, Path: inv.Path, Attempt: a, TS: inv.EndedAt})
-		}
-		if rec, ok := RecordedLLM(inv); ok && (rec.InputTokens > 0 || rec.OutputTokens > 0) {
-			end.GenAI = []nodes.GenAIInfo{{InputTokens: int(rec.InputTokens), OutputTokens: int(rec.OutputTokens), Started: inv.StartedAt, Ended: inv.EndedAt}}
-		}
-		t.emit(end)
-	}
-	return nil
 }
 
-// End sends the end of the last step and run_end with the run's status,
-// its error (redacted, as recorded) and its output.
+// relay sends e unless the engine's repeated calls logged it before.
+func (t *Tail) relay(e Event) {
+	switch e.Event {
+	case EventStepStart:
+		if e.Step <= t.step {
+			return
+		}
+		t.step = e.Step
+	case EventStepEnd:
+		if e.Step <= t.ended {
+			return
+		}
+		t.ended = e.Step
+	case EventCheckpoint:
+		if e.Step <= t.cp {
+			return
+		}
+		t.cp = e.Step
+	case EventNodeStart:
+		if t.open[e.Path] {
+			return
+		}
+		t.open[e.Path] = true
+	case EventAttemptStart:
+		if e.Attempt <= t.attempted[e.Path] {
+			return
+		}
+		t.attempted[e.Path] = e.Attempt
+	case EventNodeEnd, EventNodeError, EventInterrupt:
+		delete(t.open, e.Path)
+		delete(t.attempted, e.Path)
+	}
+	t.emit(e)
+}
+
+// End sends run_end with the run's status, its error (redacted, as
+// recorded) and its output.
 func (t *Tail) End(status store.Status, errMsg string, output map[string]any, at time.Time) {
-	t.endStep(at)
 	t.emit(Event{Event: EventRunEnd, Step: t.step, Status: string(status), Error: errMsg, State: output, TS: at})
-}
-
-// recordedWrites are an invocation record's writes (secrets redacted when
-// recorded), without the model-usage record kept beside them; nil when
-// there are none.
-func recordedWrites(raw []byte) map[string]any {
-	if len(raw) == 0 {
-		return nil
-	}
-	var v any
-	if err := decodeJSON(raw, &v); err != nil {
-		return nil
-	}
-	m, _ := v.(map[string]any)
-	delete(m, RecordKeyLLM)
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func (t *Tail) endStep(at time.Time) {
-	if t.step > 0 {
-		t.emit(Event{Event: EventStepEnd, Step: t.step, TS: at})
-	}
 }
 
 func (t *Tail) emit(e Event) {
@@ -164,7 +170,7 @@ func (t *Tail) emit(e Event) {
 }
 
 // Follow polls every `every` until ctx ends; the caller polls once more
-// after, for what was recorded last.
+// after, for what was logged last.
 func (t *Tail) Follow(ctx context.Context, every time.Duration) {
 	PollEvery(ctx, every, func(ctx context.Context) {
 		_ = t.Poll(ctx) // a busy store: the next poll catches up
@@ -175,7 +181,7 @@ func (t *Tail) Follow(ctx context.Context, every time.Duration) {
 // poll is never cut short) every `every` until ctx ends, or less often
 // when polls are slow: after a poll that took d it waits at least
 // pollShare × d, so that following a run costs at most about a tenth of
-// a core however large the run's records grow (each poll reads them all).
+// a core however busy the store.
 func PollEvery(ctx context.Context, every time.Duration, poll func(context.Context)) {
 	for {
 		began := time.Now()
@@ -194,11 +200,3 @@ func PollEvery(ctx context.Context, every time.Duration, poll func(context.Conte
 // pollShare is how many times a poll's own duration PollEvery waits
 // before the next one, at least.
 const pollShare = 9
-
-// topLevel reports whether path names an invocation of the run's graph
-// ("3/fetch", "3/fetch[2]"), not a tool call, a subgraph's child or an
-// answer's record.
-func topLevel(path string) bool {
-	step, rest, ok := strings.Cut(path, "/")
-	return ok && step != "" && !strings.ContainsAny(rest, "/@")
-}

@@ -3,66 +3,88 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/store"
 )
 
-// Tail turns the journal into the events a local run sends: steps start
-// with their first record and end with the next step's, each record is
-// a node_start and its end (or an interrupt) once, tool calls, children
-// and answers are not invocations of the graph, a paused interrupt that
-// was answered is reported again, and Skip hides what was there before.
-// A record's attempts are retry events, its model usage node_end's GenAI.
+// tailLine is an event as TestTail compares it.
+func tailLine(e Event) string {
+	line := e.Event
+	if e.Path != "" {
+		line += " " + e.Path
+	}
+	if e.Step > 0 && e.Path == "" {
+		line += fmt.Sprintf(" %d", e.Step)
+	}
+	if len(e.Nodes) > 0 {
+		line += " " + strings.Join(e.Nodes, ",")
+	}
+	if e.Items != nil {
+		b, _ := json.Marshal(e.Items)
+		line += " items " + string(b)
+	}
+	if e.Message != "" {
+		line += " " + e.Message
+	}
+	if e.Token != "" {
+		line += fmt.Sprintf(" %q", e.Token)
+	}
+	if e.Writes != nil {
+		w, _ := json.Marshal(e.Writes)
+		line += " writes " + string(w)
+	}
+	if e.Event == EventRetry {
+		line += fmt.Sprintf(" attempt %d kind %s delay %d", e.Attempt, e.Kind, e.DelayMS)
+	}
+	for _, g := range e.GenAI {
+		line += fmt.Sprintf(" tokens %d/%d", g.InputTokens, g.OutputTokens)
+	}
+	if e.State != nil {
+		s, _ := json.Marshal(e.State)
+		line += " state " + string(s)
+	}
+	if e.Run != "R" {
+		line += " (run " + e.Run + ")"
+	}
+	return line
+}
+
+// Tail sends what the workers logged, as they logged it, with run_start
+// and run_end of its own, and drops what the engine's repeated calls log
+// twice: a step planned again, a step committed again, an invocation
+// started again before it ended (its worker died). An invocation that
+// ended (an interrupt) and runs again is reported again. A Tail started
+// from LogEnd does not show what was logged before.
 func TestTail(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMemory()
 	if err := st.CreateRun(ctx, &store.Run{ID: "R", Workflow: "w", Status: store.StatusRunning, StartedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	rec := func(path, node string, index, step int, status, errMsg string, ms int) {
+	worker := newLogSink(st, "R")
+	log := func(evs ...Event) {
 		t.Helper()
-		s := at.Add(time.Duration(len(path)) * time.Millisecond)
-		if err := st.RecordInvocation(ctx, &store.Invocation{RunID: "R", Path: path, Step: step, Node: node, Index: index, Status: status,
-			Error: errMsg, Attempts: 1, StartedAt: s, EndedAt: s.Add(time.Duration(ms) * time.Millisecond), Writes: []byte("{}")}); err != nil {
+		for _, e := range evs {
+			e.Run = "R"
+			worker.Emit(e)
+		}
+		if err := worker.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var got []string
-	tail := NewTail(st, "R", "w", SinkFunc(func(e Event) {
-		line := e.Event
-		if e.Path != "" {
-			line += " " + e.Path
-		}
-		if e.Step > 0 && e.Path == "" {
-			line += fmt.Sprintf(" %d", e.Step)
-		}
-		if e.Message != "" {
-			line += " " + e.Message
-		}
-		if e.Writes != nil {
-			w, _ := json.Marshal(e.Writes)
-			line += " writes " + string(w)
-		}
-		if e.Event == EventRetry {
-			line += fmt.Sprintf(" attempt %d", e.Attempt)
-		}
-		for _, g := range e.GenAI {
-			line += fmt.Sprintf(" tokens %d/%d", g.InputTokens, g.OutputTokens)
-		}
-		if e.State != nil {
-			s, _ := json.Marshal(e.State)
-			line += " state " + string(s)
-		}
-		if e.Run != "R" {
-			line += " (run " + e.Run + ")"
-		}
-		got = append(got, line)
-	}))
+	tail, err := NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	poll := func(want ...string) {
 		t.Helper()
 		got = nil
@@ -73,29 +95,142 @@ func TestTail(t *testing.T) {
 			t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	rec("1/old", "old", -1, 1, store.InvocationOK, "", 1)
-	if err := tail.Skip(ctx); err != nil {
-		t.Fatal(err)
-	}
-	poll("run_start")
-	rec("2/a[0]", "a", 0, 2, store.InvocationOK, "", 5)
-	if err := st.RecordInvocation(ctx, &store.Invocation{RunID: "R", Path: "2/w", Step: 2, Node: "w", Index: -1, Status: store.InvocationOK,
-		Attempts: 3, StartedAt: at, EndedAt: at, Writes: []byte(`{"k":[1,"two"],"lgx:llm":{"input_tokens":3,"output_tokens":4}}`)}); err != nil {
-		t.Fatal(err)
-	}
-	rec("2/a[1]", "a", 1, 2, store.InvocationFailed, "boom", 5)
-	rec("2/tools/tool:c1", "t", -1, 2, store.InvocationOK, "", 1)
-	rec("2/sub/1/x", "x", -1, 2, store.InvocationOK, "", 1)
-	poll("step_start 2", "node_start 2/w", "retry 2/w attempt 1", "retry 2/w attempt 2", "node_end 2/w writes {\"k\":[1,\"two\"]} tokens 3/4", "node_start 2/a[0]", "node_end 2/a[0]", "node_start 2/a[1]", "node_error 2/a[1]")
+	zero, two := 0, 2
+	log(Event{Event: EventRunStart, Workflow: "w"}, // the client's own: not logged
+		Event{Event: EventStepStart, Step: 1, Nodes: []string{"a", "w"}, Items: map[string]int{"a": 3}},
+		Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
+		Event{Event: EventNodeStart, Step: 1, Node: "w", Path: "1/w"},
+		Event{Event: EventRetry, Step: 1, Node: "w", Path: "1/w", Attempt: 1, Kind: "status", DelayMS: 250},
+		Event{Event: EventToken, Step: 1, Node: "w", Path: "1/w", Token: "line\none"},
+		Event{Event: EventNodeEnd, Step: 1, Node: "w", Path: "1/w", Writes: map[string]any{"k": []any{1, "two"}},
+			GenAI: []nodes.GenAIInfo{{InputTokens: 3, OutputTokens: 4}}})
+	poll("run_start",
+		`step_start 1 a,w items {"a":3}`,
+		"node_start 1/a[0]",
+		"node_start 1/w",
+		"retry 1/w attempt 1 kind status delay 250",
+		`token 1/w "line\none"`,
+		`node_end 1/w writes {"k":[1,"two"]} tokens 3/4`)
 	poll()
-	rec("3/ask", "ask", -1, 3, store.InvocationInterrupted, "ok?", 0)
-	poll("step_end 2", "step_start 3", "node_start 3/ask", "interrupt 3/ask ok?")
-	rec("3/ask@01ANSWER", "ask", -1, 3, store.InvocationAnswered, "", 0)
-	rec("3/ask", "ask", -1, 3, store.InvocationOK, "", 0)
-	poll("node_start 3/ask", "node_end 3/ask")
+	// The worker running a[0] died; its retry starts it again. The step
+	// is planned again (a continued dispatch) and committed twice.
+	log(Event{Event: EventStepStart, Step: 1, Nodes: []string{"a", "w"}},
+		Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
+		Event{Event: EventNodeEnd, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
+		Event{Event: EventNodeError, Step: 1, Node: "a", Index: &two, Path: "1/a[2]", Error: "boom"},
+		Event{Event: EventStepEnd, Step: 1}, Event{Event: EventCheckpoint, Step: 1, Nodes: []string{"ask"}},
+		Event{Event: EventStepEnd, Step: 1}, Event{Event: EventCheckpoint, Step: 1, Nodes: []string{"ask"}})
+	poll("node_end 1/a[0]", "node_error 1/a[2]", "step_end 1", "checkpoint 1 ask")
+	log(Event{Event: EventStepStart, Step: 2, Nodes: []string{"ask"}},
+		Event{Event: EventNodeStart, Step: 2, Node: "ask", Path: "2/ask"},
+		Event{Event: EventInterrupt, Step: 2, Node: "ask", Path: "2/ask", Message: "ok?"})
+	poll("step_start 2 ask", "node_start 2/ask", "interrupt 2/ask ok?")
+
+	// lgx resume follows the answered run from the log's end.
+	end, err := LogEnd(ctx, st, "R")
+	if err != nil || end != (LogMark{Seq: 3, Step: 1}) {
+		t.Fatalf("LogEnd = %+v, %v; want batch 3, checkpoint 1", end, err)
+	}
+	tail, err = NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail.From(end)
+	log(Event{Event: EventStepStart, Step: 2, Nodes: []string{"ask"}},
+		Event{Event: EventNodeStart, Step: 2, Node: "ask", Path: "2/ask"},
+		Event{Event: EventNodeEnd, Step: 2, Node: "ask", Path: "2/ask"},
+		Event{Event: EventStepEnd, Step: 2}, Event{Event: EventCheckpoint, Step: 2},
+		Event{Event: EventRunEnd, Status: "completed"}) // the client's own: not logged
+	poll("run_start 1", "step_start 2 ask", "node_start 2/ask", "node_end 2/ask", "step_end 2", "checkpoint 2")
 	got = nil
-	tail.End(store.StatusCompleted, "", map[string]any{"out": 1}, at)
-	if strings.Join(got, ",") != `step_end 3,run_end 3 state {"out":1}` {
+	tail.End(store.StatusCompleted, "", map[string]any{"out": 1}, time.Now())
+	if strings.Join(got, ",") != `run_end 2 state {"out":1}` {
 		t.Errorf("end: %v", got)
 	}
+	if err := worker.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Tail needs a store with an event log.
+func TestTailNeedsEventLog(t *testing.T) {
+	type bare struct{ store.Store }
+	if _, err := NewTail(bare{store.NewMemory()}, "R", "w", Discard); !errors.Is(err, ErrNoEventLog) {
+		t.Errorf("NewTail on a store without an event log: %v", err)
+	}
+}
+
+// flakyLog fails its first n appends.
+type flakyLog struct {
+	store.EventLog
+	mu   sync.Mutex
+	fail int
+}
+
+func (f *flakyLog) AppendEvents(ctx context.Context, runID string, events [][]byte) error {
+	f.mu.Lock()
+	if f.fail > 0 {
+		f.fail--
+		f.mu.Unlock()
+		return errors.New("database is locked")
+	}
+	f.mu.Unlock()
+	return f.EventLog.AppendEvents(ctx, runID, events)
+}
+
+// A worker's events are written logFlushEvery after the first of a batch,
+// together; a failed write keeps them for the next; Close writes the rest
+// and leaves nothing running.
+func TestLogSinkBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem := store.NewMemory()
+		if err := mem.CreateRun(ctx, &store.Run{ID: "R", Status: store.StatusRunning, StartedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		log := &flakyLog{EventLog: mem, fail: 1}
+		batches := func() (n int, events []string) {
+			t.Helper()
+			bs, err := mem.Events(ctx, "R", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range bs {
+				for _, e := range b.Events {
+					var le loggedEvent
+					if err := json.Unmarshal(e, &le); err != nil {
+						t.Fatal(err)
+					}
+					events = append(events, le.Token)
+				}
+			}
+			return len(bs), events
+		}
+		s := newLogSink(log, "R")
+		s.Emit(Event{Event: EventToken, Token: "a"})
+		time.Sleep(logFlushEvery / 2)
+		s.Emit(Event{Event: EventToken, Token: "b"})
+		synctest.Wait()
+		if n, _ := batches(); n != 0 {
+			t.Fatalf("%d batches written before logFlushEvery", n)
+		}
+		time.Sleep(logFlushEvery / 2)
+		synctest.Wait()
+		if n, _ := batches(); n != 0 {
+			t.Fatalf("the failed write wrote %d batches", n)
+		}
+		s.Emit(Event{Event: EventToken, Token: "c"})
+		time.Sleep(logFlushEvery)
+		synctest.Wait()
+		if n, evs := batches(); n != 1 || strings.Join(evs, "") != "abc" {
+			t.Fatalf("after a failed write and a retry: %d batches %q, want 1 \"abc\"", n, evs)
+		}
+		s.Emit(Event{Event: EventToken, Token: "d"})
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, evs := batches(); n != 2 || strings.Join(evs, "") != "abcd" {
+			t.Fatalf("after Close: %d batches %q", n, evs)
+		}
+	})
 }

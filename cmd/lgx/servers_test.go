@@ -69,6 +69,7 @@ type docServer struct {
 	mu       sync.Mutex
 	max      int64
 	requests int
+	failed   map[string]bool // /flaky/ paths that failed once
 }
 
 func (d *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +96,20 @@ func (d *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s: degraded", strings.TrimPrefix(r.URL.Path, "/status/"))
 	case strings.HasPrefix(r.URL.Path, "/incidents/"):
 		fmt.Fprintf(w, "%s: %s incidents this week", strings.TrimPrefix(r.URL.Path, "/incidents/"), r.URL.Query().Get("limit"))
+	case strings.HasPrefix(r.URL.Path, "/flaky/"):
+		// Fails the first request of each path (503), then serves it.
+		d.mu.Lock()
+		if d.failed == nil {
+			d.failed = map[string]bool{}
+		}
+		first := !d.failed[r.URL.Path]
+		d.failed[r.URL.Path] = true
+		d.mu.Unlock()
+		if first {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, docBody(strings.TrimPrefix(r.URL.Path, "/flaky/")))
 	case strings.HasPrefix(name, "code"):
 		code, _ := strconv.Atoi(strings.TrimPrefix(name, "code"))
 		http.Error(w, "forced status", code)

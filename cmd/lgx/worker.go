@@ -238,7 +238,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, runID, wf.Name, nil, states, out, outputKeys(wf))
+	return a.followTemporal(ctx, c, st, runID, wf.Name, runner.LogMark{}, states, out, outputKeys(wf))
 }
 
 // stepStates returns what --stream values reads each step's state with
@@ -267,13 +267,13 @@ func stepStates(ctx context.Context, st store.Store, runID string, out outputFla
 // followTemporal waits for a run on Temporal to end or pause at
 // interrupts, and reports it as a local run would (output, exit code).
 //
-// The live view is fed from the journal (runner.Tail): each invocation
-// shows once the worker that ran it recorded it. A resumed run's records
-// from before it went on (seen, read before the answer or the new
-// execution) are not shown again. With --stream values, states (made by
-// stepStates) reads each step's state from its checkpoint as the workers
-// commit it.
-func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, seen []*store.Invocation, states *runner.StepStates, out outputFlags, keys []string) error {
+// The live view and --stream events are fed from the run's event log
+// (runner.Tail), which the workers write as their invocations run. A
+// resumed run's events from before it went on (up to mark from, read
+// before the answer or the new execution) are not shown again. With
+// --stream values, states (made by stepStates) reads each step's state
+// from its checkpoint as the workers commit it.
+func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Store, runID, workflow string, from runner.LogMark, states *runner.StepStates, out outputFlags, keys []string) error {
 	// Ctrl-C cancels the run as it cancels a local one: the workflow stops
 	// its invocations and records the run as cancelled (resumable). A
 	// second Ctrl-C quits at once; the cancellation goes on without us.
@@ -287,8 +287,12 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 		values = newStreamSink(a.ios.Out, "values")
 		sink, closeView = a.sinks(outputFlags{output: out.output})
 	}
-	tail := runner.NewTail(st, runID, workflow, sink)
-	tail.SkipRecords(seen) // else the view shows the earlier steps again
+	tail, err := runner.NewTail(st, runID, workflow, sink)
+	if err != nil {
+		closeView()
+		return err
+	}
+	tail.From(from) // else the view shows the earlier steps again
 	poll := func(ctx context.Context) {
 		// A busy store: the next poll catches up.
 		_ = tail.Poll(ctx)
@@ -361,9 +365,9 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	defer c.Close()
-	seen, err := st.Invocations(ctx, run.ID)
+	from, err := runner.LogEnd(ctx, st, run.ID)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	states, err := stepStates(ctx, st, run.ID, opts.out)
 	if err != nil {
@@ -384,7 +388,7 @@ func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.S
 	fmt.Fprintln(a.ios.Err, "run "+run.ID+" (resumed on Temporal)")
 	hint := time.AfterFunc(unservedAfter, a.unserved(ctx, c, opts.temporal))
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, states, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, from, states, opts.out, keys)
 }
 
 // session is what resuming a run on Temporal needs: a connection to the
@@ -429,9 +433,9 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 	if err != nil {
 		return err
 	}
-	seen, err := st.Invocations(ctx, run.ID)
+	from, err := runner.LogEnd(ctx, st, run.ID)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	states, err := stepStates(ctx, st, run.ID, opts.out)
 	if err != nil {
@@ -447,7 +451,7 @@ func (a *app) resumeTemporal(ctx context.Context, opts resumeOptions, st store.S
 		return err
 	}
 	fmt.Fprintf(a.ios.Err, "run %s (resumed on Temporal: %s answered)\n", run.ID, ans.Path)
-	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, seen, states, opts.out, keys)
+	return a.followTemporal(ctx, c, st, run.ID, run.Workflow, from, states, opts.out, keys)
 }
 
 // cancelWait bounds how long lgx run waits for a cancelled run to stop

@@ -133,6 +133,8 @@ func temporalCmds() map[string]func(ts *testscript.TestScript, neg bool, args []
 	cmds := scriptCmds()
 	cmds["waitrequests"] = cmdWaitRequests
 	cmds["llmecho"] = cmdLLMEcho
+	cmds["eventshape"] = cmdEventShape
+	cmds["flakyreset"] = cmdFlakyReset
 	for name, c := range keyServerCmds() {
 		cmds[name] = c
 	}

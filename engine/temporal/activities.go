@@ -122,6 +122,9 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 		return nil, err
 	}
 	defer release()
+	// Before the result: the client's view shows the invocation's events
+	// before its step's checkpoint.
+	defer func() { _ = s.FlushEvents(ctx) }() // the view's loss, not the run's
 	stop := heartbeat(ctx)
 	defer stop()
 	// On a first attempt of a step's first dispatch no earlier call can
