@@ -134,6 +134,29 @@ func TestStepsBudgetInterrupt(t *testing.T) {
 	if p, err = s.Plan(ctx); err != nil || p.Done {
 		t.Fatalf("plan again: %+v %v", p, err)
 	}
+	// A continued execution's plan: the paused calls are done unless
+	// raised (then they run again); an answer's plan sends them again.
+	for _, tt := range []struct {
+		name string
+		plan func(*StepRun) (*StepPlan, error)
+		want string
+	}{
+		{"continued", func(s *StepRun) (*StepPlan, error) { return s.PlanContinued(ctx, false) }, "[true true true true]"},
+		{"continued, raised", func(s *StepRun) (*StepPlan, error) { return s.PlanContinued(ctx, true) }, "[true true false false]"},
+		{"recorded", func(s *StepRun) (*StepPlan, error) { return s.PlanRecorded(ctx) }, "[true true false false]"},
+	} {
+		cp, err := tt.plan(open())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []bool
+		for k := range 4 {
+			done = append(done, cp.Nodes[0].Done(k))
+		}
+		if fmt.Sprint(done) != tt.want {
+			t.Errorf("%s plan: done %v, want %s", tt.name, done, tt.want)
+		}
+	}
 	// Two workers share the step's invocations, each carrying the raise.
 	workers := []*StepRun{open(), open()}
 	for k := range 4 {

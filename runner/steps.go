@@ -461,7 +461,7 @@ func (p PlannedNode) Invocations() int {
 // (recursion limit, for_each, conflict: the run is then failed in the
 // store), is Done.
 func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
-	return s.plan(ctx, false)
+	return s.plan(ctx, nil)
 }
 
 // PlanRecorded is Plan with each node's Recorded bitset filled from the
@@ -469,10 +469,29 @@ func (s *StepRun) Plan(ctx context.Context) (*StepPlan, error) {
 // execution of its workflow), at the cost of reading the run's
 // invocations.
 func (s *StepRun) PlanRecorded(ctx context.Context) (*StepPlan, error) {
-	return s.plan(ctx, true)
+	return s.plan(ctx, &recordedAs{})
 }
 
-func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
+// PlanContinued is PlanRecorded for a scheduler that continues a step in
+// a new execution with no answer pending: invocations recorded paused at
+// interrupts count as done too (the commit reads their records; sent
+// again they would only return them), except, when raised, the calls
+// paused on a budget, which run again under the raise (Invocation.Raise).
+// Otherwise a step with more paused invocations than one execution's
+// history holds would send them again in every execution and never reach
+// the rest.
+func (s *StepRun) PlanContinued(ctx context.Context, raised bool) (*StepPlan, error) {
+	return s.plan(ctx, &recordedAs{paused: true, raised: raised})
+}
+
+// recordedAs says which recorded invocations a plan marks done: those
+// that ended ok or continued, and with paused those paused (but with
+// raised not those paused on a budget).
+type recordedAs struct{ paused, raised bool }
+
+// plan forms the plan of the next step; recorded, when not nil, marks
+// the invocations recorded as done.
+func (s *StepRun) plan(ctx context.Context, recorded *recordedAs) (*StepPlan, error) {
 	r := s.r
 	if s.status != store.StatusRunning {
 		return &StepPlan{Done: true, Status: s.status, Error: s.errMsg, Step: r.step}, nil
@@ -517,8 +536,8 @@ func (s *StepRun) plan(ctx context.Context, recorded bool) (*StepPlan, error) {
 	for _, name := range slices.Sorted(maps.Keys(pools)) {
 		p.Pools = append(p.Pools, pools[name])
 	}
-	if recorded {
-		if err := s.markRecorded(ctx, p); err != nil {
+	if recorded != nil {
+		if err := s.markRecorded(ctx, p, *recorded); err != nil {
 			return nil, err
 		}
 	}
@@ -609,15 +628,16 @@ func (r *run) keyClasses(nr *nodeRun) []int {
 }
 
 // markRecorded fills the Recorded bitsets of p's nodes: the step's
-// invocations recorded ok or continued.
-func (s *StepRun) markRecorded(ctx context.Context, p *StepPlan) error {
+// invocations recorded ok or continued, and those paused as rec says.
+func (s *StepRun) markRecorded(ctx context.Context, p *StepPlan, rec recordedAs) error {
 	invs, err := s.st.Invocations(ctx, s.r.id)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	done := map[string]bool{}
 	for _, inv := range invs {
-		if inv.Step == p.Step && (inv.Status == store.InvocationOK || inv.Status == store.InvocationContinued) {
+		paused := rec.paused && inv.Status == store.InvocationInterrupted && !(rec.raised && pausedOnBudget(inv))
+		if inv.Step == p.Step && (inv.Status == store.InvocationOK || inv.Status == store.InvocationContinued || paused) {
 			done[inv.Path] = true
 		}
 	}

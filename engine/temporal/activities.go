@@ -63,9 +63,12 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (*runner.StepPlan, 
 		}
 	}
 	var p *runner.StepPlan
-	if in.Recorded {
+	switch {
+	case in.Recorded && in.Paused:
+		p, err = s.PlanContinued(ctx, in.Raised)
+	case in.Recorded:
 		p, err = s.PlanRecorded(ctx)
-	} else {
+	default:
 		p, err = s.Plan(ctx)
 	}
 	if err == nil && p.Done {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/lgx-run/lgx/internal/llmtest"
 	"github.com/lgx-run/lgx/internal/temporaltest"
 	"github.com/lgx-run/lgx/runner"
@@ -369,4 +372,72 @@ edges:
 	if n := calls.Load(); n != 4 {
 		t.Errorf("%d calls sent; want 4 (the paused calls once, nothing twice)", n)
 	}
+}
+
+// A raise whose redo continues as new (a history limit of 30 events,
+// reached while the step's paused calls are dispatched again): the next
+// execution carries the raise on, so the calls it dispatches run under it
+// rather than pause again, and each call is sent once.
+func TestTemporalBudgetRaiseContinued(t *testing.T) {
+	lw := startLive(t, "lgx-budget-continued", 4)
+	c, st, queue := lw.c, lw.st, lw.queue
+	var calls atomic.Int64
+	srv := seventyTokens(t, &calls)
+	g := compile(t, "budget.yaml", fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()))
+	docs := make([]any, 10)
+	for i := range docs {
+		docs[i] = fmt.Sprint(i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runID := queue + "-run"
+	if err := runner.SubmitRun(ctx, g, st, runID, map[string]any{"docs": docs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, c, queue, RunInput{RunID: runID, HistoryLimit: 30}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Follow(ctx, c, runID)
+	if err != nil || out.Status != store.StatusInterrupted {
+		t.Fatalf("run: %+v %v; want it paused", out, err)
+	}
+	waiting, err := runner.Waiting(ctx, st, runID)
+	if err != nil || len(waiting) != 8 {
+		t.Fatalf("waiting at %d calls (%v), want 8", len(waiting), err)
+	}
+	before := executions(ctx, t, c, runID)
+	a, err := runner.RecordAnswer(ctx, st, runID, runner.Answer{Values: map[string]any{"tokens": 1000}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Answer(ctx, c, runID, a.Path, a.Nonce); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	if out, err = Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
+		t.Fatalf("after the raise: %+v %v", out, err)
+	}
+	if after := executions(ctx, t, c, runID); after < before+1 {
+		t.Fatalf("%d executions before the raise, %d after: the redo did not continue as new", before, after)
+	}
+	got, err := runner.Outcome(ctx, st, runID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := fmt.Sprint(got.Budgets); b != "[budget run: 770 of 1000 tokens used]" {
+		t.Errorf("budgets %s", b)
+	}
+	if n := calls.Load(); n != 11 {
+		t.Errorf("%d calls sent; want 11 (10 summaries and the reduce, each once)", n)
+	}
+}
+
+// executions counts the executions of workflow id (each Continue-As-New
+// starts one).
+func executions(ctx context.Context, t *testing.T, c client.Client, id string) int {
+	t.Helper()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.GetExecutions())
 }

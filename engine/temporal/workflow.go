@@ -126,6 +126,12 @@ type PlanInput struct {
 	// Recorded asks for the invocations of the step recorded as done
 	// (runner.StepRun.PlanRecorded).
 	Recorded bool `json:",omitempty"`
+	// Paused (with Recorded, in an execution that continued as new with
+	// no answer pending) counts the invocations recorded paused as done
+	// too, but with Raised not those paused on a budget
+	// (runner.StepRun.PlanContinued).
+	Paused bool `json:",omitempty"`
+	Raised bool `json:",omitempty"`
 	// TimedOut (lgx.cancel): the run passed its config.timeout.
 	TimedOut bool `json:",omitempty"`
 }
@@ -341,6 +347,11 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	for {
 		var p runner.StepPlan
 		pin := PlanInput{RunID: in.RunID, Concurrency: in.Concurrency, Resumed: rd.answers != nil, Recorded: rd.recorded}
+		if rd.recorded && rd.answers == nil {
+			// A continued execution: what paused stays paused, unless
+			// raised (no command changes; only which the plan marks).
+			pin.Paused, pin.Raised = true, rd.raise != nil
+		}
 		if err := workflow.ExecuteLocalActivity(lctx, PlanActivity, pin).Get(ctx, &p); err != nil {
 			return nil, fmt.Errorf("plan: %w", err)
 		}
