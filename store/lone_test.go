@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -229,4 +230,29 @@ func FuzzDecodeLoneInvs(f *testing.F) {
 			t.Fatalf("re-encoding %v gave %v, %v", deref(invs), deref(re), err)
 		}
 	})
+}
+
+// Invocations reads only the checkpoint rows that hold lone records
+// (through their partial index), not every checkpoint of the run: a
+// Temporal worker, whose steps have none, reads a run's invocations at
+// every step.
+func TestSQLiteLoneInvocationsIndexed(t *testing.T) {
+	s := newRunStore(t)
+	rows, err := s.db.Query("EXPLAIN QUERY PLAN "+loneInvsQuery, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX checkpoint_batches_invs") {
+		t.Errorf("query plan %q, want a search of checkpoint_batches_invs alone", plan)
+	}
 }

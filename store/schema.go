@@ -213,7 +213,13 @@ CREATE TABLE run_events (
 	// invocations that were alone in their step (invs, NULL when none;
 	// invbatch.go), so that such an invocation costs no row, statement or
 	// path of its own; Invocations reads them with the separate batches.
-	`ALTER TABLE checkpoint_batches ADD COLUMN invs BLOB;`,
+	// The partial index lets it visit only the rows that hold some, not
+	// every checkpoint the run wrote (a Temporal worker reads a run's
+	// invocations at every step).
+	`
+ALTER TABLE checkpoint_batches ADD COLUMN invs BLOB;
+CREATE INDEX checkpoint_batches_invs ON checkpoint_batches (run_id, id) WHERE invs IS NOT NULL;
+`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

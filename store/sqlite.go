@@ -262,7 +262,7 @@ func (s *SQLite) init() error {
 		{&s.insertCPs, `INSERT INTO checkpoint_batches (run_id, first, last, cps, invs) VALUES (?, ?, ?, ?, ?)`},
 		{&s.cpBatches, `SELECT cps FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
 		{&s.cpRanges, `SELECT first, last FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},
-		{&s.loneInvs, `SELECT invs FROM checkpoint_batches WHERE run_id = ? AND invs IS NOT NULL ORDER BY id`},
+		{&s.loneInvs, loneInvsQuery},
 		{&s.lastLegacyCP, `SELECT max(step) FROM checkpoints WHERE run_id = ?`},
 		{&s.getRun, `SELECT ` + runCols + ` FROM runs WHERE id = ?`},
 		{&s.listRuns, `SELECT ` + runCols + ` FROM runs ORDER BY started_at DESC, id DESC LIMIT ?`},
@@ -937,6 +937,10 @@ func (s *SQLite) scanLegacyCheckpoints(ctx context.Context, tx *sql.Tx, runID st
 	}
 	return rows.Err()
 }
+
+// loneInvsQuery selects a run's lone records (invbatch.go) in the order
+// written; the partial index checkpoint_batches_invs serves it.
+const loneInvsQuery = `SELECT invs FROM checkpoint_batches WHERE run_id = ? AND invs IS NOT NULL ORDER BY id`
 
 // Invocations returns a run's invocations ordered by step, then by the
 // order they were recorded (finishing order), or ErrNotFound for an
