@@ -70,6 +70,7 @@ var recordedHistories = []recordedHistory{
 	{"keyed_pool_in_child", "two subgraph children, each fetching from 2 hosts under a keyed pool only the child declares (per_key 1): each child plan numbers its keys, the workflow holds them per child step", recordKeyedInChild, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 	{"budget_raised", "a for_each of 4 llm calls (one at a time) whose last 2 pause on a run budget (on_exhausted: interrupt), answered through lgx.answer with a raise (version 1 of budget-raise): every invocation of the redo carries it, the paused calls run again, a second answer refused, then a reduce", recordBudgetRaise, store.StatusCompleted},
+	{"budget_raised_continued", "the last execution of a raise's redo that continued as new (history limit 30; 10 calls, 8 paused on the budget): RunInput.Raise carried on, its plan marks the paused calls not done and each invocation carries the raise", recordBudgetRaiseContinued, store.StatusCompleted},
 }
 
 type recordedHistory struct {
@@ -693,4 +694,39 @@ func recordBudgetRaise(ctx context.Context, t *testing.T, h *recorder, runID str
 		t.Fatalf("second answer: %v, want a *RefusedError", err)
 	}
 	return h.await(ctx, t, wr)
+}
+
+func recordBudgetRaiseContinued(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	var calls atomic.Int64
+	srv := seventyTokens(t, &calls)
+	// Without the reduce, the last execution is one the raise's redo
+	// continued into.
+	src := fmt.Sprintf(budgetInterrupt, srv.OpenAIURL())
+	src = src[:strings.Index(src, "  reduce:")] + "edges:\n  - {from: START, to: summarize}\n"
+	g := compile(t, runID+".yaml", src)
+	docs := make([]any, 10)
+	for i := range docs {
+		docs[i] = fmt.Sprint(i)
+	}
+	if err := runner.SubmitRun(ctx, g, h.st, runID, map[string]any{"docs": docs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, h.c, h.queue, RunInput{RunID: runID, HistoryLimit: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := Follow(ctx, h.c, runID); err != nil || out.Status != store.StatusInterrupted {
+		t.Fatalf("run: %+v %v; want it paused", out, err)
+	}
+	a, err := runner.RecordAnswer(ctx, h.st, runID, runner.Answer{Values: map[string]any{"tokens": 1000}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Answer(ctx, h.c, runID, a.Path, a.Nonce); err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	out, err := Follow(ctx, h.c, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Status
 }
