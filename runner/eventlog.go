@@ -65,6 +65,11 @@ func (s *logSink) Emit(e Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(s.buf, data)
+	s.schedule()
+}
+
+// schedule arms the background flush; s.mu is held.
+func (s *logSink) schedule() {
 	if s.timer == nil && !s.closed {
 		s.pending.Add(1)
 		s.timer = time.AfterFunc(logFlushEvery, func() {
@@ -158,12 +163,16 @@ func (s *StepRun) closeEvents() {
 	}
 }
 
-// callsFirst reports whether c is a tools invocation whose calls an
-// engine ran before it, as invocations of their own (steptools.go): its
-// attempt began when its first call did, as it does locally, where the
-// calls run inside the attempt.
+// callsFirst reports whether c is a tools or subgraph invocation whose
+// calls or child invocations an engine ran before it, as invocations of
+// their own (steptools.go, stepchild.go): its attempt began when the first
+// of those did, as it does locally, where they run inside the attempt.
 func (c *call) callsFirst() bool {
-	return c.r.stepCalls != nil && nodes.CapabilitiesOf(c.n.typ).CallsField != ""
+	if c.r.stepCalls == nil {
+		return false
+	}
+	caps := nodes.CapabilitiesOf(c.n.typ)
+	return caps.CallsField != "" || caps.ChildField != ""
 }
 
 // callsBegin logs the node_start and attempt_start of the tools
@@ -183,4 +192,34 @@ func (s *StepRun) callsBegin(c *call) {
 	s.r.emit(ev)
 	ev.Event, ev.Attempt = EventAttemptStart, 1
 	s.r.emit(ev)
+}
+
+// emit sends e, or keeps it for the childMode of the subgraph invocation
+// c runs step by step (see inChildMode).
+func (c *call) emit(e Event) {
+	if cm := c.quiet; cm != nil {
+		cm.mu.Lock()
+		cm.events = append(cm.events, e)
+		cm.mu.Unlock()
+		return
+	}
+	c.r.emit(e)
+}
+
+// sendEvents sends the events the subgraph invocation kept in this call:
+// all of them when the call ended it (ended), else only its start
+// (node_start and its first attempt_start), which a client shows until a
+// later call ends it (Tail drops the repeats). A call that only ran one
+// of its child's invocations or formed the child's next step stopped the
+// invocation, and its end then is not the invocation's.
+func (cm *childMode) sendEvents(r *run, ended bool) {
+	cm.mu.Lock()
+	evs := cm.events
+	cm.events = nil
+	cm.mu.Unlock()
+	for _, e := range evs {
+		if ended || e.Event == EventNodeStart || e.Event == EventAttemptStart && e.Attempt == 1 {
+			r.emit(e)
+		}
+	}
 }

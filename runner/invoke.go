@@ -23,7 +23,10 @@ import (
 // nodes.Invocation handed to the type, and the nodes.Host it sees,
 // allocated together.
 type call struct {
-	r     *run
+	r *run
+	// quiet, when set, keeps the invocation's events instead of sending
+	// them: a subgraph invocation run step by step (see inChildMode).
+	quiet *childMode
 	n     *node
 	caps  *caps
 	step  int
@@ -92,6 +95,9 @@ func (r *run) invoke(ctx context.Context, ac *attemptCtx, n *node, index int, it
 // reset leaves every other field as a new call would have it.
 func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
 	c.r, c.n, c.caps, c.step, c.index, c.buf, c.ac, c.top = r, n, r.caps[n.idx], r.step, index, buf, ac, true
+	if c.quiet != nil {
+		c.quiet = nil
+	}
 	if c.path != "" {
 		c.path = ""
 	}
@@ -188,6 +194,11 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	}
 	c.reset(r, n, index, buf, ac)
 	c.alone = alone
+	if r.sink != nil {
+		if cm := childModeOf(ctx); cm != nil && cm.top == r {
+			c.quiet = cm
+		}
+	}
 	if res.turn.ts != nil {
 		c.turn, res.turn = res.turn, turn{}
 		c.turn.wait(ctx)
@@ -214,7 +225,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	}
 	if r.sink != nil {
 		c.started = started
-		r.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, Path: c.path, TS: started})
+		c.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, Path: c.path, TS: started})
 	}
 
 	var result any
@@ -299,7 +310,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 				if in.Index >= 0 {
 					ip = &in.Index
 				}
-				r.emit(Event{Event: EventInterrupt, Node: in.Node, Index: ip, Path: in.Path, Step: c.step, Message: in.Message, Budget: in.Budget})
+				c.emit(Event{Event: EventInterrupt, Node: in.Node, Index: ip, Path: in.Path, Step: c.step, Message: in.Message, Budget: in.Budget})
 			}
 			return
 		case store.InvocationFailed, "":
@@ -315,7 +326,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 				ev.Writes[w.key.name] = r.red.value(w.val)
 			}
 		}
-		r.emit(ev)
+		c.emit(ev)
 	}
 }
 
@@ -572,7 +583,7 @@ func (c *call) onWait(what string) {
 		i := c.index
 		ev.Index = &i
 	}
-	c.r.emit(ev)
+	c.emit(ev)
 }
 
 // releaseHeld releases the caps the last attempt kept, if any.
@@ -612,7 +623,7 @@ func (c *call) onAcquired(cp *caps) {
 		i := c.index
 		ev.Index = &i
 	}
-	c.r.emit(ev)
+	c.emit(ev)
 }
 
 // onAttemptStart reports that an attempt of the invocation begins, its
@@ -628,7 +639,7 @@ func (c *call) onAttemptStart() time.Time {
 		i := c.index
 		ev.Index = &i
 	}
-	c.r.emit(ev)
+	c.emit(ev)
 	return now
 }
 
@@ -645,7 +656,7 @@ func (c *call) onAttemptEnd(began time.Time, err error) {
 	if err != nil && asInterrupt(err) == nil { // a pause is no failure: the interrupt event follows
 		ev.Error, ev.Kind = err.Error(), string(nodes.KindOf(err))
 	}
-	c.r.emit(ev)
+	c.emit(ev)
 }
 
 // invocation builds the store record of a finished invocation and its

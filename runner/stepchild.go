@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/store"
@@ -92,6 +93,12 @@ type childMode struct {
 	plan *StepPlan     // out: the child's next step, to dispatch
 	ran  *InvokeResult // out: how the target invocation ended
 	err  error         // out: the records do not fit the request
+
+	// top is the run whose subgraph invocation this is; its events are
+	// kept (call.quiet) until the call ends (sendEvents).
+	top    *run
+	mu     sync.Mutex
+	events []Event
 }
 
 type childModeKey struct{}
@@ -409,6 +416,12 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 	ictx = context.WithValue(ictx, childModeKey{}, cm)
 	var res invResult
 	s.openRecorder()
+	// This call may only run a child invocation or form the child's next
+	// step: the subgraph invocation's own events are sent when a call
+	// ends it (its start as soon as it starts).
+	cm.top = r
+	ended := false
+	defer func() { cm.sendEvents(r, ended) }()
 	r.invoke(ictx, nil, nr.n, index, item, &res)
 	if err := r.journal.barrier(r.step); err != nil {
 		return nil, err
@@ -423,6 +436,9 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", r.id, err)
 	}
+	// It ended in this call (its child ran to its end or paused) unless
+	// the call stopped it: then it has no status.
+	ended = res.status != ""
 	return out, nil
 }
 
