@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,35 +14,6 @@ import (
 	"github.com/lgx-run/lgx/internal/llmtest"
 	"github.com/lgx-run/lgx/store"
 )
-
-// budgetSteps is budget_interrupt.txtar's workflow with a reduce after
-// the map: four calls reserving 70 tokens each (the server reports 70)
-// under a 200-token run budget that pauses; the reduce reserves 70 more.
-const budgetSteps = `
-lgx: 1
-name: budget_steps
-config: {budget: {tokens: 200, on_exhausted: interrupt}}
-providers:
-  default: {kind: openai, model: m, base_url: "URL", api_key: test-key}
-state:
-  docs: {type: list, required: true}
-  n: {type: integer, reducer: sum, default: 0}
-  brief: {type: string}
-nodes:
-  summarize:
-    type: llm_call
-    for_each: ${{ state.docs }}
-    concurrency: 1
-    with: {prompt: "${{ item }}", reserve: 70}
-    output: {n: 1}
-  reduce:
-    type: llm_call
-    with: {prompt: "all", reserve: 70}
-    output: {brief: "${{ result.content }}"}
-edges:
-  - {from: START, to: summarize}
-  - {from: summarize, to: reduce}
-`
 
 // A budget interrupt driven step by step, as the Temporal engine drives
 // it: the calls that do not fit pause (the commit names the budget each
@@ -60,7 +32,7 @@ func TestStepsBudgetInterrupt(t *testing.T) {
 		calls.Add(1)
 		return llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{InputTokens: 50, OutputTokens: 20}, Delay: time.Millisecond}
 	})
-	g := compileYAML(t, strings.ReplaceAll(budgetSteps, "URL", srv.OpenAIURL()))
+	g := compileYAML(t, budgetInterruptYAML(t, srv.OpenAIURL()))
 	if err := Distributable(g); err != nil {
 		t.Fatalf("Distributable: %v", err)
 	}
@@ -209,4 +181,15 @@ func TestStepsBudgetInterrupt(t *testing.T) {
 	if sent != 5 || calls.Load() != 5 {
 		t.Errorf("calls sent: steps %d, local %d; want 5 each (nothing sent twice)", sent, calls.Load())
 	}
+}
+
+// budgetInterruptYAML is testdata/budget_interrupt.yaml calling the
+// OpenAI server at url.
+func budgetInterruptYAML(t testing.TB, url string) string {
+	t.Helper()
+	src, err := os.ReadFile("testdata/budget_interrupt.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(string(src), "URL", url)
 }

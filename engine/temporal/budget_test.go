@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,35 +126,19 @@ edges:
 	t.Logf("max in flight %d, calls by worker %v", maxInFlight.Load(), byWorker)
 }
 
-// budgetInterrupt pauses: four calls reserving 70 tokens each (the server
+// budgetInterrupt is runner/testdata/budget_interrupt.yaml calling the
+// OpenAI server at url: four calls reserving 70 tokens each (the server
 // reports 70) under a 200-token run budget with on_exhausted: interrupt,
 // one at a time, so the third and fourth pause; the reduce after them
 // reserves 70 more.
-const budgetInterrupt = `
-lgx: 1
-name: budget_interrupt
-config: {budget: {tokens: 200, on_exhausted: interrupt}}
-providers:
-  default: {kind: openai, model: m, base_url: "%s", api_key: test-key}
-state:
-  docs: {type: list, required: true}
-  n: {type: integer, reducer: sum, default: 0}
-  brief: {type: string}
-nodes:
-  summarize:
-    type: llm_call
-    for_each: ${{ state.docs }}
-    concurrency: 1
-    with: {prompt: "${{ item }}", reserve: 70}
-    output: {n: 1}
-  reduce:
-    type: llm_call
-    with: {prompt: "all", reserve: 70}
-    output: {brief: "${{ result.content }}"}
-edges:
-  - {from: START, to: summarize}
-  - {from: summarize, to: reduce}
-`
+func budgetInterrupt(t testing.TB, url string) string {
+	t.Helper()
+	src, err := os.ReadFile("../../runner/testdata/budget_interrupt.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(string(src), "URL", url)
+}
 
 // seventyTokens answers every call with 50+20 tokens, counting the calls.
 func seventyTokens(t *testing.T, calls *atomic.Int64) *llmtest.Server {
@@ -178,7 +163,7 @@ func TestTemporalBudgetInterrupt(t *testing.T) {
 	c := temporaltest.Dial(t)
 	var calls atomic.Int64
 	srv := seventyTokens(t, &calls)
-	g := compile(t, "budget.yaml", fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()))
+	g := compile(t, "budget.yaml", budgetInterrupt(t, srv.OpenAIURL()))
 	inputs := map[string]any{"docs": []any{"a", "b", "c", "d"}}
 	lst := store.NewMemory()
 	if _, err := runner.Run(context.Background(), g, runner.Options{Store: lst, RunID: "L", Inputs: inputs, Environ: []string{}}); err != nil {
@@ -242,19 +227,7 @@ func TestTemporalBudgetInterrupt(t *testing.T) {
 	if err := Answer(ctx, c, runID, second.Path, second.Nonce); !errors.As(err, &ref) {
 		t.Fatalf("second answer: %v, want a *RefusedError", err)
 	}
-	if out, err = Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
-		t.Fatalf("after the raise: %+v %v", out, err)
-	}
-	got, err := runner.Outcome(ctx, st, runID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
-		t.Errorf("state:\n temporal %s\n local    %s", g, w)
-	}
-	if g, w := fmt.Sprint(got.Budgets), fmt.Sprint(want.Budgets); g != w || w != "[budget run: 350 of 4321 tokens used]" {
-		t.Errorf("budgets: temporal %s, local %s", g, w)
-	}
+	raised(ctx, t, c, st, runID, want, "[budget run: 350 of 4321 tokens used]")
 	if n := calls.Load(); n != 5 {
 		t.Errorf("%d calls sent; want 5 (the paused calls once, nothing twice)", n)
 	}
@@ -356,7 +329,18 @@ edges:
 	if err := Answer(ctx, c, runID, a.Path, a.Nonce); err != nil {
 		t.Fatalf("raise: %v", err)
 	}
-	if out, err = Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
+	raised(ctx, t, c, st, runID, want, "[budget run: 280 of 400 tokens used]")
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d calls sent; want 4 (the paused calls once, nothing twice)", n)
+	}
+}
+
+// raised follows run runID on from its raise to its end and checks that
+// it ended as want, the local run resumed with the same answer, with
+// budgets as reported.
+func raised(ctx context.Context, t *testing.T, c client.Client, st store.Store, runID string, want *runner.Result, budgets string) {
+	t.Helper()
+	if out, err := Follow(ctx, c, runID); err != nil || out.Status != store.StatusCompleted {
 		t.Fatalf("after the raise: %+v %v", out, err)
 	}
 	got, err := runner.Outcome(ctx, st, runID, nil)
@@ -366,11 +350,8 @@ edges:
 	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
 		t.Errorf("state:\n temporal %s\n local    %s", g, w)
 	}
-	if g, w := fmt.Sprint(got.Budgets), fmt.Sprint(want.Budgets); g != w || w != "[budget run: 280 of 400 tokens used]" {
-		t.Errorf("budgets: temporal %s, local %s", g, w)
-	}
-	if n := calls.Load(); n != 4 {
-		t.Errorf("%d calls sent; want 4 (the paused calls once, nothing twice)", n)
+	if g, w := fmt.Sprint(got.Budgets), fmt.Sprint(want.Budgets); g != w || w != budgets {
+		t.Errorf("budgets: temporal %s, local %s, want %s", g, w, budgets)
 	}
 }
 
@@ -383,7 +364,7 @@ func TestTemporalBudgetRaiseContinued(t *testing.T) {
 	c, st, queue := lw.c, lw.st, lw.queue
 	var calls atomic.Int64
 	srv := seventyTokens(t, &calls)
-	g := compile(t, "budget.yaml", fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()))
+	g := compile(t, "budget.yaml", budgetInterrupt(t, srv.OpenAIURL()))
 	docs := make([]any, 10)
 	for i := range docs {
 		docs[i] = fmt.Sprint(i)

@@ -673,7 +673,7 @@ func TestScheduledActivitiesMatch(t *testing.T) {
 func recordBudgetRaise(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	var calls atomic.Int64
 	srv := seventyTokens(t, &calls)
-	wr := h.start(ctx, t, runID, fmt.Sprintf(budgetInterrupt, srv.OpenAIURL()), map[string]any{"docs": []any{"a", "b", "c", "d"}}, 0)
+	wr := h.start(ctx, t, runID, budgetInterrupt(t, srv.OpenAIURL()), map[string]any{"docs": []any{"a", "b", "c", "d"}}, 0)
 	if out, err := Follow(ctx, h.c, runID); err != nil || out.Status != store.StatusInterrupted {
 		t.Fatalf("run: %+v %v; want it paused", out, err)
 	}
@@ -701,7 +701,7 @@ func recordBudgetRaiseContinued(ctx context.Context, t *testing.T, h *recorder, 
 	srv := seventyTokens(t, &calls)
 	// Without the reduce, the last execution is one the raise's redo
 	// continued into.
-	src := fmt.Sprintf(budgetInterrupt, srv.OpenAIURL())
+	src := budgetInterrupt(t, srv.OpenAIURL())
 	src = src[:strings.Index(src, "  reduce:")] + "edges:\n  - {from: START, to: summarize}\n"
 	g := compile(t, runID+".yaml", src)
 	docs := make([]any, 10)
