@@ -207,6 +207,10 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 		if err != nil {
 			return nil, tc.genai, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("tool %s: result is not JSON: %w", name, err)}
 		}
+		// Run step by step, a subgraph tool's call ends in a call that
+		// replays its child: its record starts when its child's first
+		// invocation started, so that it takes its child's time.
+		started = r.stepCallsStart(path, started)
 		r.finished(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
 			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()}, false)
 	}

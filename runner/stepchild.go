@@ -40,10 +40,16 @@ import (
 // one invocation of its child in turn, and so on down: the invocation the
 // whole chain names is the one to run (nil at the bottom: a subgraph
 // invocation there is asked for its child's next step).
+//
+// Tool, when set, makes the invocation a tools invocation whose tool call
+// at path segment Tool ("tool:ID", the end of the call's path) is a
+// subgraph tool's: Child then names an invocation of that call's child
+// (nil: the call itself is asked for its child's next step).
 type ChildRef struct {
 	Step  int
 	Node  string
 	Index int
+	Tool  string    `json:",omitempty"`
 	Child *ChildRef `json:",omitempty"`
 }
 
@@ -57,10 +63,25 @@ func (r *ChildRef) Append(c ChildRef) *ChildRef {
 	return &out
 }
 
+// WithTool returns a copy of the chain r (not nil) whose bottom goes
+// into the tool call at path segment tool (see ChildRef.Tool).
+func (r *ChildRef) WithTool(tool string) *ChildRef {
+	out := *r
+	if r.Child != nil {
+		out.Child = r.Child.WithTool(tool)
+	} else {
+		out.Tool = tool
+	}
+	return &out
+}
+
 // path is the invocation path of the invocation the chain names, in the
 // child whose paths start with prefix.
 func (r *ChildRef) path(prefix string) string {
 	p := invocationPath(prefix, r.Step, r.Node, r.Index)
+	if r.Tool != "" {
+		p += "/" + r.Tool
+	}
 	if r.Child != nil {
 		return r.Child.path(p + "/")
 	}
@@ -194,6 +215,12 @@ func (d *frontierDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 				// A subgraph inside the child: the rest of the chain
 				// names what to do in its child.
 				cm.ran, cm.err = cr.invokeNested(ctx, cm, p.nr, p.i, item)
+				break
+			}
+			if cm.target.Tool != "" {
+				// Into a subgraph tool's call of this tools invocation:
+				// the rest of the chain names what to do in its child.
+				cm.ran, cm.err = cr.viaCallIn(ctx, cm, p.nr, cm.target.Index, item)
 				break
 			}
 			if cm.target.Child != nil {

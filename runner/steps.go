@@ -57,9 +57,12 @@ func Distributable(g *Graph) error {
 		case n.keyPool != "":
 			// The scheduler holds a tool call's caps without its key.
 			why = append(why, fmt.Sprintf("tool %s: a key on pool %s", name, n.keyPool))
-		case c.ChildField != "" || c.CallsField != "":
-			why = append(why, fmt.Sprintf("tool %s: type %s (subgraphs)", name, n.spec.Type))
+		case c.CallsField != "":
+			why = append(why, fmt.Sprintf("tool %s: type %s (tool calls)", name, n.spec.Type))
 		}
+		// A tool whose node is a subgraph runs: its calls' children are
+		// dispatched a step at a time (steptoolchild.go), and its
+		// workflow is checked by distributableChildren.
 	}
 	for _, n := range g.nodes {
 		c := nodes.CapabilitiesOf(n.typ)
@@ -751,8 +754,15 @@ type Invocation struct {
 	// run again, as Resume runs it, rather than returned.
 	Resumed bool
 	// Child names an invocation of the child of the subgraph invocation
-	// Node[Index], to run instead of it (see PlannedNode.Child).
+	// Node[Index], to run instead of it (see PlannedNode.Child); with
+	// Tool, of the child of that tool call.
 	Child *ChildRef
+	// Tool, when set, is the path segment ("tool:ID") of a call of the
+	// tools invocation Node[Index] whose tool is a subgraph (see
+	// ChildRef.Tool): the call's child is dispatched like a subgraph
+	// invocation's, and Child names an invocation of it (nil: the call
+	// itself, asked for its child's next step).
+	Tool string
 	// Answers are the nonces of the answers the engine accepted for
 	// interrupts inside the child of the subgraph invocation Node[Index],
 	// by path: those run with their answers instead of pausing again.
@@ -778,6 +788,9 @@ type BudgetRaise struct {
 
 // Invoke runs one invocation of the planned step (see InvokeOne).
 func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, error) {
+	if in.Tool != "" {
+		return s.viaCall(ctx, in, nil)
+	}
 	node, index := in.Node, in.Index
 	r := s.r
 	nr, item, err := s.find(node, index)

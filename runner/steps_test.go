@@ -135,8 +135,16 @@ func driveCalls(t *testing.T, s *StepRun, in Invocation, repeat bool) {
 			if err != nil {
 				t.Fatalf("tool call %d of %s[%d]: %v", k, node, idx, err)
 			}
-			if r.Recorded != (n == 1) {
-				t.Errorf("tool call %d of %s[%d], call %d: Recorded = %v", k, node, idx, n+1, r.Recorded)
+			child := r.Child != nil
+			if child {
+				// A subgraph tool's call: its child step by step, the call
+				// asked again after each, until it has ended (recorded
+				// by the call that ran its child's last invocation, or
+				// by the one asked after).
+				r = driveCallChild(t, s, in, r, repeat, func() (*InvokeResult, error) { return s.InvokeToolCall(ctx, in, k) })
+			}
+			if r.Child != nil || r.Recorded != (n == 1) && !(n == 0 && child) {
+				t.Errorf("tool call %d of %s[%d], call %d: Recorded = %v, child step %v", k, node, idx, n+1, r.Recorded, r.Child)
 			}
 		}
 	}
@@ -151,6 +159,70 @@ func driveCalls(t *testing.T, s *StepRun, in Invocation, repeat bool) {
 			}
 		}
 	}
+}
+
+// driveCallChild dispatches the child of a subgraph tool's call of the
+// tools invocation in names, whose first call returned r (the child's
+// first step), as a scheduler does: each child invocation through a
+// chain that names the call by its path segment (Invocation.Tool,
+// ChildRef.Tool), twice with repeat, until the call returns no step.
+func driveCallChild(t *testing.T, s *StepRun, in Invocation, r *InvokeResult, repeat bool, again func() (*InvokeResult, error)) *InvokeResult {
+	t.Helper()
+	ctx := context.Background()
+	seg := r.Path[strings.LastIndexByte(r.Path, '/')+1:]
+	hop := func(ref ChildRef) Invocation {
+		out := in
+		if in.Child == nil {
+			out.Tool, out.Child = seg, &ref
+		} else {
+			out.Child = in.Child.WithTool(seg).Append(ref)
+		}
+		return out
+	}
+	for range 20 {
+		if r.Status != InvocationCancelled || r.Recorded {
+			t.Fatalf("%s returned a child step with status %s (recorded %v)", r.Path, r.Status, r.Recorded)
+		}
+		cp := r.Child
+		for i := len(cp.Nodes) - 1; i >= 0; i-- {
+			pn := cp.Nodes[i]
+			for k := pn.Invocations() - 1; k >= 0; k-- {
+				if pn.Done(k) {
+					continue
+				}
+				cidx := k
+				if pn.Items < 0 {
+					cidx = -1
+				}
+				if pn.Child {
+					t.Fatalf("%s: the driver does not dispatch a subgraph node inside a call's child", r.Path)
+				}
+				if pn.Calls {
+					driveCalls(t, s, hop(ChildRef{Step: cp.Step, Node: pn.Name, Index: cidx}), repeat)
+				}
+				for n := range 1 + boolN(repeat) {
+					cr, err := s.Invoke(ctx, hop(ChildRef{Step: cp.Step, Node: pn.Name, Index: cidx}))
+					if err != nil {
+						t.Fatalf("child %s[%d] of %s: %v", pn.Name, cidx, r.Path, err)
+					}
+					if cr.Recorded != (n == 1) {
+						t.Errorf("child %s[%d] of %s, call %d: Recorded = %v", pn.Name, cidx, r.Path, n+1, cr.Recorded)
+					}
+				}
+			}
+		}
+		// The call asked again: its child's next step, or its end.
+		path := r.Path
+		var err error
+		if r, err = again(); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if r.Child == nil {
+			return r
+		}
+	}
+	t.Fatalf("%s: no end of its child after 20 steps", r.Path)
+	return nil
 }
 
 // driveChild dispatches the child of the subgraph invocation node[idx]
@@ -385,6 +457,78 @@ edges:
   - {from: again, to: each}
   - {from: fin, to: END}
 `, status: store.StatusCompleted},
+		{name: "subgraph tools", src: `
+lgx: 1
+name: steps_subtools
+state:
+  calls:
+    type: list
+    default:
+      - {id: a, name: sub, arguments: {x: 1}}
+      - {id: b, name: sub, arguments: {x: 2}}
+      - {id: c, name: agent, arguments: {}}
+      - {id: d, name: sub, arguments: {x: 3}}
+  messages: {type: messages, default: []}
+tools:
+  sub:
+    description: a child per call
+    parameters: {type: object, properties: {x: {type: integer}}, required: [x]}
+    node: {type: subgraph, with: {workflow: lib/child.yaml, input: {x: "${{ args.x }}"}}}
+    output: ${{ result.y }}
+  agent:
+    description: a child with tool calls of its own
+    parameters: {type: object}
+    node: {type: subgraph, with: {workflow: lib/agent.yaml}}
+    output: ${{ result.messages[1].content }}
+nodes:
+  act:
+    type: tools
+    with: {calls: "${{ state.calls }}", concurrency: 2}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: act}
+  - {from: act, to: END}
+`, children: map[string]string{"lib/child.yaml": `
+lgx: 1
+name: child
+state:
+  x: {type: integer, required: true}
+  parts: {type: list, reducer: append, default: []}
+  y: {type: integer}
+nodes:
+  a:
+    type: probe
+    for_each: ${{ [1, 2] }}
+    with: {value: "${{ state.x * 10 + item }}", rand_ms: 3}
+    output: {parts: "${{ result }}"}
+  sum:
+    type: set
+    output: {y: "${{ sum(state.parts) }}"}
+edges:
+  - {from: START, to: a}
+  - {from: a, to: sum}
+  - {from: sum, to: END}
+`, "lib/agent.yaml": `
+lgx: 1
+name: agent
+state:
+  calls: {type: list, default: [{id: q, name: double, arguments: {x: 4}}, {id: r, name: double, arguments: {x: 5}}]}
+  messages: {type: messages, default: []}
+tools:
+  double:
+    description: twice a number
+    parameters: {type: object, properties: {x: {type: integer}}, required: [x]}
+    node: {type: probe, with: {value: "${{ args.x * 2 }}", rand_ms: 3}}
+    output: ${{ result }}
+nodes:
+  act:
+    type: tools
+    with: {calls: "${{ state.calls }}"}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: act}
+  - {from: act, to: END}
+`}, status: store.StatusCompleted},
 		{name: "failure stops the run", src: `
 lgx: 1
 name: steps_fail
@@ -528,20 +672,19 @@ edges:
 
 func TestDistributableRefuses(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"tool that runs a subgraph", `
+		{"tool that makes tool calls", `
 lgx: 1
 name: r
 state: {calls: {type: list, default: []}, messages: {type: list, default: []}}
 tools:
-  sub:
+  inner:
     description: d
     parameters: {type: object}
-    node: {type: subgraph, with: {workflow: child.yaml}}
-    output: ${{ result }}
+    node: {type: tools, with: {calls: "${{ args.calls }}"}}
 nodes:
   act: {type: tools, with: {calls: "${{ state.calls }}"}, output: {messages: "${{ result.messages }}"}}
 edges: [{from: START, to: act}]
-`, "tool sub: type subgraph (subgraphs)"},
+`, "tool inner: type tools (tool calls)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,6 +698,28 @@ edges: [{from: START, to: act}]
 				t.Errorf("SubmitRun = %v, want it refused", err)
 			}
 		})
+	}
+}
+
+// A tool whose node is a subgraph is not refused: its calls' children
+// are dispatched a step at a time (steptoolchild.go).
+func TestDistributableSubgraphTool(t *testing.T) {
+	g := compileUnvalidated(t, `
+lgx: 1
+name: r
+state: {calls: {type: list, default: []}, messages: {type: list, default: []}}
+tools:
+  sub:
+    description: d
+    parameters: {type: object}
+    node: {type: subgraph, with: {workflow: child.yaml}}
+    output: ${{ result }}
+nodes:
+  act: {type: tools, with: {calls: "${{ state.calls }}"}, output: {messages: "${{ result.messages }}"}}
+edges: [{from: START, to: act}]
+`)
+	if err := Distributable(g); err != nil {
+		t.Fatalf("Distributable = %v, want nil", err)
 	}
 }
 

@@ -39,6 +39,10 @@ type PlannedTool struct {
 	Cap   int      `json:",omitempty"`
 	Pools []string `json:",omitempty"`
 	Slot  bool
+	// Child: the tool's node is a subgraph; a call's child is
+	// dispatched a step at a time, as a subgraph invocation's is
+	// (steptoolchild.go), and the call itself holds no slot.
+	Child bool `json:",omitempty"`
 }
 
 // mcpToolPrefix names an MCP server's entry among the planned tools; a
@@ -71,7 +75,8 @@ type Call struct {
 func (r *run) plannedTools(pools map[string]PoolCap) []PlannedTool {
 	var out []PlannedTool
 	add := func(name string, n *node) {
-		pt := PlannedTool{Name: name, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none}
+		pt := PlannedTool{Name: name, Cap: n.spec.Concurrency, Pools: slices.Clone(n.poolNames), Slot: !n.caps.none,
+			Child: nodes.CapabilitiesOf(n.typ).ChildField != ""}
 		r.planPools(n, pools)
 		out = append(out, pt)
 	}
@@ -136,11 +141,17 @@ func (r *run) toolsCallOf(ctx context.Context, n *node, index int, item any) (*c
 func (s *StepRun) ToolCalls(ctx context.Context, in Invocation) (*ToolCallsPlan, error) {
 	if in.Child != nil {
 		var p *ToolCallsPlan
-		_, err := s.onChildTools(ctx, in, func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error) {
+		op := func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error) {
 			var err error
 			p, err = s.planCalls(ctx, c, calls, limit, in.Resumed)
 			return nil, err
-		})
+		}
+		var err error
+		if in.Tool != "" {
+			_, err = s.viaCall(ctx, in, op)
+		} else {
+			_, err = s.onChildTools(ctx, in, op)
+		}
 		if err == nil && p == nil {
 			// Not replayed up to it: it is recorded (a retried call).
 			p = &ToolCallsPlan{Recorded: true}
@@ -185,9 +196,16 @@ func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedT
 // before (in.Lookup) is not run again, unless it failed and in.Resumed.
 func (s *StepRun) InvokeToolCall(ctx context.Context, in Invocation, k int) (*InvokeResult, error) {
 	if in.Child != nil {
-		return s.onChildTools(ctx, in, func(c *call, calls []nodes.PlannedToolCall, _ int) (*InvokeResult, error) {
+		op := func(c *call, calls []nodes.PlannedToolCall, _ int) (*InvokeResult, error) {
 			return s.runCall(ctx, c, calls, k, in)
-		})
+		}
+		if in.Tool != "" {
+			return s.viaCall(ctx, in, op)
+		}
+		return s.onChildTools(ctx, in, op)
+	}
+	if in.Tool != "" {
+		return nil, fmt.Errorf("run %s: %s names a tool call without the child invocation to run", s.r.id, in.Tool)
 	}
 	c, calls, _, err := s.toolsCall(ctx, in)
 	if err != nil {
@@ -212,6 +230,11 @@ func (s *StepRun) runCall(ctx context.Context, c *call, calls []nodes.PlannedToo
 		if inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed) {
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
+	}
+	if r.childTool(tcall.Name) {
+		// A subgraph tool's call: its child is dispatched a step at a
+		// time (steptoolchild.go); this forms its next step or ends it.
+		return s.inCall(ctx, c, calls, k, nil, nil, in)
 	}
 	s.openRecorder()
 	started := time.Now()
