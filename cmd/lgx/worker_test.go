@@ -29,6 +29,9 @@ func TestTemporalRefusals(t *testing.T) {
 		"parent.yaml": "lgx: 1\nname: parent\npools: {p: {concurrency: 4}}\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
 		"child.yaml":  "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
 		"leaf.yaml":   "lgx: 1\nname: leaf\npools: {p: {concurrency: 2, per_key: {concurrency: 1}}}\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, pool: {name: p, key: a}, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
+		"toolstool.yaml": "lgx: 1\nname: r\nstate: {calls: {type: list, default: []}, messages: {type: list, default: []}}\n" +
+			"tools:\n  inner: {description: d, parameters: {type: object}, node: {type: tools, with: {calls: \"${{ args.calls }}\"}}}\n" +
+			"nodes:\n  act: {type: tools, with: {calls: \"${{ state.calls }}\"}, output: {messages: \"${{ result.messages }}\"}}\nedges: [{from: START, to: act}]\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -53,6 +56,10 @@ func TestTemporalRefusals(t *testing.T) {
 		// depth.
 		{name: "keyed pool in a grandchild", opts: runOptions{file: parentWF, engine: "temporal", out: text},
 			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": node one: a key on pool p, which another workflow of the run declares too"},
+		// A tool whose node is a subgraph runs (subgraph_tools.txtar);
+		// one whose node makes tool calls of its own does not.
+		{name: "tool that makes tool calls", opts: runOptions{file: filepath.Join(dir, "toolstool.yaml"), engine: "temporal", out: text},
+			stderr: "workflow r cannot run on Temporal yet; it uses:\n  tool inner: type tools (tool calls)"},
 		{name: "worker: memory store", worker: &workerOptions{store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: a worker needs the store its clients use"},
 		{name: "worker: negative max", worker: &workerOptions{maxActivities: -1},

@@ -133,7 +133,7 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.Invoke
 	// On a first attempt of a step's first dispatch no earlier call can
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
-	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child, Answers: in.Answers, Raise: in.Raise}
+	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child, Tool: in.Tool, Answers: in.Answers, Raise: in.Raise}
 	gate := a.gate(ctx)
 	if len(in.Items) > 0 {
 		return s.InvokeItems(ctx, inv, in.Items, gate)
@@ -173,7 +173,7 @@ func (a *Activities) ToolCalls(ctx context.Context, in InvokeInput) (*runner.Too
 		return nil, err
 	}
 	defer release()
-	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed, Child: in.Child, Answers: in.Answers, Raise: in.Raise})
+	return s.ToolCalls(ctx, runner.Invocation{Node: in.Node, Index: in.Index, Lookup: true, Resumed: in.Resumed, Child: in.Child, Tool: in.Tool, Answers: in.Answers, Raise: in.Raise})
 }
 
 // workerCannot is why this worker cannot run a recorded workflow.

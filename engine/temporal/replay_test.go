@@ -70,6 +70,7 @@ var recordedHistories = []recordedHistory{
 	{"keyed_pool_in_child", "two subgraph children, each fetching from 2 hosts under a keyed pool only the child declares (per_key 1): each child plan numbers its keys, the workflow holds them per child step", recordKeyedInChild, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 	{"budget_raised", "a for_each of 4 llm calls (one at a time) whose last 2 pause on a run budget (on_exhausted: interrupt), answered through lgx.answer with a raise (version 1 of budget-raise): every invocation of the redo carries it, the paused calls run again, a second answer refused, then a reduce", recordBudgetRaise, store.StatusCompleted},
+	{"subgraph_tools", "an agent whose tools run child workflows (version 1 of subgraph-tools): 5 then 1 calls, each call's child dispatched a step at a time by the workflow under the run's pool of 3 (InvokeInput.Tool, ChildRef chains), one child failing into its call's message, one child an agent with tool calls of its own", recordSubgraphTools, store.StatusCompleted},
 	{"budget_raised_continued", "the last execution of a raise's redo that continued as new (history limit 30; 10 calls, 8 paused on the budget): RunInput.Raise carried on, its plan marks the paused calls not done and each invocation carries the raise", recordBudgetRaiseContinued, store.StatusCompleted},
 }
 
@@ -518,6 +519,11 @@ func recordToolsInSubgraph(ctx context.Context, t *testing.T, h *recorder, runID
 		"    output: {log: \"${{ result.messages }}\"}\nedges:\n  - {from: START, to: agent}\n"
 	g := loadFiles(t, map[string]string{"main.yaml": outer, "agent.yaml": toolsAgent})
 	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
+}
+
+func recordSubgraphTools(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	g := loadFiles(t, map[string]string{"main.yaml": subgraphToolsMain, "lib/child.yaml": subgraphChild, "agent.yaml": toolsAgent})
+	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL, "fail": 2}))
 }
 
 func recordToolCalls(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

@@ -65,6 +65,10 @@ const (
 	// invocations (runner.Invocation.Raise) instead of feeding the
 	// answer to the call as its result.
 	budgetRaiseChange = "budget-raise"
+	// subgraphToolsChange is the workflow.GetVersion id of dispatching
+	// the child of a subgraph tool's call a step at a time (childRun),
+	// as a subgraph invocation's, instead of refusing such tools.
+	subgraphToolsChange = "subgraph-tools"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -161,6 +165,10 @@ type InvokeInput struct {
 	// Child names an invocation of the child of the subgraph invocation
 	// Node[Index], to run instead of it (runner.Invocation.Child).
 	Child *runner.ChildRef `json:",omitempty"`
+	// Tool is the path segment of a subgraph tool's call of the tools
+	// invocation Node[Index] whose child Child is in
+	// (runner.Invocation.Tool).
+	Tool string `json:",omitempty"`
 	// Answers are the nonces of accepted answers to interrupts inside
 	// the subgraph invocation's child, by path (runner.Invocation.Answers).
 	Answers map[string]string `json:",omitempty"`
@@ -895,7 +903,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			case pn.Calls:
 				// Its calls first, each an activity under its tool's caps;
 				// then the invocation, which reads their records.
-				tc := &toolCalls{c: c, rates: rates, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
+				tc := &toolCalls{c: c, o: o, rates: rates, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
 				f = tc.run(sctx, lctx, ii)
 			case pureLocal && pn.Pure:
 				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ii)
@@ -948,6 +956,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 // activity that failed past its retries fails the step as any does.
 type toolCalls struct {
 	c           *caps
+	o           dispatchOptions // for the children of subgraph tools' calls
 	rates       map[poolRef]*rate.Limiter
 	outstanding *int
 	failed      *bool
@@ -966,7 +975,7 @@ func (t *toolCalls) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 			return
 		}
 		if !p.Recorded {
-			if err := t.calls(gctx, in, &p); err != nil {
+			if err := t.calls(gctx, lctx, in, &p); err != nil {
 				set.Set(nil, err)
 				return
 			}
@@ -983,7 +992,7 @@ func (t *toolCalls) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 }
 
 // calls dispatches p's calls in order and waits until they ended.
-func (t *toolCalls) calls(ctx workflow.Context, in InvokeInput, p *runner.ToolCallsPlan) error {
+func (t *toolCalls) calls(ctx, lctx workflow.Context, in InvokeInput, p *runner.ToolCallsPlan) error {
 	c := t.c
 	inFlight := 0
 	for k, call := range p.Calls {
@@ -1016,7 +1025,15 @@ func (t *toolCalls) calls(ctx workflow.Context, in InvokeInput, p *runner.ToolCa
 		inFlight++
 		ci := in
 		ci.Call = k + 1
-		f := workflow.ExecuteActivity(ctx, InvokeActivity, ci)
+		var f workflow.Future
+		if tool.Child && workflow.GetVersion(ctx, subgraphToolsChange, workflow.DefaultVersion, 1) >= 1 {
+			// A subgraph tool's call: its child's steps, each dispatched
+			// here under the run's caps, as a subgraph invocation's are.
+			ch := &childRun{c: c, o: t.o, outstanding: t.outstanding, failed: t.failed, engineErr: t.engineErr, cancel: t.cancel}
+			f = ch.run(ctx, lctx, ci)
+		} else {
+			f = workflow.ExecuteActivity(ctx, InvokeActivity, ci)
+		}
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			var r runner.InvokeResult
 			err := f.Get(gctx, &r)
@@ -1079,7 +1096,14 @@ func (ch *childRun) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 				set.Set(nil, sdktemporal.NewCanceledError())
 				return
 			}
-			dispatched, err := ch.step(gctx, in, r.Child)
+			base := in
+			if in.Call > 0 {
+				// A subgraph tool's call: its child's invocations are
+				// named through the call's path segment, which its result
+				// gives.
+				base = intoCall(in, r.Path)
+			}
+			dispatched, err := ch.step(gctx, base, r.Child)
 			if err != nil {
 				set.Set(nil, err)
 				return
@@ -1094,6 +1118,21 @@ func (ch *childRun) run(ctx, lctx workflow.Context, in InvokeInput) workflow.Fut
 		}
 	})
 	return f
+}
+
+// intoCall is in, which names tool call in.Call-1 of a tools
+// invocation, made to name that call (at path) as the parent of a child
+// (runner.Invocation.Tool, runner.ChildRef.Tool): invocations of the
+// call's child are appended to its Child.
+func intoCall(in InvokeInput, path string) InvokeInput {
+	seg := path[strings.LastIndexByte(path, '/')+1:]
+	if in.Child == nil {
+		in.Tool = seg
+	} else {
+		in.Child = in.Child.WithTool(seg)
+	}
+	in.Call = 0
+	return in
 }
 
 // step dispatches one child step's unrecorded invocations and waits
@@ -1147,7 +1186,7 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 			case pn.Calls:
 				// A tools node of the child: its calls under their tools'
 				// caps (the child's declared tools), then the invocation.
-				tc := &toolCalls{c: c, rates: rates, outstanding: ch.outstanding, failed: ch.failed, engineErr: ch.engineErr, cancel: ch.cancel}
+				tc := &toolCalls{c: c, o: ch.o, rates: rates, outstanding: ch.outstanding, failed: ch.failed, engineErr: ch.engineErr, cancel: ch.cancel}
 				f = tc.run(sctx, lctx, ci)
 			case ch.o.pureLocal && pn.Pure:
 				f = workflow.ExecuteLocalActivity(lctx, InvokeActivity, ci)
