@@ -35,7 +35,21 @@ type Tail struct {
 	open     map[string]bool // invocations started and not ended, by path
 	// attempted is the last attempt started of each open invocation.
 	attempted map[string]int
+
+	// A worker writes its events up to logFlushEvery after they happen,
+	// so a step's checkpoint can be logged before the end of one of its
+	// invocations. The step_end of a step whose invocations have not all
+	// logged their end is held, with what follows it, while that step's
+	// late events pass, until they are all in or holdMax has passed.
+	expect   map[int]int             // invocations of each started step
+	ends     map[int]map[string]bool // the paths of each step's ended invocations
+	held     []Event                 // held[0] is the held step_end
+	heldAt   time.Time
+	holdStep int
 }
+
+// holdMax bounds how long Tail holds a step's end for its late events.
+const holdMax = 3 * logFlushEvery
 
 // ErrNoEventLog is returned by NewTail for a store that keeps no event
 // log.
@@ -47,7 +61,8 @@ func NewTail(st store.Store, runID, workflow string, sink Sink) (*Tail, error) {
 	if !ok {
 		return nil, ErrNoEventLog
 	}
-	return &Tail{log: log, runID: runID, workflow: workflow, sink: sink, cp: -1, open: map[string]bool{}, attempted: map[string]int{}}, nil
+	return &Tail{log: log, runID: runID, workflow: workflow, sink: sink, cp: -1, open: map[string]bool{}, attempted: map[string]int{},
+		expect: map[int]int{}, ends: map[int]map[string]bool{}}, nil
 }
 
 // LogMark is a place in a run's event log: the last batch logged, and
@@ -118,24 +133,54 @@ func (t *Tail) Poll(ctx context.Context) error {
 			t.seq = b.Seq
 		}
 		if len(bs) < store.EventBatchLimit {
-			return nil
+			break
 		}
+	}
+	if len(t.held) > 0 && time.Since(t.heldAt) > holdMax {
+		t.release()
+	}
+	return nil
+}
+
+// Settle polls until no step end is held, for at most holdMax: what the
+// workers logged last is in before the run's end is reported.
+func (t *Tail) Settle(ctx context.Context) {
+	for deadline := time.Now().Add(holdMax); len(t.held) > 0 && time.Now().Before(deadline); {
+		time.Sleep(logFlushEvery / 5)
+		_ = t.Poll(ctx) // a busy store: End sends what is held
 	}
 }
 
 // relay sends e unless the engine's repeated calls logged it before.
 func (t *Tail) relay(e Event) {
+	if len(t.held) > 0 && (e.Step != t.holdStep || e.Event == EventStepEnd || e.Event == EventCheckpoint) {
+		t.held = append(t.held, e)
+		return
+	}
 	switch e.Event {
 	case EventStepStart:
 		if e.Step <= t.step {
 			return
 		}
 		t.step = e.Step
+		n := 0
+		for _, node := range e.Nodes {
+			if items, ok := e.Items[node]; ok {
+				n += items
+			} else {
+				n++
+			}
+		}
+		t.expect[e.Step] = n
 	case EventStepEnd:
 		if e.Step <= t.ended {
 			return
 		}
 		t.ended = e.Step
+		if !t.complete(e.Step) {
+			t.held, t.heldAt, t.holdStep = []Event{e}, time.Now(), e.Step
+			return
+		}
 	case EventCheckpoint:
 		if e.Step <= t.cp {
 			return
@@ -154,13 +199,40 @@ func (t *Tail) relay(e Event) {
 	case EventNodeEnd, EventNodeError, EventInterrupt:
 		delete(t.open, e.Path)
 		delete(t.attempted, e.Path)
+		if t.ends[e.Step] == nil {
+			t.ends[e.Step] = map[string]bool{}
+		}
+		t.ends[e.Step][e.Path] = true
 	}
 	t.emit(e)
+	if len(t.held) > 0 && t.complete(t.holdStep) {
+		t.release()
+	}
+}
+
+// complete reports whether every invocation of step has logged its end
+// (a step this Tail saw no start of is taken as complete).
+func (t *Tail) complete(step int) bool {
+	n, ok := t.expect[step]
+	return !ok || len(t.ends[step]) >= n
+}
+
+// release sends the held step end and relays what was held after it.
+func (t *Tail) release() {
+	held := t.held
+	t.held = nil
+	t.emit(held[0])
+	for _, e := range held[1:] {
+		t.relay(e)
+	}
 }
 
 // End sends run_end with the run's status, its error (redacted, as
 // recorded) and its output.
 func (t *Tail) End(status store.Status, errMsg string, output map[string]any, at time.Time) {
+	for len(t.held) > 0 {
+		t.release()
+	}
 	t.emit(Event{Event: EventRunEnd, Step: t.step, Status: string(status), Error: errMsg, State: output, TS: at})
 }
 

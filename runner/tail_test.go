@@ -95,7 +95,7 @@ func TestTail(t *testing.T) {
 			t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	zero, two := 0, 2
+	zero, one, two := 0, 1, 2
 	log(Event{Event: EventRunStart, Workflow: "w"}, // the client's own: not logged
 		Event{Event: EventStepStart, Step: 1, Nodes: []string{"a", "w"}, Items: map[string]int{"a": 3}},
 		Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
@@ -117,10 +117,11 @@ func TestTail(t *testing.T) {
 	log(Event{Event: EventStepStart, Step: 1, Nodes: []string{"a", "w"}},
 		Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
 		Event{Event: EventNodeEnd, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
+		Event{Event: EventNodeEnd, Step: 1, Node: "a", Index: &one, Path: "1/a[1]"},
 		Event{Event: EventNodeError, Step: 1, Node: "a", Index: &two, Path: "1/a[2]", Error: "boom"},
 		Event{Event: EventStepEnd, Step: 1}, Event{Event: EventCheckpoint, Step: 1, Nodes: []string{"ask"}},
 		Event{Event: EventStepEnd, Step: 1}, Event{Event: EventCheckpoint, Step: 1, Nodes: []string{"ask"}})
-	poll("node_end 1/a[0]", "node_error 1/a[2]", "step_end 1", "checkpoint 1 ask")
+	poll("node_end 1/a[0]", "node_end 1/a[1]", "node_error 1/a[2]", "step_end 1", "checkpoint 1 ask")
 	log(Event{Event: EventStepStart, Step: 2, Nodes: []string{"ask"}},
 		Event{Event: EventNodeStart, Step: 2, Node: "ask", Path: "2/ask"},
 		Event{Event: EventInterrupt, Step: 2, Node: "ask", Path: "2/ask", Message: "ok?"})
@@ -231,6 +232,79 @@ func TestLogSinkBatches(t *testing.T) {
 		}
 		if n, evs := batches(); n != 2 || strings.Join(evs, "") != "abcd" {
 			t.Fatalf("after Close: %d batches %q", n, evs)
+		}
+	})
+}
+
+// A worker writes its events up to logFlushEvery late, so a step's end
+// can be logged before one of its invocations' end: Tail holds the step's
+// end and what follows it, lets the step's late events through, and
+// sends the step's end once every invocation of the step has ended, or
+// after holdMax, or at End.
+func TestTailHoldsStepEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := store.NewMemory()
+		if err := st.CreateRun(ctx, &store.Run{ID: "R", Workflow: "w", Status: store.StatusRunning, StartedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		log := func(evs ...Event) {
+			t.Helper()
+			var raw [][]byte
+			for _, e := range evs {
+				b, err := json.Marshal(loggedEvent{Event: e})
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = append(raw, b)
+			}
+			if err := st.AppendEvents(ctx, "R", raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		tail, err := NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll := func(want ...string) {
+			t.Helper()
+			got = nil
+			if err := tail.Poll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+		zero, one := 0, 1
+		// Worker A logged item 0; the commit logged the step's end and
+		// the next step's start before worker B's batch with item 1.
+		log(Event{Event: EventStepStart, Step: 1, Nodes: []string{"a"}, Items: map[string]int{"a": 2}},
+			Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"},
+			Event{Event: EventNodeEnd, Step: 1, Node: "a", Index: &zero, Path: "1/a[0]"})
+		log(Event{Event: EventStepEnd, Step: 1}, Event{Event: EventCheckpoint, Step: 1, Nodes: []string{"b"}},
+			Event{Event: EventStepStart, Step: 2, Nodes: []string{"b"}})
+		poll("run_start", `step_start 1 a items {"a":2}`, "node_start 1/a[0]", "node_end 1/a[0]")
+		log(Event{Event: EventNodeStart, Step: 1, Node: "a", Index: &one, Path: "1/a[1]"},
+			Event{Event: EventNodeEnd, Step: 1, Node: "a", Index: &one, Path: "1/a[1]"},
+			Event{Event: EventNodeStart, Step: 2, Node: "b", Path: "2/b"})
+		poll("node_start 1/a[1]", "node_end 1/a[1]", "step_end 1", "checkpoint 1 b", "step_start 2 b", "node_start 2/b")
+
+		// Step 2's end comes, its invocation's never does: held for
+		// holdMax, then sent.
+		log(Event{Event: EventStepEnd, Step: 2}, Event{Event: EventCheckpoint, Step: 2})
+		poll()
+		time.Sleep(holdMax + time.Millisecond)
+		poll("step_end 2", "checkpoint 2")
+
+		// A held end goes at End, before run_end.
+		log(Event{Event: EventStepStart, Step: 3, Nodes: []string{"c"}}, Event{Event: EventStepEnd, Step: 3})
+		poll("step_start 3 c")
+		got = nil
+		tail.End(store.StatusCompleted, "", nil, time.Now())
+		if strings.Join(got, ",") != "step_end 3,run_end 3" {
+			t.Errorf("end: %v", got)
 		}
 	})
 }

@@ -57,6 +57,7 @@ type SQLite struct {
 	enc *CheckpointEncoder
 
 	createRun, finishRun, setStatus, insertBatch, insertCPs *sql.Stmt
+	appendEvents, events                                    *sql.Stmt
 	getRun, listRuns, runExists, invocations, checkpoints   *sql.Stmt
 	batches, cpBatches, cpRanges, lastLegacyCP, loneInvs    *sql.Stmt
 	insertSource, sources                                   *sql.Stmt
@@ -258,6 +259,8 @@ func (s *SQLite) init() error {
 		{&s.finishRun, `UPDATE runs SET status = ?, error = ?, ended_at = ?, ` + noLease + ` WHERE id = ?`},
 		{&s.setStatus, `UPDATE runs SET status = ?, error = '', ended_at = NULL WHERE id = ?`},
 		{&s.insertBatch, `INSERT INTO invocation_batches (run_id, invs) VALUES (?, ?)`},
+		{&s.appendEvents, appendEventsSQL},
+		{&s.events, `SELECT seq, events FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`},
 		{&s.batches, `SELECT invs FROM invocation_batches WHERE run_id = ? ORDER BY id`},
 		{&s.insertCPs, `INSERT INTO checkpoint_batches (run_id, first, last, cps, invs) VALUES (?, ?, ?, ?, ?)`},
 		{&s.cpBatches, `SELECT cps FROM checkpoint_batches WHERE run_id = ? ORDER BY id`},

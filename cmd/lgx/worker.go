@@ -310,6 +310,7 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 		stopTail()
 		<-tailed
 		poll(context.WithoutCancel(ctx))
+		tail.Settle(context.WithoutCancel(ctx)) // the workers' last events
 		tail.End(status, errMsg, output, time.Now())
 		closeView()
 	}

@@ -119,15 +119,21 @@ func (a *Activities) Commit(ctx context.Context, in CommitInput) (*runner.StepRe
 // While the invocation runs, the activity heartbeats, so that a worker
 // that dies is noticed in seconds and its invocation sent elsewhere, and
 // a cancelled step stops it.
-func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (res *runner.InvokeResult, err error) {
 	s, release, err := a.step(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	// Before the result: the client's view shows the invocation's events
-	// before its step's checkpoint.
-	defer func() { _ = s.FlushEvents(ctx) }() // the view's loss, not the run's
+	// An invocation that did not end well ends the step (or pauses it):
+	// its events are written before the result, so the client shows them
+	// before the run's end. Others' go with their StepRun's next flush
+	// (runner.Tail waits for them).
+	defer func() {
+		if res == nil || res.Status != store.InvocationOK && res.Status != store.InvocationContinued {
+			_ = s.FlushEvents(ctx) // the view's loss, not the run's
+		}
+	}()
 	stop := heartbeat(ctx)
 	defer stop()
 	// On a first attempt of a step's first dispatch no earlier call can
