@@ -32,7 +32,7 @@ type Tail struct {
 	step     int             // the last step whose step_start was sent
 	ended    int             // the last step whose step_end was sent
 	cp       int             // the last step whose checkpoint was sent (-1: none; 0 is the run's start)
-	open     map[string]bool // invocations started and not ended, by path
+	open     map[string]bool // invocations and tool calls started and not ended, by path
 	// attempted is the last attempt started of each open invocation.
 	attempted map[string]int
 
@@ -191,6 +191,13 @@ func (t *Tail) relay(e Event) {
 			return
 		}
 		t.open[e.Path] = true
+	case EventToolStart:
+		if t.open[e.Path] { // a call planned again
+			return
+		}
+		t.open[e.Path] = true
+	case EventToolEnd:
+		delete(t.open, e.Path)
 	case EventAttemptStart:
 		if e.Attempt <= t.attempted[e.Path] {
 			return

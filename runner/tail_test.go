@@ -102,6 +102,9 @@ func TestTail(t *testing.T) {
 		Event{Event: EventNodeStart, Step: 1, Node: "w", Path: "1/w"},
 		Event{Event: EventRetry, Step: 1, Node: "w", Path: "1/w", Attempt: 1, Kind: "status", DelayMS: 250},
 		Event{Event: EventToken, Step: 1, Node: "w", Path: "1/w", Token: "line\none"},
+		Event{Event: EventToolStart, Step: 1, Node: "w", Path: "1/w/tool:c1", Tool: "t"},
+		Event{Event: EventToolStart, Step: 1, Node: "w", Path: "1/w/tool:c1", Tool: "t"}, // planned again
+		Event{Event: EventToolEnd, Step: 1, Node: "w", Path: "1/w/tool:c1", Tool: "t"},
 		Event{Event: EventNodeEnd, Step: 1, Node: "w", Path: "1/w", Writes: map[string]any{"k": []any{1, "two"}},
 			GenAI: []nodes.GenAIInfo{{InputTokens: 3, OutputTokens: 4}}})
 	poll("run_start",
@@ -110,6 +113,8 @@ func TestTail(t *testing.T) {
 		"node_start 1/w",
 		"retry 1/w attempt 1 kind status delay 250",
 		`token 1/w "line\none"`,
+		"tool_start 1/w/tool:c1",
+		"tool_end 1/w/tool:c1",
 		`node_end 1/w writes {"k":[1,"two"]} tokens 3/4`)
 	poll()
 	// The worker running a[0] died; its retry starts it again. The step
