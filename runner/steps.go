@@ -53,16 +53,14 @@ func Distributable(g *Graph) error {
 	for _, name := range slices.Sorted(maps.Keys(g.tools)) {
 		n := g.tools[name].node
 		c := nodes.CapabilitiesOf(n.typ)
-		switch {
-		case n.keyPool != "":
-			// The scheduler holds a tool call's caps without its key.
-			why = append(why, fmt.Sprintf("tool %s: a key on pool %s", name, n.keyPool))
-		case c.CallsField != "":
+		if c.CallsField != "" {
 			why = append(why, fmt.Sprintf("tool %s: type %s (tool calls)", name, n.spec.Type))
 		}
 		// A tool whose node is a subgraph runs: its calls' children are
 		// dispatched a step at a time (steptoolchild.go), and its
-		// workflow is checked by distributableChildren.
+		// workflow is checked by distributableChildren. A tool's node
+		// takes no keyed pool (spec: "keyed pools are for workflow
+		// nodes").
 	}
 	for _, n := range g.nodes {
 		c := nodes.CapabilitiesOf(n.typ)
