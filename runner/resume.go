@@ -73,6 +73,11 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 		return nil, fmt.Errorf("recorded workflow of run %s: %w", runID, err)
 	}
 	opts.Store, opts.RunID = st, runID
+	// A run submitted to an engine with a cassette goes on replaying it
+	// here: its requests were never meant for the network.
+	if opts.HTTPClient, err = replayClient(rec, g, opts.Environ, opts.HTTPClient); err != nil {
+		return nil, err
+	}
 	r, err := newRun(g, opts)
 	if err != nil {
 		return nil, err

@@ -103,6 +103,12 @@ func (e *UnsupportedError) Error() string {
 // the first Plan begins the run, in the environment of the process that
 // executes it (its env and secrets are the workers', not the submitter's).
 func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inputs map[string]any, environ []string) error {
+	return SubmitReplay(ctx, g, st, runID, inputs, environ, nil)
+}
+
+// SubmitReplay is SubmitRun for a run whose HTTP requests are answered
+// from cassette replay (nil: sent), recorded with the run for its workers.
+func SubmitReplay(ctx context.Context, g *Graph, st store.Store, runID string, inputs map[string]any, environ []string, replay *ReplayCassette) error {
 	if err := Distributable(g); err != nil {
 		return err
 	}
@@ -134,7 +140,7 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 		return err
 	}
 	err = st.CreateRun(ctx, &store.Run{ID: runID, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
-		Inputs: raw, Status: store.StatusRunning, StartedAt: time.Now(), Subgraphs: subs.sources})
+		Inputs: raw, Status: store.StatusRunning, StartedAt: time.Now(), Subgraphs: withCassette(subs.sources, replay)})
 	if err != nil {
 		return fmt.Errorf("store: create run: %w", err)
 	}
@@ -229,6 +235,9 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	}
 	opts := so.Options
 	opts.Store, opts.RunID, opts.Environ, opts.Concurrency = st, runID, so.Environ, so.Concurrency
+	if opts.HTTPClient, err = replayClient(rec, g, so.Environ, opts.HTTPClient); err != nil {
+		return nil, err
+	}
 	opts.Sink = nil
 	var events *logSink
 	if log, ok := st.(store.EventLog); ok {

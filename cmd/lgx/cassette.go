@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 
 	"github.com/lgx-run/lgx/internal/cassette"
+	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -33,6 +35,22 @@ func (f cassetteFlags) open(wf *spec.Workflow) (*cassette.Cassette, error) {
 		return c, nil
 	}
 	return nil, nil
+}
+
+// forEngine reads the --replay cassette of a run on the engine's workers
+// (nil without --replay): checked as a local replay opens it, with the
+// same errors, and its content returned to be recorded with the run (the
+// workers do not share this file system).
+func (f cassetteFlags) forEngine(wf *spec.Workflow) (*runner.ReplayCassette, error) {
+	c, err := f.open(wf)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(f.replay)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("cassette %s: %w", f.replay, err))
+	}
+	return &runner.ReplayCassette{Path: f.replay, Data: data}, nil
 }
 
 // wrapCassette routes client through c (nil: client as is).

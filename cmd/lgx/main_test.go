@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lgx-run/lgx/internal/llmtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/*.txtar")
@@ -45,5 +47,6 @@ func scriptEnv(env *testscript.Env) error {
 	env.Setenv("WORKFLOWS", workflows)
 	env.Values["docservers"] = map[string]*docServer{}
 	env.Values["payservers"] = map[string]*payServer{}
+	env.Values["llmservers"] = map[string]*llmtest.Server{}
 	return nil
 }

@@ -29,6 +29,7 @@ func scriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"expect-brief": cmdExpectBrief,
 		"exits":        cmdExits,
 		"llmserver":    cmdLLMServer,
+		"llmstats":     cmdLLMStats,
 		"echoserver":   cmdEchoServer, // secrets_script_test.go
 		"noleak":       cmdNoLeak,
 		"runid":        cmdRunID,
@@ -222,4 +223,21 @@ func cmdLLMServer(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Defer(srv.Close)
 	ts.Setenv(args[0], srv.OpenAIURL())
 	ts.Setenv(args[0]+"_ROOT", srv.AnthropicURL())
+	if m, ok := ts.Value("llmservers").(map[string]*llmtest.Server); ok {
+		m[args[0]] = srv
+	}
+}
+
+// cmdLLMStats: llmstats VAR. Prints how many requests the llmserver
+// started as VAR received.
+func cmdLLMStats(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: llmstats VAR")
+	}
+	m, _ := ts.Value("llmservers").(map[string]*llmtest.Server)
+	srv := m[args[0]]
+	if srv == nil {
+		ts.Fatalf("llmstats: no server %s", args[0])
+	}
+	fmt.Fprintf(ts.Stdout(), "requests=%d\n", len(srv.Requests()))
 }

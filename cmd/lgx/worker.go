@@ -188,8 +188,8 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	switch {
 	case opts.concurrency < 0:
 		return usageErrf("--concurrency must be positive")
-	case opts.cassette.record != "" || opts.cassette.replay != "":
-		return usageErrf("--record and --replay are not supported with --engine temporal: the requests are sent by the workers")
+	case opts.cassette.record != "" && opts.cassette.replay == "":
+		return usageErrf("--record is not supported with --engine temporal yet: the requests are sent by the workers (--replay is)")
 	case opts.store.url() == "memory":
 		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
 	}
@@ -199,6 +199,10 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	}
 	if err := runner.DistributableTree(g); err != nil {
 		return usageErr(err)
+	}
+	replay, err := opts.cassette.forEngine(wf)
+	if err != nil {
+		return err
 	}
 	st, err := opts.store.open()
 	if err != nil {
@@ -211,7 +215,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	}
 	defer c.Close()
 	runID := ulid.Make().String()
-	if err := runner.SubmitRun(ctx, g, st, runID, in, os.Environ()); err != nil {
+	if err := runner.SubmitReplay(ctx, g, st, runID, in, os.Environ(), replay); err != nil {
 		return err
 	}
 	var states *runner.StepStates

@@ -47,8 +47,9 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: `--engine must be local or temporal, not "cloud"`},
 		{name: "detach without temporal", opts: runOptions{file: hello, engine: "local", detach: true, out: text},
 			stderr: "--detach needs --engine temporal"},
-		{name: "cassette", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{replay: "x.yaml"}},
-			stderr: "--record and --replay are not supported with --engine temporal"},
+		// --replay runs on Temporal (testdata/temporal/cassette_replay.txtar).
+		{name: "record", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{record: "x.yaml"}},
+			stderr: "--record is not supported with --engine temporal yet"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
 		// Subgraphs nest (the child calls leaf.yaml); a key inside one

@@ -59,14 +59,46 @@ type Cassette struct {
 // Open opens the cassette at path (which must end in .yaml) for mode.
 // secrets are the values to replace by `***` in URLs, bodies and headers.
 func Open(path string, mode Mode, secrets []string) (*Cassette, error) {
+	if mode == Record {
+		if _, ok := strings.CutSuffix(path, ".yaml"); ok {
+			if err := writable(path); err != nil {
+				return nil, fmt.Errorf("cassette %s: %w", path, err)
+			}
+		}
+	}
+	return open(path, mode, secrets, cassette.NewDiskFS())
+}
+
+// ReplayData opens for replay a cassette whose content is data, read from the
+// file path elsewhere (a worker replays the file its run's client read):
+// it matches and fails as Open(path, Replay, secrets) would, naming path.
+func ReplayData(path string, data []byte, secrets []string) (*Cassette, error) {
+	return open(path, Replay, secrets, memFS{file: path, data: data})
+}
+
+// memFS is a cassette file held in memory, for the recorder to load.
+type memFS struct {
+	file string
+	data []byte
+}
+
+func (m memFS) ReadFile(name string) ([]byte, error) {
+	if name != m.file {
+		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+	}
+	return m.data, nil
+}
+
+func (m memFS) WriteFile(name string, _ []byte) error {
+	return fmt.Errorf("%s: a replayed cassette is not written", name)
+}
+
+func (m memFS) IsFileExists(name string) bool { return name == m.file }
+
+func open(path string, mode Mode, secrets []string, files cassette.FS) (*Cassette, error) {
 	name, ok := strings.CutSuffix(path, ".yaml")
 	if !ok {
 		return nil, fmt.Errorf("cassette %s: the file name must end in .yaml", path)
-	}
-	if mode == Record {
-		if err := writable(path); err != nil {
-			return nil, fmt.Errorf("cassette %s: %w", path, err)
-		}
 	}
 	c := &Cassette{path: path, mode: mode, red: redact.New(secrets...)}
 	vmode := recorder.ModeRecordOnly
@@ -78,6 +110,7 @@ func Open(path string, mode Mode, secrets []string) (*Cassette, error) {
 		recorder.WithSkipRequestLatency(true),
 		recorder.WithMatcher(c.matches),
 		recorder.WithHook(c.clean, recorder.AfterCaptureHook),
+		recorder.WithFS(files),
 	)
 	if err != nil {
 		if errors.Is(err, cassette.ErrCassetteNotFound) {
@@ -87,7 +120,7 @@ func Open(path string, mode Mode, secrets []string) (*Cassette, error) {
 	}
 	c.rec = rec
 	if mode == Replay {
-		loaded, err := cassette.Load(name)
+		loaded, err := cassette.LoadWithFS(name, files)
 		if err != nil {
 			return nil, fmt.Errorf("cassette %s: %w", path, err)
 		}

@@ -187,3 +187,50 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// A cassette's content replays from memory as its file does (a worker
+// replays what its run's client read): the same answers, the same miss
+// naming the file the client read, and nothing read from disk.
+func TestReplayDataAnswersAsTheFile(t *testing.T) {
+	srv, hits := server(t)
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	rec, err := cassette.Open(path, cassette.Record, []string{secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := do(t, rec.Wrap(&http.Client{}), "POST", srv.URL+"/echo", `{"prompt": "hi", "key": "`+secret+`"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	before := hits.Load()
+	// The worker's key differs from the recording's: matched redacted.
+	play, err := cassette.ReplayData("flows/c.yaml", data, []string{"other-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := play.Wrap(&http.Client{})
+	got, err := do(t, client, "POST", srv.URL+"/echo", `{"prompt": "hi", "key": "other-key"}`)
+	if err != nil || got != want {
+		t.Fatalf("replayed %q, %v; recorded %q", got, err, want)
+	}
+	_, err = do(t, client, "POST", srv.URL+"/echo", `{"prompt": "bye", "key": "other-key"}`)
+	if nodes.KindOf(err) != nodes.KindCassette || !strings.Contains(err.Error(), "no recording in cassette flows/c.yaml; nearest is recording 0") {
+		t.Errorf("miss: kind %q, %v", nodes.KindOf(err), err)
+	}
+	if hits.Load() != before {
+		t.Errorf("replay sent %d requests", hits.Load()-before)
+	}
+	if _, err := cassette.ReplayData("c.yaml", []byte("interactions: [unclosed"), nil); err == nil || !strings.Contains(err.Error(), "cassette c.yaml") {
+		t.Errorf("bad content: %v", err)
+	}
+}
