@@ -223,3 +223,31 @@ func (cm *childMode) sendEvents(r *run, ended bool) {
 		}
 	}
 }
+
+// waited is an Invocation's Waited and Since, carried in the context of
+// its top-level call (of run r; not its child's or its tool calls').
+type waited struct {
+	r     *run
+	what  []string
+	since time.Time
+}
+
+type waitedKey struct{}
+
+// waitedContext is ctx carrying what held in back (Invocation.Waited) for
+// r's invocation, if anything did.
+func (in Invocation) waitedContext(ctx context.Context, r *run) context.Context {
+	if len(in.Waited) == 0 || in.Since.IsZero() || r.sink == nil && r.rec == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, waitedKey{}, &waited{r: r, what: in.Waited, since: in.Since})
+}
+
+// waitedOf is what held back r's invocation running in ctx, or nil.
+func waitedOf(ctx context.Context, r *run) *waited {
+	w, _ := ctx.Value(waitedKey{}).(*waited)
+	if w == nil || w.r != r {
+		return nil
+	}
+	return w
+}

@@ -205,8 +205,14 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	}
 	c.setEnv(ctx, r, n, item, index)
 	var started time.Time
+	var held *waited
 	if r.rec != nil || r.sink != nil {
 		started = time.Now()
+		if held = waitedOf(ctx, r); held != nil && held.since.Before(started) {
+			// An engine held it back for its caps: it started when a
+			// local run would have, and waited from then.
+			started = held.since
+		}
 		if r.stepCalls != nil {
 			// Its tool calls ran before it, as invocations of their own.
 			started = r.stepCalls.firstStart(invocationPath(r.prefix, c.step, n.name, c.index), started)
@@ -226,6 +232,11 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	if r.sink != nil {
 		c.started = started
 		c.emit(Event{Event: EventNodeStart, Node: n.name, Index: idxp, Path: c.path, TS: started})
+		if held != nil {
+			for _, what := range held.what {
+				c.emit(Event{Event: EventWait, Node: n.name, Index: idxp, Path: c.path, Step: c.step, Waiting: what, TS: started})
+			}
+		}
 	}
 
 	var result any

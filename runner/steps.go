@@ -774,6 +774,12 @@ type Invocation struct {
 	// interrupts inside the child of the subgraph invocation Node[Index],
 	// by path: those run with their answers instead of pausing again.
 	Answers map[string]string
+	// Waited names the caps the engine held the invocation back for
+	// ("node", "pool P", "rate P", "global"), from Since: a local run
+	// would have started it then and reported each wait, and so does
+	// Invoke (its node_start at Since, a wait event for each).
+	Waited []string
+	Since  time.Time
 	// Raise is the answer the engine accepted to a budget interrupt of
 	// the step (StepResult.Budgets): the budget's new limits hold for
 	// this invocation, and one that paused on a budget runs again under
@@ -844,7 +850,7 @@ func (s *StepRun) Invoke(ctx context.Context, in Invocation) (*InvokeResult, err
 		r.stepCalls.load(recs)
 	}
 	s.openRecorder()
-	r.invoke(ctx, nil, nr.n, index, item, &res)
+	r.invoke(in.waitedContext(ctx, r), nil, nr.n, index, item, &res)
 	if err := r.journal.barrier(r.step); err != nil {
 		return nil, err
 	}

@@ -140,6 +140,9 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (res *runner.In
 	// have recorded the invocation: the lookup is skipped.
 	lookup := in.Lookup || !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt > 1
 	inv := runner.Invocation{Node: in.Node, Index: in.Index, Lookup: lookup, Answer: in.Answer, Resumed: in.Resumed, Child: in.Child, Tool: in.Tool, Answers: in.Answers, Raise: in.Raise}
+	if len(in.Waited) > 0 {
+		inv.Waited, inv.Since = in.Waited, time.Unix(0, in.Since)
+	}
 	gate := a.gate(ctx)
 	if len(in.Items) > 0 {
 		return s.InvokeItems(ctx, inv, in.Items, gate)

@@ -67,6 +67,7 @@ var recordedHistories = []recordedHistory{
 	{"nested_subgraphs", "subgraphs inside subgraphs: 2 children each call 2 grandchildren that fetch 3 pages under the run's pool of 3, every level's steps dispatched by the workflow (ChildRef chains)", recordNested(-1), store.StatusCompleted},
 	{"nested_subgraph_failure", "the same with one grandchild's fetch failing (version 1 of wait-cancelled): its siblings are cancelled and waited for, and the run fails", recordNested(11), store.StatusFailed},
 	{"cancel_waited", "a for_each whose second fetch fails while the third hangs (version 1 of wait-cancelled): the hanging one is cancelled and its end waited for before the step fails", recordCancelWaited, store.StatusFailed},
+	{"wait_events", "a for_each of 8 fetches under a node cap of 3 (version 1 of wait-events): the items held back for the cap carry Waited [node] and the step's start, for their workers' wait events", recordWaitEvents, store.StatusCompleted},
 	{"keyed_pool_in_child", "two subgraph children, each fetching from 2 hosts under a keyed pool only the child declares (per_key 1): each child plan numbers its keys, the workflow holds them per child step", recordKeyedInChild, store.StatusCompleted},
 	{"tool_calls", "two turns of a tools node: lgx.toolcalls plans 10 then 1 calls, each run as an activity under its tool's pools (2 and 3), an unknown tool and invalid arguments answered without one", recordToolCalls, store.StatusCompleted},
 	{"budget_raised", "a for_each of 4 llm calls (one at a time) whose last 2 pause on a run budget (on_exhausted: interrupt), answered through lgx.answer with a raise (version 1 of budget-raise): every invocation of the redo carries it, the paused calls run again, a second answer refused, then a reduce", recordBudgetRaise, store.StatusCompleted},
@@ -501,6 +502,14 @@ func recordNested(fail int) func(ctx context.Context, t *testing.T, h *recorder,
 		g := loadFiles(t, map[string]string{"main.yaml": nestedTop, "mid.yaml": nestedMid, "lib/child.yaml": subgraphChild})
 		return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL, "fail": fail}))
 	}
+}
+
+func recordWaitEvents(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	var paths []string
+	for i := range 8 {
+		paths = append(paths, fmt.Sprintf("/doc/%d", i))
+	}
+	return h.await(ctx, t, h.start(ctx, t, runID, fmt.Sprintf(fetchEach, 100, 3), map[string]any{"urls": h.urls(paths...)}, 0))
 }
 
 func recordCancelWaited(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {

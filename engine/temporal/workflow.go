@@ -69,6 +69,11 @@ const (
 	// the child of a subgraph tool's call a step at a time (childRun),
 	// as a subgraph invocation's, instead of refusing such tools.
 	subgraphToolsChange = "subgraph-tools"
+	// waitEventsChange is the workflow.GetVersion id of telling an
+	// invocation the workflow held back for its caps what held it and
+	// since when (InvokeInput.Waited, Since), so that its worker reports
+	// the wait as a local run does.
+	waitEventsChange = "wait-events"
 	// DefaultTaskQueue is the task queue of `lgx worker` and `lgx run
 	// --engine temporal` when none is given.
 	DefaultTaskQueue = "lgx"
@@ -175,6 +180,12 @@ type InvokeInput struct {
 	// Raise is the accepted answer to a budget interrupt of the step
 	// (runner.Invocation.Raise): a budget name, a path and a nonce.
 	Raise *runner.BudgetRaise `json:",omitempty"`
+	// Waited names the caps the workflow held the invocation back for,
+	// in a local run's order ("node", "pool P", "rate P", "global"), and
+	// Since (unix nanoseconds) when its step began dispatching
+	// (runner.Invocation.Waited): its worker reports the wait.
+	Waited []string `json:",omitempty"`
+	Since  int64    `json:",omitempty"`
 }
 
 // AnswerInput is an answer to an interrupt: its path and the nonce under
@@ -346,7 +357,9 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// request under the same cap while the cancelled one is still in
 	// flight, until its worker next heartbeats.
 	waitCancelled := workflow.GetVersion(ctx, waitCancelledChange, workflow.DefaultVersion, 1) >= 1
-	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, splitChunks: chunkVersion >= 2, limit: limit, limiters: f.limiters}
+	waitEvents := workflow.GetVersion(ctx, waitEventsChange, workflow.DefaultVersion, 1) >= 1
+	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, splitChunks: chunkVersion >= 2, waitEvents: waitEvents,
+		limit: limit, limiters: f.limiters}
 	dl := &deadline{}
 	if in.Deadline > 0 {
 		dl.at = time.Unix(0, in.Deadline)
@@ -713,6 +726,54 @@ func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 	return true
 }
 
+// markWaiting records in waited what holds back each invocation of
+// pending (node p, index ni) not looked at yet, if its caps are taken
+// now: the first full cap in the order a local run takes them (node,
+// pools, global). pending is in item order and only the invocations from
+// item marked on are looked at, so a large for_each is looked at once;
+// it returns the new mark. Keyed invocations are not (their wait names
+// the key's value, which the workflow does not know).
+func (c *caps) markWaiting(p *runner.PlannedNode, ni int, pending []int, marked int, waited map[int][]string) int {
+	if p.KeyPool != "" || !p.Slot || len(pending) == 0 || pending[len(pending)-1] < marked {
+		return marked
+	}
+	what := c.blocker(p, ni)
+	if what == "" {
+		return marked // its caps are free now: it does not wait
+	}
+	for i := len(pending) - 1; i >= 0 && pending[i] >= marked; i-- {
+		waited[pending[i]] = []string{what}
+	}
+	return pending[len(pending)-1] + 1
+}
+
+// blocker is the first of node p's caps (index ni) that is full, in a
+// local run's order: "node", "pool P", "global"; "" when none is.
+func (c *caps) blocker(p *runner.PlannedNode, ni int) string {
+	if c.nodeCap[ni] > 0 && c.node[ni] >= c.nodeCap[ni] {
+		return "node"
+	}
+	for _, name := range p.Pools {
+		if pc := c.pools[name]; pc.Cap > 0 && c.pool[c.ref(name)] >= pc.Cap {
+			return "pool " + name
+		}
+	}
+	if c.globalCap > 0 && *c.global >= c.globalCap {
+		return "global"
+	}
+	return ""
+}
+
+// firstRated is the first of p's pools with a rate limit.
+func (c *caps) firstRated(p *runner.PlannedNode) string {
+	for _, name := range p.Pools {
+		if c.pools[name].Rate > 0 {
+			return name
+		}
+	}
+	return ""
+}
+
 // take counts invocation k of node p (index ni) in (d = 1) or out (-1).
 func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 	if !p.Slot {
@@ -750,7 +811,10 @@ type dispatchOptions struct {
 	// slots allow (--max-activities), and a chunk holding all of a cap's
 	// slots would leave the other workers idle.
 	splitChunks bool
-	limit       int // the history length past which to continue as new
+	// waitEvents: an invocation held back for its caps is told what held
+	// it and since when (markWaiting), for its wait events.
+	waitEvents bool
+	limit      int // the history length past which to continue as new
 	// limiters returns the token buckets of a plan's rate-limited pools
 	// (flow.limiters): a child step's pools need theirs too.
 	limiters func(p *runner.StepPlan) map[poolRef]*rate.Limiter
@@ -793,6 +857,10 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 	keyRates := map[keyRef]*rate.Limiter{}
 	outstanding, failed := 0, false
 	var engineErr error
+	// A local run starts every invocation of a step at once, and those
+	// whose caps are taken report what they wait for: began is when they
+	// all would have started, waited what held each back.
+	began := workflow.Now(ctx)
 	for ni := range p.Nodes {
 		pn := &p.Nodes[ni]
 		var pending []int // the node's invocations to dispatch, in item order
@@ -801,7 +869,12 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 				pending = append(pending, k)
 			}
 		}
+		waited := map[int][]string{}
+		marked := 0 // the invocations below it were looked at by markWaiting
 		for len(pending) > 0 {
+			if o.waitEvents && !failed {
+				marked = c.markWaiting(pn, ni, pending, marked, waited)
+			}
 			// The first pending invocation whose caps are free goes next:
 			// in item order, except that with a keyed pool an item whose
 			// key is busy does not hold back items of other keys (as
@@ -844,11 +917,15 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			// Tokens once the slots are free: a token is not held while
 			// waiting for a slot, as in a local run.
 			if pn.Slot {
+				t0 := workflow.Now(ctx)
 				if err := takeTokens(ctx, rates, keyRates, c, pn, k); err != nil {
 					return false, err
 				}
 				if failed {
 					break
+				}
+				if o.waitEvents && workflow.Now(ctx).After(t0) {
+					waited[k] = append(waited[k], "rate "+c.firstRated(pn))
 				}
 			}
 			c.take(pn, ni, k, 1)
@@ -883,6 +960,9 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			}
 			if len(rd.answers) > 0 {
 				ii.Answer = rd.answers[runner.InvocationPath(p.Step, pn.Name, idx)]
+			}
+			if w := waited[k]; len(w) > 0 {
+				ii.Waited, ii.Since = w, began.UnixNano()
 			}
 			var f workflow.Future
 			switch {
