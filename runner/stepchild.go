@@ -359,7 +359,8 @@ func (r *run) childPlan(runs []*nodeRun) *StepPlan {
 	for _, nr := range runs {
 		pn := r.plannedNode(nr, pools)
 		if nr.n.keyPool != "" {
-			pn.KeyPool, pn.Keys = nr.n.keyPool, r.keyClasses(nr)
+			pn.KeyPool = nr.n.keyPool
+			pn.Keys, pn.KeyIDs = r.keyClasses(nr)
 		}
 		for i := range nr.res {
 			// Reused, paused at an interrupt, or a subgraph inside the
@@ -473,17 +474,6 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 // that subgraphs run step by step do not support yet: nil when they can.
 func distributableChildren(g *Graph, subs *subgraphs) error {
 	var why []string
-	// Which workflows of the tree (the caller's, "", and its subgraphs')
-	// declare each pool name.
-	declared := map[string][]string{}
-	for _, key := range slices.Sorted(maps.Keys(subs.graphs)) {
-		for _, p := range subs.graphs[key].wf.Pools {
-			declared[p.Name] = append(declared[p.Name], key)
-		}
-	}
-	for _, p := range g.wf.Pools {
-		declared[p.Name] = append(declared[p.Name], "")
-	}
 	for _, key := range slices.Sorted(maps.Keys(subs.graphs)) {
 		cg := subs.graphs[key]
 		if err := Distributable(cg); err != nil {
@@ -496,15 +486,10 @@ func distributableChildren(g *Graph, subs *subgraphs) error {
 			}
 			return err
 		}
-		for _, n := range cg.nodes {
-			// A key's class is numbered per step plan: the workflow can
-			// hold a key's caps within one child step, which is enough
-			// for a pool the child alone declares (each child invocation
-			// has its own instance), not for one an ancestor shares.
-			if n.keyPool != "" && !slices.Equal(declared[n.keyPool], []string{key}) {
-				why = append(why, fmt.Sprintf("subgraph %s: node %s: a key on pool %s, which another workflow of the run declares too (inside a subgraph, a key must be on a pool only the subgraph declares)", key, n.name, n.keyPool))
-			}
-		}
+		// A key on a pool that another workflow of the tree declares
+		// too runs: the plans give keys stable ids (PlannedNode.KeyIDs),
+		// so a scheduler counts them across the parent's and the
+		// children's invocations of the one pool.
 	}
 	if len(why) == 0 {
 		return nil

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -410,6 +412,12 @@ type PlannedNode struct {
 	// store's side: a scheduler needs only which invocations share one.
 	KeyPool string `json:",omitempty"`
 	Keys    []int  `json:",omitempty"`
+	// KeyIDs gives each key class (by number) a stable id: a hash of
+	// the pool's name and the key's value, equal in every plan of the
+	// run, so that a scheduler can count a key of a pool the parent and
+	// a subgraph's child share across both plans' invocations. It is not
+	// the value, which may be a secret.
+	KeyIDs []string `json:",omitempty"`
 	// Calls: the node's invocations make tool calls (a tools node), which
 	// a scheduler plans (ToolCalls) and runs (InvokeToolCall), each
 	// under its tool's caps (StepPlan.Tools), before the invocation.
@@ -536,7 +544,8 @@ func (s *StepRun) plan(ctx context.Context, recorded *recordedAs) (*StepPlan, er
 		n := nr.n
 		pn := r.plannedNode(nr, pools)
 		if n.keyPool != "" {
-			pn.KeyPool, pn.Keys = n.keyPool, r.keyClasses(nr)
+			pn.KeyPool = n.keyPool
+			pn.Keys, pn.KeyIDs = r.keyClasses(nr)
 		}
 		if pn.Calls && p.Tools == nil {
 			p.Tools = r.plannedTools(pools)
@@ -607,15 +616,16 @@ func (s *StepRun) Continue(ctx context.Context) error {
 
 // keyClasses evaluates the pool key of each of nr's invocations against
 // the step's state, as the invocation will, and numbers the distinct keys
-// in order of first use (-1 where the key does not evaluate).
-func (r *run) keyClasses(nr *nodeRun) []int {
+// in order of first use (-1 where the key does not evaluate), giving each
+// number its key's stable id (keyID).
+func (r *run) keyClasses(nr *nodeRun) (classes []int, ids []string) {
 	n := nr.n
 	count := 1
 	if nr.items != nil {
 		count = len(nr.items)
 	}
-	classes := make([]int, count)
-	ids := map[string]int{}
+	classes = make([]int, count)
+	seen := map[string]int{}
 	for i := range classes {
 		var item any
 		if nr.items != nil {
@@ -627,14 +637,25 @@ func (r *run) keyClasses(nr *nodeRun) []int {
 			classes[i] = -1
 			continue
 		}
-		id, ok := ids[key]
+		id, ok := seen[key]
 		if !ok {
-			id = len(ids)
-			ids[key] = id
+			id = len(seen)
+			seen[key] = id
+			ids = append(ids, keyID(n.keyPool, key))
 		}
 		classes[i] = id
 	}
-	return classes
+	return classes, ids
+}
+
+// keyID is the stable id of key on pool: 64 bits of a SHA-256 of both,
+// which a scheduler's history may hold where the key's value (perhaps a
+// secret) may not. Two keys of a step sharing an id by chance (about one
+// in 10^7 for a million keys) would share their caps: slower, never over
+// a cap.
+func keyID(pool, key string) string {
+	sum := sha256.Sum256([]byte("lgx pool key\x00" + pool + "\x00" + key))
+	return hex.EncodeToString(sum[:8])
 }
 
 // markRecorded fills the Recorded bitsets of p's nodes: the step's

@@ -26,12 +26,10 @@ func TestTemporalRefusals(t *testing.T) {
 	dir := t.TempDir()
 	parentWF := filepath.Join(dir, "parent.yaml")
 	for name, src := range map[string]string{
-		"parent.yaml": "lgx: 1\nname: parent\npools: {p: {concurrency: 4}}\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
-		"child.yaml":  "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
-		"leaf.yaml":   "lgx: 1\nname: leaf\npools: {p: {concurrency: 2, per_key: {concurrency: 1}}}\nstate: {x: {type: integer}}\nnodes:\n  one: {type: set, pool: {name: p, key: a}, output: {x: 1}}\nedges: [{from: START, to: one}]\n",
-		"toolstool.yaml": "lgx: 1\nname: r\nstate: {calls: {type: list, default: []}, messages: {type: list, default: []}}\n" +
-			"tools:\n  inner: {description: d, parameters: {type: object}, node: {type: tools, with: {calls: \"${{ args.calls }}\"}}}\n" +
-			"nodes:\n  act: {type: tools, with: {calls: \"${{ state.calls }}\"}, output: {messages: \"${{ result.messages }}\"}}\nedges: [{from: START, to: act}]\n",
+		"parent.yaml":    "lgx: 1\nname: parent\npools: {p: {concurrency: 4}}\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: child.yaml}}\nedges: [{from: START, to: child}]\n",
+		"child.yaml":     "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
+		"leaf.yaml":      toolsTool("leaf"),
+		"toolstool.yaml": toolsTool("r"),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -52,11 +50,11 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: "--record is not supported with --engine temporal yet"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
-		// Subgraphs nest (the child calls leaf.yaml); a key inside one
-		// on a pool an ancestor declares too is refused, whatever its
-		// depth.
-		{name: "keyed pool in a grandchild", opts: runOptions{file: parentWF, engine: "temporal", out: text},
-			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": node one: a key on pool p, which another workflow of the run declares too"},
+		// Subgraphs nest (the child calls leaf.yaml): what a child uses
+		// is refused whatever its depth. (A key on a pool an ancestor
+		// declares too runs: testdata/temporal/keyed_pool_shared.txtar.)
+		{name: "tool calls in a grandchild", opts: runOptions{file: parentWF, engine: "temporal", out: text},
+			stderr: "workflow parent cannot run on Temporal yet; it uses:\n  subgraph " + filepath.Join(dir, "leaf.yaml") + ": tool inner: type tools (tool calls)"},
 		// A tool whose node is a subgraph runs (subgraph_tools.txtar);
 		// one whose node makes tool calls of its own does not.
 		{name: "tool that makes tool calls", opts: runOptions{file: filepath.Join(dir, "toolstool.yaml"), engine: "temporal", out: text},
@@ -89,6 +87,14 @@ func TestTemporalRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// toolsTool is workflow name, with a tool whose node makes tool calls of
+// its own (refused on Temporal).
+func toolsTool(name string) string {
+	return "lgx: 1\nname: " + name + "\nstate: {calls: {type: list, default: []}, messages: {type: list, default: []}}\n" +
+		"tools:\n  inner: {description: d, parameters: {type: object}, node: {type: tools, with: {calls: \"${{ args.calls }}\"}}}\n" +
+		"nodes:\n  act: {type: tools, with: {calls: \"${{ state.calls }}\"}, output: {messages: \"${{ result.messages }}\"}}\nedges: [{from: START, to: act}]\n"
 }
 
 // TestTemporalScripts runs testdata/temporal/*.txtar against the Temporal

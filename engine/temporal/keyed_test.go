@@ -189,3 +189,146 @@ func TestSchedulerKeyedPoolInChild(t *testing.T) {
 		t.Errorf("at most %d request in flight: hosts and children should run in parallel", srv.top)
 	}
 }
+
+// sharedKeysParent fetches from hosts a and b with a key on its pool
+// hosts while, in the same step, two children (sharedKeysChild) fetch
+// from the same hosts with a key on hosts, which they declare too: one
+// pool, as locally.
+const sharedKeysParent = `lgx: 1
+name: parent
+pools:
+  hosts: {concurrency: 3, per_key: {concurrency: 1}}
+state:
+  base: {type: string, required: true}
+  pages: {type: list, reducer: append, default: []}
+nodes:
+  each:
+    type: subgraph
+    for_each: ${{ [0, 1] }}
+    with: {workflow: child.yaml, input: {base: "${{ state.base }}", n: "${{ item }}"}}
+    output: {pages: "${{ result.pages }}"}
+  fetch:
+    type: http_fetch
+    for_each: ${{ ["a", "a", "a", "a", "b", "b", "b", "b"] }}
+    pool: {name: hosts, key: "${{ item }}"}
+    with: {url: "${{ state.base }}/${{ item }}/p-${{ index }}"}
+    output: {pages: "${{ result.body }}"}
+edges:
+  - {from: START, to: fetch}
+  - {from: START, to: each}
+`
+
+const sharedKeysChild = `lgx: 1
+name: child
+pools:
+  hosts: {concurrency: 3, per_key: {concurrency: 1}}
+state:
+  base: {type: string, required: true}
+  n: {type: integer, required: true}
+  pages: {type: list, reducer: append, default: []}
+nodes:
+  fetch:
+    type: http_fetch
+    for_each: ${{ ["a", "a", "b", "b"] }}
+    pool: {name: hosts, key: "${{ item }}"}
+    with: {url: "${{ state.base }}/${{ item }}/c${{ state.n }}-${{ index }}"}
+    output: {pages: "${{ result.body }}"}
+edges:
+  - {from: START, to: fetch}
+`
+
+// A key on a pool the parent and a subgraph's child both declare is one
+// key across the parent's and every child's invocations, as locally: the
+// plans give keys stable ids, by which the workflow counts them. The
+// fetches the workflow has in flight (one process's runner would hold a
+// key for itself, workers on many machines would not) are one per host at
+// a time, hosts in parallel; the state is a local run's and no plan holds
+// a key's value.
+func TestSchedulerKeyedPoolSharedWithChild(t *testing.T) {
+	srv := &keyServer{cur: map[string]int{}, max: map[string]int{}}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	g := loadFiles(t, map[string]string{"main.yaml": sharedKeysParent, "child.yaml": sharedKeysChild})
+	inputs := map[string]any{"base": hs.URL}
+	want, err := local(t, g, inputs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "KS", inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The host each fetch takes, by its node's items.
+	hostOf := func(in InvokeInput) string {
+		switch {
+		case in.Node == "fetch" && in.Child == nil:
+			return "aaaabbbb"[in.Index : in.Index+1]
+		case in.Node == "each" && in.Child != nil && in.Child.Node == "fetch":
+			return "aabb"[in.Child.Index : in.Child.Index+1]
+		}
+		return ""
+	}
+	var mu sync.Mutex // activities run on goroutines of their own
+	var plans []string
+	cur, top := map[string]int{}, map[string]int{}
+	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
+		return map[string]any{
+			PlanActivity: func(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
+				p, err := a.Plan(ctx, in)
+				if err == nil {
+					mu.Lock()
+					plans = append(plans, jsonOf(t, p))
+					mu.Unlock()
+				}
+				return p, err
+			},
+			InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
+				host := hostOf(in)
+				if host != "" {
+					mu.Lock()
+					cur[host]++
+					top[host] = max(top[host], cur[host])
+					mu.Unlock()
+					// Long enough for the children's fetches, planned by
+					// local activities, to be dispatched beside the
+					// parent's.
+					time.Sleep(50 * time.Millisecond)
+				}
+				r, err := a.Invoke(ctx, in)
+				mu.Lock()
+				defer mu.Unlock()
+				if host != "" {
+					cur[host]--
+				}
+				if err == nil && r.Child != nil {
+					plans = append(plans, jsonOf(t, r.Child))
+				}
+				return r, err
+			}}
+	})
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "KS"})
+	completedAsLocally(t, env, st, "KS", want)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(plans) != 3 {
+		t.Errorf("%d plans, want the run's and its two children's", len(plans))
+	}
+	for _, p := range plans {
+		if strings.Contains(p, `"a"`) || strings.Contains(p, hs.URL) {
+			t.Errorf("a plan holds a key's value: %s", p)
+		}
+	}
+	if len(top) != 2 {
+		t.Errorf("fetches from %d hosts, want 2: %v", len(top), top)
+	}
+	for host, m := range top {
+		if m > 1 {
+			t.Errorf("host %s: %d fetches in flight, per_key concurrency 1 across the parent and its children", host, m)
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.top < 2 || srv.top > 3 {
+		t.Errorf("%d requests in flight at most: want 2–3 (hosts in parallel, the pool's 3 in all)", srv.top)
+	}
+}

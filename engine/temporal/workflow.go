@@ -69,6 +69,12 @@ const (
 	// the child of a subgraph tool's call a step at a time (childRun),
 	// as a subgraph invocation's, instead of refusing such tools.
 	subgraphToolsChange = "subgraph-tools"
+	// sharedKeysChange is the workflow.GetVersion id of counting a
+	// keyed pool's keys by their stable ids (runner.PlannedNode.KeyIDs)
+	// across a step and its subgraphs' child steps, with one token
+	// bucket per key for them all, so that a key on a pool the parent
+	// and a child share is held as one key.
+	sharedKeysChange = "shared-pool-keys"
 	// waitEventsChange is the workflow.GetVersion id of telling an
 	// invocation the workflow held back for its caps what held it and
 	// since when (InvokeInput.Waited, Since), so that its worker reports
@@ -358,7 +364,8 @@ func (f *flow) steps(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	// flight, until its worker next heartbeats.
 	waitCancelled := workflow.GetVersion(ctx, waitCancelledChange, workflow.DefaultVersion, 1) >= 1
 	waitEvents := workflow.GetVersion(ctx, waitEventsChange, workflow.DefaultVersion, 1) >= 1
-	opts := dispatchOptions{pureLocal: pureLocal, chunked: chunked, splitChunks: chunkVersion >= 2, waitEvents: waitEvents,
+	sharedKeys := workflow.GetVersion(ctx, sharedKeysChange, workflow.DefaultVersion, 1) >= 1
+	opts := dispatchOptions{pureLocal: pureLocal, sharedKeys: sharedKeys, chunked: chunked, splitChunks: chunkVersion >= 2, waitEvents: waitEvents,
 		limit: limit, limiters: f.limiters}
 	dl := &deadline{}
 	if in.Deadline > 0 {
@@ -442,7 +449,8 @@ func (f *flow) limiters(p *runner.StepPlan) map[poolRef]*rate.Limiter {
 // takeTokens waits, on the workflow's clock, until every rate-limited
 // pool invocation k of p takes has a token for it, and takes them: the
 // run's buckets (rates, by pool) and, for a keyed pool, the key's
-// (keyRates, made here, for this step: key classes are the step's). A
+// (keyRates, made here: for a step and its children's steps, or, before
+// sharedKeysChange, for one step's plan, whose key classes they are). A
 // local run takes a token per attempt; here the workflow takes the first
 // attempt's, and retries inside the activity take their worker's (see
 // docs/decisions.md).
@@ -450,7 +458,7 @@ func takeTokens(ctx workflow.Context, rates map[poolRef]*rate.Limiter, keyRates 
 	take := func(lim *rate.Limiter) error { return takeToken(ctx, lim) }
 	for _, name := range p.Pools {
 		pc := c.pools[name]
-		if kr, ok := keyOf(p, name, k); ok {
+		if kr, ok := c.keyOf(p, name, k); ok {
 			if pc.PerKey != nil && pc.PerKey.Rate > 0 {
 				lim := keyRates[kr]
 				if lim == nil {
@@ -610,6 +618,11 @@ type caps struct {
 	pool          map[poolRef]int // in flight per pool instance
 	pools         map[string]runner.PoolCap
 	key           map[keyRef]int
+	// keyRate are the token buckets of the keys, and sharedKeys says
+	// whether key, keyRate are shared with the caps of the step's
+	// children (forChild): keys are then counted by their stable ids.
+	keyRate    map[keyRef]*rate.Limiter
+	sharedKeys bool
 	// tool counts the tool calls in flight per planned tool (by name).
 	tool  map[string]int
 	tools map[string]*runner.PlannedTool
@@ -626,10 +639,13 @@ func (c *caps) ref(name string) poolRef {
 	return poolRef{c.pools[name].Scope, name}
 }
 
-// keyRef is one key (by its class in the step's plan) of a keyed pool.
+// keyRef is one key of a keyed pool's instance: by its stable id
+// (runner.PlannedNode.KeyIDs), or by its class in the step's plan when
+// the plan gives no ids (one recorded before they were).
 type keyRef struct {
-	pool  string
+	pool  poolRef
 	class int
+	id    string
 }
 
 func newCaps(p *runner.StepPlan) *caps {
@@ -656,6 +672,12 @@ func newCaps(p *runner.StepPlan) *caps {
 func (c *caps) forChild(p *runner.StepPlan) *caps {
 	cc := newCaps(p)
 	cc.global, cc.globalCap, cc.pool = c.global, c.globalCap, c.pool
+	if c.sharedKeys {
+		// A key of a pool the child shares with its parent is one key
+		// across both (a pool the child alone declares has the child's
+		// scope in its keyRef).
+		cc.key, cc.keyRate, cc.sharedKeys = c.key, c.keyRate, true
+	}
 	for name, pc := range c.pools {
 		if _, ok := cc.pools[name]; !ok {
 			cc.pools[name] = pc
@@ -694,11 +716,14 @@ func (c *caps) takeCall(t *runner.PlannedTool, d int) {
 }
 
 // keyOf is the key invocation k of p takes pool name with, if it does.
-func keyOf(p *runner.PlannedNode, name string, k int) (keyRef, bool) {
+func (c *caps) keyOf(p *runner.PlannedNode, name string, k int) (keyRef, bool) {
 	if p.KeyPool != name || k >= len(p.Keys) || p.Keys[k] < 0 {
 		return keyRef{}, false
 	}
-	return keyRef{name, p.Keys[k]}, true
+	if class := p.Keys[k]; class < len(p.KeyIDs) {
+		return keyRef{pool: c.ref(name), id: p.KeyIDs[class]}, true
+	}
+	return keyRef{pool: c.ref(name), class: p.Keys[k]}, true
 }
 
 // free reports whether invocation k of node p (index ni) may start.
@@ -711,7 +736,7 @@ func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 	}
 	for _, name := range p.Pools {
 		pc := c.pools[name]
-		if kr, ok := keyOf(p, name, k); ok {
+		if kr, ok := c.keyOf(p, name, k); ok {
 			if pc.PerKey != nil && pc.PerKey.Cap > 0 && c.key[kr] >= pc.PerKey.Cap {
 				return false
 			}
@@ -782,7 +807,7 @@ func (c *caps) take(p *runner.PlannedNode, ni, k, d int) {
 	*c.global += d
 	c.node[ni] += d
 	for _, name := range p.Pools {
-		if kr, ok := keyOf(p, name, k); ok {
+		if kr, ok := c.keyOf(p, name, k); ok {
 			c.key[kr] += d
 			if !c.pools[name].KeyedTotal {
 				continue
@@ -814,6 +839,9 @@ type dispatchOptions struct {
 	// waitEvents: an invocation held back for its caps is told what held
 	// it and since when (markWaiting), for its wait events.
 	waitEvents bool
+	// sharedKeys: keys are counted by their stable ids across a step
+	// and its children's steps (caps.sharedKeys).
+	sharedKeys bool
 	limit      int // the history length past which to continue as new
 	// limiters returns the token buckets of a plan's rate-limited pools
 	// (flow.limiters): a child step's pools need theirs too.
@@ -855,6 +883,7 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 	lctx := workflow.WithLocalActivityOptions(sctx, localActivityOptions())
 	c := newCaps(p)
 	keyRates := map[keyRef]*rate.Limiter{}
+	c.keyRate, c.sharedKeys = keyRates, o.sharedKeys
 	outstanding, failed := 0, false
 	var engineErr error
 	// A local run starts every invocation of a step at once, and those
@@ -1221,6 +1250,9 @@ func (ch *childRun) step(ctx workflow.Context, in InvokeInput, cp *runner.StepPl
 	rates := ch.o.limiters(cp)
 	c := ch.c.forChild(cp)
 	keyRates := map[keyRef]*rate.Limiter{}
+	if c.sharedKeys {
+		keyRates = c.keyRate
+	}
 	inFlight, stop := 0, false
 	// A failing child invocation cancels the rest of its step, as a
 	// child run locally does.
