@@ -73,6 +73,7 @@ var recordedHistories = []recordedHistory{
 	{"budget_raised", "a for_each of 4 llm calls (one at a time) whose last 2 pause on a run budget (on_exhausted: interrupt), answered through lgx.answer with a raise (version 1 of budget-raise): every invocation of the redo carries it, the paused calls run again, a second answer refused, then a reduce", recordBudgetRaise, store.StatusCompleted},
 	{"subgraph_tools", "an agent whose tools run child workflows (version 1 of subgraph-tools): 5 then 1 calls, each call's child dispatched a step at a time by the workflow under the run's pool of 3 (InvokeInput.Tool, ChildRef chains), one child failing into its call's message, one child an agent with tool calls of its own", recordSubgraphTools, store.StatusCompleted},
 	{"budget_raised_continued", "the last execution of a raise's redo that continued as new (history limit 30; 10 calls, 8 paused on the budget): RunInput.Raise carried on, its plan marks the paused calls not done and each invocation carries the raise", recordBudgetRaiseContinued, store.StatusCompleted},
+	{"keyed_pool_shared", "a parent fetching from 2 hosts with a key on its pool hosts while 2 subgraph children, which declare hosts too, fetch from the same hosts with a key (version 1 of shared-pool-keys): plans give keys stable ids (KeyIDs), the workflow counts each key across the parent and the children", recordKeyedShared, store.StatusCompleted},
 }
 
 type recordedHistory struct {
@@ -519,6 +520,11 @@ func recordCancelWaited(ctx context.Context, t *testing.T, h *recorder, runID st
 
 func recordKeyedInChild(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
 	g := loadFiles(t, map[string]string{"main.yaml": keyedChildParent, "child.yaml": keyedChild})
+	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
+}
+
+func recordKeyedShared(ctx context.Context, t *testing.T, h *recorder, runID string) store.Status {
+	g := loadFiles(t, map[string]string{"main.yaml": sharedKeysParent, "child.yaml": sharedKeysChild})
 	return h.await(ctx, t, h.submit(ctx, t, g, runID, map[string]any{"base": h.hs.URL}))
 }
 
