@@ -50,3 +50,20 @@ func TestKeyID(t *testing.T) {
 		t.Errorf("id %q: want 16 hex digits", a)
 	}
 }
+
+// A key on a machine-wide pool runs step by step: the scheduler holds the
+// keys' caps (the run's, as locally) and the workers take the total from
+// the config's store.
+func TestDistributableKeyOnMachinePool(t *testing.T) {
+	cfg, _ := machineFixture(t, "pools: {hosts: {concurrency: 3, per_key: {concurrency: 1}}}\n")
+	g := compileWithConfig(t, cfg, `lgx: 1
+name: t
+nodes:
+  f: {type: probe, for_each: "${{ 1..4 }}", pool: {name: hosts, key: "${{ item % 2 }}"}, with: {value: 1}}
+edges:
+  - {from: START, to: f}
+`)
+	if err := Distributable(g); err != nil {
+		t.Fatalf("Distributable = %v, want nil", err)
+	}
+}

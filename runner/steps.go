@@ -47,11 +47,9 @@ func Distributable(g *Graph) error {
 	wf := g.wf
 	// Budgets are shared through the store's ledger, and a budget
 	// interrupt's answer reaches every worker through the engine
-	// (Invocation.Raise): neither is refused.
-	machineWide := map[string]bool{}
-	for _, p := range wf.Pools {
-		machineWide[p.Name] = p.Config != ""
-	}
+	// (Invocation.Raise): neither is refused. Nor is a key on a
+	// machine-wide pool: the scheduler holds its keys' caps, which are
+	// the run's (planPools), the workers take its total from the store.
 	for _, name := range slices.Sorted(maps.Keys(g.tools)) {
 		n := g.tools[name].node
 		c := nodes.CapabilitiesOf(n.typ)
@@ -66,10 +64,6 @@ func Distributable(g *Graph) error {
 	}
 	for _, n := range g.nodes {
 		c := nodes.CapabilitiesOf(n.typ)
-		if n.keyPool != "" && machineWide[n.keyPool] {
-			// Its keys' caps would be each worker's alone.
-			why = append(why, fmt.Sprintf("node %s: a key on the machine-wide pool %s", n.name, n.keyPool))
-		}
 		kind := n.spec.Type
 		switch {
 		case c.CallsField != "":
@@ -582,7 +576,14 @@ func (r *run) plannedNode(nr *nodeRun, pools map[string]PoolCap) PlannedNode {
 func (r *run) planPools(n *node, pools map[string]PoolCap) {
 	for _, name := range n.poolNames {
 		// A machine-wide pool is taken by each attempt from the
-		// store, across runs: the scheduler holds none of it.
+		// store, across runs: the scheduler holds none of it but the
+		// caps of its keys, which are the run's (a local run holds them
+		// in its process, and the total in the store).
+		if pl, ok := r.lim.pools[name]; ok && pl.machine != nil && n.keyPool == name {
+			k := pl.keyed
+			pools[name] = PoolCap{Name: name, Scope: pl.scope,
+				PerKey: &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}}
+		}
 		if pl, ok := r.lim.pools[name]; ok && pl.machine == nil {
 			pc := PoolCap{Name: name, Scope: pl.scope, Cap: pl.sem.capacity()}
 			if pl.limiter != nil {
