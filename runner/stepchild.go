@@ -412,29 +412,9 @@ func (s *StepRun) onChildTools(ctx context.Context, in Invocation, op func(c *ca
 func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item any, path string, in Invocation,
 	toolOp func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error)) (*InvokeResult, error) {
 	r := s.r
-	invs, err := s.st.Invocations(ctx, r.id)
+	cm, err := s.childModeAt(ctx, path, false, in.Child, toolOp, in)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if err := s.raise(ctx, in.Raise); err != nil {
 		return nil, err
-	}
-	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: in.Child, resumed: in.Resumed,
-		raised: in.Raise != nil, toolOp: toolOp}
-	for _, inv := range invs {
-		if strings.HasPrefix(inv.Path, path+"/") {
-			cm.recorded[inv.Path] = inv
-		}
-	}
-	for p, nonce := range in.Answers {
-		if !strings.HasPrefix(p, path+"/") {
-			continue
-		}
-		v, err := s.answer(ctx, p, nonce)
-		if err != nil {
-			return nil, err
-		}
-		cm.answers[p] = v
 	}
 	// Its record starts when its child's first invocation started.
 	r.stepCalls.load(cm.recorded)
@@ -468,6 +448,39 @@ func (s *StepRun) inChildMode(ctx context.Context, nr *nodeRun, index int, item 
 	// the call stopped it: then it has no status.
 	ended = res.status != ""
 	return out, nil
+}
+
+// childModeAt is the childMode of the child of the invocation at path
+// (with its own record when self), steered by target and toolOp: the
+// child's records and the accepted answers to its interrupts read from
+// the store, a budget raise in applied.
+func (s *StepRun) childModeAt(ctx context.Context, path string, self bool, target *ChildRef,
+	toolOp func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error), in Invocation) (*childMode, error) {
+	invs, err := s.st.Invocations(ctx, s.r.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.raise(ctx, in.Raise); err != nil {
+		return nil, err
+	}
+	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: target,
+		toolOp: toolOp, resumed: in.Resumed, raised: in.Raise != nil}
+	for _, inv := range invs {
+		if self && inv.Path == path || strings.HasPrefix(inv.Path, path+"/") {
+			cm.recorded[inv.Path] = inv
+		}
+	}
+	for p, nonce := range in.Answers {
+		if !strings.HasPrefix(p, path+"/") {
+			continue
+		}
+		v, err := s.answer(ctx, p, nonce)
+		if err != nil {
+			return nil, err
+		}
+		cm.answers[p] = v
+	}
+	return cm, nil
 }
 
 // distributableChildren reports what the children a workflow calls use

@@ -53,29 +53,9 @@ func (s *StepRun) inCall(ctx context.Context, c *call, calls []nodes.PlannedTool
 	r := s.r
 	tcall := calls[k].Call
 	path := toolCallPath(c.path, tcall.ID, tcall.Position)
-	invs, err := s.st.Invocations(ctx, r.id)
+	cm, err := s.childModeAt(ctx, path, true, target, toolOp, in)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if err := s.raise(ctx, in.Raise); err != nil {
 		return nil, err
-	}
-	cm := &childMode{recorded: map[string]*store.Invocation{}, answers: map[string]map[string]any{}, target: target,
-		toolOp: toolOp, resumed: in.Resumed, raised: in.Raise != nil}
-	for _, inv := range invs {
-		if inv.Path == path || strings.HasPrefix(inv.Path, path+"/") {
-			cm.recorded[inv.Path] = inv
-		}
-	}
-	for p, nonce := range in.Answers {
-		if !strings.HasPrefix(p, path+"/") {
-			continue
-		}
-		v, err := s.answer(ctx, p, nonce)
-		if err != nil {
-			return nil, err
-		}
-		cm.answers[p] = v
 	}
 	// The child's tools invocations read their calls from the records.
 	r.stepCalls.load(cm.recorded)
