@@ -80,21 +80,8 @@ func TestTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var got []string
-	tail, err := NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll := func(want ...string) {
-		t.Helper()
-		got = nil
-		if err := tail.Poll(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-	}
+	tc := newTailCheck(t, st, LogMark{})
+	poll := tc.poll
 	zero, one, two := 0, 1, 2
 	log(Event{Event: EventRunStart, Workflow: "w"}, // the client's own: not logged
 		Event{Event: EventStepStart, Step: 1, Nodes: []string{"a", "w"}, Items: map[string]int{"a": 3}},
@@ -137,24 +124,60 @@ func TestTail(t *testing.T) {
 	if err != nil || end != (LogMark{Seq: 3, Step: 1}) {
 		t.Fatalf("LogEnd = %+v, %v; want batch 3, checkpoint 1", end, err)
 	}
-	tail, err = NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tail.From(end)
+	tc = newTailCheck(t, st, end)
+	poll = tc.poll
 	log(Event{Event: EventStepStart, Step: 2, Nodes: []string{"ask"}},
 		Event{Event: EventNodeStart, Step: 2, Node: "ask", Path: "2/ask"},
 		Event{Event: EventNodeEnd, Step: 2, Node: "ask", Path: "2/ask"},
 		Event{Event: EventStepEnd, Step: 2}, Event{Event: EventCheckpoint, Step: 2},
 		Event{Event: EventRunEnd, Status: "completed"}) // the client's own: not logged
 	poll("run_start 1", "step_start 2 ask", "node_start 2/ask", "node_end 2/ask", "step_end 2", "checkpoint 2")
-	got = nil
-	tail.End(store.StatusCompleted, "", map[string]any{"out": 1}, time.Now())
-	if strings.Join(got, ",") != `run_end 2 state {"out":1}` {
-		t.Errorf("end: %v", got)
-	}
+	tc.end(`run_end 2 state {"out":1}`, map[string]any{"out": 1})
 	if err := worker.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tailCheck follows run R of a store with a Tail from a mark, keeping
+// its events as tailLines.
+type tailCheck struct {
+	t    *testing.T
+	tail *Tail
+	got  []string
+}
+
+func newTailCheck(t *testing.T, st store.Store, from LogMark) *tailCheck {
+	t.Helper()
+	tc := &tailCheck{t: t}
+	tail, err := NewTail(st, "R", "w", SinkFunc(func(e Event) { tc.got = append(tc.got, tailLine(e)) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail.From(from)
+	tc.tail = tail
+	return tc
+}
+
+// poll polls once and checks the events sent.
+func (tc *tailCheck) poll(want ...string) {
+	tc.t.Helper()
+	tc.got = nil
+	if err := tc.tail.Poll(context.Background()); err != nil {
+		tc.t.Fatal(err)
+	}
+	if strings.Join(tc.got, "\n") != strings.Join(want, "\n") {
+		tc.t.Errorf("events:\n%s\nwant:\n%s", strings.Join(tc.got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// end ends the run (completed, with output) and checks the events sent,
+// joined by commas.
+func (tc *tailCheck) end(want string, output map[string]any) {
+	tc.t.Helper()
+	tc.got = nil
+	tc.tail.End(store.StatusCompleted, "", output, time.Now())
+	if got := strings.Join(tc.got, ","); got != want {
+		tc.t.Errorf("end: %s, want %s", got, want)
 	}
 }
 
@@ -267,21 +290,8 @@ func TestTailHoldsStepEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var got []string
-		tail, err := NewTail(st, "R", "w", SinkFunc(func(e Event) { got = append(got, tailLine(e)) }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		poll := func(want ...string) {
-			t.Helper()
-			got = nil
-			if err := tail.Poll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-		}
+		tc := newTailCheck(t, st, LogMark{})
+		poll := tc.poll
 		zero, one := 0, 1
 		// Worker A logged item 0; the commit logged the step's end and
 		// the next step's start before worker B's batch with item 1.
@@ -306,10 +316,6 @@ func TestTailHoldsStepEnd(t *testing.T) {
 		// A held end goes at End, before run_end.
 		log(Event{Event: EventStepStart, Step: 3, Nodes: []string{"c"}}, Event{Event: EventStepEnd, Step: 3})
 		poll("step_start 3 c")
-		got = nil
-		tail.End(store.StatusCompleted, "", nil, time.Now())
-		if strings.Join(got, ",") != "step_end 3,run_end 3" {
-			t.Errorf("end: %v", got)
-		}
+		tc.end("step_end 3,run_end 3", nil)
 	})
 }
