@@ -68,6 +68,15 @@ func (s *logSink) Emit(e Event) {
 	s.schedule()
 }
 
+// emitRaw buffers data, a line of the log that is not an Event (see
+// loggedInteraction).
+func (s *logSink) emitRaw(data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = append(s.buf, data)
+	s.schedule()
+}
+
 // schedule arms the background flush; s.mu is held.
 func (s *logSink) schedule() {
 	if s.timer == nil && !s.closed {

@@ -18,9 +18,18 @@ import (
 var _ nodes.Host = (*call)(nil)
 
 // HTTPClient returns the run's shared client (Options.HTTPClient, or one
-// built on first use).
+// built on first use); when the run's requests are recorded on an engine,
+// one that records them as this invocation's.
 func (c *call) HTTPClient() *http.Client {
 	r := c.r
+	if r.httpRec != nil {
+		return r.httpRec.client(r.baseHTTP(), r.recordStep(), c.pathOf())
+	}
+	return r.baseHTTP()
+}
+
+// baseHTTP is the run's shared client, unrecorded.
+func (r *run) baseHTTP() *http.Client {
 	r.httpOnce.Do(func() {
 		if r.http == nil {
 			r.http = nodes.NewHTTPClient("lgx")
@@ -239,9 +248,9 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 	if g == nil {
 		return nil, &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("subgraph %s was not loaded when the run started", key)}
 	}
-	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: c.HTTPClient(), limits: r.lim, RunID: r.id,
+	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: r.baseHTTP(), limits: r.lim, RunID: r.id,
 		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
-			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf()},
+			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf(), httpRec: r.httpRec},
 		Stubs: childStubs(r.opts.Stubs, c.n.name, c.index)}
 	cm := childModeOf(ctx)
 	if cm != nil && r.stepCalls != nil {

@@ -137,6 +137,9 @@ type run struct {
 	tcaps    map[string]*caps
 	http     *http.Client // nil until a node asks (see call.HTTPClient)
 	httpOnce sync.Once
+	// httpRec, for a run recorded on an engine, records its invocations'
+	// requests (steprecord.go); nil otherwise.
+	httpRec *httpRecorder
 
 	red       redactor
 	providers map[string]*nodes.Provider
@@ -286,6 +289,7 @@ func newRun(g *Graph, opts Options) (*run, error) {
 	if p := opts.parent; p != nil {
 		r.prefix, r.topStep, r.depth, r.subs = p.prefix, p.topStep, p.depth, p.subs
 		r.rec, r.recorded, r.answers, r.stepCalls = p.rec, p.recorded, p.answers, p.stepCalls
+		r.httpRec = p.httpRec
 		r.st, r.sink = nil, nil // the parent records the run
 	}
 	if r.id == "" {

@@ -105,12 +105,18 @@ func SubmitRun(ctx context.Context, g *Graph, st store.Store, runID string, inpu
 // SubmitReplay is SubmitRun for a run whose HTTP requests are answered
 // from cassette replay (nil: sent), recorded with the run for its workers.
 func SubmitReplay(ctx context.Context, g *Graph, st store.Store, runID string, inputs map[string]any, environ []string, replay *ReplayCassette) error {
+	return SubmitCassette(ctx, g, st, runID, inputs, environ, EngineCassette{Replay: replay})
+}
+
+// SubmitCassette is SubmitRun for a run whose HTTP requests are replayed
+// or recorded as c says.
+func SubmitCassette(ctx context.Context, g *Graph, st store.Store, runID string, inputs map[string]any, environ []string, c EngineCassette) error {
 	if err := Distributable(g); err != nil {
 		return err
 	}
-	var c core
-	c.init(g)
-	if err := c.initState(inputs); err != nil {
+	var co core
+	co.init(g)
+	if err := co.initState(inputs); err != nil {
 		return err
 	}
 	env := environMap(environ)
@@ -136,7 +142,7 @@ func SubmitReplay(ctx context.Context, g *Graph, st store.Store, runID string, i
 		return err
 	}
 	err = st.CreateRun(ctx, &store.Run{ID: runID, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
-		Inputs: raw, Status: store.StatusRunning, StartedAt: time.Now(), Subgraphs: withCassette(subs.sources, replay)})
+		Inputs: raw, Status: store.StatusRunning, StartedAt: time.Now(), Subgraphs: withCassettes(subs.sources, c)})
 	if err != nil {
 		return fmt.Errorf("store: create run: %w", err)
 	}
@@ -245,6 +251,11 @@ func OpenStep(ctx context.Context, st store.Store, runID string, so StepOptions)
 	r, err := newRun(g, opts)
 	if err != nil {
 		return nil, err
+	}
+	if recordsRequests(rec) {
+		if r.httpRec, err = newHTTPRecorder(rec, g, so.Environ, events); err != nil {
+			return nil, err
+		}
 	}
 	r.useMCPSessions(so.MCP)
 	if err := r.lim.shareBudgets(st, runID); err != nil {

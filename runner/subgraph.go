@@ -41,6 +41,9 @@ type parentLink struct {
 	// stepCalls, for a child run step by step, are the tool calls the
 	// engine ran (see run.stepCalls).
 	stepCalls *stepCalls
+	// httpRec records the child's requests as its own invocations' (nil:
+	// not recorded; see steprecord.go).
+	httpRec *httpRecorder
 }
 
 // pausedChild is a subgraph's run paused at interrupts: the subgraph

@@ -127,6 +127,9 @@ func (t *Tail) Poll(ctx context.Context) error {
 				if err := json.Unmarshal(raw, &le); err != nil {
 					continue // not an event this lgx knows: the view goes on
 				}
+				if le.Event.Event == eventHTTPInteraction {
+					continue // a recorded request (steprecord.go): for the cassette, not the view
+				}
 				le.Event.GenAI = le.GenAI
 				t.relay(le.Event)
 			}
