@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"github.com/lgx-run/lgx/internal/cassette"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
+	"github.com/lgx-run/lgx/store"
 )
 
 // cassetteFlags are run's --record and --replay.
@@ -37,20 +39,40 @@ func (f cassetteFlags) open(wf *spec.Workflow) (*cassette.Cassette, error) {
 	return nil, nil
 }
 
-// forEngine reads the --replay cassette of a run on the engine's workers
-// (nil without --replay): checked as a local replay opens it, with the
-// same errors, and its content returned to be recorded with the run (the
-// workers do not share this file system).
-func (f cassetteFlags) forEngine(wf *spec.Workflow) (*runner.ReplayCassette, error) {
+// forEngine is what a run on the engine's workers does with its
+// requests. The --replay cassette is checked as a local replay opens it,
+// with the same errors, and its content returned to be recorded with the
+// run (the workers do not share this file system). The --record file is
+// checked writable before the run starts, as locally; the workers record
+// the requests, and this process writes the file (writeRecorded).
+func (f cassetteFlags) forEngine(wf *spec.Workflow) (runner.EngineCassette, error) {
 	c, err := f.open(wf)
 	if err != nil || c == nil {
-		return nil, err
+		return runner.EngineCassette{}, err
+	}
+	if f.record != "" {
+		// Not closed: the recorder would write an empty file.
+		return runner.EngineCassette{Record: true}, nil
 	}
 	data, err := os.ReadFile(f.replay)
 	if err != nil {
-		return nil, usageErr(fmt.Errorf("cassette %s: %w", f.replay, err))
+		return runner.EngineCassette{}, usageErr(fmt.Errorf("cassette %s: %w", f.replay, err))
 	}
-	return &runner.ReplayCassette{Path: f.replay, Data: data}, nil
+	return runner.EngineCassette{Replay: &runner.ReplayCassette{Path: f.replay, Data: data}}, nil
+}
+
+// writeRecorded writes the --record file of run runID on the engine from
+// the requests its workers recorded; runErr, the run's outcome, wins over
+// a failure to write it.
+func writeRecorded(ctx context.Context, st store.Store, runID, path string, runErr error) error {
+	docs, err := runner.RecordedRequests(context.WithoutCancel(ctx), st, runID)
+	if err == nil {
+		err = cassette.WriteFile(path, docs)
+	}
+	if err != nil && runErr == nil {
+		return err
+	}
+	return runErr
 }
 
 // wrapCassette routes client through c (nil: client as is).

@@ -188,8 +188,8 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	switch {
 	case opts.concurrency < 0:
 		return usageErrf("--concurrency must be positive")
-	case opts.cassette.record != "" && opts.cassette.replay == "":
-		return usageErrf("--record is not supported with --engine temporal yet: the requests are sent by the workers (--replay is)")
+	case opts.cassette.record != "" && opts.cassette.replay == "" && opts.detach:
+		return usageErrf("--record cannot be used with --detach: this process writes the cassette when the run ends")
 	case opts.store.url() == "memory":
 		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
 	}
@@ -200,7 +200,12 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	if err := runner.DistributableTree(g); err != nil {
 		return usageErr(err)
 	}
-	replay, err := opts.cassette.forEngine(wf)
+	if opts.cassette.record != "" && opts.cassette.replay == "" {
+		if err := runner.RecordableOnEngine(g); err != nil {
+			return usageErr(err)
+		}
+	}
+	cas, err := opts.cassette.forEngine(wf)
 	if err != nil {
 		return err
 	}
@@ -215,7 +220,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	}
 	defer c.Close()
 	runID := ulid.Make().String()
-	if err := runner.SubmitReplay(ctx, g, st, runID, in, os.Environ(), replay); err != nil {
+	if err := runner.SubmitCassette(ctx, g, st, runID, in, os.Environ(), cas); err != nil {
 		return err
 	}
 	var states *runner.StepStates
@@ -242,7 +247,12 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	// started may not have polled yet.
 	hint := time.AfterFunc(unservedAfter, unserved)
 	defer hint.Stop()
-	return a.followTemporal(ctx, c, st, runID, wf.Name, runner.LogMark{}, states, out, outputKeys(wf))
+	err = a.followTemporal(ctx, c, st, runID, wf.Name, runner.LogMark{}, states, out, outputKeys(wf))
+	if cas.Record {
+		// Written once the run ends or pauses, as a local recording is.
+		return writeRecorded(ctx, st, runID, opts.cassette.record, err)
+	}
+	return err
 }
 
 // stepStates returns what --stream values reads each step's state with

@@ -30,6 +30,8 @@ func TestTemporalRefusals(t *testing.T) {
 		"child.yaml":     "lgx: 1\nname: child\nstate: {x: {type: integer}}\nnodes:\n  deeper: {type: subgraph, with: {workflow: leaf.yaml}}\nedges: [{from: START, to: deeper}]\n",
 		"leaf.yaml":      toolsTool("leaf"),
 		"toolstool.yaml": toolsTool("r"),
+		"mcpchild.yaml":  "lgx: 1\nname: mcpchild\nmcp:\n  remote: {url: \"http://127.0.0.1:1/mcp\"}\nstate: {x: {type: integer}}\nnodes:\n  n: {type: set, output: {x: 1}}\nedges: [{from: START, to: n}]\n",
+		"mcpparent.yaml": "lgx: 1\nname: mcpparent\nstate: {x: {type: integer}}\nnodes:\n  child: {type: subgraph, with: {workflow: mcpchild.yaml}}\nedges: [{from: START, to: child}]\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -45,9 +47,18 @@ func TestTemporalRefusals(t *testing.T) {
 			stderr: `--engine must be local or temporal, not "cloud"`},
 		{name: "detach without temporal", opts: runOptions{file: hello, engine: "local", detach: true, out: text},
 			stderr: "--detach needs --engine temporal"},
-		// --replay runs on Temporal (testdata/temporal/cassette_replay.txtar).
-		{name: "record", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{record: "x.yaml"}},
-			stderr: "--record is not supported with --engine temporal yet"},
+		// --replay and --record run on Temporal (testdata/temporal/
+		// cassette_replay.txtar, cassette_record.txtar); the client writes
+		// the recording, so it must wait for the run, and the file is
+		// checked writable before the run is submitted, as locally.
+		{name: "record detached", opts: runOptions{file: hello, engine: "temporal", detach: true, out: text, cassette: cassetteFlags{record: "x.yaml"}},
+			stderr: "--record cannot be used with --detach: this process writes the cassette when the run ends"},
+		{name: "record unwritable", opts: runOptions{file: hello, engine: "temporal", out: text, cassette: cassetteFlags{record: filepath.Join(hello, "x.yaml")}},
+			stderr: "cassette " + filepath.Join(hello, "x.yaml") + ": mkdir"},
+		// A subgraph's MCP server over HTTP is reached through the
+		// worker's sessions: its requests could not be recorded.
+		{name: "record with an MCP server over HTTP", opts: runOptions{file: filepath.Join(dir, "mcpparent.yaml"), engine: "temporal", out: text, cassette: cassetteFlags{record: filepath.Join(dir, "r.yaml")}},
+			stderr: "--record is not supported with --engine temporal for workflow mcpchild: the requests to MCP server remote (over HTTP) go through the workers' sessions"},
 		{name: "memory store", opts: runOptions{file: hello, engine: "temporal", out: text, store: storeFlag{kind: "memory"}},
 			stderr: "--store memory: with --engine temporal the workers must read the run from the store"},
 		// Subgraphs nest (the child calls leaf.yaml): what a child uses
