@@ -35,6 +35,10 @@ type Tail struct {
 	open     map[string]bool // invocations and tool calls started and not ended, by path
 	// attempted is the last attempt started of each open invocation.
 	attempted map[string]int
+	// finished are the invocations and tool calls that ended (not at an
+	// interrupt): a start of theirs logged later by another worker is
+	// dropped.
+	finished map[string]bool
 
 	// A worker writes its events up to logFlushEvery after they happen,
 	// so a step's checkpoint can be logged before the end of one of its
@@ -61,7 +65,7 @@ func NewTail(st store.Store, runID, workflow string, sink Sink) (*Tail, error) {
 	if !ok {
 		return nil, ErrNoEventLog
 	}
-	return &Tail{log: log, runID: runID, workflow: workflow, sink: sink, cp: -1, open: map[string]bool{}, attempted: map[string]int{},
+	return &Tail{log: log, runID: runID, workflow: workflow, sink: sink, cp: -1, open: map[string]bool{}, attempted: map[string]int{}, finished: map[string]bool{},
 		expect: map[int]int{}, ends: map[int]map[string]bool{}}, nil
 }
 
@@ -190,25 +194,32 @@ func (t *Tail) relay(e Event) {
 		}
 		t.cp = e.Step
 	case EventNodeStart:
-		if t.open[e.Path] {
+		// A start logged late, by another worker's call that only
+		// advanced the invocation (a subgraph's child step), after the
+		// invocation ended: stale.
+		if t.open[e.Path] || t.finished[e.Path] {
 			return
 		}
 		t.open[e.Path] = true
 	case EventToolStart:
-		if t.open[e.Path] { // a call planned again
+		if t.open[e.Path] || t.finished[e.Path] { // a call planned again
 			return
 		}
 		t.open[e.Path] = true
 	case EventToolEnd:
 		delete(t.open, e.Path)
+		t.finished[e.Path] = true
 	case EventAttemptStart:
-		if e.Attempt <= t.attempted[e.Path] {
+		if e.Attempt <= t.attempted[e.Path] || t.finished[e.Path] {
 			return
 		}
 		t.attempted[e.Path] = e.Attempt
 	case EventNodeEnd, EventNodeError, EventInterrupt:
 		delete(t.open, e.Path)
 		delete(t.attempted, e.Path)
+		if e.Event != EventInterrupt { // an answered interrupt runs again
+			t.finished[e.Path] = true
+		}
 		if t.ends[e.Step] == nil {
 			t.ends[e.Step] = map[string]bool{}
 		}

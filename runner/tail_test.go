@@ -319,3 +319,38 @@ func TestTailHoldsStepEnd(t *testing.T) {
 		tc.end("step_end 3,run_end 3", nil)
 	})
 }
+
+// Two workers advance a subgraph invocation's child: each logs its start,
+// and one's batch can reach the log after the invocation's end (batches
+// are written up to logFlushEvery late). A start logged after its
+// invocation ended is stale and dropped; an interrupt's answer starts
+// its invocation again.
+func TestTailDropsStartAfterEnd(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMemory()
+	if err := st.CreateRun(ctx, &store.Run{ID: "R", Workflow: "w", Status: store.StatusRunning, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	log := func(evs ...Event) {
+		t.Helper()
+		w := newLogSink(st, "R")
+		for _, e := range evs {
+			w.Emit(e)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := newTailCheck(t, st, LogMark{})
+	log(Event{Event: EventStepStart, Step: 1, Nodes: []string{"sub", "ask"}},
+		Event{Event: EventNodeStart, Step: 1, Node: "sub", Path: "1/sub"},
+		Event{Event: EventAttemptStart, Step: 1, Node: "sub", Path: "1/sub", Attempt: 1},
+		Event{Event: EventNodeEnd, Step: 1, Node: "sub", Path: "1/sub"},
+		Event{Event: EventNodeStart, Step: 1, Node: "ask", Path: "1/ask"},
+		Event{Event: EventInterrupt, Step: 1, Node: "ask", Path: "1/ask", Message: "ok?"})
+	log(Event{Event: EventNodeStart, Step: 1, Node: "sub", Path: "1/sub"}, // the other worker's, late
+		Event{Event: EventAttemptStart, Step: 1, Node: "sub", Path: "1/sub", Attempt: 1},
+		Event{Event: EventNodeStart, Step: 1, Node: "ask", Path: "1/ask"}) // answered: runs again
+	tc.poll("run_start", "step_start 1 sub,ask", "node_start 1/sub", "attempt_start 1/sub", "node_end 1/sub",
+		"node_start 1/ask", "interrupt 1/ask ok?", "node_start 1/ask")
+}

@@ -125,12 +125,13 @@ func (a *Activities) Invoke(ctx context.Context, in InvokeInput) (res *runner.In
 		return nil, err
 	}
 	defer release()
-	// An invocation that did not end well ends the step (or pauses it):
-	// its events are written before the result, so the client shows them
-	// before the run's end. Others' go with their StepRun's next flush
-	// (runner.Tail waits for them).
+	// An invocation that did not end well ends the step (or pauses it),
+	// and a tool call's events are not counted by the client (which waits
+	// for every invocation's end, runner.Tail): theirs are written before
+	// the result, so the client shows them before the step's or the
+	// run's end. Others' go with their StepRun's next flush.
 	defer func() {
-		if res == nil || res.Status != store.InvocationOK && res.Status != store.InvocationContinued {
+		if res == nil || in.Call > 0 || res.Status != store.InvocationOK && res.Status != store.InvocationContinued {
 			_ = s.FlushEvents(ctx) // the view's loss, not the run's
 		}
 	}()
