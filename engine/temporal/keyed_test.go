@@ -270,8 +270,7 @@ func TestSchedulerKeyedPoolSharedWithChild(t *testing.T) {
 	}
 	var mu sync.Mutex // activities run on goroutines of their own
 	var plans []string
-	cur, top := map[string]int{}, map[string]int{}
-	all, allTop := 0, 0 // fetches in flight in all
+	var hf hostFlights
 	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
 		return map[string]any{
 			PlanActivity: func(ctx context.Context, in PlanInput) (*runner.StepPlan, error) {
@@ -286,12 +285,8 @@ func TestSchedulerKeyedPoolSharedWithChild(t *testing.T) {
 			InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
 				host := hostOf(in)
 				if host != "" {
-					mu.Lock()
-					cur[host]++
-					top[host] = max(top[host], cur[host])
-					all++
-					allTop = max(allTop, all)
-					mu.Unlock()
+					hf.begin(host)
+					defer hf.end(host)
 					// Long enough for the children's fetches, planned by
 					// local activities, to be dispatched beside the
 					// parent's.
@@ -300,10 +295,6 @@ func TestSchedulerKeyedPoolSharedWithChild(t *testing.T) {
 				r, err := a.Invoke(ctx, in)
 				mu.Lock()
 				defer mu.Unlock()
-				if host != "" {
-					cur[host]--
-					all--
-				}
 				if err == nil && r.Child != nil {
 					plans = append(plans, jsonOf(t, r.Child))
 				}
@@ -322,17 +313,53 @@ func TestSchedulerKeyedPoolSharedWithChild(t *testing.T) {
 			t.Errorf("a plan holds a key's value: %s", p)
 		}
 	}
-	if len(top) != 2 || allTop != 2 {
-		t.Errorf("fetches from %d hosts, at most %d in flight: want 2 hosts in parallel: %v", len(top), allTop, top)
-	}
-	for host, m := range top {
-		if m > 1 {
-			t.Errorf("host %s: %d fetches in flight, per_key concurrency 1 across the parent and its children", host, m)
-		}
-	}
+	hf.check(t, "across the parent and its children")
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.top > 2 {
 		t.Errorf("%d requests in flight at most: want at most 2 (one per host)", srv.top)
+	}
+}
+
+// hostFlights counts the fetches the workflow has in flight, per host (a
+// keyed pool's key) and in all.
+type hostFlights struct {
+	mu       sync.Mutex
+	cur, top map[string]int
+	all, max int
+}
+
+func (h *hostFlights) begin(host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cur == nil {
+		h.cur, h.top = map[string]int{}, map[string]int{}
+	}
+	h.cur[host]++
+	h.top[host] = max(h.top[host], h.cur[host])
+	h.all++
+	h.max = max(h.max, h.all)
+}
+
+func (h *hostFlights) end(host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cur[host]--
+	h.all--
+}
+
+// check fails t unless two hosts were fetched in parallel, one fetch per
+// host at a time (per_key concurrency 1, held as said by where).
+func (h *hostFlights) check(t *testing.T, where string) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.top) != 2 || h.max != 2 {
+		t.Errorf("fetches from %d hosts, at most %d in flight: want 2 hosts in parallel: %v", len(h.top), h.max, h.top)
+	}
+	for host, m := range h.top {
+		if m > 1 {
+			t.Errorf("host %s: %d fetches in flight, per_key concurrency 1 %s", host, m, where)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,29 +76,17 @@ func TestSchedulerKeyedMachinePool(t *testing.T) {
 	if err := runner.SubmitRun(context.Background(), g, st, "KM", inputs, nil); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex // activities run on goroutines of their own
-	cur, top := map[string]int{}, map[string]int{}
-	all, allTop := 0, 0 // fetches in flight in all
+	var hf hostFlights
 	env := suiteEnv(t, st, func(_ *testsuite.TestWorkflowEnvironment, a *Activities) map[string]any {
 		a.Machine = runner.NewMachinePools(cfg, slots)
 		t.Cleanup(func() { a.Machine.Close() })
 		return map[string]any{InvokeActivity: func(ctx context.Context, in InvokeInput) (*runner.InvokeResult, error) {
 			host := "aaaabbbb"[in.Index : in.Index+1]
-			mu.Lock()
-			cur[host]++
-			top[host] = max(top[host], cur[host])
-			all++
-			allTop = max(allTop, all)
-			mu.Unlock()
+			hf.begin(host)
+			defer hf.end(host)
 			// Long enough for the workflow to dispatch what its caps
 			// allow before the first fetch ends.
 			time.Sleep(50 * time.Millisecond)
-			defer func() {
-				mu.Lock()
-				cur[host]--
-				all--
-				mu.Unlock()
-			}()
 			return a.Invoke(ctx, in)
 		}}
 	})
@@ -118,16 +105,7 @@ func TestSchedulerKeyedMachinePool(t *testing.T) {
 	if g, w := jsonOf(t, got.State), jsonOf(t, want.State); g != w {
 		t.Errorf("state:\n temporal %s\n local    %s", g, w)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for host, m := range top {
-		if m > 1 {
-			t.Errorf("host %s: %d fetches in flight, per_key concurrency 1", host, m)
-		}
-	}
-	if len(top) != 2 || allTop != 2 {
-		t.Errorf("fetches from %d hosts, at most %d in flight: want 2 hosts in parallel: %v", len(top), allTop, top)
-	}
+	hf.check(t, "across the workers")
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.top > 2 {
