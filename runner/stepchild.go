@@ -293,23 +293,34 @@ func (cr *run) invokeIn(ctx context.Context, cm *childMode, nr *nodeRun, i int, 
 // the childMode cm, ended (res): its child's next step to dispatch, the
 // outcome of the invocation cm's target names, or its own.
 func (cm *childMode) outcome(path string, res *invResult, redact func(string) string) (*InvokeResult, error) {
+	if out, ok, err := cm.steered(path); ok {
+		return out, err
+	}
+	return resultOf(path, res, redact), nil
+}
+
+// steered is the result cm decides for the invocation at path whose child
+// it steered (ok): its records did not fit, the target ran, the child has
+// a step to dispatch, or the target had been recorded. ok is false when
+// the invocation's own ending decides.
+func (cm *childMode) steered(path string) (out *InvokeResult, ok bool, err error) {
 	switch {
 	case cm.err != nil:
-		return nil, fmt.Errorf("%s: %w", path, cm.err)
+		return nil, true, fmt.Errorf("%s: %w", path, cm.err)
 	case cm.ran != nil:
-		return cm.ran, nil
+		return cm.ran, true, nil
 	case cm.plan != nil:
-		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, nil
+		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, true, nil
 	case cm.target != nil:
 		// The child ran to its end from the records: the invocation the
 		// target names had been recorded (a retried call).
 		tpath := cm.target.path(path + "/")
 		if out := cm.recordedResult(tpath); out != nil {
-			return out, nil
+			return out, true, nil
 		}
-		return nil, fmt.Errorf("%s was asked for, but the child ran to its end without it", tpath)
+		return nil, true, fmt.Errorf("%s was asked for, but the child ran to its end without it", tpath)
 	}
-	return resultOf(path, res, redact), nil
+	return nil, false, nil
 }
 
 // resultOf is the result of the invocation at path that ended as res.

@@ -164,20 +164,10 @@ func (r *run) intoCall(ctx context.Context, c *call, calls []nodes.PlannedToolCa
 		// invocation (the child then ends before it is stopped).
 		end(nil)
 	}
-	switch {
-	case cm.err != nil:
-		return nil, fmt.Errorf("%s: %w", path, cm.err)
-	case cm.ran != nil:
-		return cm.ran, nil
-	case cm.plan != nil:
-		return &InvokeResult{Path: path, Status: InvocationCancelled, Child: cm.plan}, nil
-	case cm.target != nil:
-		tpath := cm.target.path(path + "/")
-		if out := cm.recordedResult(tpath); out != nil {
-			return out, nil
-		}
-		return nil, fmt.Errorf("%s was asked for, but the child ran to its end without it", tpath)
-	case err == nil:
+	if out, ok, serr := cm.steered(path); ok {
+		return out, serr
+	}
+	if err == nil {
 		return &InvokeResult{Path: path, Status: store.InvocationOK}, nil
 	}
 	// The child failed or paused on its records: the call ends here.
