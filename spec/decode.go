@@ -3,10 +3,12 @@ package spec
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -18,6 +20,9 @@ import (
 type decoder struct {
 	w     *Workflow
 	diags Diagnostics
+	// synthetic are the values this decoder made up, for w.synthetic:
+	// kept apart so that decoders can run at once (nodes).
+	synthetic []*yaml.Node
 }
 
 func (d *decoder) errorf(p Pos, code, hint, format string, args ...any) {
@@ -407,11 +412,7 @@ func (d *decoder) workflow(n *yaml.Node) {
 	if o.get("nodes") == nil {
 		d.warnf(top, CodeMissingKey, "add `nodes:` and `edges:`", "the workflow has no nodes: a run does nothing")
 	}
-	for _, p := range d.pairs(o.get("nodes"), "nodes") {
-		nd := d.node(p, "node", nodeKeys)
-		nd.Index = len(w.Nodes)
-		w.Nodes = append(w.Nodes, nd)
-	}
+	w.Nodes = d.nodes(d.pairs(o.get("nodes"), "nodes"))
 	if v := o.get("edges"); v != nil {
 		d.edges(v)
 	}
@@ -936,6 +937,49 @@ func (d *decoder) node(p pair, kind string, known []string) *Node {
 	return nd
 }
 
+// nodesPerCore is the fewest nodes worth decoding on a core of their own.
+const nodesPerCore = 1000
+
+// nodes decodes the workflow's nodes, in file order. A large workflow's are
+// decoded on every core, each run of nodes by a decoder of its own whose
+// diagnostics join d's in order (Load sorts them anyway).
+func (d *decoder) nodes(ps []pair) []*Node {
+	nodes := make([]*Node, len(ps))
+	parts := min(runtime.GOMAXPROCS(0), len(ps)/nodesPerCore)
+	if parts < 2 {
+		for i, p := range ps {
+			nodes[i] = d.node(p, "node", nodeKeys)
+			nodes[i].Index = i
+		}
+		return nodes
+	}
+	subs := make([]decoder, parts)
+	panics := make([]any, parts)
+	var wg sync.WaitGroup
+	for k := range subs {
+		sub := &subs[k]
+		sub.w = d.w
+		wg.Go(func() {
+			// Load recovers from a bug as a diagnostic, on its own
+			// goroutine: hand it the panic.
+			defer func() { panics[k] = recover() }()
+			for i := k * len(ps) / parts; i < (k+1)*len(ps)/parts; i++ {
+				nodes[i] = sub.node(ps[i], "node", nodeKeys)
+				nodes[i].Index = i
+			}
+		})
+	}
+	wg.Wait()
+	for k := range subs {
+		if panics[k] != nil {
+			panic(panics[k])
+		}
+		d.diags = append(d.diags, subs[k].diags...)
+		d.synthetic = append(d.synthetic, subs[k].synthetic...)
+	}
+	return nodes
+}
+
 // nodeOutput decodes `output:`: a mapping of state keys to values, or a bare
 // key, shorthand for {key: ${{ result }}}.
 func (d *decoder) nodeOutput(nd *Node, v *yaml.Node, what string) {
@@ -943,7 +987,7 @@ func (d *decoder) nodeOutput(nd *Node, v *yaml.Node, what string) {
 	case isNull(v):
 	case v.Kind == yaml.ScalarNode:
 		val := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "${{ result }}", Line: v.Line, Column: v.Column}
-		d.w.synthetic[val] = true
+		d.synthetic = append(d.synthetic, val)
 		nd.Output = []*OutputEntry{{Key: v.Value, Pos: posOf(v), Value: val}}
 	case v.Kind == yaml.MappingNode:
 		for _, p := range d.pairs(v, what+": output") {

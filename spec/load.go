@@ -75,7 +75,11 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		return w, d.diags
 	}
 
-	root, err := parseYAML(src)
+	root, ok := parseYAMLPieces(src, w.lines)
+	var err error
+	if !ok {
+		root, err = parseYAML(src)
+	}
 	if err != nil {
 		d.errorf(yamlErrorPos(src, err), CodeYAML, "", "%s", yamlErrorMessage(err))
 		return w, d.diags
@@ -90,6 +94,9 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		return w, d.diags
 	}
 	d.workflow(root.Content[0])
+	for _, n := range d.synthetic {
+		w.synthetic[n] = true
+	}
 	buildProgram(w)
 	return w, d.diags
 }
