@@ -940,8 +940,9 @@ func (d *decoder) node(p pair, kind string, known []string) *Node {
 // nodesPerCore is the fewest nodes worth decoding on a core of their own.
 const nodesPerCore = 1000
 
-// nodes decodes the workflow's nodes, in file order. A large workflow's are
-// decoded on every core, each run of nodes by a decoder of its own whose
+// nodes decodes the workflow's nodes, in file order, and builds their value
+// trees (buildProgram's part for nodes). A large workflow's are decoded on
+// every core, each run of nodes by a decoder of its own whose
 // diagnostics join d's in order (Load sorts them anyway).
 func (d *decoder) nodes(ps []pair) []*Node {
 	nodes := make([]*Node, len(ps))
@@ -950,6 +951,7 @@ func (d *decoder) nodes(ps []pair) []*Node {
 		for i, p := range ps {
 			nodes[i] = d.node(p, "node", nodeKeys)
 			nodes[i].Index = i
+			nodes[i].buildTrees()
 		}
 		return nodes
 	}
@@ -966,6 +968,7 @@ func (d *decoder) nodes(ps []pair) []*Node {
 			for i := k * len(ps) / parts; i < (k+1)*len(ps)/parts; i++ {
 				nodes[i] = sub.node(ps[i], "node", nodeKeys)
 				nodes[i].Index = i
+				nodes[i].buildTrees()
 			}
 		})
 	}

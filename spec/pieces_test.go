@@ -298,3 +298,47 @@ func TestLoadOnCoresMatchesOne(t *testing.T) {
 		t.Errorf("`output: s` is not known to be lgx's: %s", nodes2[202])
 	}
 }
+
+// TestValidateOnCoresMatchesOne: a large agent workflow with every kind of
+// node validates the same on one core (nodes, then graph) as on two (both
+// at once); under -race it shows the two share nothing they write.
+func TestValidateOnCoresMatchesOne(t *testing.T) {
+	src, err := os.ReadFile("../workflows/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra strings.Builder
+	extra.WriteString("nodes:\n")
+	for i := range 2 * nodesPerCore {
+		fmt.Fprintf(&extra, "  f%d: {type: set, output: {answer: \"${{ state.question + '%d' }}\"}}\n", i, i%7)
+	}
+	extra.WriteString(`  draft:
+    type: template
+    with: {template: "{{ .state.question }} {{ .nope }"}
+    output: answer
+  review:
+    type: interrupt
+    with: {message: "ok? ${{ state.answer }}"}
+    output: {answer: "${{ result.comment }}"}
+  child:
+    type: subgraph
+    with: {workflow: missing.yaml}
+  f_bad: {type: set, output: {answer: "${{ state.nope + 1 }}"}}
+`)
+	src = []byte(strings.Replace(string(src), "nodes:\n", extra.String(), 1))
+	validate := func(procs int) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		w, ds := Load("agent.yaml", src)
+		ds = append(ds, Validate(w)...)
+		return ds.String()
+	}
+	one, two := validate(1), validate(2)
+	if one != two {
+		t.Errorf("diagnostics differ:\none core:\n%s\ntwo:\n%s", one, two)
+	}
+	for _, want := range []string{"unreachable", "missing.yaml", "nope"} {
+		if !strings.Contains(one, want) {
+			t.Errorf("no diagnostic mentions %q:\n%.2000s", want, one)
+		}
+	}
+}

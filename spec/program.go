@@ -187,9 +187,8 @@ func hasExpr(n *yaml.Node, depth int) bool {
 // buildProgram gives every value of w its tree (the *Tree fields), once
 // Load has decoded the file.
 func buildProgram(w *Workflow) {
-	for _, n := range w.Nodes {
-		n.buildTrees()
-	}
+	// The nodes' trees are built as they are decoded (decoder.nodes), on
+	// every core for a large workflow.
 	for _, t := range w.Tools {
 		if t.Node != nil {
 			t.Node.buildTrees()

@@ -117,14 +117,22 @@ func BenchmarkValidateFanOutConditional(b *testing.B) {
 }
 
 // BenchmarkValidateFanOutPhases splits BenchmarkValidateFanOut/10000 into
-// its phases: yaml.v3 parsing the file alone, Load (parsing included) and
-// Validate of the loaded workflow.
+// its phases: yaml.v3 parsing the file alone, whole and in pieces on every
+// core, Load (parsing included) and Validate of the loaded workflow.
 func BenchmarkValidateFanOutPhases(b *testing.B) {
 	src := fanOut(10_000)
 	b.Run("yaml", func(b *testing.B) {
 		loopCPU(b, func() {
 			if _, err := parseYAML(src); err != nil {
 				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("pieces", func(b *testing.B) {
+		starts := lineStarts(src)
+		loopCPU(b, func() {
+			if _, ok := parseYAMLPieces(src, starts); !ok {
+				b.Fatal("not cut")
 			}
 		})
 	})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -47,13 +48,41 @@ func ValidateReading(w *Workflow, read func(path string) ([]byte, error)) (ds Di
 	v.checkProviders()
 	v.checkTools()
 	v.checkMCP()
-	for _, n := range w.Nodes {
-		v.node(n)
-	}
+	v.nodesAndGraph()
 	v.workflowOutput()
-	v.graph()
 	v.conflicts()
 	return v.diags
+}
+
+// nodesAndGraph checks every node, then the graph. The two read only what
+// the checks before them built, so a large workflow's are run at once: the
+// nodes by a copy of v with a diagnostics list and an expression checker
+// (whose caches fill as it goes) of its own.
+func (v *validator) nodesAndGraph() {
+	if runtime.GOMAXPROCS(0) < 2 || len(v.w.Nodes) < 2*nodesPerCore {
+		for _, n := range v.w.Nodes {
+			v.node(n)
+		}
+		v.graph()
+		return
+	}
+	nv := *v
+	nv.diags, nv.exprs = nil, newExprChecker(v.w)
+	nv.armCache, nv.outEdges, nv.sources = nil, nil, nil // the graph's
+	done := make(chan any, 1)
+	go func() {
+		// ValidateReading recovers from a bug as a diagnostic, on its
+		// own goroutine: hand it the panic.
+		defer func() { done <- recover() }()
+		for _, n := range v.w.Nodes {
+			nv.node(n)
+		}
+	}()
+	v.graph()
+	if r := <-done; r != nil {
+		panic(r)
+	}
+	v.diags = append(v.diags, nv.diags...)
 }
 
 // validator holds what the checks share.
