@@ -75,7 +75,7 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		return w, d.diags
 	}
 
-	root, ok := parseYAMLPieces(src, w.lines)
+	root, ok, withinLimits := parseYAMLPieces(src, w.lines)
 	var err error
 	if !ok {
 		root, err = parseYAML(src)
@@ -89,9 +89,11 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		d.errorf(Pos{Line: 1, Col: 1}, CodeMissingKey, "start with `lgx: 1`, `name:` and `nodes:`", "the file is empty")
 		return w, d.diags
 	}
-	if n, msg := checkLimits(root); n != nil {
-		d.errorf(posOf(n), CodeTooLarge, "", "%s", msg)
-		return w, d.diags
+	if !withinLimits { // else measured as its pieces were parsed
+		if n, msg := checkLimits(root); n != nil {
+			d.errorf(posOf(n), CodeTooLarge, "", "%s", msg)
+			return w, d.diags
+		}
 	}
 	d.workflow(root.Content[0])
 	for _, n := range d.synthetic {

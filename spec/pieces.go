@@ -49,6 +49,10 @@ type piece struct {
 	region int
 	root   *yaml.Node // the parsed document's content
 	err    error
+	// extent is the size and height of the piece's tree; aliased, whether
+	// it holds an anchor or alias (which checkLimits must expand).
+	extent  extent
+	aliased bool
 }
 
 // region is a top-level key written alone on its line (`nodes:`) whose
@@ -63,20 +67,23 @@ type region struct {
 // parseYAMLPieces parses src in pieces on every core. ok is false when src
 // cannot be cut (too small, one core, no cut point) or when a piece did not
 // parse or does not fit the whole: the caller then parses src whole.
-func parseYAMLPieces(src []byte, starts []int) (root *yaml.Node, ok bool) {
+// withinLimits reports that the tree has no alias and is within MaxNodes and
+// MaxDepth, measured as the pieces were parsed: checkLimits need not walk it
+// again.
+func parseYAMLPieces(src []byte, starts []int) (root *yaml.Node, ok, withinLimits bool) {
 	procs := runtime.GOMAXPROCS(0)
 	if procs < 2 || len(src) < piecesMinSize {
-		return nil, false
+		return nil, false, false
 	}
 	return parsePieces(src, starts, pieceSize, procs)
 }
 
 // parsePieces is parseYAMLPieces with the piece size and the number of
 // goroutines given (tests cut small files finely).
-func parsePieces(src []byte, starts []int, pieceBytes, procs int) (*yaml.Node, bool) {
+func parsePieces(src []byte, starts []int, pieceBytes, procs int) (*yaml.Node, bool, bool) {
 	pieces, regions := cutPieces(src, starts, pieceBytes)
 	if pieces == nil {
-		return nil, false
+		return nil, false, false
 	}
 	// Largest first, each core taking the next: the last piece to start is
 	// a small one.
@@ -107,7 +114,24 @@ func parsePieces(src []byte, starts []int, pieceBytes, procs int) (*yaml.Node, b
 		})
 	}
 	wg.Wait()
-	return joinPieces(pieces, regions)
+	root, ok := joinPieces(pieces, regions)
+	if !ok {
+		return nil, false, false
+	}
+	// The whole tree's height is at most the first piece's (the document
+	// and the top-level keys before the first cut) or two more than any
+	// other piece's (under the document and a top-level mapping).
+	size, height, aliased := 0, 0, false
+	for i, p := range pieces {
+		size += p.extent.size
+		aliased = aliased || p.aliased
+		if i == 0 {
+			height = max(height, p.extent.height)
+		} else {
+			height = max(height, p.extent.height+2)
+		}
+	}
+	return root, true, !aliased && size <= MaxNodes && height <= MaxDepth
 }
 
 // parsePiece parses one piece and moves its nodes' lines to the file's.
@@ -126,26 +150,32 @@ func parsePiece(src []byte, p *piece) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return
 	}
-	if p.line > 1 {
-		shiftLines(&doc, p.line-1)
-	}
 	if p.region < 0 && p.line == 1 {
+		p.extent, p.aliased = measure(&doc, 0)
 		p.root = &doc // the first piece's document is the whole file's
 		return
 	}
+	p.extent, p.aliased = measure(doc.Content[0], p.line-1)
 	if doc.HeadComment != "" || doc.LineComment != "" || doc.FootComment != "" {
 		return // a comment the whole file's document would hold
 	}
 	p.root = doc.Content[0]
 }
 
-// shiftLines adds d to the line of n and of every node under it. An alias's
-// target is in the tree already and is not visited twice.
-func shiftLines(n *yaml.Node, d int) {
+// measure adds d to the line of n and of every node under it, and returns
+// the tree's size and height and whether it holds an anchor or an alias
+// (whose target is in the tree already, and is not visited twice).
+func measure(n *yaml.Node, d int) (e extent, aliased bool) {
 	n.Line += d
+	e = extent{size: 1, height: 1}
+	aliased = n.Anchor != "" || n.Kind == yaml.AliasNode
 	for _, c := range n.Content {
-		shiftLines(c, d)
+		ce, ca := measure(c, d)
+		e.size += ce.size
+		e.height = max(e.height, ce.height+1)
+		aliased = aliased || ca
 	}
+	return e, aliased
 }
 
 // joinPieces builds the whole file's tree from its parsed pieces, or

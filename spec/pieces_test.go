@@ -49,7 +49,7 @@ func sameTree(a, b *yaml.Node, path string) string {
 // whether the pieces parsed.
 func checkPieces(t *testing.T, src []byte, pieceBytes int) bool {
 	t.Helper()
-	got, ok := parsePieces(src, lineStarts(src), pieceBytes, 2)
+	got, ok, within := parsePieces(src, lineStarts(src), pieceBytes, 2)
 	if !ok {
 		return false
 	}
@@ -59,6 +59,10 @@ func checkPieces(t *testing.T, src []byte, pieceBytes int) bool {
 	}
 	if d := sameTree(got, want, ""); d != "" {
 		t.Fatalf("pieces of %d bytes differ from the whole at %s:\n%s", pieceBytes, d, src)
+	}
+	// Within the limits only if checkLimits finds nothing.
+	if n, msg := checkLimits(want); within && n != nil {
+		t.Fatalf("pieces of %d bytes: within the limits, but checkLimits says %s:\n%s", pieceBytes, msg, src)
 	}
 	return true
 }
@@ -135,6 +139,7 @@ func TestPiecesMatchWhole(t *testing.T) {
 		{"top-level sequence", "- a\n- b\n", false},
 		{"flow document", "{lgx: 1, nodes: {a: 1}}\n", false},
 		{"tagged", head + "  a: !!str 1\n  b: !custom 2\n  c: 3\n", true},
+		{"nested too deeply", head + "  a: 1\n  b: " + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + "\n  c: 3\n", true},
 		{"duplicate keys", head + "  a: 1\n  a: 2\n  a: 3\n", true},
 		{"top-level key after a region is a list", head + "  a: 1\n  b: 2\n- x\n", false},
 	}
@@ -159,8 +164,8 @@ func TestLoadInPieces(t *testing.T) {
 	if len(src) < piecesMinSize {
 		t.Fatalf("%d bytes: too small to be cut", len(src))
 	}
-	if _, ok := parsePieces(src, lineStarts(src), pieceSize, 2); !ok {
-		t.Fatal("the 10,000-branch fan-out was not cut")
+	if _, ok, within := parsePieces(src, lineStarts(src), pieceSize, 2); !ok || !within {
+		t.Fatalf("the 10,000-branch fan-out: cut %v, within the limits %v", ok, within)
 	}
 	checkPieces(t, src, pieceSize)
 	// A broken entry far into the file: the same message and place as a

@@ -131,7 +131,7 @@ func BenchmarkValidateFanOutPhases(b *testing.B) {
 	b.Run("pieces", func(b *testing.B) {
 		starts := lineStarts(src)
 		loopCPU(b, func() {
-			if _, ok := parseYAMLPieces(src, starts); !ok {
+			if _, ok, _ := parseYAMLPieces(src, starts); !ok {
 				b.Fatal("not cut")
 			}
 		})
