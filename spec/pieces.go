@@ -270,9 +270,11 @@ func keyStart(c byte) bool {
 
 // cutPieces finds where src can be cut: nil when nowhere, or when src holds
 // something a piece could show differently (document markers, directives,
-// line breaks other than "\n" and "\r\n").
+// line breaks other than "\n" and "\r\n", UTF-16, whose every ASCII
+// character has a zero byte, and which yaml.v3 recognises by the first
+// piece's byte order mark only).
 func cutPieces(src []byte, starts []int, pieceBytes int) ([]piece, []region) {
-	if bytes.Contains(src, []byte("\u0085")) || bytes.Contains(src, []byte("\u2028")) || bytes.Contains(src, []byte("\u2029")) {
+	if bytes.IndexByte(src, 0) >= 0 || bytes.Contains(src, []byte("\u0085")) || bytes.Contains(src, []byte("\u2028")) || bytes.Contains(src, []byte("\u2029")) {
 		return nil, nil
 	}
 	lines := make([]lineInfo, len(starts))

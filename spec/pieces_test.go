@@ -129,6 +129,8 @@ func TestPiecesMatchWhole(t *testing.T) {
 		{"document marker", "---\n" + head + "  a: 1\n  b: 2\n  c: 3\n", false},
 		{"second document", head + "  a: 1\n  b: 2\n  c: 3\n---\nx: 1\n", false},
 		{"directive", "%YAML 1.1\n---\n" + head + "  a: 1\n  b: 2\n", false},
+		{"UTF-16", utf16LE(head + "  a: 1\n  b: 2\n  c: 3\n"), false},
+		{"NEL", head + "  a: 1\n  b: x\u0085y\n  c: 3\n", false},
 		{"lone CR", head + "  a: 1\r  b: 2\n  c: 3\n", false},
 		{"tab", head + "  a: 1\n\tb: 2\n  c: 3\n", false},
 		{"mis-indented entry", head + "  a: 1\n   b: 2\n  c: 3\n", false},
@@ -346,4 +348,13 @@ func TestValidateOnCoresMatchesOne(t *testing.T) {
 			t.Errorf("no diagnostic mentions %q:\n%.2000s", want, one)
 		}
 	}
+}
+
+// utf16LE is s in UTF-16, little-endian, with a byte order mark.
+func utf16LE(s string) string {
+	b := []byte{0xFF, 0xFE}
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8))
+	}
+	return string(b)
 }
