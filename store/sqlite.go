@@ -46,7 +46,7 @@ const maxConns = 4
 type SQLite struct {
 	db   *sql.DB
 	path string
-	wmu  writeLock // serializes this process's writers; guards cache; wakes the checkpointer
+	wmu  sync.Mutex // serializes this process's writers; guards cache
 	// readOnly, when set, says why the store cannot be written; every
 	// write then fails with ErrReadOnly instead of reaching SQLite.
 	readOnly error
@@ -64,10 +64,6 @@ type SQLite struct {
 	getLease, setLease, renewLease, releaseLease            *sql.Stmt
 	closeOnce                                               sync.Once
 	closeErr                                                error
-
-	// cpStop ends the WAL checkpointer (sqlite_walcp.go), cpDone says
-	// it has; both nil for a read-only store.
-	cpStop, cpDone chan struct{}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -167,8 +163,6 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	if readOnly == nil {
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "synchronous(NORMAL)")
-		// Checkpoints are the checkpointer's, not a commit's (sqlite_walcp.go).
-		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Set("mode", "ro")
@@ -191,9 +185,6 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
-	}
-	if readOnly == nil {
-		s.startCheckpointer(abs + "-wal")
 	}
 	return s, nil
 }
@@ -1026,7 +1017,6 @@ func (s *SQLite) mustExist(ctx context.Context, runID, what string) error {
 // back into the main file. Calling Close again returns the first result.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopCheckpointer()
 		s.closeErr = s.db.Close() // also closes the prepared statements
 	})
 	return s.closeErr
