@@ -28,6 +28,8 @@ type journal struct {
 	// lease is this process's claim to execute the run (SPEC §9.3), held
 	// from start (or resume) to finish; nil without a store.
 	lease *heldLease
+	// ended: FinishRun recorded the outcome, which clears the lease.
+	ended bool
 
 	// pending is the invocation of a step that has only one, recorded
 	// with the step's checkpoint in one transaction (store.CommitSteps):
@@ -81,13 +83,19 @@ const (
 
 // create records a new run and takes its lease.
 func (j *journal) create(ctx context.Context, rec *store.Run) error {
+	ttl := j.leaseTTL
+	if ttl <= 0 {
+		ttl = store.LeaseTTL
+	}
+	// The run is created with its lease: nobody else can hold the lease
+	// of a run that did not exist.
+	h, l := newLease(ctx, j.st, j.runID, ttl)
+	rec.Lease = &l
 	if err := j.st.CreateRun(ctx, rec); err != nil {
 		return fmt.Errorf("store: create run: %w", err)
 	}
-	var err error
-	if j.lease, err = j.acquireLease(ctx); err != nil {
-		return fmt.Errorf("store: lease of run %s: %w", j.runID, err)
-	}
+	j.lease = h
+	go h.renew(ttl, l.Expires)
 	return nil
 }
 
@@ -330,6 +338,7 @@ func (j *journal) finish(ctx context.Context, status store.Status, msg string) e
 	if err := j.st.FinishRun(context.WithoutCancel(ctx), j.runID, status, msg, time.Now()); err != nil {
 		return fmt.Errorf("store: finish run: %w", err)
 	}
+	j.ended = true
 	return nil
 }
 
@@ -345,7 +354,11 @@ func (j *journal) acquireLease(ctx context.Context) (*heldLease, error) {
 // A failed release only delays the next resume (the lease expires).
 func (j *journal) releaseLease() {
 	if j.lease != nil {
-		_ = j.lease.release()
+		if j.ended {
+			j.lease.drop() // FinishRun cleared it
+		} else {
+			_ = j.lease.release()
+		}
 		j.lease = nil
 	}
 }

@@ -48,6 +48,18 @@ func acquireLease(ctx context.Context, st store.Store, runID string) (*heldLease
 // acquireLeaseTTL is acquireLease with a lease that lives ttl unrenewed
 // (tests shorten it).
 func acquireLeaseTTL(ctx context.Context, st store.Store, runID string, ttl time.Duration) (*heldLease, error) {
+	h, l := newLease(ctx, st, runID, ttl)
+	if err := st.AcquireLease(ctx, runID, l); err != nil {
+		return nil, err
+	}
+	go h.renew(ttl, l.Expires)
+	return h, nil
+}
+
+// newLease returns this process's lease of run runID, living ttl, neither
+// in the store nor renewed yet: a new run records it with the run itself
+// (journal.create), in one write instead of two.
+func newLease(ctx context.Context, st store.Store, runID string, ttl time.Duration) (*heldLease, store.Lease) {
 	h := &heldLease{
 		st:    st,
 		runID: runID,
@@ -57,12 +69,7 @@ func acquireLeaseTTL(ctx context.Context, st store.Store, runID string, ttl time
 		done:  make(chan struct{}),
 		lostC: make(chan struct{}),
 	}
-	l := store.Lease{Owner: h.owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(ttl)}
-	if err := st.AcquireLease(ctx, runID, l); err != nil {
-		return nil, err
-	}
-	go h.renew(ttl, l.Expires)
-	return h, nil
+	return h, store.Lease{Owner: h.owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(ttl)}
 }
 
 // renew extends the lease every ttl/3 until release. Renewal that fails
@@ -117,10 +124,20 @@ func (h *heldLease) lostReason() error {
 // release stops the renewal, waits for it, and gives the lease back (a
 // no-op in the store when another owner took it). It is safe to call more
 // than once; later calls return the first result.
-func (h *heldLease) release() error {
+func (h *heldLease) release() error { return h.end(true) }
+
+// drop stops the renewal and waits for it without writing: the run's
+// FinishRun cleared the lease with the run's outcome (every store does),
+// so a release would be one more write, for nothing, before Run returns.
+func (h *heldLease) drop() { _ = h.end(false) }
+
+func (h *heldLease) end(write bool) error {
 	h.released.Do(func() {
 		close(h.stop)
 		<-h.done
+		if !write {
+			return
+		}
 		ctx, cancel := context.WithTimeout(h.ctx, releaseTimeout)
 		defer cancel()
 		if err := h.st.ReleaseLease(ctx, h.runID, h.owner); err != nil {
