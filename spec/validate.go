@@ -78,9 +78,18 @@ func (v *validator) nodesAndGraph() {
 			nv.node(n)
 		}
 	}()
-	v.graph()
-	if r := <-done; r != nil {
-		panic(r)
+	// A panic in either waits for the other, so that no check outlives
+	// ValidateReading.
+	var graphPanic any
+	func() {
+		defer func() { graphPanic = recover() }()
+		v.graph()
+	}()
+	nodesPanic := <-done
+	for _, r := range []any{graphPanic, nodesPanic} {
+		if r != nil {
+			panic(r)
+		}
 	}
 	v.diags = append(v.diags, nv.diags...)
 }
