@@ -10,15 +10,20 @@ import (
 
 // recordLinger is how long the recorder lets the invocations of a parallel
 // step gather before it commits them. A commit costs about 60 µs of CPU in
-// the pure-Go SQLite whatever it holds, an item about 1 µs more: at 20,000
-// finished items a second, a 1 ms linger committed every 20 items and
-// spent 6 % of the run's CPU on commits; 5 ms gathers 100, at 1 %
-// (issue 13). It is also the most a kill -9 can make resume send again of
-// a slow fan-out (a fast one is bounded by recordBatch).
-const recordLinger = 5 * time.Millisecond
+// the pure-Go SQLite whatever it holds, an item about 1 µs more, and each
+// commit rewrites the partly filled pages it touches: at 20,000 finished
+// items a second, a 1 ms linger committed every 20 items and spent 6 % of
+// the run's CPU on commits. A quiet machine finishes the 2,000-GET
+// benchmark's items at about 45,000 a second: 5 ms committed every 220,
+// ten commits a run; 20 ms and recordBatch 1,024 commit about three, and
+// took the SQLite run from 0.941 to 0.958 of the memory store's
+// throughput (medians of 40 interleaved rounds, issue 13). It is also the
+// most a kill -9 can make resume send again of a slow fan-out (a fast one
+// is bounded by recordBatch), with the same idempotency keys.
+const recordLinger = 20 * time.Millisecond
 
 // recordBatch commits at once when this many invocations are waiting.
-const recordBatch = 256
+const recordBatch = 1024
 
 // recorder records the invocations of parallel steps in the background,
 // many per transaction (store.RecordInvocations). A finished invocation is

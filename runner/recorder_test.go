@@ -115,16 +115,16 @@ func TestRecorder(t *testing.T) {
 			}
 		})
 	})
-	// A fast for_each: 20 items finish every millisecond (the 2,000-GET
+	// A fast for_each: 45 items finish every millisecond (the 2,000-GET
 	// benchmark's rate on a quiet machine). Each commit costs the same
-	// whatever it holds, so they must be gathered by the hundred, not by
-	// the twenty a 1 ms linger gathered (issue 13).
-	t.Run("a fast for_each is committed a hundred items at a time", func(t *testing.T) {
+	// whatever it holds, so they must be gathered by the several hundred,
+	// not by the 45 a 1 ms linger gathered (issue 13).
+	t.Run("a fast for_each is committed hundreds of items at a time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newCountingStore(t)
 			rc := newRecorder(st, recordLinger)
 			defer rc.close()
-			const items, perMS = 2000, 20
+			const items, perMS = 2000, 45
 			for i := range items {
 				rc.add(recInv(i))
 				if i%perMS == perMS-1 {
@@ -135,8 +135,8 @@ func TestRecorder(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := st.calls()
-			if len(got) > items/100+1 {
-				t.Errorf("%d items took %d commits (%v), want at most %d", items, len(got), got, items/100+1)
+			if len(got) > items/500+1 {
+				t.Errorf("%d items took %d commits (%v), want at most %d", items, len(got), got, items/500+1)
 			}
 			if invs, _ := st.Invocations(context.Background(), "r"); len(invs) != items {
 				t.Errorf("%d durable after flush, want %d", len(invs), items)
