@@ -238,13 +238,16 @@ func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string
 	var target *Interrupt
 	switch {
 	case a.Node != "":
+		// A full path names one interrupt; a node name, or a path with its
+		// leading parts left out (ask[0] for 1/ask[0], as a user copies it
+		// from "paused at 1/ask[0]"), names those it fits, if just one.
 		var matches []*Interrupt
 		for i := range waiting {
 			if waiting[i].Path == a.Node {
 				matches = []*Interrupt{&waiting[i]}
 				break
 			}
-			if waiting[i].Node == a.Node {
+			if waiting[i].Node == a.Node || strings.HasSuffix(waiting[i].Path, "/"+a.Node) {
 				matches = append(matches, &waiting[i])
 			}
 		}
@@ -254,7 +257,7 @@ func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string
 		case 1:
 			target = matches[0]
 		default:
-			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts of node %s; name one by path with --node:\n%s",
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts that %q names; name one by its whole path with --node:\n%s",
 				runID, len(matches), a.Node, listInterrupts(waiting))}
 		}
 	case len(waiting) > 1:

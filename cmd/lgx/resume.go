@@ -37,8 +37,9 @@ Idempotency-Key as before.
 
 For a run paused at an interrupt node, the -i values, as one object, become
 that node's result. When several interrupts wait (parallel approvals, or
-interrupts inside subgraphs), --node names the one to answer, by path or by
-node name; the run stays paused while others wait. Without -i, resume
+interrupts inside subgraphs), --node names the one to answer: by path
+(1/ask[0]), by the end of its path (ask[0]) or by node name when only one
+waiting interrupt fits; the run stays paused while others wait. Without -i, resume
 refuses to answer an interrupt unless --empty says the empty answer is meant.
 
 For a run started with --engine temporal and paused at an interrupt, the

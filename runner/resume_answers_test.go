@@ -1,0 +1,57 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAnswersNode: --node names a waiting interrupt by its path, by the end
+// of its path at a "/", or by node name, and only when one interrupt fits.
+func TestAnswersNode(t *testing.T) {
+	waiting := []Interrupt{
+		{Path: "1/ask[0]", Node: "ask", Index: 0},
+		{Path: "1/ask[1]", Node: "ask", Index: 1},
+		{Path: "1/legal", Node: "legal", Index: -1},
+		{Path: "1/kids[0]/2/ask[0]", Node: "ask", Index: 0},
+		{Path: "1/kids[1]/2/sign", Node: "sign", Index: -1},
+	}
+	for _, tc := range []struct {
+		node, want, err string
+	}{
+		{node: "1/ask[0]", want: "1/ask[0]"},
+		{node: "1/kids[0]/2/ask[0]", want: "1/kids[0]/2/ask[0]"},
+		{node: "ask[1]", want: "1/ask[1]"},
+		{node: "legal", want: "1/legal"},
+		{node: "sign", want: "1/kids[1]/2/sign"},
+		{node: "2/sign", want: "1/kids[1]/2/sign"},
+		{node: "kids[1]/2/sign", want: "1/kids[1]/2/sign"},
+		{node: "2/ask[0]", want: "1/kids[0]/2/ask[0]"},
+		// Fits two: 1/ask[0] and 1/kids[0]/2/ask[0].
+		{node: "ask[0]", err: `waits at 2 interrupts that "ask[0]" names`},
+		{node: "ask", err: `waits at 3 interrupts that "ask" names`},
+		// Ends only at a "/": "sk[1]" and "[1]" name nothing.
+		{node: "sk[1]", err: `does not wait at "sk[1]"`},
+		{node: "[1]", err: `does not wait at "[1]"`},
+		{node: "ask[2]", err: `does not wait at "ask[2]"`},
+		{node: "2/legal", err: `does not wait at "2/legal"`},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			got, err := answers("R", waiting, Answer{Node: tc.node, Values: map[string]any{"ok": true}})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("answers(--node %s) = %v, %v; want an error with %q", tc.node, got, err, tc.err)
+				}
+				if !strings.Contains(err.Error(), "1/kids[1]/2/sign") {
+					t.Errorf("the error does not list the waiting paths:\n%v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("answers(--node %s): %v", tc.node, err)
+			}
+			if len(got) != 1 || got[tc.want] == nil {
+				t.Fatalf("answers(--node %s) = %v, want the answer for %s", tc.node, got, tc.want)
+			}
+		})
+	}
+}
