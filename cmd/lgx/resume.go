@@ -131,8 +131,13 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 		return a.reopenTemporal(ctx, opts, s, run, outputKeys(wf))
 	}
 
-	return a.execute(ctx, "run "+run.ID+" (resumed)", out, outputKeys(wf), opts.store.kind != "memory",
+	// "run ID (resumed)" is printed once the run goes on (its run_start
+	// event), not before: an answer Resume refuses (several interrupts
+	// wait, --node names none) or a lease another process holds resumes
+	// nothing.
+	return a.execute(ctx, "", out, outputKeys(wf), opts.store.kind != "memory",
 		func(ctx context.Context, ro runner.Options) (*runner.Result, error) {
+			ro.Sink = &announceSink{w: a.ios.Err, line: "run " + run.ID + " (resumed)", next: ro.Sink}
 			ro.Answer = runner.Answer{Values: values, Node: opts.node, Empty: opts.empty}
 			return runner.Resume(ctx, s, run.ID, ro)
 		})
