@@ -62,7 +62,7 @@ func (httpFetch) Doc() Doc {
 			{Name: "expect", Type: "any", Default: "2xx",
 				Doc: "Accepted statuses: a status (404), a class (\"2xx\") or a list of them ([200, \"3xx\"])."},
 			{Name: "idempotency_key", Type: "any", Default: "auto",
-				Doc: "`auto`: for methods other than GET/HEAD send `Idempotency-Key` derived from run id, node and item index (the same across retries and resumes); true is auto; any other string is sent as given, for any method; \"\" or false sends none. An `Idempotency-Key` in `headers` wins."},
+				Doc: "`auto`: for methods other than GET/HEAD send `Idempotency-Key` `lgx-RUN-PATH`, from the run id and the invocation's path (the same across retries and resumes, different for each loop visit, item, tool call and subgraph child); true is auto; any other string is sent as given, for any method; \"\" or false sends none. An `Idempotency-Key` in `headers` wins."},
 		},
 		Result: []Field{
 			{Name: "url", Type: "string", Doc: "Final URL, after redirects."},
