@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -81,7 +82,8 @@ func Load(file string, src []byte) (w *Workflow, ds Diagnostics) {
 		root, err = parseYAML(src)
 	}
 	if err != nil {
-		d.errorf(yamlErrorPos(src, err), CodeYAML, "", "%s", yamlErrorMessage(err))
+		p := yamlErrorPos(src, err)
+		d.errorf(p, CodeYAML, yamlErrorHint(src, p), "%s", yamlErrorMessage(err))
 		return w, d.diags
 	}
 	w.Root = root
@@ -174,6 +176,25 @@ func yamlErrorPos(src []byte, err error) Pos {
 		}
 	}
 	return Pos{Line: 1, Col: 1}
+}
+
+// tabIndentHint is the hint of a YAML error on a line indented with a tab:
+// yaml.v3 says only "found character that cannot start any token" (or
+// "found a tab character that violates indentation").
+const tabIndentHint = "YAML indents with spaces, never tabs: replace the tab at the start of this line with spaces"
+
+// yamlErrorHint explains a YAML error at p whose message does not: a line
+// indented with a tab, a mistake that editors hide.
+func yamlErrorHint(src []byte, p Pos) string {
+	line, ok := sourceLine(src, p.Line)
+	if !ok {
+		return ""
+	}
+	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+	if strings.Contains(indent, "\t") {
+		return tabIndentHint
+	}
+	return ""
 }
 
 // yamlErrorMessage strips yaml.v3's "yaml: line N:" prefix.

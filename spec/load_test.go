@@ -346,12 +346,14 @@ func TestLoadYAMLErrorPosition(t *testing.T) {
 	tests := []struct {
 		name, src string
 		want      Pos
+		hint      string
 	}{
-		{"mis-indented key", "lgx: 1\nname: x\nnodes:\n  a:\n    type: set\n   bad: 1\n", Pos{Line: 6, Col: 4}},
-		{"tab indentation", "lgx: 1\nname: x\nnodes:\n\ta: 1\n", Pos{Line: 4, Col: 1}},
-		{"unclosed flow mapping", "lgx: 1\nname: x\nnodes:\n  a: {type: set\n", Pos{Line: 4, Col: 6}},
-		{"unclosed quote", "lgx: 1\nname: x\nstate:\n  a: {default: \"open}\n", Pos{Line: 4, Col: 16}},
-		{"unknown anchor", "lgx: 1\nname: x\nx: *nope\n", Pos{Line: 3, Col: 4}},
+		{"mis-indented key", "lgx: 1\nname: x\nnodes:\n  a:\n    type: set\n   bad: 1\n", Pos{Line: 6, Col: 4}, ""},
+		{"tab indentation", "lgx: 1\nname: x\nnodes:\n\ta: 1\n", Pos{Line: 4, Col: 1}, tabIndentHint},
+		{"tab after spaces", "lgx: 1\nname: x\nnodes:\n  a:\n  \ttype: set\n", Pos{Line: 5, Col: 3}, tabIndentHint},
+		{"unclosed flow mapping", "lgx: 1\nname: x\nnodes:\n  a: {type: set\n", Pos{Line: 4, Col: 6}, ""},
+		{"unclosed quote", "lgx: 1\nname: x\nstate:\n  a: {default: \"open}\n", Pos{Line: 4, Col: 16}, ""},
+		{"unknown anchor", "lgx: 1\nname: x\nx: *nope\n", Pos{Line: 3, Col: 4}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,6 +363,9 @@ func TestLoadYAMLErrorPosition(t *testing.T) {
 			}
 			if ds[0].Pos.Line != tt.want.Line || ds[0].Pos.Col != tt.want.Col {
 				t.Errorf("at %d:%d, want %d:%d (%s)", ds[0].Pos.Line, ds[0].Pos.Col, tt.want.Line, tt.want.Col, ds[0].Message)
+			}
+			if ds[0].Hint != tt.hint {
+				t.Errorf("hint %q, want %q", ds[0].Hint, tt.hint)
 			}
 		})
 	}

@@ -91,7 +91,8 @@ func ParseUserConfig(file string, src []byte) (c *UserConfig, ds Diagnostics) {
 	}
 	root, err := parseYAML(src)
 	if err != nil {
-		d.errorf(yamlErrorPos(src, err), CodeYAML, "", "%s", yamlErrorMessage(err))
+		p := yamlErrorPos(src, err)
+		d.errorf(p, CodeYAML, yamlErrorHint(src, p), "%s", yamlErrorMessage(err))
 		return c, d.diags
 	}
 	if root == nil || len(root.Content) == 0 {
