@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lgx-run/lgx/spec"
 )
@@ -51,7 +53,7 @@ resumable runs.`,
 	root.SetErr(a.ios.Err)
 	root.SetIn(a.ios.In)
 	root.SetVersionTemplate("lgx {{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr(suggestFlag(c, err)) })
 	root.AddCommand(
 		a.runCmd(),
 		a.resumeCmd(),
@@ -168,4 +170,29 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// suggestFlag adds the command's closest flag to an "unknown flag: --X"
+// error, as cobra does for commands: --concurency is a typo of
+// --concurrency, not a missing feature.
+func suggestFlag(c *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok || name == "" {
+		return err
+	}
+	var names []string
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	c.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	if s := spec.Suggest(name, names); s != "" {
+		return fmt.Errorf("%w (did you mean --%s?)", err, s)
+	}
+	return err
 }
