@@ -216,7 +216,7 @@ func (l *limits) budgetTarget(runID string, waiting []Interrupt, a Answer) (targ
 	switch {
 	case a.Node != "":
 		for i := range waiting {
-			if in := &waiting[i]; in.Budget != "" && (in.Path == a.Node || in.Node == a.Node) {
+			if in := &waiting[i]; in.Budget != "" && in.named(a.Node) {
 				if target != nil && target.Budget != in.Budget {
 					return nil, false, &InputError{Msg: fmt.Sprintf("run %s waits at budgets %s and %s at node %s; name one call by path with --node:\n%s",
 						runID, target.Budget, in.Budget, a.Node, listInterrupts(waiting))}

@@ -222,6 +222,14 @@ func leadingDigits(s string) (string, string) {
 	return strings.TrimLeft(s[:i], "0"), s[i:]
 }
 
+// named reports whether --node name names the interrupt: its path, the
+// end of its path at a "/" (ask[0] for 1/ask[0]), or its node's name.
+// Interrupt nodes and budget interrupts are matched alike, so that a name
+// answering one kind never reaches the other.
+func (in *Interrupt) named(name string) bool {
+	return in.Path == name || in.Node == name || strings.HasSuffix(in.Path, "/"+name)
+}
+
 // answers turns a resume's Answer into values by interrupt path: exactly
 // one waiting interrupt is answered, and never by accident — several
 // waiting need a Node, and no values need Empty.
@@ -247,7 +255,7 @@ func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string
 				matches = []*Interrupt{&waiting[i]}
 				break
 			}
-			if waiting[i].Node == a.Node || strings.HasSuffix(waiting[i].Path, "/"+a.Node) {
+			if waiting[i].named(a.Node) {
 				matches = append(matches, &waiting[i])
 			}
 		}

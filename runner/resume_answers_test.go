@@ -55,3 +55,22 @@ func TestAnswersNode(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetTargetNode: --node names a budget interrupt as it names an
+// interrupt node (path, end of path, node name), so an answer meant as a
+// budget's new limit is never taken by answers() as a node's result.
+func TestBudgetTargetNode(t *testing.T) {
+	waiting := []Interrupt{
+		{Path: "1/summarize[2]", Node: "summarize", Index: 2, Budget: "run"},
+		{Path: "1/ask", Node: "ask", Index: -1},
+	}
+	for _, node := range []string{"1/summarize[2]", "summarize[2]", "summarize"} {
+		target, handled, err := (&limits{}).budgetTarget("R", waiting, Answer{Node: node, Values: map[string]any{"tokens": 400}})
+		if err != nil || !handled || target == nil || target.Path != "1/summarize[2]" {
+			t.Errorf("--node %s: target %v, handled %v, err %v; want the budget interrupt 1/summarize[2]", node, target, handled, err)
+		}
+	}
+	if _, handled, err := (&limits{}).budgetTarget("R", waiting, Answer{Node: "ask", Values: map[string]any{"ok": true}}); handled || err != nil {
+		t.Errorf("--node ask: handled %v, err %v; want it left to answers()", handled, err)
+	}
+}
