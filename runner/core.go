@@ -339,7 +339,7 @@ func (c *core) initState(inputs map[string]any) error {
 		}
 		fitted, bad := fitType(k.typ, v)
 		if bad != "" {
-			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s", k.name, k.typ, bad)}
+			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s%s", k.name, k.typ, bad, asJSONHint(k.name, k.typ, v))}
 		}
 		c.state[k.name] = fitted
 	}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -97,4 +98,34 @@ func (e *InvalidWorkflowError) Error() string {
 		b.WriteString(d.String())
 	}
 	return b.String()
+}
+
+// asJSONHint shows how to give a list, an object or messages that arrived
+// as text (-i tags=a,b): as JSON, the comma-separated parts of the text
+// made a list. "" for anything else.
+func asJSONHint(key, typ string, v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	var what, example string
+	switch typ {
+	case spec.TypeList:
+		parts := []string{}
+		if strings.TrimSpace(s) != "" {
+			parts = strings.Split(s, ",")
+			for i := range parts {
+				parts[i] = strings.TrimSpace(parts[i])
+			}
+		}
+		b, _ := json.Marshal(parts) // strings always marshal
+		what, example = "a list", string(b)
+	case spec.TypeObject:
+		what, example = "an object", `{"name":"value"}`
+	case spec.TypeMessages:
+		what, example = "messages", `[{"role":"user","content":"..."}]`
+	default:
+		return ""
+	}
+	return fmt.Sprintf(" (give %s as JSON: -i '%s=%s')", what, key, example)
 }
