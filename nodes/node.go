@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
+// FieldTypes is the type of a field that maps names to state types
+// ({approved: boolean, comment: string}): validation checks each type.
+const FieldTypes = "types"
+
 // Field documents one `with` input or one result field of a type.
 type Field struct {
 	Name     string
-	Type     string // string, integer, number, boolean, duration, bytes, list, object, messages, any
+	Type     string // string, integer, number, boolean, duration, bytes, list, object, messages, any, or FieldTypes
 	Enum     []string
 	Default  string // as shown to users; "" = none
 	Required bool
@@ -69,6 +73,15 @@ type Type interface {
 // Invocation.Prepared.
 type Preparer interface {
 	Prepare(static map[string]any) (any, error)
+}
+
+// AnswerSchema is implemented by the prepared value of a type that pauses
+// for an answer whose names and types the workflow declares (an interrupt
+// with `answer`): resume reads the answer's values by their types and
+// refuses a name it does not list or a value that does not fit, before
+// the run goes on. AnswerTypes maps each name to a state type.
+type AnswerSchema interface {
+	AnswerTypes() map[string]string
 }
 
 // Capabilities are what validation, the runner, the graph drawing and the

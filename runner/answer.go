@@ -41,13 +41,37 @@ type AnswerRecord struct {
 // answer's record path: never part of a node name or an index.
 const answerSep = "@"
 
+// AnswerTypes returns the types declared (with.answer) by the interrupt a
+// resume with a would answer, for reading -i values by them; nil when it
+// declares none, or when a answers no waiting interrupt (Resume and
+// RecordAnswer say why).
+func AnswerTypes(ctx context.Context, st store.Store, runID string, a Answer, cfg *spec.UserConfig) map[string]string {
+	_, g, read, err := loadRecorded(ctx, st, runID, cfg)
+	if err != nil {
+		return nil
+	}
+	waiting, err := Waiting(ctx, st, runID)
+	if err != nil {
+		return nil
+	}
+	target, err := pickInterrupt(runID, waiting, a)
+	if err != nil || target == nil {
+		return nil
+	}
+	subs, err := loadSubgraphs(g, read)
+	if err != nil {
+		return nil
+	}
+	return answerSchema(g, subs)(target.Path)
+}
+
 // RecordAnswer records a's answer to one interrupt that run runID waits
 // at, for an engine to accept (see above). Which interrupt, and whether a
 // is a valid answer, is decided as Resume decides it (*InputError when
 // not). Secrets of the workflow, as environ gives them, are redacted from
 // the recorded values as SubmitRun redacts inputs.
 func RecordAnswer(ctx context.Context, st store.Store, runID string, a Answer, environ []string, cfg *spec.UserConfig) (*AnswerRecord, error) {
-	rec, g, _, err := loadRecorded(ctx, st, runID, cfg)
+	rec, g, read, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +94,11 @@ func RecordAnswer(ctx context.Context, st store.Store, runID string, a Answer, e
 	if bt != nil {
 		target = *bt
 	} else {
-		m, err := answers(runID, waiting, a)
+		subs, err := loadSubgraphs(g, read)
+		if err != nil {
+			return nil, err
+		}
+		m, err := answers(runID, waiting, a, answerSchema(g, subs))
 		if err != nil {
 			return nil, err
 		}

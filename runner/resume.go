@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lgx-run/lgx/internal/value"
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 	"github.com/lgx-run/lgx/store"
 )
@@ -146,7 +148,7 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 	} else if raised {
 		waiting, opts.Answer = nil, Answer{} // the paused calls run again under the raised budget
 	}
-	if r.answers, err = answers(runID, waiting, opts.Answer); err != nil {
+	if r.answers, err = answers(runID, waiting, opts.Answer, answerSchema(r.g, r.subs)); err != nil {
 		return nil, err
 	}
 	if err := st.SetStatus(ctx, runID, store.StatusRunning); err != nil {
@@ -233,7 +235,64 @@ func (in *Interrupt) named(name string) bool {
 // answers turns a resume's Answer into values by interrupt path: exactly
 // one waiting interrupt is answered, and never by accident — several
 // waiting need a Node, and no values need Empty.
-func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string]any, error) {
+func answers(runID string, waiting []Interrupt, a Answer, schema func(path string) map[string]string) (map[string]map[string]any, error) {
+	target, err := pickInterrupt(runID, waiting, a)
+	if target == nil || err != nil {
+		return nil, err
+	}
+	values := a.Values
+	if values == nil {
+		if !a.Empty {
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nanswer with -i key=value (or --empty to answer with no values)",
+				runID, target.Path, target.Message)}
+		}
+		values = map[string]any{}
+	}
+	if schema != nil {
+		if types := schema(target.Path); types != nil {
+			if values, err = checkAnswer(target, values, types); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return map[string]map[string]any{target.Path: values}, nil
+}
+
+// checkAnswer reads an answer by the types its interrupt declares
+// (with.answer): every name must be declared and every value fit.
+func checkAnswer(target *Interrupt, values map[string]any, types map[string]string) (map[string]any, error) {
+	names := slices.Sorted(maps.Keys(types))
+	out := make(map[string]any, len(values))
+	for k, v := range values {
+		typ, ok := types[k]
+		if !ok {
+			msg := fmt.Sprintf("%s takes no answer %q (the run stays paused)", target.Path, k)
+			if len(names) == 0 {
+				msg += "; it takes no values (resume with --empty)"
+			} else {
+				msg += fmt.Sprintf("; it takes %s", strings.Join(names, ", "))
+				if s := spec.Suggest(k, names); s != "" {
+					msg += fmt.Sprintf(" (did you mean %s?)", s)
+				}
+			}
+			return nil, &InputError{Msg: msg}
+		}
+		fitted, bad := fitType(typ, v)
+		if bad != "" {
+			if s, ok := v.(string); ok && len(s) <= 40 {
+				bad += fmt.Sprintf(" %q", s)
+			}
+			return nil, &InputError{Msg: fmt.Sprintf("%s: answer %q: expected %s, got %s%s (the run stays paused)", target.Path, k, typ, bad, asJSONHint(k, typ, v))}
+		}
+		out[k] = fitted
+	}
+	return out, nil
+}
+
+// pickInterrupt is the waiting interrupt a answers: the one --node names
+// (a.Node), else the only one; nil, nil when none waits and a says
+// nothing.
+func pickInterrupt(runID string, waiting []Interrupt, a Answer) (*Interrupt, error) {
 	if len(waiting) == 0 {
 		switch {
 		case a.Node != "":
@@ -274,15 +333,52 @@ func answers(runID string, waiting []Interrupt, a Answer) (map[string]map[string
 	default:
 		target = &waiting[0]
 	}
-	values := a.Values
-	if values == nil {
-		if !a.Empty {
-			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nanswer with -i key=value (or --empty to answer with no values)",
-				runID, target.Path, target.Message)}
+	return target, nil
+}
+
+// answerSchema returns the answer types an interrupt declares, by its
+// path in g's run (nil when it declares none).
+func answerSchema(g *Graph, subs *subgraphs) func(path string) map[string]string {
+	return func(path string) map[string]string {
+		n := nodeAt(g, subs, path)
+		if n == nil {
+			return nil
 		}
-		values = map[string]any{}
+		if s, ok := n.prep.(nodes.AnswerSchema); ok {
+			return s.AnswerTypes()
+		}
+		return nil
 	}
-	return map[string]map[string]any{target.Path: values}, nil
+}
+
+// nodeAt returns the node an invocation path names ("2/review",
+// "1/sub[3]/2/ask"): each step/node pair after the first is in the child
+// workflow its predecessor runs. nil when the path names none.
+func nodeAt(g *Graph, subs *subgraphs, path string) *node {
+	segs := strings.Split(path, "/")
+	for i := 1; i < len(segs); i += 2 {
+		name, _, _ := strings.Cut(segs[i], "[")
+		idx, ok := g.byName[name]
+		if !ok {
+			return nil
+		}
+		n := g.nodes[idx]
+		if i+2 >= len(segs) {
+			return n
+		}
+		comp, ok := n.typ.(nodes.Composite)
+		if !ok || subs == nil {
+			return nil
+		}
+		rel := comp.Subworkflow(n.prep)
+		if rel == "" {
+			return nil
+		}
+		if g = subs.graphs[resolveSubgraph(g.wf.File, rel)]; g == nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // listInterrupts renders waiting interrupts one per line: "  PATH: MESSAGE".

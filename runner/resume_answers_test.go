@@ -36,7 +36,7 @@ func TestAnswersNode(t *testing.T) {
 		{node: "2/legal", err: `does not wait at "2/legal"`},
 	} {
 		t.Run(tc.node, func(t *testing.T) {
-			got, err := answers("R", waiting, Answer{Node: tc.node, Values: map[string]any{"ok": true}})
+			got, err := answers("R", waiting, Answer{Node: tc.node, Values: map[string]any{"ok": true}}, nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("answers(--node %s) = %v, %v; want an error with %q", tc.node, got, err, tc.err)

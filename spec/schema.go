@@ -378,6 +378,8 @@ func catalogTypeSchema(t string) obj {
 		return obj{"type": JSONArray}
 	case "object":
 		return obj{"type": JSONObject}
+	case nodes.FieldTypes:
+		return obj{"type": JSONObject, "additionalProperties": obj{"enum": allTypes}}
 	}
 	return obj{}
 }

@@ -42,6 +42,7 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 	}
 	given := map[string]*yaml.Node{}
 	givenKey := map[string]*yaml.Node{}
+	badStatic := false // a static field was reported: Prepare would only repeat it
 	for _, p := range withPairs(n.With) {
 		name := resolveAlias(p.key).Value
 		f, ok := fields[name]
@@ -56,7 +57,9 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 		}
 		given[name] = resolveAlias(p.value)
 		givenKey[name] = p.key
-		v.withField(who, n.Type, f, resolveAlias(p.value), scope)
+		if !v.withField(who, n.Type, f, resolveAlias(p.value), scope) && f.Static {
+			badStatic = true
+		}
 	}
 	missing := false
 	for _, f := range doc.With {
@@ -80,7 +83,7 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 			v.errorf(n.TypePos, CodeMissingField, "", "%s: %s needs one of %s", who, n.Type, strings.Join(g.Fields, ", "))
 		}
 	}
-	if p, ok := t.(nodes.Preparer); ok && !missing {
+	if p, ok := t.(nodes.Preparer); ok && !missing && !badStatic {
 		v.prepare(p, who, doc, given)
 	}
 	// References to other declarations, as the type's capabilities name
@@ -117,17 +120,22 @@ func isExprString(n *yaml.Node) bool {
 }
 
 // withField checks one `with` value: a literal of the field's type, or an
-// expression (compiled; its type is checked when it is known).
-func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, scope ExprScope) {
+// expression (compiled; its type is checked when it is known). false when
+// it reported the value.
+func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, scope ExprScope) bool {
 	if !f.Static && isExprString(val) {
 		t := v.checkString(val, scope)
 		if t != nil && !fieldAccepts(f.Type, t) {
 			v.errorf(posOf(val), CodeFieldType, "", "%s: %s.%s is %s, but the expression gives %s", who, typ, f.Name, f.Type, kindName(t))
+			return false
 		}
-		return
+		return true
 	}
 	if isNull(val) {
-		return
+		return true
+	}
+	if f.Type == nodes.FieldTypes && val.Kind == yaml.MappingNode {
+		return v.typesField(who, typ, f, val)
 	}
 	if msg := literalMismatch(f, val); msg != "" {
 		code := CodeFieldType
@@ -145,11 +153,36 @@ func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, s
 			}
 		}
 		v.errorf(posOf(val), code, hint, "%s: %s.%s %s", who, typ, f.Name, msg)
-		return
+		return false
 	}
 	if !f.Static {
 		v.checkValue(val, scope)
 	}
+	return true
+}
+
+// typesField checks a field of names and their state types
+// (nodes.FieldTypes), reporting each type that is not one at its place.
+func (v *validator) typesField(who, typ string, f *nodes.Field, val *yaml.Node) bool {
+	ok := true
+	budget := MaxNodes
+	ps, _ := mappingPairs(val, 0, &budget)
+	for _, p := range ps {
+		name, t := resolveAlias(p.key).Value, resolveAlias(p.value)
+		if t.Kind == yaml.ScalarNode && t.ShortTag() == "!!str" && contains(allTypes, t.Value) {
+			continue
+		}
+		ok = false
+		hint := ""
+		if t.Kind == yaml.ScalarNode {
+			hint = didYouMean(t.Value, allTypes)
+		}
+		if hint == "" {
+			hint = "types: " + strings.Join(allTypes, ", ")
+		}
+		v.errorf(posOf(t), CodeBadType, hint, "%s: %s.%s.%s: %s is not a type", who, typ, f.Name, name, describe(t))
+	}
+	return ok
 }
 
 // literalMismatch explains why a literal does not fit a field ("" when it
@@ -197,9 +230,9 @@ func literalMismatch(f *nodes.Field, n *yaml.Node) string {
 		if n.Kind != yaml.SequenceNode {
 			return bad()
 		}
-	case "object":
+	case "object", nodes.FieldTypes:
 		if n.Kind != yaml.MappingNode {
-			return bad()
+			return fmt.Sprintf("must be an object, not %s", describe(n))
 		}
 	}
 	if len(f.Enum) > 0 && scalar && !contains(f.Enum, n.Value) {
@@ -234,7 +267,7 @@ func fieldAccepts(want string, t reflect.Type) bool {
 		return got == TypeBoolean
 	case "list", "messages":
 		return got == TypeList
-	case "object":
+	case "object", nodes.FieldTypes:
 		return got == TypeObject
 	}
 	return true

@@ -121,6 +121,19 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 		return reported(errInvalid)
 	}
 	a.wf = wf
+	if len(opts.inputs) > 0 {
+		// An interrupt that declares its answer's types (with.answer) has
+		// its -i values read by them, as lgx run reads inputs.
+		cfg, err := configOf()
+		if err != nil {
+			return err
+		}
+		if types := runner.AnswerTypes(ctx, s, run.ID, runner.Answer{Node: opts.node}, cfg); types != nil {
+			if values, err = parseTypedInputs(opts.inputFile, opts.inputs, types); err != nil {
+				return err
+			}
+		}
+	}
 	if runner.EngineDriven(run) {
 		return a.resumeTemporal(ctx, opts, s, run, outputKeys(wf), values)
 	}
