@@ -1,5 +1,7 @@
 package spec
 
+import "strings"
+
 // suggest returns the candidate closest to s by edit distance, or "" when
 // none is close enough to be what the user meant.
 func suggest(s string, candidates []string) string {
@@ -62,4 +64,25 @@ func editDistance(a, b string) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
+}
+
+// typeAliases are the names other languages and schemas give lgx's state
+// types, which are too far from them for suggest: bool is three edits
+// from boolean.
+var typeAliases = map[string]string{
+	"bool": TypeBoolean, "int": TypeInteger, "int64": TypeInteger, "float": TypeNumber,
+	"float64": TypeNumber, "double": TypeNumber, "str": TypeString, "text": TypeString,
+	"array": TypeList, "dict": TypeObject, "map": TypeObject,
+}
+
+// typeHint is the hint for a word that is not a state type: the type it
+// names elsewhere or the closest, else the list of types.
+func typeHint(s string) string {
+	if t, ok := typeAliases[s]; ok {
+		return "did you mean " + t + "?"
+	}
+	if h := didYouMean(s, allTypes); h != "" {
+		return h
+	}
+	return "types: " + strings.Join(allTypes, ", ")
 }

@@ -254,11 +254,7 @@ func (v *validator) stateKeys() {
 		v.identifier("state key", k.Name, k.Pos)
 		typeOK := contains(allTypes, k.Type)
 		if k.Type != "" && !typeOK {
-			hint := didYouMean(k.Type, allTypes)
-			if hint == "" {
-				hint = "types: " + strings.Join(allTypes, ", ")
-			}
-			v.errorf(k.TypePos, CodeBadType, hint, "state key %s: unknown type %q", k.Name, k.Type)
+			v.errorf(k.TypePos, CodeBadType, typeHint(k.Type), "state key %s: unknown type %q", k.Name, k.Type)
 		}
 		if !contains(allReducers, k.Reducer) {
 			hint := didYouMean(k.Reducer, allReducers)

@@ -173,12 +173,9 @@ func (v *validator) typesField(who, typ string, f *nodes.Field, val *yaml.Node) 
 			continue
 		}
 		ok = false
-		hint := ""
+		hint := "types: " + strings.Join(allTypes, ", ")
 		if t.Kind == yaml.ScalarNode {
-			hint = didYouMean(t.Value, allTypes)
-		}
-		if hint == "" {
-			hint = "types: " + strings.Join(allTypes, ", ")
+			hint = typeHint(t.Value)
 		}
 		v.errorf(posOf(t), CodeBadType, hint, "%s: %s.%s.%s: %s is not a type", who, typ, f.Name, name, describe(t))
 	}
