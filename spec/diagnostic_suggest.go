@@ -66,20 +66,28 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// typeAliases are the names other languages and schemas give lgx's state
-// types, which are too far from them for suggest: bool is three edits
-// from boolean.
-var typeAliases = map[string]string{
-	"bool": TypeBoolean, "int": TypeInteger, "int64": TypeInteger, "float": TypeNumber,
-	"float64": TypeNumber, "double": TypeNumber, "str": TypeString, "text": TypeString,
-	"array": TypeList, "dict": TypeObject, "map": TypeObject,
-}
-
 // typeHint is the hint for a word that is not a state type: the type it
 // names elsewhere or the closest, else the list of types.
 func typeHint(s string) string {
-	if t, ok := typeAliases[s]; ok {
-		return "did you mean " + t + "?"
+	// The names other languages and schemas give lgx's types, too far
+	// from them for suggest (bool is three edits from boolean).
+	alias := ""
+	switch s {
+	case "bool":
+		alias = TypeBoolean
+	case "int", "int64":
+		alias = TypeInteger
+	case "float", "float64", "double":
+		alias = TypeNumber
+	case "str", "text":
+		alias = TypeString
+	case "array":
+		alias = TypeList
+	case "dict", "map":
+		alias = TypeObject
+	}
+	if alias != "" {
+		return "did you mean " + alias + "?"
 	}
 	if h := didYouMean(s, allTypes); h != "" {
 		return h
