@@ -234,7 +234,8 @@ func (in *Interrupt) named(name string) bool {
 
 // answers turns a resume's Answer into values by interrupt path: exactly
 // one waiting interrupt is answered, and never by accident — several
-// waiting need a Node, and no values need Empty.
+// waiting need a Node, and no values need Empty. schema, when not nil,
+// gives the types an interrupt declares for its answer (checkAnswer).
 func answers(runID string, waiting []Interrupt, a Answer, schema func(path string) map[string]string) (map[string]map[string]any, error) {
 	target, err := pickInterrupt(runID, waiting, a)
 	if target == nil || err != nil {
@@ -263,7 +264,8 @@ func answers(runID string, waiting []Interrupt, a Answer, schema func(path strin
 func checkAnswer(target *Interrupt, values map[string]any, types map[string]string) (map[string]any, error) {
 	names := slices.Sorted(maps.Keys(types))
 	out := make(map[string]any, len(values))
-	for k, v := range values {
+	for _, k := range slices.Sorted(maps.Keys(values)) { // the first wrong one in name order, every time
+		v := values[k]
 		typ, ok := types[k]
 		if !ok {
 			msg := fmt.Sprintf("%s takes no answer %q (the run stays paused)", target.Path, k)
