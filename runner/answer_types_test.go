@@ -68,6 +68,54 @@ func TestAnswerTypes(t *testing.T) {
 		}
 	})
 
+	// Parallel approvals in a loop: each item's interrupt is answered on
+	// its own (--node by the end of its path), and every visit of the loop
+	// checks its answers again.
+	t.Run("parallel approvals in a loop", func(t *testing.T) {
+		g := compileYAML(t, `
+lgx: 1
+name: rounds
+state:
+  round: {type: integer, default: 0}
+  oks: {type: list, reducer: append, default: []}
+nodes:
+  ask:
+    type: interrupt
+    for_each: ${{ [1, 2] }}
+    with: {message: "ok ${{ item }}?", answer: {ok: boolean}}
+    output: {oks: "${{ [result.ok] }}"}
+  next: {type: set, output: {round: "${{ state.round + 1 }}"}}
+edges:
+  - {from: START, to: ask}
+  - {from: ask, to: next}
+  - from: next
+    when: [{if: "state.round < 2", to: ask}]
+    else: END
+`)
+		st := store.NewMemory()
+		if res, err := Run(ctx, g, Options{Store: st, RunID: "P", Environ: env}); err != nil || res.Status != store.StatusInterrupted {
+			t.Fatalf("run: %v %v", res, err)
+		}
+		for _, path := range []string{"1/ask[0]", "1/ask[1]", "3/ask[0]", "3/ask[1]"} {
+			node := path[strings.IndexByte(path, '/')+1:]
+			if got := AnswerTypes(ctx, st, "P", Answer{Node: node}, nil); !maps.Equal(got, map[string]string{"ok": "boolean"}) {
+				t.Errorf("%s: AnswerTypes = %v", path, got)
+			}
+			refused(t, st, "P", Answer{Node: node, Values: map[string]any{"ok": "sure"}}, path+`: answer "ok": expected boolean, got string "sure"`)
+			res, err := Resume(ctx, st, "P", Options{Environ: env, Answer: Answer{Node: node, Values: map[string]any{"ok": true}}})
+			if err != nil {
+				t.Fatalf("resume %s: %v", path, err)
+			}
+			if path == "3/ask[1]" {
+				if res.Status != store.StatusCompleted || !reflect.DeepEqual(res.State["oks"], []any{true, true, true, true}) {
+					t.Fatalf("last resume: %s, state %v", res.Status, res.State)
+				}
+			} else if res.Status != store.StatusInterrupted {
+				t.Fatalf("resume %s: %s, want paused at the next approval", path, res.Status)
+			}
+		}
+	})
+
 	t.Run("inside a subgraph", func(t *testing.T) {
 		dir := t.TempDir()
 		writeWorkflows(t, dir, "", map[string]string{
