@@ -36,7 +36,9 @@ are never run again; POSTs re-sent after a crash carry the same
 Idempotency-Key as before.
 
 For a run paused at an interrupt node, the -i values, as one object, become
-that node's result. When several interrupts wait (parallel approvals, or
+that node's result; an interrupt that declares its answer (with.answer)
+has them read by its types, and refuses a name it does not list or a
+value that does not fit. When several interrupts wait (parallel approvals, or
 interrupts inside subgraphs), --node names the one to answer: by path
 (1/ask[0]), by the end of its path (ask[0]) or by node name when only one
 waiting interrupt fits; the run stays paused while others wait. Without -i, resume
@@ -63,7 +65,7 @@ for that budget runs again under them.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (JSON if valid, else a string; key=@file reads a file)")
+	f.StringArrayVarP(&opts.inputs, "input", "i", nil, "`key=value` for the paused interrupt's result (by the types its answer: declares, else JSON if valid, else a string; key=@file reads a file)")
 	f.StringVar(&opts.inputFile, "input-file", "", "read the values from a JSON or YAML object `file`")
 	f.StringVar(&opts.node, "node", "", "answer the interrupt at this `path` (or node name, when unambiguous)")
 	f.BoolVar(&opts.empty, "empty", false, "answer the waiting interrupt with no values ({})")
