@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,11 +180,23 @@ edges:
 // 0.9 × plain.
 func BenchmarkHTTPThroughput(b *testing.B) {
 	const requests, concurrency = 2000, 64
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "a small body of sixty-four bytes, like a short API answer.......")
 	}))
+	// Connections opened: a client that asks again before its previous
+	// connection is back in the pool dials another one.
+	var conns atomic.Int64
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
 	defer ts.Close()
+	reportConns := func(b *testing.B, c0 int64) {
+		b.ReportMetric(float64(conns.Load()-c0)/float64(b.N), "conns/run")
+	}
 	urls := make([]any, requests)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/item/%d", ts.URL, i)
@@ -190,6 +204,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 
 	lgx := func(b *testing.B, st store.Store) {
 		g := compileYAML(b, httpThroughputWorkflow)
+		c0 := conns.Load()
 		cpu0 := cpuTime()
 		for b.Loop() {
 			res, err := Run(context.Background(), g, Options{
@@ -206,6 +221,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 		}
 		b.ReportMetric(float64(requests*b.N)/b.Elapsed().Seconds(), "req/s")
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(requests*b.N), "cpu-ns/req")
+		reportConns(b, c0)
 	}
 	// The same work as the plain program: nothing written to disk.
 	b.Run("lgx-memory", func(b *testing.B) { lgx(b, store.NewMemory()) })
@@ -223,6 +239,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 	// Like lgx, which builds its client per run and closes it at the end,
 	// the program starts each batch without connections.
 	b.Run("plain", func(b *testing.B) {
+		c0 := conns.Load()
 		cpu0 := cpuTime()
 		for b.Loop() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
@@ -255,6 +272,7 @@ func BenchmarkHTTPThroughput(b *testing.B) {
 		}
 		b.ReportMetric(float64(requests*b.N)/b.Elapsed().Seconds(), "req/s")
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(requests*b.N), "cpu-ns/req")
+		reportConns(b, c0)
 	})
 }
 
