@@ -77,7 +77,7 @@ func TestAppendCostFlat(t *testing.T) {
 // TestAppendInPlaceSafe: the core extends an appending key's list in place
 // from step to step, so it must never extend a list someone else holds:
 // the state a reader sees is capped (its append copies), an input list a
-// null write left as it was is not extended in the caller's memory, a
+// write of an empty list left as it was is not extended in the caller's memory, a
 // list read into another key keeps its elements, and union extends in
 // place as append does.
 func TestAppendInPlaceSafe(t *testing.T) {
@@ -98,7 +98,7 @@ nodes:
       i: ${{ state.i + 1 }}
       xs: ${{ state.i }}
       ys: "${{ state.i == 3 ? state.xs : state.ys }}"
-      zs: "${{ state.i == 0 ? nil : state.i }}"
+      zs: "${{ state.i == 0 ? [] : state.i }}"
       us: "${{ [state.i % 3, state.i] }}"
 edges:
   - {from: START, to: grow}

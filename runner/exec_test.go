@@ -299,6 +299,44 @@ edges:
 			want: map[string]any{"out": []any{1, "failed network"}},
 		},
 		{
+			name: "for_each item continue: a failed item's null result keeps its place",
+			src: `
+lgx: 1
+name: t
+state:
+  out: {type: list, reducer: append, default: []}
+nodes:
+  f:
+    type: probe
+    for_each: [1, 2, 3]
+    with: {fail: "${{ item == 2 ? 'network' : '' }}", value: "${{ item }}"}
+    retry: {attempts: 1}
+    on_error: continue
+    output: {out: "${{ result }}"}
+edges:
+  - {from: START, to: f}
+`,
+			want: map[string]any{"out": []any{1, nil, 3}},
+		},
+		{
+			name: "append: an empty list adds nothing",
+			src: `
+lgx: 1
+name: t
+state:
+  out: {type: list, reducer: append, default: []}
+nodes:
+  f:
+    type: probe
+    for_each: [1, 2, 3]
+    with: {value: "${{ item }}"}
+    output: {out: "${{ result == 2 ? [] : result }}"}
+edges:
+  - {from: START, to: f}
+`,
+			want: map[string]any{"out": []any{1, 3}},
+		},
+		{
 			name: "node failure names node, item index and cause",
 			src: `
 lgx: 1

@@ -71,11 +71,10 @@ func ownList(cur any, owned bool, extra int) ([]any, error) {
 }
 
 // reduceAppend concatenates a list write and appends any other value as one
-// element. A null write is a no-op.
+// element, null included (SPEC §2): a failed for_each item's null result
+// keeps its place, so the list still lines up with the items. An empty
+// list is the write that adds nothing.
 func reduceAppend(cur, w any, owned bool) (any, error) {
-	if w == nil {
-		return cur, nil
-	}
 	if wl, ok := w.([]any); ok {
 		l, err := ownList(cur, owned, len(wl))
 		if err != nil {

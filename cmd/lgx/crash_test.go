@@ -307,7 +307,7 @@ nodes:
   check:
     type: template
     with: {template: "{{ .state.i }}"}
-    output: {acc: "${{ state.acc + state.i }}", log: "${{ state.i % 500 == 0 ? result : nil }}"}
+    output: {acc: "${{ state.acc + state.i }}", log: "${{ state.i % 500 == 0 ? result : [] }}"}
 edges:
   - {from: START, to: step}
   - {from: step, to: check}
