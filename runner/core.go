@@ -339,12 +339,12 @@ func (c *core) initState(inputs map[string]any) error {
 		}
 		fitted, bad := fitType(k.typ, v)
 		if bad != "" {
-			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s%s", k.name, k.typ, bad, asJSONHint(k.name, k.typ, v))}
+			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s", k.name, k.typ, bad), Hint: asJSONHint(k.name, k.typ, v)}
 		}
 		c.state[k.name] = fitted
 	}
 	if len(missing) > 0 {
-		return &InputError{Msg: fmt.Sprintf("missing required input(s): %s (pass -i %s=VALUE)", strings.Join(missing, ", "), missing[0])}
+		return &InputError{Msg: "missing required input(s): " + strings.Join(missing, ", "), Hint: "pass -i " + missing[0] + "=VALUE"}
 	}
 	c.syncVals()
 	return nil

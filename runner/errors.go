@@ -16,9 +16,18 @@ import (
 // usage error (exit 2). Nothing ran.
 type InputError struct {
 	Msg string
+	// Hint says how to give the input on the command line (-i NAME=VALUE),
+	// shown in parentheses after Msg; a subgraph's child, whose inputs
+	// come from its node's with.input, leaves it out.
+	Hint string
 }
 
-func (e *InputError) Error() string { return e.Msg }
+func (e *InputError) Error() string {
+	if e.Hint == "" {
+		return e.Msg
+	}
+	return e.Msg + " (" + e.Hint + ")"
+}
 
 // NodeError is a node invocation that failed the run: where (step, node,
 // for_each index; -1 when the node has no for_each) and why.
@@ -127,5 +136,5 @@ func asJSONHint(key, typ string, v any) string {
 	default:
 		return ""
 	}
-	return fmt.Sprintf(" (give %s as JSON: -i '%s=%s')", what, key, example)
+	return fmt.Sprintf("give %s as JSON: -i '%s=%s'", what, key, example)
 }

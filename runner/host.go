@@ -268,7 +268,11 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 	if err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
-			return nil, &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("subgraph %s: %w", path, err)}
+			// The child refused what its node gave it: the node failed, the
+			// run had started (exit 1, not the usage error a refused run
+			// input is), so the InputError does not travel on; neither does
+			// its -i hint, since with.input is where the child's inputs come from.
+			return nil, &nodes.Error{Kind: nodes.KindInput, Err: fmt.Errorf("subgraph %s: %s (from the node's with.input)", path, ie.Msg)}
 		}
 		return nil, fmt.Errorf("subgraph %s: %w", path, err)
 	}

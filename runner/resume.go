@@ -284,7 +284,11 @@ func checkAnswer(target *Interrupt, values map[string]any, types map[string]stri
 			if s, ok := v.(string); ok && len(s) <= 40 {
 				bad += fmt.Sprintf(" %q", s)
 			}
-			return nil, &InputError{Msg: fmt.Sprintf("%s: answer %q: expected %s, got %s%s (the run stays paused)", target.Path, k, typ, bad, asJSONHint(k, typ, v))}
+			msg := fmt.Sprintf("%s: answer %q: expected %s, got %s", target.Path, k, typ, bad)
+			if h := asJSONHint(k, typ, v); h != "" {
+				msg += " (" + h + ")"
+			}
+			return nil, &InputError{Msg: msg + " (the run stays paused)"}
 		}
 		out[k] = fitted
 	}
