@@ -250,7 +250,7 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 	}
 	opts := Options{Inputs: input, Environ: r.opts.Environ, HTTPClient: r.baseHTTP(), limits: r.lim, RunID: r.id,
 		parent: &parentLink{prefix: c.pathOf() + "/", topStep: r.recordStep(), depth: r.depth + 1, subs: r.subs,
-			rec: r.rec, recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf(), httpRec: r.httpRec},
+			rec: r.rec, lease: r.heldLease(), recorded: r.recorded, answers: r.answers, red: r.red, mcp: r.mcpTreeOf(), httpRec: r.httpRec},
 		Stubs: childStubs(r.opts.Stubs, c.n.name, c.index)}
 	cm := childModeOf(ctx)
 	if cm != nil && r.stepCalls != nil {

@@ -425,6 +425,17 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 		if c, _ := inv.Host.(*call); c != nil && c.top && !c.acquired {
 			c.onAcquired(cp)
 		}
+		if !n.pure {
+			// Nothing with an effect starts unless the run is still this
+			// process's (SPEC §9.3): one that was stopped past its lease
+			// may find another owner executing it.
+			if err := r.heldLease().confirm(); err != nil {
+				if took {
+					r.lim.release(cp)
+				}
+				return nil, attempt - 1, &nodes.Error{Kind: nodes.KindCancelled, Err: err}
+			}
+		}
 		c, _ := inv.Host.(*call)
 		var began time.Time
 		if r.sink != nil && c != nil && c.top {

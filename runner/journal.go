@@ -95,14 +95,14 @@ func (j *journal) create(ctx context.Context, rec *store.Run) error {
 		return fmt.Errorf("store: create run: %w", err)
 	}
 	j.lease = h
-	go h.renew(ttl, l.Expires)
+	go h.renew()
 	return nil
 }
 
 // open starts the recorder of the run's invocations; close ends it.
 func (j *journal) open() {
 	if j.st != nil {
-		j.rec = newRecorder(j.st, recordLinger)
+		j.rec = newRecorder(j.st, recordLinger, j.lease)
 	}
 }
 
@@ -183,6 +183,9 @@ func (j *journal) flush(ctx context.Context, step int) error {
 		if j.sb.b.Len() == 0 {
 			return nil
 		}
+		if err := j.confirmLease(); err != nil {
+			return err
+		}
 		if err := j.sb.b.Commit(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("store: record steps up to %d: %w", step, err)
 		}
@@ -190,6 +193,9 @@ func (j *journal) flush(ctx context.Context, step int) error {
 	}
 	if len(j.batch) == 0 {
 		return nil
+	}
+	if err := j.confirmLease(); err != nil {
+		return err
 	}
 	err := store.CommitSteps(context.WithoutCancel(ctx), j.st, j.batch)
 	clear(j.batch)
@@ -327,7 +333,9 @@ func (j *journal) drain(ctx context.Context, step int) error {
 		err = ferr
 	}
 	if j.pending != nil { // the step ended the run before its checkpoint
-		_ = j.st.RecordInvocation(fctx, j.pending)
+		if j.confirmLease() == nil {
+			_ = j.st.RecordInvocation(fctx, j.pending)
+		}
 		j.pending = nil
 	}
 	return err
@@ -335,6 +343,9 @@ func (j *journal) drain(ctx context.Context, step int) error {
 
 // finish records the run's outcome, even when ctx was cancelled.
 func (j *journal) finish(ctx context.Context, status store.Status, msg string) error {
+	if err := j.confirmLease(); err != nil {
+		return err
+	}
 	if err := j.st.FinishRun(context.WithoutCancel(ctx), j.runID, status, msg, time.Now()); err != nil {
 		return fmt.Errorf("store: finish run: %w", err)
 	}
@@ -365,3 +376,13 @@ func (j *journal) releaseLease() {
 
 // leaseLost reports whether another process took the run.
 func (j *journal) leaseLost() bool { return j.lease != nil && j.lease.lost() }
+
+// confirmLease returns nil when the run is still this process's to
+// record (heldLease.confirm): nothing is written for a run another
+// process took over.
+func (j *journal) confirmLease() error {
+	if err := j.lease.confirm(); err != nil {
+		return fmt.Errorf("store: not recorded: %w", err)
+	}
+	return nil
+}

@@ -29,6 +29,14 @@ type heldLease struct {
 	owner string
 	ctx   context.Context // values only: the run's context, without its cancellation
 
+	ttl time.Duration
+	// expires is the expiry (Unix nanoseconds) the last renewal wrote:
+	// until then no other process can take the run.
+	expires atomic.Int64
+	// confirmMu makes the workers that confirm a stale lease at once
+	// renew it once, not each.
+	confirmMu sync.Mutex
+
 	stop     chan struct{} // closed by release
 	done     chan struct{} // closed when the renewal goroutine has returned
 	lostC    chan struct{} // closed once another owner took the run
@@ -52,7 +60,7 @@ func acquireLeaseTTL(ctx context.Context, st store.Store, runID string, ttl time
 	if err := st.AcquireLease(ctx, runID, l); err != nil {
 		return nil, err
 	}
-	go h.renew(ttl, l.Expires)
+	go h.renew()
 	return h, nil
 }
 
@@ -63,22 +71,25 @@ func newLease(ctx context.Context, st store.Store, runID string, ttl time.Durati
 	h := &heldLease{
 		st:    st,
 		runID: runID,
+		ttl:   ttl,
 		owner: ulid.Make().String(),
 		ctx:   context.WithoutCancel(ctx),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		lostC: make(chan struct{}),
 	}
-	return h, store.Lease{Owner: h.owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(ttl)}
+	l := store.Lease{Owner: h.owner, PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(ttl)}
+	h.expires.Store(l.Expires.UnixNano())
+	return h, l
 }
 
 // renew extends the lease every ttl/3 until release. Renewal that fails
 // for another reason than a lost lease (a busy store) is retried at the
 // next tick; once the last lease it did extend has expired, another
 // process may take the run at any moment, so the lease counts as lost.
-func (h *heldLease) renew(ttl time.Duration, expires time.Time) {
+func (h *heldLease) renew() {
 	defer close(h.done)
-	t := time.NewTicker(ttl / 3)
+	t := time.NewTicker(h.ttl / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -86,19 +97,66 @@ func (h *heldLease) renew(ttl time.Duration, expires time.Time) {
 			return
 		case <-t.C:
 		}
-		next := time.Now().Add(ttl)
-		err := h.st.RenewLease(h.ctx, h.runID, h.owner, next)
-		switch {
-		case err == nil:
-			expires = next
-		case errors.Is(err, store.ErrLeaseLost):
-			h.markLost(err)
-			return
-		case !time.Now().Before(expires):
-			h.markLost(fmt.Errorf("lease of run %s expired: renewing failed: %w", h.runID, err))
+		if err := h.extend(); err != nil {
 			return
 		}
 	}
+}
+
+// extend renews the lease for another ttl. It returns the reason once the
+// lease is lost: another owner holds it, or renewing failed (a busy store)
+// past the last expiry written. The renewal goroutine and a confirm may
+// extend at once; expires keeps the later expiry.
+func (h *heldLease) extend() error {
+	if h.lost() {
+		return h.lostReason()
+	}
+	next := time.Now().Add(h.ttl)
+	err := h.st.RenewLease(h.ctx, h.runID, h.owner, next)
+	switch {
+	case err == nil:
+		for n := next.UnixNano(); ; {
+			cur := h.expires.Load()
+			if cur >= n || h.expires.CompareAndSwap(cur, n) {
+				return nil
+			}
+		}
+	case errors.Is(err, store.ErrLeaseLost):
+		h.markLost(err)
+	case !time.Now().Before(time.Unix(0, h.expires.Load())):
+		h.markLost(fmt.Errorf("lease of run %s expired: renewing failed: %w", h.runID, err))
+	default:
+		return nil // still ours until it expires; the next renewal retries
+	}
+	return h.lostReason()
+}
+
+// confirm returns nil when this process still holds the lease, so that
+// what it does next (send a request, record an outcome) cannot race
+// another owner; otherwise the reason it lost it. A lease renewed on time
+// has more than a third of its life left, and nobody can take it before
+// it expires: confirm then costs a clock read. Less means renewals were
+// missed (the process was stopped, or starved, for longer than a third of
+// the TTL): confirm renews at once, which fails when another process took
+// the run meanwhile. Renewal alone would let a process that wakes up
+// after its lease was taken finish its request, record it over the new
+// owner's, and start the next step before its next tick noticed.
+func (h *heldLease) confirm() error {
+	if h == nil { // a run without a store
+		return nil
+	}
+	if h.lost() {
+		return h.lostReason()
+	}
+	if time.Until(time.Unix(0, h.expires.Load())) > h.ttl/3 {
+		return nil
+	}
+	h.confirmMu.Lock()
+	defer h.confirmMu.Unlock()
+	if time.Until(time.Unix(0, h.expires.Load())) > h.ttl/3 { // renewed while this one waited
+		return nil
+	}
+	return h.extend()
 }
 
 func (h *heldLease) markLost(err error) {
@@ -145,4 +203,16 @@ func (h *heldLease) end(write bool) error {
 		}
 	})
 	return h.relErr
+}
+
+// heldLease returns the lease the run executes under: its own, or a
+// subgraph child's top-level run's; nil without a store.
+func (r *run) heldLease() *heldLease {
+	if r.lease != nil {
+		return r.lease
+	}
+	if r.opts.parent != nil {
+		return r.opts.parent.lease
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ const recordBatch = 1024
 type recorder struct {
 	st     store.Store
 	linger time.Duration // recordLinger; tests set it
+	// lease is the run's (nil: none to check): a batch is written only
+	// while the run is still this process's (heldLease.confirm).
+	lease *heldLease
 
 	mu      sync.Mutex
 	queue   []*store.Invocation
@@ -49,8 +53,8 @@ type recorder struct {
 }
 
 // newRecorder starts the recorder's goroutine; close ends it.
-func newRecorder(st store.Store, linger time.Duration) *recorder {
-	rc := &recorder{st: st, linger: linger, wake: make(chan struct{}, 1), flushes: make(chan chan error),
+func newRecorder(st store.Store, linger time.Duration, lease *heldLease) *recorder {
+	rc := &recorder{st: st, linger: linger, lease: lease, wake: make(chan struct{}, 1), flushes: make(chan chan error),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go rc.loop()
 	return rc
@@ -139,7 +143,13 @@ func (rc *recorder) commit() {
 	if len(batch) == 0 {
 		return
 	}
-	err := store.RecordInvocations(context.Background(), rc.st, batch)
+	err := rc.lease.confirm()
+	if err != nil {
+		// Another process executes the run now: its records stand.
+		err = fmt.Errorf("not recorded: %w", err)
+	} else {
+		err = store.RecordInvocations(context.Background(), rc.st, batch)
+	}
 	rc.mu.Lock()
 	rc.pending -= len(batch)
 	if err != nil && rc.err == nil {

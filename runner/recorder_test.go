@@ -57,7 +57,7 @@ func recInv(i int) *store.Invocation {
 func TestRecorder(t *testing.T) {
 	t.Run("flush makes everything durable, in order, in few commits", func(t *testing.T) {
 		st := newCountingStore(t)
-		rc := newRecorder(st, recordLinger)
+		rc := newRecorder(st, recordLinger, nil)
 		defer rc.close()
 		for i := range 100 {
 			rc.add(recInv(i))
@@ -84,7 +84,7 @@ func TestRecorder(t *testing.T) {
 	t.Run("committed within the linger without a flush", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newCountingStore(t)
-			rc := newRecorder(st, recordLinger)
+			rc := newRecorder(st, recordLinger, nil)
 			defer rc.close()
 			rc.add(recInv(1))
 			time.Sleep(recordLinger)
@@ -97,7 +97,7 @@ func TestRecorder(t *testing.T) {
 	t.Run("a full batch commits at once, a partial one waits", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newCountingStore(t)
-			rc := newRecorder(st, time.Hour)
+			rc := newRecorder(st, time.Hour, nil)
 			defer rc.close()
 			for i := range recordBatch + 10 {
 				rc.add(recInv(i))
@@ -122,7 +122,7 @@ func TestRecorder(t *testing.T) {
 	t.Run("a fast for_each is committed hundreds of items at a time", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newCountingStore(t)
-			rc := newRecorder(st, recordLinger)
+			rc := newRecorder(st, recordLinger, nil)
 			defer rc.close()
 			const items, perMS = 2000, 45
 			for i := range items {
@@ -146,7 +146,7 @@ func TestRecorder(t *testing.T) {
 	t.Run("errors reach the next flush, once", func(t *testing.T) {
 		st := newCountingStore(t)
 		st.failFor = "bad"
-		rc := newRecorder(st, recordLinger)
+		rc := newRecorder(st, recordLinger, nil)
 		defer rc.close()
 		bad := recInv(1)
 		bad.Node = "bad"
@@ -160,7 +160,7 @@ func TestRecorder(t *testing.T) {
 	})
 	t.Run("close commits what is queued", func(t *testing.T) {
 		st := newCountingStore(t)
-		rc := newRecorder(st, recordLinger)
+		rc := newRecorder(st, recordLinger, nil)
 		rc.add(recInv(7))
 		rc.close()
 		if invs, _ := st.Invocations(context.Background(), "r"); len(invs) != 1 {

@@ -708,6 +708,9 @@ func (r *run) finish(ctx context.Context, status store.Status, err error) (*Resu
 		}
 		err = r.red.err(err) // any other error (a store's) is printed too
 	}
+	if r.lease != nil {
+		_ = r.lease.confirm() // a lease this process lost while stopped is found lost now
+	}
 	if r.leaseLost() {
 		// Another process executes the run now: record nothing more.
 		if err == nil {

@@ -34,6 +34,7 @@ type parentLink struct {
 	depth    int
 	subs     *subgraphs
 	rec      *recorder // the top-level run's; nil without a store
+	lease    *heldLease // the top-level run's; nil without a store
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
 	red      redactor // the parent's: the child masks its parent's secrets too

@@ -34,8 +34,10 @@ func (e *LeaseError) Error() string {
 	return fmt.Sprintf("run %s is being executed by process %d on %s (owner %s)", e.RunID, e.Holder.PID, e.Holder.Host, e.Holder.Owner)
 }
 
-// Alive reports whether the lease's owner may still be executing the run at
-// now: the lease has not expired and, on this host, the owner's pid exists.
+// Alive reports whether a lease's holder still holds what it leased (a
+// pool slot, a budget reservation): the lease has not expired and, on this
+// host, its pid exists. A holder that stopped renewing gives its share back
+// when its lease expires, so that a hung process cannot stall every other.
 func (l *Lease) Alive(now time.Time) bool {
 	if l == nil || !now.Before(l.Expires) {
 		return false
@@ -44,6 +46,27 @@ func (l *Lease) Alive(now time.Time) bool {
 		return true
 	}
 	return pidAlive(l.PID)
+}
+
+// OwnerAlive reports whether a run lease's owner may still be executing
+// the run at now (SPEC §9.3). On this host the owner is alive while its
+// pid is: a process stopped (SIGSTOP) or hung past its lease still holds
+// the run, and a resume names it rather than run the run twice. Its
+// lease expiring frees the run only when the pid now belongs to a process
+// started after the lease expired (the owner died and its pid was
+// reused; told on Linux). On another host, whose pids mean nothing here,
+// the owner is alive until its lease expires.
+func (l *Lease) OwnerAlive(now time.Time) bool {
+	if l == nil {
+		return false
+	}
+	if l.Host != Hostname() {
+		return now.Before(l.Expires)
+	}
+	if !pidAlive(l.PID) {
+		return false
+	}
+	return now.Before(l.Expires) || !startedAfter(l.PID, l.Expires)
 }
 
 // Hostname is this machine's name as leases record it.
@@ -58,7 +81,7 @@ func Hostname() string {
 // effectiveStatus reports a stored status as readers see it: running with
 // no live owner is stale.
 func effectiveStatus(s Status, l *Lease, now time.Time) Status {
-	if s == StatusRunning && !l.Alive(now) {
+	if s == StatusRunning && !l.OwnerAlive(now) {
 		return StatusStale
 	}
 	return s
@@ -75,7 +98,7 @@ func checkLease(runID string, l Lease) error {
 // leaseHeld returns a *LeaseError when cur is a live lease of an owner
 // other than owner: AcquireLease must not take it.
 func leaseHeld(runID string, cur *Lease, owner string, now time.Time) error {
-	if cur != nil && cur.Owner != owner && cur.Alive(now) {
+	if cur != nil && cur.Owner != owner && cur.OwnerAlive(now) {
 		return &LeaseError{RunID: runID, Holder: *cur}
 	}
 	return nil

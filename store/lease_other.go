@@ -2,7 +2,10 @@
 
 package store
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // pidAlive reports whether a process with this pid exists. Off Unix,
 // os.FindProcess opens the process and fails when there is none.
@@ -17,3 +20,7 @@ func pidAlive(pid int) bool {
 	_ = p.Release()
 	return true
 }
+
+// startedAfter reports whether process pid started after t; off Unix that
+// cannot be told, and it reports false.
+func startedAfter(int, time.Time) bool { return false }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // pidAlive reports whether a process with this pid exists (signal 0 checks
@@ -61,4 +62,62 @@ func dying(status []byte) bool {
 		}
 	}
 	return false
+}
+
+// startedAfter reports whether process pid started after t, from Linux's
+// /proc (the start time in clock ticks since boot, whose time /proc/stat
+// gives in seconds); elsewhere, or when /proc cannot tell, false. The
+// second of slack covers the boot time's rounding.
+func startedAfter(pid int, t time.Time) bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	sys, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return false
+	}
+	start, ok := procStart(stat, sys)
+	return ok && start.After(t.Add(time.Second))
+}
+
+// userHZ is the unit of /proc's clock ticks, fixed at 100 for user space
+// whatever the kernel's own tick.
+const userHZ = 100
+
+// procStart returns when a process started from its /proc/PID/stat and
+// /proc/stat.
+func procStart(stat, sys []byte) (time.Time, bool) {
+	// The command name (field 2) is in parentheses and may hold spaces and
+	// parentheses itself: the fields after it follow the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	const startTime = 22 - 3 // field 22; fields[0] is field 3
+	if len(fields) <= startTime {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseUint(fields[startTime], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var boot int64 = -1
+	sc := bufio.NewScanner(bytes.NewReader(sys))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "btime "); ok {
+			if boot, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+				return time.Time{}, false
+			}
+			break
+		}
+	}
+	if boot < 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(boot, 0).Add(time.Duration(ticks) * (time.Second / userHZ)), true
 }

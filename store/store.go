@@ -111,7 +111,7 @@ type Checkpoint struct {
 // Store persists runs. Implementations are safe for concurrent use.
 type Store interface {
 	// AcquireLease makes l the run's lease, atomically, when the run has
-	// none, when its holder is dead (!Lease.Alive) or when its holder is
+	// none, when its holder is dead (!Lease.OwnerAlive) or when its holder is
 	// l.Owner; otherwise it returns a *LeaseError naming the live holder.
 	AcquireLease(ctx context.Context, runID string, l Lease) error
 	// RenewLease moves owner's lease expiry to expires; it fails with an

@@ -151,7 +151,12 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 			runErr = errors.New("run failed")
 		}
 		fmt.Fprintf(a.ios.Err, "lgx: %v\n", runErr)
-		if runID != "" && !repeatsOnResume(runErr) {
+		switch {
+		case runID == "" || repeatsOnResume(runErr):
+		case errors.Is(runErr, store.ErrLeaseLost):
+			// Another process took the run over: it is not this one's to resume.
+			fmt.Fprintf(a.ios.Err, "another process executes run %s now: lgx runs show %s\n", runID, runID)
+		default:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s\n", runID)
 		}
 		return reported(fmt.Errorf("%w: %w", errFailed, runErr))

@@ -1261,7 +1261,9 @@ func testLeases(t *testing.T, s store.Store) {
 		lease store.Lease
 	}{
 		{"expired on another host", store.Lease{Owner: "gone", PID: 1, Host: "another-host.invalid", Expires: time.Now().Add(-time.Second)}},
-		{"expired on this host", store.Lease{Owner: "gone", PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(-time.Second)}},
+		// This process's pid, for a lease that expired before this process
+		// started: the owner died and its pid went to another process.
+		{"expired on this host, pid reused", store.Lease{Owner: "gone", PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(-48 * time.Hour)}},
 		{"pid gone on this host", store.Lease{Owner: "gone", PID: deadPID(t), Host: store.Hostname(), Expires: time.Now().Add(time.Hour)}},
 	}
 	for i, tc := range dead {
@@ -1285,6 +1287,19 @@ func testLeases(t *testing.T, s store.Store) {
 			}
 		})
 	}
+	// On this host a lease's owner whose pid runs is alive even when its
+	// lease expired (SPEC §9.3): a process stopped or hung past its lease
+	// still holds the run, and nobody else may execute it.
+	stopped := newRun("stopped", at(8))
+	stopped.Lease = &store.Lease{Owner: "stopped", PID: os.Getpid(), Host: store.Hostname(), Expires: time.Now().Add(-time.Second)}
+	mustCreate(t, s, stopped)
+	if st := status("stopped"); st != store.StatusRunning {
+		t.Errorf("expired lease of a running pid on this host: status %s, want running", st)
+	}
+	if err := s.AcquireLease(ctx, "stopped", *liveLease("local")); !errors.As(err, &le) || le.Holder.Owner != "stopped" {
+		t.Errorf("AcquireLease over a running pid's expired lease = %v, want *LeaseError naming stopped", err)
+	}
+
 	// A live lease on another host is never judged by this host's pids.
 	other := newRun("other-host", at(9))
 	other.Lease = &store.Lease{Owner: "remote", PID: deadPID(t), Host: "another-host.invalid", Expires: time.Now().Add(time.Hour)}
