@@ -33,7 +33,7 @@ type parentLink struct {
 	topStep  int    // the top-level step, under which records are kept
 	depth    int
 	subs     *subgraphs
-	rec      *recorder // the top-level run's; nil without a store
+	rec      *recorder  // the top-level run's; nil without a store
 	lease    *heldLease // the top-level run's; nil without a store
 	recorded map[string]*store.Invocation
 	answers  map[string]map[string]any
