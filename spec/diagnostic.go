@@ -61,6 +61,7 @@ const (
 	CodeSubgraphCycle   = "subgraph-cycle"   // a subgraph that calls itself, directly or not
 	CodeSubgraphMissing = "subgraph-missing" // a subgraph file that does not exist
 	CodeSubgraphRead    = "subgraph-unreadable"
+	CodeNoFile          = "no-file" // a path given to validate that is missing, unreadable or holds no workflow
 )
 
 // Diagnostic is one problem found in a workflow file.

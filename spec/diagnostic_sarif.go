@@ -51,6 +51,7 @@ var codeHelp = map[string]string{
 	CodeSubgraphCycle:   "A subgraph workflow that calls itself, directly or through other subgraphs.",
 	CodeSubgraphMissing: "A subgraph workflow file that does not exist.",
 	CodeSubgraphRead:    "A subgraph workflow file that cannot be read.",
+	CodeNoFile:          "A path given to lgx validate that is missing, cannot be read, or is a directory holding no workflow.",
 }
 
 // SARIFTool names the program in a SARIF log.

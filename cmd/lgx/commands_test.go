@@ -33,7 +33,7 @@ func TestRunFunctions(t *testing.T) {
 		}, exitUsage, "", `--format must be mermaid, not "svg"`},
 		{"validate: a missing file", func(a *app, ctx context.Context) error {
 			return a.runValidate(ctx, validateOptions{paths: []string{missing}, format: "text"})
-		}, exitUsage, "", "no such file"},
+		}, exitUsage, "error: no such file [no-file]", ""},
 		{"run: negative concurrency", func(a *app, ctx context.Context) error {
 			return a.runRun(ctx, runOptions{file: missing, concurrency: -1, out: outputFlags{output: "text"}})
 		}, exitUsage, "", "--concurrency must be positive"},

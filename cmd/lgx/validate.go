@@ -74,13 +74,15 @@ func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
 	default:
 		return usageErrf("--format must be text, json, github or sarif, not %q", opts.format)
 	}
-	files, err := workflowFiles(opts.paths)
-	if err != nil {
-		return err
-	}
-	var all spec.Diagnostics
+	// A path that cannot be read is one more error among the others, not
+	// the end of the report: validate prints every file's diagnostics.
+	files, all := workflowFiles(opts.paths)
 	sources := map[string][]byte{}
 	for _, f := range files {
+		if d := unreadable(f); d != nil {
+			all = append(all, *d)
+			continue
+		}
 		l, err := loadAndValidate(f)
 		if err != nil {
 			return err
@@ -93,6 +95,7 @@ func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
 	}
 	all.AddRanges(sources)
 	out := a.ios.Out
+	var err error
 	switch opts.format {
 	case "json":
 		err = all.WriteJSON(out)
@@ -116,9 +119,11 @@ func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
 
 // workflowFiles expands the arguments of validate: files are taken as
 // given (so a file named explicitly is always checked), directories are
-// walked for workflow files in lexical order.
-func workflowFiles(args []string) ([]string, error) {
+// walked for workflow files in lexical order. A directory that cannot be
+// walked or holds no workflow is reported as an error diagnostic.
+func workflowFiles(args []string) ([]string, spec.Diagnostics) {
 	var files []string
+	var problems spec.Diagnostics
 	for _, arg := range args {
 		info, err := os.Stat(arg)
 		if err != nil || !info.IsDir() {
@@ -149,16 +154,40 @@ func workflowFiles(args []string) ([]string, error) {
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		if len(found) == 0 {
-			return nil, usageErrf("%s: no workflow files (*.yaml or *.yml with a top-level lgx: key)", arg)
+		switch {
+		case err != nil:
+			problems = append(problems, noFile(arg, err.Error()))
+		case len(found) == 0:
+			problems = append(problems, noFile(arg, "no workflow files (*.yaml or *.yml with a top-level lgx: key)"))
 		}
 		sort.Strings(found)
 		files = append(files, found...)
 	}
-	return files, nil
+	return files, problems
+}
+
+// unreadable reports a workflow path that cannot be read as a diagnostic
+// (nil when it can).
+func unreadable(path string) *spec.Diagnostic {
+	f, err := os.Open(path)
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			msg = "no such file"
+		case errors.Is(err, fs.ErrPermission):
+			msg = "permission denied"
+		}
+		d := noFile(path, msg)
+		return &d
+	}
+	f.Close()
+	return nil
+}
+
+// noFile is the error diagnostic of a path validate cannot check.
+func noFile(path, msg string) spec.Diagnostic {
+	return spec.Diagnostic{File: path, Severity: spec.SeverityError, Code: spec.CodeNoFile, Message: msg}
 }
 
 // isWorkflowName reports whether a file name can hold a workflow: YAML,
