@@ -42,18 +42,19 @@ func systemStreams() *IOStreams {
 
 // newStreams decides the streams for the given files and environment.
 //
-// Layout and colour are separate choices: CI and TERM=dumb mean nobody
-// watches a redrawing screen, so the live view is off; NO_COLOR
-// (no-color.org) only removes colour, the live view stays on a terminal.
-// FORCE_COLOR or CLICOLOR_FORCE (set, and not "0" or "false") turn colour on
-// even where it would be off, and win over NO_COLOR because they are the
-// more specific request.
+// The live view needs a terminal nobody marked as plain: CI and TERM=dumb
+// mean nobody watches a redrawing screen, and NO_COLOR (set and not empty,
+// as no-color.org reads it) asks for plain lines too (SPEC §7: elsewhere
+// — CI, pipes, NO_COLOR — progress is plain lines), without colour.
+// FORCE_COLOR or CLICOLOR_FORCE (set, and not "0" or "false") turn colour
+// on even where it would be off, and win over NO_COLOR's colour because
+// they are the more specific request; the layout stays plain.
 func newStreams(in io.Reader, out io.Writer, errF *os.File, getenv func(string) string) *IOStreams {
 	s := &IOStreams{In: in, Out: out, Err: errF, Width: 80, Getenv: getenv}
 	fd := int(errF.Fd())
 	isTerm := term.IsTerminal(fd)
-	s.ErrTTY = isTerm && getenv("CI") == "" && getenv("TERM") != "dumb"
-	s.Color = s.ErrTTY && getenv("NO_COLOR") == ""
+	s.ErrTTY = isTerm && getenv("CI") == "" && getenv("TERM") != "dumb" && getenv("NO_COLOR") == ""
+	s.Color = s.ErrTTY
 	if forced(getenv("FORCE_COLOR")) || forced(getenv("CLICOLOR_FORCE")) {
 		s.Color = true
 	}

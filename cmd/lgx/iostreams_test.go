@@ -8,8 +8,9 @@ import (
 )
 
 // TestStreamsOnPseudoTerminal decides the streams for a real terminal
-// under each colour and layout variable: NO_COLOR keeps the live view and
-// drops colour only; FORCE_COLOR and CLICOLOR_FORCE bring colour back.
+// under each colour and layout variable: NO_COLOR means plain lines
+// without colour (SPEC §7); FORCE_COLOR and CLICOLOR_FORCE bring colour
+// back, not the live view.
 func TestStreamsOnPseudoTerminal(t *testing.T) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -34,10 +35,11 @@ func TestStreamsOnPseudoTerminal(t *testing.T) {
 		live, col bool
 	}{
 		{"terminal", tty, nil, true, true},
-		{"NO_COLOR keeps the live view", tty, map[string]string{"NO_COLOR": "1"}, true, false},
-		{"FORCE_COLOR wins over NO_COLOR", tty, map[string]string{"NO_COLOR": "1", "FORCE_COLOR": "1"}, true, true},
-		{"CLICOLOR_FORCE", tty, map[string]string{"NO_COLOR": "1", "CLICOLOR_FORCE": "1"}, true, true},
-		{"FORCE_COLOR=0 forces nothing", tty, map[string]string{"NO_COLOR": "1", "FORCE_COLOR": "0"}, true, false},
+		{"NO_COLOR is plain lines", tty, map[string]string{"NO_COLOR": "1"}, false, false},
+		{"an empty NO_COLOR is not set", tty, map[string]string{"NO_COLOR": ""}, true, true},
+		{"FORCE_COLOR wins over NO_COLOR's colour", tty, map[string]string{"NO_COLOR": "1", "FORCE_COLOR": "1"}, false, true},
+		{"CLICOLOR_FORCE", tty, map[string]string{"NO_COLOR": "1", "CLICOLOR_FORCE": "1"}, false, true},
+		{"FORCE_COLOR=0 forces nothing", tty, map[string]string{"NO_COLOR": "1", "FORCE_COLOR": "0"}, false, false},
 		{"CI is plain", tty, map[string]string{"CI": "true"}, false, false},
 		{"TERM=dumb is plain", tty, map[string]string{"TERM": "dumb"}, false, false},
 		{"pipe", pipeW, nil, false, false},

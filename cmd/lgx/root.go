@@ -69,7 +69,7 @@ resumable runs.`,
 	)
 	for _, c := range root.Commands() {
 		if c.Name() == "run" || c.Name() == "resume" {
-			c.Flags().StringVar(&a.progress, "progress", "auto", "progress on stderr: auto (live on a terminal, else plain), live or plain")
+			c.Flags().StringVar(&a.progress, "progress", "auto", "progress on stderr: auto (live on a terminal, plain in CI, pipes or with NO_COLOR), live or plain")
 			_ = c.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "live", "plain"}, cobra.ShellCompDirectiveNoFileComp))
 		}
 	}
