@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ func (r *fetchRequest) parse(with map[string]any) error {
 	}
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil {
-		return Errorf(KindInput, "http_fetch: with.url: %w", err)
+		return Errorf(KindInput, "http_fetch: with.url is not a valid URL: %s", urlProblem(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return Errorf(KindInput, "http_fetch: with.url %q: want an absolute http:// or https:// URL", u.Redacted())
@@ -242,6 +243,22 @@ func (r *fetchRequest) parse(with map[string]any) error {
 		return Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", fetchTypeName(v))
 	}
 	return nil
+}
+
+// quotedPart matches a quoted piece of a URL in net/url's error messages
+// (`invalid URL escape "%ue"`, `invalid port ":x" after host`).
+var quotedPart = regexp.MustCompile(` *"[^"]*"`)
+
+// urlProblem says what is wrong with a URL that did not parse without
+// quoting any of it: a URL may hold a secret, and a quoted fragment of one
+// is not something redaction, which replaces whole values, can find.
+func urlProblem(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its text repeats the whole URL
+	}
+	msg := strings.TrimPrefix(err.Error(), "net/url: ")
+	return quotedPart.ReplaceAllString(msg, "")
 }
 
 func isFetchField(k string) bool {

@@ -744,7 +744,7 @@ func TestHTTPFetchInputErrors(t *testing.T) {
 		{"url not a string", map[string]any{"url": 3}, "with.url must be a string, got integer"},
 		{"relative url", map[string]any{"url": "/x"}, "absolute http:// or https://"},
 		{"ftp url", map[string]any{"url": "ftp://h/x"}, "absolute http:// or https://"},
-		{"unparsable url", map[string]any{"url": "http://h/%zz"}, "with.url"},
+		{"unparsable url", map[string]any{"url": "http://h/%zz"}, "with.url is not a valid URL: invalid URL escape"},
 		{"no host", map[string]any{"url": "http:///x"}, "has no host"},
 		{"bad method", map[string]any{"url": u, "method": "GE T"}, "not an HTTP method"},
 		{"headers not object", map[string]any{"url": u, "headers": "a"}, "with.headers must be an object"},
@@ -781,6 +781,35 @@ func TestHTTPFetchInputErrors(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestHTTPFetchURLProblemQuotesNothing: the error of a URL that does not
+// parse quotes no piece of it. Redaction replaces a secret's whole value,
+// so a fragment such as the `"%ue"` of a secret ending in "Val%ue" would
+// leave three of its characters in the message.
+func TestHTTPFetchURLProblemQuotesNothing(t *testing.T) {
+	for _, raw := range []string{
+		"http://127.0.0.1:1/Sec Ret/Val%ue",
+		"http://127.0.0.1:x9q7/",
+		"http://ho st/",
+		"http://[::1/",
+		"http://h/q9",
+	} {
+		_, err := parseFetch(map[string]any{"url": raw})
+		if err == nil {
+			t.Errorf("%q parsed", raw)
+			continue
+		}
+		msg := err.Error()
+		for _, part := range []string{"%ue", "ue\"", "x9q7", "ho st", "q9", "\""} {
+			if strings.Contains(msg, part) {
+				t.Errorf("the error of %q quotes %q: %s", raw, part, msg)
+			}
+		}
+		if !strings.HasPrefix(msg, "http_fetch: with.url is not a valid URL: ") {
+			t.Errorf("error of %q: %s", raw, msg)
+		}
 	}
 }
 
