@@ -162,6 +162,9 @@ type node struct {
 	// timeout per attempt; 0 = none (types that do no work)
 	timeout   time.Duration
 	continue_ bool
+	// readsEnv: an expression of the node (with, output, for_each, pool
+	// key) reads env or secrets, which a resume may give other values.
+	readsEnv bool
 	// pure nodes have no effect outside the run (nodes.Capabilities.Pure): steps made
 	// only of them may be recorded in batches.
 	pure   bool
@@ -193,6 +196,9 @@ type outWrite struct {
 type outEdges struct {
 	plain []int // targets of plain edges (END dropped)
 	conds []*condEdge
+	// readsEnv: a condition reads env or secrets, which a resume may
+	// give other values (so its failure may not repeat).
+	readsEnv bool
 }
 
 // condEdge is a `when:` edge: first matching case wins, else Else.
@@ -351,6 +357,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	capab := nodes.CapabilitiesOf(typ)
 	cn.pure = capab.Pure
+	c.readsEnv = &cn.readsEnv
 	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
 	cn.timeout = n.Timeout
 	if cn.timeout <= 0 {
@@ -526,7 +533,7 @@ func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
 		return nil
 	}
 	ce := &condEdge{}
-	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs, keys: g.keyIdx}
+	c := &compiler{file: g.wf.File, limit: g.wf.Config.MaxValueBytes, cache: g.progs, keys: g.keyIdx, readsEnv: &into.readsEnv}
 	for _, cs := range e.When {
 		if cs.IfTree == nil {
 			return g.errorf(cs.Pos, "when case without if")

@@ -93,11 +93,11 @@ func (c *core) begin(ctx context.Context) error {
 	}
 	env := c.edgeEnv(ctx)
 	if err := c.fire(g.start, env); err != nil {
-		return &NodeError{Step: 0, Node: spec.Start, Index: -1, Kind: nodes.KindExpr, Err: err}
+		return stateFailure(0, spec.Start, -1, nodes.KindExpr, err, g.start.readsEnv)
 	}
 	for _, j := range g.joins {
 		if err := c.tryJoin(j, env); err != nil {
-			return &NodeError{Step: 0, Node: spec.Start, Index: -1, Kind: exprKind(err), Err: err}
+			return stateFailure(0, spec.Start, -1, exprKind(err), err, j.edge.readsEnv)
 		}
 	}
 	c.next = dedupe(c.next, len(g.nodes))
@@ -133,7 +133,7 @@ func (c *core) items(ctx context.Context, n *node) ([]any, error) {
 	env := &exprEnv{State: c.state, vals: c.vals, Env: c.env, Secrets: c.secrets, Run: c.runInfo, ctx: ctx}
 	v, err := n.each.eval(env)
 	if err != nil {
-		return nil, &NodeError{Step: c.step, Node: n.name, Index: -1, Kind: exprKind(err), Err: fmt.Errorf("for_each: %w", err)}
+		return nil, stateFailure(c.step, n.name, -1, exprKind(err), fmt.Errorf("for_each: %w", err), n.readsEnv)
 	}
 	switch x := v.(type) {
 	case nil:
@@ -141,8 +141,7 @@ func (c *core) items(ctx context.Context, n *node) ([]any, error) {
 	case []any:
 		return x, nil
 	default:
-		return nil, &NodeError{Step: c.step, Node: n.name, Index: -1, Kind: nodes.KindExpr,
-			Err: fmt.Errorf("for_each must be a list, got %s", typeName(v))}
+		return nil, stateFailure(c.step, n.name, -1, nodes.KindExpr, fmt.Errorf("for_each must be a list, got %s", typeName(v)), n.readsEnv)
 	}
 }
 
@@ -163,7 +162,7 @@ func (c *core) outcome(runs []*nodeRun) stepOutcome {
 			ir := &nr.res[i]
 			switch {
 			case ir.failed() && out.failure == nil:
-				out.failure = &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: ir.kind, Err: ir.err}
+				out.failure = &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: ir.kind, Err: ir.err, Repeats: ir.repeats}
 			case ir.interrupted():
 				out.intrs = append(out.intrs, ir.intrs...)
 			case ir.status == "" && ir.err != nil:
@@ -185,12 +184,12 @@ func (c *core) commit(ctx context.Context, runs []*nodeRun) error {
 	env := c.edgeEnv(ctx)
 	for _, nr := range runs {
 		if err := c.fire(&nr.n.edges, env); err != nil {
-			return &NodeError{Step: c.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err}
+			return stateFailure(c.step, nr.n.name, -1, exprKind(err), err, nr.n.edges.readsEnv)
 		}
 		for _, jr := range nr.n.joins {
 			c.markJoin(jr.j, jr.slot)
 			if err := c.tryJoin(jr.j, env); err != nil {
-				return &NodeError{Step: c.step, Node: nr.n.name, Index: -1, Kind: exprKind(err), Err: err}
+				return stateFailure(c.step, nr.n.name, -1, exprKind(err), err, jr.j.edge.readsEnv)
 			}
 		}
 	}
@@ -410,8 +409,8 @@ func (c *core) apply(runs []*nodeRun) error {
 					}
 					nv, err = k.reduce(cur, w.val, owned)
 					if err != nil {
-						return &NodeError{Step: c.step, Node: nr.n.name, Index: itemIndex(nr, i), Kind: nodes.KindType,
-							Err: fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err)}
+						return stateFailure(c.step, nr.n.name, itemIndex(nr, i), nodes.KindType,
+							fmt.Errorf("state key %q (reducer %s): %w", k.name, k.reducerName, err), false)
 					}
 					if k.extends {
 						c.noteSpare(k.idx, cur, nv, owned)

@@ -37,6 +37,20 @@ type NodeError struct {
 	Index int
 	Kind  nodes.Kind
 	Err   error
+	// Repeats: the failure depends only on the workflow and the state a
+	// resume restores (an expression, a reducer, a pure node, inputs the
+	// node refused), so resuming would fail the same way.
+	Repeats bool
+}
+
+// stateFailure is the NodeError of a failure that depends only on the
+// workflow and the state (an edge's or for_each's expression, a reducer):
+// a resume would meet it again, unless it was a timeout or a cancellation.
+// readsEnv says the expressions involved read env or secrets, which a
+// resume may give other values.
+func stateFailure(step int, node string, index int, kind nodes.Kind, err error, readsEnv bool) *NodeError {
+	return &NodeError{Step: step, Node: node, Index: index, Kind: kind, Err: err,
+		Repeats: !readsEnv && kind != nodes.KindTimeout && kind != nodes.KindCancelled}
 }
 
 func (e *NodeError) Error() string {

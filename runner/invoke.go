@@ -169,7 +169,7 @@ func (ir *invResult) clear() {
 	if ir.intrs != nil {
 		ir.intrs = nil
 	}
-	ir.child, ir.attempts, ir.reused = false, 0, false
+	ir.child, ir.attempts, ir.reused, ir.repeats = false, 0, false, false
 	if ir.resumeVal != nil {
 		ir.resumeVal = nil
 	}
@@ -179,6 +179,32 @@ func (ir *invResult) clear() {
 	if ir.turn.ts != nil || ir.turn.ord != 0 {
 		ir.turn = turn{}
 	}
+}
+
+// failureRepeats reports whether an invocation's failure of this kind
+// depends only on what a resume restores, the state and the workflow
+// (not env or secrets, which the resuming process gives anew), so
+// that resuming would fail the same way (SPEC §9.6: such a failure does
+// not suggest lgx resume): inputs a node refused (they come from `with`,
+// evaluated on the state), an expression, limit or type failure before
+// any attempt (`with` itself), and any failure of a pure node except a
+// timeout or a cancellation. A failure that depends on what an effect
+// returned (a status, a response's shape) may not repeat.
+func failureRepeats(n *node, kind nodes.Kind, attempts int) bool {
+	if n.readsEnv { // a resume may run with other env or secrets
+		return false
+	}
+	switch kind {
+	case nodes.KindInput:
+		return true
+	case nodes.KindTimeout, nodes.KindCancelled:
+		return false
+	case nodes.KindExpr, nodes.KindLimit, nodes.KindType:
+		if attempts == 0 {
+			return true
+		}
+	}
+	return n.pure
 }
 
 // invokeOn is invoke on a call the caller owns (a dispatcher's goroutine
@@ -291,6 +317,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 		}
 	default:
 		res.status, res.err, res.kind = store.InvocationFailed, err, nodes.KindOf(err)
+		res.repeats = failureRepeats(n, res.kind, res.attempts)
 	}
 
 	var ended time.Time

@@ -209,6 +209,9 @@ type invResult struct {
 	status string   // a store.Invocation* status
 	err    error    // failure (status failed) or cancellation
 	kind   nodes.Kind
+	// repeats: the failure depends only on what a resume restores (see
+	// failureRepeats), so a resume would meet it again.
+	repeats bool
 	// intrs are the interrupts the invocation waits at: its own, or those
 	// of the subgraph it runs (child is then true: only the interrupt
 	// invocations themselves are recorded).

@@ -195,6 +195,9 @@ type compiler struct {
 	// result, when set, collects how the compiled expressions read
 	// `result` (set while compiling a node's `output`).
 	result *resultUse
+	// readsEnv, when set, is set to true once an expression compiled reads
+	// `env` or `secrets`.
+	readsEnv *bool
 	// limit is config.max_value_bytes (0 = the default).
 	limit int64
 	// keys are the graph's state keys by name, for the fast path's slot
@@ -246,6 +249,8 @@ type stateUse struct {
 
 	resultTotal  int
 	resultFields []string
+	// env counts uses of `env` and `secrets`.
+	env int
 }
 
 func (s *stateUse) Visit(n *ast.Node) {
@@ -259,6 +264,8 @@ func (s *stateUse) Visit(n *ast.Node) {
 			s.total++
 		case "result":
 			s.resultTotal++
+		case "env", "secrets":
+			s.env++
 		}
 	case *ast.MemberNode:
 		id, ok := x.Node.(*ast.IdentifierNode)
@@ -293,6 +300,9 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 		}
 	}
 	use := &cp.use
+	if c.readsEnv != nil && use.env > 0 {
+		*c.readsEnv = true
+	}
 	if u := c.result; u != nil {
 		if use.resultTotal > len(use.resultFields) {
 			u.all = true

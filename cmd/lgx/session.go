@@ -164,13 +164,15 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 }
 
 // repeatsOnResume reports a failure that a resume would meet again
-// identically (SPEC §9.6): the recursion limit and a replace conflict
-// depend only on the recorded workflow and state, so suggesting `lgx
-// resume` would only send the user round in a circle.
+// identically (SPEC §9.6): the recursion limit, a replace conflict and a
+// node failure that depends only on the recorded workflow and state
+// (NodeError.Repeats), so suggesting `lgx resume` would only send the user
+// round in a circle.
 func repeatsOnResume(err error) bool {
 	var re *runner.RecursionError
 	var ce *runner.ConflictError
-	return errors.As(err, &re) || errors.As(err, &ce)
+	var ne *runner.NodeError
+	return errors.As(err, &re) || errors.As(err, &ce) || (errors.As(err, &ne) && ne.Repeats)
 }
 
 // execute runs (or resumes) a run the way both commands do: Ctrl-C
