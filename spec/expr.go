@@ -262,6 +262,9 @@ func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, 
 	if err != nil {
 		return nil, []exprProblem{c.fromError(src, err, scope, tree)}
 	}
+	if ps := constProblems(src, tree); len(ps) > 0 {
+		return nil, ps
+	}
 	if typ == nil || typ == anyType {
 		return nil, nil
 	}

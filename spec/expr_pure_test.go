@@ -21,6 +21,19 @@ func TestExprPurity(t *testing.T) {
 		{"output: {n: '${{ 7 % 3 }}'}", "", ""},
 		{"output: {n: '${{ state.n / state.n }}'}", "", ""},
 		{"output: {n: '${{ duration(\"1s\") > duration(\"0s\") ? 1 : 0 }}'}", "", ""},
+		// Constant parts that fail at every run (SPEC §9.6).
+		{"output: {n: '${{ int(\"abc\") }}'}", "int(abc): this expression can never succeed", "m.yaml:7:22"},
+		{"output: {n: '${{ state.n + float(\"1.5e\") }}'}", "float(1.5e): this expression can never succeed", "m.yaml:7:32"},
+		{"output: {n: '${{ [1, 2][5] }}'}", "index out of range: 5 (array length is 2): this expression can never succeed", "m.yaml:7:28"},
+		{"output: {n: '${{ len([1, 2][1:5]) }}'}", "", ""}, // expr clamps a slice
+		{"output: {n: '${{ int(\"12\") + len(\"abc\") + [1, 2][1] }}'}", "", ""},
+		// Not constant, or run only under a condition: they may succeed.
+		{"output: {n: '${{ [state.n][5] }}'}", "", ""},
+		{"output: {n: '${{ true ? 1 : [1][5] }}'}", "", ""},
+		{"output: {n: '${{ state.n > 0 ? [1][5] : 0 }}'}", "", ""},
+		{"output: {n: '${{ state.n > 0 && int(\"q\") > 1 ? 1 : 0 }}'}", "", ""},
+		{"output: {n: '${{ state.n ?? int(\"q\") }}'}", "", ""},
+		{"output: {n: '${{ len(repeat(\"ab\", 3)) }}'}", "", ""},
 	}
 	for _, tt := range tests {
 		src := "lgx: 1\nname: m\nstate: {n: number}\nnodes:\n  a:\n    type: set\n    " + tt.field + "\nedges: [{from: START, to: a}]\n"

@@ -28,6 +28,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("lgx: 1\nname: x\nstate: {k: {type: list, default: &d [*d]}}\n"))
 	f.Add([]byte("<<: {lgx: 1}\nname: x\n"))
 	f.Add([]byte("lgx: 1\nname: x\nnodes: {r: {type: interrupt, with: {answer: &a {x: *a, y: [string], z: bool}}}}\n"))
+	f.Add([]byte("lgx: 1\nname: x\nstate: {n: any}\nnodes: {a: {type: set, output: {n: \"${{ int('abc') + [1, 2][5] + len(upper('x')) + float('1e') }}\"}}}\nedges: [{from: START, to: a}]\n"))
 	f.Add([]byte("lgx: 1\n# caf\xc3\xa9 \xe9t\xe9\nname: t\n"))
 	f.Add([]byte("lgx: 1\r\nname: \"\xe2\x82\""))
 	f.Fuzz(func(t *testing.T, src []byte) {
