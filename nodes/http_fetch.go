@@ -42,9 +42,9 @@ func (httpFetch) Doc() Doc {
 	return Doc{
 		Summary: "Sends one HTTP request and returns the response; a status outside `expect` fails the node (kind status; 429 and 5xx are retried by the default policy).",
 		With: []Field{
-			{Name: "url", Type: "string", Required: true,
+			{Name: "url", Type: "string", Required: true, Check: checkFetchURL,
 				Doc: "Absolute http:// or https:// URL."},
-			{Name: "method", Type: "string", Default: "GET",
+			{Name: "method", Type: "string", Default: "GET", Check: checkFetchMethod,
 				Doc: "HTTP method; upper-cased (post → POST)."},
 			{Name: "headers", Type: "object", Default: "{}",
 				Doc: "Request headers: name → string, number, boolean or list of them (repeated header). `Host` sets the Host header."},
@@ -60,7 +60,7 @@ func (httpFetch) Doc() Doc {
 				Doc: "Most body bytes read (integer or size like 512KB, 10MiB); a longer body is cut at exactly this size and `truncated` is true."},
 			{Name: "follow_redirects", Type: "boolean", Default: "true",
 				Doc: "Follow up to 10 redirects; false returns the 3xx response itself (then subject to `expect`)."},
-			{Name: "expect", Type: "any", Default: "2xx",
+			{Name: "expect", Type: "any", Default: "2xx", Check: checkFetchExpect,
 				Doc: "Accepted statuses: a status (404), a class (\"2xx\") or a list of them ([200, \"3xx\"])."},
 			{Name: "idempotency_key", Type: "any", Default: "auto",
 				Doc: "`auto`: for methods other than GET/HEAD send `Idempotency-Key` `lgx-RUN-PATH`, from the run id and the invocation's path (the same across retries and resumes, different for each loop visit, item, tool call and subgraph child); true is auto; any other string is sent as given, for any method; \"\" or false sends none. An `Idempotency-Key` in `headers` wins."},
@@ -147,24 +147,17 @@ func (r *fetchRequest) parse(with map[string]any) error {
 		}
 		return Errorf(KindInput, "http_fetch: with.url must be a string, got %s", fetchTypeName(with["url"]))
 	}
-	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil {
-		return Errorf(KindInput, "http_fetch: with.url is not a valid URL: %s", urlProblem(err))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return Errorf(KindInput, "http_fetch: with.url %q: want an absolute http:// or https:// URL", u.Redacted())
-	}
-	if u.Host == "" {
-		return Errorf(KindInput, "http_fetch: with.url %q has no host", u.Redacted())
+	u, problem := fetchURL(rawURL)
+	if problem != "" {
+		return Errorf(KindInput, "http_fetch: with.url %s", problem)
 	}
 	r.url = u
 
 	if v := with["method"]; v != nil {
-		m, ok := v.(string)
-		if !ok || !isHTTPToken(m) {
-			return Errorf(KindInput, "http_fetch: with.method %v is not an HTTP method", v)
+		if problem := checkFetchMethod(v); problem != "" {
+			return Errorf(KindInput, "http_fetch: with.method %s", problem)
 		}
-		r.method = strings.ToUpper(m)
+		r.method = strings.ToUpper(v.(string))
 	}
 
 	if err := r.parseHeaders(with["headers"]); err != nil {
@@ -243,6 +236,50 @@ func (r *fetchRequest) parse(with map[string]any) error {
 		return Errorf(KindInput, "http_fetch: with.idempotency_key must be a string or false, got %s", fetchTypeName(v))
 	}
 	return nil
+}
+
+// fetchURL parses a `url`, or says what is wrong with it.
+func fetchURL(raw string) (*url.URL, string) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	switch {
+	case err != nil:
+		return nil, "is not a valid URL: " + urlProblem(err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Sprintf("%q: want an absolute http:// or https:// URL", u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Sprintf("%q has no host", u.Redacted())
+	}
+	return u, ""
+}
+
+// checkFetchURL is the `url` field's literal check.
+func checkFetchURL(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	_, problem := fetchURL(s)
+	return problem
+}
+
+// checkFetchMethod is the `method` field's check: an HTTP token.
+func checkFetchMethod(v any) string {
+	m, ok := v.(string)
+	switch {
+	case ok && isHTTPToken(m):
+		return ""
+	case ok:
+		return fmt.Sprintf("%q is not an HTTP method", m)
+	}
+	return fmt.Sprintf("%v is not an HTTP method", v)
+}
+
+// checkFetchExpect is the `expect` field's literal check.
+func checkFetchExpect(v any) string {
+	if _, err := parseFetchExpect(v); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // quotedPart matches a quoted piece of a URL in net/url's error messages

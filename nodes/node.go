@@ -29,7 +29,12 @@ type Field struct {
 	// literal and the schema says `minimum: 1`, so that a value the node
 	// would refuse is reported before the run starts.
 	Positive bool
-	Doc      string
+	// Check, when set, says what is wrong with a literal value of the
+	// field ("" when nothing is), as the type would at run time: validate
+	// reports it at the value, before anything runs. It sees the value
+	// as decoded from YAML, only when no `${{ }}` is in it.
+	Check func(v any) string
+	Doc   string
 }
 
 // Doc describes a type for `lgx nodes`, the schema and the docs.

@@ -158,6 +158,14 @@ func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, s
 	if !f.Static {
 		v.checkValue(val, scope)
 	}
+	if f.Check != nil && !hasExpr(val, 0) {
+		if lit, err := DecodeValue(val); err == nil {
+			if msg := f.Check(lit); msg != "" {
+				v.errorf(posOf(val), CodeBadValue, "", "%s: %s.%s %s", who, typ, f.Name, msg)
+				return false
+			}
+		}
+	}
 	return true
 }
 
