@@ -25,6 +25,16 @@ func WriteMermaid(w io.Writer, wf *spec.Workflow) error {
 		fmt.Fprintf(&b, "  %s\n", mermaidNode(n))
 	}
 	b.WriteString("  END([END])\n")
+	// A node listed twice, or an edge written twice, is drawn once: the
+	// node runs once per step however often it is triggered.
+	drawn := map[string]bool{}
+	line := func(format string, args ...any) {
+		l := fmt.Sprintf(format, args...)
+		if !drawn[l] {
+			drawn[l] = true
+			b.WriteString(l)
+		}
+	}
 	for _, e := range wf.Edges {
 		from := mermaidFrom(e.From)
 		switch {
@@ -35,19 +45,19 @@ func WriteMermaid(w io.Writer, wf *spec.Workflow) error {
 					label = c.IfTree.Src
 				}
 				for _, to := range c.To {
-					fmt.Fprintf(&b, "  %s -.->|\"%s\"| %s\n", from, mermaidText(label), mermaidID(to.Value))
+					line("  %s -.->|\"%s\"| %s\n", from, mermaidText(label), mermaidID(to.Value))
 				}
 			}
 			for _, to := range e.Else {
-				fmt.Fprintf(&b, "  %s -.->|\"else\"| %s\n", from, mermaidID(to.Value))
+				line("  %s -.->|\"else\"| %s\n", from, mermaidID(to.Value))
 			}
 		case e.IsJoin():
 			for _, to := range e.To {
-				fmt.Fprintf(&b, "  %s -->|\"join\"| %s\n", from, mermaidID(to.Value))
+				line("  %s -->|\"join\"| %s\n", from, mermaidID(to.Value))
 			}
 		default:
 			for _, to := range e.To {
-				fmt.Fprintf(&b, "  %s --> %s\n", from, mermaidID(to.Value))
+				line("  %s --> %s\n", from, mermaidID(to.Value))
 			}
 		}
 	}

@@ -78,6 +78,7 @@ edges:
       - {if: 'state.score >= 0.8 && "x" < "y"', to: [end, a]}
     else: END
   - {from: end, to: END}
+  - {from: end, to: [END, END]}
 `
 	wf, diags := spec.Load("shapes.yaml", []byte(src))
 	if diags.HasErrors() {
@@ -105,5 +106,9 @@ edges:
 		if !strings.Contains(out, want) {
 			t.Errorf("diagram lacks %q:\n%s", want, out)
 		}
+	}
+	// A target listed twice, or an edge written twice, is drawn once.
+	if n := strings.Count(out, "n_end --> END"); n != 1 {
+		t.Errorf("end --> END drawn %d times:\n%s", n, out)
 	}
 }

@@ -144,10 +144,14 @@ func (v *validator) graph() {
 		for _, t := range e.To {
 			checkTarget(t)
 		}
+		v.listedTwice(e.From, "from")
+		v.listedTwice(e.To, "to")
+		v.listedTwice(e.Else, "else")
 		for _, c := range e.When {
 			for _, t := range c.To {
 				checkTarget(t)
 			}
+			v.listedTwice(c.To, "to")
 			if c.If != nil {
 				if t := v.checkBare(c.If, ExprScope{}); t != nil && kindName(t) != TypeBoolean {
 					v.errorf(posOf(c.If), CodeExpr, "compare it, e.g. len(x) > 0", "a condition must be a boolean, not %s", kindName(t))
@@ -367,4 +371,20 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// listedTwice warns about a name an edge's list holds twice: a node runs
+// once per step however often it is triggered, so the second says nothing
+// (or is a typo for another node).
+func (v *validator) listedTwice(names []Name, field string) {
+	if len(names) < 2 {
+		return
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n.Value] {
+			v.warnf(n.Pos, CodeEdge, "remove it, or name the node you meant", "%s lists %s twice", field, n.Value)
+		}
+		seen[n.Value] = true
+	}
 }

@@ -48,7 +48,11 @@ func (v *validator) nodeType(n *Node, scope ExprScope, who string) {
 		f, ok := fields[name]
 		if !ok {
 			hint := didYouMean(name, fieldNames)
-			if hint == "" {
+			switch {
+			case hint != "":
+			case len(fieldNames) == 0:
+				hint = fmt.Sprintf("%s takes no with fields (`lgx nodes %s`)", n.Type, n.Type)
+			default:
 				hint = fmt.Sprintf("%s takes: %s (`lgx nodes %s`)", n.Type, strings.Join(fieldNames, ", "), n.Type)
 			}
 			v.errorf(posOf(p.key), CodeUnknownField, hint, "%s: %s has no field %q", who, n.Type, name)
