@@ -30,6 +30,11 @@ var constDeny = map[string]bool{"repeat": true}
 func constProblems(src string, tree *parser.Tree) []exprProblem {
 	var found *exprProblem
 	var check func(n ast.Node)
+	checkAll := func(ns []ast.Node) {
+		for _, n := range ns {
+			check(n)
+		}
+	}
 	check = func(n ast.Node) {
 		if n == nil || found != nil {
 			return
@@ -64,23 +69,15 @@ func constProblems(src string, tree *parser.Tree) []exprProblem {
 			check(x.From)
 			check(x.To)
 		case *ast.BuiltinNode:
-			for _, a := range x.Arguments {
-				check(a)
-			}
+			checkAll(x.Arguments)
 		case *ast.CallNode:
-			for _, a := range x.Arguments {
-				check(a)
-			}
+			checkAll(x.Arguments)
 		case *ast.ConditionalNode:
 			check(x.Cond)
 		case *ast.ArrayNode:
-			for _, e := range x.Nodes {
-				check(e)
-			}
+			checkAll(x.Nodes)
 		case *ast.MapNode:
-			for _, p := range x.Pairs {
-				check(p)
-			}
+			checkAll(x.Pairs)
 		case *ast.PairNode:
 			check(x.Key)
 			check(x.Value)
