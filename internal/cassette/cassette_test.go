@@ -37,7 +37,8 @@ func server(t *testing.T) (*httptest.Server, *atomic.Int64) {
 			w.Write(b)
 		case "/sse":
 			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "data: {\"t\":\"he\"}\n\ndata: {\"t\":\"llo\"}\n\ndata: [DONE]\n\n")
+			// A model repeating the secret streams it in pieces.
+			io.WriteString(w, "data: {\"t\":\"he\"}\n\ndata: {\"t\":\"llo sk-live-0123\"}\n\ndata: {\"t\":\"456789abcdef!\"}\n\ndata: [DONE]\n\n")
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -94,7 +95,7 @@ func TestRecordThenReplayOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, banned := range []string{secret, "Authorization", "Set-Cookie", "X-Api-Key", "Date", "duration: 1", "remote_addr"} {
+	for _, banned := range []string{secret, "sk-live-0123", "456789abcdef", "Authorization", "Set-Cookie", "X-Api-Key", "Date", "duration: 1", "remote_addr"} {
 		if strings.Contains(string(file), banned) {
 			t.Errorf("cassette contains %q:\n%s", banned, file)
 		}
