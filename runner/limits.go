@@ -140,7 +140,7 @@ func (l *limits) child(pools []*spec.Pool, scope string) *limits {
 type caps struct {
 	node  *semaphore
 	pools []*pool
-	none  bool // the invocation holds no slot (a subgraph node)
+	none  bool // the invocation holds no global or pool slot, only its node's (a subgraph or tools node)
 	// keyAt is 1 + the index in pools of the pool taken with a key (0 =
 	// none); key is the invocation's key value. A node's shared caps have
 	// keyAt set and key unset: each invocation takes a copy with its key
@@ -163,9 +163,6 @@ func (c *caps) keyed(i int) bool { return c.keyAt == i+1 }
 // the total: one busy key then never holds total slots that other keys
 // could use.
 func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string), tokensGiven bool) error {
-	if c.none {
-		return nil
-	}
 	wait := func(what string) func() {
 		if onWait == nil {
 			return nil
@@ -174,6 +171,12 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string),
 	}
 	if err := c.node.acquire(ctx, wait("node")); err != nil {
 		return err
+	}
+	if c.none {
+		// A subgraph or tools node caps its own invocations (its items)
+		// and nothing else: its children's nodes and its tool calls take
+		// their slots, which a slot held here could starve.
+		return nil
 	}
 	for i, p := range c.pools {
 		if c.keyed(i) {
@@ -246,6 +249,7 @@ func (l *limits) releasePartial(c *caps, n int) {
 // release gives back everything acquire took.
 func (l *limits) release(c *caps) {
 	if c.none {
+		c.node.release()
 		return
 	}
 	l.global.release()

@@ -645,6 +645,7 @@ func (d *decoder) pool(p pair) {
 	what := "pool " + name
 	o := d.object(p.value, what, poolKeys)
 	pl.Concurrency, pl.Rate, pl.Burst = d.caps(o, what, "60/min")
+	pl.capsWritten = o.get("concurrency") != nil || o.get("rate") != nil
 	if v := o.get("per_key"); v != nil {
 		pl.PerKey = d.poolLimits(v, what+": per_key")
 	}

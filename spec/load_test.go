@@ -38,8 +38,8 @@ func TestLoadFull(t *testing.T) {
 	if c.Retry.Attempts != 4 || c.Retry.Backoff != time.Second || c.Retry.MaxBackoff != DefaultMaxBackoff || !reflect.DeepEqual(c.Retry.On, DefaultRetryOn) {
 		t.Errorf("config.retry: %+v", c.Retry)
 	}
-	if len(w.Pools) != 2 || *w.Pools[0] != (Pool{Name: "web", Pos: Pos{15, 3}, Concurrency: 3, Burst: 3}) ||
-		*w.Pools[1] != (Pool{Name: "llm", Pos: Pos{16, 3}, Concurrency: 4, Rate: Rate{60, time.Minute}, Burst: 2}) {
+	if len(w.Pools) != 2 || *w.Pools[0] != (Pool{Name: "web", Pos: Pos{15, 3}, Concurrency: 3, Burst: 3, capsWritten: true}) ||
+		*w.Pools[1] != (Pool{Name: "llm", Pos: Pos{16, 3}, Concurrency: 4, Rate: Rate{60, time.Minute}, Burst: 2, capsWritten: true}) {
 		t.Errorf("pools: %+v %+v", w.Pools[0], w.Pools[1])
 	}
 	if p := w.Providers[0]; p.Name != "default" || p.Kind != "openai" || p.Model != "gpt-4o-mini" || p.Pool.Value != "llm" || p.APIKey != "${{ secrets.OPENAI_API_KEY }}" {

@@ -197,6 +197,9 @@ type Pool struct {
 	// Config is the user config file that declared the pool, "" for the
 	// workflow's own; a config's pools are machine-wide (SPEC §9.9).
 	Config string
+	// capsWritten: `concurrency` or `rate` is written, valid or not (a
+	// value refused is reported as such, not as a pool capping nothing).
+	capsWritten bool
 }
 
 // PoolLimits are the caps of one key bucket of a keyed pool.

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lgx-run/lgx/internal/value"
+	"github.com/lgx-run/lgx/nodes"
 )
 
 // Validate runs every static check on a loaded workflow: names, state types
@@ -299,7 +300,7 @@ func (v *validator) checkPools() {
 			continue // checked with the user config (userconfig.go)
 		}
 		v.identifier("pool", p.Name, p.Pos)
-		if p.Concurrency == 0 && p.Rate.Count == 0 && p.Budget == nil { // a budget alone caps spending
+		if !p.capsWritten && p.Budget == nil { // a budget alone caps spending
 			v.warnf(p.Pos, CodeBadValue, "set concurrency, rate or both", "pool %s caps nothing", p.Name)
 		}
 	}
@@ -394,6 +395,12 @@ func (v *validator) node(n *Node) {
 	v.nodeType(n, scope, "node "+n.Name)
 	for _, p := range n.Pools {
 		v.poolRef(p, "node "+n.Name)
+	}
+	if t, ok := nodes.Lookup(n.Type); ok && nodes.CapabilitiesOf(t).HoldsNoSlot {
+		for _, p := range n.Pools {
+			v.warnf(p.Pos, CodeBadValue, "name the pool on the nodes that do the work: the child workflow's, or the tools'",
+				"node %s: a %s node holds no pool slot, so pool %s caps nothing here", n.Name, n.Type, p.Value)
+		}
 	}
 	out := scope
 	out.Output = true
