@@ -51,7 +51,7 @@ func (llmCall) Doc() Doc {
 		Result: []Field{
 			{Name: "content", Type: "string", Doc: "The assistant's text."},
 			{Name: "message", Type: "object", Doc: "The assistant message {id, role, content, tool_calls}, ready to append to a `messages` key."},
-			{Name: "tool_calls", Type: "list", Doc: "Requested tool calls [{id, name, arguments}] (empty when none)."},
+			{Name: "tool_calls", Type: "list", Doc: "Requested tool calls [{id, name, arguments}] (empty when none). A call whose arguments the model wrote as something other than a JSON object has arguments {} and invalid_arguments, the text it wrote: the tools node answers it with an error message, and the text goes back to the provider as written."},
 			{Name: "json", Type: "any", Doc: "The parsed answer when `response_format` is set; else null."},
 			{Name: "usage", Type: "object", Doc: "{input_tokens, output_tokens}."},
 			{Name: "finish_reason", Type: "string", Doc: "The provider's own stop value (stop, tool_calls, length, end_turn, tool_use, max_tokens…)."},
@@ -444,6 +444,13 @@ func parseToolCalls(v any) ([]llm.ToolCall, error) {
 		if tc.Name == "" {
 			return nil, fmt.Errorf("tool call %d has no name", i)
 		}
+		if raw, ok := m["invalid_arguments"].(string); ok && raw != "" {
+			// Sent back as the model wrote it; the tools node answered it
+			// with an error.
+			tc.Arguments, tc.InvalidArguments = map[string]any{}, raw
+			out = append(out, tc)
+			continue
+		}
 		a, err := toolArguments(args)
 		if err != nil {
 			return nil, fmt.Errorf("tool call %d (%s): %w", i, tc.Name, err)
@@ -486,7 +493,11 @@ func llmResult(resp *llm.Response, prep *llmPrepared) (any, error) {
 		if args == nil {
 			args = map[string]any{}
 		}
-		calls[i] = map[string]any{"id": tc.ID, "name": tc.Name, "arguments": args}
+		call := map[string]any{"id": tc.ID, "name": tc.Name, "arguments": args}
+		if tc.InvalidArguments != "" {
+			call["invalid_arguments"] = tc.InvalidArguments
+		}
+		calls[i] = call
 	}
 	// No id: the runner gives a message written to state without one an
 	// id derived from the invocation's path (SPEC §9.6), so a replay or a

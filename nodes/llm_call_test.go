@@ -219,6 +219,47 @@ func TestLLMCallToolCalls(t *testing.T) {
 	}
 }
 
+// TestLLMCallInvalidToolArguments: arguments a model writes that are not
+// a JSON object (a small model's truncated output) do not fail the call:
+// the call is kept with its text, the tools node answers it with an
+// error the model can act on (SPEC §5.5), and the text goes back to the
+// provider as the model wrote it (Anthropic, whose input is an object,
+// gets {}).
+func TestLLMCallInvalidToolArguments(t *testing.T) {
+	const bad = `{"city": "Par`
+	for _, kind := range []string{"openai", "anthropic"} {
+		t.Run(kind, func(t *testing.T) {
+			srv, host := newLLMEnv(t, kind,
+				llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "call_1", Name: "weather", Arguments: bad}}},
+				llmtest.Reply{Text: "Sorry."})
+			user := map[string]any{"role": "user", "content": "Paris?"}
+			first, err := runLLM(t, host, map[string]any{"messages": []any{user}, "tools": []any{"weather"}})
+			if err != nil {
+				t.Fatalf("a tool call with unreadable arguments failed the call: %v", err)
+			}
+			want := []any{map[string]any{"id": "call_1", "name": "weather", "arguments": map[string]any{}, "invalid_arguments": bad}}
+			if !reflect.DeepEqual(first["tool_calls"], want) {
+				t.Fatalf("tool_calls = %#v", first["tool_calls"])
+			}
+			calls, err := toolsCalls(first["tool_calls"])
+			if err != nil || len(calls) != 1 || calls[0].argErr == nil ||
+				!strings.Contains(calls[0].argErr.Error(), "arguments are not a JSON object: "+bad) {
+				t.Fatalf("the tools node reads the call as %+v, %v", calls, err)
+			}
+			toolMsg := map[string]any{"role": "tool", "tool_call_id": "call_1", "name": "weather", "content": "error: invalid arguments"}
+			if _, err := runLLM(t, host, map[string]any{"messages": []any{user, first["message"], toolMsg}, "tools": []any{"weather"}}); err != nil {
+				t.Fatal(err)
+			}
+			msgs := srv.Requests()[1].Messages()
+			prev, _ := json.Marshal(msgs[len(msgs)-2])
+			wantSent := map[string]string{"openai": `"arguments":"{\"city\": \"Par"`, "anthropic": `"input":{}`}[kind]
+			if !strings.Contains(string(prev), wantSent) {
+				t.Errorf("assistant message sent as %s, want it to hold %s", prev, wantSent)
+			}
+		})
+	}
+}
+
 // TestLLMCallAgentLoop feeds the result's message and tool messages back
 // as SPEC message objects and checks the provider sees a faithful history.
 func TestLLMCallAgentLoop(t *testing.T) {

@@ -238,6 +238,10 @@ func toolMessage(id, name, content string) map[string]any {
 	return map[string]any{"role": "tool", "tool_call_id": id, "name": name, "content": content}
 }
 
+// invalidArgsExcerpt bounds how much of a model's unreadable arguments
+// an error tool message quotes back to it.
+const invalidArgsExcerpt = 200
+
 // toolsCalls reads with.calls: null or a list of {id, name, arguments}
 // (arguments an object or its JSON text; the OpenAI shape with
 // `function` is accepted). A call whose arguments cannot be read still
@@ -271,6 +275,11 @@ func toolsCalls(v any) ([]toolCall, error) {
 			args = fn["arguments"]
 		}
 		c.args, c.argErr = toolArguments(args)
+		if raw, ok := m["invalid_arguments"].(string); ok && raw != "" {
+			// The model's arguments were not a JSON object (llm_call kept
+			// its text): the call is answered with an error it can fix.
+			c.argErr = fmt.Errorf("arguments are not a JSON object: %s", bodyExcerpt([]byte(raw), invalidArgsExcerpt))
+		}
 		out[i] = c
 	}
 	return out, nil

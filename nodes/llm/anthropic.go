@@ -109,11 +109,7 @@ func (c *anthropicClient) Complete(ctx context.Context, req Request, onToken fun
 		case "text":
 			text.WriteString(b.text.String())
 		case "tool_use":
-			args, err := parseArguments(b.input)
-			if err != nil {
-				return nil, mapError(KindAnthropic, c.apiKey, fmt.Errorf("tool call %q: %w", b.name, err))
-			}
-			resp.ToolCalls = append(resp.ToolCalls, ToolCall{ID: b.id, Name: b.name, Arguments: args})
+			resp.ToolCalls = append(resp.ToolCalls, toolCall(b.id, b.name, b.input))
 		}
 	}
 	resp.Content = text.String()

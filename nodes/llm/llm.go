@@ -35,6 +35,12 @@ type ToolCall struct {
 	ID        string
 	Name      string
 	Arguments map[string]any
+	// InvalidArguments is the text the model gave as arguments when it is
+	// not a JSON object (a small model's truncated or malformed output);
+	// Arguments is then empty. The call is kept, so that the tools node
+	// answers it with an error the model can recover from (SPEC §5.5),
+	// instead of the whole call failing.
+	InvalidArguments string
 }
 
 // Tool is a tool offered to the model.

@@ -102,18 +102,24 @@ func (c *openAIClient) Complete(ctx context.Context, req Request, onToken func(s
 	}
 	resp.Content = string(text)
 	for i, p := range calls {
-		args, err := parseArguments(p.args)
-		if err != nil {
-			return nil, mapError(KindOpenAI, c.apiKey, fmt.Errorf("tool call %q: %w", p.name, err))
-		}
 		id := p.id
 		if id == "" {
 			id = fmt.Sprintf("call_%d", i)
 		}
-		resp.ToolCalls = append(resp.ToolCalls, ToolCall{ID: id, Name: p.name, Arguments: args})
+		resp.ToolCalls = append(resp.ToolCalls, toolCall(id, p.name, p.args))
 	}
 	resp.Message = Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls}
 	return resp, nil
+}
+
+// toolCall is a call the model made: its arguments decoded, or kept as
+// text when they are not a JSON object.
+func toolCall(id, name string, raw []byte) ToolCall {
+	args, err := parseArguments(raw)
+	if err != nil {
+		return ToolCall{ID: id, Name: name, Arguments: map[string]any{}, InvalidArguments: string(raw)}
+	}
+	return ToolCall{ID: id, Name: name, Arguments: args}
 }
 
 // parseArguments decodes a tool call's argument JSON ("" is {}).
@@ -162,6 +168,9 @@ func openAIParams(req Request) (openai.ChatCompletionNewParams, error) {
 				args, err := marshalArguments(tc.Arguments)
 				if err != nil {
 					return p, fmt.Errorf("message %d: tool call %q: %w", i, tc.Name, err)
+				}
+				if tc.InvalidArguments != "" {
+					args = tc.InvalidArguments // what the model wrote, which the error answering it names
 				}
 				a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
 					OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
