@@ -111,3 +111,13 @@ type Interrupt struct {
 }
 
 func (i *Interrupt) Error() string { return "interrupted: " + i.Message }
+
+// ChildPause is implemented by the error of a call whose child workflow
+// paused at interrupts (SPEC §9.2: an interrupt inside a child pauses the
+// whole run). A tools node passes such an error on, so that the run
+// pauses where the child waits; any other failure of a call becomes the
+// call's error message.
+type ChildPause interface {
+	error
+	ChildPaused()
+}

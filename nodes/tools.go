@@ -56,6 +56,7 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		return nil, err
 	}
 	out := make([]any, len(calls))
+	paused := make([]error, len(calls)) // a call whose child paused
 	var g errgroup.Group
 	if limit > 0 {
 		g.SetLimit(limit)
@@ -66,11 +67,20 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 			continue
 		}
 		g.Go(func() error {
-			out[i] = toolMessage(c.ModelID, c.Call.Name, callTool(ctx, inv.Tools, c.Call))
+			content, pause := callTool(ctx, inv.Tools, c.Call)
+			out[i], paused[i] = toolMessage(c.ModelID, c.Call.Name, content), pause
 			return nil
 		})
 	}
 	_ = g.Wait()
+	// A call whose subgraph paused pauses the run once the others ended
+	// (and were recorded): a resume calls it again, and its child goes on
+	// from the interrupt it answered. The first such call in call order.
+	for _, p := range paused {
+		if p != nil {
+			return nil, p
+		}
+	}
 	if ctx.Err() != nil {
 		// The cause tells a timeout (a deadline, or the runner's attempt
 		// timer) from a cancellation.
@@ -213,8 +223,9 @@ func checkToolCall(tools ToolSource, specs *toolSpecCache, c toolCall) (content 
 	return "", true
 }
 
-// callTool runs one checked call and returns its message content.
-func callTool(ctx context.Context, tools ToolSource, call ToolCall) (content string) {
+// callTool runs one checked call and returns its message content, or the
+// pause of its child workflow (ChildPause), which pauses the run.
+func callTool(ctx context.Context, tools ToolSource, call ToolCall) (content string, pause error) {
 	defer func() {
 		if r := recover(); r != nil {
 			content = fmt.Sprintf("error: tool %s panicked: %v", call.Name, r)
@@ -222,16 +233,20 @@ func callTool(ctx context.Context, tools ToolSource, call ToolCall) (content str
 	}()
 	res, err := tools.Call(ctx, call)
 	if err != nil {
-		return fmt.Sprintf("error: %v", err)
+		var cp ChildPause
+		if errors.As(err, &cp) && ctx.Err() == nil {
+			return "", err
+		}
+		return fmt.Sprintf("error: %v", err), nil
 	}
 	if s, ok := res.(string); ok {
-		return s
+		return s, nil
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Sprintf("error: tool %s returned a value that is not JSON: %v", call.Name, err)
+		return fmt.Sprintf("error: tool %s returned a value that is not JSON: %v", call.Name, err), nil
 	}
-	return string(b)
+	return string(b), nil
 }
 
 func toolMessage(id, name, content string) map[string]any {

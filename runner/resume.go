@@ -372,6 +372,12 @@ func nodeAt(g *Graph, subs *subgraphs, path string) *node {
 		if i+2 >= len(segs) {
 			return n
 		}
+		if strings.HasPrefix(segs[i+1], "tool:") {
+			// A tool call's child (a subgraph tool): the path names the
+			// call, not the tool, so the node is the one some subgraph
+			// tool's child has at the rest of the path, when they agree.
+			return toolChildNodeAt(g, subs, strings.Join(segs[i+2:], "/"))
+		}
 		comp, ok := n.typ.(nodes.Composite)
 		if !ok || subs == nil {
 			return nil
@@ -385,6 +391,37 @@ func nodeAt(g *Graph, subs *subgraphs, path string) *node {
 		}
 	}
 	return nil
+}
+
+// toolChildNodeAt is nodeAt in the child workflows of g's subgraph tools:
+// the node every one that has a node at path has there, nil when none
+// has, or when they differ.
+func toolChildNodeAt(g *Graph, subs *subgraphs, path string) *node {
+	if subs == nil {
+		return nil
+	}
+	var found *node
+	for _, t := range g.tools {
+		comp, ok := t.node.typ.(nodes.Composite)
+		if !ok {
+			continue
+		}
+		rel := comp.Subworkflow(t.node.prep)
+		if rel == "" {
+			continue
+		}
+		cg := subs.graphs[resolveSubgraph(g.wf.File, rel)]
+		if cg == nil {
+			continue
+		}
+		if n := nodeAt(cg, subs, path); n != nil {
+			if found != nil && found != n {
+				return nil
+			}
+			found = n
+		}
+	}
+	return found
 }
 
 // listInterrupts renders waiting interrupts one per line: "  PATH: MESSAGE".

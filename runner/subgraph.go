@@ -58,6 +58,10 @@ type pausedChild struct {
 func (p *pausedChild) Error() string { return p.intr.Error() }
 func (p *pausedChild) Unwrap() error { return &p.intr }
 
+// ChildPaused marks the pause as a child's (nodes.ChildPause): a tools
+// node whose call ran a subgraph passes it on, pausing the run.
+func (p *pausedChild) ChildPaused() {}
+
 // resolveSubgraph resolves a subgraph's path relative to the file that
 // names it. The result is the key its text is recorded under.
 func resolveSubgraph(parentFile, rel string) string {
