@@ -53,7 +53,9 @@ func ownedFuncs(o ownedMaps) template.FuncMap {
 	return template.FuncMap{
 		"dict": func(kv ...any) map[string]any {
 			d := dict(kv...)
-			o.own(d)
+			// The new dict only: its values are whatever it was given,
+			// the state's own maps included ({{ dict "o" .state.o }}).
+			o[reflect.ValueOf(d).Pointer()] = true
 			return d
 		},
 		"deepCopy": func(v any) any {

@@ -21,6 +21,11 @@ func TestTemplateDictsOfTheStateAreReadOnly(t *testing.T) {
 		{"set on a new dict", `{{ $d := dict "a" 1 }}{{ $_ := set $d "b" 2 }}{{ toJson $d }}`, `{"a":1,"b":2}`, ""},
 		{"set on a copy", `{{ $c := deepCopy .state.cfg }}{{ $_ := set $c "b" 2 }}{{ $_ := set $c.inner "z" 0 }}{{ toJson $c }}`, `{"a":1,"b":2,"inner":{"x":1,"z":0}}`, ""},
 		{"merge the state into a new dict", `{{ $d := dict }}{{ $_ := merge $d .state.cfg }}{{ len $d }}`, "2", ""},
+		// A new dict holds the state's dicts, not copies of them.
+		{"set through a new dict", `{{ $x := dict "o" .state.cfg }}{{ $_ := set $x.o "k" "H" }}`, "", "set: this dict belongs"},
+		{"set through get", `{{ $x := dict "o" .state.cfg }}{{ $_ := set (get $x "o") "k" "H" }}`, "", "set: this dict belongs"},
+		{"set through a merge", `{{ $d := dict }}{{ $_ := merge $d .state.cfg }}{{ $_ := set $d.inner "z" 0 }}`, "", "set: this dict belongs"},
+		{"set on a new dict holding the state", `{{ $x := dict "o" .state.cfg }}{{ $_ := set $x "p" 1 }}{{ len $x }}`, "2", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
