@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lgx-run/lgx/internal/value"
+	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 )
 
@@ -19,7 +20,30 @@ import (
 // as JSON, else a string; key=@file reads the file verbatim as a string.
 // It is used where the keys have no declared type (resume's answers).
 func parseInputs(inputFile string, flags []string) (map[string]any, error) {
-	return parseTypedInputs(inputFile, flags, nil)
+	return parseTypedInputs(inputFile, flags, nil, 0)
+}
+
+// readInputFile reads a file named by -i key=@file or --input-file, at
+// most limit bytes (config.max_value_bytes; 0: its default): an input is a
+// value like any other, and a file of no end (-i s=@/dev/zero) must not
+// take every byte of memory before anything is said.
+func readInputFile(path string, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = nodes.DefaultMaxValueBytes
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %s, the most a value may hold (config.max_value_bytes)", path, nodes.FormatByteSize(limit))
+	}
+	return data, nil
 }
 
 // inputTypes maps each state key of wf to its declared type.
@@ -38,10 +62,10 @@ func inputTypes(wf *spec.Workflow) map[string]string {
 // a JSON or YAML document; number, integer and boolean keys read a file's
 // trimmed text like a flag value. Keys without a declared type (or `any`)
 // keep the untyped rules.
-func parseTypedInputs(inputFile string, flags []string, types map[string]string) (map[string]any, error) {
+func parseTypedInputs(inputFile string, flags []string, types map[string]string, limit int64) (map[string]any, error) {
 	inputs := map[string]any{}
 	if inputFile != "" {
-		data, err := os.ReadFile(inputFile)
+		data, err := readInputFile(inputFile, limit)
 		if err != nil {
 			return nil, usageErr(fmt.Errorf("--input-file: %w", err))
 		}
@@ -58,7 +82,7 @@ func parseTypedInputs(inputFile string, flags []string, types map[string]string)
 		}
 		typ := types[key]
 		if path, isFile := strings.CutPrefix(raw, "@"); isFile {
-			data, err := os.ReadFile(path)
+			data, err := readInputFile(path, limit)
 			if err != nil {
 				return nil, usageErr(fmt.Errorf("-i %s=@%s: %w", key, path, err))
 			}

@@ -129,7 +129,7 @@ func TestParseTypedInputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseTypedInputs("", []string{tt.flag}, types)
+			got, err := parseTypedInputs("", []string{tt.flag}, types, 0)
 			if tt.err {
 				if err == nil || exitCode(err) != exitUsage {
 					t.Fatalf("want a usage error, got %v", err)

@@ -84,7 +84,7 @@ func (a *app) loadRun(path, inputFile string, inputs []string) (*spec.Workflow, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	in, err := parseTypedInputs(inputFile, inputs, inputTypes(wf))
+	in, err := parseTypedInputs(inputFile, inputs, inputTypes(wf), wf.Config.MaxValueBytes)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -131,7 +131,7 @@ func (a *app) runResume(ctx context.Context, opts resumeOptions) error {
 			return err
 		}
 		if types := runner.AnswerTypes(ctx, s, run.ID, runner.Answer{Node: opts.node}, cfg); types != nil {
-			if values, err = parseTypedInputs(opts.inputFile, opts.inputs, types); err != nil {
+			if values, err = parseTypedInputs(opts.inputFile, opts.inputs, types, 0); err != nil {
 				return err
 			}
 		}
