@@ -131,9 +131,13 @@ func workflowFiles(args []string) ([]string, spec.Diagnostics) {
 			continue
 		}
 		var found []string
-		err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
+		walked := false // some entry could be read, even if none was a workflow
+		_ = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return err
+				// An entry that cannot be read (a dangling symlink, a
+				// loop, no permission) is one error; the walk goes on.
+				problems = append(problems, noFile(path, unwrapPathError(err)))
+				return nil
 			}
 			name := d.Name()
 			if d.IsDir() {
@@ -145,25 +149,44 @@ func workflowFiles(args []string) ([]string, spec.Diagnostics) {
 			if !isWorkflowName(name) {
 				return nil
 			}
+			// A FIFO or device named *.yaml is no workflow, and reading
+			// it could block forever; a symlink counts as what it names.
+			info, err := os.Stat(path)
+			if err != nil {
+				problems = append(problems, noFile(path, unwrapPathError(err)))
+				return nil
+			}
+			if !info.Mode().IsRegular() {
+				return nil
+			}
+			walked = true
 			ok, err := hasLGXKey(path)
 			if err != nil {
-				return err
+				problems = append(problems, noFile(path, unwrapPathError(err)))
+				return nil
 			}
 			if ok {
 				found = append(found, path)
 			}
 			return nil
 		})
-		switch {
-		case err != nil:
-			problems = append(problems, noFile(arg, err.Error()))
-		case len(found) == 0:
+		if len(found) == 0 && (walked || len(problems) == 0) {
 			problems = append(problems, noFile(arg, "no workflow files (*.yaml or *.yml with a top-level lgx: key)"))
 		}
 		sort.Strings(found)
 		files = append(files, found...)
 	}
 	return files, problems
+}
+
+// unwrapPathError is err's text without the path a *fs.PathError
+// repeats (the diagnostic names the file).
+func unwrapPathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // unreadable reports a workflow path that cannot be read as a diagnostic
