@@ -222,7 +222,7 @@ func Parse(path string) (*File, error) {
 	p.add(p.mapping(root, "", map[string]func(k, v *yaml.Node) error{
 		"workflow": func(k, v *yaml.Node) error {
 			s, err := p.str(v, "workflow")
-			f.Workflow, f.WfPos = filepath.Join(filepath.Dir(path), s), p.pos(v)
+			f.Workflow, f.WfPos = inDir(filepath.Dir(path), s), p.pos(v)
 			return err
 		},
 		"cases": func(k, v *yaml.Node) error {
@@ -358,7 +358,7 @@ func (p *parser) caseOf(n *yaml.Node, dir string) *Case {
 		},
 		"cassette": func(k, v *yaml.Node) error {
 			s, err := p.str(v, "cassette")
-			c.Cassette = filepath.Join(dir, s)
+			c.Cassette = inDir(dir, s)
 			return err
 		},
 		"stubs": func(k, v *yaml.Node) error {
@@ -494,4 +494,13 @@ func (p *parser) expect(n *yaml.Node, e *Expect) error {
 			return nil
 		},
 	})
+}
+
+// inDir resolves name, written in a file of directory dir: relative to
+// dir, or as written when absolute.
+func inDir(dir, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(dir, name)
 }
