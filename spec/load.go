@@ -175,7 +175,30 @@ func yamlErrorPos(src []byte, err error) Pos {
 			return Pos{Line: n, Col: 1}
 		}
 	}
+	if strings.Contains(err.Error(), "control characters are not allowed") {
+		// yaml.v3 says where the reading started, not where the character is.
+		if off := controlChar(src); off >= 0 {
+			return posAt(src, lineStarts(src), off)
+		}
+	}
 	return Pos{Line: 1, Col: 1}
+}
+
+// controlChar returns the byte offset of the first character of src (valid
+// UTF-8) that YAML does not allow in a file (outside its printable set:
+// C0 controls but tab, line feed and carriage return; DEL; C1 controls but
+// U+0085; U+FFFE and U+FFFF), or -1.
+func controlChar(src []byte) int {
+	for off := 0; off < len(src); {
+		r, size := utf8.DecodeRune(src[off:])
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		case r < 0x20 || (r >= 0x7F && r <= 0x9F) || r == 0xFFFE || r == 0xFFFF:
+			return off
+		}
+		off += size
+	}
+	return -1
 }
 
 // tabIndentHint is the hint of a YAML error on a line indented with a tab:

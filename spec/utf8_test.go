@@ -54,3 +54,33 @@ func TestLoadValidUTF8NotReported(t *testing.T) {
 		}
 	}
 }
+
+// A control character YAML does not allow is reported where it is, not at
+// 1:1 where yaml.v3 puts it.
+func TestLoadControlCharacterPosition(t *testing.T) {
+	const head = "lgx: 1\nname: t\n"
+	tests := []struct {
+		name      string
+		src       string
+		line, col int
+	}{
+		{"a NUL in a quoted value", head + "state:\n  x: {type: string, default: \"Wo\x00rld\"}\n", 4, 33},
+		{"a DEL after multi-byte characters", head + "# café \x7f\n", 3, 8},
+		{"a C1 control", head + "description: \"a\u0090b\"\n", 3, 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := Load("w.yaml", []byte(tt.src))
+			if len(ds) == 0 {
+				t.Fatal("no diagnostic")
+			}
+			d := ds[0]
+			if d.Code != CodeYAML || !strings.Contains(d.Message, "control characters") {
+				t.Fatalf("diagnostic %s: %q", d.Code, d.Message)
+			}
+			if d.Pos.Line != tt.line || d.Pos.Col != tt.col {
+				t.Errorf("at %d:%d, want %d:%d", d.Pos.Line, d.Pos.Col, tt.line, tt.col)
+			}
+		})
+	}
+}
