@@ -52,7 +52,26 @@ func TemplateFuncs() template.FuncMap {
 	for _, n := range nonHermetic {
 		delete(fm, n)
 	}
+	fm["substr"] = substr
 	return fm
+}
+
+// substr is sprig's substr(start, end, s) with its indexes clamped to s:
+// sprig's slices s[start:end] as given, and a start past the end panics,
+// which a template reports as a Go runtime error. A start past the end
+// (or past s) gives "", a negative start or an end past s means s's start
+// or end, as sprig does for them.
+func substr(start, end int, s string) string {
+	if start < 0 {
+		start = 0
+	}
+	if end < 0 || end > len(s) {
+		end = len(s)
+	}
+	if start >= end {
+		return ""
+	}
+	return s[start:end]
 }
 
 // preparedTemplate is a parsed template and a pool of clones whose

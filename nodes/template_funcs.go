@@ -222,6 +222,9 @@ func generatorFuncs(b *Budget) template.FuncMap {
 			return seq(params...), nil
 		},
 		"repeat": func(count int, str string) (string, error) {
+			if count < 0 {
+				return "", fmt.Errorf("repeat: negative count %d", count)
+			}
 			if err := b.Reserve(mulSize(int64(count), int64(len(str)))); err != nil {
 				return "", err
 			}
