@@ -340,6 +340,11 @@ func (c *core) initState(inputs map[string]any) error {
 		if bad != "" {
 			return &InputError{Msg: fmt.Sprintf("input %q: expected %s, got %s", k.name, k.typ, bad), Hint: asJSONHint(k.name, k.typ, v)}
 		}
+		// Only JSON is stored (SPEC §9.6): a YAML input file's .inf or
+		// .nan is refused here, named, rather than by the store's encoder.
+		if _, problem := jsonValue(fitted); problem != "" {
+			return &InputError{Msg: fmt.Sprintf("input %q: the value is not JSON: %s", k.name, problem)}
+		}
 		c.state[k.name] = fitted
 	}
 	if len(missing) > 0 {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -495,6 +496,8 @@ edges:
 		{"missing required", map[string]any{}, "missing required input(s): q", nil},
 		{"undeclared", map[string]any{"q": "x", "nn": 1}, `input "nn" is not a declared state key (did you mean "n"?)`, nil},
 		{"wrong type", map[string]any{"q": 1}, `input "q": expected string, got integer`, nil},
+		// A YAML input file's .inf and .nan: refused, named, before the run.
+		{"not JSON", map[string]any{"q": "x", "l": []any{1, math.NaN()}}, `input "l": the value is not JSON: NaN at [1]`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
