@@ -65,6 +65,22 @@ func decodeValue(n *yaml.Node, depth int, budget *int) (any, error) {
 		}
 		return out, nil
 	case yaml.MappingNode:
+		// A key written twice in one mapping is a mistake YAML forbids
+		// (an input file's second `name:` would win without a word).
+		seen := make(map[string]bool, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.ShortTag() == "!!merge" {
+				continue
+			}
+			if kv, err := scalarValue(k); err == nil {
+				ks := keyString(kv)
+				if seen[ks] {
+					return nil, fmt.Errorf("line %d: key %q is written twice in one mapping", k.Line, ks)
+				}
+				seen[ks] = true
+			}
+		}
 		pairs, err := mappingPairs(n, depth, budget)
 		if err != nil {
 			return nil, err
