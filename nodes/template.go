@@ -28,7 +28,7 @@ func (templateType) Capabilities() Capabilities { return Capabilities{Pure: true
 
 func (templateType) Doc() Doc {
 	return Doc{
-		Summary: "Renders a Go text/template (with the sprig functions that read no environment, clock or randomness); data root {state, item, index, run}. A missing map key is an error.",
+		Summary: "Renders a Go text/template (with the sprig functions that read no environment, clock or randomness); data root {state, item, index, run}, and in a tool {state, args, run}. A missing map key is an error.",
 		With: []Field{
 			{Name: "template", Type: "string", Required: true, Static: true, Doc: "The template text; `${{ }}` in it is not an expression."},
 			{Name: "format", Type: "string", Enum: []string{"text", "json"}, Default: "text", Doc: "json parses the rendered text as JSON."},

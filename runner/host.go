@@ -200,6 +200,12 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 		}
 		tc.inv.With = w
 	}
+	if t.node.wantsData {
+		// A template tool renders from its call's arguments, as the tool's
+		// expressions read `args` (SPEC §5.5), and from the state.
+		tc.inv.Data = map[string]any{"state": c.env.State, "args": tcall.Args,
+			"run": map[string]any{"id": r.id, "step": c.step, "workflow": r.g.wf.Name}}
+	}
 	res, attempts, err := tc.withFallbacks(ctx, tc.caps) // an llm_call tool falls back as a node does
 	if err != nil {
 		return nil, tc.genai, err
