@@ -158,22 +158,29 @@ var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 // comes out as "line 3", the parent mapping's), so the position is taken
 // from yaml.v4, whose LoadError carries the line and column of the problem
 // itself; v3's own line is the fallback.
+// YAMLErrorPos is where a YAML syntax error err of src is, for other
+// readers of YAML files (test files): see yamlErrorPos.
+func YAMLErrorPos(src []byte, err error) Pos { return yamlErrorPos(src, err) }
+
 func yamlErrorPos(src []byte, err error) Pos {
 	var n yaml4.Node
 	var le *yaml4.LoadError
 	if err4 := yaml4.Unmarshal(src, &n); errors.As(err4, &le) && le.Mark.Line > 0 {
 		m := le.Mark
-		if m.Index >= len(src) && le.ContextMark.Line > 0 {
+		if m.Index >= len(src) {
 			// At the end of the file (an unclosed bracket or quote), the
-			// construct left open is what to show.
-			m = le.ContextMark
+			// construct left open is what to show: yaml.v4's context, or
+			// the line yaml.v3 names.
+			if c := le.ContextMark; c.Line > 0 && c.Index < len(src) {
+				m = c
+			} else if p, ok := v3Line(err); ok {
+				return p
+			}
 		}
 		return Pos{Line: m.Line, Col: max(m.Column, 1)}
 	}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[1] != "" {
-		if n, err := strconv.Atoi(m[1]); err == nil {
-			return Pos{Line: n, Col: 1}
-		}
+	if p, ok := v3Line(err); ok {
+		return p
 	}
 	if strings.Contains(err.Error(), "control characters are not allowed") {
 		// yaml.v3 says where the reading started, not where the character is.
@@ -182,6 +189,16 @@ func yamlErrorPos(src []byte, err error) Pos {
 		}
 	}
 	return Pos{Line: 1, Col: 1}
+}
+
+// v3Line is the line a yaml.v3 error names ("yaml: line N: ..."), if any.
+func v3Line(err error) (Pos, bool) {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && m[1] != "" {
+		if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
+			return Pos{Line: n, Col: 1}, true
+		}
+	}
+	return Pos{}, false
 }
 
 // controlChar returns the byte offset of the first character of src (valid

@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lgx-run/lgx/spec"
 )
 
 // Pos is a position in a test file.
@@ -187,16 +188,15 @@ func Find(paths []string) ([]string, error) {
 // yamlLine is yaml.v3's error prefix, which names the line of a syntax error.
 var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-// yamlError places a YAML syntax error at the line yaml.v3 names.
-func yamlError(path string, err error) *Error {
-	pos, msg := Pos{path, 1, 1}, err.Error()
+// yamlError places a YAML syntax error where it is (spec.YAMLErrorPos:
+// yaml.v3 names at best a line, and none for an unknown anchor).
+func yamlError(path string, src []byte, err error) *Error {
+	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		msg = m[2]
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
-			pos.Line = n
-		}
 	}
-	return &Error{Pos: pos, Msg: "not valid YAML: " + msg}
+	p := spec.YAMLErrorPos(src, err)
+	return &Error{Pos: Pos{path, p.Line, p.Col}, Msg: "not valid YAML: " + msg}
 }
 
 // Parse reads a test file. Its structural problems are all reported, as
@@ -211,7 +211,7 @@ func Parse(path string) (*File, error) {
 	p := &parser{file: path}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, Errors{yamlError(path, err)}
+		return nil, Errors{yamlError(path, src, err)}
 	}
 	f := &File{Path: path, src: src}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
