@@ -594,6 +594,13 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 	for i, o := range n.output {
 		v, err := o.val.eval(&c.env)
 		if err != nil {
+			if t, ok := nonStringKey(err); ok {
+				// A map literal with a computed key that is not a string
+				// (SPEC §9.6: a write of a map with non-string keys fails
+				// with kind type): expr reports it as a Go conversion.
+				return nil, &nodes.Error{Kind: nodes.KindType, Err: fmt.Errorf("node %s: write to state key %q (%s): the value is not JSON: a map key is %s, not a string (JSON keys are strings: write string(KEY))",
+					n.name, o.key.name, c.r.outputPos(n, i), t)}
+			}
 			return nil, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("output.%s: %w", o.key.name, err)}
 		}
 		if o.key.fitsAsIs(v) { // never for a messages key

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,4 +228,28 @@ func (r *run) outputPos(n *node, i int) string {
 		line, col = v.At.Line, v.At.Col
 	}
 	return fmt.Sprintf("%s:%d:%d", file, line, col)
+}
+
+// mapKeyConversion is how expr fails to build a map whose computed key is
+// not a string ({(state.n): 'x'}): a Go interface conversion.
+var mapKeyConversion = regexp.MustCompile(`interface conversion: interface \{\} is ([\w.]+), not string`)
+
+// nonStringKey reports an expression error that is a map literal's key
+// that is not a string, with the key's type in lgx's words.
+func nonStringKey(err error) (string, bool) {
+	m := mapKeyConversion.FindStringSubmatch(err.Error())
+	if m == nil {
+		return "", false
+	}
+	switch m[1] {
+	case "int", "int64", "uint", "uint64", "int32":
+		return "an integer", true
+	case "float64", "float32":
+		return "a number", true
+	case "bool":
+		return "a boolean", true
+	case "nil":
+		return "null", true
+	}
+	return "a " + m[1], true
 }
