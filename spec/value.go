@@ -218,6 +218,26 @@ func mappingPairs(n *yaml.Node, depth int, budget *int) ([]pair, error) {
 
 // resolveAlias follows an alias node to its anchor (bounded, so a
 // malformed chain cannot loop).
+// ResolveAlias follows an alias to the node it names, for other readers
+// of YAML files (test files) to read them as workflow files are read.
+func ResolveAlias(n *yaml.Node) *yaml.Node { return resolveAlias(n) }
+
+// MappingPairs returns the key-value pairs of mapping n as workflow files
+// read them (mappingPairs: aliases resolved, merge keys applied, within
+// the loader's limits), for other readers of YAML files.
+func MappingPairs(n *yaml.Node) ([][2]*yaml.Node, error) {
+	budget := MaxNodes
+	ps, err := mappingPairs(n, 0, &budget)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]*yaml.Node, len(ps))
+	for i, p := range ps {
+		out[i] = [2]*yaml.Node{p.key, p.value}
+	}
+	return out, nil
+}
+
 func resolveAlias(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < MaxDepth; i++ {
 		n = n.Alias

@@ -192,10 +192,7 @@ func (f *File) childNode(wf *spec.Workflow, s *Stub, loaded map[string]*spec.Wor
 		if rel == "" {
 			return nil, &Error{Pos: s.Pos, Msg: fmt.Sprintf("stub %s: node %s is of type %s, not a subgraph with a literal workflow path: only a subgraph's nodes are named NODE/CHILD", s.Node, strings.Join(names[:i+1], "/"), n.Type)}
 		}
-		path := rel
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cur.File), path)
-		}
+		path := inDir(filepath.Dir(cur.File), rel)
 		child := loaded[path]
 		if child == nil {
 			w, ds, err := spec.LoadFile(path)

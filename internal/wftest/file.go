@@ -283,7 +283,7 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) error {
 // other keys still read; only n not being a mapping is returned.
 func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(k, v *yaml.Node) error) error {
 	at := n // an error is reported where the alias is written
-	n = resolveAlias(n)
+	n = spec.ResolveAlias(n)
 	if n.Kind != yaml.MappingNode {
 		subject := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(what), "in "))
 		if subject == "" {
@@ -291,8 +291,12 @@ func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(k, v *y
 		}
 		return p.errf(at, "%s must be a mapping", subject)
 	}
-	for _, kv := range mergedPairs(n, 0) {
-		k, v := kv[0], resolveAlias(kv[1])
+	pairs, err := spec.MappingPairs(n)
+	if err != nil {
+		return p.errf(at, "%v", err)
+	}
+	for _, kv := range pairs {
+		k, v := kv[0], spec.ResolveAlias(kv[1])
 		h, ok := keys[k.Value]
 		if !ok {
 			allowed := make([]string, 0, len(keys))
@@ -308,56 +312,8 @@ func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(k, v *y
 	return nil
 }
 
-// resolveAlias follows an alias to the node it names (a bounded chain:
-// yaml.v3 refuses alias cycles when it parses).
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-// mergedPairs returns the key-value pairs of mapping n with YAML merge
-// keys (`<<: *base` or `<<: [*a, *b]`) expanded, as YAML merges: a key
-// written in n replaces a merged one, and of merged mappings the earlier
-// one's key wins.
-func mergedPairs(n *yaml.Node, depth int) [][2]*yaml.Node {
-	var own, merged [][2]*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.ShortTag() != "!!merge" {
-			own = append(own, [2]*yaml.Node{k, v})
-			continue
-		}
-		if depth > 8 {
-			continue
-		}
-		srcs := []*yaml.Node{resolveAlias(v)}
-		if srcs[0].Kind == yaml.SequenceNode {
-			srcs = srcs[0].Content
-		}
-		for _, src := range srcs {
-			if src = resolveAlias(src); src.Kind == yaml.MappingNode {
-				merged = append(merged, mergedPairs(src, depth+1)...)
-			}
-		}
-	}
-	seen := make(map[string]bool, len(own)+len(merged))
-	for _, kv := range own {
-		seen[kv[0].Value] = true
-	}
-	var out [][2]*yaml.Node
-	for _, kv := range merged {
-		if !seen[kv[0].Value] {
-			seen[kv[0].Value] = true
-			out = append(out, kv)
-		}
-	}
-	return append(out, own...)
-}
-
 func (p *parser) str(n *yaml.Node, what string) (string, error) {
-	n = resolveAlias(n)
+	n = spec.ResolveAlias(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		return "", p.errf(n, "%s must be a string", what)
 	}
@@ -373,7 +329,7 @@ func (p *parser) value(n *yaml.Node) (any, error) {
 }
 
 func (p *parser) object(n *yaml.Node, what string) (map[string]any, error) {
-	n = resolveAlias(n)
+	n = spec.ResolveAlias(n)
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "%s must be a mapping", what)
 	}
