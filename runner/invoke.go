@@ -594,7 +594,7 @@ func (c *call) outputs(result any, errObj map[string]any) ([]write, error) {
 	for i, o := range n.output {
 		v, err := o.val.eval(&c.env)
 		if err != nil {
-			if t, ok := nonStringKey(err); ok {
+			if t, ok := nonStringKey(o.val, err); ok {
 				// A map literal with a computed key that is not a string
 				// (SPEC §9.6: a write of a map with non-string keys fails
 				// with kind type): expr reports it as a Go conversion.

@@ -234,9 +234,15 @@ func (r *run) outputPos(n *node, i int) string {
 // not a string ({(state.n): 'x'}): a Go interface conversion.
 var mapKeyConversion = regexp.MustCompile(`interface conversion: interface \{\} is ([\w.]+), not string`)
 
-// nonStringKey reports an expression error that is a map literal's key
-// that is not a string, with the key's type in lgx's words.
-func nonStringKey(err error) (string, bool) {
+// nonStringKey reports an error of expression v that is a map literal's
+// computed key that is not a string, with the key's type in lgx's words.
+// Only an expression with such a key can fail so: the same conversion
+// error from another cause (a string function given a number) stays an
+// expression error.
+func nonStringKey(v cval, err error) (string, bool) {
+	if p, ok := v.(*progVal); !ok || !p.computedKeys {
+		return "", false
+	}
 	m := mapKeyConversion.FindStringSubmatch(err.Error())
 	if m == nil {
 		return "", false

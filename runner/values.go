@@ -70,9 +70,12 @@ type progVal struct {
 	src        string
 	file       string // the workflow file, for run-time errors
 	pos        spec.Pos
-	wholeState bool   // uses `state` other than as `state.key`
-	fast       fastFn // nil = always the VM
-	limit      int64  // config.max_value_bytes (0 = the default)
+	wholeState bool // uses `state` other than as `state.key`
+	// computedKeys: a map literal in it has a key that is not a string
+	// literal ({(state.n): 'x'}), which may come out as no string.
+	computedKeys bool
+	fast         fastFn // nil = always the VM
+	limit        int64  // config.max_value_bytes (0 = the default)
 }
 
 func (p *progVal) eval(env *exprEnv) (any, error) {
@@ -246,6 +249,8 @@ func (u *resultUse) wanted() map[string]bool {
 type stateUse struct {
 	member, total int
 	loopVar       string
+	// computedKeys: a map literal has a key that is not a string literal.
+	computedKeys bool
 
 	resultTotal  int
 	resultFields []string
@@ -266,6 +271,10 @@ func (s *stateUse) Visit(n *ast.Node) {
 			s.resultTotal++
 		case "env", "secrets":
 			s.env++
+		}
+	case *ast.PairNode:
+		if _, ok := x.Key.(*ast.StringNode); !ok {
+			s.computedKeys = true
 		}
 	case *ast.MemberNode:
 		id, ok := x.Node.(*ast.IdentifierNode)
@@ -314,7 +323,8 @@ func (c *compiler) program(src string, pos spec.Pos) (*progVal, error) {
 			u.fields[f] = true
 		}
 	}
-	return &progVal{prog: cp.prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member, fast: cp.fast, limit: c.limit}, nil
+	return &progVal{prog: cp.prog, src: src, file: c.file, pos: pos, wholeState: use.total > use.member,
+		computedKeys: use.computedKeys, fast: cp.fast, limit: c.limit}, nil
 }
 
 // str compiles a string that may contain `${{ }}`.
