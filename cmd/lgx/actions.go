@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lgx-run/lgx/internal/progress"
+	"github.com/lgx-run/lgx/internal/redact"
 	"github.com/lgx-run/lgx/nodes/llm"
 	"github.com/lgx-run/lgx/runner"
 	"github.com/lgx-run/lgx/spec"
@@ -30,17 +31,8 @@ func (a *app) maskSecrets(w io.Writer, wf *spec.Workflow) {
 	if wf == nil || !a.inActions() {
 		return
 	}
-	names := make([]string, 0, len(wf.Secrets)+2)
-	for _, s := range wf.Secrets {
-		names = append(names, s.Value)
-	}
-	if len(wf.Providers) > 0 {
-		for _, kind := range llm.Kinds {
-			names = append(names, llm.KeyEnv(kind))
-		}
-	}
 	seen := map[string]bool{}
-	for _, n := range names {
+	for _, n := range secretEnvNames(wf) {
 		for _, line := range strings.Split(a.ios.env(n), "\n") {
 			line = strings.TrimRight(line, "\r")
 			if strings.TrimSpace(line) == "" || seen[line] {
@@ -50,6 +42,37 @@ func (a *app) maskSecrets(w io.Writer, wf *spec.Workflow) {
 			fmt.Fprintf(w, "::add-mask::%s\n", ghEscapeData(line))
 		}
 	}
+}
+
+// secretEnvNames lists the environment variables whose values are secret
+// for wf: its declared secrets, and the default provider API keys when it
+// declares providers.
+func secretEnvNames(wf *spec.Workflow) []string {
+	names := make([]string, 0, len(wf.Secrets)+len(llm.Kinds))
+	for _, s := range wf.Secrets {
+		names = append(names, s.Value)
+	}
+	if len(wf.Providers) > 0 {
+		for _, kind := range llm.Kinds {
+			names = append(names, llm.KeyEnv(kind))
+		}
+	}
+	return names
+}
+
+// redactor replaces the secrets of the workflow being run or resumed, once
+// it is loaded, in what lgx prints itself: an input or an answer refused
+// before the run starts quotes the value it refused, which may be a secret
+// (SPEC §8: "in everything lgx prints"). Nil before a workflow is loaded.
+func (a *app) redactor() *redact.Redactor {
+	if a.wf == nil {
+		return nil
+	}
+	var values []string
+	for _, n := range secretEnvNames(a.wf) {
+		values = append(values, a.ios.env(n))
+	}
+	return redact.New(values...)
 }
 
 // ghEscapeData escapes a workflow command's data the way the runner

@@ -41,7 +41,7 @@ func execute(ctx context.Context, args []string, ios *IOStreams) int {
 	}
 	code := exitCode(err)
 	if !isReported(err) {
-		fmt.Fprintf(ios.Err, "lgx: %v\n", err)
+		fmt.Fprintf(ios.Err, "lgx: %s\n", a.redactor().String(err.Error()))
 	}
 	if !a.ran {
 		// Errors cobra raises before any command runs (an unknown
