@@ -36,8 +36,12 @@ type call struct {
 	path string
 	env  exprEnv
 	inv  nodes.Invocation
-	buf  []write     // reusable writes buffer
-	ac   *attemptCtx // the calling goroutine's; nil: a context per attempt
+	buf  []write // reusable writes buffer
+	// checked holds the writes of the attempt that succeeded when attempts
+	// already evaluated the node's output (retry.on names a kind an
+	// output can fail with: see retryPolicy.outputs); nil otherwise.
+	checked []write
+	ac      *attemptCtx // the calling goroutine's; nil: a context per attempt
 	// kcaps is caps with this invocation's pool key (keyed pools only).
 	kcaps caps
 	// genai are the reports of the model calls made so far (only when
@@ -120,6 +124,9 @@ func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
 		c.held = nil
 	}
 	c.acquired, c.attempt, c.alone = false, 0, false
+	if c.checked != nil {
+		c.checked = nil
+	}
 	if c.turn.ts != nil || c.turn.ord != 0 {
 		c.turn = turn{}
 	}
@@ -281,7 +288,11 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 		c.flushTokens() // streamed text held back in case it began a secret
 	}
 	if err == nil {
-		res.writes, err = c.outputs(result, nil)
+		if c.checked != nil {
+			res.writes = c.checked
+		} else {
+			res.writes, err = c.outputs(result, nil)
+		}
 	}
 	if r.rec != nil {
 		if ex := exhaustedBudget(err); c.llm.used || c.provider != "" || ex != "" {
@@ -473,6 +484,22 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 			var ne *nodes.Error
 			if !errors.As(err, &ne) || ne.Kind != nodes.KindTimeout {
 				err = &nodes.Error{Kind: nodes.KindTimeout, Err: fmt.Errorf("attempt %d timed out after %s: %w", attempt, n.timeout, err)}
+			}
+		}
+		if err == nil && n.retry.outputs && c != nil && c.top && attempt < n.retry.attempts {
+			// The output is part of the attempt when `on` names a kind
+			// it can fail with (SPEC §3.2: a type error in its output
+			// fails the node, and is retried when `on` names type): a
+			// model's answer of the wrong shape is asked again.
+			res = normalize(res)
+			ws, oerr := c.outputs(res, nil)
+			if oerr != nil && n.retry.retryable(oerr) {
+				err = oerr
+			} else if oerr == nil {
+				c.checked = ws
+				if c.checked == nil {
+					c.checked = []write{}
+				}
 			}
 		}
 		if !began.IsZero() {

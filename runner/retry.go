@@ -18,6 +18,10 @@ type retryPolicy struct {
 	maxBackoff time.Duration
 	maxWait    time.Duration // bounds every wait, Retry-After included
 	on         []string
+	// outputs: on names a kind a node's output can fail with (type,
+	// expr, limit), so an attempt's output is evaluated with it and a
+	// failure there is retried like the attempt's own.
+	outputs bool
 }
 
 func resolveRetry(p *spec.RetryPolicy, def spec.RetryPolicy) retryPolicy {
@@ -42,6 +46,12 @@ func resolveRetry(p *spec.RetryPolicy, def spec.RetryPolicy) retryPolicy {
 	}
 	if r.on == nil {
 		r.on = spec.DefaultRetryOn
+	}
+	for _, on := range r.on {
+		switch nodes.Kind(on) {
+		case nodes.KindType, nodes.KindExpr, nodes.KindLimit:
+			r.outputs = true
+		}
 	}
 	return r
 }

@@ -1,13 +1,19 @@
 package runner
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/nodes"
+	"github.com/lgx-run/lgx/store"
 )
 
 // TestRetryMaxWaitDelay: retry.max_wait bounds backoff, lets a Retry-After
@@ -146,6 +152,79 @@ edges:
 					t.Errorf("took %s on the fake clock, want within [%s, %s]", elapsed, tt.minTime, tt.maxTime)
 				}
 			})
+		})
+	}
+}
+
+// TestRetryOnOutputFailure: a type or expression error in a node's output
+// fails the node (SPEC §3.2) and is retried when retry.on names its kind:
+// the request is sent again until the answer has the shape the output
+// needs. A kind `on` does not name fails at the first attempt, as does
+// the last attempt's failure.
+func TestRetryOnOutputFailure(t *testing.T) {
+	tests := []struct {
+		name     string
+		on       string
+		output   string
+		wantN    any // the state's n, or nil when the run fails
+		wantKind nodes.Kind
+		calls    int64
+	}{
+		{name: "type error retried", on: "[type]", output: `"${{ result.json.n >= 3 ? result.json.n : 'not yet' }}"`, wantN: 3, calls: 3},
+		{name: "expr error retried", on: "[expr]", output: `"${{ result.json.n >= 3 ? result.json.n : result.json.missing.deeper }}"`, wantN: 3, calls: 3},
+		{name: "type error not named", on: "[expr]", output: `"${{ result.json.n >= 3 ? result.json.n : 'not yet' }}"`, wantKind: nodes.KindType, calls: 1},
+		{name: "default on", on: "", output: `"${{ result.json.n >= 3 ? result.json.n : 'not yet' }}"`, wantKind: nodes.KindType, calls: 1},
+		{name: "retries run out", on: "[type]", output: `"${{ result.json.n >= 9 ? result.json.n : 'not yet' }}"`, wantKind: nodes.KindType, calls: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits atomic.Int64
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
+			}))
+			defer ts.Close()
+			on := ""
+			if tt.on != "" {
+				on = ", on: " + tt.on
+			}
+			g := compileYAML(t, `
+lgx: 1
+name: r
+state:
+  n: {type: integer}
+nodes:
+  f:
+    type: http_fetch
+    retry: {attempts: 4, backoff: 1ms`+on+`}
+    with: {url: "`+ts.URL+`"}
+    output: {n: `+tt.output+`}
+edges:
+  - {from: START, to: f}
+`)
+			var sink eventLog
+			res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Environ: []string{}, Sink: &sink})
+			if got := hits.Load(); got != tt.calls {
+				t.Errorf("%d requests, want %d", got, tt.calls)
+			}
+			if tt.wantN != nil {
+				if err != nil || res.State["n"] != tt.wantN {
+					t.Fatalf("n = %v, err %v; want %v", res.State["n"], err, tt.wantN)
+				}
+				retries := sink.named(EventRetry)
+				for _, e := range retries {
+					if want := strings.Trim(tt.on, "[]"); e.Kind != want {
+						t.Errorf("retry event of kind %q, want %q", e.Kind, want)
+					}
+				}
+				if len(retries) != int(tt.calls)-1 {
+					t.Errorf("%d retry events, want %d", len(retries), tt.calls-1)
+				}
+				return
+			}
+			if err == nil || nodes.KindOf(err) != tt.wantKind {
+				t.Fatalf("err = %v (kind %s), want kind %s", err, nodes.KindOf(err), tt.wantKind)
+			}
 		})
 	}
 }
