@@ -58,9 +58,6 @@ type pool struct {
 	limiter *rate.Limiter // nil = no rate limit
 	// keyed holds the key buckets for nodes that take the pool with a key.
 	keyed *keyedPool
-	// total: keyed invocations take sem and limiter too (the pool has
-	// per_key caps, so its own caps bound the total over keys).
-	total bool
 	// budget is the pool's token budget; nil = none.
 	budget *tokenBudget
 	// machine, for a pool of the user's config, takes its slots and rate
@@ -81,11 +78,14 @@ func newPool(p *spec.Pool) *pool {
 		}
 		pl.limiter = rate.NewLimiter(rate.Limit(ps), burst)
 	}
+	// A key never lifts the pool's own caps (SPEC §9.9: "one bucket per
+	// key value, bounded by the pool's total"); without per_key its
+	// buckets cap nothing of their own.
+	var perKey spec.PoolLimits
 	if p.PerKey != nil {
-		pl.keyed, pl.total = newKeyedPool(*p.PerKey), true
-	} else {
-		pl.keyed = newKeyedPool(spec.PoolLimits{Concurrency: p.Concurrency, Rate: p.Rate, Burst: p.Burst})
+		perKey = *p.PerKey
 	}
+	pl.keyed = newKeyedPool(perKey)
 	return pl
 }
 
@@ -187,9 +187,6 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string),
 				return err
 			}
 			c.held = b
-			if !p.total {
-				continue
-			}
 		}
 		if err := p.sem.acquire(ctx, wait("pool "+p.name)); err != nil {
 			l.releaseBucket(c, i)
@@ -203,8 +200,8 @@ func (l *limits) acquire(ctx context.Context, c *caps, onWait func(what string),
 			return err
 		}
 	}
-	for i, p := range c.pools {
-		if p.limiter == nil || (c.keyed(i) && !p.total) || tokensGiven {
+	for _, p := range c.pools {
+		if p.limiter == nil || tokensGiven {
 			continue
 		}
 		if !p.limiter.Allow() {
@@ -237,10 +234,8 @@ func (l *limits) releaseBucket(c *caps, i int) {
 func (l *limits) releasePartial(c *caps, n int) {
 	for i := n - 1; i >= 0; i-- {
 		p := c.pools[i]
-		if !c.keyed(i) || p.total {
-			p.machine.release()
-			p.sem.release()
-		}
+		p.machine.release()
+		p.sem.release()
 		l.releaseBucket(c, i)
 	}
 	c.node.release()

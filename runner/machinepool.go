@@ -277,7 +277,6 @@ func (l *limits) attachMachine(m *MachinePools, pools []*spec.Pool, runID string
 		}
 		pl.machine = &machineSlots{mp: m.pool(p), runID: runID}
 		pl.limiter = nil
-		pl.total = true
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ lgx: 1
 name: t
 secrets: [TENANT]
 pools:
-  tenant: {concurrency: 1}
+  tenant: {concurrency: 3, per_key: {concurrency: 1}}
 state: {}
 nodes:
   f:

@@ -448,8 +448,10 @@ func (p PlannedNode) Done(k int) bool {
 // PoolCap is one pool's concurrency cap (0: none) and rate limit: Rate
 // tokens a second (0: none) with bucket size Burst, one token taken per
 // invocation. PerKey are the caps of each key, for nodes that take the
-// pool with one; the pool's own caps bound those takers too only when
-// KeyedTotal (the pool declares per_key).
+// pool with one; the pool's own caps bound those takers too when
+// KeyedTotal, which every plan now sets (SPEC §9.9: keys are "bounded by
+// the pool's total"). It stays a field so that the histories of runs
+// planned before, without it for pools lacking per_key, replay as they ran.
 type PoolCap struct {
 	Name string
 	// Scope is the path prefix of the subgraph invocation whose child
@@ -602,7 +604,7 @@ func (r *run) planPools(n *node, pools map[string]PoolCap) {
 			}
 			if n.keyPool == name {
 				k := pl.keyed
-				pc.PerKey, pc.KeyedTotal = &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}, pl.total
+				pc.PerKey, pc.KeyedTotal = &KeyCap{Cap: k.conc, Rate: float64(k.limit), Burst: k.burst}, true
 			} else if prev, ok := pools[name]; ok {
 				pc.PerKey, pc.KeyedTotal = prev.PerKey, prev.KeyedTotal
 			}

@@ -33,6 +33,11 @@ func (v *validator) checkCaps() {
 		if !strings.Contains(pk.Key.Value, "${{") {
 			v.warnf(posOf(pk.Key), CodeBadValue, "use an expression, e.g. key: ${{ item.tenant }}",
 				"node %s: pool %s: the key %q is constant, so every invocation shares one bucket", n.Name, pk.Pool.Value, pk.Key.Value)
+		} else if p := poolNamed(v.w.Pools, pk.Pool.Value); p != nil && p.PerKey == nil {
+			// Keys are bounded by the pool's total (SPEC §9.9); without
+			// per_key a key's bucket has no cap of its own.
+			v.warnf(pk.Pool.Pos, CodeBadValue, "add per_key: {concurrency: N} to pool "+p.Name+" to cap each key",
+				"node %s: pool %s has no per_key, so its key caps nothing: every key shares the pool's caps", n.Name, p.Name)
 		}
 	}
 	v.checkFallbacks()
@@ -44,6 +49,16 @@ func (v *validator) checkCaps() {
 				"tool %s: a tool's node takes a pool by name; keyed pools are for workflow nodes", t.Name)
 		}
 	}
+}
+
+// poolNamed returns the pool of pools named name, or nil.
+func poolNamed(pools []*Pool, name string) *Pool {
+	for _, p := range pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // checkFallbacks checks providers' `fallbacks`: each names a declared

@@ -30,12 +30,13 @@ nodes:
 		{"list of names", "[web, crawl]", "", false},
 		{"keyed", `{name: crawl, key: '${{ split(item, "/")[2] }}'}`, "", false},
 		{"keyed in a list", `[web, {name: crawl, key: "${{ index % 2 }}"}]`, "", false},
-		{"two keyed", `[{name: web, key: "${{ item }}"}, {name: crawl, key: "${{ item }}"}]`, "at most one pool with a key", false},
+		{"two keyed", `[{name: crawl, key: "${{ item }}"}, {name: crawl, key: "${{ item }}"}]`, "at most one pool with a key", false},
 		{"unknown pool", `{name: crowl, key: "${{ item }}"}`, `unknown pool "crowl"`, false},
 		{"missing key", `{name: crawl}`, "missing required key `key`", false},
 		{"unknown key", `{name: crawl, key: "${{ item }}", per: 1}`, `unknown key "per"`, false},
 		{"unknown variable in key", `{name: crawl, key: "${{ host }}"}`, "host", false},
 		{"constant key", `{name: crawl, key: all}`, "constant", true},
+		{"keyed without per_key", `{name: web, key: "${{ item }}"}`, "pool web has no per_key, so its key caps nothing", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -741,7 +741,7 @@ func (c *caps) free(p *runner.PlannedNode, ni, k int) bool {
 				return false
 			}
 			if !pc.KeyedTotal {
-				continue // the pool's caps are each key's
+				continue // a plan made before keys were bounded by the total
 			}
 		}
 		if pc.Cap > 0 && c.pool[c.ref(name)] >= pc.Cap {
