@@ -191,7 +191,7 @@ var Blocks = []Block{
 			{Name: "burst", Types: integer, Positive: true, Example: "4",
 				Description: "Tokens the rate's bucket holds (default: the concurrency, at least 1)."},
 			{Name: "per_key", Types: object, Block: BlockPerKey,
-				Description: "Caps of each key's bucket for nodes that take the pool with a key (`pool: {name, key}`); the pool's own concurrency, rate and burst then cap the total over all keys. Without it each key gets the pool's caps and keys share no total."},
+				Description: "Caps of each key's bucket for nodes that take the pool with a key (`pool: {name, key}`); the pool's own concurrency, rate and burst cap the total over all keys. Without it a key caps nothing of its own: every key shares the pool's caps."},
 			{Name: "budget", Types: object, Block: BlockBudget,
 				Description: "Token and/or money budget of the llm_calls taking the pool (the provider's pool included)."},
 		},

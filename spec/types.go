@@ -189,9 +189,8 @@ type Pool struct {
 	Rate        Rate // zero = no rate limit
 	Burst       int  // default: max(1, Concurrency)
 	// PerKey, when set, is each key bucket's cap for nodes that take the
-	// pool with a key (`pool: {name, key}`); the fields above then cap the
-	// total over every key. Without it each key bucket gets the fields
-	// above and keys share no total (see docs/decisions.md).
+	// pool with a key (`pool: {name, key}`); the fields above cap the
+	// total over every key, with or without it (see docs/decisions.md).
 	PerKey *PoolLimits
 	Budget *Budget // tokens of the llm_calls taking the pool; nil = none
 	// Config is the user config file that declared the pool, "" for the
