@@ -19,18 +19,18 @@ type Interpolation struct {
 }
 
 // Single reports whether the string is exactly one `${{ … }}` and nothing
-// else (surrounding white space aside); such a string keeps the expression's
-// type instead of being rendered to text (SPEC §3.1).
+// else; such a string keeps the expression's type instead of being
+// rendered to text (SPEC §3.1). `" ${{ n }}"` is text (" 7"): the space
+// was written. Only line breaks after the expression are let pass, the
+// one a YAML block scalar (`|`, `>`) ends with unless written `|-`.
 func (in Interpolation) Single() bool {
-	n := 0
-	for _, s := range in.Segments {
-		if s.IsExpr {
-			n++
-		} else if strings.TrimSpace(s.Text) != "" {
-			return false
-		}
+	switch len(in.Segments) {
+	case 1:
+		return in.Segments[0].IsExpr
+	case 2:
+		return in.Segments[0].IsExpr && strings.Trim(in.Segments[1].Text, "\r\n") == ""
 	}
-	return n == 1
+	return false
 }
 
 // HasExpr reports whether any segment is an expression.
@@ -126,13 +126,16 @@ func BareExpression(s string) (string, int, error) {
 		lead := len(s) - len(strings.TrimLeft(s, " \t\n\r"))
 		return strings.TrimSpace(s), lead, nil
 	}
-	if !in.Single() {
-		return "", 0, &InterpError{Offset: 0, Msg: fmt.Sprintf("%q mixes text and ${{ }}; write one expression", s)}
-	}
-	for _, seg := range in.Segments {
-		if seg.IsExpr {
-			return seg.Text, seg.Offset, nil
+	// White space around the one expression is only layout here: the
+	// value is an expression either way, never text.
+	var expr *Segment
+	for i, seg := range in.Segments {
+		switch {
+		case seg.IsExpr && expr == nil:
+			expr = &in.Segments[i]
+		case seg.IsExpr || strings.TrimSpace(seg.Text) != "":
+			return "", 0, &InterpError{Offset: 0, Msg: fmt.Sprintf("%q mixes text and ${{ }}; write one expression", s)}
 		}
 	}
-	panic("unreachable")
+	return expr.Text, expr.Offset, nil
 }

@@ -14,7 +14,13 @@ func TestParseInterpolation(t *testing.T) {
 	}{
 		{in: "plain", want: []Segment{{Text: "plain"}}},
 		{in: "${{ state.x }}", want: []Segment{{Text: "state.x", IsExpr: true, Offset: 4}}, single: true},
-		{in: "  ${{state.x}}\n", want: []Segment{{Text: "  "}, {Text: "state.x", IsExpr: true, Offset: 5}, {Text: "\n", Offset: 14}}, single: true},
+		{in: "  ${{state.x}}\n", want: []Segment{{Text: "  "}, {Text: "state.x", IsExpr: true, Offset: 5}, {Text: "\n", Offset: 14}}},
+		// The line break a block scalar ends with is not text; a written
+		// space is.
+		{in: "${{state.x}}\n", want: []Segment{{Text: "state.x", IsExpr: true, Offset: 3}, {Text: "\n", Offset: 12}}, single: true},
+		{in: "${{state.x}}\r\n\n", want: []Segment{{Text: "state.x", IsExpr: true, Offset: 3}, {Text: "\r\n\n", Offset: 12}}, single: true},
+		{in: " ${{state.x}}", want: []Segment{{Text: " "}, {Text: "state.x", IsExpr: true, Offset: 4}}},
+		{in: "${{state.x}} ", want: []Segment{{Text: "state.x", IsExpr: true, Offset: 3}, {Text: " ", Offset: 12}}},
 		{in: "Source: ${{ url }}\n${{ result.body }}", want: []Segment{
 			{Text: "Source: "}, {Text: "url", IsExpr: true, Offset: 12}, {Text: "\n", Offset: 18}, {Text: "result.body", IsExpr: true, Offset: 23},
 		}},
