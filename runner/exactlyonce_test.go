@@ -512,6 +512,11 @@ edges:
 	if nodes.KindOf(err) != nodes.KindLimit || !strings.Contains(err.Error(), "deeper than 16") {
 		t.Errorf("17 nested subgraphs: %v", err)
 	}
+	// The files alone make it fail: a resume would too (no resume hint).
+	var ne *NodeError
+	if !errors.As(err, &ne) || !ne.Repeats {
+		t.Errorf("17 nested subgraphs: %#v does not say a resume repeats it", err)
+	}
 	g, err = LoadGraph(filepath.Join(dir, "c2.yaml")) // 15 deep
 	if err != nil {
 		t.Fatal(err)

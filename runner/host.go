@@ -244,7 +244,7 @@ func (c *call) runChild(ctx context.Context, child *nodes.ChildRun) (map[string]
 	r := c.r
 	path, input := child.Workflow, child.Input
 	if r.depth >= MaxSubgraphDepth {
-		return nil, &nodes.Error{Kind: nodes.KindLimit, Err: fmt.Errorf("subgraph %s: nesting deeper than %d subgraphs", path, MaxSubgraphDepth)}
+		return nil, &nodes.Error{Kind: nodes.KindLimit, Err: fmt.Errorf("subgraph %s: %w", path, errTooDeep)}
 	}
 	key := resolveSubgraph(r.g.wf.File, path)
 	var g *Graph

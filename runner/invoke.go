@@ -188,6 +188,15 @@ func (ir *invResult) clear() {
 	}
 }
 
+// childRepeats reports whether err is the failure of a subgraph's child
+// that a resume would meet again: the child's own failure repeats (its
+// state comes from this node's input, which the resume restores), or the
+// child was nested too deep.
+func childRepeats(err error) bool {
+	var ne *NodeError
+	return errors.Is(err, errTooDeep) || (errors.As(err, &ne) && ne.Repeats)
+}
+
 // failureRepeats reports whether an invocation's failure of this kind
 // depends only on what a resume restores, the state and the workflow
 // (not env or secrets, which the resuming process gives anew), so
@@ -328,7 +337,7 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 		}
 	default:
 		res.status, res.err, res.kind = store.InvocationFailed, err, nodes.KindOf(err)
-		res.repeats = failureRepeats(n, res.kind, res.attempts)
+		res.repeats = failureRepeats(n, res.kind, res.attempts) || (!n.readsEnv && childRepeats(err))
 	}
 
 	var ended time.Time

@@ -17,6 +17,11 @@ import (
 // invocation fails with kind limit.
 const MaxSubgraphDepth = 16
 
+// errTooDeep is the failure of a subgraph nested deeper than
+// MaxSubgraphDepth: it depends on the workflow files alone, so a resume
+// would meet it again (see childRepeats).
+var errTooDeep = fmt.Errorf("nesting deeper than %d subgraphs", MaxSubgraphDepth)
+
 // subgraphs are the child workflows a run can call, loaded, checked and
 // compiled once when it starts, and their texts, recorded with the run so
 // that resume runs what was started, from any directory (SPEC §9.2). One
