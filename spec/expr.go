@@ -251,6 +251,9 @@ func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, 
 	if ps := c.members(src, tree, scope); len(ps) > 0 {
 		return nil, ps
 	}
+	if ps := funcValues(src, tree, scope, cfg); len(ps) > 0 {
+		return nil, ps
+	}
 	if ps := pureProblems(src, tree, scope); len(ps) > 0 {
 		return nil, ps
 	}
