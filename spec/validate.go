@@ -268,8 +268,10 @@ func (v *validator) stateKeys() {
 				"state key %s: reducer %s does not fit type %s", k.Name, k.Reducer, k.Type)
 		}
 		if k.HasDefault && typeOK && k.Default != nil {
-			if !value.Fits(k.Type, k.Default) {
-				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, value.TypeName(k.Default), k.Type)
+			// bad says what the default is, down to the element that does
+			// not fit, as the runner says of a write or an input.
+			if _, bad := value.Fit(k.Type, k.Default); bad != "" {
+				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, bad, k.Type)
 			}
 		}
 		if k.Required && k.HasDefault {
