@@ -524,7 +524,9 @@ func (g *Graph) targets(names []spec.Name) ([]int, error) {
 }
 
 func (g *Graph) compileOut(e *spec.Edge, into *outEdges) error {
-	if len(e.When) == 0 {
+	// `when: []` with an `else` is conditional too: no case matches, so
+	// the else fires (SPEC §4).
+	if len(e.When) == 0 && !e.HasElse {
 		t, err := g.targets(e.To)
 		if err != nil {
 			return err

@@ -38,7 +38,7 @@ func WriteMermaid(w io.Writer, wf *spec.Workflow) error {
 	for _, e := range wf.Edges {
 		from := mermaidFrom(e.From)
 		switch {
-		case len(e.When) > 0:
+		case len(e.When) > 0 || e.HasElse:
 			for _, c := range e.When {
 				label := ""
 				if c.IfTree != nil && c.IfTree.Kind == spec.ValueExpr {

@@ -27,14 +27,7 @@ func fitWrite(k *keyInfo, v any) (any, string) {
 			return normalize(v), ""
 		}
 	case spec.ReducerMessages:
-		v = normalize(v)
-		if m, ok := v.(map[string]any); ok {
-			if p := value.MessageProblem(m); p != "" {
-				return nil, p
-			}
-			return m, ""
-		}
-		return fitType(spec.TypeMessages, v)
+		return value.FitMessagesWrite(v)
 	}
 	return fitType(k.typ, v)
 }

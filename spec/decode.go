@@ -1044,6 +1044,7 @@ func (d *decoder) edge(n *yaml.Node) *Edge {
 		if when.Kind != yaml.SequenceNode {
 			d.errorf(posOf(when), CodeEdge, "write when: [{if: EXPR, to: node}, …]", "edge: when must be a list of cases, not %s", describe(when))
 		} else {
+			e.HasWhen = true
 			for _, c := range when.Content {
 				cs := &Case{Pos: posOf(c)}
 				co := d.object(c, "a when case", caseKeys)

@@ -251,6 +251,12 @@ func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, 
 	if ps := c.members(src, tree, scope); len(ps) > 0 {
 		return nil, ps
 	}
+	if ps := dollarEnv(src, tree, scope); len(ps) > 0 {
+		return nil, ps
+	}
+	if ps := funcValues(src, tree, scope, cfg); len(ps) > 0 {
+		return nil, ps
+	}
 	if ps := pureProblems(src, tree, scope); len(ps) > 0 {
 		return nil, ps
 	}
@@ -418,6 +424,22 @@ func (c *exprChecker) unknownName(name string, scope ExprScope, tree *parser.Tre
 		}
 	}
 	return msg, "in scope: " + strings.Join(scopeNames(scope), ", ")
+}
+
+// dollarEnv reports expr-lang's `$env`, the whole environment: it is not
+// one of lgx's names (SPEC §3.1), and at run time it is the runner's own
+// environment, whose internal fields (`$env["__budget"]`) and Go type
+// would reach state and messages, and whose `$env.state` is the live
+// state, not the step's snapshot.
+func dollarEnv(src string, tree *parser.Tree, scope ExprScope) []exprProblem {
+	var ps []exprProblem
+	visit(tree.Node, func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == "$env" {
+			ps = append(ps, exprProblem{runeToByte(src, id.Location().From), CodeExpr, "unknown name $env",
+				"read the names in scope directly: " + strings.Join(scopeNames(scope), ", ")})
+		}
+	})
+	return ps
 }
 
 // wholeState reports whether an expression uses `state` other than as the

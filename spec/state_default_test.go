@@ -23,7 +23,12 @@ func TestStateDefaultFit(t *testing.T) {
 		{"{type: string, default: 2}", "default is integer, not string"},
 		{"{type: object, default: [1]}", "default is list, not object"},
 		{"{type: messages, default: [{role: user}]}", ""},
-		{"{type: messages, default: [hi]}", "default is list, not messages"},
+		{"{type: messages, default: [hi]}", "default is list with a string element, not messages"},
+		// The element at fault and why, as for a write or an input.
+		{"{type: messages, default: [{role: human, content: hi}]}",
+			`default is list whose element 0 is a message with role "human" (the roles are system, user, assistant and tool), not messages`},
+		{"{type: messages, default: [{role: user}, {content: hi}]}",
+			"default is list whose element 1 is an object without a role (a message has role system, user, assistant or tool), not messages"},
 	}
 	for _, tt := range tests {
 		src := "lgx: 1\nname: m\nstate:\n  k: " + tt.key + "\nnodes:\n  a: {type: set}\nedges: [{from: START, to: a}]\n"

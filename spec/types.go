@@ -320,10 +320,13 @@ type OutputEntry struct {
 // Edge is one entry of `edges:`. A plain edge has To; a conditional edge has
 // When (first match wins) and optionally Else.
 type Edge struct {
-	Pos     Pos
-	From    []Name // more than one = join
-	To      []Name
-	When    []*Case
+	Pos  Pos
+	From []Name // more than one = join
+	To   []Name
+	When []*Case
+	// HasWhen is set when `when:` is a list, even an empty one (which no
+	// state can match).
+	HasWhen bool
 	Else    []Name
 	HasElse bool
 }

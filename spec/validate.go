@@ -268,8 +268,10 @@ func (v *validator) stateKeys() {
 				"state key %s: reducer %s does not fit type %s", k.Name, k.Reducer, k.Type)
 		}
 		if k.HasDefault && typeOK && k.Default != nil {
-			if !value.Fits(k.Type, k.Default) {
-				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, value.TypeName(k.Default), k.Type)
+			// bad says what the default is, down to the element that does
+			// not fit, as the runner says of a write or an input.
+			if _, bad := value.Fit(k.Type, k.Default); bad != "" {
+				v.errorf(k.DefaultPos, CodeBadValue, "", "state key %s: default is %s, not %s", k.Name, bad, k.Type)
 			}
 		}
 		if k.Required && k.HasDefault {
@@ -445,8 +447,19 @@ func (v *validator) writeType(n *Node, k *StateKey, o *OutputEntry, exprType ref
 			return
 		}
 		got = value.TypeName(lit)
-		if k.Reducer == ReducerReplace && k.Type == TypeMessages && got == TypeList && !value.Fits(TypeMessages, lit) {
-			got = "list of non-objects"
+		if k.Type == TypeMessages && !exprMessage(lit) {
+			// Say what is wrong inside, as the runner will: which element,
+			// which role.
+			var bad string
+			switch k.Reducer {
+			case ReducerReplace:
+				_, bad = value.Fit(TypeMessages, lit)
+			case ReducerMessages:
+				_, bad = value.FitMessagesWrite(lit)
+			}
+			if bad != "" {
+				got = bad
+			}
 		}
 	}
 	want := k.Type
@@ -473,8 +486,38 @@ func (v *validator) writeType(n *Node, k *StateKey, o *OutputEntry, exprType ref
 	if !ok && contains(allTypes, k.Type) {
 		// A warning: SPEC §2 makes such a write fail the node at run time
 		// (exit 1, with on_error honoured), so it must not stop the run.
-		v.warnf(posOf(val), CodeWriteType, "the node fails when it writes this", "node %s writes %s to state key %s, which is %s", n.Name, article(got), k.Name, article(want))
+		what := got
+		if !strings.HasPrefix(got, "a ") && !strings.HasPrefix(got, "an ") {
+			what = article(got)
+		}
+		v.warnf(posOf(val), CodeWriteType, "the node fails when it writes this", "node %s writes %s to state key %s, which is %s", n.Name, what, k.Name, article(want))
 	}
+}
+
+// exprMessage reports whether a literal written to a messages key has an
+// expression where a message is checked (an element, a role, remove):
+// whether it is a message is known only at run time.
+func exprMessage(lit any) bool {
+	isExpr := func(x any) bool {
+		s, ok := x.(string)
+		return ok && strings.Contains(s, "${{")
+	}
+	one := func(x any) bool {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return isExpr(x)
+		}
+		return isExpr(m["role"]) || isExpr(m["remove"])
+	}
+	if l, ok := lit.([]any); ok {
+		for _, e := range l {
+			if one(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return one(lit)
 }
 
 // forEach checks a node's for_each: an expression that yields a list, or

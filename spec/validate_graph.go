@@ -161,7 +161,11 @@ func (v *validator) graph() {
 		for _, t := range e.Else {
 			checkTarget(t)
 		}
-		if len(e.When) > 0 && !e.HasElse {
+		switch {
+		case e.HasElse:
+		case e.HasWhen && len(e.When) == 0:
+			v.warnf(e.Pos, CodeNoElse, "add a case, or `else: NODE`, or remove the edge", "when has no cases and there is no else: this edge never fires anything")
+		case len(e.When) > 0:
 			v.warnf(e.Pos, CodeNoElse, "add `else: END` to say so", "when no case matches, this edge fires nothing")
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/nodes"
 )
 
@@ -238,6 +239,14 @@ func literalMismatch(f *nodes.Field, n *yaml.Node) string {
 	case "list", "messages":
 		if n.Kind != yaml.SequenceNode {
 			return bad()
+		}
+		if want == "messages" {
+			// Which element is no message, and why, as for a state write.
+			if lit, err := DecodeValue(n); err == nil && !exprMessage(lit) {
+				if _, p := value.Fit(TypeMessages, lit); p != "" {
+					return fmt.Sprintf("must be %s, not %s", article(want), article(p))
+				}
+			}
 		}
 	case "object", nodes.FieldTypes:
 		if n.Kind != yaml.MappingNode {

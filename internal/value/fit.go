@@ -69,6 +69,20 @@ func Fit(typ string, v any) (any, string) {
 	return nil, TypeName(v)
 }
 
+// FitMessagesWrite checks a write to a key with the messages reducer,
+// which takes one message or a list of them (SPEC §2), and returns it
+// normalised, or nil and what v is instead, as Fit does.
+func FitMessagesWrite(v any) (any, string) {
+	v = Normalize(v)
+	if m, ok := v.(map[string]any); ok {
+		if p := MessageProblem(m); p != "" {
+			return nil, p
+		}
+		return m, ""
+	}
+	return Fit(TypeMessages, v)
+}
+
 // MessageProblem describes what keeps m from being a message (SPEC §2:
 // {id?, role: system|user|assistant|tool, content, …}), or "" when it is
 // one. A removal {id: X, remove: true} is a message write too. Only the

@@ -219,6 +219,31 @@ func TestFit(t *testing.T) {
 	}
 }
 
+// TestFitMessagesWrite: a messages-reducer write is one message or a list
+// of them; spec's validate and the runner both check it here.
+func TestFitMessagesWrite(t *testing.T) {
+	msg := map[string]any{"role": "user", "content": "hi"}
+	tests := []struct {
+		in      any
+		want    any
+		wantBad string
+	}{
+		{nil, nil, ""},
+		{msg, msg, ""},
+		{[]any{msg}, []any{msg}, ""},
+		{map[string]any{"id": "m1", "remove": true}, map[string]any{"id": "m1", "remove": true}, ""},
+		{map[string]any{"role": "human"}, nil, `a message with role "human" (the roles are system, user, assistant and tool)`},
+		{[]any{msg, "hi"}, nil, "list with a string element"},
+		{"hi", nil, TypeString},
+	}
+	for _, tt := range tests {
+		got, bad := FitMessagesWrite(tt.in)
+		if bad != tt.wantBad || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("FitMessagesWrite(%#v) = %#v, %q; want %#v, %q", tt.in, got, bad, tt.want, tt.wantBad)
+		}
+	}
+}
+
 func TestTypes(t *testing.T) {
 	want := []string{"string", "number", "integer", "boolean", "list", "object", "messages", "any"}
 	got := Types()
