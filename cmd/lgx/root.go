@@ -98,8 +98,35 @@ resumable runs.`,
 			c.Use = "completion SHELL"
 		}
 	}
+	refuseUnknownHelpTopics(root)
 	addCompletions(root)
 	return root
+}
+
+// refuseUnknownHelpTopics makes `lgx help TOPIC` of a topic that is no
+// command a usage error (exit 2, on stderr), like `lgx TOPIC`: cobra's
+// own help command printed "Unknown help topic" and the usage on stdout
+// and exited 0.
+func refuseUnknownHelpTopics(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "help" || c.Run == nil {
+			continue
+		}
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if cmd, _, err := c.Root().Find(args); cmd == nil || err != nil {
+				topic := strings.Join(args, " ")
+				if s := c.Root().SuggestionsFor(args[0]); len(s) > 0 {
+					return usageErrf("unknown help topic %q (did you mean %s?)", topic, strings.Join(s, " or "))
+				}
+				return usageErrf("unknown help topic %q (see lgx --help for the commands)", topic)
+			}
+			show(c, args)
+			return nil
+		}
+	}
 }
 
 // exactArgs checks the number of arguments and, when it is wrong, says
