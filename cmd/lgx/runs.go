@@ -446,7 +446,7 @@ func oneLine(s string, n int) string {
 // worth naming rather than an empty list.
 func (f storeFlag) openRecorded() (store.Store, error) {
 	if f.url() == "memory" {
-		return nil, usageErrf("--store memory: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)")
+		return nil, usageErrf("%s: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)", f.named())
 	}
 	return f.open()
 }
