@@ -330,8 +330,14 @@ func pickInterrupt(runID string, waiting []Interrupt, a Answer) (*Interrupt, err
 		case 1:
 			target = matches[0]
 		default:
+			// Only those the name fits: the others are not what the
+			// user is choosing between.
+			named := make([]Interrupt, len(matches))
+			for i, m := range matches {
+				named[i] = *m
+			}
 			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts that %q names; name one by its whole path with --node:\n%s",
-				runID, len(matches), a.Node, listInterrupts(waiting))}
+				runID, len(matches), a.Node, listInterrupts(named))}
 		}
 	case len(waiting) > 1:
 		return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts; answer one at a time with --node PATH:\n%s",

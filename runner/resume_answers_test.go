@@ -7,6 +7,8 @@ import (
 
 // TestAnswersNode: --node names a waiting interrupt by its path, by the end
 // of its path at a "/", or by node name, and only when one interrupt fits.
+// A name that fits several is refused listing those it fits; one that fits
+// none, listing every waiting interrupt.
 func TestAnswersNode(t *testing.T) {
 	waiting := []Interrupt{
 		{Path: "1/ask[0]", Node: "ask", Index: 0},
@@ -17,6 +19,7 @@ func TestAnswersNode(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		node, want, err string
+		lists           []string // the paths the error lists; nil: every waiting one
 	}{
 		{node: "1/ask[0]", want: "1/ask[0]"},
 		{node: "1/kids[0]/2/ask[0]", want: "1/kids[0]/2/ask[0]"},
@@ -27,8 +30,10 @@ func TestAnswersNode(t *testing.T) {
 		{node: "kids[1]/2/sign", want: "1/kids[1]/2/sign"},
 		{node: "2/ask[0]", want: "1/kids[0]/2/ask[0]"},
 		// Fits two: 1/ask[0] and 1/kids[0]/2/ask[0].
-		{node: "ask[0]", err: `waits at 2 interrupts that "ask[0]" names`},
-		{node: "ask", err: `waits at 3 interrupts that "ask" names`},
+		{node: "ask[0]", err: `waits at 2 interrupts that "ask[0]" names`,
+			lists: []string{"1/ask[0]", "1/kids[0]/2/ask[0]"}},
+		{node: "ask", err: `waits at 3 interrupts that "ask" names`,
+			lists: []string{"1/ask[0]", "1/ask[1]", "1/kids[0]/2/ask[0]"}},
 		// Ends only at a "/": "sk[1]" and "[1]" name nothing.
 		{node: "sk[1]", err: `does not wait at "sk[1]"`},
 		{node: "[1]", err: `does not wait at "[1]"`},
@@ -41,8 +46,20 @@ func TestAnswersNode(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("answers(--node %s) = %v, %v; want an error with %q", tc.node, got, err, tc.err)
 				}
-				if !strings.Contains(err.Error(), "1/kids[1]/2/sign") {
-					t.Errorf("the error does not list the waiting paths:\n%v", err)
+				want := tc.lists
+				if want == nil {
+					for _, w := range waiting {
+						want = append(want, w.Path)
+					}
+				}
+				var listed []string
+				for _, line := range strings.Split(err.Error(), "\n") {
+					if path, ok := strings.CutPrefix(line, "  "); ok {
+						listed = append(listed, strings.TrimSuffix(path, ": "))
+					}
+				}
+				if strings.Join(listed, " ") != strings.Join(want, " ") {
+					t.Errorf("the error lists %v, want %v:\n%v", listed, want, err)
 				}
 				return
 			}
