@@ -148,6 +148,19 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+// runIDArg checks the one argument of a command that takes a run id: an
+// empty one (lgx resume "", or a shell variable that was never set) is a
+// missing run id, not a lookup of the run "" that reads "no run  (…)".
+func runIDArg(cmd *cobra.Command, args []string) error {
+	if err := exactArgs(1)(cmd, args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(args[0]) == "" {
+		return usageErrf("the run id RUN is empty (usage: %s; lgx runs list shows the recorded runs)", cmd.UseLine())
+	}
+	return nil
+}
+
 // minArgs checks that at least n arguments were given.
 func minArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -59,7 +59,7 @@ func (a *app) runsCmd() *cobra.Command {
 		Short: "Status, steps, each node's attempts, timings and errors, and the state",
 		Example: `  lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
   lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq .state`,
-		Args: exactArgs(1),
+		Args: runIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.run = args[0]
 			return a.runsShow(cmd.Context(), opts)
@@ -70,7 +70,7 @@ func (a *app) runsCmd() *cobra.Command {
 		Short: "Every checkpoint of a run, with the keys it changed",
 		Example: `  lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
   lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq '.[].next'`,
-		Args: exactArgs(1),
+		Args: runIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.run = args[0]
 			return a.runsHistory(cmd.Context(), opts)
