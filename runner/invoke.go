@@ -284,8 +284,11 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 	var result any
 	var err error
 	if res.resumeVal != nil {
+		// An answered interrupt: the answer completes the one attempt
+		// that paused (recorded as attempt 1 while it waited), so it ran
+		// once, not never.
 		result = res.resumeVal
-		res.attempts = 0
+		res.attempts = 1
 	} else if stub, ok := r.stubbed(c); ok {
 		result, res.attempts = stub, 1
 	} else {

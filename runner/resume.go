@@ -110,7 +110,12 @@ func Resume(ctx context.Context, st store.Store, runID string, opts Options) (*R
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if len(cps) == 0 {
-		// The run died before its first checkpoint: start over.
+		// The run died before its first checkpoint: start over. Nothing
+		// waits, so an answer (-i, --node, --empty) is refused here as
+		// for any run that waits at no interrupt.
+		if _, err := answers(runID, nil, opts.Answer, nil); err != nil {
+			return nil, err
+		}
 		var inputs map[string]any
 		if len(rec.Inputs) > 0 {
 			var v any
@@ -305,6 +310,8 @@ func pickInterrupt(runID string, waiting []Interrupt, a Answer) (*Interrupt, err
 			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; --node %s answers nothing", runID, a.Node)}
 		case a.Values != nil:
 			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; the -i values would answer nothing (resume it without them)", runID)}
+		case a.Empty:
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at no interrupt; --empty would answer nothing (resume it without it)", runID)}
 		}
 		return nil, nil
 	}
@@ -330,8 +337,14 @@ func pickInterrupt(runID string, waiting []Interrupt, a Answer) (*Interrupt, err
 		case 1:
 			target = matches[0]
 		default:
+			// Only those the name fits: the others are not what the
+			// user is choosing between.
+			named := make([]Interrupt, len(matches))
+			for i, m := range matches {
+				named[i] = *m
+			}
 			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts that %q names; name one by its whole path with --node:\n%s",
-				runID, len(matches), a.Node, listInterrupts(waiting))}
+				runID, len(matches), a.Node, listInterrupts(named))}
 		}
 	case len(waiting) > 1:
 		return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %d interrupts; answer one at a time with --node PATH:\n%s",

@@ -14,7 +14,14 @@ import (
 type IOStreams struct {
 	In  io.Reader
 	Out io.Writer
+	// Err is stderr for human-readable text: errors, "paused at" lines,
+	// plain progress, warnings. In a process it escapes the control
+	// characters of what is written (printable), so that no value
+	// reaches the terminal as a command.
 	Err io.Writer
+	// Term is stderr itself, for the live view alone: it draws with
+	// escape codes of its own and escapes the values it shows. nil: Err.
+	Term io.Writer
 
 	// ErrTTY is true when stderr is an interactive terminal that may get a
 	// live progress view (not CI, not TERM=dumb).
@@ -35,6 +42,14 @@ func (s *IOStreams) env(key string) string {
 	return s.Getenv(key)
 }
 
+// term is the stream the live view draws on: Term, else Err.
+func (s *IOStreams) term() io.Writer {
+	if s.Term != nil {
+		return s.Term
+	}
+	return s.Err
+}
+
 // systemStreams builds the IOStreams of this process.
 func systemStreams() *IOStreams {
 	return newStreams(os.Stdin, os.Stdout, os.Stderr, os.Getenv)
@@ -50,7 +65,7 @@ func systemStreams() *IOStreams {
 // on even where it would be off, and win over NO_COLOR's colour because
 // they are the more specific request; the layout stays plain.
 func newStreams(in io.Reader, out io.Writer, errF *os.File, getenv func(string) string) *IOStreams {
-	s := &IOStreams{In: in, Out: out, Err: errF, Width: 80, Getenv: getenv}
+	s := &IOStreams{In: in, Out: out, Err: printableWriter{w: errF}, Term: errF, Width: 80, Getenv: getenv}
 	fd := int(errF.Fd())
 	isTerm := term.IsTerminal(fd)
 	s.ErrTTY = isTerm && getenv("CI") == "" && getenv("TERM") != "dumb" && getenv("NO_COLOR") == ""

@@ -57,7 +57,7 @@ for that budget runs again under them.`,
   lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i approved=true -i comment="ship it"
   lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 --node 2/review_legal -i approved=false
   lgx resume 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -i tokens=20000`,
-		Args: exactArgs(1),
+		Args: runIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.runID = args[0]
 			opts.out.outputSet = cmd.Flags().Changed("output")

@@ -98,8 +98,35 @@ resumable runs.`,
 			c.Use = "completion SHELL"
 		}
 	}
+	refuseUnknownHelpTopics(root)
 	addCompletions(root)
 	return root
+}
+
+// refuseUnknownHelpTopics makes `lgx help TOPIC` of a topic that is no
+// command a usage error (exit 2, on stderr), like `lgx TOPIC`: cobra's
+// own help command printed "Unknown help topic" and the usage on stdout
+// and exited 0.
+func refuseUnknownHelpTopics(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "help" || c.Run == nil {
+			continue
+		}
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if cmd, _, err := c.Root().Find(args); cmd == nil || err != nil {
+				topic := strings.Join(args, " ")
+				if s := c.Root().SuggestionsFor(args[0]); len(s) > 0 {
+					return usageErrf("unknown help topic %q (did you mean %s?)", topic, strings.Join(s, " or "))
+				}
+				return usageErrf("unknown help topic %q (see lgx --help for the commands)", topic)
+			}
+			show(c, args)
+			return nil
+		}
+	}
 }
 
 // exactArgs checks the number of arguments and, when it is wrong, says
@@ -119,6 +146,19 @@ func exactArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// runIDArg checks the one argument of a command that takes a run id: an
+// empty one (lgx resume "", or a shell variable that was never set) is a
+// missing run id, not a lookup of the run "" that reads "no run  (…)".
+func runIDArg(cmd *cobra.Command, args []string) error {
+	if err := exactArgs(1)(cmd, args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(args[0]) == "" {
+		return usageErrf("the run id RUN is empty (usage: %s; lgx runs list shows the recorded runs)", cmd.UseLine())
+	}
+	return nil
 }
 
 // minArgs checks that at least n arguments were given.

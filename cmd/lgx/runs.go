@@ -59,7 +59,7 @@ func (a *app) runsCmd() *cobra.Command {
 		Short: "Status, steps, each node's attempts, timings and errors, and the state",
 		Example: `  lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
   lgx runs show 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq .state`,
-		Args: exactArgs(1),
+		Args: runIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.run = args[0]
 			return a.runsShow(cmd.Context(), opts)
@@ -70,7 +70,7 @@ func (a *app) runsCmd() *cobra.Command {
 		Short: "Every checkpoint of a run, with the keys it changed",
 		Example: `  lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8
   lgx runs history 01JDZ8A6Q3X9Y2K7M4N5P6R7S8 -o json | jq '.[].next'`,
-		Args: exactArgs(1),
+		Args: runIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.run = args[0]
 			return a.runsHistory(cmd.Context(), opts)
@@ -446,7 +446,7 @@ func oneLine(s string, n int) string {
 // worth naming rather than an empty list.
 func (f storeFlag) openRecorded() (store.Store, error) {
 	if f.url() == "memory" {
-		return nil, usageErrf("--store memory: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)")
+		return nil, usageErrf("%s: a memory store lives only as long as the lgx run that used it; runs are kept only with --store sqlite (the default)", f.named())
 	}
 	return f.open()
 }

@@ -35,13 +35,27 @@ func (f storeFlag) url() string {
 func (f storeFlag) open() (store.Store, error) {
 	st, err := store.Open(context.Background(), f.url())
 	if errors.Is(err, store.ErrBadStoreURL) {
-		src := "--store"
-		if f.kind == "" {
-			src = "LGX_STORE"
-		}
-		return nil, usageErr(fmt.Errorf("%s: %w", src, err))
+		return nil, usageErr(fmt.Errorf("%s: %w", f.source(), err))
 	}
 	return st, err
+}
+
+// source names where the store URL in effect came from, for messages:
+// --store, or LGX_STORE when the flag was not set.
+func (f storeFlag) source() string {
+	if f.kind != "" {
+		return "--store"
+	}
+	return "LGX_STORE"
+}
+
+// named is the store setting as the user gave it, for messages about
+// its value: "--store memory" or "LGX_STORE=memory".
+func (f storeFlag) named() string {
+	if f.kind != "" {
+		return "--store " + f.kind
+	}
+	return "LGX_STORE=" + f.url()
 }
 
 // samePress is how close two interrupts must be to count as one Ctrl-C.

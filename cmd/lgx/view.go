@@ -43,7 +43,7 @@ func (a *app) progressView() runView {
 	opts := progress.Options{Attempts: attemptLimits(a.wf)}
 	var v runView
 	if live {
-		lv := newLiveView(a.ios.Err, a.ios.Width, a.ios.Color, time.Now, redrawInterval)
+		lv := newLiveView(a.ios.term(), a.ios.Width, a.ios.Color, time.Now, redrawInterval)
 		lv.m = progress.New(opts) // before any event: Emit starts with the run
 		v = lv
 	} else {

@@ -114,6 +114,10 @@ func (v *liveView) Emit(e runner.Event) {
 	if e.TS.IsZero() {
 		e.TS = v.now()
 	}
+	// The view writes to the terminal itself (Term, not the escaping
+	// Err): the text a value brings is made printable here, once.
+	e.Error, e.Message, e.Token = printable(e.Error), printable(e.Message), printable(e.Token)
+	e.Waiting, e.Tool, e.Kind = printable(e.Waiting), printable(e.Tool), printable(e.Kind)
 	v.m.Apply(e)
 	k := progress.KeyOf(e)
 	switch e.Event {

@@ -141,7 +141,9 @@ func orUnknown(kind string) string {
 	return kind
 }
 
-// oneLineText folds newlines so that one event stays one line.
+// oneLineText folds newlines so that one event stays one line, after
+// escaping the control characters a terminal would act on (printable):
+// a carriage return shows as \r rather than a space.
 func oneLineText(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(printable(s)), " ")
 }

@@ -121,7 +121,7 @@ func (a *app) runWorker(ctx context.Context, opts workerOptions) error {
 		return usageErrf("--max-activities must be positive")
 	}
 	if opts.store.url() == "memory" {
-		return usageErrf("--store memory: a worker needs the store its clients use (sqlite:PATH or postgres://…)")
+		return usageErrf("%s: a worker needs the store its clients use (sqlite:PATH or postgres://…)", opts.store.named())
 	}
 	st, err := opts.store.open()
 	if err != nil {
@@ -191,7 +191,7 @@ func (a *app) runTemporal(ctx context.Context, opts runOptions) error {
 	case opts.cassette.record != "" && opts.cassette.replay == "" && opts.detach:
 		return usageErrf("--record cannot be used with --detach: this process writes the cassette when the run ends")
 	case opts.store.url() == "memory":
-		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
+		return usageErrf("%s: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)", opts.store.named())
 	}
 	wf, in, g, err := a.loadRun(opts.file, opts.inputFile, opts.inputs)
 	if err != nil {
@@ -373,7 +373,7 @@ func (a *app) followTemporal(ctx context.Context, c client.Client, st store.Stor
 // recorded as a local resume does.
 func (a *app) reopenTemporal(ctx context.Context, opts resumeOptions, st store.Store, run *store.Run, keys []string) error {
 	if opts.store.url() == "memory" {
-		return usageErrf("--store memory: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)")
+		return usageErrf("%s: with --engine temporal the workers must read the run from the store (sqlite:PATH or postgres://…)", opts.store.named())
 	}
 	c, cfg, err := opts.session(ctx)
 	if err != nil {
