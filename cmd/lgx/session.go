@@ -61,33 +61,45 @@ func (f storeFlag) named() string {
 // samePress is how close two interrupts must be to count as one Ctrl-C.
 const samePress = 250 * time.Millisecond
 
-// signalContext returns a context cancelled by the first SIGINT or
-// SIGTERM, so a run stops cleanly and stays resumable. A second signal
-// quits at once with code 130 (a.quit): the user asked twice, and a run
-// that does not stop promptly (a node deaf to its context) must not keep
-// the terminal.
+// signalContext returns a context cancelled by the first SIGINT, SIGTERM
+// or SIGHUP, so a run stops cleanly and stays resumable: a closed terminal
+// or a CI runner stopping a job must not leave a run that looks alive until
+// its lease expires. A second such signal quits at once with code 130
+// (a.quit): the user asked twice, and a run that does not stop promptly (a
+// node deaf to its context) must not keep the terminal.
+//
+// SIGPIPE (stdout or stderr closed by its reader: `lgx run … --stream
+// events | head`) cancels the run the same way instead of killing the
+// process mid-step; later writes fail with EPIPE and do not count as a
+// second request. After the run the default disposition is back, so a
+// result written to a closed pipe ends lgx the conventional way.
 func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	done := make(chan struct{})
 	go func() {
 		var first time.Time
 		select {
-		case <-sigs:
+		case sig := <-sigs:
 			first = time.Now()
-			fmt.Fprintln(a.ios.Err, "lgx: cancelling (press Ctrl-C again to quit at once)")
+			if sig == syscall.SIGPIPE {
+				fmt.Fprintln(a.ios.Err, "lgx: output closed by its reader; cancelling")
+			} else {
+				fmt.Fprintln(a.ios.Err, "lgx: cancelling (press Ctrl-C again to quit at once)")
+			}
 			cancel()
 		case <-done:
 			return
 		}
 		for {
 			select {
-			case <-sigs:
+			case sig := <-sigs:
 				// A Ctrl-C typed at the terminal reaches a supervised lgx
 				// twice, directly and passed on by its supervisor, within
-				// moments: that is one press, not a second.
-				if time.Since(first) < samePress {
+				// moments: that is one press, not a second. A broken pipe
+				// is reported again by every write to it.
+				if sig == syscall.SIGPIPE || time.Since(first) < samePress {
 					continue
 				}
 				a.quit(exitCancelled)
@@ -102,7 +114,8 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 		// and passed on by its supervisor). The second may arrive after
 		// the run was cancelled and ended; caught by no one it would kill
 		// the process by SIGINT instead of letting it exit 130.
-		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		signal.Reset(syscall.SIGPIPE)
 		close(done)
 		cancel()
 	}

@@ -61,9 +61,11 @@ func superviseChild(args []string) (int, bool) {
 	// not the process: keep this goroutine on its thread for good.
 	runtime.LockOSThread()
 	// Caught (not ignored) before the start, so the child starts with the
-	// default dispositions and lgx's own handling.
+	// default dispositions and lgx's own handling. SIGPIPE is caught so
+	// that a closed stderr (`lgx run … 2>&1 | head`) fails the copy's
+	// writes instead of killing the supervisor, and with it the run.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
 
 	cmd := &exec.Cmd{
 		// /proc/self/exe still works when the binary was replaced or
@@ -112,6 +114,9 @@ wait:
 		case sig := <-sigs:
 			if sig == syscall.SIGQUIT {
 				quit = true
+			}
+			if sig == syscall.SIGPIPE {
+				continue // the supervisor's own write; the child sees its own
 			}
 			if forwardSignal(sig, sameGroup) {
 				_ = cmd.Process.Signal(sig)
