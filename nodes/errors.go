@@ -121,3 +121,15 @@ type ChildPause interface {
 	error
 	ChildPaused()
 }
+
+// ChildPauses is the pauses of several calls of one invocation, each a
+// ChildPause, in call order: the run waits at all of them. It unwraps to
+// each, so errors.As finds the first one's *Interrupt.
+type ChildPauses []error
+
+func (p ChildPauses) Error() string   { return p[0].Error() }
+func (p ChildPauses) Unwrap() []error { return p }
+
+// ChildPaused marks the pauses as a ChildPause: a tools call that runs
+// such an invocation passes them on.
+func (ChildPauses) ChildPaused() {}

@@ -73,13 +73,22 @@ func (toolsType) Run(ctx context.Context, inv *Invocation) (any, error) {
 		})
 	}
 	_ = g.Wait()
-	// A call whose subgraph paused pauses the run once the others ended
-	// (and were recorded): a resume calls it again, and its child goes on
-	// from the interrupt it answered. The first such call in call order.
+	// Calls that paused (an interrupt tool, or a subgraph tool whose child
+	// waits) pause the run once the others ended (and were recorded): a
+	// resume calls each again, and it goes on from the answer it got.
+	// Every such call waits, listed in call order (SPEC §9.4).
+	var pauses ChildPauses
 	for _, p := range paused {
 		if p != nil {
-			return nil, p
+			pauses = append(pauses, p)
 		}
+	}
+	switch len(pauses) {
+	case 0:
+	case 1:
+		return nil, pauses[0]
+	default:
+		return nil, pauses
 	}
 	if ctx.Err() != nil {
 		// The cause tells a timeout (a deadline, or the runner's attempt

@@ -62,7 +62,7 @@ func AnswerTypes(ctx context.Context, st store.Store, runID string, a Answer, cf
 	if err != nil {
 		return nil
 	}
-	return answerSchema(g, subs)(target.Path)
+	return answerSchema(g, subs)(target)
 }
 
 // RecordAnswer records a's answer to one interrupt that run runID waits

@@ -206,8 +206,20 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 		tc.inv.Data = map[string]any{"state": c.env.State, "args": tcall.Args,
 			"run": map[string]any{"id": r.id, "step": c.step, "workflow": r.g.wf.Name}}
 	}
-	res, attempts, err := tc.withFallbacks(ctx, tc.caps) // an llm_call tool falls back as a node does
+	var res any
+	var attempts int
+	var err error
+	if ans, ok := c.toolAnswer(path, t.node); ok {
+		// An interrupt tool answered by the resume: the answer is its
+		// result, as it is an interrupt node's (SPEC §5.7).
+		res, attempts = ans, 1
+	} else {
+		res, attempts, err = tc.withFallbacks(ctx, tc.caps) // an llm_call tool falls back as a node does
+	}
 	if err != nil {
+		if p := c.toolPaused(path, name, t.node, started, err); p != nil {
+			return nil, tc.genai, p
+		}
 		return nil, tc.genai, err
 	}
 	out := res
@@ -230,6 +242,41 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()}, false)
 	}
 	return out, tc.genai, nil
+}
+
+// toolAnswer is the answer the resume gives the interrupt tool call at
+// path, which paused the run before (toolPaused).
+func (c *call) toolAnswer(path string, n *node) (map[string]any, bool) {
+	r := c.r
+	if !nodes.CapabilitiesOf(n.typ).Pauses {
+		return nil, false
+	}
+	if rec, ok := r.recorded[path]; !ok || rec.Status != store.InvocationInterrupted {
+		return nil, false
+	}
+	v, ok := r.answers[path]
+	return v, ok
+}
+
+// toolPaused turns the pause of an interrupt tool's call (a tool whose
+// node is an `interrupt`: "any catalog node", SPEC §5.5) into a pause of
+// the run at the call's path, recorded as an interrupt invocation is, so
+// that a resume lists it, checks its answer against its with.answer and
+// gives the call its answer (toolAnswer). nil when err is no such pause:
+// a subgraph tool's paused child is passed on as it is.
+func (c *call) toolPaused(path, name string, n *node, started time.Time, err error) error {
+	r := c.r
+	var pc *pausedChild
+	intr := asInterrupt(err)
+	if intr == nil || errors.As(err, &pc) || !nodes.CapabilitiesOf(n.typ).Pauses {
+		return nil
+	}
+	if r.rec != nil {
+		r.finished(&store.Invocation{RunID: r.id, Path: path, Step: r.recordStep(), Node: name, Index: -1,
+			Status: store.InvocationInterrupted, Error: r.red.str(intr.Message), Writes: []byte("{}"), Attempts: 1,
+			StartedAt: started, EndedAt: time.Now()}, false)
+	}
+	return &pausedChild{intr: *intr, list: []Interrupt{{Path: path, Node: name, Index: -1, Message: intr.Message}}}
 }
 
 // runChild runs the child workflow a composite type's attempt asked for

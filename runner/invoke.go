@@ -320,9 +320,8 @@ func (r *run) invokeOn(ctx context.Context, c *call, ac *attemptCtx, n *node, in
 		res.status = store.InvocationOK
 	case intr != nil:
 		res.status = store.InvocationInterrupted
-		var pc *pausedChild
-		if errors.As(err, &pc) {
-			res.intrs, res.child = pc.list, true
+		if list, ok := childInterrupts(err); ok {
+			res.intrs, res.child = list, true
 		} else {
 			res.intrs = []Interrupt{{Path: c.pathOf(), Node: n.name, Index: index, Message: intr.Message, Budget: exhaustedBudget(err)}}
 		}

@@ -241,7 +241,7 @@ func (in *Interrupt) named(name string) bool {
 // one waiting interrupt is answered, and never by accident — several
 // waiting need a Node, and no values need Empty. schema, when not nil,
 // gives the types an interrupt declares for its answer (checkAnswer).
-func answers(runID string, waiting []Interrupt, a Answer, schema func(path string) map[string]string) (map[string]map[string]any, error) {
+func answers(runID string, waiting []Interrupt, a Answer, schema func(in *Interrupt) map[string]string) (map[string]map[string]any, error) {
 	target, err := pickInterrupt(runID, waiting, a)
 	if target == nil || err != nil {
 		return nil, err
@@ -255,7 +255,7 @@ func answers(runID string, waiting []Interrupt, a Answer, schema func(path strin
 		values = map[string]any{}
 	}
 	if schema != nil {
-		if types := schema(target.Path); types != nil {
+		if types := schema(target); types != nil {
 			if values, err = checkAnswer(target, values, types); err != nil {
 				return nil, err
 			}
@@ -357,9 +357,9 @@ func pickInterrupt(runID string, waiting []Interrupt, a Answer) (*Interrupt, err
 
 // answerSchema returns the answer types an interrupt declares, by its
 // path in g's run (nil when it declares none).
-func answerSchema(g *Graph, subs *subgraphs) func(path string) map[string]string {
-	return func(path string) map[string]string {
-		n := nodeAt(g, subs, path)
+func answerSchema(g *Graph, subs *subgraphs) func(in *Interrupt) map[string]string {
+	return func(in *Interrupt) map[string]string {
+		n := nodeAt(g, subs, in.Path, in.Node)
 		if n == nil {
 			return nil
 		}
@@ -372,8 +372,10 @@ func answerSchema(g *Graph, subs *subgraphs) func(path string) map[string]string
 
 // nodeAt returns the node an invocation path names ("2/review",
 // "1/sub[3]/2/ask"): each step/node pair after the first is in the child
-// workflow its predecessor runs. nil when the path names none.
-func nodeAt(g *Graph, subs *subgraphs, path string) *node {
+// workflow its predecessor runs. A path that ends in a tool call
+// ("1/act/tool:c1") names the call, not its tool: its node is that of
+// tool, the name recorded with the call. nil when the path names none.
+func nodeAt(g *Graph, subs *subgraphs, path, tool string) *node {
 	segs := strings.Split(path, "/")
 	for i := 1; i < len(segs); i += 2 {
 		name, _, _ := strings.Cut(segs[i], "[")
@@ -382,14 +384,20 @@ func nodeAt(g *Graph, subs *subgraphs, path string) *node {
 			return nil
 		}
 		n := g.nodes[idx]
-		if i+2 >= len(segs) {
-			return n
-		}
-		if strings.HasPrefix(segs[i+1], "tool:") {
+		if i+1 < len(segs) && strings.HasPrefix(segs[i+1], "tool:") {
+			if i+2 == len(segs) {
+				if t, ok := g.tools[tool]; ok {
+					return t.node
+				}
+				return nil
+			}
 			// A tool call's child (a subgraph tool): the path names the
 			// call, not the tool, so the node is the one some subgraph
 			// tool's child has at the rest of the path, when they agree.
-			return toolChildNodeAt(g, subs, strings.Join(segs[i+2:], "/"))
+			return toolChildNodeAt(g, subs, strings.Join(segs[i+2:], "/"), tool)
+		}
+		if i+2 >= len(segs) {
+			return n
 		}
 		comp, ok := n.typ.(nodes.Composite)
 		if !ok || subs == nil {
@@ -409,7 +417,7 @@ func nodeAt(g *Graph, subs *subgraphs, path string) *node {
 // toolChildNodeAt is nodeAt in the child workflows of g's subgraph tools:
 // the node every one that has a node at path has there, nil when none
 // has, or when they differ.
-func toolChildNodeAt(g *Graph, subs *subgraphs, path string) *node {
+func toolChildNodeAt(g *Graph, subs *subgraphs, path, tool string) *node {
 	if subs == nil {
 		return nil
 	}
@@ -427,7 +435,7 @@ func toolChildNodeAt(g *Graph, subs *subgraphs, path string) *node {
 		if cg == nil {
 			continue
 		}
-		if n := nodeAt(cg, subs, path); n != nil {
+		if n := nodeAt(cg, subs, path, tool); n != nil {
 			if found != nil && found != n {
 				return nil
 			}

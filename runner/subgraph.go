@@ -67,6 +67,26 @@ func (p *pausedChild) Unwrap() error { return &p.intr }
 // node whose call ran a subgraph passes it on, pausing the run.
 func (p *pausedChild) ChildPaused() {}
 
+// childInterrupts lists the interrupts that the paused children in err's
+// tree wait at, in order: one subgraph's, or those of every paused call
+// of a tools invocation (nodes.ChildPauses). ok is false when err holds
+// no paused child.
+func childInterrupts(err error) (list []Interrupt, ok bool) {
+	switch e := err.(type) {
+	case *pausedChild:
+		return e.list, true
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			l, found := childInterrupts(x)
+			list, ok = append(list, l...), ok || found
+		}
+		return list, ok
+	case interface{ Unwrap() error }:
+		return childInterrupts(e.Unwrap())
+	}
+	return nil, false
+}
+
 // resolveSubgraph resolves a subgraph's path relative to the file that
 // names it. The result is the key its text is recorded under.
 func resolveSubgraph(parentFile, rel string) string {
