@@ -133,21 +133,27 @@ func (ts *toolSource) Call(ctx context.Context, tcall nodes.ToolCall) (any, erro
 	if r.stepCalls != nil {
 		return r.stepCalls.result(path)
 	}
-	if rec, ok := r.recorded[path]; ok && rec.Status == store.InvocationOK {
-		var v any
-		if err := decodeJSON(rec.Writes, &v); err == nil {
-			return v, nil
+	var answer map[string]any
+	if rec, ok := r.recorded[path]; ok {
+		switch rec.Status {
+		case store.InvocationOK:
+			var v any
+			if err := decodeJSON(rec.Writes, &v); err == nil {
+				return v, nil
+			}
+		case store.InvocationInterrupted:
+			answer = r.answers[path] // nil: not answered, it pauses again
 		}
 	}
-	out, _, err := c.reportedTool(ctx, tcall, path)
+	out, _, err := c.reportedTool(ctx, tcall, path, answer)
 	return out, err
 }
 
 // reportedTool is runTool, reported as tool_start and tool_end events.
-func (c *call) reportedTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, []nodes.GenAIInfo, error) {
+func (c *call) reportedTool(ctx context.Context, tcall nodes.ToolCall, path string, answer map[string]any) (any, []nodes.GenAIInfo, error) {
 	r := c.r
 	if r.sink == nil {
-		return c.runTool(ctx, tcall, path)
+		return c.runTool(ctx, tcall, path, answer)
 	}
 	ev := Event{Event: EventToolStart, Node: c.n.name, Path: path, Step: c.step, Tool: tcall.Name, ToolCallID: tcall.ID}
 	if c.index >= 0 {
@@ -161,7 +167,7 @@ func (c *call) reportedTool(ctx context.Context, tcall nodes.ToolCall, path stri
 		// The call's HTTP requests are its children in a trace.
 		ctx = r.opts.InvocationContext(ctx, r.id, path)
 	}
-	out, genai, err := c.runTool(ctx, tcall, path)
+	out, genai, err := c.runTool(ctx, tcall, path, answer)
 	ev.Event, ev.TS, ev.GenAI = EventToolEnd, time.Now(), genai
 	ev.DurationMS = ev.TS.Sub(started).Milliseconds()
 	if err != nil {
@@ -173,8 +179,10 @@ func (c *call) reportedTool(ctx context.Context, tcall nodes.ToolCall, path stri
 
 // runTool runs a tool call at path that the record does not hold, and
 // returns with its result the reports of the model calls its node made
-// (an llm_call tool), if any.
-func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (any, []nodes.GenAIInfo, error) {
+// (an llm_call tool), if any. answer, when not nil, is the resume's
+// answer to the call, which paused the run before (toolPaused): an
+// interrupt tool's result.
+func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string, answer map[string]any) (any, []nodes.GenAIInfo, error) {
 	r := c.r
 	name := tcall.Name
 	if server, tool, ok := r.g.mcpRef(name); ok {
@@ -209,10 +217,10 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 	var res any
 	var attempts int
 	var err error
-	if ans, ok := c.toolAnswer(path, t.node); ok {
-		// An interrupt tool answered by the resume: the answer is its
-		// result, as it is an interrupt node's (SPEC §5.7).
-		res, attempts = ans, 1
+	if answer != nil && nodes.CapabilitiesOf(t.node.typ).Pauses {
+		// The answer is an interrupt tool's result, as it is an
+		// interrupt node's (SPEC §5.7).
+		res, attempts = answer, 1
 	} else {
 		res, attempts, err = tc.withFallbacks(ctx, tc.caps) // an llm_call tool falls back as a node does
 	}
@@ -244,25 +252,11 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string) (
 	return out, tc.genai, nil
 }
 
-// toolAnswer is the answer the resume gives the interrupt tool call at
-// path, which paused the run before (toolPaused).
-func (c *call) toolAnswer(path string, n *node) (map[string]any, bool) {
-	r := c.r
-	if !nodes.CapabilitiesOf(n.typ).Pauses {
-		return nil, false
-	}
-	if rec, ok := r.recorded[path]; !ok || rec.Status != store.InvocationInterrupted {
-		return nil, false
-	}
-	v, ok := r.answers[path]
-	return v, ok
-}
-
 // toolPaused turns the pause of an interrupt tool's call (a tool whose
 // node is an `interrupt`: "any catalog node", SPEC §5.5) into a pause of
 // the run at the call's path, recorded as an interrupt invocation is, so
 // that a resume lists it, checks its answer against its with.answer and
-// gives the call its answer (toolAnswer). nil when err is no such pause:
+// gives the call its answer (runTool). nil when err is no such pause:
 // a subgraph tool's paused child is passed on as it is.
 func (c *call) toolPaused(path, name string, n *node, started time.Time, err error) error {
 	r := c.r

@@ -1007,8 +1007,10 @@ func (s *StepRun) CommitStep(ctx context.Context, step int) (*StepResult, error)
 			inv, ok := byPath[path]
 			res := &nr.res[i]
 			switch {
-			case !ok && nodes.CapabilitiesOf(nr.n.typ).ChildField != "" && len(childPaused(invs, step, path)) > 0:
-				// Its child paused at interrupts: it did not end.
+			case !ok && (nodes.CapabilitiesOf(nr.n.typ).ChildField != "" || nodes.CapabilitiesOf(nr.n.typ).CallsField != "") &&
+				len(childPaused(invs, step, path)) > 0:
+				// Its child (or its interrupt tools' calls) paused at
+				// interrupts: it did not end.
 				*res = invResult{status: store.InvocationInterrupted, intrs: childPaused(invs, step, path)}
 			case !ok:
 				res.err = fmt.Errorf("invocation %s was not recorded", path)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -146,7 +147,7 @@ func (r *run) intoCall(ctx context.Context, c *call, calls []nodes.PlannedToolCa
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cm.cancel = cancel
-	_, genai, err := c.runTool(context.WithValue(ictx, childModeKey{}, cm), tcall, path)
+	_, genai, err := c.runTool(context.WithValue(ictx, childModeKey{}, cm), tcall, path, nil)
 	end := func(err error) {
 		if r.sink == nil {
 			return
@@ -170,7 +171,14 @@ func (r *run) intoCall(ctx context.Context, c *call, calls []nodes.PlannedToolCa
 	if err == nil {
 		return &InvokeResult{Path: path, Status: store.InvocationOK}, nil
 	}
-	// The child failed or paused on its records: the call ends here.
+	var paused *pausedChild
+	if errors.As(err, &paused) && ctx.Err() == nil {
+		// Its child paused at interrupts: the call did not end and is
+		// not recorded; the tools invocation pauses on its child's
+		// records (stepCalls.result), and an answer runs it again.
+		return &InvokeResult{Path: path, Status: store.InvocationInterrupted}, nil
+	}
+	// The child failed on its records: the call ends here.
 	kind := nodes.KindOf(err)
 	if kind == nodes.KindCancelled || ctx.Err() != nil {
 		return &InvokeResult{Path: path, Status: InvocationCancelled, Kind: string(kind)}, nil

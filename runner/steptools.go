@@ -143,7 +143,7 @@ func (s *StepRun) ToolCalls(ctx context.Context, in Invocation) (*ToolCallsPlan,
 		var p *ToolCallsPlan
 		op := func(c *call, calls []nodes.PlannedToolCall, limit int) (*InvokeResult, error) {
 			var err error
-			p, err = s.planCalls(ctx, c, calls, limit, in.Resumed)
+			p, err = s.planCalls(ctx, c, calls, limit, in)
 			return nil, err
 		}
 		var err error
@@ -162,11 +162,14 @@ func (s *StepRun) ToolCalls(ctx context.Context, in Invocation) (*ToolCallsPlan,
 	if err != nil {
 		return nil, err
 	}
-	return s.planCalls(ctx, c, calls, limit, in.Resumed)
+	return s.planCalls(ctx, c, calls, limit, in)
 }
 
-// planCalls is the plan of the calls of the tools invocation c.
-func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedToolCall, limit int, resumed bool) (*ToolCallsPlan, error) {
+// planCalls is the plan of the calls of the tools invocation c: a
+// recorded call is done, unless it failed and in.Resumed, or paused at
+// an interrupt and in.Answers answers it.
+func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedToolCall, limit int, in Invocation) (*ToolCallsPlan, error) {
+	resumed := in.Resumed
 	recs, err := s.toolRecords(ctx, c.path)
 	if err != nil {
 		return nil, err
@@ -181,8 +184,10 @@ func (s *StepRun) planCalls(ctx context.Context, c *call, calls []nodes.PlannedT
 			continue
 		}
 		p.Calls[i].Tool = c.r.toolOf(pc.Call.Name)
-		if inv := recs[toolCallPath(c.path, pc.Call.ID, pc.Call.Position)]; inv != nil {
-			p.Calls[i].Done = inv.Status == store.InvocationOK || !resumed
+		path := toolCallPath(c.path, pc.Call.ID, pc.Call.Position)
+		if inv := recs[path]; inv != nil {
+			answered := inv.Status == store.InvocationInterrupted && in.Answers[path] != ""
+			p.Calls[i].Done = inv.Status == store.InvocationOK || !resumed && !answered
 		}
 	}
 	return p, nil
@@ -222,12 +227,19 @@ func (s *StepRun) runCall(ctx context.Context, c *call, calls []nodes.PlannedToo
 	}
 	tcall := calls[k].Call
 	path := toolCallPath(c.path, tcall.ID, tcall.Position)
+	var answer map[string]any
 	if in.Lookup {
 		inv, err := s.recorded(ctx, path)
 		if err != nil {
 			return nil, err
 		}
-		if inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed) {
+		switch nonce := in.Answers[path]; {
+		case inv != nil && inv.Status == store.InvocationInterrupted && nonce != "":
+			// An interrupt tool's call, answered: it runs with the answer.
+			if answer, err = s.answer(ctx, path, nonce); err != nil {
+				return nil, err
+			}
+		case inv != nil && !(in.Resumed && inv.Status == store.InvocationFailed):
 			return &InvokeResult{Path: path, Status: inv.Status, Kind: inv.ErrorKind, Error: inv.Error, Attempts: inv.Attempts, Recorded: true}, nil
 		}
 	}
@@ -238,9 +250,15 @@ func (s *StepRun) runCall(ctx context.Context, c *call, calls []nodes.PlannedToo
 	}
 	s.openRecorder()
 	started := time.Now()
-	_, _, err := c.reportedTool(ctx, tcall, path)
+	_, _, err := c.reportedTool(ctx, tcall, path, answer)
 	out := &InvokeResult{Path: path, Status: store.InvocationOK}
-	if err != nil {
+	var paused *pausedChild
+	switch {
+	case err != nil && errors.As(err, &paused) && ctx.Err() == nil:
+		// An interrupt tool paused (toolPaused recorded it): the tools
+		// invocation pauses on its record, and the run with it.
+		out.Status = store.InvocationInterrupted
+	case err != nil:
 		kind := nodes.KindOf(err)
 		if kind == nodes.KindCancelled || ctx.Err() != nil {
 			return &InvokeResult{Path: path, Status: InvocationCancelled, Kind: string(kind)}, nil
@@ -305,6 +323,21 @@ func (sc *stepCalls) firstStart(path string, t time.Time) time.Time {
 	return t
 }
 
+// childPaused lists the interrupts the child of the call at path waits
+// at, by path.
+func (sc *stepCalls) childPaused(path string) []Interrupt {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	var out []Interrupt
+	for p, inv := range sc.recs {
+		if inv.Status == store.InvocationInterrupted && strings.HasPrefix(p, path+"/") {
+			out = append(out, Interrupt{Path: p, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Interrupt) int { return comparePaths(a.Path, b.Path) })
+	return out
+}
+
 // errNotDispatched is a call the engine did not run: the invocation
 // cannot be completed from the records (see Invoke).
 var errNotDispatched = errors.New("the engine did not run this tool call")
@@ -314,16 +347,25 @@ var errNotDispatched = errors.New("the engine did not run this tool call")
 func (sc *stepCalls) result(path string) (any, error) {
 	sc.mu.Lock()
 	inv := sc.recs[path]
-	if inv == nil {
+	sc.mu.Unlock()
+	switch {
+	case inv == nil:
+		if list := sc.childPaused(path); len(list) > 0 {
+			// A subgraph tool's call whose child paused: so does the
+			// invocation.
+			return nil, &pausedChild{intr: nodes.Interrupt{Message: list[0].Message}, list: list}
+		}
+		sc.mu.Lock()
 		if sc.missing == nil {
 			sc.missing = map[string]bool{}
 		}
 		sc.missing[path] = true
-	}
-	sc.mu.Unlock()
-	switch {
-	case inv == nil:
+		sc.mu.Unlock()
 		return nil, errNotDispatched
+	case inv.Status == store.InvocationInterrupted:
+		// An interrupt tool's call that paused: so does the invocation.
+		return nil, &pausedChild{intr: nodes.Interrupt{Message: inv.Error},
+			list: []Interrupt{{Path: path, Node: inv.Node, Index: -1, Message: inv.Error}}}
 	case inv.Status != store.InvocationOK:
 		return nil, &nodes.Error{Kind: nodes.Kind(inv.ErrorKind), Err: errors.New(inv.Error)}
 	}

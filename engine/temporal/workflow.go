@@ -993,12 +993,9 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 			if w := waited[k]; len(w) > 0 {
 				ii.Waited, ii.Since = w, began.UnixNano()
 			}
-			var f workflow.Future
-			switch {
-			case pn.Child:
-				// Its child's steps, each dispatched here under the run's
-				// caps, until the invocation ends; answers to interrupts
-				// inside it go with it.
+			if pn.Child || pn.Calls {
+				// Answers to interrupts inside it (its child's, or its
+				// interrupt tools' calls') go with it.
 				for path, nonce := range rd.answers {
 					if strings.HasPrefix(path, runner.InvocationPath(p.Step, pn.Name, idx)+"/") {
 						if ii.Answers == nil {
@@ -1007,6 +1004,12 @@ func dispatch(ctx workflow.Context, in RunInput, p *runner.StepPlan, rd redo, ra
 						ii.Answers[path] = nonce
 					}
 				}
+			}
+			var f workflow.Future
+			switch {
+			case pn.Child:
+				// Its child's steps, each dispatched here under the run's
+				// caps, until the invocation ends.
 				ch := &childRun{c: c, o: o, outstanding: &outstanding, failed: &failed, engineErr: &engineErr, cancel: cancel}
 				f = ch.run(sctx, lctx, ii)
 			case pn.Calls:
