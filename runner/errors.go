@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +129,9 @@ func (e *InvalidWorkflowError) Error() string {
 // as text (-i tags=a,b): as JSON, the comma-separated parts of the text
 // made a list. "" for anything else.
 func asJSONHint(key, typ string, v any) string {
+	if h := numberHint(typ, v); h != "" {
+		return h
+	}
 	s, ok := v.(string)
 	if !ok {
 		return ""
@@ -151,4 +156,29 @@ func asJSONHint(key, typ string, v any) string {
 		return ""
 	}
 	return fmt.Sprintf("give %s as JSON: -i '%s=%s'", what, key, example)
+}
+
+// numberHint explains why a number given to a number or integer key did
+// not fit: text that is a number too large for any number (-i k=1e400
+// stays text), or a whole number beyond the integers a number holds
+// exactly.
+func numberHint(typ string, v any) string {
+	if typ != spec.TypeInteger && typ != spec.TypeNumber {
+		return ""
+	}
+	switch x := v.(type) {
+	case string:
+		if _, err := strconv.ParseFloat(strings.TrimSpace(x), 64); errors.Is(err, strconv.ErrRange) {
+			return fmt.Sprintf("%s is beyond the range of a number, about ±1.8e308, so it was read as text", strings.TrimSpace(x))
+		}
+	case float64:
+		switch {
+		case typ != spec.TypeInteger || x != math.Trunc(x) || math.Abs(x) <= 1<<53:
+		case math.Abs(x) >= 1<<63:
+			return fmt.Sprintf("%s is beyond the integer range, ±%d; use a number or string key", strconv.FormatFloat(x, 'f', -1, 64), math.MaxInt64)
+		default:
+			return fmt.Sprintf("write it as digits, %s: a number with an exponent or fraction beyond ±2^53 is not taken as an integer", strconv.FormatFloat(x, 'f', -1, 64))
+		}
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/expr-lang/expr/file"
 
 	"github.com/lgx-run/lgx/spec"
 )
@@ -243,7 +246,11 @@ func nonStringKey(v cval, err error) (string, bool) {
 	if p, ok := v.(*progVal); !ok || !p.computedKeys {
 		return "", false
 	}
-	m := mapKeyConversion.FindStringSubmatch(err.Error())
+	msg := err.Error()
+	if fe := (*file.Error)(nil); errors.As(err, &fe) {
+		msg = fe.Message // not exprRunError's rewording
+	}
+	m := mapKeyConversion.FindStringSubmatch(msg)
 	if m == nil {
 		return "", false
 	}

@@ -111,7 +111,7 @@ func (p *progVal) eval(env *exprEnv) (any, error) {
 	limit := env.budget.Limit()
 	env.budget.Release()
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, limitErr(err, limit))
+		return nil, fmt.Errorf("%s:%d:%d: ${{ %s }}: %w", p.file, p.pos.Line, p.pos.Col, p.src, runtimeError(p.prog.Source().String(), limitErr(err, limit)))
 	}
 	return normalize(v), nil
 }

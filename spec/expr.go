@@ -14,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/nodes"
 )
 
@@ -380,7 +381,7 @@ func (c *exprChecker) fromError(src string, err error, scope ExprScope, tree *pa
 	if !errors.As(err, &fe) {
 		return exprProblem{0, CodeExpr, err.Error(), ""}
 	}
-	p := exprProblem{offset: runeToByte(src, fe.From), code: CodeExpr, message: c.typeNames.Replace(fe.Message)}
+	p := exprProblem{offset: runeToByte(src, fe.From), code: CodeExpr, message: value.GoTypeNames(c.typeNames.Replace(fe.Message))}
 	if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
 		p.message, p.hint = c.unknownName(name, scope, tree)
 	}

@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 )
 
 // State key types (SPEC §2). This is the one declaration of the type names;
@@ -64,4 +66,33 @@ func TypeName(v any) string {
 		return TypeObject
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// goTypeWords finds the Go type names expr-lang's run-time messages carry
+// ("interface {} is nil, not string", "mismatched types string and
+// <nil>"), longest first so that "map[string]interface {}" is one match.
+var goTypeWords = regexp.MustCompile(`map\[string\]interface \{\}|\[\]interface \{\}|interface \{\}|<nil>|\bnil\b|\bu?int(8|16|32|64)?\b|\bfloat(32|64)\b|\bbool\b|\bjson\.Number\b`)
+
+// GoTypeNames rewrites the Go type names in msg (a message from a library
+// that names Go types, like expr-lang's run-time errors) into the names of
+// TypeName: "<nil>" and "nil" become null, "float64" number,
+// "map[string]interface {}" object, and so on.
+func GoTypeNames(msg string) string {
+	return goTypeWords.ReplaceAllStringFunc(msg, func(w string) string {
+		switch {
+		case w == "map[string]interface {}":
+			return TypeObject
+		case w == "[]interface {}":
+			return TypeList
+		case w == "interface {}":
+			return TypeAny
+		case w == "<nil>" || w == "nil":
+			return "null"
+		case w == "bool":
+			return TypeBoolean
+		case strings.HasPrefix(w, "float") || w == "json.Number":
+			return TypeNumber
+		}
+		return TypeInteger
+	})
 }

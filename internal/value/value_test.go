@@ -255,3 +255,20 @@ func TestTypes(t *testing.T) {
 		t.Fatal("Types() returned the package's own slice")
 	}
 }
+
+func TestGoTypeNames(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"interface conversion: interface {} is nil, not string", "interface conversion: any is null, not string"},
+		{"invalid operation: + (mismatched types string and int)", "invalid operation: + (mismatched types string and integer)"},
+		{"cannot fetch b from <nil>", "cannot fetch b from null"},
+		{"invalid argument for len (type float64)", "invalid argument for len (type number)"},
+		{"cannot use map[string]interface {} as []interface {}", "cannot use object as list"},
+		{"cannot use bool and int64 and uint8", "cannot use boolean and integer and integer"},
+		// Words that only contain a type name are left alone.
+		{"interval printing of nilpotent boolean integers", "interval printing of nilpotent boolean integers"},
+	} {
+		if got := GoTypeNames(tc.in); got != tc.want {
+			t.Errorf("GoTypeNames(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
