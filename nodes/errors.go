@@ -133,3 +133,22 @@ func (p ChildPauses) Unwrap() []error { return p }
 // ChildPaused marks the pauses as a ChildPause: a tools call that runs
 // such an invocation passes them on.
 func (ChildPauses) ChildPaused() {}
+
+// FieldError is a failure inside the text of one of the node's with
+// fields (a template's line:col count from that text's start). The runner
+// sets At to the field's position in the workflow file, so the message
+// names both: "with.template at flow.yaml:8:22: line 1:14: …".
+type FieldError struct {
+	Field string // the with field, e.g. "template"
+	At    string // FILE:LINE:COL of its value; "" when unknown
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.At == "" {
+		return e.Err.Error()
+	}
+	return "with." + e.Field + " at " + e.At + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"text/template"
@@ -126,12 +127,17 @@ type templateErr struct {
 func (e *templateErr) Error() string { return e.msg }
 func (e *templateErr) Unwrap() error { return e.err }
 
+var invalidValue = regexp.MustCompile(`invalid value; expected (\w+)`)
+
 func cleanTemplateErr(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "template: template:")
 	if msg == err.Error() {
 		return err
 	}
 	msg = strings.Replace(msg, `executing "template" at `, "at ", 1)
+	// A nil argument to a function ("invalid value; expected string") is
+	// a null in the data: say so in the state types' words.
+	msg = invalidValue.ReplaceAllString(msg, "expected $1, got null")
 	return &templateErr{msg: "line " + msg, err: err}
 }
 
@@ -184,12 +190,12 @@ func templateRunErr(err error, out *limitWriter) error {
 	}
 	var ne *Error
 	if errors.As(err, &ne) && ne.Kind == KindLimit {
-		return &Error{Kind: KindLimit, Err: fmt.Errorf("template: %w", ne.Err)}
+		return &Error{Kind: KindLimit, Err: &FieldError{Field: "template", Err: fmt.Errorf("template: %w", ne.Err)}}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("template: stopped: %w", err)
 	}
-	return &Error{Kind: KindTemplate, Err: cleanTemplateErr(err)}
+	return &Error{Kind: KindTemplate, Err: &FieldError{Field: "template", Err: cleanTemplateErr(err)}}
 }
 
 // limitWriter collects rendered text up to limit bytes, checking the
@@ -206,7 +212,7 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if int64(w.buf.Len())+int64(len(p)) > w.limit {
-		w.err = &Error{Kind: KindLimit, Err: fmt.Errorf("template: %w", &LimitError{What: "rendered text", Limit: w.limit})}
+		w.err = &Error{Kind: KindLimit, Err: &FieldError{Field: "template", Err: fmt.Errorf("template: %w", &LimitError{What: "rendered text", Limit: w.limit})}}
 		return 0, w.err
 	}
 	if err := w.b.Tick(); err != nil {
