@@ -587,13 +587,8 @@ func attemptOnce(ctx context.Context, ac *attemptCtx, n *node, inv *nodes.Invoca
 // child's final state is the attempt's result.
 func runAttempt(ctx context.Context, t nodes.Type, inv *nodes.Invocation) (any, error) {
 	res, err := safeRun(ctx, t, inv)
-	var fe *nodes.FieldError
-	if c, _ := inv.Host.(*call); c != nil && errors.As(err, &fe) && fe.At == "" {
-		// A failure inside a with field's text (a template's line:col):
-		// name where that text is in the file.
-		if pos := withFieldPos(c.n.spec, fe.Field); pos.Line > 0 {
-			fe.At = fmt.Sprintf("%s:%d:%d", c.r.g.wf.File, pos.Line, pos.Col)
-		}
+	if err != nil {
+		locateField(inv, err)
 	}
 	cr, ok := res.(*nodes.ChildRun)
 	if !ok || err != nil {
@@ -608,6 +603,17 @@ func runAttempt(ctx context.Context, t nodes.Type, inv *nodes.Invocation) (any, 
 		return nil, err
 	}
 	return st, nil
+}
+
+// locateField completes a failure inside a with field's text (a
+// template's line:col) with where that text is in the file.
+func locateField(inv *nodes.Invocation, err error) {
+	var fe *nodes.FieldError
+	if c, _ := inv.Host.(*call); c != nil && errors.As(err, &fe) && fe.At == "" {
+		if pos := withFieldPos(c.n.spec, fe.Field); pos.Line > 0 {
+			fe.At = fmt.Sprintf("%s:%d:%d", c.r.g.wf.File, pos.Line, pos.Col)
+		}
+	}
 }
 
 // safeRun runs one attempt, turning a panic into a KindPanic error.
