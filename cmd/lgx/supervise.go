@@ -185,7 +185,9 @@ func (d *dumpSplitter) saved() []byte {
 func reportCrash(w io.Writer, args []string, dump []byte, now time.Time, pid int) string {
 	rd := redact.New(crashSecrets(args)...)
 	text := rd.String(string(dump))
-	reason := rd.String(crashReason([]byte(text)))
+	// The reason may quote run data (a panic's value): a terminal must not
+	// act on it.
+	reason := printable(rd.String(crashReason([]byte(text))))
 	path, err := writeCrashFile(text, now, pid)
 	var line string
 	if err != nil {

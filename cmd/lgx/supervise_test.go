@@ -124,6 +124,21 @@ func TestReportCrashRedacts(t *testing.T) {
 	}
 }
 
+// TestReportCrashEscapes: a panic whose value holds terminal controls (run
+// data: a response body, a model's tokens) is printed escaped.
+func TestReportCrashEscapes(t *testing.T) {
+	t.Setenv("LGX_HOME", t.TempDir())
+	dump := "panic: bad \x1b]0;owned\a\x1b[2J value\r\n\ngoroutine 9 [running]:\n"
+	var errOut bytes.Buffer
+	line := reportCrash(&errOut, []string{"run"}, []byte(dump), supNow, 4242)
+	if strings.ContainsAny(errOut.String(), "\x1b\a\r") {
+		t.Fatalf("stderr %q holds terminal controls", errOut.String())
+	}
+	if !strings.HasPrefix(line, `lgx: internal error: panic: bad \x1b]0;owned\a\x1b[2J value (details: `) {
+		t.Errorf("line %q", line)
+	}
+}
+
 const crashSecretWorkflow = `lgx: 1
 name: w
 secrets: [CRASH_TOKEN]
