@@ -202,6 +202,9 @@ func (e *budgetExhausted) Unwrap() error { return &e.intr }
 // exhaustedBudget names the budget a budget interrupt in err's chain
 // waits for, or "".
 func exhaustedBudget(err error) string {
+	if err == nil {
+		return "" // errors.As's target escapes: no allocation per invocation
+	}
 	var be *budgetExhausted
 	if errors.As(err, &be) {
 		return be.budget
