@@ -97,7 +97,9 @@ func superviseChild(args []string) (int, bool) {
 	}
 	w.Close()
 
-	split := &dumpSplitter{out: os.Stderr}
+	// What passes through (GODEBUG traces, a stray write to fd 2) is shown
+	// with terminal controls escaped, as every other line lgx prints.
+	split := &dumpSplitter{out: printableWriter{w: os.Stderr}}
 	copied := make(chan struct{})
 	go func() {
 		split.copyFrom(r)

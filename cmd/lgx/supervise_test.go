@@ -124,6 +124,20 @@ func TestReportCrashRedacts(t *testing.T) {
 	}
 }
 
+// TestDumpSplitterEscapes: lines passed through on the way to the
+// terminal have their controls escaped; the dump is kept as it came.
+func TestDumpSplitterEscapes(t *testing.T) {
+	var out bytes.Buffer
+	d := &dumpSplitter{out: printableWriter{w: &out}}
+	d.copyFrom(strings.NewReader("gc 1 \x1b]0;owned\a\npanic: \x1b[2J\n"))
+	if got, want := out.String(), `gc 1 \x1b]0;owned\a`+"\n"; got != want {
+		t.Errorf("passed through %q, want %q", got, want)
+	}
+	if got := string(d.saved()); got != "panic: \x1b[2J\n" {
+		t.Errorf("kept %q", got)
+	}
+}
+
 // TestReportCrashEscapes: a panic whose value holds terminal controls (run
 // data: a response body, a model's tokens) is printed escaped.
 func TestReportCrashEscapes(t *testing.T) {
