@@ -124,6 +124,10 @@ type Interrupt struct {
 	// Budget names the budget an llm_call paused for (on_exhausted:
 	// interrupt); "" for an interrupt node.
 	Budget string `json:"budget,omitempty"`
+	// Answer is what the interrupt's with.answer declares (field → type),
+	// for the CLI's resume hint; nil when it declares none or is not
+	// known (not part of events or records).
+	Answer map[string]string `json:"-"`
 }
 
 // run is the state of one execution of a Graph.
@@ -548,8 +552,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		}
 		if intrs := out.intrs; len(intrs) > 0 {
 			res, err := r.finish(ctx, store.StatusInterrupted, nil)
+			schema := answerSchema(r.g, r.subs)
 			for i := range intrs {
 				intrs[i].Message = r.red.str(intrs[i].Message)
+				if intrs[i].Budget == "" {
+					intrs[i].Answer = schema(&intrs[i])
+				}
 			}
 			res.Interrupts = intrs
 			res.InterruptNode, res.InterruptIndex, res.InterruptMessage = intrs[0].Node, intrs[0].Index, intrs[0].Message

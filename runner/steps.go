@@ -1103,7 +1103,7 @@ func (s *StepRun) paused(ctx context.Context, step int) (*StepResult, error) {
 // it (cfg: the user config, as for loadRecorded): status, final state (as of its last checkpoint, secrets redacted as
 // recorded), output keys, and the recorded error of a failed run.
 func Outcome(ctx context.Context, st store.Store, runID string, cfg *spec.UserConfig) (*Result, error) {
-	rec, g, _, err := loadRecorded(ctx, st, runID, cfg)
+	rec, g, read, err := loadRecorded(ctx, st, runID, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -1132,6 +1132,14 @@ func Outcome(ctx context.Context, st store.Store, runID string, cfg *spec.UserCo
 		if len(res.Interrupts) > 0 {
 			in := res.Interrupts[0]
 			res.InterruptNode, res.InterruptIndex, res.InterruptMessage = in.Node, in.Index, in.Message
+		}
+		if subs, err := loadSubgraphs(g, read); err == nil { // only for the resume hint
+			schema := answerSchema(g, subs)
+			for i := range res.Interrupts {
+				if res.Interrupts[i].Budget == "" {
+					res.Interrupts[i].Answer = schema(&res.Interrupts[i])
+				}
+			}
 		}
 	}
 	if rec.Error != "" {
