@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,24 @@ type AnswerRecord struct {
 // answerSep separates an interrupt's path from an answer's nonce in the
 // answer's record path: never part of a node name or an index.
 const answerSep = "@"
+
+// AnswerFlags is the -i flags an answer of these declared fields takes
+// ("-i approved=BOOLEAN -i note=STRING", sorted), or the generic
+// -i key=value when none are declared: the hint of a paused run and of a
+// resume that gave no answer.
+func AnswerFlags(types map[string]string) string {
+	if len(types) == 0 {
+		return "-i key=value"
+	}
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(types)) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "-i %s=%s", k, strings.ToUpper(types[k]))
+	}
+	return b.String()
+}
 
 // AnswerTypes returns the types declared (with.answer) by the interrupt a
 // resume with a would answer, for reading -i values by them; nil when it

@@ -249,8 +249,12 @@ func answers(runID string, waiting []Interrupt, a Answer, schema func(in *Interr
 	values := a.Values
 	if values == nil {
 		if !a.Empty {
-			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nanswer with -i key=value (or --empty to answer with no values)",
-				runID, target.Path, target.Message)}
+			var types map[string]string
+			if schema != nil {
+				types = schema(target)
+			}
+			return nil, &InputError{Msg: fmt.Sprintf("run %s waits at %s: %s\nanswer with %s (or --empty to answer with no values)",
+				runID, target.Path, target.Message, AnswerFlags(types))}
 		}
 		values = map[string]any{}
 	}

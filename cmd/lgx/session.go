@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -124,23 +121,6 @@ func (a *app) signalContext(parent context.Context) (context.Context, func()) {
 	}
 }
 
-// answerFlags is the -i flags an answer of these declared fields takes
-// ("-i approved=BOOLEAN -i note=STRING"), or the generic -i key=value
-// when none are declared.
-func answerFlags(types map[string]string) string {
-	if len(types) == 0 {
-		return "-i key=value"
-	}
-	var b strings.Builder
-	for i, k := range slices.Sorted(maps.Keys(types)) {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "-i %s=%s", k, strings.ToUpper(types[k]))
-	}
-	return b.String()
-}
-
 // finish reports a run's outcome on stderr, prints its result on stdout when
 // it completed, and returns the error carrying the exit code.
 // A run recorded in memory cannot be resumed, so no resume command is
@@ -181,7 +161,7 @@ func (a *app) finish(res *runner.Result, runErr error, out outputFlags, keys []s
 		case len(waiting) > 1:
 			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s --node PATH -i key=value (one interrupt at a time)\n", runID)
 		default:
-			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s %s\n", runID, answerFlags(waiting[0].Answer))
+			fmt.Fprintf(a.ios.Err, "resume with: lgx resume %s %s\n", runID, runner.AnswerFlags(waiting[0].Answer))
 		}
 		return reported(outcome)
 	case exitCancelled:
