@@ -206,6 +206,9 @@ func TestOpenSQLiteMissingDirectory(t *testing.T) {
 	if want := "directory " + dir + " does not exist"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error = %q, want it to contain %q", err, want)
 	}
+	if !errors.Is(err, ErrNoStoreDir) {
+		t.Errorf("error = %q does not wrap ErrNoStoreDir (the CLI's exit 2)", err)
+	}
 }
 
 func TestMigrateSteps(t *testing.T) {

@@ -97,6 +97,11 @@ func DefaultPath() (string, error) {
 // OpenSQLiteReadOnly). Reads work.
 var ErrReadOnly = errors.New("store is read-only")
 
+// ErrNoStoreDir is wrapped by the error of opening a store file whose
+// directory does not exist: lgx creates the file, never the directories
+// a --store path names (a typo would scatter databases).
+var ErrNoStoreDir = errors.New("cannot create the store")
+
 // OpenSQLite opens the store at path, creating the file if needed, and
 // brings its schema up to date. It fails with ErrNotLgxStore ("… is not
 // an lgx store: …") for a file that is not an SQLite database, is corrupt,
@@ -323,7 +328,8 @@ func classify(path string, err error) error {
 				return fmt.Errorf("%s is a directory, %w: %w", path, ErrNotLgxStore, err)
 			}
 			if dir := filepath.Dir(path); !isDir(dir) {
-				return fmt.Errorf("open store %s: directory %s does not exist: %w", path, dir, err)
+				// SQLite's "unable to open database file" says nothing more.
+				return fmt.Errorf("open store %s: %w: directory %s does not exist (lgx creates the store file, not its directories)", path, ErrNoStoreDir, dir)
 			}
 		}
 		return fmt.Errorf("open store %s: %w", path, err)

@@ -52,6 +52,8 @@ var exitKinds = append([]exitcode.Kind{
 	{Kind: "usage error: a bad flag, argument or input", Code: exitUsage, Match: exitcode.IsA[*usageError]},
 	{Kind: "invalid workflow, config or test file (printed)", Code: exitUsage, Match: exitcode.Is(errInvalid)},
 	{Kind: "bad store URL", Code: exitUsage, Match: exitcode.Is(store.ErrBadStoreURL)},
+	{Kind: "a store path that names no lgx store (another file, a directory)", Code: exitUsage, Match: exitcode.Is(store.ErrNotLgxStore)},
+	{Kind: "a store path in a directory that does not exist", Code: exitUsage, Match: exitcode.Is(store.ErrNoStoreDir)},
 }, exitcode.RunKinds...)
 
 // exitCode maps an error returned by a command to the process exit code.
