@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -19,7 +20,7 @@ type loaded struct {
 // loadAndValidate reads and validates one workflow file. A file that cannot
 // be read is a usage error; diagnostics are returned for the caller to print.
 func loadAndValidate(path string) (*loaded, error) {
-	wf, diags, err := spec.LoadFile(path)
+	wf, diags, err := loadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usageErrf("%s: no such file", path)
@@ -67,7 +68,7 @@ func (a *app) mustBeValid(path string) (*spec.Workflow, error) {
 		return nil, err
 	}
 	if len(l.diags) > 0 {
-		l.diags.WriteText(a.ios.Err, map[string][]byte{path: sourceOf(l.wf)})
+		l.diags.WriteText(a.ios.Err, map[string][]byte{displayName(path): sourceOf(l.wf)})
 	}
 	if l.diags.HasErrors() {
 		return nil, reported(errInvalid)
@@ -93,6 +94,33 @@ func (a *app) loadRun(path, inputFile string, inputs []string) (*spec.Workflow, 
 		return nil, nil, nil, fmt.Errorf("compile %s: %w", path, err)
 	}
 	return wf, in, g, nil
+}
+
+// stdinName is how diagnostics name a workflow read from standard input
+// (the path "-", as linters take it); its subgraphs resolve from the
+// working directory.
+const stdinName = "<stdin>"
+
+// displayName is the file name diagnostics give the workflow at path.
+func displayName(path string) string {
+	if path == "-" {
+		return stdinName
+	}
+	return path
+}
+
+// loadFile is spec.LoadFile, and "-" reads the workflow from standard
+// input, under the same size limit.
+func loadFile(path string) (*spec.Workflow, spec.Diagnostics, error) {
+	if path != "-" {
+		return spec.LoadFile(path)
+	}
+	src, err := io.ReadAll(io.LimitReader(os.Stdin, spec.MaxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read standard input: %w", err)
+	}
+	wf, ds := spec.Load(stdinName, src)
+	return wf, ds, nil
 }
 
 func sourceOf(wf *spec.Workflow) []byte {

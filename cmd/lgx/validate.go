@@ -38,7 +38,9 @@ that would overwrite one state key in the same super-step.
 
 A directory argument validates every workflow under it: the *.yaml and
 *.yml files with a top-level lgx: key, skipping *.test.yaml files, hidden
-directories and other YAML (cassettes, CI configuration).
+directories and other YAML (cassettes, CI configuration). The path -
+reads one workflow from standard input, named <stdin> in diagnostics
+(graph and run take - too).
 
 Diagnostics go to stdout: text for people, json for tools, github for
 GitHub Actions annotations (the default when GITHUB_ACTIONS=true), sarif
@@ -49,6 +51,7 @@ The exit code is 2 when any file has an error, or any warning with
 		Example: `  lgx validate workflows/
   lgx validate --strict workflows/*.yaml
   lgx validate --format json flow.yaml | jq '.[] | select(.severity=="error")'
+  generate-flow | lgx validate -
   lgx validate --format sarif workflows/ > lgx.sarif   # for github/codeql-action/upload-sarif`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,7 +82,7 @@ func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
 	files, all := workflowFiles(opts.paths)
 	sources := map[string][]byte{}
 	for _, f := range files {
-		if d := unreadable(f); d != nil {
+		if d := unreadable(f); f != "-" && d != nil {
 			all = append(all, *d)
 			continue
 		}
@@ -87,7 +90,7 @@ func (a *app) runValidate(ctx context.Context, opts validateOptions) error {
 		if err != nil {
 			return err
 		}
-		sources[f] = sourceOf(l.wf)
+		sources[displayName(f)] = sourceOf(l.wf)
 		all = append(all, l.diags...)
 		if opts.online && !l.diags.HasErrors() {
 			all = append(all, onlineMCP(ctx, l.wf)...)
