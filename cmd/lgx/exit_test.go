@@ -16,13 +16,15 @@ func TestExitKinds(t *testing.T) {
 	examples := map[string]error{
 		"usage error: a bad flag, argument or input":      usageErrf("--format must be mermaid, not %q", "svg"),
 		"invalid workflow, config or test file (printed)": reported(errInvalid),
-		"bad store URL":                          fmt.Errorf("--store: %w", store.ErrBadStoreURL),
-		"run input refused by its declared type": &runner.InputError{Msg: "unknown input key nope"},
-		"invalid subgraph or recorded workflow":  &runner.InvalidWorkflowError{File: "child.yaml"},
-		"run owned by a live process (lease)":    &store.LeaseError{RunID: "R", Holder: store.Lease{PID: 1}},
-		"paused at an interrupt":                 reported(errInterrupted),
-		"cancelled by a signal":                  runner.ErrCancelled,
-		"failed":                                 reported(fmt.Errorf("%w: %w", errFailed, errors.New("node f: 404"))),
+		"bad store URL": fmt.Errorf("--store: %w", store.ErrBadStoreURL),
+		"a store path that names no lgx store (another file, a directory)": fmt.Errorf("notes.txt is %w: file is not a database", store.ErrNotLgxStore),
+		"a store path in a directory that does not exist":                  fmt.Errorf("open store x/lgx.db: %w: directory x does not exist", store.ErrNoStoreDir),
+		"run input refused by its declared type":                           &runner.InputError{Msg: "unknown input key nope"},
+		"invalid subgraph or recorded workflow":                            &runner.InvalidWorkflowError{File: "child.yaml"},
+		"run owned by a live process (lease)":                              &store.LeaseError{RunID: "R", Holder: store.Lease{PID: 1}},
+		"paused at an interrupt":                                           reported(errInterrupted),
+		"cancelled by a signal":                                            runner.ErrCancelled,
+		"failed":                                                           reported(fmt.Errorf("%w: %w", errFailed, errors.New("node f: 404"))),
 	}
 	want := map[string]int{}
 	for _, k := range exitKinds {
