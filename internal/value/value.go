@@ -76,23 +76,46 @@ var goTypeWords = regexp.MustCompile(`map\[string\]interface \{\}|\[\]interface 
 // GoTypeNames rewrites the Go type names in msg (a message from a library
 // that names Go types, like expr-lang's run-time errors) into the names of
 // TypeName: "<nil>" and "nil" become null, "float64" number,
-// "map[string]interface {}" object, and so on.
+// "map[string]interface {}" object, and so on. A word that names a field
+// or key ("cannot fetch int from …", `"bool"`) is the user's, not a type,
+// and is left alone.
 func GoTypeNames(msg string) string {
-	return goTypeWords.ReplaceAllStringFunc(msg, func(w string) string {
-		switch {
-		case w == "map[string]interface {}":
-			return TypeObject
-		case w == "[]interface {}":
-			return TypeList
-		case w == "interface {}":
-			return TypeAny
-		case w == "<nil>" || w == "nil":
-			return "null"
-		case w == "bool":
-			return TypeBoolean
-		case strings.HasPrefix(w, "float") || w == "json.Number":
-			return TypeNumber
+	var b strings.Builder
+	last := 0
+	for _, m := range goTypeWords.FindAllStringIndex(msg, -1) {
+		w := msg[m[0]:m[1]]
+		before := msg[:m[0]]
+		if strings.HasSuffix(before, "fetch ") || strings.HasSuffix(before, "field ") ||
+			strings.HasSuffix(before, "key ") || strings.HasSuffix(before, "method ") ||
+			strings.HasSuffix(before, `"`) || strings.HasSuffix(before, "'") || strings.HasSuffix(before, ".") {
+			continue
 		}
-		return TypeInteger
-	})
+		b.WriteString(msg[last:m[0]])
+		b.WriteString(goTypeName(w))
+		last = m[1]
+	}
+	if last == 0 {
+		return msg
+	}
+	b.WriteString(msg[last:])
+	return b.String()
+}
+
+// goTypeName is TypeName's name for the Go type name w.
+func goTypeName(w string) string {
+	switch {
+	case w == "map[string]interface {}":
+		return TypeObject
+	case w == "[]interface {}":
+		return TypeList
+	case w == "interface {}":
+		return TypeAny
+	case w == "<nil>" || w == "nil":
+		return "null"
+	case w == "bool":
+		return TypeBoolean
+	case strings.HasPrefix(w, "float") || w == "json.Number":
+		return TypeNumber
+	}
+	return TypeInteger
 }

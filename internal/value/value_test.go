@@ -264,6 +264,11 @@ func TestGoTypeNames(t *testing.T) {
 		{"invalid argument for len (type float64)", "invalid argument for len (type number)"},
 		{"cannot use map[string]interface {} as []interface {}", "cannot use object as list"},
 		{"cannot use bool and int64 and uint8", "cannot use boolean and integer and integer"},
+		// A field or key the user named is theirs, not a type.
+		{"cannot fetch int from <nil>", "cannot fetch int from null"},
+		{"type state has no field bool", "type state has no field bool"},
+		{`unknown key "nil" in int`, `unknown key "nil" in integer`},
+		{"state.int is not float64", "state.int is not number"},
 		// Words that only contain a type name are left alone.
 		{"interval printing of nilpotent boolean integers", "interval printing of nilpotent boolean integers"},
 	} {
