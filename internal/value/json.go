@@ -27,10 +27,36 @@ func DecodeJSON(data []byte) (any, error) {
 		if err == nil { // not reached: Valid and Unmarshal agree
 			err = errors.New("not a single JSON value")
 		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			// Where, as an editor counts: a document of many lines is
+			// unreadable by byte offset.
+			at := se.Offset - 1 // Offset counts the bytes read, the bad one included
+			if se.Error() == "unexpected end of JSON input" {
+				at = int64(len(data)) // the input ended early: point past its end
+			}
+			line, col := lineCol(data, at)
+			return nil, fmt.Errorf("invalid JSON at line %d, column %d: %w", line, col, err)
+		}
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
 	p := jsonParser{data: data}
 	return p.value()
+}
+
+// lineCol is the 1-based line and column (in characters) of the byte at
+// offset in data; an offset past the end is the end.
+func lineCol(data []byte, offset int64) (line, col int) {
+	end := int(min(max(offset, 0), int64(len(data))))
+	line, col = 1, 1
+	for _, r := range string(data[:end]) {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 type jsonParser struct {

@@ -210,3 +210,19 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		}
 	})
 }
+
+// TestDecodeJSONErrorPosition: a syntax error says where, as an editor
+// counts lines and columns.
+func TestDecodeJSONErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"a": 1,}`, "invalid JSON at line 1, column 9: "},
+		{"{\n  \"a\": 1\n  \"b\": 2\n}", "invalid JSON at line 3, column 3: "},
+		{"{\"é\": tru}", "invalid JSON at line 1, column 10: "},
+		{"[1,\n", "invalid JSON at line 2, column 1: unexpected end of JSON input"},
+	} {
+		_, err := DecodeJSON([]byte(tc.in))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("DecodeJSON(%q) = %v, want an error starting %q", tc.in, err, tc.want)
+		}
+	}
+}
