@@ -188,11 +188,17 @@ func waitingAt(invs []*store.Invocation, step int) []Interrupt {
 	var out []Interrupt
 	for _, inv := range invs {
 		if inv.Step == step && inv.Status == store.InvocationInterrupted {
-			out = append(out, Interrupt{Path: inv.Path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)})
+			out = append(out, recordedInterrupt(inv.Path, inv))
 		}
 	}
 	slices.SortFunc(out, func(a, b Interrupt) int { return comparePaths(a.Path, b.Path) })
 	return out
+}
+
+// recordedInterrupt is the interrupt that inv, an interrupted
+// invocation's record at path, waits at.
+func recordedInterrupt(path string, inv *store.Invocation) Interrupt {
+	return Interrupt{Path: path, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)}
 }
 
 // comparePaths orders paths as a run forms them: numbers (steps, item

@@ -331,7 +331,7 @@ func (sc *stepCalls) childPaused(path string) []Interrupt {
 	var out []Interrupt
 	for p, inv := range sc.recs {
 		if inv.Status == store.InvocationInterrupted && strings.HasPrefix(p, path+"/") {
-			out = append(out, Interrupt{Path: p, Node: inv.Node, Index: inv.Index, Message: inv.Error, Budget: recordedExhausted(inv)})
+			out = append(out, recordedInterrupt(p, inv))
 		}
 	}
 	slices.SortFunc(out, func(a, b Interrupt) int { return comparePaths(a.Path, b.Path) })
