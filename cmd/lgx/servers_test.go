@@ -193,8 +193,9 @@ func firstRunes(s string, n int) string {
 // cmdLLMServer: llmserver VAR. Starts the protocol-faithful OpenAI and
 // Anthropic test server as an agent: asked a question, it calls
 // service_status and recent_incidents for "payments" in parallel; given
-// the tool results, it answers with them. $VAR is the OpenAI base URL
-// (ending in /v1); $VAR_ROOT the server root for Anthropic.
+// the tool results (in either API's shape), it answers with them. $VAR is
+// the OpenAI base URL (ending in /v1); $VAR_ROOT the server root for
+// Anthropic.
 func cmdLLMServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: llmserver VAR")
@@ -209,13 +210,7 @@ func cmdLLMServer(ts *testscript.TestScript, neg bool, args []string) {
 				Usage: &llmtest.Usage{InputTokens: 50, OutputTokens: 20},
 			}
 		}
-		var results []string
-		for _, m := range r.Messages() {
-			if m["role"] == "tool" {
-				results = append(results, fmt.Sprint(m["content"]))
-			}
-		}
-		return llmtest.Reply{Text: "Answer: " + strings.Join(results, "; "), Usage: &llmtest.Usage{InputTokens: 80, OutputTokens: 12}}
+		return llmtest.Reply{Text: "Answer: " + strings.Join(r.ToolResults(), "; "), Usage: &llmtest.Usage{InputTokens: 80, OutputTokens: 12}}
 	}})
 	if err != nil {
 		ts.Fatalf("llmserver: %v", err)
