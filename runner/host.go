@@ -198,6 +198,9 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string, a
 		started = time.Now()
 	}
 	tc := &call{r: r, n: t.node, caps: r.tcaps[name], step: c.step, index: c.index, path: path}
+	if t.output != nil {
+		tc.toolOut = &toolOutput{name: name, output: t.output}
+	}
 	tc.env = exprEnv{State: c.env.State, Args: tcall.Args, Env: r.env, Secrets: r.secrets, Run: c.env.Run, ctx: ctx, timeout: t.node.timeout}
 	tc.inv = nodes.Invocation{RunID: r.id, Workflow: r.g.wf.Name, Node: c.n.name + "." + name, Step: c.step,
 		Index: c.index, Prepared: t.node.prep, MaxValueBytes: r.g.wf.Config.MaxValueBytes, Host: tc, Tools: (*toolSource)(tc)}
@@ -231,11 +234,13 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string, a
 		return nil, tc.genai, err
 	}
 	out := res
-	if t.output != nil {
-		tc.env.Result = res
-		if out, err = t.output.eval(&tc.env); err != nil {
-			return nil, tc.genai, &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: output: %w", name, err)}
+	if o := tc.toolOut; o != nil {
+		if !o.done {
+			if err := o.eval(&tc.env, res); err != nil {
+				return nil, tc.genai, err
+			}
 		}
+		out = o.value
 	}
 	if r.rec != nil {
 		b, err := json.Marshal(r.red.value(out))
@@ -250,6 +255,28 @@ func (c *call) runTool(ctx context.Context, tcall nodes.ToolCall, path string, a
 			Status: store.InvocationOK, Writes: b, Attempts: attempts, StartedAt: started, EndedAt: time.Now()}, false)
 	}
 	return out, tc.genai, nil
+}
+
+// toolOutput is a tool's `output` for one call: evaluated by the call's
+// attempt when the tool's retry.on names a kind it can fail with (so that
+// such a failure is retried, as a node's output is), else once the
+// attempts ended.
+type toolOutput struct {
+	name   string
+	output cval
+	value  any  // the value of the evaluation that succeeded
+	done   bool // value is set
+}
+
+// eval evaluates the output with result res; on success the value is kept.
+func (o *toolOutput) eval(env *exprEnv, res any) error {
+	env.Result = res
+	v, err := o.output.eval(env)
+	if err != nil {
+		return &nodes.Error{Kind: exprKind(err), Err: fmt.Errorf("tool %s: output: %w", o.name, err)}
+	}
+	o.value, o.done = v, true
+	return nil
 }
 
 // toolPaused turns the pause of an interrupt tool's call (a tool whose

@@ -41,6 +41,9 @@ type call struct {
 	// already evaluated the node's output (retry.on names a kind an
 	// output can fail with: see retryPolicy.outputs); nil otherwise.
 	checked []write
+	// toolOut is a tool call's `output` when its attempts evaluate it
+	// (as checked is a node's; tool calls only, see runTool).
+	toolOut *toolOutput
 	ac      *attemptCtx // the calling goroutine's; nil: a context per attempt
 	// kcaps is caps with this invocation's pool key (keyed pools only).
 	kcaps caps
@@ -126,6 +129,9 @@ func (c *call) reset(r *run, n *node, index int, buf []write, ac *attemptCtx) {
 	c.acquired, c.attempt, c.alone = false, 0, false
 	if c.checked != nil {
 		c.checked = nil
+	}
+	if c.toolOut != nil {
+		c.toolOut = nil
 	}
 	if c.turn.ts != nil || c.turn.ord != 0 {
 		c.turn = turn{}
@@ -511,6 +517,13 @@ func (r *run) attempts(ctx context.Context, ac *attemptCtx, n *node, cp *caps, i
 				if c.checked == nil {
 					c.checked = []write{}
 				}
+			}
+		} else if err == nil && n.retry.outputs && c != nil && c.toolOut != nil && attempt < n.retry.attempts {
+			// The same for a tool's own `output`: a call whose result
+			// it cannot read is made again, not answered with the error.
+			res = normalize(res)
+			if oerr := c.toolOut.eval(&c.env, res); oerr != nil && n.retry.retryable(oerr) {
+				err = oerr
 			}
 		}
 		if !began.IsZero() {

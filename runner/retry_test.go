@@ -228,3 +228,71 @@ edges:
 		})
 	}
 }
+
+// TestRetryOnToolOutputFailure: a tool's own `output` is part of its
+// call's attempt when the tool's retry.on names a kind it can fail with
+// (SPEC §3.2, §5.5): a result it cannot read is fetched again; otherwise
+// the model is answered with the error, as before.
+func TestRetryOnToolOutputFailure(t *testing.T) {
+	tests := []struct {
+		name    string
+		on      string
+		content string
+		calls   int64
+	}{
+		{name: "expr error retried", on: ", on: [expr]", content: "3", calls: 3},
+		{name: "not named", on: "", content: "error: tool count: output: ", calls: 1},
+		{name: "retries run out", on: ", on: [expr]", content: "error: tool count: output: ", calls: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits atomic.Int64
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
+			}))
+			defer ts.Close()
+			want := 3
+			if tt.name == "retries run out" {
+				want = 9
+			}
+			g := compileYAML(t, fmt.Sprintf(`
+lgx: 1
+name: r
+state:
+  msgs: {type: list, reducer: append, default: []}
+tools:
+  count:
+    description: Count
+    parameters: {type: object}
+    node:
+      type: http_fetch
+      retry: {attempts: 4, backoff: 1ms%s}
+      with: {url: "%s"}
+    output: "${{ result.json.n >= %d ? string(result.json.n) : result.json.missing.deeper }}"
+nodes:
+  act:
+    type: tools
+    with: {calls: [{id: c1, name: count, arguments: {}}]}
+    output: {msgs: "${{ result.messages }}"}
+edges:
+  - {from: START, to: act}
+`, tt.on, ts.URL, want))
+			res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Environ: []string{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hits.Load(); got != tt.calls {
+				t.Errorf("%d requests, want %d", got, tt.calls)
+			}
+			msgs, _ := res.State["msgs"].([]any)
+			if len(msgs) != 1 {
+				t.Fatalf("msgs = %v, want one tool message", res.State["msgs"])
+			}
+			content, _ := msgs[0].(map[string]any)["content"].(string)
+			if !strings.HasPrefix(content, tt.content) {
+				t.Errorf("tool message %q, want it to start with %q", content, tt.content)
+			}
+		})
+	}
+}
