@@ -19,7 +19,9 @@ import (
 //   - maps:  two goroutines write one map ("fatal error: concurrent map writes"),
 //   - oom:   with the address space capped at 1 GiB, it allocates 16 GiB
 //     ("fatal error: out of memory"),
-//   - panic: a goroutine panics with LGX_TEST_CRASH_VALUE in the message.
+//   - panic: a goroutine panics with LGX_TEST_CRASH_VALUE in the message,
+//   - stray: it writes "stray: LGX_TEST_CRASH_VALUE" to fd 2 (as a GODEBUG
+//     trace does, past the process's own stderr handling) and goes on.
 func init() {
 	testCrash = func() {
 		kind := os.Getenv("LGX_TEST_CRASH")
@@ -57,6 +59,8 @@ func init() {
 				_ = grow
 			case "panic":
 				go func() { panic("test crash: " + os.Getenv("LGX_TEST_CRASH_VALUE")) }()
+			case "stray":
+				_, _ = syscall.Write(2, []byte("stray: "+os.Getenv("LGX_TEST_CRASH_VALUE")+"\n"))
 			}
 		}()
 	}

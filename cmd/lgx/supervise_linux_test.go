@@ -241,6 +241,49 @@ func TestSupervisedCrash(t *testing.T) {
 	}
 }
 
+// TestSupervisedEscapes: what the supervisor prints of its child's fd 2
+// carries no terminal control a run's data put there, through the real
+// binary: the one-line crash report of a panic whose message holds them,
+// and a line written straight to fd 2 (as GODEBUG traces are), passed
+// through while the run goes on.
+func TestSupervisedEscapes(t *testing.T) {
+	bin, err := buildCrashLGX()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const value = "bad \x1b]0;owned\a\x1b[2J value"
+	const shown = `bad \x1b]0;owned\a\x1b[2J value`
+	for _, kind := range []string{"panic", "stray"} {
+		t.Run(kind, func(t *testing.T) {
+			h := startHeld(t, bin, nil, nil, "LGX_TEST_CRASH="+kind, "LGX_TEST_CRASH_VALUE="+value)
+			child := childOf(t, h.cmd.Process.Pid)
+			if err := syscall.Kill(child, syscall.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+			want, code := "lgx: internal error: panic: test crash: "+shown+" (details: ", exitFailed
+			if kind == "stray" {
+				// The line reaches the terminal while the run is held.
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(h.stderr.String(), "stray: ") && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				h.srv.free()
+				want, code = "stray: "+shown+"\n", exitOK
+			}
+			if got := h.wait(t); got != code {
+				t.Errorf("exit code %d, want %d", got, code)
+			}
+			stderr := h.stderr.String()
+			if strings.ContainsAny(stderr, "\x1b\a") {
+				t.Errorf("stderr holds terminal controls: %q", stderr)
+			}
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr does not hold %q:\n%s", want, stderr)
+			}
+		})
+	}
+}
+
 // TestUnsupervisedCrash shows what the supervisor prevents, and that
 // LGX_NO_SUPERVISOR turns it off: the same crash then exits 2 with the
 // runtime's dump on stderr.
