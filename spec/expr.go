@@ -592,12 +592,42 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 		if n.ShortTag() == "!!str" && strings.Contains(n.Value, "${{") {
 			return v.checkString(n, scope)
 		}
-	case yaml.MappingNode, yaml.SequenceNode:
+	case yaml.MappingNode:
+		v.checkKeys(n)
+		for _, c := range n.Content {
+			v.checkValue(c, scope)
+		}
+	case yaml.SequenceNode:
 		for _, c := range n.Content {
 			v.checkValue(c, scope)
 		}
 	}
 	return nil
+}
+
+// checkKeys reports the keys of a mapping in a value that the runner
+// could not turn into an object's keys: a key that is not a scalar, and a
+// key written twice, as the JSON key it becomes (`~` and `null` are one
+// key). Without it, `validate` passed what `run` then refused to compile.
+func (v *validator) checkKeys(n *yaml.Node) {
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			continue
+		}
+		kv, err := scalarValue(k)
+		if err != nil {
+			v.errorf(posOf(k), CodeBadValue, "write the key as a string", "a mapping key must be a string, number or boolean")
+			continue
+		}
+		ks := keyString(kv)
+		if prev := seen[ks]; prev != nil {
+			v.errorf(posOf(k), CodeDuplicate, "", "key %q is written twice in one mapping (first at line %d, column %d)", ks, prev.Line, prev.Column)
+			continue
+		}
+		seen[ks] = k
+	}
 }
 
 // resultFields lists the result fields of the scope's node type, or nil
