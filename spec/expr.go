@@ -592,6 +592,11 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 		if n.ShortTag() == "!!str" && strings.Contains(n.Value, "${{") {
 			return v.checkString(n, scope)
 		}
+		if _, err := scalarValue(n); err != nil {
+			// An explicit tag the text does not fit (`!!int abc`).
+			v.errorf(posOf(n), CodeBadValue, "drop the tag to keep the text a string",
+				"%q cannot be read as %s (its tag %s says it is one)", n.Value, tagNoun(n.ShortTag()), n.ShortTag())
+		}
 	case yaml.MappingNode:
 		v.checkKeys(n)
 		for _, c := range n.Content {
@@ -605,6 +610,39 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 	return nil
 }
 
+// mergeable reports whether n can follow a merge key: a mapping or a
+// list of mappings (aliases resolved), as mappingPairs applies them.
+func mergeable(n *yaml.Node) bool {
+	n = resolveAlias(n)
+	if n.Kind == yaml.MappingNode {
+		return true
+	}
+	if n.Kind != yaml.SequenceNode {
+		return false
+	}
+	for _, e := range n.Content {
+		if resolveAlias(e).Kind != yaml.MappingNode {
+			return false
+		}
+	}
+	return true
+}
+
+// tagNoun names what a YAML core tag says a scalar is.
+func tagNoun(tag string) string {
+	switch tag {
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!null":
+		return "null"
+	}
+	return tag
+}
+
 // checkKeys reports the keys of a mapping in a value that the runner
 // could not turn into an object's keys: a key that is not a scalar, and a
 // key written twice, as the JSON key it becomes (`~` and `null` are one
@@ -614,11 +652,16 @@ func (v *validator) checkKeys(n *yaml.Node) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			if !mergeable(n.Content[i+1]) {
+				v.errorf(posOf(n.Content[i+1]), CodeBadValue, "", "a merge key `<<` needs a mapping or a list of mappings")
+			}
 			continue
 		}
 		kv, err := scalarValue(k)
 		if err != nil {
-			v.errorf(posOf(k), CodeBadValue, "write the key as a string", "a mapping key must be a string, number or boolean")
+			if resolveAlias(k).Kind != yaml.ScalarNode {
+				v.errorf(posOf(k), CodeBadValue, "write the key as a string", "a mapping key must be a string, number or boolean")
+			} // else the key's own tag does not fit it: reported as a scalar
 			continue
 		}
 		ks := keyString(kv)
