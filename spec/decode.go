@@ -214,6 +214,10 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
+		if _, err := scalarValue(n); err != nil {
+			// An explicit tag the text does not fit (`!!int abc`).
+			return strconv.Quote(n.Value) + ", which its tag " + n.ShortTag() + " cannot read"
+		}
 		switch n.ShortTag() {
 		case "!!null":
 			return "null"
