@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/nodes"
 	"github.com/lgx-run/lgx/spec"
 )
@@ -135,6 +136,14 @@ func asJSONHint(key, typ string, v any) string {
 	s, ok := v.(string)
 	if !ok {
 		return ""
+	}
+	if t := strings.TrimSpace(s); (typ == spec.TypeList || typ == spec.TypeObject || typ == spec.TypeMessages) &&
+		(strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{")) {
+		// Meant as JSON, and not valid: say where, rather than
+		// suggest splitting it at its commas.
+		if _, err := value.DecodeJSON([]byte(t)); err != nil {
+			return err.Error()
+		}
 	}
 	var what, example string
 	switch typ {
