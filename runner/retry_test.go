@@ -178,12 +178,7 @@ func TestRetryOnOutputFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hits atomic.Int64
-			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
-			}))
-			defer ts.Close()
+			ts, hits := countingServer(t)
 			on := ""
 			if tt.on != "" {
 				on = ", on: " + tt.on
@@ -237,25 +232,17 @@ func TestRetryOnToolOutputFailure(t *testing.T) {
 	tests := []struct {
 		name    string
 		on      string
+		want    int // the n the output reads
 		content string
 		calls   int64
 	}{
-		{name: "expr error retried", on: ", on: [expr]", content: "3", calls: 3},
-		{name: "not named", on: "", content: "error: tool count: output: ", calls: 1},
-		{name: "retries run out", on: ", on: [expr]", content: "error: tool count: output: ", calls: 4},
+		{name: "expr error retried", on: ", on: [expr]", want: 3, content: "3", calls: 3},
+		{name: "not named", on: "", want: 3, content: "error: tool count: output: ", calls: 1},
+		{name: "retries run out", on: ", on: [expr]", want: 9, content: "error: tool count: output: ", calls: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hits atomic.Int64
-			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
-			}))
-			defer ts.Close()
-			want := 3
-			if tt.name == "retries run out" {
-				want = 9
-			}
+			ts, hits := countingServer(t)
 			g := compileYAML(t, fmt.Sprintf(`
 lgx: 1
 name: r
@@ -277,7 +264,7 @@ nodes:
     output: {msgs: "${{ result.messages }}"}
 edges:
   - {from: START, to: act}
-`, tt.on, ts.URL, want))
+`, tt.on, ts.URL, tt.want))
 			res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Environ: []string{}})
 			if err != nil {
 				t.Fatal(err)
@@ -295,4 +282,17 @@ edges:
 			}
 		})
 	}
+}
+
+// countingServer answers every request with {"n": K}, K counting the
+// requests from 1; hits is K so far.
+func countingServer(t *testing.T) (ts *httptest.Server, hits *atomic.Int64) {
+	t.Helper()
+	hits = new(atomic.Int64)
+	ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
+	}))
+	t.Cleanup(ts.Close)
+	return ts, hits
 }
