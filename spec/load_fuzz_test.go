@@ -25,6 +25,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("lgx: 1\nname: n\nnodes: " + strings.Repeat("[", 200) + strings.Repeat("]", 200)))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("lgx: 1\nname: x\nnodes: {a: {type: test_echo, with: {msg: \"${{ state.\"}}}}\n"))
+	f.Add([]byte("lgx: 1\nname: x\nstate: {m: any}\nnodes: {a: {type: set, output: {m: {a: 1, ~: 2, null: &n !!int x, [1]: *n, <<: 5}}}}\n"))
 	f.Add([]byte("lgx: 1\nname: x\nstate: {k: {type: list, default: &d [*d]}}\n"))
 	f.Add([]byte("<<: {lgx: 1}\nname: x\n"))
 	f.Add([]byte("lgx: 1\nname: x\nnodes: {r: {type: interrupt, with: {answer: &a {x: *a, y: [string], z: bool}}}}\n"))
