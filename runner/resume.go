@@ -248,6 +248,14 @@ func (in *Interrupt) named(name string) bool {
 // waiting need a Node, and no values need Empty. schema, when not nil,
 // gives the types an interrupt declares for its answer (checkAnswer).
 func answers(runID string, waiting []Interrupt, a Answer, schema func(in *Interrupt) map[string]string) (map[string]map[string]any, error) {
+	if schema != nil && len(waiting) > 1 {
+		// Listed when the answer must say which: each with its fields.
+		for i := range waiting {
+			if waiting[i].Answer == nil && waiting[i].Budget == "" {
+				waiting[i].Answer = schema(&waiting[i])
+			}
+		}
+	}
 	target, err := pickInterrupt(runID, waiting, a)
 	if target == nil || err != nil {
 		return nil, err
@@ -455,7 +463,8 @@ func toolChildNodeAt(g *Graph, subs *subgraphs, path, tool string) *node {
 	return found
 }
 
-// listInterrupts renders waiting interrupts one per line: "  PATH: MESSAGE".
+// listInterrupts renders waiting interrupts one per line: "  PATH: MESSAGE",
+// then "(answer: -i k=TYPE …)" when the answer's fields are known.
 func listInterrupts(list []Interrupt) string {
 	var b strings.Builder
 	for i, in := range list {
@@ -463,6 +472,9 @@ func listInterrupts(list []Interrupt) string {
 			b.WriteByte('\n')
 		}
 		fmt.Fprintf(&b, "  %s: %s", in.Path, in.Message)
+		if len(in.Answer) > 0 {
+			fmt.Fprintf(&b, " (answer: %s)", AnswerFlags(in.Answer))
+		}
 	}
 	return b.String()
 }
