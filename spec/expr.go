@@ -592,11 +592,7 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 		if n.ShortTag() == "!!str" && strings.Contains(n.Value, "${{") {
 			return v.checkString(n, scope)
 		}
-		if _, err := scalarValue(n); err != nil {
-			// An explicit tag the text does not fit (`!!int abc`).
-			v.errorf(posOf(n), CodeBadValue, "drop the tag to keep the text a string",
-				"%q cannot be read as %s (its tag %s says it is one)", n.Value, tagNoun(n.ShortTag()), n.ShortTag())
-		}
+		v.checkTag(n)
 	case yaml.MappingNode:
 		v.checkKeys(n)
 		for _, c := range n.Content {
@@ -608,6 +604,36 @@ func (v *validator) checkValue(n *yaml.Node, scope ExprScope) reflect.Type {
 		}
 	}
 	return nil
+}
+
+// checkLiteral checks a value passed to its type as written (a Static
+// field, a field of types) as checkValue checks the literal parts of
+// others: its mapping keys and its tagged scalars.
+func (v *validator) checkLiteral(n *yaml.Node) {
+	n = resolveAlias(n)
+	if n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v.checkTag(n)
+	case yaml.MappingNode:
+		v.checkKeys(n)
+		fallthrough
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			v.checkLiteral(c)
+		}
+	}
+}
+
+// checkTag reports a scalar whose explicit tag its text does not fit
+// (`!!int abc`).
+func (v *validator) checkTag(n *yaml.Node) {
+	if _, err := scalarValue(n); err != nil {
+		v.errorf(posOf(n), CodeBadValue, "drop the tag to keep the text a string",
+			"%q cannot be read as %s (its tag %s says it is one)", n.Value, tagNoun(n.ShortTag()), n.ShortTag())
+	}
 }
 
 // mergeable reports whether n can follow a merge key: a mapping or a

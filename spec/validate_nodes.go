@@ -139,6 +139,9 @@ func (v *validator) withField(who, typ string, f *nodes.Field, val *yaml.Node, s
 	if isNull(val) {
 		return true
 	}
+	if f.Static || f.Type == nodes.FieldTypes {
+		v.checkLiteral(val) // checkValue (below) walks only the others
+	}
 	if f.Type == nodes.FieldTypes && val.Kind == yaml.MappingNode {
 		return v.typesField(who, typ, f, val)
 	}
