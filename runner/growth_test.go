@@ -30,7 +30,12 @@ nodes:
     type: llm_call
     with: {messages: "${{ state.messages }}", tools: [note]}
     output: {messages: "${{ result.message }}", turns: 1}
-  act:
+` + agentAct
+
+// agentAct is the rest of a tool-calling agent whose llm_call node, model,
+// comes last: the tools node answering its calls, and the loop between
+// them until the model calls no tool.
+const agentAct = `  act:
     type: tools
     with: {calls: "${{ last(state.messages).tool_calls }}"}
     output: {messages: "${{ result.messages }}"}

@@ -44,34 +44,14 @@ lgx: 1
 name: agent
 providers:
   default: {kind: %s, model: m, base_url: "%s", api_key: test-key}
-tools:
-  count:
-    description: Count
-    parameters: {type: object}
-    node:
-      type: http_fetch
-      retry: {attempts: 4, backoff: 1ms%s}
-      with: {url: "%s"}
-    output: "${{ result.json.n >= 3 ? string(result.json.n) : result.json.missing.deeper }}"
-state:
+%sstate:
   messages: {type: messages, default: [{role: user, content: count}]}
 nodes:
   model:
     type: llm_call
     with: {messages: "${{ state.messages }}", tools: [count]}
     output: {messages: "${{ result.message }}"}
-  act:
-    type: tools
-    with: {calls: "${{ last(state.messages).tool_calls }}"}
-    output: {messages: "${{ result.messages }}"}
-edges:
-  - {from: START, to: model}
-  - from: model
-    when:
-      - {if: "len(last(state.messages).tool_calls ?? []) > 0", to: act}
-    else: END
-  - {from: act, to: model}
-`, kind, base, tt.on, ts.URL))
+`+agentAct, kind, base, countTool(tt.on, ts.URL, 3)))
 				res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Environ: []string{}})
 				if err != nil || res.Status != store.StatusCompleted {
 					t.Fatalf("run: %v %+v", err, res)

@@ -248,23 +248,14 @@ lgx: 1
 name: r
 state:
   msgs: {type: list, reducer: append, default: []}
-tools:
-  count:
-    description: Count
-    parameters: {type: object}
-    node:
-      type: http_fetch
-      retry: {attempts: 4, backoff: 1ms%s}
-      with: {url: "%s"}
-    output: "${{ result.json.n >= %d ? string(result.json.n) : result.json.missing.deeper }}"
-nodes:
+%snodes:
   act:
     type: tools
     with: {calls: [{id: c1, name: count, arguments: {}}]}
     output: {msgs: "${{ result.messages }}"}
 edges:
   - {from: START, to: act}
-`, tt.on, ts.URL, tt.want))
+`, countTool(tt.on, ts.URL, tt.want)))
 			res, err := Run(context.Background(), g, Options{Store: store.NewMemory(), Environ: []string{}})
 			if err != nil {
 				t.Fatal(err)
@@ -282,6 +273,22 @@ edges:
 			}
 		})
 	}
+}
+
+// countTool is a tools block with the tool count: a GET of url, retried
+// up to 4 attempts (on, when not "", adds to the retry block: ", on:
+// [expr]"), whose output fails until the answer's n reaches want.
+func countTool(on, url string, want int) string {
+	return fmt.Sprintf(`tools:
+  count:
+    description: Count
+    parameters: {type: object}
+    node:
+      type: http_fetch
+      retry: {attempts: 4, backoff: 1ms%s}
+      with: {url: "%s"}
+    output: "${{ result.json.n >= %d ? string(result.json.n) : result.json.missing.deeper }}"
+`, on, url, want)
 }
 
 // countingServer answers every request with {"n": K}, K counting the
