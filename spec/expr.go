@@ -385,6 +385,12 @@ func (c *exprChecker) fromError(src string, err error, scope ExprScope, tree *pa
 	if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
 		p.message, p.hint = c.unknownName(name, scope, tree)
 	}
+	if strings.HasPrefix(fe.Message, "type string[") && strings.HasSuffix(fe.Message, "] is undefined") {
+		// expr's checker refuses s[i] on a string (its VM would index a
+		// byte); say what to write instead.
+		p.message = "a string cannot be indexed"
+		p.hint = `split(s, "")[i] is its character i; s[i:j] slices its bytes`
+	}
 	return p
 }
 
