@@ -225,6 +225,9 @@ type exprKey struct {
 type exprResult struct {
 	typ      reflect.Type
 	problems []exprProblem
+	// nonJSON is the value of an expression of literals alone that JSON
+	// cannot hold (nonJSONConstant), "" otherwise.
+	nonJSON string
 }
 
 // check parses and type-checks one expression. It returns the type of the
@@ -235,31 +238,46 @@ func (c *exprChecker) check(src string, scope ExprScope) (reflect.Type, []exprPr
 	if r, ok := c.checked[k]; ok {
 		return r.typ, r.problems
 	}
-	typ, ps := c.checkUncached(src, scope)
+	r := c.checkUncached(src, scope)
 	if c.checked == nil {
 		c.checked = map[exprKey]exprResult{}
 	}
-	c.checked[k] = exprResult{typ, ps}
-	return typ, ps
+	c.checked[k] = r
+	return r.typ, r.problems
 }
 
-func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, []exprProblem) {
+// nonJSON returns the value JSON cannot hold that the expression, made of
+// literals alone, always has ("" for any other); check must have seen it.
+func (c *exprChecker) nonJSON(src string, scope ExprScope) string {
+	return c.checked[exprKey{src, scope}].nonJSON
+}
+
+func (c *exprChecker) checkUncached(src string, scope ExprScope) exprResult {
+	typ, ps, tree := c.checkTree(src, scope)
+	r := exprResult{typ: typ, problems: ps}
+	if len(ps) == 0 && tree != nil {
+		r.nonJSON = nonJSONConstant(tree)
+	}
+	return r
+}
+
+func (c *exprChecker) checkTree(src string, scope ExprScope) (reflect.Type, []exprProblem, *parser.Tree) {
 	cfg := c.config(scope)
 	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {
-		return nil, []exprProblem{c.fromError(src, err, scope, nil)}
+		return nil, []exprProblem{c.fromError(src, err, scope, nil)}, nil
 	}
 	if ps := c.members(src, tree, scope); len(ps) > 0 {
-		return nil, ps
+		return nil, ps, nil
 	}
 	if ps := dollarEnv(src, tree, scope); len(ps) > 0 {
-		return nil, ps
+		return nil, ps, nil
 	}
 	if ps := funcValues(src, tree, scope, cfg); len(ps) > 0 {
-		return nil, ps
+		return nil, ps, nil
 	}
 	if ps := pureProblems(src, tree, scope); len(ps) > 0 {
-		return nil, ps
+		return nil, ps, nil
 	}
 	if wholeState(tree.Node) {
 		scope.stateAsMap = true
@@ -267,15 +285,15 @@ func (c *exprChecker) checkUncached(src string, scope ExprScope) (reflect.Type, 
 	}
 	typ, err := checker.Check(tree, cfg)
 	if err != nil {
-		return nil, []exprProblem{c.fromError(src, err, scope, tree)}
+		return nil, []exprProblem{c.fromError(src, err, scope, tree)}, nil
 	}
 	if ps := constProblems(src, tree); len(ps) > 0 {
-		return nil, ps
+		return nil, ps, nil
 	}
 	if typ == nil || typ == anyType {
-		return nil, nil
+		return nil, nil, tree
 	}
-	return typ, nil
+	return typ, nil, tree
 }
 
 // members reports `state.KEY`, `secrets.NAME`, `run.FIELD` and
@@ -553,6 +571,10 @@ func (v *validator) checkString(n *yaml.Node, scope ExprScope) reflect.Type {
 		v.reportExpr(n, seg.Offset, ps)
 		if in.Single() {
 			typ = t
+			if val := v.exprs.nonJSON(seg.Text, scope); val != "" {
+				v.errorf(ScalarPos(v.w, n, seg.Offset), CodeExpr, "a number beyond ±1.8e308 is ±Inf, which no state value or input can hold",
+					"this expression is always %s: every run would fail here", val)
+			}
 		}
 	}
 	return typ

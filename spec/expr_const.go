@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -179,6 +181,31 @@ func evalConst(n ast.Node) (problem string) {
 			msg = msg[:i]
 		}
 		return msg
+	}
+	return ""
+}
+
+// nonJSONConstant returns the value of an expression made of literals
+// alone that JSON cannot hold (`2 ** 2000` is +Inf, `0.0 / 0` NaN), "" for
+// any other expression. Written as a whole value it fails every run
+// (SPEC §9.6: only JSON is stored); inside text it would print "+Inf".
+func nonJSONConstant(tree *parser.Tree) (value string) {
+	size := 0
+	if !constant(tree.Node, &size) {
+		return ""
+	}
+	defer func() {
+		if recover() != nil {
+			value = "" // never fail validate on expr's own bug
+		}
+	}()
+	prog, err := expr.Compile(tree.Node.String())
+	if err != nil {
+		return ""
+	}
+	out, err := expr.Run(prog, nil)
+	if f, ok := out.(float64); err == nil && ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return ""
 }
