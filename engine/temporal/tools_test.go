@@ -2,8 +2,11 @@ package temporal
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,5 +154,58 @@ func TestSchedulerToolCalls(t *testing.T) {
 	}
 	if got := jsonOf(t, plans[0]); got != `{"Limit":8,"Calls":[{"Tool":"status"},{"Tool":"status"},{"Tool":"status"},{"Tool":"status"},{"Tool":"status"},{"Tool":"status"},{"Tool":"incidents"},{"Tool":"incidents"},{},{}]}` {
 		t.Errorf("first plan %s: want the tools named, the unknown tool and the invalid call not dispatched, no argument", got)
+	}
+}
+
+// A tool whose own output fails until its third request, with retry.on
+// naming expr, is retried inside its call on Temporal as it is locally:
+// the same state (the tool message is the third answer) and three
+// requests each way.
+func TestSchedulerToolOutputRetry(t *testing.T) {
+	var hits atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"n": %d}`, hits.Add(1))
+	}))
+	defer hs.Close()
+	g := compile(t, "retry.yaml", fmt.Sprintf(`
+lgx: 1
+name: tool_retry
+tools:
+  count:
+    description: Count
+    parameters: {type: object}
+    node:
+      type: http_fetch
+      retry: {attempts: 4, backoff: 1ms, on: [expr]}
+      with: {url: "%s"}
+    output: "${{ result.json.n >= 3 ? string(result.json.n) : result.json.missing.deeper }}"
+state:
+  messages: {type: messages, default: []}
+nodes:
+  act:
+    type: tools
+    with: {calls: [{id: c1, name: count, arguments: {}}]}
+    output: {messages: "${{ result.messages }}"}
+edges:
+  - {from: START, to: act}
+`, hs.URL))
+	want, err := local(t, g, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := want.State["messages"].([]any)
+	if n := hits.Swap(0); n != 3 || len(msgs) != 1 || msgs[0].(map[string]any)["content"] != "3" {
+		t.Fatalf("locally: %d requests, messages %v; want 3 and the tool's answer 3", n, want.State["messages"])
+	}
+	st := store.NewMemory()
+	if err := runner.SubmitRun(context.Background(), g, st, "R", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := suiteEnv(t, st, nil)
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "R"})
+	completedAsLocally(t, env, st, "R", want)
+	if n := hits.Load(); n != 3 {
+		t.Errorf("on Temporal: %d requests, want 3", n)
 	}
 }
