@@ -574,7 +574,7 @@ func (v *validator) checkString(n *yaml.Node, scope ExprScope) reflect.Type {
 			// A node's output writes state, which holds only JSON (SPEC
 			// §9.6); a `with` value or a tool's answer may be text.
 			if val := v.exprs.nonJSON(seg.Text, scope); val != "" && scope.Output && !scope.Args {
-				v.errorf(ScalarPos(v.w, n, seg.Offset), CodeExpr, "a number beyond ±1.8e308 is ±Inf, which no state value or input can hold",
+				v.errorf(ScalarPos(v.w, n, seg.Offset), CodeExpr, "a number beyond ±1.8e308 is ±Inf, which no state value can hold",
 					"this expression is always %s: every run would fail here", val)
 			}
 		}

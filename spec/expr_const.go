@@ -164,48 +164,48 @@ func constant(n ast.Node, size *int) bool {
 // evalConst runs a constant subtree and returns its failure, "" when it
 // succeeds or cannot be judged (it does not compile on its own).
 func evalConst(n ast.Node) (problem string) {
-	defer func() {
-		if recover() != nil {
-			problem = "" // never fail validate on expr's own bug
-		}
-	}()
-	prog, err := expr.Compile(n.String())
-	if err != nil {
+	_, err, ok := runConst(n)
+	if !ok || err == nil {
 		return ""
 	}
-	if _, err := expr.Run(prog, nil); err != nil {
-		msg, _, _ := strings.Cut(err.Error(), "\n")
-		// expr appends the position within the subtree, " (1:7)": the
-		// diagnostic gives the one within the file instead.
-		if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
-			msg = msg[:i]
-		}
-		return msg
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	// expr appends the position within the subtree, " (1:7)": the
+	// diagnostic gives the one within the file instead.
+	if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
+		msg = msg[:i]
 	}
-	return ""
+	return msg
 }
 
 // nonJSONConstant returns the value of an expression made of literals
-// alone that JSON cannot hold (`2 ** 2000` is +Inf, `0.0 / 0` NaN), "" for
-// any other expression. Written as a whole value it fails every run
-// (SPEC §9.6: only JSON is stored); inside text it would print "+Inf".
-func nonJSONConstant(tree *parser.Tree) (value string) {
+// alone that JSON cannot hold (`2 ** 2000` is +Inf), "" for any other
+// expression. Written as a node's output it fails every run (SPEC §9.6:
+// only JSON is stored); inside text it prints "+Inf".
+func nonJSONConstant(tree *parser.Tree) string {
 	size := 0
 	if !constant(tree.Node, &size) {
 		return ""
 	}
-	defer func() {
-		if recover() != nil {
-			value = "" // never fail validate on expr's own bug
-		}
-	}()
-	prog, err := expr.Compile(tree.Node.String())
-	if err != nil {
-		return ""
-	}
-	out, err := expr.Run(prog, nil)
-	if f, ok := out.(float64); err == nil && ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+	out, err, ok := runConst(tree.Node)
+	if f, isFloat := out.(float64); ok && err == nil && isFloat && (math.IsInf(f, 0) || math.IsNaN(f)) {
 		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	return ""
+}
+
+// runConst evaluates a constant subtree on its own: its value or its
+// failure, ok false when it cannot be judged (it does not compile alone,
+// or expr panics: never a validation failure).
+func runConst(n ast.Node) (out any, err error, ok bool) {
+	defer func() {
+		if recover() != nil {
+			out, err, ok = nil, nil, false
+		}
+	}()
+	prog, cerr := expr.Compile(n.String())
+	if cerr != nil {
+		return nil, nil, false
+	}
+	out, err = expr.Run(prog, nil)
+	return out, err, true
 }
