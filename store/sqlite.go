@@ -39,6 +39,8 @@ const maxConns = 4
 // the WAL. Only a power loss or kernel crash can drop the last few commits
 // (synchronous=FULL would fsync every commit to cover that, at a large
 // cost per node invocation); the database itself is never corrupted.
+// The log is copied into the database file by a goroutine of the store's
+// (sqlite_wal.go), not inside a writer's commit.
 //
 // Writes ignore cancellation of their context: a finished invocation, or
 // the final status of a run stopped with Ctrl-C, is recorded even though
@@ -55,6 +57,9 @@ type SQLite struct {
 	// key, the base of checkpoint deltas (sqlite_delta.go); wmu serializes
 	// it.
 	enc *CheckpointEncoder
+	// wal checkpoints the write-ahead log in the background (sqlite_wal.go);
+	// nil when read-only.
+	wal *walCheckpointer
 
 	createRun, finishRun, setStatus, insertBatch, insertCPs *sql.Stmt
 	appendEvents, events                                    *sql.Stmt
@@ -168,6 +173,7 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	if readOnly == nil {
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Set("mode", "ro")
@@ -187,6 +193,9 @@ func openDSN(path, abs string, readOnly error, immutable bool) (*SQLite, error) 
 	db.SetConnMaxLifetime(0)
 
 	s := &SQLite{db: db, path: path, readOnly: readOnly, enc: NewCheckpointEncoder()}
+	if readOnly == nil {
+		s.wal = newWALCheckpointer(db)
+	}
 	if err := s.initRetrying(); err != nil {
 		db.Close()
 		return nil, classify(path, err)
@@ -388,6 +397,9 @@ func (s *SQLite) writeLocked(ctx context.Context, st *sql.Stmt, args ...any) (sq
 		return nil, s.errReadOnly()
 	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
+	if err == nil {
+		s.wal.wrote(argBytes(args))
+	}
 	return res, s.readOnlyErr(err)
 }
 
@@ -422,11 +434,13 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 		if err != nil {
 			return fmt.Errorf("create run %s: %w", r.ID, s.readOnlyErr(err))
 		}
+		s.wal.wrote(len(r.Inputs) + len(r.Source))
 		ins := tx.StmtContext(wctx, s.insertSource)
 		for _, p := range slices.Sorted(maps.Keys(r.Subgraphs)) {
 			if _, err := ins.ExecContext(wctx, r.ID, p, r.Subgraphs[p]); err != nil {
 				return fmt.Errorf("create run %s: subgraph %s: %w", r.ID, p, err)
 			}
+			s.wal.wrote(len(r.Subgraphs[p]))
 		}
 		return nil
 	})
@@ -605,6 +619,7 @@ func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", what, s.readOnlyErr(err))
 	}
+	s.wal.wrote(0) // fn's values are counted by fn
 	return nil
 }
 
@@ -634,9 +649,11 @@ func (s *SQLite) insertBatches(ctx context.Context, tx *sql.Tx, invs []*Invocati
 		one = one && inv.RunID == runID
 	}
 	if one { // the recorder's and CommitSteps' case: all of one run
-		if _, err := st.ExecContext(ctx, runID, appendInvBatch(nil, invs)); err != nil {
+		b := appendInvBatch(nil, invs)
+		if _, err := st.ExecContext(ctx, runID, b); err != nil {
 			return invocationsErr(runID, err)
 		}
+		s.wal.wrote(len(b))
 		return nil
 	}
 	var runs []string
@@ -648,9 +665,11 @@ func (s *SQLite) insertBatches(ctx context.Context, tx *sql.Tx, invs []*Invocati
 		byRun[inv.RunID] = append(byRun[inv.RunID], inv)
 	}
 	for _, id := range runs {
-		if _, err := st.ExecContext(ctx, id, appendInvBatch(nil, byRun[id])); err != nil {
+		b := appendInvBatch(nil, byRun[id])
+		if _, err := st.ExecContext(ctx, id, b); err != nil {
 			return invocationsErr(id, err)
 		}
+		s.wal.wrote(len(b))
 	}
 	return nil
 }
@@ -1023,6 +1042,9 @@ func (s *SQLite) mustExist(ctx context.Context, runID, what string) error {
 // back into the main file. Calling Close again returns the first result.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
+		s.wmu.Lock()
+		s.wal.close()
+		s.wmu.Unlock()
 		s.closeErr = s.db.Close() // also closes the prepared statements
 	})
 	return s.closeErr

@@ -166,6 +166,9 @@ func (b *sqliteBatch) Commit(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.wal.wrote(b.size)
+	}
 	if err != nil {
 		// The delta cache already holds values of these checkpoints, which
 		// were not stored: forget it, so later values are stored whole.
