@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/lgx-run/lgx/internal/value"
 	"github.com/lgx-run/lgx/store"
 )
 
@@ -109,4 +111,76 @@ func TestDurablePureStepAllocs(t *testing.T) {
 			t.Fatalf("invocation %d: %+v, want step %d, node %s, writes %s", i, *inv, i+1, node, w)
 		}
 	}
+}
+
+// appendValue gives exactly json.Marshal's bytes for the lists and objects
+// it encodes (keys sorted, nesting up to maxFastDepth), and declines what
+// json.Marshal must encode: an escaped key, a value appendScalar declines
+// anywhere inside, too deep a nesting.
+func TestAppendValue(t *testing.T) {
+	deep := any(1)
+	for range maxFastDepth + 1 {
+		deep = []any{deep}
+	}
+	for _, tc := range []struct {
+		v  any
+		ok bool
+	}{
+		{[]any{}, true},
+		{[]any(nil), true},
+		{map[string]any{}, true},
+		{map[string]any(nil), true},
+		{[]any{1, "a", nil, true, 2.5, []any{map[string]any{"z": 1, "a": []any{}}}}, true},
+		{map[string]any{"b": 1, "a": map[string]any{"y": "x", "x": nil}, "": 0}, true},
+		{[]any{"http://127.0.0.1:8080/item/1?a=b"}, true},
+		{[]any{"<script>"}, false},
+		{map[string]any{"a&b": 1}, false},
+		{[]any{1, math.Inf(1)}, false},
+		{[]any{int32(1)}, false},
+		{deep, false},
+	} {
+		b, ok := appendValue([]byte("p"), tc.v, redactor{}, 0)
+		if ok != tc.ok {
+			t.Errorf("appendValue(%#v) ok = %v, want %v", tc.v, ok, tc.ok)
+			continue
+		}
+		got, err := marshalValue(tc.v, redactor{})
+		want, werr := json.Marshal(tc.v)
+		if ok && string(b) != "p"+string(want) {
+			t.Errorf("appendValue(%#v) = %s, json.Marshal %s", tc.v, b[1:], want)
+		}
+		if (err == nil) != (werr == nil) || string(got) != string(want) {
+			t.Errorf("marshalValue(%#v) = %s, %v; json.Marshal %s, %v", tc.v, got, err, want, werr)
+		}
+	}
+	// With secrets declared, strings go through the redactor.
+	rd := newRedactor([]string{"s3cr3t"})
+	got, err := marshalValue(map[string]any{"k": []any{"s3cr3t"}}, rd)
+	if err != nil || strings.Contains(string(got), "s3cr3t") {
+		t.Errorf("marshalValue with a secret = %s, %v", got, err)
+	}
+}
+
+// FuzzAppendValue: whatever JSON decodes to, appendValue encodes it as
+// json.Marshal does, or declines.
+func FuzzAppendValue(f *testing.F) {
+	f.Add(`[1, "a", {"b": [true, null, 2.5]}]`)
+	f.Add(`{"<": 1, "z": {"y": "\u2028"}}`)
+	f.Add(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := value.DecodeJSON([]byte(s))
+		if err != nil {
+			return
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		if b, ok := appendValue(nil, v, redactor{}, 0); ok && string(b) != string(want) {
+			t.Errorf("appendValue(%s) = %s, json.Marshal %s", s, b, want)
+		}
+		if b, err := marshalValue(v, redactor{}); err != nil || string(b) != string(want) {
+			t.Errorf("marshalValue(%s) = %s, %v; json.Marshal %s", s, b, err, want)
+		}
+	})
 }

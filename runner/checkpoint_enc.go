@@ -2,7 +2,9 @@ package runner
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -69,7 +71,7 @@ func (e *cpEncoder) put(cp *store.Checkpoint, k int, name string, v any, rd reda
 		e.buf = nb
 	} else {
 		var err error
-		if b, err = json.Marshal(rd.value(v)); err != nil {
+		if b, err = marshalValue(v, rd); err != nil {
 			return err
 		}
 	}
@@ -107,6 +109,73 @@ func appendScalar(dst []byte, v any, rd redactor) ([]byte, bool) {
 		return append(dst, '"'), true
 	}
 	return dst, false
+}
+
+// maxFastDepth is how deeply appendValue nests lists and objects before it
+// leaves a value to json.Marshal.
+const maxFastDepth = 32
+
+// marshalValue returns the JSON of v redacted by rd, as
+// json.Marshal(rd.value(v)) does, through appendValue when it can.
+func marshalValue(v any, rd redactor) ([]byte, error) {
+	if b, ok := appendValue(nil, v, rd, 0); ok {
+		return b, nil
+	}
+	return json.Marshal(rd.value(v))
+}
+
+// appendValue is appendScalar for lists and objects of such values too,
+// byte for byte json.Marshal's (object keys sorted), or false, leaving
+// what it appended for the caller to drop. Inputs and list state keys
+// are mostly lists of plain strings and numbers, which json.Marshal
+// encodes by reflection: a run's 2,000 URLs took 0.28 ms, twice before
+// its first request (its inputs, its step-0 checkpoint).
+func appendValue(dst []byte, v any, rd redactor, depth int) ([]byte, bool) {
+	switch x := v.(type) {
+	case []any:
+		if x == nil {
+			return append(dst, "null"...), true
+		}
+		if depth >= maxFastDepth {
+			return dst, false
+		}
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = appendValue(dst, e, rd, depth+1); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, ']'), true
+	case map[string]any:
+		if x == nil {
+			return append(dst, "null"...), true
+		}
+		if depth >= maxFastDepth {
+			return dst, false
+		}
+		dst = append(dst, '{')
+		for i, k := range slices.Sorted(maps.Keys(x)) {
+			if !plainJSONString(k) {
+				return dst, false
+			}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, k...)
+			dst = append(dst, '"', ':')
+			var ok bool
+			if dst, ok = appendValue(dst, x[k], rd, depth+1); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, '}'), true
+	}
+	return appendScalar(dst, v, rd)
 }
 
 // appendFloat encodes f as encoding/json does (its floatEncoder): the

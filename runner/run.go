@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -255,7 +254,7 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 		}
 	}
 	if r.st != nil {
-		inputs, err := json.Marshal(r.red.value(opts.Inputs))
+		inputs, err := marshalValue(opts.Inputs, r.red)
 		if err != nil {
 			return nil, &InputError{Msg: fmt.Sprintf("inputs: %v", err)}
 		}
