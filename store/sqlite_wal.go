@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"time"
 )
 
 // SQLite's automatic checkpoint copies the write-ahead log into the
@@ -77,10 +78,36 @@ func (w *walCheckpointer) loop() {
 			return
 		case <-w.wake:
 		}
+		// A passive checkpoint that finds the log busy (a connection
+		// opening it, another process's checkpoint) does nothing and says
+		// so: it is tried again, a few times, as a busy handler would.
 		// A failure (the file went read-only, say) is not the writers':
 		// their commits succeeded, and the backstop still checkpoints.
-		_, _ = w.db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		wait := time.Millisecond
+		for range walCheckpointTries {
+			if !w.checkpoint() {
+				break
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait *= 2
+		}
 	}
+}
+
+// walCheckpointTries bounds the tries of one checkpoint: 1 + 2 + … + 512
+// ms, about a second, between them.
+const walCheckpointTries = 10
+
+// checkpoint runs a passive checkpoint and reports whether the log was
+// busy.
+func (w *walCheckpointer) checkpoint() (busy bool) {
+	var b, frames, copied int
+	err := w.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&b, &frames, &copied)
+	return err == nil && b != 0
 }
 
 // close stops the goroutine, waiting for a checkpoint under way.
