@@ -56,6 +56,11 @@ func TestInitialCheckpoint(t *testing.T) {
 			t.Errorf("store commits %q, want %q", got, want)
 		}
 		pay.check(t, keys, true)
+		// The runner encoded every value itself: the store need not
+		// validate them again.
+		if st.unencoded != 0 {
+			t.Errorf("%d checkpoints not marked Encoded", st.unencoded)
+		}
 	})
 
 	t.Run("a failure to write it fails the run before anything is sent", func(t *testing.T) {
@@ -121,6 +126,7 @@ type orderStore struct {
 	failSteps bool
 	mu        sync.Mutex
 	calls     []string
+	unencoded int // checkpoints not marked store.Checkpoint.Encoded
 }
 
 func (s *orderStore) CommitSteps(ctx context.Context, steps []store.StepRecord) error {
@@ -130,6 +136,9 @@ func (s *orderStore) CommitSteps(ctx context.Context, steps []store.StepRecord) 
 	s.mu.Lock()
 	for _, st := range steps {
 		s.calls = append(s.calls, fmt.Sprintf("steps %d", st.Checkpoint.Step))
+		if !st.Checkpoint.Encoded {
+			s.unencoded++
+		}
 	}
 	s.mu.Unlock()
 	return store.CommitSteps(ctx, s.Store, steps)

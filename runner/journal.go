@@ -214,7 +214,7 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 		return j.checkpointBatched(ctx, c, next, red)
 	}
 	cp := &store.Checkpoint{RunID: j.runID, Step: c.step, Next: next, At: time.Now(),
-		Changed: make(map[string]json.RawMessage, len(c.changed))}
+		Changed: make(map[string]json.RawMessage, len(c.changed)), Encoded: true}
 	j.cpEnc.buf = nil                   // cp keeps its values' bytes until the batch is written
 	ext := store.WritesExtensions(j.st) // a growing key is given as what it gained
 	for _, k := range c.changed {
@@ -249,7 +249,7 @@ func (j *journal) checkpointBatched(ctx context.Context, c *core, next []string,
 	}
 	clear(cp.Changed)
 	clear(cp.Extended)
-	cp.RunID, cp.Step, cp.Next, cp.At = j.runID, c.step, next, time.Now()
+	cp.RunID, cp.Step, cp.Next, cp.At, cp.Encoded = j.runID, c.step, next, time.Now(), true
 	j.cpEnc.buf = j.cpEnc.buf[:0]
 	for _, k := range c.changed {
 		name := c.g.keys[k].name

@@ -53,7 +53,7 @@ var ErrExtensionBase = errors.New("extends a value the store does not hold")
 // proportional to what was added.
 func checkExtension(cp *Checkpoint, k string, e Extension) error {
 	t := bytes.TrimSpace(e.Tail)
-	if len(t) == 0 || (t[0] != '[' && t[0] != '"') || !json.Valid(t) {
+	if len(t) == 0 || (t[0] != '[' && t[0] != '"') || !cp.Encoded && !json.Valid(t) {
 		return fmt.Errorf("write checkpoint of run %s step %d: key %q: extension is not a JSON list or string", cp.RunID, cp.Step, k)
 	}
 	if e.Base < 2 {

@@ -393,7 +393,7 @@ func checkCheckpoint(cp *Checkpoint) error {
 		return fmt.Errorf("write checkpoint: empty run id")
 	}
 	for k, v := range cp.Changed {
-		if !validJSON(v) {
+		if !cp.Encoded && !validJSON(v) {
 			return fmt.Errorf("write checkpoint of run %s step %d: key %q: value is not valid JSON", cp.RunID, cp.Step, k)
 		}
 	}
@@ -402,7 +402,7 @@ func checkCheckpoint(cp *Checkpoint) error {
 			return err
 		}
 	}
-	if len(cp.Joins) > 0 && !validJSON(cp.Joins) {
+	if len(cp.Joins) > 0 && !cp.Encoded && !validJSON(cp.Joins) {
 		return fmt.Errorf("write checkpoint of run %s step %d: joins are not valid JSON", cp.RunID, cp.Step)
 	}
 	return nil

