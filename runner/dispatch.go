@@ -177,8 +177,27 @@ func (d *localDispatcher) startWorkers(n int) {
 	}
 }
 
+// workerStack is how much stack a worker grows to before its first
+// invocation, which runs about 10 KB deep (the invocation's frames, the
+// node type's, net/http's): past the 8 KB a goroutine starts with, the
+// stack would be copied, live, in the middle of the step's first wave of
+// invocations. Grown at once, it is copied empty; with the workers
+// started during the run's setup (run.begin), off the path. Neither alone
+// measured a difference; together, +0.026 of plain's throughput.
+const workerStack = 12 << 10
+
+// growStack uses a frame of workerStack bytes.
+//
+//go:noinline
+func growStack(i int) byte {
+	var pad [workerStack]byte
+	pad[i%workerStack] = byte(i)
+	return pad[(i*7)%workerStack]
+}
+
 func (d *localDispatcher) work() {
 	defer d.workerWG.Done()
+	growStack(1)
 	var ac attemptCtx
 	defer ac.release()
 	c := callPool.Get().(*call) // this worker's, reused by its invocations
