@@ -297,15 +297,15 @@ func (r *run) begin(ctx context.Context) (*Result, error) {
 
 // firstStepWorkers is how many workers the run's first step can use: as
 // many as its invocations that do work, a for_each counting as many as
-// the global cap allows (its items are not known yet); 0 when it has one
-// invocation, which runs on the loop's goroutine.
+// the global cap lets run at once (its items are not known yet); 0 when
+// it has one invocation, which runs on the loop's goroutine.
 func (r *run) firstStepWorkers() int {
 	n := 0
 	for _, ni := range r.next {
 		switch nd := r.g.nodes[ni]; {
 		case nd.instant:
 		case nd.each != nil:
-			return 1 << 30 // startWorkers caps it
+			return r.lim.global.capacity() // 0 without a cap (never for a run: it defaults)
 		default:
 			n++
 		}
