@@ -16,8 +16,8 @@ import (
 // writers count what they write (under wmu), and past walCheckpointBytes
 // a goroutine of the store's runs a passive checkpoint, which waits for
 // no reader or writer. SQLite's own checkpoint stays as a backstop, at
-// walBackstopPages, for a log the goroutine cannot keep short (another
-// process writing all the time, or a store written without this code).
+// walBackstopPages, for a log the goroutine cannot keep short (other
+// processes' writes, which it does not count).
 
 // walCheckpointBytes is how much the store writes before it asks for a
 // checkpoint: about SQLite's default of 1,000 pages.
@@ -28,8 +28,12 @@ const walCheckpointBytes = 4 << 20
 const walPageBytes = 2 * 4096
 
 // walBackstopPages is SQLite's automatic checkpoint (PRAGMA
-// wal_autocheckpoint), at ten times the background checkpoint's size.
-const walBackstopPages = 10_000
+// wal_autocheckpoint), at twice the background checkpoint's size. Each
+// process counts only its own writes: with another process holding the
+// store open (`lgx runs watch`, another run), many short runs that each
+// write less than walCheckpointBytes, and so close without the checkpoint
+// a last connection makes, would grow the log to this.
+const walBackstopPages = 2_000
 
 // walCheckpointer runs the store's background checkpoints. Its fields
 // are guarded by SQLite.wmu.
