@@ -881,9 +881,12 @@ func TestHTTPFetchDoc(t *testing.T) {
 		if !known[f.Type] || f.Doc == "" {
 			t.Errorf("with.%s: type %q, doc %q", f.Name, f.Type, f.Doc)
 		}
-		if !isFetchField(f.Name) {
+		if fetchFieldIndex(f.Name) < 0 {
 			t.Errorf("with.%s is documented but refused by Run", f.Name)
 		}
+	}
+	if len(d.With) != numFetchFields {
+		t.Errorf("%d with fields documented, Run reads %d", len(d.With), numFetchFields)
 	}
 	fetchEq(t, strings.Join(names, " "), "url method headers query body json timeout max_bytes follow_redirects expect idempotency_key")
 	var results []string
