@@ -112,6 +112,12 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			ts := d.turnstileFor(nr, len(runs) == 1)
 			ord := 0
 			for i := range nr.res {
+				if ts == nil && todo >= d.workers {
+					// todo only decides how many workers to tell: past
+					// that, counting 2,000 items' results read 400 KB
+					// before the first invocation started (75 µs).
+					break
+				}
 				if nr.res[i].reused {
 					continue
 				}
