@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -181,6 +182,89 @@ func FuzzAppendValue(f *testing.F) {
 		}
 		if b, err := marshalValue(v, redactor{}); err != nil || string(b) != string(want) {
 			t.Errorf("marshalValue(%s) = %s, %v; json.Marshal %s", s, b, err, want)
+		}
+	})
+}
+
+// marshalInputs gives a run's record json.Marshal's bytes of the redacted
+// inputs, and each input's own bytes as a piece of them: what the step-0
+// checkpoint reuses must be what encoding the value gives.
+func TestMarshalInputs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		inputs  map[string]any
+		secrets []string
+		byKey   bool // the inputs' bytes are given by key
+	}{
+		{"none", nil, nil, false},
+		{"empty", map[string]any{}, nil, false},
+		{"plain", map[string]any{"urls": []any{"http://127.0.0.1/1", "http://127.0.0.1/2"}, "n": 3, "f": 2.5, "on": true, "x": nil}, nil, true},
+		{"nested", map[string]any{"o": map[string]any{"b": []any{1, map[string]any{"z": "y"}}, "a": ""}}, nil, true},
+		{"values json.Marshal escapes", map[string]any{"html": "<b>&", "u": "é\u2028", "l": []any{"a\"b", 1e21}}, nil, true},
+		{"keys json.Marshal escapes", map[string]any{"a<b": 1, "é": []any{"x"}, "a": 2}, nil, true},
+		{"with secrets", map[string]any{"token": "s3cr3t-value", "urls": []any{"http://h/?k=s3cr3t-value"}}, []string{"s3cr3t-value"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := redactor{}
+			if tc.secrets != nil {
+				rd = newRedactor(tc.secrets)
+			}
+			got, byKey, err := marshalInputs(tc.inputs, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(rd.value(tc.inputs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(want) == "null" {
+				want = []byte("{}")
+			}
+			if string(got) != string(want) {
+				t.Fatalf("marshalInputs = %s\n json.Marshal  %s", got, want)
+			}
+			if (byKey != nil) != tc.byKey {
+				t.Fatalf("inputs by key given = %v, want %v", byKey != nil, tc.byKey)
+			}
+			for k, in := range byKey {
+				w, _ := json.Marshal(tc.inputs[k])
+				if string(in.b) != string(w) || !sameValue(in.v, tc.inputs[k]) {
+					t.Errorf("input %q: %s, want %s", k, in.b, w)
+				}
+				if !bytes.Contains(got, in.b) || cap(in.b) != len(in.b) {
+					t.Errorf("input %q: its bytes are not a capped piece of the record's", k)
+				}
+			}
+		})
+	}
+}
+
+// FuzzMarshalInputs: whatever JSON object decodes to, marshalInputs gives
+// json.Marshal's bytes, and each key's piece is json.Marshal's of its value.
+func FuzzMarshalInputs(f *testing.F) {
+	f.Add(`{"urls": ["http://a/1", "http://a/2"], "n": 1}`)
+	f.Add(`{"<": 1, "z": {"y": "\u2028"}, "": [2.5e30]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := value.DecodeJSON([]byte(s))
+		if err != nil {
+			return
+		}
+		inputs, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(inputs)
+		if err != nil {
+			return
+		}
+		got, byKey, err := marshalInputs(inputs, redactor{})
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("marshalInputs(%s) = %s, %v; json.Marshal %s", s, got, err, want)
+		}
+		for k, in := range byKey {
+			if w, _ := json.Marshal(inputs[k]); string(in.b) != string(w) {
+				t.Errorf("input %q of %s: %s, want %s", k, s, in.b, w)
+			}
 		}
 	})
 }

@@ -48,6 +48,15 @@ type cpEncoder struct {
 	// The journal empties it for the next checkpoint when the store has
 	// copied the values (a StepBatch), else drops it.
 	buf []byte
+	// inputs are the run's inputs as its record holds them, by key, for
+	// the step-0 checkpoint (marshalInputs); nil after it.
+	inputs map[string]encodedInput
+}
+
+// encodedInput is one input's value and its JSON in the run's record.
+type encodedInput struct {
+	v any
+	b []byte
 }
 
 // put sets the new value v of state key k (named name) in cp, redacted by
@@ -66,7 +75,12 @@ func (e *cpEncoder) put(cp *store.Checkpoint, k int, name string, v any, rd reda
 	}
 	delete(e.kept, k)
 	var b []byte
-	if nb, ok := appendScalar(e.buf, v, rd); ok {
+	if in, ok := e.inputs[name]; ok && sameValue(in.v, v) {
+		// The step-0 checkpoint repeats the inputs the run's record was
+		// just given: their bytes, not a second encoding (a list of
+		// 2,000 URLs took 0.15 ms, before the first request).
+		b = in.b
+	} else if nb, ok := appendScalar(e.buf, v, rd); ok {
 		b = nb[len(e.buf):len(nb):len(nb)]
 		e.buf = nb
 	} else {
@@ -114,6 +128,65 @@ func appendScalar(dst []byte, v any, rd redactor) ([]byte, bool) {
 // maxFastDepth is how deeply appendValue nests lists and objects before it
 // leaves a value to json.Marshal.
 const maxFastDepth = 32
+
+// marshalInputs returns the JSON of a run's inputs redacted by rd, as
+// marshalValue does ({} for none), and each input's value and bytes within
+// it, which the step-0 checkpoint reuses; with secrets declared (the
+// redactor rewrites object keys too), only the JSON.
+func marshalInputs(inputs map[string]any, rd redactor) ([]byte, map[string]encodedInput, error) {
+	if len(inputs) == 0 {
+		return []byte("{}"), nil, nil
+	}
+	if rd.r != nil {
+		b, err := marshalValue(inputs, rd)
+		return b, nil, err
+	}
+	type span struct{ from, to int }
+	keys := slices.Sorted(maps.Keys(inputs))
+	spans := make([]span, len(keys))
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if plainJSONString(k) {
+			b = append(append(append(b, '"'), k...), '"')
+		} else {
+			kb, err := json.Marshal(k)
+			if err != nil {
+				return nil, nil, err
+			}
+			b = append(b, kb...)
+		}
+		b = append(b, ':')
+		from := len(b)
+		nb, ok := appendValue(b, inputs[k], rd, 0)
+		if !ok {
+			vb, err := json.Marshal(rd.value(inputs[k]))
+			if err != nil {
+				return nil, nil, err
+			}
+			nb = append(b[:from], vb...)
+		}
+		b = nb
+		spans[i] = span{from, len(b)}
+	}
+	b = append(b, '}')
+	byKey := make(map[string]encodedInput, len(keys))
+	for i, k := range keys {
+		sp := spans[i]
+		byKey[k] = encodedInput{v: inputs[k], b: b[sp.from:sp.to:sp.to]}
+	}
+	return b, byKey, nil
+}
+
+// sameValue reports whether a and b are the very same value: the same
+// type and data word. State values are never modified in place, so the
+// same value encodes to the same bytes.
+func sameValue(a, b any) bool {
+	type eface struct{ typ, data unsafe.Pointer }
+	return *(*eface)(unsafe.Pointer(&a)) == *(*eface)(unsafe.Pointer(&b))
+}
 
 // marshalValue returns the JSON of v redacted by rd, as
 // json.Marshal(rd.value(v)) does, through appendValue when it can.

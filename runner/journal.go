@@ -223,6 +223,7 @@ func (j *journal) checkpoint(ctx context.Context, c *core, next []string, red re
 			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 		}
 	}
+	j.cpEnc.inputs = nil // the step-0 checkpoint's only
 	cp.Joins = encodeJoins(c.joinDone)
 	rec := store.StepRecord{Checkpoint: cp}
 	if j.pending != nil {
@@ -257,6 +258,7 @@ func (j *journal) checkpointBatched(ctx context.Context, c *core, next []string,
 			return fmt.Errorf("checkpoint: state key %s: %w", name, err)
 		}
 	}
+	j.cpEnc.inputs = nil // the step-0 checkpoint's only
 	cp.Joins = encodeJoins(c.joinDone)
 	rec := store.StepRecord{Checkpoint: cp}
 	if j.pending != nil {

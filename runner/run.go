@@ -254,13 +254,11 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 		}
 	}
 	if r.st != nil {
-		inputs, err := marshalValue(opts.Inputs, r.red)
+		inputs, byKey, err := marshalInputs(opts.Inputs, r.red)
 		if err != nil {
 			return nil, &InputError{Msg: fmt.Sprintf("inputs: %v", err)}
 		}
-		if inputs == nil || string(inputs) == "null" {
-			inputs = []byte("{}")
-		}
+		r.journal.cpEnc.inputs = byKey
 		err = r.journal.create(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
 			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt, Subgraphs: r.subs.sources})
 		if err != nil {
