@@ -56,6 +56,13 @@ func (w *stepWork) take(d *localDispatcher, c *call, ac *attemptCtx) {
 	for {
 		k := int(w.next.Add(1)) - 1
 		if k >= total {
+			if k == total && d.r.rec != nil {
+				// Every invocation of the step has started (only the
+				// first worker to find none left gets here): the
+				// recorder commits what finished so far while the last
+				// ones run, if that is more than they are.
+				d.r.rec.hurry(d.workers)
+			}
 			return
 		}
 		for k >= w.ends[j] { // a worker's k only grows: j moves forward

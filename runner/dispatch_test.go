@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lgx-run/lgx/store"
@@ -97,4 +98,35 @@ edges:
 	if len(log) != 18 || log[0] != "x1" || log[2] != "z1" || log[3] != "left" || log[5] != "join" {
 		t.Errorf("log = %v", log)
 	}
+}
+
+// TestDispatchHurriesTheRecorder: once a worker finds no invocation of
+// the step left to start, the recorder commits what finished so far while
+// the last ones run, so that the barrier, which the run waits for, has
+// only those left to commit.
+func TestDispatchHurriesTheRecorder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := compileYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 2}
+state:
+  xs: {type: list}
+nodes:
+  f: {type: probe, for_each: "${{ state.xs }}", with: {sleep_ms: "${{ item }}"}}
+edges:
+  - {from: START, to: f}
+`)
+		st := &countingStore{Store: store.NewMemory()}
+		// Six items end at once; of the two workers, one finds none left
+		// after the 5 ms item, while the other runs the 10 ms one.
+		xs := []any{0, 0, 0, 0, 0, 0, 5, 10}
+		res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, Inputs: map[string]any{"xs": xs}})
+		if err != nil || res.Status != store.StatusCompleted {
+			t.Fatalf("run: %v, %v", err, res.Status)
+		}
+		if got := st.calls(); !reflect.DeepEqual(got, []int{7, 1}) {
+			t.Errorf("invocation commits %v, want [7 1]: the first seven before the last ended", got)
+		}
+	})
 }

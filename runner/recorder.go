@@ -45,6 +45,7 @@ type recorder struct {
 	queue   []*store.Invocation
 	pending int   // added and not yet committed
 	err     error // the first failure, reported by the next flush
+	urgent  bool  // commit at the next wake-up, not after the linger (hurry)
 
 	wake    chan struct{}   // something was queued (capacity 1)
 	flushes chan chan error // commit all now and report
@@ -71,6 +72,25 @@ func (rc *recorder) add(inv *store.Invocation) {
 		select {
 		case rc.wake <- struct{}{}:
 		default: // a wake-up is already pending
+		}
+	}
+}
+
+// hurry commits what is queued now, without waiting for the linger, when
+// at least min invocations are: a step's last invocations have started,
+// so its barrier is near, and what is committed while they run is not
+// committed by the barrier, after the step's last one ended, when the
+// run waits for it (BenchmarkHTTPThroughput: the barrier wrote about 400
+// records, 0.27 ms after the last request).
+func (rc *recorder) hurry(min int) {
+	rc.mu.Lock()
+	ok := len(rc.queue) >= min
+	rc.urgent = rc.urgent || ok
+	rc.mu.Unlock()
+	if ok {
+		select {
+		case rc.wake <- struct{}{}:
+		default: // a wake-up is already pending, which will see urgent
 		}
 	}
 }
@@ -103,7 +123,7 @@ func (rc *recorder) loop() {
 	for {
 		select {
 		case <-rc.wake:
-			if rc.queued() >= recordBatch {
+			if rc.due() {
 				rc.commit()
 			} else if !armed {
 				timer.Reset(rc.linger)
@@ -127,10 +147,12 @@ func (rc *recorder) loop() {
 	}
 }
 
-func (rc *recorder) queued() int {
+// due reports whether the queue is to be committed at once: it is full,
+// or hurry asked.
+func (rc *recorder) due() bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return len(rc.queue)
+	return len(rc.queue) >= recordBatch || rc.urgent && len(rc.queue) > 0
 }
 
 // commit records the queue in one call. Records are written even after
@@ -138,7 +160,7 @@ func (rc *recorder) queued() int {
 func (rc *recorder) commit() {
 	rc.mu.Lock()
 	batch := rc.queue
-	rc.queue = nil
+	rc.queue, rc.urgent = nil, false
 	rc.mu.Unlock()
 	if len(batch) == 0 {
 		return

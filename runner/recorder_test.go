@@ -115,6 +115,38 @@ func TestRecorder(t *testing.T) {
 			}
 		})
 	})
+	t.Run("hurried, it commits at once what it holds, if that is enough", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			st := newCountingStore(t)
+			rc := newRecorder(st, time.Hour, nil)
+			defer rc.close()
+			for i := range 10 {
+				rc.add(recInv(i))
+			}
+			rc.hurry(11) // fewer queued than asked: it waits for the linger
+			synctest.Wait()
+			if got := st.calls(); len(got) != 0 {
+				t.Fatalf("commits after hurry(11) with 10 queued = %v, want none", got)
+			}
+			rc.hurry(10)
+			synctest.Wait()
+			if got := st.calls(); len(got) != 1 || got[0] != 10 {
+				t.Fatalf("commits after hurry(10) = %v, want one of 10", got)
+			}
+			// What is added later waits for the linger or a flush again.
+			rc.add(recInv(10))
+			synctest.Wait()
+			if got := st.calls(); len(got) != 1 {
+				t.Fatalf("commits after one more record = %v, want still one", got)
+			}
+			if err := rc.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.calls(); len(got) != 2 || got[1] != 1 {
+				t.Errorf("commits after the flush = %v, want [10 1]", got)
+			}
+		})
+	})
 	// A fast for_each: 45 items finish every millisecond (the 2,000-GET
 	// benchmark's rate on a quiet machine). Each commit costs the same
 	// whatever it holds, so they must be gathered by the several hundred,
