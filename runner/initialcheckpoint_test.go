@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -164,6 +165,61 @@ edges:
 		if within(got, st.inputs) != want.shared {
 			t.Errorf("step 0: %s given as the run record's bytes = %v, want %v", key, !want.shared, want.shared)
 		}
+	}
+}
+
+// TestResumeWithStepZeroAgainstInputs: in SQLite, the step-0 checkpoint
+// stores an input's value as a reference to the run's inputs; a resume
+// from another opening of the store (another process) rebuilds the state
+// from it, and the list grows on from there.
+func TestResumeWithStepZeroAgainstInputs(t *testing.T) {
+	g := compileYAML(t, `
+lgx: 1
+name: t
+state:
+  xs: {type: list, reducer: append}
+  ok: {type: boolean, default: false}
+nodes:
+  ask: {type: interrupt, with: {message: "go?"}, output: {ok: "${{ result.ok }}"}}
+  add: {type: set, output: {xs: last}}
+edges:
+  - {from: START, to: ask}
+  - {from: ask, to: add}
+`)
+	xs := make([]any, 500)
+	for i := range xs {
+		xs[i] = fmt.Sprintf("http://127.0.0.1:8080/item/%d", i)
+	}
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), g, Options{Store: st, Environ: []string{}, Inputs: map[string]any{"xs": xs}})
+	st.Close()
+	if err != nil || res.Status != store.StatusInterrupted {
+		t.Fatalf("run: %v, %v", err, res.Status)
+	}
+	st, err = store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cps, err := st.Checkpoints(context.Background(), res.RunID)
+	if err != nil || len(cps) == 0 {
+		t.Fatalf("checkpoints: %d, %v", len(cps), err)
+	}
+	want, _ := json.Marshal(xs)
+	if string(cps[0].Changed["xs"]) != string(want) {
+		t.Fatalf("step 0: xs = %.80s…, want the inputs' list", cps[0].Changed["xs"])
+	}
+	res, err = Resume(context.Background(), st, res.RunID, Options{Environ: []string{}, Answer: Answer{Values: map[string]any{"ok": true}}})
+	if err != nil || res.Status != store.StatusCompleted {
+		t.Fatalf("resume: %v, %v", err, res.Status)
+	}
+	got, _ := res.State["xs"].([]any)
+	if len(got) != len(xs)+1 || got[0] != xs[0] || got[len(xs)-1] != xs[len(xs)-1] || got[len(xs)] != "last" {
+		t.Errorf("xs after the resume: %d elements, want the %d inputs and \"last\"", len(got), len(xs))
 	}
 }
 

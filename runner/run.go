@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -259,8 +260,15 @@ func Run(ctx context.Context, g *Graph, opts Options) (*Result, error) {
 			return nil, &InputError{Msg: fmt.Sprintf("inputs: %v", err)}
 		}
 		r.journal.cpEnc.inputs = byKey
+		var values map[string]json.RawMessage
+		if byKey != nil {
+			values = make(map[string]json.RawMessage, len(byKey))
+			for k, in := range byKey {
+				values[k] = in.b
+			}
+		}
 		err = r.journal.create(ctx, &store.Run{ID: r.id, Workflow: g.wf.Name, File: g.wf.File, Source: g.wf.Source,
-			Inputs: inputs, Status: store.StatusRunning, StartedAt: r.startedAt, Subgraphs: r.subs.sources})
+			Inputs: inputs, InputValues: values, Status: store.StatusRunning, StartedAt: r.startedAt, Subgraphs: r.subs.sources})
 		if err != nil {
 			return nil, err
 		}

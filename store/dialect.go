@@ -89,11 +89,39 @@ type CheckpointEncoder struct {
 	// cache need not be searched for values to drop (every step, for a
 	// run whose steps come in order).
 	tops map[string]int
+	// inputs holds, per run this process created, the values of its
+	// inputs (Run.InputValues) long enough to be a delta's base: a key
+	// whose value is its input's is stored as a delta against the run's
+	// inputs (base step inputStep), not whole again.
+	inputs map[string]map[string][]byte
 }
 
 // NewCheckpointEncoder returns an encoder with an empty cache.
 func NewCheckpointEncoder() *CheckpointEncoder {
-	return &CheckpointEncoder{cache: make(map[string]map[string]cachedValue), tops: make(map[string]int)}
+	return &CheckpointEncoder{cache: make(map[string]map[string]cachedValue), tops: make(map[string]int),
+		inputs: make(map[string]map[string][]byte)}
+}
+
+// SeedInputs makes the inputs of a run just created (Run.Inputs and
+// Run.InputValues) the bases its checkpoints' values may be stored
+// against. Values that do not make up inputs exactly are ignored.
+func (e *CheckpointEncoder) SeedInputs(runID string, inputs []byte, values map[string]json.RawMessage) {
+	if len(values) == 0 || !inputsMatch(inputs, values) {
+		return
+	}
+	var m map[string][]byte
+	for k, v := range values {
+		if len(v) < minDeltaPrefix {
+			continue
+		}
+		if m == nil {
+			m = make(map[string][]byte, len(values))
+		}
+		m[k] = v
+	}
+	if m != nil {
+		e.inputs[runID] = m
+	}
 }
 
 // Encode returns cp's columns and the function that updates the cache; call
@@ -179,7 +207,7 @@ func (e *CheckpointEncoder) encode(cp *Checkpoint, sc *encScratch) (EncodedCheck
 		ext = append(ext, delta{key: k, baseStep: c.step, prefix: sm.n - 1, sum: sm.end.crc, tail: suf})
 	}
 	sc.ext = ext
-	full, deltas := splitChanged(changed, cp.Step, cache, sc)
+	full, deltas := splitChanged(changed, cp.Step, cache, e.inputs[cp.RunID], sc)
 	for _, d := range ext {
 		deltas = appendDelta(deltas, d)
 	}
@@ -247,6 +275,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (e *CheckpointEncoder) Forget(runID string) {
 	delete(e.cache, runID)
 	delete(e.tops, runID)
+	delete(e.inputs, runID)
 }
 
 // CheckpointDecoder rebuilds a run's checkpoints, read in step order, from
@@ -254,6 +283,11 @@ func (e *CheckpointEncoder) Forget(runID string) {
 type CheckpointDecoder struct {
 	rb rebuilder
 }
+
+// SetInputs gives the decoder the run's inputs (Run.Inputs), which the
+// values of checkpoints written by the process that created the run may
+// be stored against; inputs is called once, when one first is.
+func (d *CheckpointDecoder) SetInputs(inputs func() ([]byte, error)) { d.rb.inputs = inputs }
 
 // Decode fills cp's Changed, Next and Joins from the columns of its row.
 func (d *CheckpointDecoder) Decode(cp *Checkpoint, enc EncodedCheckpoint) error {
@@ -284,6 +318,9 @@ type CheckpointMerge struct {
 	dec CheckpointDecoder
 	out *Checkpoint
 }
+
+// SetInputs gives the merge the run's inputs (CheckpointDecoder.SetInputs).
+func (m *CheckpointMerge) SetInputs(inputs func() ([]byte, error)) { m.dec.SetInputs(inputs) }
 
 // Add folds in the checkpoint whose RunID, Step and At are in cp and
 // whose columns are enc.

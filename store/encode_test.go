@@ -62,7 +62,7 @@ func TestEncodeChanged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, deltas := splitChanged(tt.m, 1, nil, &encScratch{}); string(got) != tt.want || deltas != nil {
+			if got, deltas := splitChanged(tt.m, 1, nil, nil, &encScratch{}); string(got) != tt.want || deltas != nil {
 				t.Errorf("splitChanged = %s, %x; want %s and no deltas", got, deltas, tt.want)
 			}
 		})

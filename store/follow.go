@@ -96,6 +96,13 @@ func (s *SQLite) ReadCheckpoints(ctx context.Context, cur *CheckpointCursor, eac
 		if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
 			return err
 		}
+		// Read before the rows, not while they are open: the step-0
+		// checkpoint may be stored against them.
+		inputs, err := runInputs(ctx, s.db, runID)
+		if err != nil {
+			return fmt.Errorf("checkpoints of run %s: %w", runID, err)
+		}
+		cur.dec.SetInputs(func() ([]byte, error) { return inputs, nil })
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("checkpoints of run %s: %w", runID, err)

@@ -220,6 +220,12 @@ CREATE TABLE run_events (
 ALTER TABLE checkpoint_batches ADD COLUMN invs BLOB;
 CREATE INDEX checkpoint_batches_invs ON checkpoint_batches (run_id, id) WHERE invs IS NOT NULL;
 `,
+	// 10 (issue #13): a checkpoint value may be a delta against the run's
+	// inputs (base step -1, sqlite_delta.go): the step-0 checkpoint no
+	// longer stores the inputs again. Nothing changes in the tables; the
+	// version keeps an earlier lgx, which cannot read such a delta, from
+	// opening the store.
+	`-- no table changes`,
 }
 
 // checkHeader reads the schema version of the database tx reads and

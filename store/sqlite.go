@@ -444,6 +444,9 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.enc.SeedInputs(r.ID, r.Inputs, r.InputValues)
+	}
 	s.wmu.Unlock()
 	return err
 }
@@ -828,7 +831,7 @@ func (s *SQLite) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, 
 		out []*Checkpoint
 		dec CheckpointDecoder
 	)
-	err := s.scanCheckpoints(ctx, runID, func(cp *Checkpoint, enc EncodedCheckpoint) error {
+	err := s.scanCheckpoints(ctx, runID, dec.SetInputs, func(cp *Checkpoint, enc EncodedCheckpoint) error {
 		if err := dec.Decode(cp, enc); err != nil {
 			return err
 		}
@@ -843,7 +846,7 @@ func (s *SQLite) Checkpoints(ctx context.Context, runID string) ([]*Checkpoint, 
 // replays.
 func (s *SQLite) MergedCheckpoint(ctx context.Context, runID string) (*Checkpoint, error) {
 	var m CheckpointMerge
-	if err := s.scanCheckpoints(ctx, runID, m.Add); err != nil {
+	if err := s.scanCheckpoints(ctx, runID, m.SetInputs, m.Add); err != nil {
 		return nil, err
 	}
 	return m.Result(), nil
@@ -856,7 +859,11 @@ func (s *SQLite) MergedCheckpoint(ctx context.Context, runID string) (*Checkpoin
 // one at a time; otherwise (a step written again) they are all read first
 // and the last written of each step is kept, in memory proportional to
 // what the run stored.
-func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*Checkpoint, EncodedCheckpoint) error) error {
+//
+// setInputs is given how to read the run's inputs, the base of values
+// stored against them (CheckpointDecoder.SetInputs), in the same read
+// transaction.
+func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, setInputs func(func() ([]byte, error)), each func(*Checkpoint, EncodedCheckpoint) error) error {
 	if err := s.mustExist(ctx, runID, "checkpoints of run"); err != nil {
 		return err
 	}
@@ -867,6 +874,7 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
 	}
 	defer tx.Rollback()
+	setInputs(func() ([]byte, error) { return runInputs(ctx, tx, runID) })
 	ordered, err := s.checkpointsOrdered(ctx, tx, runID)
 	if err != nil {
 		return fmt.Errorf("checkpoints of run %s: %w", runID, err)
@@ -909,6 +917,15 @@ func (s *SQLite) scanCheckpoints(ctx context.Context, runID string, each func(*C
 		}
 	}
 	return nil
+}
+
+// runInputs reads a run's inputs (Run.Inputs).
+func runInputs(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, runID string) ([]byte, error) {
+	var b []byte
+	err := q.QueryRowContext(ctx, `SELECT inputs FROM runs WHERE id = ?`, runID).Scan(&b)
+	return b, err
 }
 
 // checkpointsOrdered reports whether the run's checkpoint batches, in the

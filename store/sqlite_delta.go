@@ -26,7 +26,12 @@ import (
 //
 // The previous values come from a per-run cache filled by this process's
 // own WriteCheckpoint calls; after a restart (resume) the first checkpoint
-// of each key is stored in full again. Rewriting a step drops cached values
+// of each key is stored in full again. The run's first checkpoint holds
+// the whole initial state, whose keys given as inputs repeat Run.Inputs:
+// such a value, when the runner gave its bytes (Run.InputValues), is a
+// delta against the inputs (base step inputStep, the whole value, no
+// tail), which readers take from the runs table; 2,000 URLs were 70 KB
+// written twice before a run's first request. Rewriting a step drops cached values
 // of that step and later, so a delta never points at a replaced value.
 
 // minDeltaPrefix is the shared prefix below which a value is stored whole:
@@ -248,7 +253,7 @@ func decodeDeltas(b []byte) ([]delta, error) {
 // and the deltas; sc.keys is left holding changed's keys, sorted. Values are trimmed of surrounding whitespace, as the
 // JSON column would. One pass in key order, building the object as it
 // goes: this runs for every durable step.
-func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue, sc *encScratch) ([]byte, []byte) {
+func splitChanged(changed map[string]json.RawMessage, step int, cache map[string]cachedValue, inputs map[string][]byte, sc *encScratch) ([]byte, []byte) {
 	clear(sc.keys) // the scratch holds no keys of an earlier checkpoint
 	if changed == nil {
 		sc.keys = sc.keys[:0]
@@ -268,7 +273,8 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 		raw := changed[k]
 		v := bytes.TrimSpace(raw)
 		if len(raw) >= minDeltaPrefix { // else too short to be stored as a delta
-			if c, ok := cache[k]; ok && c.step < step {
+			c, cached := cache[k]
+			if cached && c.step < step {
 				if p, sum := c.sharedPrefix(v); p >= minDeltaPrefix {
 					if deltas == nil {
 						deltas = sc.deltas[:0]
@@ -277,6 +283,16 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 					continue
 				}
 			}
+			if in, ok := inputs[k]; ok && !cached && bytes.Equal(in, v) {
+				// The run's first value of the key is its input: the
+				// inputs the run's record holds are its base (the same
+				// bytes, given by the runner: compared in O(1)).
+				if deltas == nil {
+					deltas = sc.deltas[:0]
+				}
+				deltas = appendDelta(deltas, delta{key: k, baseStep: inputStep, prefix: len(v), sum: crc32.Checksum(v, castagnoli)})
+				continue
+			}
 		}
 		full = appendKeyValue(full, k, v)
 	}
@@ -284,10 +300,50 @@ func splitChanged(changed map[string]json.RawMessage, step int, cache map[string
 	return append(full, '}'), deltas
 }
 
+// inputStep is the base step of a delta against the run's inputs: its
+// base is the value of the key's name in Run.Inputs (schema version 10).
+const inputStep = -1
+
+// inputsMatch reports whether values, by key, are exactly what the JSON
+// object inputs holds, in its order and nothing else: the object
+// json.Marshal gives for them (keys sorted and encoded as it encodes
+// strings, no space).
+func inputsMatch(inputs []byte, values map[string]json.RawMessage) bool {
+	keys := sortedKeys(values)
+	b := inputs
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	b = b[1:]
+	for i, k := range keys {
+		if i > 0 {
+			if len(b) == 0 || b[0] != ',' {
+				return false
+			}
+			b = b[1:]
+		}
+		kb, err := json.Marshal(k)
+		if err != nil || !bytes.HasPrefix(b, kb) || len(b) <= len(kb) || b[len(kb)] != ':' {
+			return false
+		}
+		b = b[len(kb)+1:]
+		v := values[k]
+		if !bytes.HasPrefix(b, v) {
+			return false
+		}
+		b = b[len(v):]
+	}
+	return string(b) == "}"
+}
+
 // rebuilder turns a run's checkpoints, read in step order, back into full
 // values.
 type rebuilder struct {
 	last map[string]cachedValue
+	// inputs returns the run's inputs (Run.Inputs), the base of deltas
+	// at inputStep; read once, when the first such delta is met.
+	inputs    func() ([]byte, error)
+	inputVals map[string]json.RawMessage
 	// inPlace builds a value from its base in the base's buffer: only for
 	// a reader that keeps the latest value of each key (CheckpointMerge),
 	// never one that returns every step's.
@@ -311,7 +367,19 @@ func (rb *rebuilder) apply(step int, changed map[string]json.RawMessage, raw []b
 		// The latest earlier value of the key is the base; if that step was
 		// rewritten, the checksum still proves the shared bytes are the same.
 		base, ok := rb.last[d.key]
+		if d.baseStep == inputStep {
+			v, err := rb.input(d.key)
+			if err != nil {
+				return nil, err
+			}
+			// Capped: a value built in place on it must not write
+			// into the inputs read.
+			base, ok = cachedValue{step: inputStep, val: v[:len(v):len(v)]}, v != nil
+		}
 		if !ok || d.prefix > len(base.val) || crc32.Checksum(base.val[:d.prefix], castagnoli) != d.sum {
+			if d.baseStep == inputStep {
+				return nil, fmt.Errorf("key %q: the run's input it is stored as is missing or differs: %w", d.key, errBadDelta)
+			}
 			return nil, fmt.Errorf("key %q: its value at step %d, which this step extends, is missing or was replaced: %w",
 				d.key, d.baseStep, errBadDelta)
 		}
@@ -333,4 +401,23 @@ func (rb *rebuilder) apply(step int, changed map[string]json.RawMessage, raw []b
 		rb.last[k] = cachedValue{step: step, val: v}
 	}
 	return changed, nil
+}
+
+// input returns the value of key k in the run's inputs, nil when they
+// hold none or the reader cannot give them.
+func (rb *rebuilder) input(k string) ([]byte, error) {
+	if rb.inputVals == nil {
+		if rb.inputs == nil {
+			return nil, nil
+		}
+		b, err := rb.inputs()
+		if err != nil {
+			return nil, fmt.Errorf("the run's inputs, the base of key %q: %w", k, err)
+		}
+		rb.inputVals = map[string]json.RawMessage{}
+		if err := json.Unmarshal(b, &rb.inputVals); err != nil {
+			return nil, fmt.Errorf("the run's inputs, the base of key %q: %w", k, errBadDelta)
+		}
+	}
+	return rb.inputVals[k], nil
 }

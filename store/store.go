@@ -53,6 +53,12 @@ type Run struct {
 	Subgraphs map[string][]byte
 	// Lease is the run's current owner claim; nil when none (SPEC §9.3).
 	Lease *Lease
+	// InputValues, when given, are Inputs' top-level values, by key, as
+	// Inputs holds them. The run's first checkpoint repeats the inputs in
+	// the state's keys: a store may keep such a value as a reference to
+	// Inputs rather than a second copy (sqlite_delta.go). Not stored;
+	// ignored when it does not match Inputs.
+	InputValues map[string]json.RawMessage
 }
 
 // Invocation status.
