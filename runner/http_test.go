@@ -6,10 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/lgx-run/lgx/store"
 	"go.uber.org/goleak"
 
 	"github.com/lgx-run/lgx/internal/llmtest"
@@ -18,18 +22,19 @@ import (
 
 // TestRunClosesItsHTTPConnections: a run that builds its own client leaves
 // no keep-alive connection (and so no transport goroutine) behind, while
-// the server that served it is still up.
+// the server that served it is still up: whether the requests were its
+// last step's (the connections close while its end is recorded) or not,
+// with a store or without, completed or failed after them.
 func TestRunClosesItsHTTPConnections(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer ts.Close()
-	ignore := goleak.IgnoreCurrent()
 	urls := make([]any, 8)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/%d", ts.URL, i)
 	}
-	res, err := runYAML(t, `
+	const get = `
 lgx: 1
 name: t
 state:
@@ -41,13 +46,41 @@ nodes:
     for_each: ${{ state.urls }}
     with: {url: "${{ item }}"}
     output: {n: 1}
+  after: {type: set, output: {n: 1}}
+  fails: {type: probe, with: {fail: input}}
 edges:
-  - {from: START, to: get}
-`, map[string]any{"urls": urls})
-	if err != nil || res.State["n"] != 8 {
-		t.Fatalf("run: %v, n = %v", err, res.State["n"])
+`
+	for _, tc := range []struct {
+		name, edges string
+		store       bool
+		n           int
+		failed      bool
+	}{
+		{"last step, no store", "  - {from: START, to: get}\n", false, 8, false},
+		{"last step, SQLite", "  - {from: START, to: get}\n", true, 8, false},
+		{"a step after, SQLite", "  - {from: START, to: get}\n  - {from: get, to: after}\n", true, 9, false},
+		{"failing after, SQLite", "  - {from: START, to: get}\n  - {from: get, to: fails}\n", true, 8, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			var st store.Store
+			if tc.store {
+				s, err := store.OpenSQLite(filepath.Join(t.TempDir(), "lgx.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = s
+			}
+			res, err := runYAML(t, get+tc.edges, map[string]any{"urls": urls}, func(o *Options) { o.Store = st })
+			if (err != nil) != tc.failed || res.State["n"] != tc.n {
+				t.Fatalf("run: %v, n = %v", err, res.State["n"])
+			}
+			if st != nil {
+				st.(*store.SQLite).Close() // its own goroutines end with it
+			}
+			goleak.VerifyNone(t, ignore)
+		})
 	}
-	goleak.VerifyNone(t, ignore)
 }
 
 // TestResultFields: a node's output decides which result fields the type
@@ -217,5 +250,50 @@ edges:
 				t.Errorf("message %q: want a timeout, not a cancellation", msg)
 			}
 		})
+	}
+}
+
+// slowCloser is a transport whose CloseIdleConnections takes until
+// release is closed.
+type slowCloser struct {
+	http.RoundTripper
+	started, release chan struct{}
+	done             atomic.Bool
+}
+
+func (s *slowCloser) CloseIdleConnections() {
+	close(s.started)
+	<-s.release
+	s.done.Store(true)
+}
+
+// TestClosingHTTPWhileTheEndIsRecorded: the run's connections, closed on
+// another goroutine once its last step is over, are closed when the run
+// returns (closeHTTP waits for that goroutine), and a client the caller
+// gave is left alone.
+func TestClosingHTTPWhileTheEndIsRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := &slowCloser{started: make(chan struct{}), release: make(chan struct{})}
+		r := &run{http: &http.Client{Transport: sc}}
+		r.startClosingHTTP()
+		<-sc.started // closing while the loop goes on
+		go func() {
+			time.Sleep(time.Millisecond)
+			close(sc.release)
+		}()
+		r.closeHTTP()
+		if !sc.done.Load() {
+			t.Error("closeHTTP returned before the connections were closed")
+		}
+	})
+	sc := &slowCloser{started: make(chan struct{}), release: make(chan struct{})}
+	c := &http.Client{Transport: sc}
+	r := &run{http: c, opts: Options{HTTPClient: c}}
+	r.startClosingHTTP()
+	r.closeHTTP()
+	select {
+	case <-sc.started:
+		t.Error("the caller's client was closed")
+	default:
 	}
 }

@@ -144,6 +144,9 @@ type run struct {
 	// httpRec, for a run recorded on an engine, records its invocations'
 	// requests (steprecord.go); nil otherwise.
 	httpRec *httpRecorder
+	// httpClosed is closed once the goroutine startClosingHTTP started
+	// has closed http's connections; nil when none was started.
+	httpClosed chan struct{}
 
 	red       redactor
 	providers map[string]*nodes.Provider
@@ -602,6 +605,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.commit(ctx, runs); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
+		if len(r.next) == 0 {
+			r.startClosingHTTP() // the last step is over
+		}
 		r.stepEnd = time.Time{}
 		if r.sink != nil {
 			r.stepEnd = time.Now()
@@ -717,9 +723,33 @@ func (r *run) prepare(ctx context.Context, ni int) (*nodeRun, error) {
 // itself: each holds two transport goroutines, which must not outlive the
 // run. A client from Options belongs to the caller.
 func (r *run) closeHTTP() {
+	if r.httpClosed != nil {
+		<-r.httpClosed // started by startClosingHTTP
+		return
+	}
 	if r.opts.HTTPClient == nil && r.http != nil {
 		r.http.CloseIdleConnections()
 	}
+}
+
+// startClosingHTTP closes the run's connections, as closeHTTP does, on
+// another goroutine, which closeHTTP waits for: once the run's last step
+// is over nothing sends a request, and closing 64 connections (a close
+// and a FIN each, then their goroutines' exit) takes about 0.8 ms, which
+// then overlaps recording the run's end, its last checkpoint and its
+// outcome (BenchmarkHTTPThroughput, in one process: +0.011 and +0.016 of
+// plain's throughput, 7 and 11 of 12 sets better).
+func (r *run) startClosingHTTP() {
+	if r.opts.HTTPClient != nil || r.http == nil || r.httpClosed != nil {
+		return
+	}
+	closed := make(chan struct{})
+	r.httpClosed = closed
+	c := r.http
+	go func() {
+		defer close(closed)
+		c.CloseIdleConnections()
+	}()
 }
 
 // checkpoint records the step boundary (changed keys, next nodes, joins)
