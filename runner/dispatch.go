@@ -40,22 +40,52 @@ type localDispatcher struct {
 // are taken in order, as the channel of tasks gave them before. The
 // cursor counts the items of runs one after the other (ends), reused
 // ones included, which the workers skip.
+//
+// The workers are told one after the other: the loop tells one, and each
+// worker, as it takes its first invocation, tells the next (untold). Told
+// all at once, the 64 workers of a fan-out of requests were all runnable
+// together, and the scheduler, which polls the network only once it runs
+// out of goroutines to run, answered none of the first responses before
+// every worker had sent its first request: the first reached a local
+// server 2.6 ms after the first worker started, against 0.9 ms for as
+// many goroutines started by a loop (BenchmarkHTTPThroughput, in one
+// process: +0.014 of plain's throughput, 10 of 12 sets better).
 type stepWork struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	runs   []*nodeRun // the step's nodes that run on workers
 	ends   []int      // ends[j]: the items of runs[:j+1]
 	next   atomic.Int64
-	wg     sync.WaitGroup // one per message sent
+	untold atomic.Int64   // workers the step needs that were not told yet
+	wg     sync.WaitGroup // one per worker the step needs
+}
+
+// tellNext tells one more worker of the step, if any is left to tell.
+func (w *stepWork) tellNext(d *localDispatcher) {
+	for {
+		u := w.untold.Load()
+		if u <= 0 {
+			return
+		}
+		if w.untold.CompareAndSwap(u, u-1) {
+			d.tasks <- w
+			return
+		}
+	}
 }
 
 // take runs the step's invocations left, from the cursor on.
 func (w *stepWork) take(d *localDispatcher, c *call, ac *attemptCtx) {
 	total := w.ends[len(w.ends)-1]
 	j, start := 0, 0
+	told := false // this worker told the next one
 	for {
 		k := int(w.next.Add(1)) - 1
 		if k >= total {
+			// Nothing left: the workers not told yet are not needed.
+			if n := w.untold.Swap(0); n > 0 {
+				w.wg.Add(-int(n))
+			}
 			if k == total && d.r.rec != nil {
 				// Every invocation of the step has started (only the
 				// first worker to find none left gets here): the
@@ -77,6 +107,10 @@ func (w *stepWork) take(d *localDispatcher, c *call, ac *attemptCtx) {
 		var item any
 		if nr.items != nil {
 			item = nr.items[i]
+		}
+		if !told {
+			told = true
+			w.tellNext(d)
 		}
 		d.r.invokeOn(w.ctx, c, ac, nr.n, itemIndex(nr, i), item, res, false)
 		if res.failed() {
@@ -137,10 +171,10 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 			end += len(nr.res)
 			w.runs, w.ends = append(w.runs, nr), append(w.ends, end)
 		}
-		m := min(d.workers, todo)
-		w.wg.Add(m)
-		for range m {
-			d.tasks <- w
+		if m := min(d.workers, todo); m > 0 {
+			w.wg.Add(m)
+			w.untold.Store(int64(m - 1))
+			d.tasks <- w // the first; see stepWork
 		}
 	}
 	for _, nr := range runs {

@@ -130,3 +130,52 @@ edges:
 		}
 	})
 }
+
+// TestDispatchTellsWorkersInTurn: the loop tells one worker of a step and
+// each tells the next as it starts; every worker the step can use still
+// runs at once, and a step whose items a few workers took all before the
+// others were told ends without waiting for those.
+func TestDispatchTellsWorkersInTurn(t *testing.T) {
+	t.Run("every worker runs", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := resetGroup("turns")
+			start := time.Now()
+			res, err := runYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 16}
+state: {}
+nodes:
+  f: {type: probe, for_each: "${{ 1..32 }}", with: {sleep_ms: 5, group: turns}}
+edges:
+  - {from: START, to: f}
+`, nil)
+			if err != nil || res.Status != store.StatusCompleted {
+				t.Fatalf("run: %v, %v", err, res.Status)
+			}
+			if g.max != 16 || time.Since(start) != 10*time.Millisecond {
+				t.Errorf("%d in flight at most, %v for 32 items of 5 ms: want 16 and 10ms", g.max, time.Since(start))
+			}
+		})
+	})
+	t.Run("items gone before the workers are told", func(t *testing.T) {
+		for range 20 {
+			res, err := runYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 64}
+state:
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  f: {type: probe, for_each: "${{ 1..300 }}", with: {value: 1}, output: {n: "${{ result }}"}}
+  g: {type: probe, for_each: "${{ 1..3 }}", with: {value: 1}, output: {n: "${{ result }}"}}
+edges:
+  - {from: START, to: f}
+  - {from: f, to: g}
+`, nil)
+			if err != nil || res.State["n"] != 303 {
+				t.Fatalf("run: %v, n = %v", err, res.State["n"])
+			}
+		}
+	})
+}
