@@ -185,7 +185,10 @@ type node struct {
 	resultFields map[string]bool
 	edges        outEdges
 	joins        []joinRef
-	poolNames    []string // pools taken per attempt, sorted
+	// terminal: no edge or join leaves the node for another node, so a
+	// step of terminal nodes is the run's last.
+	terminal  bool
+	poolNames []string // pools taken per attempt, sorted
 	// keyPool is the pool taken with a key (`pool: {name, key}`), poolKey
 	// the key's compiled value; "" and nil when none.
 	keyPool string
@@ -620,7 +623,29 @@ func (g *Graph) compileEdges() error {
 		}
 		g.joins = append(g.joins, j)
 	}
+	for _, n := range g.nodes {
+		n.terminal = len(n.joins) == 0 && n.edges.leadsNowhere()
+	}
 	return nil
+}
+
+// leadsNowhere reports whether the edges trigger no node: none, or only
+// to END.
+func (o *outEdges) leadsNowhere() bool {
+	if len(o.plain) > 0 {
+		return false
+	}
+	for _, ce := range o.conds {
+		if len(ce.els) > 0 {
+			return false
+		}
+		for _, cc := range ce.cases {
+			if len(cc.to) > 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (g *Graph) compileProvider(p *spec.Provider) (*provider, error) {

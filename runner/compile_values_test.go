@@ -78,3 +78,47 @@ edges:
 		t.Error("the compile cache outlives Compile")
 	}
 }
+
+// TestTerminalNodes: a node is terminal when nothing it leads to is a
+// node: no edges, edges to END only, conditions whose every case and else
+// go to END; an edge, a condition's case or else to a node, or being a
+// join's source makes it not.
+func TestTerminalNodes(t *testing.T) {
+	g := compileYAML(t, `
+lgx: 1
+name: t
+state:
+  x: {type: integer, default: 0}
+nodes:
+  a: {type: probe}
+  b: {type: probe}
+  c: {type: probe}
+  d: {type: probe}
+  e: {type: probe}
+  f: {type: probe}
+  g: {type: probe}
+  h: {type: probe}
+edges:
+  - {from: START, to: [a, b, c, d, e, f, g]}
+  - {from: a, to: END}
+  - from: b
+    when:
+      - {if: "state.x > 1", to: END}
+    else: END
+  - from: c
+    when:
+      - {if: "state.x > 1", to: END}
+    else: h
+  - from: d
+    when:
+      - {if: "state.x > 1", to: h}
+  - {from: e, to: h}
+  - {from: [f, g], to: END}
+`)
+	want := map[string]bool{"a": true, "b": true, "c": false, "d": false, "e": false, "f": false, "g": false, "h": true}
+	for _, n := range g.nodes {
+		if n.terminal != want[n.name] {
+			t.Errorf("%s: terminal = %v, want %v", n.name, n.terminal, want[n.name])
+		}
+	}
+}

@@ -576,6 +576,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			r.emit(ev)
 		}
 		r.disp.dispatch(runCtx, runs)
+		if lastStep(runs) {
+			r.startClosingHTTP() // while the step is recorded
+		}
 		if err := r.barrier(r.step); err != nil {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
@@ -606,7 +609,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return r.finish(ctx, store.StatusFailed, err)
 		}
 		if len(r.next) == 0 {
-			r.startClosingHTTP() // the last step is over
+			r.startClosingHTTP() // the last step is over (its conditions led nowhere)
 		}
 		r.stepEnd = time.Time{}
 		if r.sink != nil {
@@ -730,6 +733,17 @@ func (r *run) closeHTTP() {
 	if r.opts.HTTPClient == nil && r.http != nil {
 		r.http.CloseIdleConnections()
 	}
+}
+
+// lastStep reports whether a step is the run's last whatever its
+// outcome: none of its nodes leads to another.
+func lastStep(runs []*nodeRun) bool {
+	for _, nr := range runs {
+		if !nr.n.terminal {
+			return false
+		}
+	}
+	return true
 }
 
 // startClosingHTTP closes the run's connections, as closeHTTP does, on
