@@ -57,6 +57,7 @@ type stepWork struct {
 	ends   []int      // ends[j]: the items of runs[:j+1]
 	next   atomic.Int64
 	untold atomic.Int64   // workers the step needs that were not told yet
+	last   bool           // the run's last step (lastStep)
 	wg     sync.WaitGroup // one per worker the step needs
 }
 
@@ -92,6 +93,9 @@ func (w *stepWork) take(d *localDispatcher, c *call, ac *attemptCtx) {
 				// recorder commits what finished so far while the last
 				// ones run, if that is more than they are.
 				d.r.rec.hurry(d.workers)
+			}
+			if k == total && w.last {
+				d.r.closeIdleHTTP()
 			}
 			return
 		}
@@ -144,6 +148,7 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 	if total > 0 {
 		d.startWorkers(total)
 		w.ctx, w.cancel, w.runs, w.ends = sctx, cancel, w.runs[:0], w.ends[:0]
+		w.last = lastStep(runs)
 		w.next.Store(0)
 		todo, end := 0, 0
 		for _, nr := range runs {

@@ -33,6 +33,7 @@ func (r *run) baseHTTP() *http.Client {
 	r.httpOnce.Do(func() {
 		if r.http == nil {
 			r.http = nodes.NewHTTPClient("lgx")
+			r.ownHTTP.Store(r.http)
 		}
 	})
 	return r.http

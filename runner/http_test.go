@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -295,5 +296,70 @@ func TestClosingHTTPWhileTheEndIsRecorded(t *testing.T) {
 	case <-sc.started:
 		t.Error("the caller's client was closed")
 	default:
+	}
+}
+
+// TestLastStepClosesConnectionsEarly: once every invocation of the run's
+// last step has started, connections that come back are closed while the
+// last ones still run; a step that other steps follow keeps them.
+func TestLastStepClosesConnectionsEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name, edges string
+		early       bool
+	}{
+		{"last step", "  - {from: START, to: get}\n", true},
+		{"a step follows", "  - {from: START, to: get}\n  - {from: get, to: after}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			closed := make(chan struct{}, 64)
+			var sawClose atomic.Bool
+			ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/slow") {
+					// The last invocation waits for a connection to
+					// close, or gives up.
+					select {
+					case <-closed:
+						sawClose.Store(true)
+					case <-time.After(300 * time.Millisecond):
+					}
+				}
+				_, _ = io.WriteString(w, "ok")
+			}))
+			ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateClosed {
+					select {
+					case closed <- struct{}{}:
+					default:
+					}
+				}
+			}
+			ts.Start()
+			defer ts.Close()
+			// Two workers: one takes "slow" at once, the other the rest,
+			// then finds none left.
+			urls := []any{ts.URL + "/a", ts.URL + "/slow", ts.URL + "/c", ts.URL + "/d"}
+			res, err := runYAML(t, `
+lgx: 1
+name: t
+config: {concurrency: 2}
+state:
+  urls: {type: list}
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  get:
+    type: http_fetch
+    for_each: ${{ state.urls }}
+    with: {url: "${{ item }}"}
+    output: {n: 1}
+  after: {type: set, output: {n: 1}}
+edges:
+`+tc.edges, map[string]any{"urls": urls})
+			if err != nil || res.Status != store.StatusCompleted {
+				t.Fatalf("run: %v, %v", err, res.Status)
+			}
+			if sawClose.Load() != tc.early {
+				t.Errorf("a connection closed while the step's last invocation ran = %v, want %v", sawClose.Load(), tc.early)
+			}
+		})
 	}
 }
