@@ -111,6 +111,9 @@ func (m statusMatch) ok(status int) bool {
 	return status == m.code
 }
 
+// Capabilities: one request an attempt (Capabilities.OneRequest).
+func (httpFetch) Capabilities() Capabilities { return Capabilities{OneRequest: true} }
+
 func (httpFetch) Run(ctx context.Context, inv *Invocation) (any, error) {
 	var req fetchRequest // on the stack: one allocation less per request
 	if err := req.parse(inv.With); err != nil {

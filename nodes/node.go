@@ -101,6 +101,11 @@ type Capabilities struct {
 	// Instant types do no work worth a goroutine or a timeout (set,
 	// interrupt): their invocations run inline, without an attempt timeout.
 	Instant bool
+	// OneRequest types send one HTTP request an attempt (its redirects
+	// aside) and need no connection of the run's once it is answered
+	// (http_fetch): once every invocation of a run's last step has
+	// started, the runner closes the connections that come back.
+	OneRequest bool
 	// HoldsNoSlot types hold no cap slot themselves: the invocations they
 	// start do (a subgraph's children, a tools node's calls). Otherwise a
 	// global cap of 1 would deadlock. They get no default attempt timeout.

@@ -187,8 +187,12 @@ type node struct {
 	joins        []joinRef
 	// terminal: no edge or join leaves the node for another node, so a
 	// step of terminal nodes is the run's last.
-	terminal  bool
-	poolNames []string // pools taken per attempt, sorted
+	terminal bool
+	// doneWithHTTP: once an invocation has started, it sends no request
+	// after its first is answered (nodes.Capabilities.OneRequest), or it
+	// sends none (pure and instant types).
+	doneWithHTTP bool
+	poolNames    []string // pools taken per attempt, sorted
 	// keyPool is the pool taken with a key (`pool: {name, key}`), poolKey
 	// the key's compiled value; "" and nil when none.
 	keyPool string
@@ -372,6 +376,7 @@ func (g *Graph) compileNode(n *spec.Node, idx int) (*node, error) {
 	cn := &node{name: n.Name, self: []string{n.Name}, idx: idx, typ: typ, spec: n, continue_: n.OnError == spec.OnErrorContinue}
 	capab := nodes.CapabilitiesOf(typ)
 	cn.pure = capab.Pure
+	cn.doneWithHTTP = capab.OneRequest || capab.Pure || capab.Instant
 	c.readsEnv = &cn.readsEnv
 	cn.retry = resolveRetry(n.Retry, g.wf.Config.Retry)
 	cn.timeout = n.Timeout

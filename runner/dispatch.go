@@ -56,9 +56,24 @@ type stepWork struct {
 	runs   []*nodeRun // the step's nodes that run on workers
 	ends   []int      // ends[j]: the items of runs[:j+1]
 	next   atomic.Int64
-	untold atomic.Int64   // workers the step needs that were not told yet
-	last   bool           // the run's last step (lastStep)
-	wg     sync.WaitGroup // one per worker the step needs
+	untold atomic.Int64 // workers the step needs that were not told yet
+	// closeEarly: the run's last step (lastStep), of nodes done with the
+	// run's connections once their request is answered (node.doneWithHTTP).
+	closeEarly bool
+	wg         sync.WaitGroup // one per worker the step needs
+}
+
+// doneWithHTTP reports whether every node of a step is done with the
+// run's connections once its invocations' requests are answered: not a
+// subgraph's children, a tools node's calls or a model's turns, which
+// may send more and would dial again.
+func doneWithHTTP(runs []*nodeRun) bool {
+	for _, nr := range runs {
+		if !nr.n.doneWithHTTP {
+			return false
+		}
+	}
+	return true
 }
 
 // tellNext tells one more worker of the step, if any is left to tell.
@@ -94,7 +109,7 @@ func (w *stepWork) take(d *localDispatcher, c *call, ac *attemptCtx) {
 				// ones run, if that is more than they are.
 				d.r.rec.hurry(d.workers)
 			}
-			if k == total && w.last {
+			if k == total && w.closeEarly {
 				d.r.closeIdleHTTP()
 			}
 			return
@@ -148,7 +163,7 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 	if total > 0 {
 		d.startWorkers(total)
 		w.ctx, w.cancel, w.runs, w.ends = sctx, cancel, w.runs[:0], w.ends[:0]
-		w.last = lastStep(runs)
+		w.closeEarly = lastStep(runs) && doneWithHTTP(runs)
 		w.next.Store(0)
 		todo, end := 0, 0
 		for _, nr := range runs {

@@ -301,7 +301,10 @@ func TestClosingHTTPWhileTheEndIsRecorded(t *testing.T) {
 
 // TestLastStepClosesConnectionsEarly: once every invocation of the run's
 // last step has started, connections that come back are closed while the
-// last ones still run; a step that other steps follow keeps them.
+// last ones still run; a step that other steps follow keeps them, and so
+// does a last step with a node that may send more requests once its first
+// is answered (any type without nodes.Capabilities.OneRequest, pure or
+// instant: here the probe).
 func TestLastStepClosesConnectionsEarly(t *testing.T) {
 	for _, tc := range []struct {
 		name, edges string
@@ -309,6 +312,7 @@ func TestLastStepClosesConnectionsEarly(t *testing.T) {
 	}{
 		{"last step", "  - {from: START, to: get}\n", true},
 		{"a step follows", "  - {from: START, to: get}\n  - {from: get, to: after}\n", false},
+		{"a node that may send more", "  - {from: START, to: [get, more]}\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			closed := make(chan struct{}, 64)
@@ -352,6 +356,7 @@ nodes:
     with: {url: "${{ item }}"}
     output: {n: 1}
   after: {type: set, output: {n: 1}}
+  more: {type: probe, with: {value: 1}}
 edges:
 `+tc.edges, map[string]any{"urls": urls})
 			if err != nil || res.Status != store.StatusCompleted {
