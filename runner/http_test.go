@@ -276,6 +276,7 @@ func TestClosingHTTPWhileTheEndIsRecorded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := &slowCloser{started: make(chan struct{}), release: make(chan struct{})}
 		r := &run{http: &http.Client{Transport: sc}}
+		r.ownHTTP.Store(r.http) // built by the run
 		r.startClosingHTTP()
 		<-sc.started // closing while the loop goes on
 		go func() {

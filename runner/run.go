@@ -773,12 +773,12 @@ func (r *run) closeIdleHTTP() {
 // outcome (BenchmarkHTTPThroughput, in one process: +0.011 and +0.016 of
 // plain's throughput, 7 and 11 of 12 sets better).
 func (r *run) startClosingHTTP() {
-	if r.opts.HTTPClient != nil || r.http == nil || r.httpClosed != nil {
+	c := r.ownHTTP.Load()
+	if c == nil || r.httpClosed != nil {
 		return
 	}
 	closed := make(chan struct{})
 	r.httpClosed = closed
-	c := r.http
 	go func() {
 		defer close(closed)
 		c.CloseIdleConnections()
