@@ -21,6 +21,27 @@ import (
 	"github.com/lgx-run/lgx/nodes"
 )
 
+// fetchFixture is a for_each of GETs, two at a time, and nodes that may
+// follow it; the tests give its edges.
+const fetchFixture = `
+lgx: 1
+name: t
+config: {concurrency: 2}
+state:
+  urls: {type: list}
+  n: {type: integer, reducer: sum, default: 0}
+nodes:
+  get:
+    type: http_fetch
+    for_each: ${{ state.urls }}
+    with: {url: "${{ item }}"}
+    output: {n: 1}
+  after: {type: set, output: {n: 1}}
+  fails: {type: probe, with: {fail: input}}
+  more: {type: probe, with: {value: 1}}
+edges:
+`
+
 // TestRunClosesItsHTTPConnections: a run that builds its own client leaves
 // no keep-alive connection (and so no transport goroutine) behind, while
 // the server that served it is still up: whether the requests were its
@@ -35,22 +56,6 @@ func TestRunClosesItsHTTPConnections(t *testing.T) {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/%d", ts.URL, i)
 	}
-	const get = `
-lgx: 1
-name: t
-state:
-  urls: {type: list}
-  n: {type: integer, reducer: sum, default: 0}
-nodes:
-  get:
-    type: http_fetch
-    for_each: ${{ state.urls }}
-    with: {url: "${{ item }}"}
-    output: {n: 1}
-  after: {type: set, output: {n: 1}}
-  fails: {type: probe, with: {fail: input}}
-edges:
-`
 	for _, tc := range []struct {
 		name, edges string
 		store       bool
@@ -72,7 +77,7 @@ edges:
 				}
 				st = s
 			}
-			res, err := runYAML(t, get+tc.edges, map[string]any{"urls": urls}, func(o *Options) { o.Store = st })
+			res, err := runYAML(t, fetchFixture+tc.edges, map[string]any{"urls": urls}, func(o *Options) { o.Store = st })
 			if (err != nil) != tc.failed || res.State["n"] != tc.n {
 				t.Fatalf("run: %v, n = %v", err, res.State["n"])
 			}
@@ -343,23 +348,7 @@ func TestLastStepClosesConnectionsEarly(t *testing.T) {
 			// Two workers: one takes "slow" at once, the other the rest,
 			// then finds none left.
 			urls := []any{ts.URL + "/a", ts.URL + "/slow", ts.URL + "/c", ts.URL + "/d"}
-			res, err := runYAML(t, `
-lgx: 1
-name: t
-config: {concurrency: 2}
-state:
-  urls: {type: list}
-  n: {type: integer, reducer: sum, default: 0}
-nodes:
-  get:
-    type: http_fetch
-    for_each: ${{ state.urls }}
-    with: {url: "${{ item }}"}
-    output: {n: 1}
-  after: {type: set, output: {n: 1}}
-  more: {type: probe, with: {value: 1}}
-edges:
-`+tc.edges, map[string]any{"urls": urls})
+			res, err := runYAML(t, fetchFixture+tc.edges, map[string]any{"urls": urls})
 			if err != nil || res.Status != store.StatusCompleted {
 				t.Fatalf("run: %v, %v", err, res.Status)
 			}
