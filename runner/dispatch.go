@@ -76,6 +76,21 @@ func doneWithHTTP(runs []*nodeRun) bool {
 	return true
 }
 
+// noWaitBeyondWorkers reports whether an invocation a worker took starts
+// at once, as far as its caps go: no node cap below the workers, no pool
+// (shared with other nodes, perhaps rate limited). Otherwise invocations
+// taken may still wait to send their request when the step's items are
+// all taken, and an early close would make them dial again.
+func (d *localDispatcher) noWaitBeyondWorkers(runs []*nodeRun) bool {
+	for _, nr := range runs {
+		c := d.r.caps[nr.n.idx]
+		if len(c.pools) > 0 || (c.node != nil && c.node.capacity() < d.workers) {
+			return false
+		}
+	}
+	return true
+}
+
 // tellNext tells one more worker of the step, if any is left to tell.
 func (w *stepWork) tellNext(d *localDispatcher) {
 	for {
@@ -163,7 +178,7 @@ func (d *localDispatcher) dispatch(ctx context.Context, runs []*nodeRun) {
 	if total > 0 {
 		d.startWorkers(total)
 		w.ctx, w.cancel, w.runs, w.ends = sctx, cancel, w.runs[:0], w.ends[:0]
-		w.closeEarly = lastStep(runs) && doneWithHTTP(runs)
+		w.closeEarly = lastStep(runs) && doneWithHTTP(runs) && d.noWaitBeyondWorkers(runs)
 		w.next.Store(0)
 		todo, end := 0, 0
 		for _, nr := range runs {

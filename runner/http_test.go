@@ -39,6 +39,12 @@ nodes:
   after: {type: set, output: {n: 1}}
   fails: {type: probe, with: {fail: input}}
   more: {type: probe, with: {value: 1}}
+  one:
+    type: http_fetch
+    for_each: ${{ state.urls }}
+    concurrency: 1
+    with: {url: "${{ item }}"}
+    output: {n: 1}
 edges:
 `
 
@@ -310,15 +316,19 @@ func TestClosingHTTPWhileTheEndIsRecorded(t *testing.T) {
 // last ones still run; a step that other steps follow keeps them, and so
 // does a last step with a node that may send more requests once its first
 // is answered (any type without nodes.Capabilities.OneRequest, pure or
-// instant: here the probe).
+// instant: here the probe), or whose invocations may wait for a cap
+// after they were taken.
 func TestLastStepClosesConnectionsEarly(t *testing.T) {
 	for _, tc := range []struct {
 		name, edges string
 		early       bool
+		slowLast    bool // "slow" is the last item, not the second
 	}{
-		{"last step", "  - {from: START, to: get}\n", true},
-		{"a step follows", "  - {from: START, to: get}\n  - {from: get, to: after}\n", false},
-		{"a node that may send more", "  - {from: START, to: [get, more]}\n", false},
+		{"last step", "  - {from: START, to: get}\n", true, false},
+		{"a step follows", "  - {from: START, to: get}\n  - {from: get, to: after}\n", false, false},
+		{"a node that may send more", "  - {from: START, to: [get, more]}\n", false, false},
+		// One at a time: "slow" last, taken while "d" waits for the cap.
+		{"a node cap below the workers", "  - {from: START, to: one}\n", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			closed := make(chan struct{}, 64)
@@ -348,6 +358,9 @@ func TestLastStepClosesConnectionsEarly(t *testing.T) {
 			// Two workers: one takes "slow" at once, the other the rest,
 			// then finds none left.
 			urls := []any{ts.URL + "/a", ts.URL + "/slow", ts.URL + "/c", ts.URL + "/d"}
+			if tc.slowLast {
+				urls = []any{ts.URL + "/a", ts.URL + "/c", ts.URL + "/d", ts.URL + "/slow"}
+			}
 			res, err := runYAML(t, fetchFixture+tc.edges, map[string]any{"urls": urls})
 			if err != nil || res.Status != store.StatusCompleted {
 				t.Fatalf("run: %v, %v", err, res.Status)
