@@ -486,3 +486,23 @@ func TestOpenSQLiteReadOnlyOldSchema(t *testing.T) {
 		t.Error("the store changed")
 	}
 }
+
+// TestOpenSQLiteReadOnlyVersion9: a read-only store at version 9 opens
+// and reads: version 10 changed no table.
+func TestOpenSQLiteReadOnlyVersion9(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lgx.db")
+	db := rawDB(t, "file:"+path+"?_txlock=immediate")
+	if err := migrate(ctx, db, path, migrations[:9]); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := OpenSQLiteReadOnly(path)
+	if err != nil {
+		t.Fatalf("OpenSQLiteReadOnly on a v9 store: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.ListRuns(ctx, 10); err != nil {
+		t.Errorf("ListRuns: %v", err)
+	}
+}

@@ -303,8 +303,15 @@ func (s *SQLite) init() error {
 	return nil
 }
 
+// readableFrom is the oldest schema version this lgx reads without
+// migrating it: version 10 changed no table, it only marks stores whose
+// checkpoints may refer to the run's inputs, which this lgx reads whatever
+// the version.
+const readableFrom = 9
+
 // checkReadOnly refuses, for a store opened read-only, a file that is not
-// an lgx store or not at this lgx's schema version (it cannot be migrated).
+// an lgx store or at a schema version this lgx cannot read unmigrated (it
+// cannot be migrated).
 func (s *SQLite) checkReadOnly(ctx context.Context) error {
 	tx, err := s.db.BeginTx(ctx, nil) // deferred: reads only
 	if err != nil {
@@ -315,7 +322,7 @@ func (s *SQLite) checkReadOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if version != len(migrations) {
+	if version < readableFrom {
 		return fmt.Errorf("store %s is read-only (%v) and at schema version %d; this lgx needs version %d: open it once with write access to upgrade it: %w",
 			s.path, s.readOnly, version, len(migrations), ErrReadOnly)
 	}
